@@ -1,0 +1,8 @@
+// Command-line figures of the benchmarks: `--agents 500`.
+
+/** The number after `--<name>` on the command line, else `fallback`. */
+export function arg(name: string, fallback: number): number {
+  const i = process.argv.indexOf(`--${name}`);
+  const raw = i >= 0 ? process.argv[i + 1] : undefined;
+  return raw === undefined ? fallback : Number(raw);
+}

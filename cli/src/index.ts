@@ -1,0 +1,1 @@
+export { type EmbeddedPlatform, startEmbedded, up } from './up.js';

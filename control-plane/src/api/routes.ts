@@ -1,0 +1,26 @@
+import type { ConnectRouter } from '@connectrpc/connect';
+import {
+  ApiKeyService,
+  ArtifactService,
+  DeviceService,
+  HostService,
+  ImageService,
+  TenantService,
+} from '@cphone/proto';
+import { artifactService } from '../artifacts/artifact-service.js';
+import type { Deps } from '../deps.js';
+import { deviceService } from '../devices/device-service.js';
+import { hostService } from '../hosts/host-service.js';
+import { imageService } from '../images/image-service.js';
+import { tenantService } from '../tenants/tenant-service.js';
+import { apiKeyService } from './api-key-service.js';
+
+/** Every public API service, registered on one router. */
+export function registerServices(router: ConnectRouter, deps: Deps): void {
+  router.service(ApiKeyService, apiKeyService(deps));
+  router.service(HostService, hostService(deps));
+  router.service(TenantService, tenantService(deps));
+  router.service(ArtifactService, artifactService(deps));
+  router.service(DeviceService, deviceService(deps));
+  router.service(ImageService, imageService(deps));
+}

@@ -1,0 +1,316 @@
+// ArtifactService: resumable uploads of APKs and files into the content-addressed blob store.
+// CreateUpload -> UploadChunk (in order, from the committed offset) -> FinalizeUpload. The bytes are
+// verified (size, sha256, APK manifest) before they reach the blob store, and a failed finalize
+// leaves neither an artifact row nor a blob nor the staged file.
+import { createReadStream } from 'node:fs';
+import { join } from 'node:path';
+import type { ServiceImpl } from '@connectrpc/connect';
+import { ArtifactKind, type ArtifactService } from '@cphone/proto';
+import { type Kysely, type Selectable, sql } from 'kysely';
+import { principalOf } from '../api/context.js';
+import { idempotent } from '../api/idempotency.js';
+import { pageOf, readPage } from '../api/pagination.js';
+import { resolveTenant } from '../auth/scope.js';
+import type { Clock } from '../clock.js';
+import type { ControlPlaneConfig } from '../config.js';
+import { AbortedError, FailedPreconditionError, InvalidArgumentError, NotFoundError } from '../errors.js';
+import { newId } from '../ids.js';
+import type { Logger } from '../logger.js';
+import type { Database, UploadTable } from '../store/schema.js';
+import { readApkFacts } from './apk.js';
+import { artifactToProto, kindFromProto, MAX_CHUNK_BYTES, uploadToProto } from './artifact-view.js';
+import { type BlobStore, SHA256_HEX } from './blob-store.js';
+import { createKeyedLock } from './keyed-lock.js';
+import { createLocalBlobStore } from './local-blob-store.js';
+import { createStaging } from './staging.js';
+
+/** An unfinished upload is discarded after this long. */
+export const UPLOAD_TTL_MS = 24 * 60 * 60 * 1000;
+
+export interface ArtifactServiceDeps {
+  readonly db: Kysely<Database>;
+  readonly clock: Clock;
+  readonly logger: Logger;
+  readonly config: Pick<ControlPlaneConfig, 'dataDir' | 'maxArtifactBytes'>;
+  /** Defaults to the local-disk store in `<dataDir>/blobs`. */
+  readonly blobs?: BlobStore;
+}
+
+/** The control plane's blob store: local disk under the data dir. */
+export function blobStoreFor(config: Pick<ControlPlaneConfig, 'dataDir'>): BlobStore {
+  return createLocalBlobStore(join(config.dataDir, 'blobs'));
+}
+
+function validSha(sha256: string, field = 'sha256'): string {
+  if (!SHA256_HEX.test(sha256))
+    throw new InvalidArgumentError(field, sha256, 'must be 64 lowercase hex characters');
+  return sha256;
+}
+
+function validFilename(filename: string): string {
+  if (!filename || filename.length > 255 || /[/\\\0]/.test(filename)) {
+    throw new InvalidArgumentError('filename', filename, 'must be 1-255 characters without "/", "\\" or NUL');
+  }
+  return filename;
+}
+
+export function artifactService(deps: ArtifactServiceDeps): Partial<ServiceImpl<typeof ArtifactService>> {
+  const { db, clock, config } = deps;
+  const blobs = deps.blobs ?? blobStoreFor(config);
+  const staging = createStaging(config.dataDir);
+  const withLock = createKeyedLock();
+  const log = deps.logger.child({ module: 'artifacts' });
+
+  async function loadUpload(tenants: readonly string[], uploadId: string) {
+    const row = uploadId
+      ? await db
+          .selectFrom('upload')
+          .selectAll()
+          .where('id', '=', uploadId)
+          .where('tenant_id', 'in', tenants)
+          .executeTakeFirst()
+      : undefined;
+    if (!row) throw new NotFoundError('upload', uploadId);
+    return row;
+  }
+
+  async function loadArtifact(tenantId: string, sha256: string) {
+    return db
+      .selectFrom('artifact')
+      .selectAll()
+      .where('tenant_id', '=', tenantId)
+      .where('sha256', '=', sha256)
+      .executeTakeFirst();
+  }
+
+  /** Marks the upload failed and discards its bytes; then rethrows why. */
+  async function fail(upload: Selectable<UploadTable>, why: unknown): Promise<never> {
+    await db.updateTable('upload').set({ state: 'failed' }).where('id', '=', upload.id).execute();
+    await staging.remove(upload.id);
+    log.info(
+      { uploadId: upload.id, reason: why instanceof Error ? why.message : String(why) },
+      'upload failed',
+    );
+    throw why;
+  }
+
+  async function requireOpen(upload: Selectable<UploadTable>): Promise<void> {
+    if (upload.state !== 'open') {
+      throw new FailedPreconditionError(`upload ${JSON.stringify(upload.id)} is ${upload.state}, not open`);
+    }
+    if (upload.expire_time.getTime() <= clock.now().getTime()) {
+      await fail(
+        upload,
+        new FailedPreconditionError(`upload ${JSON.stringify(upload.id)} expired; start a new one`),
+      );
+    }
+  }
+
+  return {
+    async createUpload(req, context) {
+      const principal = principalOf(context);
+      const tenantId = resolveTenant(principal, req.tenantId);
+      const kind = kindFromProto(req.kind);
+      if (!kind)
+        throw new InvalidArgumentError('kind', ArtifactKind[req.kind] ?? req.kind, 'must be APK or FILE');
+      const filename = validFilename(req.filename);
+      const size = Number(req.sizeBytes);
+      if (!Number.isSafeInteger(size) || size <= 0 || size > config.maxArtifactBytes) {
+        throw new InvalidArgumentError(
+          'size_bytes',
+          String(req.sizeBytes),
+          `must be 1..${config.maxArtifactBytes} bytes`,
+        );
+      }
+      const sha256 = validSha(req.sha256);
+      const existing = await loadArtifact(tenantId, sha256);
+      if (existing) return { existingArtifact: artifactToProto(existing) };
+      const { uploadId } = await idempotent(
+        db,
+        {
+          tenantId,
+          method: 'ArtifactService/CreateUpload',
+          key: req.requestId,
+          request: { kind, filename, size, sha256 },
+        },
+        async (trx) => {
+          const id = newId('upl');
+          const now = clock.now();
+          await staging.create(id);
+          await trx
+            .insertInto('upload')
+            .values({
+              id,
+              tenant_id: tenantId,
+              kind,
+              filename,
+              expected_size: size,
+              expected_sha256: sha256,
+              committed_bytes: 0,
+              state: 'open',
+              create_time: now,
+              expire_time: new Date(now.getTime() + UPLOAD_TTL_MS),
+            })
+            .execute();
+          return { uploadId: id };
+        },
+        { save: (r) => r, load: (saved) => saved as { uploadId: string } },
+      );
+      return { upload: uploadToProto(await loadUpload([tenantId], uploadId)) };
+    },
+
+    async uploadChunk(req, context) {
+      const principal = principalOf(context);
+      const upload = await loadUpload(principal.visibleTenants, req.uploadId);
+      return withLock(upload.id, async () => {
+        const current = await loadUpload(principal.visibleTenants, upload.id);
+        await requireOpen(current);
+        const offset = Number(req.offset);
+        const length = req.data.length;
+        const committed = current.committed_bytes;
+        if (length === 0) throw new InvalidArgumentError('data', 0, 'must not be empty');
+        if (length > MAX_CHUNK_BYTES) {
+          throw new InvalidArgumentError(
+            'data',
+            `${length} bytes`,
+            `must be at most ${MAX_CHUNK_BYTES} bytes`,
+          );
+        }
+        // A retry of a chunk that already landed is acknowledged, so a lost response is harmless.
+        if (offset >= 0 && offset + length <= committed && offset < committed) {
+          return { committedOffset: BigInt(committed) };
+        }
+        if (offset !== committed) {
+          throw new FailedPreconditionError(
+            `offset ${req.offset} does not continue upload ${JSON.stringify(upload.id)}: the expected offset is ${committed}`,
+          );
+        }
+        if (offset + length > current.expected_size) {
+          throw new InvalidArgumentError(
+            'data',
+            `${length} bytes at offset ${offset}`,
+            `runs past the declared size_bytes ${current.expected_size}`,
+          );
+        }
+        await staging.write(upload.id, offset, req.data);
+        const updated = await db
+          .updateTable('upload')
+          .set({ committed_bytes: offset + length })
+          .where('id', '=', upload.id)
+          .where('committed_bytes', '=', committed)
+          .where('state', '=', 'open')
+          .executeTakeFirst();
+        if (updated.numUpdatedRows !== 1n) {
+          throw new AbortedError(
+            `upload ${JSON.stringify(upload.id)} changed concurrently; read it and resume`,
+          );
+        }
+        return { committedOffset: BigInt(offset + length) };
+      });
+    },
+
+    async getUpload(req, context) {
+      return { upload: uploadToProto(await loadUpload(principalOf(context).visibleTenants, req.uploadId)) };
+    },
+
+    async finalizeUpload(req, context) {
+      const principal = principalOf(context);
+      const first = await loadUpload(principal.visibleTenants, req.uploadId);
+      return withLock(first.id, async () => {
+        const upload = await loadUpload(principal.visibleTenants, first.id);
+        if (upload.state === 'finalized') {
+          // A retried finalize: the artifact exists.
+          const artifact = await loadArtifact(upload.tenant_id, upload.expected_sha256);
+          if (artifact) return { artifact: artifactToProto(artifact) };
+        }
+        await requireOpen(upload);
+        if (upload.committed_bytes !== upload.expected_size) {
+          throw new FailedPreconditionError(
+            `upload ${JSON.stringify(upload.id)} has ${upload.committed_bytes} of ${upload.expected_size} bytes; send the rest from offset ${upload.committed_bytes}`,
+          );
+        }
+        const file = staging.pathOf(upload.id);
+        const apk =
+          upload.kind === 'apk'
+            ? await readApkFacts(file, upload.id).catch((e) => fail(upload, e))
+            : undefined;
+        // The blob store verifies the sha256 while it copies, and stores nothing on a mismatch.
+        await blobs.put(upload.expected_sha256, createReadStream(file)).catch((e) => fail(upload, e));
+        try {
+          await db.transaction().execute(async (trx) => {
+            await trx
+              .insertInto('artifact')
+              .values({
+                tenant_id: upload.tenant_id,
+                sha256: upload.expected_sha256,
+                kind: upload.kind,
+                size_bytes: upload.expected_size,
+                filename: upload.filename,
+                package_name: apk?.packageName ?? '',
+                version_code: apk?.versionCode ?? 0,
+                version_name: apk?.versionName ?? '',
+                min_sdk: apk?.minSdk ?? 0,
+                target_sdk: apk?.targetSdk ?? 0,
+                create_time: clock.now(),
+              })
+              .onConflict((oc) => oc.columns(['tenant_id', 'sha256']).doNothing())
+              .execute();
+            await trx.updateTable('upload').set({ state: 'finalized' }).where('id', '=', upload.id).execute();
+          });
+        } catch (error) {
+          // Keep the blob only if some artifact row (another tenant's) still names it.
+          const referenced = await db
+            .selectFrom('artifact')
+            .select('sha256')
+            .where('sha256', '=', upload.expected_sha256)
+            .executeTakeFirst()
+            .catch(() => ({ sha256: upload.expected_sha256 }));
+          if (!referenced) await blobs.delete(upload.expected_sha256);
+          throw error;
+        }
+        await staging.remove(upload.id);
+        const artifact = await loadArtifact(upload.tenant_id, upload.expected_sha256);
+        if (!artifact) throw new NotFoundError('artifact', upload.expected_sha256);
+        log.info({ uploadId: upload.id, sha256: artifact.sha256, kind: artifact.kind }, 'artifact stored');
+        return { artifact: artifactToProto(artifact) };
+      });
+    },
+
+    async getArtifact(req, context) {
+      const tenantId = resolveTenant(principalOf(context), req.tenantId);
+      const sha256 = validSha(req.sha256);
+      const row = await loadArtifact(tenantId, sha256);
+      if (!row) throw new NotFoundError('artifact', sha256);
+      return { artifact: artifactToProto(row) };
+    },
+
+    async listArtifacts(req, context) {
+      const tenantId = resolveTenant(principalOf(context), req.tenantId);
+      const kind = req.kind === ArtifactKind.UNSPECIFIED ? undefined : kindFromProto(req.kind);
+      if (req.kind !== ArtifactKind.UNSPECIFIED && !kind) {
+        throw new InvalidArgumentError('kind', req.kind, 'must be APK or FILE');
+      }
+      const page = readPage(req.pageSize, req.pageToken, { tenantId, kind, pkg: req.packageName });
+      // Newest first: the cursor is (create_time, sha256) of the last row seen.
+      let query = db
+        .selectFrom('artifact')
+        .selectAll()
+        .where('tenant_id', '=', tenantId)
+        .orderBy('create_time', 'desc')
+        .orderBy('sha256', 'desc')
+        .limit(page.limit);
+      if (kind) query = query.where('kind', '=', kind);
+      if (req.packageName) query = query.where('package_name', '=', req.packageName);
+      if (page.after) {
+        const [time, sha] = page.after.split('|');
+        query = query.where(sql<boolean>`(create_time, sha256) < (${time}::timestamptz, ${sha ?? ''})`);
+      }
+      const { items, nextPageToken } = pageOf(
+        await query.execute(),
+        page,
+        (r) => `${r.create_time.toISOString()}|${r.sha256}`,
+      );
+      return { artifacts: items.map(artifactToProto), nextPageToken };
+    },
+  };
+}

@@ -1,0 +1,88 @@
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { type Kysely, sql } from 'kysely';
+import { InvalidArgumentError, UnauthenticatedError } from '../errors.js';
+import { newId, newSecret } from '../ids.js';
+import type { Database, Role } from '../store/schema.js';
+import type { Principal } from './principal.js';
+
+const ROLES: readonly Role[] = ['platform_admin', 'ops', 'tenant_admin', 'tenant_user'];
+
+export function hashSecret(secret: string): string {
+  return createHash('sha256').update(secret).digest('hex');
+}
+
+/** The presented token is `<key id>.<secret>`; only sha256(secret) is stored. */
+export function formatToken(keyId: string, secret: string): string {
+  return `${keyId}.${secret}`;
+}
+
+export interface NewApiKey {
+  tenantId: string;
+  role: Role;
+  displayName: string;
+  expireTime?: Date | undefined;
+}
+
+/** Creates a key; the returned token is shown once and never stored. */
+export async function createApiKey(
+  db: Kysely<Database>,
+  input: NewApiKey,
+): Promise<{ id: string; token: string }> {
+  if (!ROLES.includes(input.role))
+    throw new InvalidArgumentError('role', input.role, `must be one of ${ROLES}`);
+  if (input.expireTime && input.expireTime.getTime() <= Date.now()) {
+    throw new InvalidArgumentError('expire_time', input.expireTime.toISOString(), 'must be in the future');
+  }
+  const id = newId('key');
+  const secret = newSecret('cpk');
+  await db
+    .insertInto('api_key')
+    .values({
+      id,
+      tenant_id: input.tenantId,
+      role: input.role,
+      display_name: input.displayName,
+      secret_hash: hashSecret(secret),
+      expire_time: input.expireTime ?? null,
+    })
+    .execute();
+  return { id, token: formatToken(id, secret) };
+}
+
+/** The tenant and all its descendants (a reseller sees its customers). */
+export async function tenantSubtree(db: Kysely<Database>, tenantId: string): Promise<string[]> {
+  const result = await sql<{ id: string }>`
+    with recursive sub(id) as (
+      select id from tenant where id = ${tenantId} and delete_time is null
+      union all
+      select t.id from tenant t join sub on t.parent_id = sub.id where t.delete_time is null
+    )
+    select id from sub`.execute(db);
+  return result.rows.map((r) => r.id);
+}
+
+/** Resolves a bearer token to its principal, or throws UNAUTHENTICATED without saying which part failed. */
+export async function authenticate(
+  db: Kysely<Database>,
+  token: string | undefined,
+  now = new Date(),
+): Promise<Principal> {
+  const refused = new UnauthenticatedError('missing, malformed, unknown, expired or revoked API key');
+  if (!token) throw refused;
+  const dot = token.indexOf('.');
+  if (dot <= 0) throw refused;
+  const keyId = token.slice(0, dot);
+  const secret = token.slice(dot + 1);
+  const row = await db
+    .selectFrom('api_key')
+    .select(['id', 'tenant_id', 'role', 'secret_hash', 'expire_time', 'revoke_time'])
+    .where('id', '=', keyId)
+    .executeTakeFirst();
+  if (!row || row.revoke_time || (row.expire_time && row.expire_time <= now)) throw refused;
+  const expected = Buffer.from(row.secret_hash, 'hex');
+  const actual = Buffer.from(hashSecret(secret), 'hex');
+  if (expected.length !== actual.length || !timingSafeEqual(expected, actual)) throw refused;
+  const visibleTenants = await tenantSubtree(db, row.tenant_id);
+  if (visibleTenants.length === 0) throw refused;
+  return { keyId: row.id, tenantId: row.tenant_id, role: row.role, visibleTenants };
+}

@@ -1,0 +1,103 @@
+// The only place the control plane reads its environment: validated once, frozen, with defaults.
+import { resolve } from 'node:path';
+import { InvalidArgumentError } from './errors.js';
+
+export interface ControlPlaneConfig {
+  /** Folder for PGlite data, the generated CA, the bootstrap key and artifacts. CPHONE_DATA_DIR, default ./.data/control-plane */
+  readonly dataDir: string;
+  /** PostgreSQL URL; PGlite in dataDir when unset. DATABASE_URL */
+  readonly databaseUrl: string | undefined;
+  /** Run migrations at start. CPHONE_MIGRATE, default true */
+  readonly migrate: boolean;
+  /** HTTP listen address (API, assets, health, metrics). CPHONE_HTTP_HOST/CPHONE_HTTP_PORT, default 127.0.0.1:8080 */
+  readonly httpHost: string;
+  readonly httpPort: number;
+  /** Agent gateway (gRPC over TLS) listen address. CPHONE_GRPC_HOST/CPHONE_GRPC_PORT, default 0.0.0.0:8443 */
+  readonly grpcHost: string;
+  readonly grpcPort: number;
+  /** Operator TLS files for the gateway; generated in dataDir when unset. CPHONE_TLS_CERT/CPHONE_TLS_KEY/CPHONE_TLS_CA */
+  readonly tlsCertFile: string | undefined;
+  readonly tlsKeyFile: string | undefined;
+  readonly tlsCaFile: string | undefined;
+  /** Agent heartbeat interval in ms. CPHONE_HEARTBEAT_INTERVAL_MS, default 10000 */
+  readonly heartbeatIntervalMs: number;
+  /** A host silent for this long (ms) is unreachable. CPHONE_HEARTBEAT_TTL_MS, default 30000 */
+  readonly heartbeatTtlMs: number;
+  /** An unreachable host's phones become lost after this grace (ms). CPHONE_LOST_GRACE_MS, default 60000 */
+  readonly lostGraceMs: number;
+  /** Public base URL the agents use to download artifacts. CPHONE_PUBLIC_URL, default http://<httpHost>:<httpPort> */
+  readonly publicUrl: string;
+  /** Largest artifact (APK or file) an upload may declare, in bytes. CPHONE_MAX_ARTIFACT_BYTES, default 512 MiB */
+  readonly maxArtifactBytes: number;
+  /** pino level. CPHONE_LOG_LEVEL, default info */
+  readonly logLevel: string;
+}
+
+type Env = Record<string, string | undefined>;
+
+function int(env: Env, name: string, fallback: number, min = 0): number {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const value = Number(raw);
+  if (!Number.isInteger(value) || value < min) {
+    throw new InvalidArgumentError(name, raw, `must be an integer >= ${min}`);
+  }
+  return value;
+}
+
+function bool(env: Env, name: string, fallback: boolean): boolean {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  if (['1', 'true', 'yes'].includes(raw)) return true;
+  if (['0', 'false', 'no'].includes(raw)) return false;
+  throw new InvalidArgumentError(name, raw, 'must be true or false');
+}
+
+export function loadConfig(
+  env: Env = process.env,
+  overrides: Partial<ControlPlaneConfig> = {},
+): ControlPlaneConfig {
+  const httpHost = env.CPHONE_HTTP_HOST || '127.0.0.1';
+  const httpPort = int(env, 'CPHONE_HTTP_PORT', 8080);
+  const merged: ControlPlaneConfig = {
+    dataDir: resolve(env.CPHONE_DATA_DIR || '.data/control-plane'),
+    databaseUrl: env.DATABASE_URL || undefined,
+    migrate: bool(env, 'CPHONE_MIGRATE', true),
+    httpHost,
+    httpPort,
+    grpcHost: env.CPHONE_GRPC_HOST || '0.0.0.0',
+    grpcPort: int(env, 'CPHONE_GRPC_PORT', 8443),
+    tlsCertFile: env.CPHONE_TLS_CERT || undefined,
+    tlsKeyFile: env.CPHONE_TLS_KEY || undefined,
+    tlsCaFile: env.CPHONE_TLS_CA || undefined,
+    heartbeatIntervalMs: int(env, 'CPHONE_HEARTBEAT_INTERVAL_MS', 10_000, 100),
+    heartbeatTtlMs: int(env, 'CPHONE_HEARTBEAT_TTL_MS', 30_000, 100),
+    lostGraceMs: int(env, 'CPHONE_LOST_GRACE_MS', 60_000, 0),
+    publicUrl: env.CPHONE_PUBLIC_URL || '',
+    maxArtifactBytes: int(env, 'CPHONE_MAX_ARTIFACT_BYTES', 512 * 1024 * 1024, 1),
+    logLevel: env.CPHONE_LOG_LEVEL || 'info',
+    ...overrides,
+  };
+  const config: ControlPlaneConfig = {
+    ...merged,
+    // Derived after the overrides, so an overridden listen address is also the default public URL
+    // (a port of 0 is replaced by the bound one at start).
+    publicUrl:
+      merged.publicUrl ||
+      `http://${merged.httpHost.includes(':') ? `[${merged.httpHost}]` : merged.httpHost}:${merged.httpPort}`,
+  };
+  if (config.heartbeatTtlMs <= config.heartbeatIntervalMs) {
+    throw new InvalidArgumentError(
+      'CPHONE_HEARTBEAT_TTL_MS',
+      String(config.heartbeatTtlMs),
+      `must exceed the heartbeat interval (${config.heartbeatIntervalMs} ms)`,
+    );
+  }
+  return Object.freeze(config);
+}
+
+/** The config as logged at start: secrets and credentials in URLs are masked. */
+export function describeConfig(config: ControlPlaneConfig): Record<string, unknown> {
+  const masked = config.databaseUrl?.replace(/\/\/([^:@/]+):[^@/]+@/, '//$1:***@');
+  return { ...config, databaseUrl: masked ?? 'pglite' };
+}

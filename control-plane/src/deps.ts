@@ -1,0 +1,18 @@
+import type { Kysely } from 'kysely';
+import type { Clock } from './clock.js';
+import type { ControlPlaneConfig } from './config.js';
+import type { AgentGateway } from './gateway/types.js';
+import type { Logger } from './logger.js';
+import type { Metrics } from './metrics.js';
+import type { Database } from './store/schema.js';
+
+/** What the services share. Built once in server.ts; tests build their own. */
+export interface Deps {
+  readonly config: ControlPlaneConfig;
+  readonly db: Kysely<Database>;
+  readonly logger: Logger;
+  readonly metrics: Metrics;
+  readonly clock: Clock;
+  /** The agent gateway: push desired-state changes, send commands and drains to hosts. */
+  readonly gateway: AgentGateway;
+}

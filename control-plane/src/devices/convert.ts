@@ -1,0 +1,92 @@
+import { create, fromJson, type JsonValue } from '@bufbuild/protobuf';
+import {
+  type Device,
+  type DeviceEvent,
+  DeviceEventSchema,
+  DeviceSchema,
+  DeviceSpecSchema,
+  PlacementSchema,
+  PowerState,
+  RestartPolicy,
+} from '@cphone/proto';
+import type { Selectable } from 'kysely';
+import { compact, ts } from '../api/convert.js';
+import { InvalidArgumentError } from '../errors.js';
+import type { DeviceEventTable, DeviceTable } from '../store/schema.js';
+import { stateToProto } from './state-machine.js';
+
+export type DeviceRow = Selectable<DeviceTable>;
+type Power = DeviceRow['desired_power'];
+type Restart = DeviceRow['restart_policy'];
+
+const POWER: Record<Power, PowerState> = { running: PowerState.RUNNING, stopped: PowerState.STOPPED };
+const RESTART: Record<Restart, RestartPolicy> = {
+  always: RestartPolicy.ALWAYS,
+  on_failure: RestartPolicy.ON_FAILURE,
+  never: RestartPolicy.NEVER,
+};
+
+/** UNSPECIFIED means RUNNING (the proto's create default). */
+export function powerFromProto(value: PowerState, field: string): Power {
+  if (value === PowerState.UNSPECIFIED || value === PowerState.RUNNING) return 'running';
+  if (value === PowerState.STOPPED) return 'stopped';
+  throw new InvalidArgumentError(field, value, 'is not a PowerState');
+}
+
+/** UNSPECIFIED means ALWAYS. */
+export function restartFromProto(value: RestartPolicy, field: string): Restart {
+  if (value === RestartPolicy.UNSPECIFIED) return 'always';
+  const found = (Object.entries(RESTART) as [Restart, RestartPolicy][]).find(([, v]) => v === value);
+  if (!found) throw new InvalidArgumentError(field, value, 'is not a RestartPolicy');
+  return found[0];
+}
+
+export interface DeviceView {
+  /** ADB endpoints are fleet internals: only operators see them. */
+  readonly showAdbEndpoint: boolean;
+}
+
+export function deviceToProto(row: DeviceRow, view: DeviceView): Device {
+  return create(
+    DeviceSchema,
+    compact({
+      deviceId: row.id,
+      tenantId: row.tenant_id,
+      displayName: row.display_name,
+      labels: row.labels,
+      spec: fromJson(DeviceSpecSchema, row.spec as JsonValue, { ignoreUnknownFields: true }),
+      specRevision: BigInt(row.spec_revision),
+      placement: fromJson(PlacementSchema, row.placement as JsonValue, { ignoreUnknownFields: true }),
+      desiredPowerState: POWER[row.desired_power],
+      restartPolicy: RESTART[row.restart_policy],
+      state: stateToProto(row.state),
+      stateReason: row.state_reason,
+      stateMessage: row.state_message,
+      hostId: row.host_id ?? '',
+      observedSpecRevision: BigInt(row.observed_spec_revision),
+      adbEndpoint: view.showAdbEndpoint ? row.adb_endpoint : '',
+      createTime: ts(row.create_time),
+      updateTime: ts(row.update_time),
+      stateChangeTime: ts(row.state_change_time),
+      startTime: ts(row.start_time),
+      deleteTime: ts(row.delete_time),
+    }),
+  );
+}
+
+export function eventToProto(row: Selectable<DeviceEventTable>): DeviceEvent {
+  return create(
+    DeviceEventSchema,
+    compact({
+      eventId: String(row.id),
+      deviceId: row.device_id,
+      tenantId: row.tenant_id,
+      fromState: row.from_state ? stateToProto(row.from_state) : undefined,
+      toState: stateToProto(row.to_state),
+      reason: row.reason,
+      message: row.message,
+      hostId: row.host_id ?? '',
+      createTime: ts(row.create_time),
+    }),
+  );
+}

@@ -1,0 +1,197 @@
+import { DeviceState } from '@cphone/proto';
+import { sql, type Transaction } from 'kysely';
+import { FailedPreconditionError } from '../errors.js';
+import type { Database, DeviceStateName } from '../store/schema.js';
+
+/**
+ * The device state machine (the proto's DeviceState comment is the spec). Any non-terminal state
+ * may go to DELETING; any placed state may go to LOST; LOST may go to whatever the agent reports
+ * once the host is back, or to SCHEDULED when the device is re-placed.
+ */
+const NEXT: Record<DeviceStateName, readonly DeviceStateName[]> = {
+  pending: ['scheduled', 'error'],
+  scheduled: ['creating', 'booting', 'stopped', 'error'],
+  creating: ['booting', 'running', 'stopped', 'error'],
+  booting: ['running', 'stopping', 'stopped', 'error'],
+  running: ['booting', 'stopping', 'stopped', 'error'],
+  stopping: ['stopped', 'error'],
+  stopped: ['booting', 'running', 'scheduled', 'error'],
+  error: ['booting', 'running', 'stopping', 'stopped'],
+  lost: ['scheduled', 'creating', 'booting', 'running', 'stopping', 'stopped', 'error'],
+  deleting: ['deleted'],
+  deleted: [],
+};
+
+/** States of a device placed on a host: those a lost host takes to LOST. */
+export const PLACED_STATES: readonly DeviceStateName[] = [
+  'scheduled',
+  'creating',
+  'booting',
+  'running',
+  'stopping',
+  'stopped',
+  'error',
+];
+const PLACED: ReadonlySet<DeviceStateName> = new Set(PLACED_STATES);
+
+export function canTransition(from: DeviceStateName, to: DeviceStateName): boolean {
+  if (from === to) return false;
+  if (to === 'deleting') return from !== 'deleted' && from !== 'deleting';
+  if (to === 'lost') return PLACED.has(from);
+  return NEXT[from].includes(to);
+}
+
+export class IllegalTransitionError extends FailedPreconditionError {
+  constructor(
+    readonly deviceId: string,
+    readonly from: DeviceStateName,
+    readonly to: DeviceStateName,
+  ) {
+    super(`device ${JSON.stringify(deviceId)} is ${from}: it cannot become ${to}`);
+  }
+}
+
+export function assertTransition(deviceId: string, from: DeviceStateName, to: DeviceStateName): void {
+  if (!canTransition(from, to)) throw new IllegalTransitionError(deviceId, from, to);
+}
+
+export interface TransitionInput {
+  deviceId: string;
+  tenantId: string;
+  from: DeviceStateName | null;
+  to: DeviceStateName;
+  reason?: string;
+  message?: string;
+  /** Other device columns to set in the same update. */
+  set?: Partial<{
+    host_id: string | null;
+    adb_endpoint: string;
+    observed_spec_revision: number;
+    delete_time: Date;
+  }>;
+  now: Date;
+}
+
+/**
+ * Moves a device to `to` inside the caller's transaction and records the event (with the host the
+ * device is on). The update is conditional on the state the caller read (`from`), so a concurrent
+ * change makes it fail with FAILED_PRECONDITION instead of silently overwriting. `from: null`
+ * records a creation of a row the caller inserted.
+ */
+export async function transition(trx: Transaction<Database>, input: TransitionInput): Promise<void> {
+  let hostId: string | null = null;
+  if (input.from !== null) {
+    assertTransition(input.deviceId, input.from, input.to);
+    const updated = await trx
+      .updateTable('device')
+      .set({
+        state: input.to,
+        state_reason: input.reason ?? '',
+        state_message: input.message ?? '',
+        update_time: input.now,
+        state_change_time: input.now,
+        ...(input.to === 'running' ? { start_time: input.now } : {}),
+        // delete_time is when deletion was asked for; DELETED keeps the DELETING time.
+        ...(input.to === 'deleting' ? { delete_time: input.now } : {}),
+        ...(input.to === 'deleted' ? { delete_time: sql<Date>`coalesce(delete_time, ${input.now})` } : {}),
+        ...input.set,
+      })
+      .where('id', '=', input.deviceId)
+      .where('state', '=', input.from)
+      .returning('host_id')
+      .executeTakeFirst();
+    if (updated) hostId = updated.host_id;
+    else {
+      const current = await trx
+        .selectFrom('device')
+        .select('state')
+        .where('id', '=', input.deviceId)
+        .executeTakeFirst();
+      throw new FailedPreconditionError(
+        `device ${JSON.stringify(input.deviceId)} changed concurrently: it is ${current?.state ?? 'gone'}, not ${input.from}`,
+      );
+    }
+  } else {
+    const row = await trx
+      .selectFrom('device')
+      .select('host_id')
+      .where('id', '=', input.deviceId)
+      .executeTakeFirst();
+    hostId = row?.host_id ?? null;
+  }
+  await recordEvents(
+    trx,
+    [
+      {
+        deviceId: input.deviceId,
+        tenantId: input.tenantId,
+        from: input.from,
+        to: input.to,
+        reason: input.reason ?? '',
+        message: input.message ?? '',
+        hostId,
+      },
+    ],
+    input.now,
+  );
+}
+
+export interface DeviceEventInput {
+  deviceId: string;
+  tenantId: string;
+  from: DeviceStateName | null;
+  to: DeviceStateName;
+  reason: string;
+  message: string;
+  hostId: string | null;
+}
+
+/**
+ * Appends events in one statement, for callers that changed the rows themselves (the plan applier
+ * inserts a whole batch of devices already SCHEDULED).
+ */
+export async function recordEvents(
+  trx: Transaction<Database>,
+  events: readonly DeviceEventInput[],
+  now: Date,
+): Promise<void> {
+  if (events.length === 0) return;
+  await trx
+    .insertInto('device_event')
+    .values(
+      events.map((e) => ({
+        device_id: e.deviceId,
+        tenant_id: e.tenantId,
+        from_state: e.from,
+        to_state: e.to,
+        reason: e.reason,
+        message: e.message,
+        host_id: e.hostId,
+        create_time: now,
+      })),
+    )
+    .execute();
+}
+
+const TO_PROTO: Record<DeviceStateName, DeviceState> = {
+  pending: DeviceState.PENDING,
+  scheduled: DeviceState.SCHEDULED,
+  creating: DeviceState.CREATING,
+  booting: DeviceState.BOOTING,
+  running: DeviceState.RUNNING,
+  stopping: DeviceState.STOPPING,
+  stopped: DeviceState.STOPPED,
+  deleting: DeviceState.DELETING,
+  deleted: DeviceState.DELETED,
+  error: DeviceState.ERROR,
+  lost: DeviceState.LOST,
+};
+
+export function stateToProto(state: DeviceStateName): DeviceState {
+  return TO_PROTO[state];
+}
+
+/** undefined for UNSPECIFIED or an unknown number. */
+export function stateFromProto(state: DeviceState): DeviceStateName | undefined {
+  return (Object.entries(TO_PROTO) as [DeviceStateName, DeviceState][]).find(([, v]) => v === state)?.[0];
+}

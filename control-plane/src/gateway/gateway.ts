@@ -1,0 +1,191 @@
+// The agent gateway: a grpc-js server over TLS with one live AgentService.Connect stream per host,
+// the liveness monitor and the batched heartbeat writer. It keeps no state the store does not also
+// hold: desired state is re-read on every change and on every connect (level-triggered).
+import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
+import { AgentService, addGrpcService, type CommandResult } from '@cphone/proto';
+import * as grpc from '@grpc/grpc-js';
+import { UnavailableError } from '../errors.js';
+import { HeartbeatWriter } from './heartbeats.js';
+import { LivenessMonitor } from './monitor.js';
+import { type AgentCall, AgentSession, type SessionContext } from './session.js';
+import { closeCall } from './stream-status.js';
+import { type GatewayTls, loadGatewayTls } from './tls.js';
+import type { AgentGateway, CommandKind, GatewayDeps } from './types.js';
+
+export interface AgentGatewayOptions {
+  /** TLS material; loaded from the config (or generated in dataDir) when absent. */
+  tls?: GatewayTls;
+  /** A stream must send Hello within this long (default 5000 ms). */
+  helloTimeoutMs?: number;
+  /** Outbound messages a stream may buffer before it is cut off (default 1000). */
+  maxQueuedMessages?: number;
+  /** Liveness check period (default a third of the heartbeat TTL). */
+  monitorIntervalMs?: number;
+  /** Heartbeat write-back period (default min(1000, TTL / 3) ms). */
+  heartbeatFlushMs?: number;
+  /** Names this replica in Welcome and logs (default hostname-pid-random). */
+  replicaId?: string;
+  /**
+   * Devices of a host reached STOPPED or ERROR (committed): the server moves them on when the host
+   * is being drained with MIGRATE. Must not throw; it is not awaited.
+   */
+  onDevicesStopped?: (hostId: string, deviceIds: string[]) => void;
+}
+
+/** The gateway as the server holds it: the AgentGateway contract plus lifecycle helpers. */
+export interface StartedAgentGateway extends AgentGateway {
+  /** Runs one liveness pass now (flush heartbeats, unreachable, lost). */
+  checkLiveness(): Promise<void>;
+}
+
+// Sane for 10,000 long-lived streams: application heartbeats carry liveness, so transport pings
+// are rare and only find dead TCP connections the agent cannot report.
+const SERVER_OPTIONS: grpc.ServerOptions = {
+  'grpc.keepalive_time_ms': 120_000,
+  'grpc.keepalive_timeout_ms': 20_000,
+  'grpc.keepalive_permit_without_calls': 1,
+  'grpc.max_receive_message_length': 16 * 1024 * 1024,
+};
+
+/** Starts the gateway on config.grpcHost:grpcPort (0 picks a free port; see `.port`). */
+export async function startAgentGateway(
+  deps: GatewayDeps,
+  options: AgentGatewayOptions = {},
+): Promise<StartedAgentGateway> {
+  const { config } = deps;
+  const logger = deps.logger.child({ module: 'gateway' });
+  const tls = options.tls ?? (await loadGatewayTls(config));
+  const sessions = new Map<string, AgentSession>();
+  const streams = new Set<AgentSession>();
+  const startedAt = deps.clock.now();
+  let closing = false;
+
+  const heartbeats = new HeartbeatWriter(
+    deps.db,
+    logger,
+    options.heartbeatFlushMs ?? Math.min(1000, Math.floor(config.heartbeatTtlMs / 3)),
+  );
+  const context: SessionContext = {
+    deps,
+    logger,
+    heartbeats,
+    replicaId: options.replicaId ?? `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`,
+    maxQueuedMessages: options.maxQueuedMessages ?? 1000,
+    helloTimeoutMs: options.helloTimeoutMs ?? 5000,
+    onDevicesStopped: options.onDevicesStopped,
+    register(session) {
+      const hostId = session.hostId;
+      if (hostId === undefined) return;
+      const previous = sessions.get(hostId);
+      sessions.set(hostId, session);
+      // After the set(), so the old session's unregister leaves the new one in place.
+      previous?.close(grpc.status.ABORTED, 'superseded by a newer stream for this host');
+      deps.metrics.agentStreams.set(sessions.size);
+    },
+    unregister(session) {
+      streams.delete(session);
+      if (session.hostId !== undefined && sessions.get(session.hostId) === session) {
+        sessions.delete(session.hostId);
+        deps.metrics.agentStreams.set(sessions.size);
+      }
+    },
+  };
+
+  const server = new grpc.Server(SERVER_OPTIONS);
+  addGrpcService(server, AgentService, {
+    connect(call: AgentCall) {
+      if (closing) {
+        closeCall(call, grpc.status.UNAVAILABLE, 'control plane shutting down');
+        return;
+      }
+      const session = new AgentSession(call, context);
+      streams.add(session);
+      session.start();
+    },
+  });
+  const credentials = grpc.ServerCredentials.createSsl(null, [
+    { cert_chain: Buffer.from(tls.cert), private_key: Buffer.from(tls.key) },
+  ]);
+  const address = config.grpcHost.includes(':') ? `[${config.grpcHost}]` : config.grpcHost;
+  const port = await new Promise<number>((resolve, reject) =>
+    server.bindAsync(`${address}:${config.grpcPort}`, credentials, (error, bound) =>
+      error ? reject(error) : resolve(bound),
+    ),
+  );
+
+  const monitor = new LivenessMonitor(deps, logger, {
+    intervalMs: options.monitorIntervalMs ?? Math.max(50, Math.floor(config.heartbeatTtlMs / 3)),
+    startedAt,
+    async beforeTick() {
+      await heartbeats.flush();
+      const now = deps.clock.now().getTime();
+      for (const session of sessions.values()) {
+        if (now - session.lastSeenMs > config.heartbeatTtlMs) {
+          session.close(
+            grpc.status.UNAVAILABLE,
+            `nothing received within the heartbeat TTL (${config.heartbeatTtlMs} ms)`,
+          );
+        } else {
+          // Agents reconnect after a TTL without hearing from the control plane; a ping every
+          // third of it keeps idle streams up.
+          session.ping();
+        }
+      }
+    },
+    onUnreachable(hostIds) {
+      for (const id of hostIds) sessions.get(id)?.close(grpc.status.UNAVAILABLE, 'host marked unreachable');
+    },
+  });
+  logger.info({ port, host: config.grpcHost, replicaId: context.replicaId }, 'agent gateway listening');
+
+  return {
+    port,
+    caPem: tls.caPem,
+    desiredChanged(hostId) {
+      sessions.get(hostId)?.desiredChanged();
+    },
+    command(hostId: string, deviceId: string, kind: CommandKind, deadline: Date): Promise<CommandResult> {
+      const session = sessions.get(hostId);
+      if (!session) {
+        deps.metrics.commands.inc({ kind: kind.case, outcome: 'unavailable' });
+        return Promise.reject(new UnavailableError(`host ${JSON.stringify(hostId)} is not connected`));
+      }
+      return session.command(deviceId, kind, deadline);
+    },
+    drain(hostId, reason, deadline) {
+      return sessions.get(hostId)?.drain(reason, deadline) ?? false;
+    },
+    disconnect(hostId, reason) {
+      const session = sessions.get(hostId);
+      session?.close(grpc.status.UNAUTHENTICATED, reason);
+      return session !== undefined;
+    },
+    connectedHosts() {
+      return [...sessions.keys()];
+    },
+    checkLiveness() {
+      return monitor.tick();
+    },
+    async close() {
+      if (closing) return;
+      closing = true;
+      await monitor.close();
+      // Agents reconnect (to another replica behind the load balancer, or to this one restarted).
+      for (const session of [...streams])
+        session.close(grpc.status.UNAVAILABLE, 'control plane shutting down');
+      await new Promise<void>((resolve) => {
+        const force = setTimeout(() => {
+          server.forceShutdown();
+          resolve();
+        }, 1000);
+        server.tryShutdown(() => {
+          clearTimeout(force);
+          resolve();
+        });
+      });
+      await heartbeats.close();
+      logger.info('agent gateway closed');
+    },
+  };
+}

@@ -1,0 +1,417 @@
+// One agent stream: Hello, then heartbeats, observed state, command results and usage in; Welcome,
+// desired state, commands, usage acks and drains out. Inbound messages are handled one at a time
+// in arrival order; outbound ones are bounded so a slow agent costs a bounded amount of memory.
+import { create } from '@bufbuild/protobuf';
+import { durationFromMs, timestampFromDate } from '@bufbuild/protobuf/wkt';
+import {
+  type AgentMessage,
+  type CommandResult,
+  type ControlMessage,
+  ControlMessageSchema,
+  type DeviceStatus,
+  type Hello,
+  type UsageReport,
+} from '@cphone/proto';
+import * as grpc from '@grpc/grpc-js';
+import { DomainError, NotFoundError, UnavailableError } from '../errors.js';
+import { newId } from '../ids.js';
+import type { Logger } from '../logger.js';
+import type { HostConnection } from '../store/schema.js';
+import { authenticateHost } from './credentials.js';
+import { fingerprint, loadDesiredSet } from './desired.js';
+import type { HeartbeatWriter } from './heartbeats.js';
+import {
+  checkProtocolVersion,
+  loadJson,
+  MAX_PROTOCOL_VERSION,
+  MIN_PROTOCOL_VERSION,
+  recordHello,
+} from './hello.js';
+import { applyObserved, applyObservedIn, notifyStopped, type ObservedChange } from './observed.js';
+import { PendingCommands } from './pending-commands.js';
+import { closeCall, statusOf } from './stream-status.js';
+import type { CommandKind, GatewayDeps } from './types.js';
+import { ingestUsage, usageCursor } from './usage.js';
+
+export type AgentCall = grpc.ServerDuplexStream<AgentMessage, ControlMessage>;
+
+/** What a session needs from its gateway. */
+export interface SessionContext {
+  readonly deps: GatewayDeps;
+  readonly logger: Logger;
+  readonly heartbeats: HeartbeatWriter;
+  readonly replicaId: string;
+  /** Outbound messages a stream may buffer before it is cut off with RESOURCE_EXHAUSTED. */
+  readonly maxQueuedMessages: number;
+  readonly helloTimeoutMs: number;
+  /** The session passed Hello: make it the host's one live stream (superseding any other). */
+  register(session: AgentSession): void;
+  unregister(session: AgentSession): void;
+  /** Devices of a host reached STOPPED or ERROR (committed); see ApplyObservedOptions.onStopped. */
+  readonly onDevicesStopped?: ((hostId: string, deviceIds: string[]) => void) | undefined;
+}
+
+// Inbound messages waiting for their turn before the stream stops reading (HTTP/2 flow control
+// then slows the agent down).
+const INBOUND_HIGH_WATER = 64;
+const INBOUND_LOW_WATER = 16;
+// Wait this long after a desiredChanged before reading the set, so bursts share one read.
+const COALESCE_MS = 5;
+
+export class AgentSession {
+  hostId: string | undefined;
+  /** clock time (ms) of the last message from the agent. */
+  lastSeenMs: number;
+  readonly pending: PendingCommands;
+  #log: Logger;
+  #closed = false;
+  #helloTimer: NodeJS.Timeout | undefined;
+  #inbound: Promise<void> = Promise.resolve();
+  #inboundDepth = 0;
+  #paused = false;
+  // Desired state as last sent: device id -> fingerprint, and the revision.
+  #sent = new Map<string, string>();
+  #sentRevision = -1n;
+  #needFull = true;
+  #dirty = false;
+  #syncing = false;
+  #pings = 0n;
+
+  constructor(
+    private readonly call: AgentCall,
+    private readonly ctx: SessionContext,
+  ) {
+    this.#log = ctx.logger;
+    this.lastSeenMs = this.#now().getTime();
+    this.pending = new PendingCommands(ctx.deps.metrics);
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  start(): void {
+    this.#helloTimer = setTimeout(
+      () => this.close(grpc.status.DEADLINE_EXCEEDED, `no hello within ${this.ctx.helloTimeoutMs} ms`),
+      this.ctx.helloTimeoutMs,
+    );
+    this.call.on('data', (message: AgentMessage) => this.#enqueue(message));
+    this.call.on('end', () => this.close(grpc.status.OK, 'agent closed the stream'));
+    this.call.on('cancelled', () =>
+      this.close(grpc.status.CANCELLED, 'agent went away', { sendStatus: false }),
+    );
+    this.call.on('error', (err: unknown) => {
+      if (!this.#closed) this.#log.debug({ err }, 'agent stream error');
+      this.close(grpc.status.UNAVAILABLE, 'stream error', { sendStatus: false });
+    });
+  }
+
+  /**
+   * Ends the stream with a status (the agent reconnects), rejects pending commands, clears timers.
+   * Idempotent.
+   */
+  close(code: grpc.status, details: string, options: { sendStatus?: boolean } = {}): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    clearTimeout(this.#helloTimer);
+    this.ctx.unregister(this);
+    this.pending.rejectAll(
+      new UnavailableError(`host ${JSON.stringify(this.hostId ?? '?')} stream closed: ${details}`),
+    );
+    if (options.sendStatus !== false) closeCall(this.call, code, details);
+    this.ctx.deps.metrics.agentStreamEnds.inc({ code: statusOf(code) });
+    const level = code === grpc.status.OK || code === grpc.status.CANCELLED ? 'debug' : 'info';
+    this.#log[level]({ code: statusOf(code), details }, 'agent stream closed');
+  }
+
+  /** Queues a message for the agent; false when the stream is closed (or was just cut off). */
+  send(message: ControlMessage): boolean {
+    if (this.#closed) return false;
+    if (this.call.writableLength >= this.ctx.maxQueuedMessages) {
+      this.close(
+        grpc.status.RESOURCE_EXHAUSTED,
+        `agent is not reading: ${this.call.writableLength} messages queued; reconnect for a fresh desired set`,
+      );
+      return false;
+    }
+    this.call.write(message);
+    return true;
+  }
+
+  /** The host's desired set changed: send what differs from what this stream was last told. */
+  desiredChanged(): void {
+    if (this.#closed || this.hostId === undefined) return;
+    this.#dirty = true;
+    if (!this.#syncing) void this.#syncLoop();
+  }
+
+  command(deviceId: string, kind: CommandKind, deadline: Date): Promise<CommandResult> {
+    const commandId = newId('cmd');
+    const result = this.pending.add(
+      commandId,
+      { kind: kind.case, hostId: this.hostId ?? '', deviceId },
+      deadline.getTime() - this.#now().getTime(),
+    );
+    const sent = this.send(
+      create(ControlMessageSchema, {
+        body: {
+          case: 'command',
+          value: { commandId, deviceId, deadline: timestampFromDate(deadline), kind },
+        },
+      }),
+    );
+    if (!sent) {
+      this.pending.reject(
+        commandId,
+        new UnavailableError(`host ${JSON.stringify(this.hostId)} is not connected`),
+      );
+    }
+    return result;
+  }
+
+  /** A round-trip probe; also what keeps an idle agent from reconnecting (it waits a TTL for anything). */
+  ping(): boolean {
+    this.#pings++;
+    return this.send(
+      create(ControlMessageSchema, {
+        body: { case: 'ping', value: { nonce: this.#pings, sentAt: timestampFromDate(this.#now()) } },
+      }),
+    );
+  }
+
+  drain(reason: string, deadline?: Date): boolean {
+    return this.send(
+      create(ControlMessageSchema, {
+        body: {
+          case: 'drain',
+          value: deadline ? { reason, deadline: timestampFromDate(deadline) } : { reason },
+        },
+      }),
+    );
+  }
+
+  #now(): Date {
+    return this.ctx.deps.clock.now();
+  }
+
+  #enqueue(message: AgentMessage): void {
+    // The timer bounds the wait for the first message, not its handling: under a reconnect storm
+    // the Hello may queue behind thousands of others for the database.
+    clearTimeout(this.#helloTimer);
+    this.lastSeenMs = this.#now().getTime();
+    this.ctx.deps.metrics.agentMessages.inc({ kind: message.body.case ?? 'unknown' });
+    this.#inboundDepth++;
+    if (this.#inboundDepth >= INBOUND_HIGH_WATER && !this.#paused) {
+      this.#paused = true;
+      this.call.pause();
+    }
+    this.#inbound = this.#inbound
+      .then(() => (this.#closed ? undefined : this.#handle(message)))
+      .catch((err: unknown) => this.#log.error({ err, kind: message.body.case }, 'agent message failed'))
+      .finally(() => {
+        this.#inboundDepth--;
+        if (this.#paused && this.#inboundDepth <= INBOUND_LOW_WATER && !this.#closed) {
+          this.#paused = false;
+          this.call.resume();
+        }
+      });
+  }
+
+  async #handle(message: AgentMessage): Promise<void> {
+    const body = message.body;
+    if (this.hostId === undefined) {
+      if (body.case !== 'hello') {
+        this.close(
+          grpc.status.INVALID_ARGUMENT,
+          `the first message must be hello, not ${body.case ?? 'empty'}`,
+        );
+        return;
+      }
+      await this.#hello(body.value);
+      return;
+    }
+    switch (body.case) {
+      case 'heartbeat':
+        this.ctx.heartbeats.record(this.hostId, { time: this.#now(), load: loadJson(body.value.load) });
+        return;
+      case 'deviceStatus':
+        return this.#deviceStatus(body.value);
+      case 'commandResult':
+        if (!this.pending.resolve(body.value)) {
+          this.#log.debug(
+            { commandId: body.value.commandId },
+            'result for no pending command (late or unknown)',
+          );
+        }
+        return;
+      case 'usageReport':
+        return this.#usage(body.value);
+      case 'hello':
+        this.#log.warn('second hello on one stream ignored');
+        return;
+      default:
+        return;
+    }
+  }
+
+  async #hello(hello: Hello): Promise<void> {
+    const { db } = this.ctx.deps;
+    try {
+      checkProtocolVersion(hello.protocolVersion);
+      await authenticateHost(db, hello.hostId, hello.credential);
+    } catch (error) {
+      this.#refuse(error);
+      return;
+    }
+    if (this.#closed) return;
+    clearTimeout(this.#helloTimer);
+    this.hostId = hello.hostId;
+    this.#log = this.ctx.logger.child({ hostId: hello.hostId, agentInstanceId: hello.agentInstanceId });
+    this.ctx.register(this);
+    const now = this.#now();
+    let previous: HostConnection;
+    let acked: number;
+    let changes: ObservedChange[];
+    try {
+      // One transaction: a reconnect storm of thousands of hosts pays one commit per Hello.
+      [previous, acked, changes] = await db.transaction().execute(async (trx) => {
+        const before = await recordHello(trx, hello, now);
+        const changes = await applyObservedIn(trx, hello.hostId, hello.devices, { fullInventory: true, now });
+        this.#logChanges(changes);
+        return [before, await usageCursor(trx, hello.hostId), changes] as const;
+      });
+    } catch (err) {
+      if (err instanceof NotFoundError) return this.close(grpc.status.UNAUTHENTICATED, err.message);
+      this.#log.error({ err }, 'accepting the hello failed');
+      return this.close(grpc.status.UNAVAILABLE, 'the control plane could not accept the hello; retry');
+    }
+    const { config } = this.ctx.deps;
+    this.send(
+      create(ControlMessageSchema, {
+        body: {
+          case: 'welcome',
+          value: {
+            hostId: hello.hostId,
+            heartbeatInterval: durationFromMs(config.heartbeatIntervalMs),
+            heartbeatTtl: durationFromMs(config.heartbeatTtlMs),
+            serverTime: timestampFromDate(this.#now()),
+            minProtocolVersion: MIN_PROTOCOL_VERSION,
+            maxProtocolVersion: MAX_PROTOCOL_VERSION,
+            usageAckSequence: BigInt(acked),
+            replicaId: this.ctx.replicaId,
+          },
+        },
+      }),
+    );
+    if (previous !== 'ready') this.ctx.deps.metrics.hostConnectionChanges.inc({ to: 'ready' });
+    this.#log.info(
+      { from: previous, agentVersion: hello.agentVersion, inventory: hello.devices.length },
+      'agent connected',
+    );
+    this.#needFull = true;
+    this.desiredChanged();
+    notifyStopped(hello.hostId, changes, this.ctx.onDevicesStopped);
+  }
+
+  #refuse(error: unknown): void {
+    if (!(error instanceof DomainError)) throw error;
+    const code =
+      error.kind === 'unauthenticated'
+        ? grpc.status.UNAUTHENTICATED
+        : error.kind === 'failed_precondition'
+          ? grpc.status.FAILED_PRECONDITION
+          : grpc.status.INTERNAL;
+    this.close(code, error.message);
+  }
+
+  async #deviceStatus(status: DeviceStatus): Promise<void> {
+    if (!status.device || this.hostId === undefined) return;
+    const changes = await applyObserved(this.ctx.deps.db, this.hostId, [status.device], {
+      fullInventory: false,
+      now: this.#now(),
+      onStopped: this.ctx.onDevicesStopped,
+    });
+    this.#logChanges(changes);
+  }
+
+  #logChanges(changes: Awaited<ReturnType<typeof applyObserved>>): void {
+    for (const change of changes) {
+      if (change.refused) this.#log.warn(change, 'agent report refused by the state machine');
+      else this.#log.info(change, 'device state observed');
+    }
+  }
+
+  async #usage(report: UsageReport): Promise<void> {
+    if (this.hostId === undefined) return;
+    const intake = await ingestUsage(this.ctx.deps.db, this.hostId, report.samples, this.#now());
+    const { usageSamples } = this.ctx.deps.metrics;
+    if (intake.inserted) usageSamples.inc({ result: 'inserted' }, intake.inserted);
+    if (intake.duplicates) usageSamples.inc({ result: 'duplicate' }, intake.duplicates);
+    if (intake.rejected) usageSamples.inc({ result: 'rejected' }, intake.rejected);
+    if (intake.tenantMismatches) {
+      usageSamples.inc({ result: 'tenant_mismatch' }, intake.tenantMismatches);
+      this.#log.warn(
+        { samples: intake.tenantMismatches },
+        'usage samples named another tenant than their device',
+      );
+    }
+    this.send(
+      create(ControlMessageSchema, {
+        body: { case: 'usageAck', value: { sequence: BigInt(intake.ackedSequence) } },
+      }),
+    );
+  }
+
+  async #syncLoop(): Promise<void> {
+    this.#syncing = true;
+    try {
+      while (this.#dirty && !this.#closed) {
+        await new Promise((resolve) => setTimeout(resolve, COALESCE_MS));
+        this.#dirty = false;
+        await this.#syncOnce();
+      }
+    } catch (err) {
+      // The set is level-triggered: a reconnect (or the next change) resends it in full.
+      this.#log.error({ err }, 'desired state sync failed');
+      this.#needFull = true;
+    } finally {
+      this.#syncing = false;
+    }
+  }
+
+  async #syncOnce(): Promise<void> {
+    const hostId = this.hostId;
+    if (hostId === undefined) return;
+    const set = await loadDesiredSet(this.ctx.deps.db, hostId);
+    if (!set || this.#closed) return;
+    const next = new Map(set.devices.map((d) => [d.deviceId, fingerprint(d)]));
+    const upserts = set.devices.filter((d) => this.#sent.get(d.deviceId) !== next.get(d.deviceId));
+    const removes = [...this.#sent.keys()].filter((id) => !next.has(id));
+    let message: ControlMessage | undefined;
+    // The agent applies a delta only if its revision is above the last one it applied, so one
+    // change rides a delta and several (or an unchanged revision) ride a full set.
+    if (!this.#needFull && upserts.length + removes.length === 0) return;
+    if (!this.#needFull && upserts.length + removes.length === 1 && set.revision > this.#sentRevision) {
+      const [device] = upserts;
+      message = device
+        ? create(ControlMessageSchema, {
+            body: { case: 'deviceUpsert', value: { revision: set.revision, device } },
+          })
+        : create(ControlMessageSchema, {
+            body: { case: 'deviceRemove', value: { revision: set.revision, deviceId: removes[0] ?? '' } },
+          });
+    } else {
+      message = create(ControlMessageSchema, {
+        body: { case: 'desiredDevices', value: { revision: set.revision, devices: set.devices } },
+      });
+    }
+    if (!this.send(message)) return;
+    this.#sent = next;
+    this.#sentRevision = set.revision;
+    this.#needFull = false;
+    this.#log.debug(
+      { revision: set.revision, kind: message.body.case, upserts: upserts.length, removes: removes.length },
+      'desired state sent',
+    );
+  }
+}

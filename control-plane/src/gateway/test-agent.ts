@@ -1,0 +1,140 @@
+// A scriptable agent speaking the real AgentService protocol over TLS, for tests of the gateway and
+// of anything that drives hosts through it. It records what the control plane sends and lets a
+// test wait for a message by kind.
+import { create, type MessageInitShape } from '@bufbuild/protobuf';
+import {
+  type AgentMessage,
+  AgentMessageSchema,
+  AgentService,
+  type ControlMessage,
+  createGrpcClient,
+  type GrpcClient,
+  type HelloSchema,
+  ProtocolVersion,
+} from '@cphone/proto';
+import * as grpc from '@grpc/grpc-js';
+
+type Body = ControlMessage['body'];
+type Case = NonNullable<Body['case']>;
+type ValueOf<C extends Case> = Extract<Body, { case: C }>['value'];
+type AgentBody = Exclude<MessageInitShape<typeof AgentMessageSchema>['body'], undefined>;
+
+/** Makes a client trusting the gateway's CA. Several agents may share one client (one channel). */
+export function createAgentClient(port: number, caPem: string, options: grpc.ClientOptions = {}) {
+  // The certificate names localhost; TLS must not be given an IP address as the server name.
+  return createGrpcClient(AgentService, `127.0.0.1:${port}`, grpc.credentials.createSsl(Buffer.from(caPem)), {
+    'grpc.ssl_target_name_override': 'localhost',
+    'grpc.default_authority': 'localhost',
+    ...options,
+  });
+}
+
+interface Waiter {
+  match: (message: ControlMessage) => boolean;
+  resolve: (message: ControlMessage) => void;
+}
+
+export class TestAgent {
+  readonly received: ControlMessage[] = [];
+  /** Settles with the stream's final status (OK included). */
+  readonly ended: Promise<grpc.StatusObject>;
+  readonly call: grpc.ClientDuplexStream<AgentMessage, ControlMessage>;
+  #waiters: Waiter[] = [];
+  #heartbeat: NodeJS.Timeout | undefined;
+  #seq = 0n;
+
+  constructor(client: GrpcClient<typeof AgentService>) {
+    this.call = client.connect();
+    this.call.on('data', (message: ControlMessage) => {
+      this.received.push(message);
+      const waiter = this.#waiters.find((w) => w.match(message));
+      if (waiter) {
+        this.#waiters.splice(this.#waiters.indexOf(waiter), 1);
+        waiter.resolve(message);
+      }
+    });
+    this.ended = new Promise((resolve) => {
+      this.call.on('status', (status: grpc.StatusObject) => resolve(status));
+      // A stream reset arrives as an error whose code is the status.
+      this.call.on('error', (error: grpc.ServiceError) =>
+        resolve({ code: error.code, details: error.details, metadata: error.metadata }),
+      );
+    });
+    this.ended.finally(() => this.stopHeartbeats());
+  }
+
+  /** Opens a stream and sends Hello (protocol version 1 unless given). */
+  static connect(
+    client: GrpcClient<typeof AgentService>,
+    hello: MessageInitShape<typeof HelloSchema>,
+  ): TestAgent {
+    const agent = new TestAgent(client);
+    agent.send({
+      case: 'hello',
+      value: { protocolVersion: ProtocolVersion.V1, agentVersion: '0.0.0-test', ...hello },
+    });
+    return agent;
+  }
+
+  send(body: AgentBody): void {
+    this.call.write(create(AgentMessageSchema, { body }));
+  }
+
+  /** The next message of a kind (already received and not yet taken, or still to come). */
+  next<C extends Case>(kind: C, timeoutMs = 5000, where: (value: ValueOf<C>) => boolean = () => true) {
+    const match = (m: ControlMessage) => m.body.case === kind && where(m.body.value as ValueOf<C>);
+    const index = this.received.findIndex(match);
+    if (index >= 0) {
+      const [message] = this.received.splice(index, 1);
+      return Promise.resolve(message?.body.value as ValueOf<C>);
+    }
+    return new Promise<ValueOf<C>>((resolve, reject) => {
+      // ValueOf<C> is a conditional type TypeScript cannot check against PromiseLike.
+      const settle = resolve as (value: unknown) => void;
+      const timer = setTimeout(() => {
+        this.#waiters = this.#waiters.filter((w) => w !== waiter);
+        reject(new Error(`no ${kind} within ${timeoutMs} ms`));
+      }, timeoutMs);
+      const waiter: Waiter = {
+        match,
+        resolve: (message) => {
+          clearTimeout(timer);
+          this.received.splice(this.received.indexOf(message), 1);
+          settle(message.body.value);
+        },
+      };
+      this.#waiters.push(waiter);
+    });
+  }
+
+  heartbeat(): void {
+    this.#seq++;
+    this.send({
+      case: 'heartbeat',
+      value: { seq: this.#seq, load: { cpuPercent: 12.5, runningDevices: 1 } },
+    });
+  }
+
+  startHeartbeats(intervalMs: number): void {
+    this.stopHeartbeats();
+    this.#heartbeat = setInterval(() => this.heartbeat(), intervalMs);
+  }
+
+  stopHeartbeats(): void {
+    clearInterval(this.#heartbeat);
+    this.#heartbeat = undefined;
+  }
+
+  /** Half-closes the stream and waits for the control plane's status. */
+  async end(): Promise<grpc.StatusObject> {
+    this.stopHeartbeats();
+    this.call.end();
+    return this.ended;
+  }
+
+  /** Drops the stream abruptly (as a crashed agent would). */
+  cancel(): void {
+    this.stopHeartbeats();
+    this.call.cancel();
+  }
+}

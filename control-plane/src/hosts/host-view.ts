@@ -1,0 +1,162 @@
+// How a host row reads on the wire, and the one definition of a host's summary state (used by the
+// API's Host.state and by the ListHosts state filter, in SQL so the filter pages correctly).
+import { create, fromJson, type JsonValue } from '@bufbuild/protobuf';
+import {
+  DrainMode,
+  DrainState,
+  type DrainStatus,
+  DrainStatusSchema,
+  type Host,
+  type HostLoad,
+  HostLoadSchema,
+  HostResourcesSchema,
+  HostSchema,
+  HostState,
+} from '@cphone/proto';
+import { type Kysely, type Selectable, sql, type Transaction } from 'kysely';
+import { compact, ts } from '../api/convert.js';
+import type { Database, DrainStateName, HostTable } from '../store/schema.js';
+
+export type HostStateName = 'revoked' | 'pending' | 'unreachable' | 'draining' | 'cordoned' | 'ready';
+
+export const HOST_STATE_TO_PROTO: Record<HostStateName, HostState> = {
+  revoked: HostState.REVOKED,
+  pending: HostState.PENDING,
+  unreachable: HostState.UNREACHABLE,
+  draining: HostState.DRAINING,
+  cordoned: HostState.CORDONED,
+  ready: HostState.READY,
+};
+
+/**
+ * The proto's precedence: REVOKED, PENDING, UNREACHABLE, DRAINING, CORDONED, READY. A host is
+ * revoked when it holds no live credential (RevokeHostCredential without issue_new).
+ */
+export const hostStateSql = sql<HostStateName>`case
+  when not exists (
+    select 1 from host_credential hc where hc.host_id = host.id and hc.revoke_time is null
+  ) then 'revoked'
+  when host.connection = 'new' then 'pending'
+  when host.connection = 'unreachable' then 'unreachable'
+  when host.drain_state = 'in_progress' then 'draining'
+  when host.cordoned then 'cordoned'
+  else 'ready' end`;
+
+export type HostRow = Selectable<HostTable> & { state: HostStateName };
+
+type Db = Kysely<Database> | Transaction<Database>;
+
+/** Hosts with their summary state; callers add filters, order and limit. */
+export function selectHosts(db: Db) {
+  return db.selectFrom('host').selectAll('host').select(hostStateSql.as('state'));
+}
+
+export async function findHost(db: Db, hostId: string): Promise<HostRow | undefined> {
+  return selectHosts(db).where('host.id', '=', hostId).executeTakeFirst();
+}
+
+const MIB = 1024n * 1024n;
+const GIB = MIB * 1024n;
+
+function resources(vcpu: number, memoryMib: number, storageGib: number, devices: number) {
+  return create(HostResourcesSchema, {
+    vcpuMillicores: BigInt(Math.floor(vcpu)),
+    memoryBytes: BigInt(Math.floor(memoryMib)) * MIB,
+    storageBytes: BigInt(Math.floor(storageGib)) * GIB,
+    devices,
+  });
+}
+
+const DRAIN_STATE_TO_PROTO: Record<DrainStateName, DrainState> = {
+  in_progress: DrainState.IN_PROGRESS,
+  completed: DrainState.COMPLETED,
+  failed: DrainState.FAILED,
+  cancelled: DrainState.CANCELLED,
+};
+
+/** What a MIGRATE drain has moved and could not move (hosts/migrate.ts). */
+export interface MigrateCounts {
+  migrated: number;
+  failures: readonly { deviceId: string; reason: string }[];
+}
+
+/** The drain's progress; undefined when the host was never drained. */
+export function drainStatusOf(
+  row: Selectable<HostTable>,
+  remaining: number,
+  migrate?: MigrateCounts,
+): DrainStatus | undefined {
+  if (!row.drain_state || !row.drain_last_mode) return undefined;
+  return create(
+    DrainStatusSchema,
+    compact({
+      mode: row.drain_last_mode === 'migrate' ? DrainMode.MIGRATE : DrainMode.STOP,
+      state: DRAIN_STATE_TO_PROTO[row.drain_state],
+      reason: row.drain_reason,
+      devicesTotal: row.drain_devices_total,
+      devicesRemaining: remaining,
+      startTime: ts(row.drain_start_time),
+      deadline: ts(row.drain_deadline),
+      endTime: ts(row.drain_end_time),
+      devicesMigrated: migrate?.migrated,
+      devicesFailed: migrate?.failures.length,
+      failures: migrate?.failures.map((f) => ({ deviceId: f.deviceId, reason: f.reason })),
+    }),
+  );
+}
+
+function loadOf(load: Record<string, unknown>): HostLoad | undefined {
+  if (Object.keys(load).length === 0) return undefined;
+  try {
+    // Stored as the HostLoad's protobuf JSON; fromJson reads both JSON and proto field names.
+    return fromJson(HostLoadSchema, load as JsonValue, { ignoreUnknownFields: true });
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The wire Host. `drainRemaining` is the live count of devices the drain still waits for; `migrate`
+ * the progress of a MIGRATE drain.
+ */
+export function hostToProto(row: HostRow, drainRemaining = 0, migrate?: MigrateCounts): Host {
+  return create(
+    HostSchema,
+    compact({
+      hostId: row.id,
+      name: row.name,
+      labels: row.labels,
+      arch: row.arch,
+      state: HOST_STATE_TO_PROTO[row.state],
+      cordoned: row.cordoned,
+      connected: row.connection === 'ready',
+      agentVersion: row.agent_version,
+      hostname: row.hostname,
+      runtimeKind: row.runtime_kind,
+      capacity: resources(
+        row.capacity_vcpu_millicores,
+        row.capacity_memory_mib,
+        row.capacity_storage_gib,
+        row.capacity_devices,
+      ),
+      allocatable: resources(
+        row.capacity_vcpu_millicores * row.overcommit_cpu,
+        row.capacity_memory_mib * row.overcommit_memory,
+        row.capacity_storage_gib,
+        row.capacity_devices,
+      ),
+      allocated: resources(
+        row.allocated_vcpu_millicores,
+        row.allocated_memory_mib,
+        row.allocated_storage_gib,
+        row.allocated_devices,
+      ),
+      overcommit: { cpu: row.overcommit_cpu, memory: row.overcommit_memory },
+      load: loadOf(row.load),
+      lastHeartbeatTime: ts(row.last_heartbeat_time),
+      drain: drainStatusOf(row, drainRemaining, migrate),
+      createTime: ts(row.create_time),
+      updateTime: ts(row.update_time),
+    }),
+  );
+}

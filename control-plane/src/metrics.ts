@@ -1,0 +1,66 @@
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+
+/** The control plane's metrics, on a registry of its own so several instances can share a process. */
+export function createMetrics() {
+  const registry = new Registry();
+  registry.setDefaultLabels({ service: 'control-plane' });
+  collectDefaultMetrics({ register: registry, eventLoopMonitoringPrecision: 100 });
+  return {
+    registry,
+    rpcDuration: new Histogram({
+      name: 'cphone_rpc_duration_seconds',
+      help: 'Connect-RPC handling time by procedure and code',
+      labelNames: ['procedure', 'code'] as const,
+      buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5],
+      registers: [registry],
+    }),
+    agentStreams: new Gauge({
+      name: 'cphone_agent_streams',
+      help: 'Agent streams currently connected',
+      registers: [registry],
+    }),
+    agentStreamEnds: new Counter({
+      name: 'cphone_agent_stream_ends_total',
+      help: 'Agent streams ended, by gRPC status (SUPERSEDED streams end ABORTED, slow agents RESOURCE_EXHAUSTED)',
+      labelNames: ['code'] as const,
+      registers: [registry],
+    }),
+    hostConnectionChanges: new Counter({
+      name: 'cphone_host_connection_changes_total',
+      help: 'Host connection state changes (ready, unreachable)',
+      labelNames: ['to'] as const,
+      registers: [registry],
+    }),
+    devicesLost: new Counter({
+      name: 'cphone_devices_lost_total',
+      help: 'Devices marked lost because their host stayed unreachable past the grace',
+      registers: [registry],
+    }),
+    agentMessages: new Counter({
+      name: 'cphone_agent_messages_total',
+      help: 'Messages received from agents by kind',
+      labelNames: ['kind'] as const,
+      registers: [registry],
+    }),
+    commands: new Counter({
+      name: 'cphone_agent_commands_total',
+      help: 'Commands sent to agents by kind and outcome',
+      labelNames: ['kind', 'outcome'] as const,
+      registers: [registry],
+    }),
+    placements: new Counter({
+      name: 'cphone_placements_total',
+      help: 'Devices placed by the scheduler, by outcome',
+      labelNames: ['outcome'] as const,
+      registers: [registry],
+    }),
+    usageSamples: new Counter({
+      name: 'cphone_usage_samples_total',
+      help: 'Usage samples ingested (new) and ignored as duplicates',
+      labelNames: ['result'] as const,
+      registers: [registry],
+    }),
+  };
+}
+
+export type Metrics = ReturnType<typeof createMetrics>;

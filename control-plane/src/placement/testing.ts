@@ -1,0 +1,92 @@
+// Test support: host rows as an enrolled, connected agent would leave them.
+import type { Insertable, Kysely } from 'kysely';
+import { newHostRow } from '../hosts/host-row.js';
+import type { Database, HostTable } from '../store/schema.js';
+
+export interface TestHost {
+  id: string;
+  arch?: string;
+  labels?: Record<string, string>;
+  connection?: HostTable['connection'];
+  cordoned?: boolean;
+  vcpu?: number;
+  memoryMib?: number;
+  storageGib?: number;
+  devices?: number;
+  overcommitCpu?: number;
+  overcommitMemory?: number;
+}
+
+export function testHostRow(h: TestHost): Insertable<HostTable> {
+  return newHostRow({
+    id: h.id,
+    name: `${h.id}.rack`,
+    arch: h.arch ?? 'arm64',
+    labels: JSON.stringify(h.labels ?? {}),
+    connection: h.connection ?? 'ready',
+    cordoned: h.cordoned ?? false,
+    capacity_vcpu_millicores: h.vcpu ?? 16_000,
+    capacity_memory_mib: h.memoryMib ?? 32_768,
+    capacity_storage_gib: h.storageGib ?? 1000,
+    capacity_devices: h.devices ?? 16,
+    overcommit_cpu: h.overcommitCpu ?? 1,
+    overcommit_memory: h.overcommitMemory ?? 1,
+    agent_version: 'test',
+    runtime_kind: 'sim',
+    hostname: h.id,
+    last_heartbeat_time: h.connection === undefined || h.connection === 'ready' ? new Date() : null,
+  });
+}
+
+/** Inserts ready hosts (by default 16 vCPU, 32 GiB, 1000 GiB, 16 devices, no overcommit). */
+export async function insertHosts(db: Kysely<Database>, hosts: readonly TestHost[]): Promise<void> {
+  if (hosts.length === 0) return;
+  await db.insertInto('host').values(hosts.map(testHostRow)).execute();
+}
+
+/**
+ * Every host's allocated_* next to the sums over its devices that hold resources (all but
+ * DELETED), and its effective capacity: what the no-overcommit tests compare.
+ */
+export async function allocationReport(db: Kysely<Database>) {
+  const hosts = await db.selectFrom('host').selectAll().orderBy('id').execute();
+  const sums = await db
+    .selectFrom('device')
+    .select((eb) => [
+      'host_id',
+      eb.fn.sum<number>('vcpu_millicores').as('cpu'),
+      eb.fn.sum<number>('memory_mib').as('memory'),
+      eb.fn.sum<number>('storage_gib').as('storage'),
+      eb.fn.countAll<number>().as('devices'),
+    ])
+    .where('state', '!=', 'deleted')
+    .where('host_id', 'is not', null)
+    .groupBy('host_id')
+    .execute();
+  const byHost = new Map(sums.map((s) => [s.host_id, s]));
+  return hosts.map((h) => {
+    const s = byHost.get(h.id);
+    return {
+      id: h.id,
+      allocated: {
+        cpu: h.allocated_vcpu_millicores,
+        memory: h.allocated_memory_mib,
+        storage: h.allocated_storage_gib,
+        devices: h.allocated_devices,
+      },
+      devices: {
+        cpu: Number(s?.cpu ?? 0),
+        memory: Number(s?.memory ?? 0),
+        storage: Number(s?.storage ?? 0),
+        devices: Number(s?.devices ?? 0),
+      },
+      capacity: {
+        cpu: h.capacity_vcpu_millicores * h.overcommit_cpu,
+        memory: h.capacity_memory_mib * h.overcommit_memory,
+        storage: h.capacity_storage_gib,
+        devices: h.capacity_devices,
+      },
+      desiredRevision: h.desired_revision,
+    };
+  });
+}

@@ -1,0 +1,28 @@
+/**
+ * The scheduler's one error type. It lives here because control-plane/src has no shared errors
+ * module yet; when one appears, this file re-exports from it so callers keep their import.
+ * The API edge maps `code` to a Connect code (InvalidArgument) and an HTTP 400.
+ */
+export class InvalidArgumentError extends Error {
+  readonly code = 'invalid_argument' as const;
+  override readonly name = 'InvalidArgumentError';
+
+  constructor(
+    /** Dotted path of the offending field, e.g. `count` or `hosts[3].capacity.memoryMib`. */
+    readonly field: string,
+    readonly value: unknown,
+    expectation: string,
+  ) {
+    super(`${field} ${expectation}, got ${describe(value)}`);
+  }
+}
+
+function describe(value: unknown): string {
+  if (typeof value === 'string') return JSON.stringify(value);
+  if (typeof value === 'number' || typeof value === 'boolean' || value == null) return String(value);
+  try {
+    return JSON.stringify(value);
+  } catch {
+    return typeof value;
+  }
+}

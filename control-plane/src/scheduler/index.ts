@@ -1,0 +1,34 @@
+export { InvalidArgumentError } from './errors.js';
+export { explain } from './explain.js';
+export { FILTERS, type Filter } from './filters.js';
+export { place } from './place.js';
+export { DEFAULT_CANDIDATE_LIMIT, MAX_BATCH } from './request.js';
+export { SCORERS, type Scorer } from './scorers.js';
+export { buildSnapshot, type Snapshot, type SnapshotOptions } from './snapshot.js';
+export { withAssignments } from './snapshot-update.js';
+export {
+  ARCHES,
+  type Arch,
+  type Assignment,
+  type ExplainedHost,
+  type Explanation,
+  type FilterCounts,
+  type FilterName,
+  HOST_STATES,
+  type HostAllocated,
+  type HostCapacity,
+  type HostInput,
+  type HostState,
+  type ImageRequirements,
+  type Overcommit,
+  type Placement,
+  type PlacementFailure,
+  type PlacementMetrics,
+  type PlacementRequest,
+  type PlacementSuccess,
+  type ResourceAsk,
+  type ScoreBreakdown,
+  type ScorerName,
+  type ScorerWeights,
+  type Strategy,
+} from './types.js';

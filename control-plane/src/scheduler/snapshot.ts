@@ -1,0 +1,220 @@
+import { InvalidArgumentError } from './errors.js';
+import { ARCHES, type Arch, HOST_STATES, type HostInput, type HostState } from './types.js';
+
+/**
+ * A read-only, column-oriented view of the fleet. Hosts are sorted by id (index = position in
+ * that order), numbers sit in typed arrays so the filters touch no objects on the hot path, and the
+ * cpu/memory capacities already include overcommit. place() never writes to a snapshot.
+ */
+export interface Snapshot {
+  readonly size: number;
+  readonly ids: readonly string[];
+  readonly names: readonly string[];
+  readonly indexById: ReadonlyMap<string, number>;
+  readonly arch: readonly Arch[];
+  /** Bit (1 << ARCHES.indexOf(arch)) per host, so the arch filter is one AND. */
+  readonly archBit: Uint8Array;
+  readonly state: readonly HostState[];
+  /** 1 where state is 'ready'. */
+  readonly ready: Uint8Array;
+  readonly labels: readonly ReadonlyMap<string, string>[];
+  /** undefined: the host runs any image whose requirements it meets. */
+  readonly images: readonly (ReadonlySet<string> | undefined)[];
+  readonly overcommitCpu: Float64Array;
+  readonly overcommitMemory: Float64Array;
+  /** Effective capacity: physical * overcommit for cpu and memory, physical for storage and slots. */
+  readonly capacity: ResourceColumns;
+  readonly allocated: ResourceColumns;
+  /** tenant id -> host index -> devices of that tenant on the host. */
+  readonly tenants: ReadonlyMap<string, ReadonlyMap<number, number>>;
+  /** Deterministic shuffled visit order (host indexes); see candidates.ts for why. */
+  readonly order: Int32Array;
+  /** Inverse of `order`: the visit position of each host index. */
+  readonly position: Int32Array;
+  /**
+   * The capacity index. Per block of BLOCK_SIZE positions of `order` and per architecture (entry
+   * `block * ARCHES.length + arch`): the largest free amount among the block's ready hosts of that
+   * arch. Split by arch so a fleet's amd64 minority does not keep full arm64 blocks looking open.
+   */
+  readonly blockFree: ResourceColumns;
+}
+
+/** cpu in millicores, memory in MiB, storage in GiB, slots in devices. */
+export interface ResourceColumns {
+  readonly cpu: Float64Array;
+  readonly memory: Float64Array;
+  readonly storage: Float64Array;
+  readonly slots: Float64Array;
+}
+
+export const BLOCK_SIZE = 64;
+const BLOCK_SHIFT = 6;
+
+export interface SnapshotOptions {
+  /** Seeds the visit order; the same seed and hosts give the same order. */
+  readonly seed?: number;
+}
+
+const DEFAULT_SEED = 0x5eed;
+
+export function buildSnapshot(hosts: Iterable<HostInput>, options: SnapshotOptions = {}): Snapshot {
+  const sorted = [...hosts].sort((a, b) => compareIds(a.id, b.id));
+  const n = sorted.length;
+  const capacity = columns(n);
+  const allocated = columns(n);
+  const overcommitCpu = new Float64Array(n);
+  const overcommitMemory = new Float64Array(n);
+  const archBit = new Uint8Array(n);
+  const ready = new Uint8Array(n);
+  const indexById = new Map<string, number>();
+  const labels: ReadonlyMap<string, string>[] = [];
+  const images: (ReadonlySet<string> | undefined)[] = [];
+  const tenants = new Map<string, Map<number, number>>();
+
+  for (let i = 0; i < n; i++) {
+    const h = sorted[i]!;
+    const at = `hosts[${h.id}]`;
+    if (typeof h.id !== 'string' || h.id === '')
+      throw new InvalidArgumentError(`${at}.id`, h.id, 'must be a non-empty string');
+    if (indexById.has(h.id)) throw new InvalidArgumentError(`${at}.id`, h.id, 'must be unique');
+    indexById.set(h.id, i);
+    const archIndex = ARCHES.indexOf(h.arch);
+    if (archIndex < 0)
+      throw new InvalidArgumentError(`${at}.arch`, h.arch, `must be one of ${ARCHES.join(', ')}`);
+    archBit[i] = 1 << archIndex;
+    if (!HOST_STATES.includes(h.state)) {
+      throw new InvalidArgumentError(`${at}.state`, h.state, `must be one of ${HOST_STATES.join(', ')}`);
+    }
+    ready[i] = h.state === 'ready' ? 1 : 0;
+
+    const oc = h.overcommit ?? { cpu: 1, memory: 1 };
+    overcommitCpu[i] = positive(`${at}.overcommit.cpu`, oc.cpu);
+    overcommitMemory[i] = positive(`${at}.overcommit.memory`, oc.memory);
+    const c = h.capacity;
+    capacity.cpu[i] = nonNegative(`${at}.capacity.vcpuMillicores`, c.vcpuMillicores) * oc.cpu;
+    capacity.memory[i] = nonNegative(`${at}.capacity.memoryMib`, c.memoryMib) * oc.memory;
+    capacity.storage[i] = nonNegative(`${at}.capacity.storageGib`, c.storageGib);
+    capacity.slots[i] = nonNegative(`${at}.capacity.maxDevices`, c.maxDevices);
+    const a = h.allocated;
+    if (a) {
+      allocated.cpu[i] = nonNegative(`${at}.allocated.vcpuMillicores`, a.vcpuMillicores);
+      allocated.memory[i] = nonNegative(`${at}.allocated.memoryMib`, a.memoryMib);
+      allocated.storage[i] = nonNegative(`${at}.allocated.storageGib`, a.storageGib);
+      allocated.slots[i] = nonNegative(`${at}.allocated.devices`, a.devices);
+    }
+    labels.push(new Map(Object.entries(h.labels ?? {})));
+    images.push(h.images === undefined ? undefined : new Set(h.images));
+    for (const [tenant, count] of Object.entries(h.tenantDevices ?? {})) {
+      if (nonNegative(`${at}.tenantDevices.${tenant}`, count) === 0) continue;
+      const perHost = tenants.get(tenant) ?? new Map<number, number>();
+      tenants.set(tenant, perHost);
+      perHost.set(i, count);
+    }
+  }
+
+  const order = shuffledOrder(n, options.seed ?? DEFAULT_SEED);
+  const position = new Int32Array(n);
+  for (let p = 0; p < n; p++) position[order[p]!] = p;
+  const snapshot: Snapshot = {
+    size: n,
+    ids: sorted.map((h) => h.id),
+    names: sorted.map((h) => h.name),
+    indexById,
+    arch: sorted.map((h) => h.arch),
+    archBit,
+    state: sorted.map((h) => h.state),
+    ready,
+    labels,
+    images,
+    overcommitCpu,
+    overcommitMemory,
+    capacity,
+    allocated,
+    tenants,
+    order,
+    position,
+    blockFree: columns(Math.ceil(n / BLOCK_SIZE) * ARCHES.length),
+  };
+  for (let b = 0; b * BLOCK_SIZE < n; b++) refreshBlock(snapshot, b);
+  return snapshot;
+}
+
+/** Recomputes one block's free maxima; non-ready hosts count as -Infinity so their blocks skip. */
+export function refreshBlock(snapshot: Snapshot, block: number): void {
+  const { order, capacity: cap, allocated: al, ready, archBit, blockFree } = snapshot;
+  const end = Math.min(order.length, (block + 1) << BLOCK_SHIFT);
+  for (let a = 0; a < ARCHES.length; a++) {
+    const bit = 1 << a;
+    let cpu = Number.NEGATIVE_INFINITY;
+    let memory = cpu;
+    let storage = cpu;
+    let slots = cpu;
+    for (let p = block << BLOCK_SHIFT; p < end; p++) {
+      const i = order[p]!;
+      if (ready[i] === 0 || archBit[i] !== bit) continue;
+      cpu = Math.max(cpu, cap.cpu[i]! - al.cpu[i]!);
+      memory = Math.max(memory, cap.memory[i]! - al.memory[i]!);
+      storage = Math.max(storage, cap.storage[i]! - al.storage[i]!);
+      slots = Math.max(slots, cap.slots[i]! - al.slots[i]!);
+    }
+    const e = block * ARCHES.length + a;
+    blockFree.cpu[e] = cpu;
+    blockFree.memory[e] = memory;
+    blockFree.storage[e] = storage;
+    blockFree.slots[e] = slots;
+  }
+}
+
+export function columns(n: number): ResourceColumns {
+  return {
+    cpu: new Float64Array(n),
+    memory: new Float64Array(n),
+    storage: new Float64Array(n),
+    slots: new Float64Array(n),
+  };
+}
+
+export function copyColumns(c: ResourceColumns): ResourceColumns {
+  return { cpu: c.cpu.slice(), memory: c.memory.slice(), storage: c.storage.slice(), slots: c.slots.slice() };
+}
+
+/** Code-unit order, not locale order, so every replica sorts ids the same way. */
+export function compareIds(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+/** Fisher-Yates over 0..n-1 with mulberry32; identity would visit hosts in id order, which tends
+ * to follow racks and regions, so scans and bin-pack fill would cluster in one failure domain. */
+function shuffledOrder(n: number, seed: number): Int32Array {
+  const order = new Int32Array(n);
+  for (let i = 0; i < n; i++) order[i] = i;
+  let s = seed >>> 0;
+  const random = (): number => {
+    s = (s + 0x6d2b79f5) >>> 0;
+    let t = s;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+  for (let i = n - 1; i > 0; i--) {
+    const j = Math.floor(random() * (i + 1));
+    const tmp = order[i]!;
+    order[i] = order[j]!;
+    order[j] = tmp;
+  }
+  return order;
+}
+
+function nonNegative(field: string, value: number): number {
+  if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) {
+    throw new InvalidArgumentError(field, value, 'must be a finite number >= 0');
+  }
+  return value;
+}
+
+function positive(field: string, value: number): number {
+  if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) {
+    throw new InvalidArgumentError(field, value, 'must be a finite number > 0');
+  }
+  return value;
+}

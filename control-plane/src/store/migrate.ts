@@ -1,0 +1,32 @@
+import { type Kysely, type Migration, type MigrationProvider, Migrator } from 'kysely';
+import * as initial from './migrations/2026-11-22T0000-initial.js';
+import * as hostAgentFacts from './migrations/2026-11-23T0100-host-agent-facts.js';
+import * as hostsTenantsArtifacts from './migrations/2026-11-23T0200-hosts-tenants-artifacts.js';
+import * as deviceImageFields from './migrations/2026-11-23T0300-device-image-fields.js';
+import * as drainDevices from './migrations/2026-11-24T0100-drain-devices.js';
+
+// Migrations are listed here rather than read from a folder, so they bundle and type-check with
+// the code; names sort by timestamp.
+const migrations: Record<string, Migration> = {
+  '2026-11-22T0000-initial': initial,
+  '2026-11-23T0100-host-agent-facts': hostAgentFacts,
+  '2026-11-23T0200-hosts-tenants-artifacts': hostsTenantsArtifacts,
+  '2026-11-23T0300-device-image-fields': deviceImageFields,
+  '2026-11-24T0100-drain-devices': drainDevices,
+};
+
+const provider: MigrationProvider = { getMigrations: async () => migrations };
+
+/** Brings the schema to the latest migration; throws with the failing migration's name. */
+// biome-ignore lint/suspicious/noExplicitAny: the migrator works on any schema.
+export async function migrateToLatest(db: Kysely<any>): Promise<string[]> {
+  const migrator = new Migrator({ db, provider });
+  const { error, results } = await migrator.migrateToLatest();
+  if (error) {
+    const failed = results?.find((r) => r.status === 'Error')?.migrationName ?? 'unknown';
+    throw new Error(`migration ${failed} failed: ${error instanceof Error ? error.message : String(error)}`, {
+      cause: error,
+    });
+  }
+  return (results ?? []).filter((r) => r.status === 'Success').map((r) => r.migrationName);
+}

@@ -1,0 +1,285 @@
+// The database as kysely sees it: one interface per table. Times are timestamptz (Date), JSON columns
+// are jsonb, int8 columns arrive as numbers (see database.ts).
+import type { ColumnType, Generated, JSONColumnType } from 'kysely';
+
+type Timestamp = ColumnType<Date, Date | string, Date | string>;
+type CreatedAt = ColumnType<Date, Date | string | undefined, never>;
+type Json<T extends object | null> = JSONColumnType<T, string, string>;
+type StringMap = Record<string, string>;
+
+export type TenantKind = 'platform' | 'reseller' | 'customer';
+export type Role = 'platform_admin' | 'ops' | 'tenant_admin' | 'tenant_user';
+export type HostConnection = 'new' | 'ready' | 'unreachable';
+export type DrainMode = 'stop' | 'migrate';
+export type DrainStateName = 'in_progress' | 'completed' | 'failed' | 'cancelled';
+export type DeviceStateName =
+  | 'pending'
+  | 'scheduled'
+  | 'creating'
+  | 'booting'
+  | 'running'
+  | 'stopping'
+  | 'stopped'
+  | 'deleting'
+  | 'deleted'
+  | 'error'
+  | 'lost';
+
+export interface TenantTable {
+  id: string;
+  parent_id: string | null;
+  kind: TenantKind;
+  display_name: string;
+  labels: ColumnType<StringMap, string | undefined, string>;
+  create_time: CreatedAt;
+  update_time: Timestamp;
+  delete_time: Timestamp | null;
+}
+
+export interface QuotaTable {
+  tenant_id: string;
+  max_devices: number | null;
+  max_running_devices: number | null;
+  max_vcpu_millicores: number | null;
+  max_memory_mib: number | null;
+  max_device_minutes: number | null;
+  period: ColumnType<'day' | 'month', 'day' | 'month' | undefined, 'day' | 'month'>;
+  update_time: Timestamp;
+}
+
+export interface ApiKeyTable {
+  id: string;
+  tenant_id: string;
+  role: Role;
+  display_name: string;
+  /** sha256 of the secret part; the secret itself is never stored. */
+  secret_hash: string;
+  create_time: CreatedAt;
+  expire_time: Timestamp | null;
+  revoke_time: Timestamp | null;
+  last_used_time: Timestamp | null;
+}
+
+export interface HostTable {
+  id: string;
+  name: string;
+  arch: string;
+  labels: Json<StringMap>;
+  connection: HostConnection;
+  cordoned: boolean;
+  /** Mode of the drain in progress; null when none is (the scheduler reads this). */
+  drain_mode: DrainMode | null;
+  /** The current or last drain: start, mode, state, reason, device count, deadline and end. */
+  drain_start_time: Timestamp | null;
+  drain_last_mode: ColumnType<DrainMode | null, DrainMode | null | undefined, DrainMode | null>;
+  drain_state: ColumnType<DrainStateName | null, DrainStateName | null | undefined, DrainStateName | null>;
+  drain_reason: ColumnType<string, string | undefined, string>;
+  /** Devices on the host when the drain started. */
+  drain_devices_total: ColumnType<number, number | undefined, number>;
+  drain_deadline: ColumnType<Date | null, Date | string | null | undefined, Date | string | null>;
+  drain_end_time: ColumnType<Date | null, Date | string | null | undefined, Date | string | null>;
+  /** Physical capacity as the agent reported it (or as enrolled). */
+  capacity_vcpu_millicores: number;
+  capacity_memory_mib: number;
+  capacity_storage_gib: number;
+  capacity_devices: number;
+  overcommit_cpu: number;
+  overcommit_memory: number;
+  /** Sums over the host's devices, maintained by the plan applier inside its transaction. */
+  allocated_vcpu_millicores: number;
+  allocated_memory_mib: number;
+  allocated_storage_gib: number;
+  allocated_devices: number;
+  agent_version: string;
+  runtime_kind: string;
+  hostname: string;
+  /** Labels from the agent's own config, as of its last Hello (`labels` are the enrolled ones). */
+  agent_labels: ColumnType<StringMap, string | undefined, string>;
+  kernel_version: ColumnType<string, string | undefined, string>;
+  /** Random per agent process start: a change tells a restart from a reconnect. */
+  agent_instance_id: ColumnType<string, string | undefined, string>;
+  load: Json<Record<string, number>>;
+  last_heartbeat_time: Timestamp | null;
+  unreachable_since: Timestamp | null;
+  /** Revision of the host's desired device set; bumped by every change to it. */
+  desired_revision: number;
+  create_time: CreatedAt;
+  update_time: Timestamp;
+}
+
+export interface HostCredentialTable {
+  id: string;
+  host_id: string;
+  secret_hash: string;
+  create_time: CreatedAt;
+  revoke_time: Timestamp | null;
+}
+
+export interface ImageTable {
+  id: string;
+  /** null: a platform image every tenant may use. */
+  tenant_id: string | null;
+  display_name: string;
+  image_ref: string;
+  android_version: string;
+  arches: Json<string[]>;
+  required_labels: Json<StringMap>;
+  default_spec: Json<Record<string, unknown>>;
+  min_vcpu_millicores: number;
+  min_memory_mib: number;
+  min_storage_gib: number;
+  sdk_level: ColumnType<number, number | undefined, number>;
+  labels: ColumnType<StringMap, string | undefined, string>;
+  /** 'deprecated': existing devices keep the image, new ones may not use it. */
+  state: ColumnType<'active' | 'deprecated', 'active' | 'deprecated' | undefined, 'active' | 'deprecated'>;
+  create_time: CreatedAt;
+  update_time: Timestamp;
+  delete_time: Timestamp | null;
+}
+
+export interface DeviceTable {
+  id: string;
+  tenant_id: string;
+  display_name: string;
+  labels: Json<StringMap>;
+  image_id: string;
+  /** The DeviceSpec as protobuf JSON. */
+  spec: Json<Record<string, unknown>>;
+  vcpu_millicores: number;
+  memory_mib: number;
+  storage_gib: number;
+  spec_revision: number;
+  placement: Json<Record<string, unknown>>;
+  desired_power: 'running' | 'stopped';
+  restart_policy: 'always' | 'on_failure' | 'never';
+  restart_generation: number;
+  state: DeviceStateName;
+  state_reason: string;
+  state_message: string;
+  host_id: string | null;
+  observed_spec_revision: number;
+  adb_endpoint: string;
+  create_time: CreatedAt;
+  update_time: Timestamp;
+  delete_time: Timestamp | null;
+  /** When `state` last changed (set by the state machine). */
+  state_change_time: ColumnType<Date, Date | string | undefined, Date | string>;
+  /** When the device last entered RUNNING. */
+  start_time: ColumnType<Date | null, Date | string | null | undefined, Date | string | null>;
+}
+
+export interface DeviceEventTable {
+  id: Generated<number>;
+  device_id: string;
+  tenant_id: string;
+  from_state: DeviceStateName | null;
+  to_state: DeviceStateName;
+  reason: string;
+  message: string;
+  /** The host the device was on at the time. */
+  host_id: ColumnType<string | null, string | null | undefined, string | null>;
+  create_time: CreatedAt;
+}
+
+/** One device of a MIGRATE drain (migrations/2026-11-24T0100-drain-devices.ts). */
+export interface DrainDeviceTable {
+  /** The draining host. */
+  host_id: string;
+  device_id: string;
+  tenant_id: string;
+  /** The device's desired power before the drain stopped it. */
+  desired_power: 'running' | 'stopped';
+  /** Where the device was re-placed; null while it waits on the draining host. */
+  target_host_id: string | null;
+  /** Why the last attempt could not place it; empty when none failed. */
+  failure: ColumnType<string, string | undefined, string>;
+  migrate_time: Timestamp | null;
+  update_time: Timestamp;
+}
+
+export interface IdempotencyKeyTable {
+  tenant_id: string;
+  method: string;
+  key: string;
+  /** sha256 of the request, so a key reused for another request is refused. */
+  request_hash: string;
+  response: Json<object | null>;
+  create_time: CreatedAt;
+}
+
+export interface AuditLogTable {
+  id: Generated<number>;
+  tenant_id: string;
+  actor: string;
+  role: string;
+  method: string;
+  resource: string;
+  outcome: string;
+  detail: Json<Record<string, unknown>>;
+  create_time: CreatedAt;
+}
+
+export interface UsageSampleTable {
+  host_id: string;
+  sequence: number;
+  device_id: string;
+  tenant_id: string;
+  start_time: Timestamp;
+  end_time: Timestamp;
+  vcpu_millicores: number;
+  memory_mib: number;
+  storage_gib: number;
+  state: string;
+  create_time: CreatedAt;
+}
+
+export interface UsageCursorTable {
+  host_id: string;
+  /** Highest sequence such that every sample up to it is stored. */
+  acked_sequence: number;
+}
+
+export interface ArtifactTable {
+  tenant_id: string;
+  sha256: string;
+  kind: 'apk' | 'file';
+  size_bytes: number;
+  filename: string;
+  package_name: string;
+  version_code: number;
+  version_name: string;
+  min_sdk: ColumnType<number, number | undefined, number>;
+  target_sdk: ColumnType<number, number | undefined, number>;
+  create_time: CreatedAt;
+}
+
+export interface UploadTable {
+  id: string;
+  tenant_id: string;
+  kind: 'apk' | 'file';
+  filename: string;
+  expected_size: number;
+  expected_sha256: string;
+  committed_bytes: number;
+  state: 'open' | 'finalized' | 'failed';
+  create_time: CreatedAt;
+  expire_time: Timestamp;
+}
+
+export interface Database {
+  tenant: TenantTable;
+  quota: QuotaTable;
+  api_key: ApiKeyTable;
+  host: HostTable;
+  host_credential: HostCredentialTable;
+  image: ImageTable;
+  device: DeviceTable;
+  device_event: DeviceEventTable;
+  drain_device: DrainDeviceTable;
+  idempotency_key: IdempotencyKeyTable;
+  audit_log: AuditLogTable;
+  usage_sample: UsageSampleTable;
+  usage_cursor: UsageCursorTable;
+  artifact: ArtifactTable;
+  upload: UploadTable;
+}

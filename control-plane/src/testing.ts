@@ -1,0 +1,26 @@
+// Test support for this package and for the cross-package tests in tests/.
+import { migrateToLatest } from './store/migrate.js';
+import type { Database } from './store/schema.js';
+import {
+  type CreateTestDatabaseOptions,
+  createTestDatabase,
+  type TestDatabase,
+} from './store/test-database.js';
+
+export { bearerTransport } from './api/bearer-transport.js';
+export {
+  availableDatabaseKinds,
+  createTestDatabase,
+  defaultDatabaseKind,
+  type TestDatabase,
+} from './store/test-database.js';
+
+/** A fresh, migrated database for one test file (PostgreSQL when DATABASE_URL is set, else PGlite). */
+export function createTestStore(
+  options: Omit<CreateTestDatabaseOptions<Database>, 'setup'> = {},
+): Promise<TestDatabase<Database>> {
+  return createTestDatabase<Database>({
+    ...options,
+    setup: (db) => migrateToLatest(db).then(() => undefined),
+  });
+}

@@ -1,0 +1,280 @@
+import { randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
+import type { AddressInfo } from 'node:net';
+import { hostname, release } from 'node:os';
+import { join } from 'node:path';
+import * as grpc from '@grpc/grpc-js';
+import { type ServerType, serve } from '@hono/node-server';
+import { Hono } from 'hono';
+import type { Logger } from 'pino';
+import { AdbCommandExecutor, AdbPool, type CommandExecutor, FileCredentialStore } from './adb/index.js';
+import type { AgentConfig } from './config.js';
+import { HostStats } from './host-stats/index.js';
+import { createLogger } from './logger.js';
+import { createMetrics, type Metrics } from './metrics.js';
+import { type BootProbe, DesiredStore, Reconciler, type ReconcilerOptions } from './reconciler/index.js';
+import { type ContainerRuntime, createDockerRuntime, createSimRuntime } from './runtime/index.js';
+import { runCommand } from './session/commands.js';
+import { Session, type SessionOptions } from './session/session.js';
+import { UsageSender } from './session/usage-sender.js';
+import { UsageSampler, UsageSpool } from './spool/index.js';
+
+export const AGENT_VERSION: string = (
+  JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }
+).version;
+
+/** Seams for tests and embedding; everything unset is built from the config. */
+export interface AgentDeps {
+  readonly logger?: Logger;
+  readonly metrics?: Metrics;
+  /** A runtime owned by the caller (not closed by the agent). */
+  readonly runtime?: ContainerRuntime;
+  readonly bootProbe?: BootProbe;
+  readonly executor?: CommandExecutor;
+  /** TLS (or test) credentials for the gateway; default: CA file from the config, else system roots. */
+  readonly credentials?: grpc.ChannelCredentials;
+  readonly reconciler?: Partial<Omit<ReconcilerOptions, 'runtime' | 'bootProbe' | 'logger' | 'onStatus'>>;
+  readonly session?: Partial<Pick<SessionOptions, 'backoff' | 'stableAfterMs' | 'welcomeTimeoutMs'>>;
+  /** Resend unacknowledged usage after this, ms. */
+  readonly usageResendAfterMs?: number;
+}
+
+export interface Agent {
+  readonly instanceId: string;
+  readonly reconciler: Reconciler;
+  readonly session: Session;
+  readonly spool: UsageSpool;
+  readonly sampler: UsageSampler;
+  readonly metrics: Metrics;
+  /** Port of the local health and metrics server (127.0.0.1). */
+  readonly httpPort: number;
+  /** True after a Drain notice on the current run. */
+  readonly draining: boolean;
+  /** Closes the session, the HTTP server and the agent's resources. Phones keep running. */
+  close(): Promise<void>;
+}
+
+function channelCredentials(config: AgentConfig): grpc.ChannelCredentials {
+  const ca = config.caFile === undefined ? null : readFileSync(config.caFile);
+  return grpc.credentials.createSsl(ca);
+}
+
+async function openRuntime(config: AgentConfig): Promise<ContainerRuntime> {
+  if (config.runtime === 'sim') {
+    return createSimRuntime({
+      dataDir: join(config.dataDir, 'sim'),
+      bootDelayMs: config.simBootDelayMs,
+      scope: config.runtimeScope,
+    });
+  }
+  return createDockerRuntime({ socketPath: config.dockerSocket, config: { scope: config.runtimeScope } });
+}
+
+/** Starts a host agent: adopts the runtime's phones, connects to the control plane, meters usage. */
+export async function startAgent(config: AgentConfig, deps: AgentDeps = {}): Promise<Agent> {
+  const logger = deps.logger ?? createLogger(config.logLevel);
+  const metrics = deps.metrics ?? createMetrics();
+  const instanceId = randomUUID();
+  const log = logger.child({ module: 'agent', hostId: config.hostId, instanceId });
+  await mkdir(config.dataDir, { recursive: true });
+
+  const runtime = deps.runtime ?? (await openRuntime(config));
+  let pool: AdbPool | undefined;
+  let bootProbe = deps.bootProbe;
+  let executor = deps.executor;
+  if (bootProbe === undefined || executor === undefined) {
+    pool = new AdbPool({
+      credentialStore: await FileCredentialStore.open({ dataDir: config.dataDir }),
+      logger,
+    });
+    bootProbe ??= pool;
+    executor ??= new AdbCommandExecutor({
+      pool,
+      credential: config.credential,
+      workDir: join(config.dataDir, 'artifacts'),
+      logger,
+    });
+  }
+
+  let session: Session | undefined;
+  const reconciler = new Reconciler({
+    concurrency: config.reconcileConcurrency,
+    stopTimeoutMs: config.stopTimeoutMs,
+    bootTimeoutMs: config.bootTimeoutMs,
+    ...deps.reconciler,
+    runtime,
+    bootProbe,
+    logger,
+    metrics,
+    store: new DesiredStore(config.dataDir),
+    onStatus: (device) => session?.send({ body: { case: 'deviceStatus', value: { device } } }),
+  });
+  const spool = await UsageSpool.open({ dir: join(config.dataDir, 'usage') });
+  const usage = new UsageSender({
+    spool,
+    logger: log,
+    ...(deps.usageResendAfterMs !== undefined ? { resendAfterMs: deps.usageResendAfterMs } : {}),
+  });
+  const sampler = new UsageSampler({
+    spool,
+    intervalMs: config.usageIntervalMs,
+    devices: () => reconciler.metered(),
+    onAppended: (samples) => {
+      metrics.usageSequence.set(spool.lastSequence);
+      usage.appended(samples);
+    },
+    logger: log,
+  });
+  const stats = new HostStats({ dataDir: config.dataDir });
+  let draining = false;
+
+  await reconciler.start();
+  sampler.start();
+
+  session = new Session({
+    address: config.controlPlane,
+    credentials: deps.credentials ?? channelCredentials(config),
+    ...(config.tlsServerName !== undefined
+      ? {
+          channelOptions: {
+            'grpc.ssl_target_name_override': config.tlsServerName,
+            'grpc.default_authority': config.tlsServerName,
+          },
+        }
+      : {}),
+    ...deps.session,
+    logger,
+    metrics,
+    hooks: {
+      async hello() {
+        const capacity = await stats.capacity();
+        const o = config.capacity;
+        return {
+          hostId: config.hostId,
+          credential: config.credential,
+          protocolVersion: 1,
+          agentVersion: AGENT_VERSION,
+          arch: config.arch,
+          hostname: hostname(),
+          capacity: {
+            vcpuMillicores: BigInt(o.vcpuMillicores ?? capacity.vcpuMillicores),
+            memoryBytes:
+              o.memoryMib !== undefined ? BigInt(o.memoryMib) * 1024n * 1024n : BigInt(capacity.memoryBytes),
+            storageBytes:
+              o.storageGib !== undefined ? BigInt(o.storageGib) * 1024n ** 3n : BigInt(capacity.storageBytes),
+            devices: config.maxDevices,
+          },
+          labels: { ...config.labels },
+          runtimeKind: runtime.name,
+          devices: reconciler.inventory(),
+          desiredRevision: reconciler.desiredRevision,
+          agentInstanceId: instanceId,
+          kernelVersion: release(),
+        };
+      },
+      async load() {
+        usage.tick();
+        metrics.usagePending.set(spool.pendingCount);
+        if (pool !== undefined) void pool.retain(reconciler.liveEndpoints()).catch(() => undefined);
+        const s = await stats.sample();
+        return {
+          cpuPercent: s.cpuPercent,
+          loadAverage1m: s.loadAverage1m,
+          memoryUsedBytes: BigInt(s.memoryUsedBytes),
+          memoryTotalBytes: BigInt(s.memoryTotalBytes),
+          diskUsedBytes: BigInt(s.diskUsedBytes),
+          diskTotalBytes: BigInt(s.diskTotalBytes),
+          runningDevices: reconciler.runningCount(),
+        };
+      },
+      async welcomed(welcome, link) {
+        draining = false;
+        await usage.welcomed(link, Number(welcome.usageAckSequence));
+      },
+      received(message, link) {
+        const fail = (what: string) => (err: unknown) => log.error({ err }, `${what} failed`);
+        switch (message.body.case) {
+          case 'desiredDevices':
+            void reconciler.applyDesired(message.body.value).catch(fail('applying the desired set'));
+            break;
+          case 'deviceUpsert':
+            void reconciler.applyUpsert(message.body.value).catch(fail('applying a device upsert'));
+            break;
+          case 'deviceRemove':
+            void reconciler.applyRemove(message.body.value).catch(fail('applying a device remove'));
+            break;
+          case 'usageAck':
+            void usage.acknowledged(Number(message.body.value.sequence)).catch(fail('acknowledging usage'));
+            break;
+          case 'command': {
+            const command = message.body.value;
+            const kind = command.kind.case ?? 'unknown';
+            const end = metrics.commandDuration.startTimer({ kind });
+            void runCommand(command, { executor, devices: reconciler, signal: link.signal }).then(
+              (result) => {
+                end();
+                metrics.commands.inc({ kind, code: String(result.code ?? 0) });
+                link.send({ body: { case: 'commandResult', value: result } });
+              },
+            );
+            break;
+          }
+          case 'drain':
+            draining = true;
+            metrics.drains.inc();
+            log.warn({ reason: message.body.value.reason }, 'host is being drained');
+            break;
+          default:
+            log.warn({ kind: message.body.case }, 'unexpected control message ignored');
+        }
+      },
+    },
+  });
+
+  const app = new Hono();
+  app.get('/healthz', (c) => c.json({ status: 'ok' }));
+  app.get('/readyz', (c) => {
+    const body = { connected: session.connected, draining, devices: reconciler.runningCount() };
+    return c.json(body, session.connected ? 200 : 503);
+  });
+  app.get('/metrics', async (c) =>
+    c.text(await metrics.registry.metrics(), 200, { 'content-type': metrics.registry.contentType }),
+  );
+  const server: ServerType = await new Promise((resolve) => {
+    const s = serve({ fetch: app.fetch, port: config.httpPort, hostname: '127.0.0.1' }, () => resolve(s));
+  });
+  const httpPort = (server.address() as AddressInfo).port;
+
+  session.start();
+  log.info({ runtime: runtime.name, httpPort, controlPlane: config.controlPlane }, 'agent started');
+
+  let closing: Promise<void> | undefined;
+  const activeSession = session;
+  return {
+    instanceId,
+    reconciler,
+    session: activeSession,
+    spool,
+    sampler,
+    metrics,
+    httpPort,
+    get draining() {
+      return draining;
+    },
+    close() {
+      closing ??= (async () => {
+        log.info('agent stopping; phones keep running');
+        await activeSession.close();
+        await sampler.stop();
+        await reconciler.close();
+        await spool.close();
+        await new Promise<void>((resolve) => server.close(() => resolve()));
+        await pool?.close();
+        if (deps.runtime === undefined) await runtime.close();
+        log.info('agent stopped');
+      })();
+      return closing;
+    },
+  };
+}

@@ -1,0 +1,193 @@
+// The only place the agent reads its environment: validated once, frozen, with documented defaults.
+import { readFileSync } from 'node:fs';
+import { arch as osArch } from 'node:os';
+import { resolve } from 'node:path';
+
+export type RuntimeKind = 'docker' | 'sim';
+
+/** Capacity overrides; an unset field is measured on the host (cores, MemTotal, data-dir file system). */
+export interface CapacityOverrides {
+  /** CPHONE_CAPACITY_VCPU_MILLICORES */
+  readonly vcpuMillicores?: number;
+  /** CPHONE_CAPACITY_MEMORY_MIB */
+  readonly memoryMib?: number;
+  /** CPHONE_CAPACITY_STORAGE_GIB */
+  readonly storageGib?: number;
+}
+
+export interface AgentConfig {
+  /** Control plane agent gateway, host:port. CPHONE_CONTROL_PLANE, default 127.0.0.1:8443 */
+  readonly controlPlane: string;
+  /** Host id given at enrollment. CPHONE_HOST_ID, required */
+  readonly hostId: string;
+  /** Host credential. CPHONE_HOST_CREDENTIAL, or read from CPHONE_HOST_CREDENTIAL_FILE; required. Never logged. */
+  readonly credential: string;
+  /** PEM CA the gateway's certificate chains to. CPHONE_CA_FILE; the system roots when unset */
+  readonly caFile: string | undefined;
+  /** TLS name to check on the gateway's certificate when it differs from the address. CPHONE_TLS_SERVER_NAME */
+  readonly tlsServerName: string | undefined;
+  /** Container runtime. CPHONE_RUNTIME, `docker` (default) or `sim` */
+  readonly runtime: RuntimeKind;
+  /** Docker Engine socket. CPHONE_DOCKER_SOCKET, default /var/run/docker.sock */
+  readonly dockerSocket: string;
+  /** Label scope of this agent's containers on a shared engine. CPHONE_RUNTIME_SCOPE, default `default` */
+  readonly runtimeScope: string;
+  /** How long a sim phone pretends to boot. CPHONE_SIM_BOOT_DELAY_MS, default 0 */
+  readonly simBootDelayMs: number;
+  readonly capacity: CapacityOverrides;
+  /** The most devices this agent runs. CPHONE_MAX_DEVICES, default 32 */
+  readonly maxDevices: number;
+  /** Host labels, `k=v,k=v`. CPHONE_LABELS, default none */
+  readonly labels: Readonly<Record<string, string>>;
+  /** Spool, desired-state copy and sim phones. CPHONE_AGENT_DATA_DIR, default /var/lib/cphone-agent */
+  readonly dataDir: string;
+  /** Local health and metrics port, bound to 127.0.0.1 (0 picks one). CPHONE_AGENT_HTTP_PORT, default 9102 */
+  readonly httpPort: number;
+  /** CPU architecture reported to the scheduler. CPHONE_ARCH, default from os.arch() (x64 -> amd64) */
+  readonly arch: string;
+  /** pino level. CPHONE_LOG_LEVEL, default info */
+  readonly logLevel: string;
+  /** Usage sample interval (ms). CPHONE_USAGE_INTERVAL_MS, default 60000 */
+  readonly usageIntervalMs: number;
+  /** Devices reconciled in parallel. CPHONE_RECONCILE_CONCURRENCY, default 8 */
+  readonly reconcileConcurrency: number;
+  /** Android must boot within this (ms) or the start counts as failed. CPHONE_BOOT_TIMEOUT_MS, default 300000 */
+  readonly bootTimeoutMs: number;
+  /** Grace period of a stop (ms). CPHONE_STOP_TIMEOUT_MS, default 30000 */
+  readonly stopTimeoutMs: number;
+}
+
+/** A setting with a bad value: names the variable and the value. */
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+  constructor(
+    readonly variable: string,
+    readonly value: string | undefined,
+    reason: string,
+  ) {
+    super(`invalid ${variable}=${JSON.stringify(value ?? '')}: ${reason}`);
+  }
+}
+
+type Env = Readonly<Record<string, string | undefined>>;
+
+function set(env: Env, name: string): string | undefined {
+  const raw = env[name]?.trim();
+  return raw === undefined || raw === '' ? undefined : raw;
+}
+
+function int(env: Env, name: string, fallback: number, min: number, max = Number.MAX_SAFE_INTEGER): number {
+  const raw = set(env, name);
+  if (raw === undefined) return fallback;
+  const value = Number(raw);
+  if (!/^\d+$/.test(raw) || !Number.isSafeInteger(value) || value < min || value > max) {
+    throw new ConfigError(name, raw, `must be an integer from ${min} to ${max}`);
+  }
+  return value;
+}
+
+function optionalInt(env: Env, name: string, min: number): number | undefined {
+  return set(env, name) === undefined ? undefined : int(env, name, 0, min);
+}
+
+function hostPort(env: Env, name: string, fallback: string): string {
+  const raw = set(env, name) ?? fallback;
+  const match = /^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/.exec(raw);
+  const port = Number(match?.[2]);
+  if (match === null || port < 1 || port > 65535) throw new ConfigError(name, raw, 'must be host:port');
+  return raw;
+}
+
+function labels(env: Env, name: string): Record<string, string> {
+  const raw = set(env, name);
+  const out: Record<string, string> = {};
+  if (raw === undefined) return out;
+  for (const pair of raw.split(',')) {
+    const [key, value, ...rest] = pair.split('=').map((s) => s.trim());
+    if (!key || value === undefined || rest.length > 0 || !/^[A-Za-z0-9][A-Za-z0-9._/-]{0,62}$/.test(key)) {
+      throw new ConfigError(name, raw, `entry ${JSON.stringify(pair)} must be key=value`);
+    }
+    out[key] = value;
+  }
+  return out;
+}
+
+function credential(env: Env): string {
+  const inline = set(env, 'CPHONE_HOST_CREDENTIAL');
+  if (inline !== undefined) return inline;
+  const file = set(env, 'CPHONE_HOST_CREDENTIAL_FILE');
+  if (file === undefined) {
+    throw new ConfigError('CPHONE_HOST_CREDENTIAL', undefined, 'set it or CPHONE_HOST_CREDENTIAL_FILE');
+  }
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8').trim();
+  } catch (err) {
+    throw new ConfigError('CPHONE_HOST_CREDENTIAL_FILE', file, `cannot be read: ${(err as Error).message}`);
+  }
+  if (text === '') throw new ConfigError('CPHONE_HOST_CREDENTIAL_FILE', file, 'is empty');
+  return text;
+}
+
+/** Node's os.arch() in the scheduler's naming. */
+export function defaultArch(nodeArch: string = osArch()): string {
+  return nodeArch === 'x64' ? 'amd64' : nodeArch;
+}
+
+export function loadConfig(env: Env = process.env): AgentConfig {
+  const hostId = set(env, 'CPHONE_HOST_ID');
+  if (hostId === undefined) throw new ConfigError('CPHONE_HOST_ID', undefined, 'is required');
+  const runtime = set(env, 'CPHONE_RUNTIME') ?? 'docker';
+  if (runtime !== 'docker' && runtime !== 'sim') {
+    throw new ConfigError('CPHONE_RUNTIME', runtime, 'must be docker or sim');
+  }
+  const arch = set(env, 'CPHONE_ARCH') ?? defaultArch();
+  if (arch !== 'arm64' && arch !== 'amd64')
+    throw new ConfigError('CPHONE_ARCH', arch, 'must be arm64 or amd64');
+  const logLevel = set(env, 'CPHONE_LOG_LEVEL') ?? 'info';
+  if (!['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].includes(logLevel)) {
+    throw new ConfigError('CPHONE_LOG_LEVEL', logLevel, 'must be a pino level');
+  }
+  const vcpu = optionalInt(env, 'CPHONE_CAPACITY_VCPU_MILLICORES', 1);
+  const memory = optionalInt(env, 'CPHONE_CAPACITY_MEMORY_MIB', 1);
+  const storage = optionalInt(env, 'CPHONE_CAPACITY_STORAGE_GIB', 1);
+  const caFile = set(env, 'CPHONE_CA_FILE');
+  if (caFile !== undefined) {
+    try {
+      readFileSync(caFile);
+    } catch (err) {
+      throw new ConfigError('CPHONE_CA_FILE', caFile, `cannot be read: ${(err as Error).message}`);
+    }
+  }
+  return Object.freeze({
+    controlPlane: hostPort(env, 'CPHONE_CONTROL_PLANE', '127.0.0.1:8443'),
+    hostId,
+    credential: credential(env),
+    caFile,
+    tlsServerName: set(env, 'CPHONE_TLS_SERVER_NAME'),
+    runtime,
+    dockerSocket: set(env, 'CPHONE_DOCKER_SOCKET') ?? '/var/run/docker.sock',
+    runtimeScope: set(env, 'CPHONE_RUNTIME_SCOPE') ?? 'default',
+    simBootDelayMs: int(env, 'CPHONE_SIM_BOOT_DELAY_MS', 0, 0),
+    capacity: Object.freeze({
+      ...(vcpu !== undefined ? { vcpuMillicores: vcpu } : {}),
+      ...(memory !== undefined ? { memoryMib: memory } : {}),
+      ...(storage !== undefined ? { storageGib: storage } : {}),
+    }),
+    maxDevices: int(env, 'CPHONE_MAX_DEVICES', 32, 0, 10_000),
+    labels: Object.freeze(labels(env, 'CPHONE_LABELS')),
+    dataDir: resolve(set(env, 'CPHONE_AGENT_DATA_DIR') ?? '/var/lib/cphone-agent'),
+    httpPort: int(env, 'CPHONE_AGENT_HTTP_PORT', 9102, 0, 65535),
+    arch,
+    logLevel,
+    usageIntervalMs: int(env, 'CPHONE_USAGE_INTERVAL_MS', 60_000, 10),
+    reconcileConcurrency: int(env, 'CPHONE_RECONCILE_CONCURRENCY', 8, 1, 256),
+    bootTimeoutMs: int(env, 'CPHONE_BOOT_TIMEOUT_MS', 300_000, 100),
+    stopTimeoutMs: int(env, 'CPHONE_STOP_TIMEOUT_MS', 30_000, 0),
+  });
+}
+
+/** The config as logged at start: the credential masked. */
+export function describeConfig(config: AgentConfig): Record<string, unknown> {
+  return { ...config, credential: '***' };
+}

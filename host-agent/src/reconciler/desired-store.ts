@@ -1,0 +1,31 @@
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { create, fromJsonString, toJsonString } from '@bufbuild/protobuf';
+import { type DesiredDevice, type DesiredDevices, DesiredDevicesSchema } from '@cphone/proto';
+import { atomicWrite } from '../spool/index.js';
+
+/**
+ * The last desired set the agent received, kept in the data dir. It lets a restarted agent keep
+ * enforcing restart policies while the control plane is unreachable, and tells the control plane
+ * (Hello.desired_revision) where the agent stands.
+ */
+export class DesiredStore {
+  readonly #path: string;
+
+  constructor(dataDir: string) {
+    this.#path = join(dataDir, 'desired-devices.json');
+  }
+
+  async load(): Promise<DesiredDevices | undefined> {
+    const text = await readFile(this.#path, 'utf8').catch((err: NodeJS.ErrnoException) => {
+      if (err.code === 'ENOENT') return undefined;
+      throw err;
+    });
+    return text === undefined ? undefined : fromJsonString(DesiredDevicesSchema, text);
+  }
+
+  async save(revision: bigint, devices: Iterable<DesiredDevice>): Promise<void> {
+    const message = create(DesiredDevicesSchema, { revision, devices: [...devices] });
+    await atomicWrite(this.#path, toJsonString(DesiredDevicesSchema, message));
+  }
+}

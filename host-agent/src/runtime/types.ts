@@ -1,0 +1,76 @@
+// Data types of the container runtime boundary. The agent maps its wire types (cphone.agent.v1)
+// onto these, so the runtimes never depend on the schema package.
+
+/** How Android renders: `guest` is software (SwiftShader), `host` uses the host GPU, `auto` probes. */
+export type GpuMode = 'guest' | 'host' | 'auto';
+
+export interface ScreenSpec {
+  readonly width: number;
+  readonly height: number;
+  readonly dpi: number;
+  readonly fps: number;
+}
+
+/** Everything a runtime needs to create one phone. */
+export interface DeviceSpec {
+  readonly deviceId: string;
+  readonly tenantId: string;
+  /** Bumped by the control plane on every change of the spec; a container carries the one it was made from. */
+  readonly specRevision: number;
+  /** Container image reference (for Redroid, e.g. `redroid/redroid:12.0.0_64only-latest`). */
+  readonly image: string;
+  readonly vcpuMillicores: number;
+  readonly memoryMib: number;
+  readonly storageGib: number;
+  readonly screen: ScreenSpec;
+  readonly gpuMode: GpuMode;
+  /** Extra Android system properties, each key starting with `ro.`. */
+  readonly properties: Readonly<Record<string, string>>;
+  /** Extra labels for the container; the runtime's own `dev.cphone.*` labels always win. */
+  readonly labels: Readonly<Record<string, string>>;
+}
+
+export type DeviceState = 'created' | 'running' | 'exited' | 'restarting' | 'removing' | 'missing';
+
+export interface AdbEndpoint {
+  readonly host: string;
+  readonly port: number;
+}
+
+/** What a runtime observes about one phone. */
+export interface RuntimeDevice {
+  readonly deviceId: string;
+  readonly tenantId: string;
+  readonly specRevision: number;
+  readonly image: string;
+  readonly state: DeviceState;
+  /** The runtime's own handle (container id for docker, a generated id for sim). */
+  readonly runtimeId: string;
+  /** Set once the phone has exited at least once. */
+  readonly exitCode?: number;
+  readonly startedAt?: Date;
+  readonly finishedAt?: Date;
+  /** Where the phone's adbd listens; present while it runs. */
+  readonly adb?: AdbEndpoint;
+  readonly labels: Readonly<Record<string, string>>;
+}
+
+export type RuntimeEventType = 'create' | 'start' | 'die' | 'stop' | 'remove';
+
+export interface RuntimeEvent {
+  readonly type: RuntimeEventType;
+  readonly deviceId: string;
+  readonly at: Date;
+  /** For `die`: the exit code when the runtime reports one. */
+  readonly exitCode?: number;
+}
+
+export interface StopOptions {
+  /** Grace period before the phone is killed. */
+  readonly timeoutMs: number;
+}
+
+export interface RemoveOptions {
+  /** Keep the phone's data (its /data volume) for a later create with the same device id. */
+  readonly keepData: boolean;
+}

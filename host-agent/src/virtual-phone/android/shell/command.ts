@@ -1,0 +1,25 @@
+import type { ByteReader } from '../../byte-reader.js';
+import type { AndroidDevice } from '../android-device.js';
+
+export interface CommandContext {
+  device: AndroidDevice;
+  /** argv[0] is the command name as typed. */
+  argv: string[];
+  env: Readonly<Record<string, string>>;
+  stdin: ByteReader;
+  stdout(data: string | Uint8Array): Promise<void>;
+  stderr(data: string | Uint8Array): Promise<void>;
+  /** Aborted when the adb stream closes or the phone reboots (the process is killed). */
+  signal: AbortSignal;
+  /** Runs a nested command line (`sh -c`) with the same streams. */
+  run(line: string): Promise<number>;
+}
+
+/** A program on the phone: resolves with its exit status. */
+export type Command = (ctx: CommandContext) => Promise<number>;
+
+/** Resolves when `signal` aborts (processes that run "until killed"). */
+export function untilAborted(signal: AbortSignal): Promise<void> {
+  if (signal.aborted) return Promise.resolve();
+  return new Promise((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
+}

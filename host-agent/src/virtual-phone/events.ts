@@ -1,0 +1,69 @@
+import { EventEmitter } from 'node:events';
+import type { InstalledPackage } from './android/package-manager.js';
+import type { ControlMessage } from './scrcpy/control-decoder.js';
+
+/** What `input` did on the phone, as an app would have seen it. */
+export type InputEvent =
+  | { kind: 'tap'; x: number; y: number }
+  | { kind: 'swipe'; x1: number; y1: number; x2: number; y2: number; durationMs: number }
+  | { kind: 'keyevent'; key: string; longpress: boolean }
+  | { kind: 'text'; text: string };
+
+export interface PhoneEventMap {
+  input: [InputEvent];
+  control: [ControlMessage];
+  package: [{ kind: 'installed' | 'uninstalled'; pkg: InstalledPackage }];
+  reboot: [];
+  boot: [];
+}
+
+/**
+ * Everything a test wants to observe on the phone: recorded in arrays and emitted as it happens.
+ * `next()` waits for the next matching event so tests need no polling.
+ */
+export class PhoneEvents extends EventEmitter<PhoneEventMap> {
+  readonly input: InputEvent[] = [];
+  readonly control: ControlMessage[] = [];
+
+  recordInput(event: InputEvent): void {
+    this.input.push(event);
+    this.emit('input', event);
+  }
+
+  recordControl(message: ControlMessage): void {
+    this.control.push(message);
+    this.emit('control', message);
+  }
+
+  /** Resolves with the first `control` message (already recorded or future) matching `predicate`. */
+  waitForControl(predicate: (message: ControlMessage) => boolean, timeoutMs = 5000): Promise<ControlMessage> {
+    return this.#waitFor('control', this.control, predicate, timeoutMs);
+  }
+
+  waitForInput(predicate: (event: InputEvent) => boolean, timeoutMs = 5000): Promise<InputEvent> {
+    return this.#waitFor('input', this.input, predicate, timeoutMs);
+  }
+
+  #waitFor<K extends 'control' | 'input'>(
+    name: K,
+    seen: readonly PhoneEventMap[K][0][],
+    predicate: (value: PhoneEventMap[K][0]) => boolean,
+    timeoutMs: number,
+  ): Promise<PhoneEventMap[K][0]> {
+    const found = seen.find(predicate);
+    if (found) return Promise.resolve(found);
+    return new Promise((resolve, reject) => {
+      const listener = (value: PhoneEventMap[K][0]): void => {
+        if (!predicate(value)) return;
+        clearTimeout(timer);
+        this.off(name, listener as never);
+        resolve(value);
+      };
+      const timer = setTimeout(() => {
+        this.off(name, listener as never);
+        reject(new Error(`no matching ${name} event within ${timeoutMs} ms`));
+      }, timeoutMs);
+      this.on(name, listener as never);
+    });
+  }
+}

@@ -1,0 +1,11 @@
+export type { AuthOptions } from './adb/auth.js';
+export { parseAdbPublicKey, verifyTokenSignature } from './adb/auth.js';
+export type { ScreenSpec } from './android/android-device.js';
+export { AndroidDevice } from './android/android-device.js';
+export type { InstalledPackage } from './android/package-manager.js';
+export type { InputEvent } from './events.js';
+export { PhoneEvents } from './events.js';
+export { phoneCommands, startVirtualPhone, type VirtualPhone, type VirtualPhoneOptions } from './phone.js';
+export type { ControlMessage } from './scrcpy/control-decoder.js';
+export { SCREEN_FIXTURE } from './scrcpy/h264-fixture.js';
+export type { ByteTransport } from './transport.js';

@@ -1,0 +1,151 @@
+import { createServer, type Server, type Socket } from 'node:net';
+import { type Logger, pino } from 'pino';
+import { type AuthOptions, AuthorizedKeys } from './adb/auth.js';
+import { DeviceConnection } from './adb/device-connection.js';
+import { AndroidDevice, type ScreenSpec } from './android/android-device.js';
+import { DataVolume, readDataVolume } from './android/data-volume.js';
+import type { InstalledPackage } from './android/package-manager.js';
+import type { DeviceIdentity } from './android/properties.js';
+import { builtinCommands } from './android/shell/builtin-commands.js';
+import type { Command } from './android/shell/command.js';
+import { deviceCommands } from './android/shell/device-commands.js';
+import { packageCommands } from './android/shell/package-commands.js';
+import type { PhoneEvents } from './events.js';
+import { netSocketTransport } from './net-transport.js';
+import { appProcess } from './scrcpy/app-process.js';
+import { createServiceRouter } from './services/router.js';
+
+export interface VirtualPhoneOptions {
+  /** TCP port for adbd; 0 (default) picks a free one. */
+  port?: number;
+  /** Default 127.0.0.1. */
+  host?: string;
+  serial: string;
+  /** ro.product.model; default "cphone Virtual". */
+  model?: string;
+  /** Time until sys.boot_completed=1 after start and after each reboot; default 0. */
+  bootDelayMs?: number;
+  /** Default 720x1280 at 320 dpi (the size of the video fixture). */
+  screen?: ScreenSpec;
+  /** Require ADB authentication; absent means the phone answers CNXN at once. */
+  auth?: AuthOptions;
+  /**
+   * Host folder standing in for the phone's /data volume: files under /data and /sdcard, installed
+   * packages and persist.* properties are read from it at start and written through on change.
+   * Absent: everything lives in memory and is gone on close.
+   */
+  dataDir?: string;
+  logger?: Logger;
+}
+
+export interface VirtualPhone {
+  readonly host: string;
+  readonly port: number;
+  /** `host:port`, what `adb connect` takes. */
+  readonly address: string;
+  readonly serial: string;
+  readonly device: AndroidDevice;
+  /** Input, scrcpy control and package events for tests. */
+  readonly events: PhoneEvents;
+  installedPackages(): InstalledPackage[];
+  /** Drops every adb connection, boot_completed goes 0, then 1 after the boot delay. */
+  reboot(): void;
+  waitForBoot(): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** Every program the emulated shell knows. */
+export const phoneCommands: ReadonlyMap<string, Command> = new Map([
+  ...builtinCommands,
+  ...packageCommands,
+  ...deviceCommands,
+  ['app_process', appProcess],
+]);
+
+/** Starts one virtual phone: an emulated Android behind a real adbd on TCP. */
+export async function startVirtualPhone(options: VirtualPhoneOptions): Promise<VirtualPhone> {
+  const logger = (options.logger ?? pino({ level: 'silent' })).child({
+    module: 'virtual-phone',
+    serial: options.serial,
+  });
+  const model = options.model ?? 'cphone Virtual';
+  const identity: DeviceIdentity = {
+    serial: options.serial,
+    model,
+    name: 'cphone_virtual',
+    device: 'virtual',
+    manufacturer: 'cphone',
+    sdk: 29,
+    release: '10',
+  };
+  const { dataDir } = options;
+  const saved = dataDir === undefined ? undefined : await readDataVolume(dataDir);
+  const device = new AndroidDevice({
+    identity,
+    screen: options.screen ?? { width: 720, height: 1280, dpi: 320 },
+    bootDelayMs: options.bootDelayMs ?? 0,
+    logger,
+  });
+  const volume =
+    dataDir !== undefined && saved !== undefined ? new DataVolume(dataDir, device, saved, logger) : undefined;
+  const auth = options.auth ? new AuthorizedKeys(options.auth) : undefined;
+  const router = createServiceRouter(device, phoneCommands);
+  // Only what is implemented is advertised: adb picks protocols (shell v2, stat v2, streamed
+  // installs through `cmd`) from this list.
+  const features = [
+    'shell_v2',
+    'cmd',
+    'stat_v2',
+    'ls_v2',
+    'fixed_push_mkdir',
+    'fixed_push_symlink_timestamp',
+  ];
+  const banner = `device::ro.product.name=${identity.name};ro.product.model=${model};ro.product.device=${identity.device};features=${features.join(',')}`;
+  const connections = new Set<DeviceConnection>();
+  const sockets = new Set<Socket>();
+
+  const server: Server = createServer((socket) => {
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+    socket.on('error', () => {});
+    const connection = new DeviceConnection({
+      transport: netSocketTransport(socket),
+      banner,
+      router,
+      auth,
+      logger: logger.child({ remote: `${socket.remoteAddress}:${socket.remotePort}` }),
+    });
+    connections.add(connection);
+    void connection.done.then(() => connections.delete(connection));
+  });
+  device.events.on('reboot', () => {
+    for (const connection of connections) connection.destroy();
+  });
+  const host = options.host ?? '127.0.0.1';
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port ?? 0, host, () => resolve());
+  });
+  const address = server.address();
+  const port = typeof address === 'object' && address ? address.port : (options.port ?? 0);
+  logger.info({ host, port }, 'virtual phone listening');
+
+  return {
+    host,
+    port,
+    address: `${host}:${port}`,
+    serial: options.serial,
+    device,
+    events: device.events,
+    installedPackages: () => device.packages.userPackages(),
+    reboot: () => device.reboot(),
+    waitForBoot: () => device.waitForBoot(),
+    close: async () => {
+      device.shutdown();
+      for (const connection of connections) connection.destroy();
+      for (const socket of sockets) socket.destroy();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      await volume?.flush();
+    },
+  };
+}

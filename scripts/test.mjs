@@ -1,0 +1,54 @@
+#!/usr/bin/env node
+// Runs every *.test.ts beside the code (each workspace's src/) and everything in tests/ through
+// Node's own test runner, so the summary line shows what ran. Extra args narrow the set:
+//   npm test -- host-agent            (paths containing "host-agent")
+import { spawnSync } from 'node:child_process';
+import { readdirSync, statSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
+import { join, relative } from 'node:path';
+
+const root = new URL('..', import.meta.url).pathname;
+const roots = ['proto/src', 'control-plane/src', 'host-agent/src', 'sfu/src', 'cli/src', 'web/src', 'tests'];
+const files = [];
+function walk(dir) {
+  let entries;
+  try {
+    entries = readdirSync(dir);
+  } catch {
+    return;
+  }
+  for (const name of entries) {
+    if (name === 'node_modules' || name === 'dist') continue;
+    const path = join(dir, name);
+    if (statSync(path).isDirectory()) walk(path);
+    else if (name.endsWith('.test.ts')) files.push(relative(root, path));
+  }
+}
+for (const r of roots) walk(join(root, r));
+const filters = process.argv.slice(2).filter((a) => !a.startsWith('--'));
+const selected = filters.length ? files.filter((f) => filters.some((x) => f.includes(x))) : files;
+if (selected.length === 0) {
+  console.error(`no test files match ${filters.join(' ')}`);
+  process.exit(1);
+}
+// The docker runtime and adb interop suites need podman's Docker API and Debian's adb; the setup
+// scripts are idempotent and quick once done, so a fresh machine needs nothing but this command.
+if (
+  process.env.CPHONE_SKIP_SETUP !== '1' &&
+  selected.some((f) => /host-agent|tests\/(interop|agent|e2e)/.test(f))
+) {
+  for (const script of ['scripts/setup-system.sh', 'scripts/setup-podman.sh']) {
+    const setup = spawnSync('bash', [script], { cwd: root, stdio: ['ignore', 'ignore', 'inherit'] });
+    if (setup.status !== 0) {
+      console.error(`${script} failed (exit ${setup.status}); set CPHONE_SKIP_SETUP=1 to run without it`);
+      process.exit(1);
+    }
+  }
+}
+const concurrency = process.env.TEST_CONCURRENCY ?? String(Math.max(2, availableParallelism()));
+const result = spawnSync(
+  process.execPath,
+  ['--import', 'tsx', '--test', `--test-concurrency=${concurrency}`, ...selected.sort()],
+  { cwd: root, stdio: 'inherit', env: { ...process.env, NODE_ENV: 'test' } },
+);
+process.exit(result.status ?? 1);

@@ -1,0 +1,59 @@
+// `npm start` is `cphone up`: the embedded default must come up on a fresh data dir with running
+// phones that answer ADB, and come back with the same host and phones on a second start.
+import assert from 'node:assert/strict';
+import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, test } from 'node:test';
+import { startEmbedded } from '@cphone/cli';
+import { connectAdbTcp } from '@cphone/host-agent';
+
+const root = await mkdtemp(join(tmpdir(), 'cphone-up-'));
+after(() => rm(root, { recursive: true, force: true }));
+
+const env = {
+  CPHONE_DATA_DIR: join(root, 'control-plane'),
+  CPHONE_AGENT_DATA_DIR: join(root, 'agent'),
+  CPHONE_HTTP_PORT: '0',
+  CPHONE_GRPC_PORT: '0',
+  CPHONE_AGENT_HTTP_PORT: '0',
+  CPHONE_LOG_LEVEL: 'silent',
+  CPHONE_SIM_BOOT_DELAY_MS: '100',
+};
+
+function phoneIds(lines: string[]): string[] {
+  return lines.map((l) => l.split(/\s+/)[0] ?? '').sort();
+}
+
+test('the embedded default starts on PGlite with running phones, and restarts onto the same ones', async () => {
+  const first = await startEmbedded(env);
+  let ids: string[];
+  try {
+    assert.equal(first.plane.deps.config.databaseUrl, undefined, 'embedded default is PGlite');
+    assert.equal((await fetch(`${first.plane.httpUrl}/healthz`)).status, 200);
+    assert.equal(first.phones.length, 3);
+    for (const line of first.phones) assert.match(line, /^dev_\S+ {2}running {2}adb 127\.0\.0\.1:\d+/);
+    // A phone answers a real ADB handshake on the printed address.
+    const port = Number(/adb 127\.0\.0\.1:(\d+)/.exec(first.phones[0] ?? '')?.[1]);
+    const adb = await connectAdbTcp('127.0.0.1', port);
+    adb.close();
+    assert.equal((await stat(join(root, 'agent', 'host-credential'))).mode & 0o777, 0o600);
+    ids = phoneIds(first.phones);
+  } finally {
+    await first.close();
+  }
+  const hostId = (await readFile(join(root, 'agent', 'host-id'), 'utf8')).trim();
+  const second = await startEmbedded(env);
+  try {
+    assert.deepEqual(phoneIds(second.phones), ids, 'the same phones, none added');
+    for (const line of second.phones) assert.match(line, / running /);
+    const hosts = await second.plane.deps.db.selectFrom('host').select('id').execute();
+    assert.deepEqual(
+      hosts.map((h) => h.id),
+      [hostId],
+      'the same host, not a second enrollment',
+    );
+  } finally {
+    await second.close();
+  }
+});

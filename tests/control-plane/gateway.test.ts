@@ -1,0 +1,266 @@
+// The agent gateway end to end: a real control plane (PostgreSQL with DATABASE_URL, else PGlite)
+// and test agents speaking cphone.agent.v1 over TLS on loopback.
+import assert from 'node:assert/strict';
+import { readFile, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { DeviceState, PowerState } from '@cphone/proto';
+import * as grpc from '@grpc/grpc-js';
+import { UnavailableError } from '../../control-plane/src/errors.js';
+import { createAgentClient, TestAgent } from '../../control-plane/src/gateway/test-agent.js';
+import { enrollTestHost, insertTestDevice } from '../../control-plane/src/gateway/testing.js';
+import { gatewayCaPem } from '../../control-plane/src/gateway/tls.js';
+import type { ControlPlane } from '../../control-plane/src/server.js';
+import {
+  startTestControlPlane,
+  type TestControlPlane,
+  until,
+} from '../../control-plane/src/test-control-plane.js';
+
+let testPlane: TestControlPlane;
+let plane: ControlPlane;
+let client: ReturnType<typeof createAgentClient>;
+const agents: TestAgent[] = [];
+
+before(async () => {
+  testPlane = await startTestControlPlane({
+    grpcHost: '127.0.0.1',
+    heartbeatIntervalMs: 200,
+    heartbeatTtlMs: 600,
+    lostGraceMs: 600,
+  });
+  plane = testPlane.plane;
+  client = createAgentClient(plane.grpcPort, plane.deps.gateway.caPem ?? '');
+});
+
+after(async () => {
+  for (const agent of agents) agent.cancel();
+  client.close();
+  await testPlane.close();
+});
+
+function connect(hello: Parameters<typeof TestAgent.connect>[1]): TestAgent {
+  const agent = TestAgent.connect(client, hello);
+  agents.push(agent);
+  return agent;
+}
+
+const db = () => plane.deps.db;
+const host = (id: string) =>
+  db().selectFrom('host').selectAll().where('id', '=', id).executeTakeFirstOrThrow();
+const device = (id: string) =>
+  db().selectFrom('device').selectAll().where('id', '=', id).executeTakeFirstOrThrow();
+const events = (id: string) =>
+  db()
+    .selectFrom('device_event')
+    .select(['from_state', 'to_state', 'reason'])
+    .where('device_id', '=', id)
+    .orderBy('id')
+    .execute();
+
+describe('TLS material', () => {
+  test('the embedded default writes its CA and server key pair once, keys 0600, and reuses them', async () => {
+    const dir = join(testPlane.dataDir, 'tls');
+    for (const key of ['ca-key.pem', 'server-key.pem']) {
+      assert.equal((await stat(join(dir, key))).mode & 0o777, 0o600, key);
+    }
+    const ca = await readFile(join(dir, 'ca.pem'), 'utf8');
+    assert.equal(plane.deps.gateway.caPem, ca);
+    assert.equal(await gatewayCaPem(plane.deps.config), ca, 'a second load reuses the files');
+  });
+});
+
+describe('registration', () => {
+  test('an enrolled host gets Welcome then its full desired set, and is recorded ready', async () => {
+    const enrolled = await enrollTestHost(db(), { labels: { zone: 'rack-1' } });
+    const placed = await insertTestDevice(db(), { hostId: enrolled.hostId, state: 'scheduled' });
+    await insertTestDevice(db(), { hostId: enrolled.hostId, state: 'deleting' });
+    const agent = connect({
+      hostId: enrolled.hostId,
+      credential: enrolled.credential,
+      arch: 'arm64',
+      hostname: 'rk3588-01',
+      runtimeKind: 'sim',
+      labels: { agent: 'yes' },
+      capacity: { vcpuMillicores: 8000n, memoryBytes: 16n << 30n, storageBytes: 500n << 30n, devices: 6 },
+    });
+    const welcome = await agent.next('welcome');
+    assert.equal(welcome.hostId, enrolled.hostId);
+    assert.equal(welcome.minProtocolVersion, 1);
+    assert.equal(welcome.maxProtocolVersion, 1);
+    assert.equal(welcome.heartbeatInterval?.nanos, 200_000_000);
+    assert.equal(welcome.usageAckSequence, 0n);
+    const desired = await agent.next('desiredDevices');
+    assert.equal(desired.revision, 1n);
+    assert.deepEqual(
+      desired.devices.map((d) => d.deviceId),
+      [placed.deviceId],
+      'devices being deleted are not desired',
+    );
+    assert.equal(desired.devices[0]?.spec?.imageRef, 'redroid/redroid:14.0.0-latest');
+    assert.equal(desired.devices[0]?.powerState, PowerState.RUNNING);
+
+    const row = await host(enrolled.hostId);
+    assert.equal(row.connection, 'ready');
+    assert.equal(row.hostname, 'rk3588-01');
+    assert.equal(row.capacity_memory_mib, 16 * 1024);
+    assert.equal(row.capacity_storage_gib, 500);
+    assert.deepEqual(row.labels, { zone: 'rack-1' }, 'enrolled labels stay authoritative');
+    assert.deepEqual(row.agent_labels, { agent: 'yes' });
+    assert.deepEqual(plane.deps.gateway.connectedHosts().includes(enrolled.hostId), true);
+
+    // The agent reports the device running: it passed through creating, both recorded.
+    agent.send({
+      case: 'deviceStatus',
+      value: {
+        device: {
+          deviceId: placed.deviceId,
+          state: DeviceState.RUNNING,
+          adbEndpoint: '10.0.0.2:5555',
+          specRevision: 1n,
+        },
+      },
+    });
+    const running = await until('device running', async () => {
+      const d = await device(placed.deviceId);
+      return d.state === 'running' && d;
+    });
+    assert.equal(running.adb_endpoint, '10.0.0.2:5555');
+    assert.deepEqual(
+      (await events(placed.deviceId)).map((e) => `${e.from_state}>${e.to_state}`),
+      ['scheduled>creating', 'creating>running'],
+    );
+    // A report the state machine cannot follow is kept as the agent's view, not applied.
+    agent.send({
+      case: 'deviceStatus',
+      value: { device: { deviceId: placed.deviceId, state: DeviceState.DELETED } },
+    });
+    const refused = await until('refusal recorded', async () => {
+      const d = await device(placed.deviceId);
+      return d.state_message.includes('agent observes deleted') && d;
+    });
+    assert.equal(refused.state, 'running');
+  });
+
+  test('unknown, revoked and other hosts’ credentials are UNAUTHENTICATED', async () => {
+    const good = await enrollTestHost(db());
+    const revoked = await enrollTestHost(db(), { revoked: true });
+    const cases = [
+      { hostId: good.hostId, credential: `${good.credentialId}.wrong-secret` },
+      { hostId: good.hostId, credential: 'hcred_unknown.secret' },
+      { hostId: revoked.hostId, credential: revoked.credential },
+      { hostId: revoked.hostId, credential: good.credential },
+      { hostId: good.hostId, credential: '' },
+    ];
+    for (const hello of cases) {
+      const status = await connect(hello).ended;
+      assert.equal(status.code, grpc.status.UNAUTHENTICATED, JSON.stringify(hello));
+    }
+    assert.equal((await host(good.hostId)).connection, 'new');
+
+    // A live stream whose credential is revoked is cut off.
+    const live = connect(good);
+    await live.next('welcome');
+    assert.equal(plane.deps.gateway.disconnect(good.hostId, 'credential revoked'), true);
+    const status = await live.ended;
+    assert.equal(status.code, grpc.status.UNAUTHENTICATED);
+    assert.equal(status.details, 'credential revoked');
+    assert.equal(plane.deps.gateway.disconnect(good.hostId, 'again'), false);
+  });
+
+  test('an unsupported protocol version is FAILED_PRECONDITION naming the supported range', async () => {
+    const enrolled = await enrollTestHost(db());
+    const status = await connect({ ...enrolled, protocolVersion: 7 }).ended;
+    assert.equal(status.code, grpc.status.FAILED_PRECONDITION);
+    assert.match(status.details, /protocol_version 7 .*1\.\.1/);
+  });
+
+  test('a stream whose first message is not Hello is refused', async () => {
+    const agent = new TestAgent(client);
+    agents.push(agent);
+    agent.heartbeat();
+    assert.equal((await agent.ended).code, grpc.status.INVALID_ARGUMENT);
+  });
+});
+
+describe('liveness', () => {
+  test('silent hosts go unreachable then their phones lost; heartbeating ones stay; a reconnect heals', async () => {
+    const silent = await enrollTestHost(db());
+    const steady = await enrollTestHost(db());
+    const lostOne = await insertTestDevice(db(), { hostId: silent.hostId, state: 'running' });
+    const keptOne = await insertTestDevice(db(), { hostId: steady.hostId, state: 'running' });
+    const a = connect(silent);
+    const b = connect(steady);
+    await a.next('welcome');
+    await b.next('welcome');
+    a.startHeartbeats(100);
+    b.startHeartbeats(100);
+    await new Promise((r) => setTimeout(r, 1500));
+    assert.equal((await host(silent.hostId)).connection, 'ready', 'heartbeats keep the host ready');
+    assert.ok((await host(steady.hostId)).load.cpuPercent === 12.5, 'heartbeat load recorded');
+    assert.ok((await b.next('ping')).nonce > 0n, 'the gateway pings live streams');
+
+    a.stopHeartbeats();
+    const unreachable = await until('host unreachable', async () => {
+      const h = await host(silent.hostId);
+      return h.connection === 'unreachable' && h;
+    });
+    assert.ok(unreachable.unreachable_since);
+    const status = await a.ended;
+    assert.equal(status.code, grpc.status.UNAVAILABLE, 'the silent stream is ended');
+    await until('device lost', async () => (await device(lostOne.deviceId)).state === 'lost');
+    const lostEvent = (await events(lostOne.deviceId)).at(-1);
+    assert.equal(lostEvent?.reason, 'HOST_UNREACHABLE');
+
+    const back = connect({
+      ...silent,
+      devices: [{ deviceId: lostOne.deviceId, state: DeviceState.RUNNING, adbEndpoint: '10.0.0.9:5555' }],
+    });
+    await back.next('welcome');
+    back.startHeartbeats(100);
+    assert.equal((await device(lostOne.deviceId)).state, 'running', 'inventory moves it out of lost');
+    assert.equal((await host(silent.hostId)).connection, 'ready');
+    assert.equal((await host(silent.hostId)).unreachable_since, null);
+
+    await new Promise((r) => setTimeout(r, 1500));
+    assert.equal((await device(keptOne.deviceId)).state, 'running');
+    assert.deepEqual(await events(keptOne.deviceId), [], 'no false lost on a heartbeating host');
+    assert.equal((await device(lostOne.deviceId)).state, 'running', 'no lost again after the reconnect');
+    back.stopHeartbeats();
+    b.stopHeartbeats();
+  });
+
+  test('a newer stream supersedes the older one without flapping the host', async () => {
+    const enrolled = await enrollTestHost(db());
+    const { deviceId } = await insertTestDevice(db(), { hostId: enrolled.hostId, state: 'running' });
+    const first = connect(enrolled);
+    await first.next('welcome');
+    first.startHeartbeats(100);
+    const pending = assert.rejects(
+      plane.deps.gateway.command(
+        enrolled.hostId,
+        deviceId,
+        { case: 'reboot', value: {} },
+        new Date(Date.now() + 10_000),
+      ),
+      UnavailableError,
+    );
+    await first.next('command');
+    const second = connect(enrolled);
+    await second.next('welcome');
+    await second.next('desiredDevices');
+    const status = await first.ended;
+    assert.equal(status.code, grpc.status.ABORTED);
+    assert.match(status.details, /superseded/);
+    await pending;
+    assert.equal((await host(enrolled.hostId)).connection, 'ready');
+    assert.deepEqual(
+      plane.deps.gateway.connectedHosts().filter((h) => h === enrolled.hostId),
+      [enrolled.hostId],
+    );
+    second.startHeartbeats(100);
+    await new Promise((r) => setTimeout(r, 800));
+    assert.equal((await host(enrolled.hostId)).connection, 'ready');
+    second.stopHeartbeats();
+  });
+});

@@ -1,0 +1,265 @@
+// End-to-end harness: the real control plane (PostgreSQL with DATABASE_URL, else PGlite in its data
+// dir), the real public API through a Connect client, and real host agents enrolled through
+// HostService.EnrollHost and connected over gRPC/TLS. Ports and data dirs are fixed per harness so
+// a control plane or an agent can be stopped and started again in place.
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { DescService } from '@bufbuild/protobuf';
+import { type Client, createClient } from '@connectrpc/connect';
+import { type ControlPlane, loadConfig, startControlPlane } from '@cphone/control-plane';
+import { bearerTransport, createTestDatabase, type TestDatabase } from '@cphone/control-plane/testing';
+import { type Agent, type AgentDeps, loadConfig as loadAgentConfig, startAgent } from '@cphone/host-agent';
+import {
+  type Device,
+  DeviceService,
+  DeviceState,
+  type Host,
+  HostService,
+  HostState,
+  ImageService,
+  TenantKind,
+  TenantService,
+} from '@cphone/proto';
+import pino from 'pino';
+import { freePort } from '../free-port.js';
+
+export const silent = pino({ level: 'silent' });
+export const TENANT_KIND_RESELLER = TenantKind.RESELLER;
+
+/** Polls `probe` until `pred` holds; on timeout fails naming `what` and the last value seen. */
+export async function waitFor<T>(
+  what: string,
+  probe: () => Promise<T> | T,
+  pred: (value: T) => boolean,
+  { timeoutMs = 15_000, intervalMs = 100 }: { timeoutMs?: number; intervalMs?: number } = {},
+): Promise<T> {
+  const end = Date.now() + timeoutMs;
+  let last: T | undefined;
+  let lastError: unknown;
+  for (;;) {
+    try {
+      last = await probe();
+      lastError = undefined;
+      if (pred(last)) return last;
+    } catch (error) {
+      lastError = error;
+    }
+    if (Date.now() > end) {
+      const seen = lastError !== undefined ? `error ${String(lastError)}` : describe(last);
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}; last seen: ${seen}`);
+    }
+    await new Promise((r) => setTimeout(r, intervalMs));
+  }
+}
+
+function describe(value: unknown): string {
+  return JSON.stringify(value, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v))?.slice(0, 800);
+}
+
+export interface HarnessOptions {
+  heartbeatIntervalMs?: number;
+  heartbeatTtlMs?: number;
+  lostGraceMs?: number;
+}
+
+export interface AgentOptions {
+  env?: Record<string, string>;
+  deps?: AgentDeps;
+}
+
+export interface Harness {
+  readonly plane: ControlPlane;
+  readonly hostId: string;
+  readonly tenantId: string;
+  readonly imageId: string;
+  readonly agentDataDir: string;
+  readonly devices: Client<typeof DeviceService>;
+  readonly hosts: Client<typeof HostService>;
+  client<S extends DescService>(service: S): Client<S>;
+  /** The agent's environment for the enrolled host (sim runtime, the harness's data dir), plus `extra`. */
+  agentEnv(extra?: Record<string, string>): Record<string, string>;
+  /** Starts a real agent for the enrolled host on the harness's agent data dir. */
+  startAgent(options?: AgentOptions): Promise<Agent>;
+  /** Stops the control plane and starts it again on the same database, data dir and ports. */
+  restartPlane(): Promise<void>;
+  stopPlane(): Promise<void>;
+  startPlane(): Promise<void>;
+  /** Creates one phone through the API; returns it as created. */
+  createPhone(name: string): Promise<Device>;
+  device(deviceId: string): Promise<Device>;
+  waitForState(deviceId: string, state: DeviceState, timeoutMs?: number): Promise<Device>;
+  waitForHost(state: HostState, connected: boolean, timeoutMs?: number): Promise<Host>;
+  close(): Promise<void>;
+}
+
+export async function startHarness(options: HarnessOptions = {}): Promise<Harness> {
+  const dataDir = await mkdtemp(join(tmpdir(), 'cphone-e2e-cp-'));
+  const agentDataDir = await mkdtemp(join(tmpdir(), 'cphone-e2e-agent-'));
+  const external: TestDatabase<unknown> | undefined = process.env.DATABASE_URL
+    ? await createTestDatabase({ kind: 'postgres' })
+    : undefined;
+  const grpcPort = await freePort();
+  const config = loadConfig(
+    {},
+    {
+      dataDir,
+      databaseUrl: external?.url,
+      httpPort: 0,
+      grpcHost: '127.0.0.1',
+      grpcPort,
+      heartbeatIntervalMs: options.heartbeatIntervalMs ?? 300,
+      heartbeatTtlMs: options.heartbeatTtlMs ?? 1500,
+      lostGraceMs: options.lostGraceMs ?? 1000,
+    },
+  );
+  let plane: ControlPlane | undefined = await startControlPlane(config, { logger: silent });
+  const token = plane.bootstrapToken;
+  if (token === undefined) throw new Error('the first start gives the bootstrap token');
+
+  const client = <S extends DescService>(service: S): Client<S> => {
+    if (plane === undefined) throw new Error('the control plane is stopped');
+    return createClient(service, bearerTransport(plane.httpUrl, token));
+  };
+  let devices = client(DeviceService);
+  let hosts = client(HostService);
+
+  const enrolled = await hosts.enrollHost({ name: 'e2e-host', arch: 'arm64', labels: { pool: 'e2e' } });
+  const hostId = enrolled.host?.hostId ?? '';
+  const credential = enrolled.credential;
+  const tenant = await client(TenantService).createTenant({
+    kind: TenantKind.RESELLER,
+    displayName: 'e2e reseller',
+  });
+  const tenantId = tenant.tenant?.tenantId ?? '';
+  const imageId = 'android-14-e2e';
+  await client(ImageService).createImage({
+    imageId,
+    image: {
+      displayName: 'Android 14',
+      containerImage: 'redroid/redroid:14.0.0_64only-latest',
+      archs: ['arm64'],
+      defaultSpec: { vcpuMillicores: 1000, memoryMib: 1024, storageGib: 4 },
+      minMemoryMib: 512,
+    },
+  });
+
+  const agents = new Set<Agent>();
+  const harness: Harness = {
+    get plane() {
+      if (plane === undefined) throw new Error('the control plane is stopped');
+      return plane;
+    },
+    hostId,
+    tenantId,
+    imageId,
+    agentDataDir,
+    get devices() {
+      return devices;
+    },
+    get hosts() {
+      return hosts;
+    },
+    client,
+    agentEnv: (extra = {}) => ({
+      CPHONE_HOST_ID: hostId,
+      CPHONE_HOST_CREDENTIAL: credential,
+      CPHONE_CONTROL_PLANE: `localhost:${grpcPort}`,
+      CPHONE_CA_FILE: join(dataDir, 'tls', 'ca.pem'),
+      CPHONE_RUNTIME: 'sim',
+      CPHONE_RUNTIME_SCOPE: `e2e-${hostId}`,
+      CPHONE_AGENT_DATA_DIR: agentDataDir,
+      CPHONE_AGENT_HTTP_PORT: '0',
+      CPHONE_ARCH: 'arm64',
+      CPHONE_CAPACITY_VCPU_MILLICORES: '16000',
+      CPHONE_CAPACITY_MEMORY_MIB: '32768',
+      CPHONE_CAPACITY_STORAGE_GIB: '200',
+      CPHONE_BOOT_TIMEOUT_MS: '20000',
+      CPHONE_STOP_TIMEOUT_MS: '2000',
+      CPHONE_LOG_LEVEL: 'silent',
+      ...extra,
+    }),
+    async startAgent({ env = {}, deps = {} } = {}) {
+      const agentConfig = loadAgentConfig(harness.agentEnv(env));
+      // A short reconnect backoff keeps restarts within the test's bounded waits.
+      const agent = await startAgent(agentConfig, {
+        logger: silent,
+        session: { backoff: { baseMs: 100, capMs: 1000 } },
+        usageResendAfterMs: 1000,
+        ...deps,
+      });
+      agents.add(agent);
+      const close = agent.close.bind(agent);
+      return Object.assign(agent, {
+        close: () => {
+          agents.delete(agent);
+          return close();
+        },
+      });
+    },
+    async stopPlane() {
+      const running = plane;
+      plane = undefined;
+      await running?.close();
+    },
+    async startPlane() {
+      plane = await startControlPlane(config, { logger: silent });
+      devices = client(DeviceService);
+      hosts = client(HostService);
+    },
+    async restartPlane() {
+      await harness.stopPlane();
+      await harness.startPlane();
+    },
+    async createPhone(name) {
+      const { devices: created } = await devices.batchCreateDevices({
+        tenantId,
+        requests: [
+          {
+            displayName: name,
+            spec: { imageId, vcpuMillicores: 1000, memoryMib: 1024, storageGib: 4 },
+            placement: { nodeSelector: { pool: 'e2e' } },
+          },
+        ],
+      });
+      const device = created[0];
+      if (device === undefined) throw new Error('BatchCreateDevices returned no device');
+      return device;
+    },
+    async device(deviceId) {
+      const { device } = await devices.getDevice({ deviceId });
+      if (device === undefined) throw new Error(`GetDevice ${deviceId} returned nothing`);
+      return device;
+    },
+    waitForState(deviceId, state, timeoutMs = 15_000) {
+      return waitFor(
+        `device ${deviceId} to be ${DeviceState[state]}`,
+        async () => {
+          const d = await harness.device(deviceId);
+          return { state: DeviceState[d.state], reason: d.stateReason, message: d.stateMessage, d };
+        },
+        (v) => v.d.state === state,
+        { timeoutMs },
+      ).then((v) => v.d);
+    },
+    waitForHost(state, connected, timeoutMs = 15_000) {
+      return waitFor(
+        `host ${hostId} to be ${HostState[state]} (connected: ${connected})`,
+        async () => {
+          const host = (await hosts.getHost({ hostId })).host;
+          return { state: host ? HostState[host.state] : 'missing', connected: host?.connected, host };
+        },
+        (v) => v.host?.state === state && v.host.connected === connected,
+        { timeoutMs },
+      ).then((v) => v.host as Host);
+    },
+    async close() {
+      for (const agent of [...agents]) await agent.close().catch(() => undefined);
+      await plane?.close();
+      await external?.close();
+      await rm(dataDir, { recursive: true, force: true });
+      await rm(agentDataDir, { recursive: true, force: true });
+    },
+  };
+  return harness;
+}

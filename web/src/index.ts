@@ -1,0 +1,2 @@
+// @cphone/web: not built yet (see README.md); the package exists so the workspace layout is complete.
+export {};
