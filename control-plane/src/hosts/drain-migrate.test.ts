@@ -203,6 +203,8 @@ test('MIGRATE moves three running phones to the two other hosts and completes', 
     assert.ok(d.host_id === b.hostId || d.host_id === c.hostId, `${d.id} is on ${d.host_id}`);
     assert.equal(d.desired_power, 'running', 'the power it had before the drain');
   }
+  // Each stream hears of a move on its own schedule: wait for the old host to have dropped them all.
+  await until('the old host emptied', async () => a.actual.size === 0);
   assert.deepEqual([...a.removed].sort(), [...phones].sort(), 'the old host was told to remove each phone');
   assert.equal(a.actual.size, 0);
   assert.equal(b.actual.size + c.actual.size, 3);
