@@ -1,6 +1,7 @@
 import { Code, type Interceptor } from '@connectrpc/connect';
 import type { Kysely } from 'kysely';
 import { authenticate } from '../auth/api-keys.js';
+import type { Clock } from '../clock.js';
 import type { Logger } from '../logger.js';
 import type { Metrics } from '../metrics.js';
 import type { Database } from '../store/schema.js';
@@ -27,6 +28,7 @@ export function apiInterceptor(deps: {
   db: Kysely<Database>;
   logger: Logger;
   metrics: Metrics;
+  clock: Clock;
 }): Interceptor {
   const log = deps.logger.child({ module: 'api' });
   return (next) => async (req) => {
@@ -36,7 +38,10 @@ export function apiInterceptor(deps: {
     let principal: Awaited<ReturnType<typeof authenticate>> | undefined;
     try {
       const header = req.header.get('authorization') ?? '';
-      principal = await authenticate(deps.db, header.replace(/^Bearer\s+/i, '') || undefined);
+      principal = await authenticate(deps.db, header.replace(/^Bearer\s+/i, '') || undefined, {
+        now: deps.clock.now(),
+        logger: log,
+      });
       req.contextValues.set(principalKey, principal);
       return await next(req);
     } catch (error) {

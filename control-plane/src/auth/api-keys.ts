@@ -2,6 +2,7 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import { type Kysely, sql } from 'kysely';
 import { InvalidArgumentError, UnauthenticatedError } from '../errors.js';
 import { newId, newSecret } from '../ids.js';
+import type { Logger } from '../logger.js';
 import type { Database, Role } from '../store/schema.js';
 import type { Principal } from './principal.js';
 
@@ -61,12 +62,51 @@ export async function tenantSubtree(db: Kysely<Database>, tenantId: string): Pro
   return result.rows.map((r) => r.id);
 }
 
-/** Resolves a bearer token to its principal, or throws UNAUTHENTICATED without saying which part failed. */
+/**
+ * How stale a key's recorded last use may get before a call rewrites it: the API reports it to the
+ * minute, and a busy key must not cost a write per call.
+ */
+export const KEY_USE_RESOLUTION_MS = 60_000;
+
+function useIsStale(lastUse: Date | null, now: Date): boolean {
+  return !lastUse || lastUse.getTime() <= now.getTime() - KEY_USE_RESOLUTION_MS;
+}
+
+/**
+ * The condition is checked again in the update so that concurrent calls that all saw a stale value
+ * write once, and a late write never moves the time backwards.
+ */
+async function recordKeyUse(db: Kysely<Database>, keyId: string, now: Date): Promise<void> {
+  await db
+    .updateTable('api_key')
+    .set({ last_used_time: now })
+    .where('id', '=', keyId)
+    .where((eb) =>
+      eb.or([
+        eb('last_used_time', 'is', null),
+        eb('last_used_time', '<=', new Date(now.getTime() - KEY_USE_RESOLUTION_MS)),
+      ]),
+    )
+    .execute();
+}
+
+export interface AuthenticateOptions {
+  /** The time of the call, for expiry and the recorded last use; defaults to now. */
+  now?: Date;
+  /** Where a failed last-use write is reported; it never fails the call. */
+  logger: Logger;
+}
+
+/**
+ * Resolves a bearer token to its principal, or throws UNAUTHENTICATED without saying which part
+ * failed. A successful call records the key's use in the background.
+ */
 export async function authenticate(
   db: Kysely<Database>,
   token: string | undefined,
-  now = new Date(),
+  options: AuthenticateOptions,
 ): Promise<Principal> {
+  const now = options.now ?? new Date();
   const refused = new UnauthenticatedError('missing, malformed, unknown, expired or revoked API key');
   if (!token) throw refused;
   const dot = token.indexOf('.');
@@ -75,7 +115,7 @@ export async function authenticate(
   const secret = token.slice(dot + 1);
   const row = await db
     .selectFrom('api_key')
-    .select(['id', 'tenant_id', 'role', 'secret_hash', 'expire_time', 'revoke_time'])
+    .select(['id', 'tenant_id', 'role', 'secret_hash', 'expire_time', 'revoke_time', 'last_used_time'])
     .where('id', '=', keyId)
     .executeTakeFirst();
   if (!row || row.revoke_time || (row.expire_time && row.expire_time <= now)) throw refused;
@@ -84,5 +124,10 @@ export async function authenticate(
   if (expected.length !== actual.length || !timingSafeEqual(expected, actual)) throw refused;
   const visibleTenants = await tenantSubtree(db, row.tenant_id);
   if (visibleTenants.length === 0) throw refused;
+  if (useIsStale(row.last_used_time, now)) {
+    recordKeyUse(db, row.id, now).catch((err: unknown) =>
+      options.logger.warn({ err, keyId: row.id }, 'recording API key use failed'),
+    );
+  }
   return { keyId: row.id, tenantId: row.tenant_id, role: row.role, visibleTenants };
 }
