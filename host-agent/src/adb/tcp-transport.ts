@@ -1,7 +1,7 @@
 import { connect, type Socket } from 'node:net';
-import { type AdbDaemonConnection, AdbPacket, AdbPacketSerializeStream } from '@yume-chan/adb';
+import { type AdbDaemonConnection, AdbPacket, AdbPacketHeader, type AdbPacketInit } from '@yume-chan/adb';
 // stream-extra's stream classes, not the global ones: their typings are what @yume-chan/adb expects.
-import { Consumable, pipeFrom, type ReadableStream, StructDeserializeStream } from '@yume-chan/stream-extra';
+import { Consumable, type ReadableStream, StructDeserializeStream } from '@yume-chan/stream-extra';
 import { socketReadable } from '../virtual-phone/net-transport.js';
 
 export interface AdbTcpConnection {
@@ -9,6 +9,18 @@ export interface AdbTcpConnection {
   connection: AdbDaemonConnection;
   socket: Socket;
   close(): void;
+}
+
+/**
+ * Header and payload in one buffer. @yume-chan/adb's serializer emits them as two chunks because USB
+ * needs the boundary; on TCP two writes would send a small packet as two segments. The copy also
+ * frees the caller's payload buffer as soon as the write is queued.
+ */
+function frame(packet: AdbPacketInit): Uint8Array {
+  const bytes = new Uint8Array(AdbPacketHeader.size + packet.payload.length);
+  AdbPacketHeader.serialize({ ...packet, payloadLength: packet.payload.length }, bytes);
+  bytes.set(packet.payload, AdbPacketHeader.size);
+  return bytes;
 }
 
 /**
@@ -41,16 +53,24 @@ export async function connectAdbTcp(
   // class under the typings @yume-chan/adb expects, so only the type changes here.
   const bytes = socketReadable(socket, 1) as unknown as ReadableStream<Uint8Array>;
 
-  const sink = new Consumable.WritableStream<Uint8Array>({
-    write(chunk) {
+  const writable = new Consumable.WritableStream<AdbPacketInit>({
+    write(packet) {
       // On a dead connection packets are dropped rather than rejected: @yume-chan/adb sends some
       // (OKAY, CLSE) without awaiting them, and the readable side already reports the loss.
       if (socket.destroyed) return;
+      const flushed = socket.write(frame(packet), (error) => {
+        if (error) socket.destroy(error);
+      });
+      if (flushed) return;
+      // Backpressure: hold the next packet until the socket's buffer drains, or the socket dies.
       return new Promise<void>((resolve) => {
-        socket.write(chunk, (error) => {
-          if (error) socket.destroy(error);
+        const settle = (): void => {
+          socket.off('drain', settle);
+          socket.off('close', settle);
           resolve();
-        });
+        };
+        socket.on('drain', settle);
+        socket.on('close', settle);
       });
     },
     close() {
@@ -63,7 +83,7 @@ export async function connectAdbTcp(
 
   const connection: AdbDaemonConnection = {
     readable: bytes.pipeThrough(new StructDeserializeStream(AdbPacket)),
-    writable: pipeFrom(sink, new AdbPacketSerializeStream()),
+    writable,
   };
   return { connection, socket, close: () => socket.destroy() };
 }
