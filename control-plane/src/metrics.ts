@@ -36,6 +36,17 @@ export function createMetrics() {
       help: 'Devices marked lost because their host stayed unreachable past the grace',
       registers: [registry],
     }),
+    clusterMessages: new Counter({
+      name: 'cphone_cluster_messages_total',
+      help: 'Messages between control-plane replicas, by direction and carrier (notify inline, relay table)',
+      labelNames: ['direction', 'via'] as const,
+      registers: [registry],
+    }),
+    clusterLeader: new Gauge({
+      name: 'cphone_cluster_leader',
+      help: '1 while this replica holds the leadership and runs the periodic jobs',
+      registers: [registry],
+    }),
     agentMessages: new Counter({
       name: 'cphone_agent_messages_total',
       help: 'Messages received from agents by kind',

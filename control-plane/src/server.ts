@@ -1,5 +1,7 @@
+import { randomBytes } from 'node:crypto';
 import { mkdir } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { type ServerType, serve } from '@hono/node-server';
 import { sql } from 'kysely';
@@ -10,14 +12,16 @@ import { mountAgentUpload } from './artifacts/agent-upload.js';
 import { blobStoreFor } from './artifacts/artifact-service.js';
 import { bootstrap } from './auth/bootstrap.js';
 import { systemClock } from './clock.js';
+import { Cluster } from './cluster/cluster.js';
 import { type ControlPlaneConfig, describeConfig } from './config.js';
 import type { Deps } from './deps.js';
 import { type AgentGatewayOptions, startAgentGateway } from './gateway/gateway.js';
+import type { GatewayMessage } from './gateway/relay.js';
 import { createMigrator, type Migrator } from './hosts/migrate.js';
 import { createHttpApp } from './http/app.js';
 import { createLogger, type Logger } from './logger.js';
 import { createMetrics } from './metrics.js';
-import { openDatabase } from './store/database.js';
+import { type OpenDatabase, openDatabase } from './store/database.js';
 import { migrateToLatest } from './store/migrate.js';
 import type { Database } from './store/schema.js';
 
@@ -31,6 +35,8 @@ export interface ControlPlane {
   readonly deps: Deps;
   /** The bootstrap admin token, only on the start that created it. */
   readonly bootstrapToken: string | undefined;
+  /** This replica among the others on the same database (leadership, messages). */
+  readonly cluster: Cluster<GatewayMessage>;
   close(): Promise<void>;
 }
 
@@ -38,6 +44,13 @@ export interface StartOptions {
   logger?: Logger;
   /** Agent gateway tuning (limits, timers); the defaults suit production. */
   gateway?: AgentGatewayOptions;
+  /**
+   * A database already open, shared with other replicas in this process (tests run several on one
+   * PGlite); the caller closes it. By default the plane opens config.databaseUrl or its PGlite.
+   */
+  database?: OpenDatabase<Database>;
+  /** How often a follower replica tries to take the leadership (default 5000 ms). */
+  leaderPollMs?: number;
 }
 
 /** Starts the control plane: database (migrated), agent gateway, bootstrap, HTTP API. */
@@ -49,11 +62,13 @@ export async function startControlPlane(
   const logger = options.logger ?? createLogger(config.logLevel);
   logger.info({ config: describeConfig(config) }, 'starting control plane');
   await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
-  const database = await openDatabase<Database>({
-    url: config.databaseUrl,
-    pgliteDir: config.databaseUrl ? undefined : join(config.dataDir, 'pglite'),
-  });
-  const closers: (() => Promise<void>)[] = [() => database.close()];
+  const database =
+    options.database ??
+    (await openDatabase<Database>({
+      url: config.databaseUrl,
+      pgliteDir: config.databaseUrl ? undefined : join(config.dataDir, 'pglite'),
+    }));
+  const closers: (() => Promise<void>)[] = options.database ? [] : [() => database.close()];
   const closeAll = async () => {
     for (const close of closers.reverse())
       await close().catch((err: unknown) => logger.error({ err }, 'close failed'));
@@ -94,10 +109,19 @@ export async function startControlPlane(
 
     const metrics = createMetrics();
     const base = { config, db: database.db, logger, metrics, clock: systemClock };
+    const cluster = new Cluster<GatewayMessage>({
+      ...base,
+      openSession: () => database.session(),
+      replicaId: `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`,
+      leaderPollMs: options.leaderPollMs,
+    });
+    await cluster.start();
+    closers.push(() => cluster.close());
     // A device stopping on a host drained with MIGRATE is moved at once (hosts/migrate.ts); the
     // migrator needs the gateway to tell both hosts, so it is made once the gateway is up.
     let migrator: Migrator | undefined;
     const gateway = await startAgentGateway(base, {
+      cluster,
       ...options.gateway,
       onDevicesStopped: (hostId) => {
         migrator?.migrate(hostId).catch((err: unknown) => {
@@ -139,7 +163,7 @@ export async function startControlPlane(
     handle = app.fetch;
     const httpUrl = `http://${config.httpHost.includes(':') ? `[${config.httpHost}]` : config.httpHost}:${address.port}`;
     logger.info({ httpUrl, grpcPort: gateway.port, rpcs: rpcPaths.length }, 'control plane listening');
-    return { httpUrl, grpcPort: gateway.port, deps, bootstrapToken, close: closeAll };
+    return { httpUrl, grpcPort: gateway.port, deps, bootstrapToken, cluster, close: closeAll };
   } catch (error) {
     await closeAll();
     throw error;

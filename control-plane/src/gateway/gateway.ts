@@ -5,9 +5,11 @@ import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { AgentService, addGrpcService, type CommandResult } from '@cphone/proto';
 import * as grpc from '@grpc/grpc-js';
+import type { Cluster } from '../cluster/cluster.js';
 import { UnavailableError } from '../errors.js';
 import { HeartbeatWriter } from './heartbeats.js';
 import { LivenessMonitor } from './monitor.js';
+import { CommandRelay, type GatewayMessage } from './relay.js';
 import { type AgentCall, AgentSession, type SessionContext } from './session.js';
 import { closeCall } from './stream-status.js';
 import { type GatewayTls, loadGatewayTls } from './tls.js';
@@ -24,8 +26,14 @@ export interface AgentGatewayOptions {
   monitorIntervalMs?: number;
   /** Heartbeat write-back period (default min(1000, TTL / 3) ms). */
   heartbeatFlushMs?: number;
-  /** Names this replica in Welcome and logs (default hostname-pid-random). */
+  /** Names this replica in Welcome and logs (default: the cluster's id, else hostname-pid-random). */
   replicaId?: string;
+  /**
+   * The other replicas: commands, desired-state nudges, drains and disconnects for hosts whose
+   * stream is elsewhere go through it, and only its leader runs the liveness jobs. Without one this
+   * replica is alone (it leads and holds every stream).
+   */
+  cluster?: Cluster<GatewayMessage>;
   /**
    * Devices of a host reached STOPPED or ERROR (committed): the server moves them on when the host
    * is being drained with MIGRATE. Must not throw; it is not awaited.
@@ -59,7 +67,36 @@ export async function startAgentGateway(
   const sessions = new Map<string, AgentSession>();
   const streams = new Set<AgentSession>();
   const startedAt = deps.clock.now();
+  const cluster = options.cluster;
+  const replicaId =
+    options.replicaId ??
+    cluster?.replicaId ??
+    `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
+  const relay = cluster && new CommandRelay(cluster, deps.db, logger, () => deps.clock.now());
+  // Writes that say a stream here ended; close() waits for them before the database goes.
+  const releases = new Set<Promise<void>>();
   let closing = false;
+
+  const tell = (message: GatewayMessage, to?: string) => {
+    cluster?.publish(to, message).catch((err: unknown) => {
+      logger.warn({ err, kind: message.kind }, 'telling the other replicas failed');
+    });
+  };
+  const release = (hostId: string) => {
+    // The host's row names this replica only while no newer stream elsewhere took it over.
+    const write = deps.db
+      .updateTable('host')
+      .set({ gateway_replica: null })
+      .where('id', '=', hostId)
+      .where('gateway_replica', '=', replicaId)
+      .execute()
+      .then(
+        () => undefined,
+        (err: unknown) => logger.warn({ err, hostId }, 'releasing the host stream record failed'),
+      )
+      .finally(() => releases.delete(write));
+    releases.add(write);
+  };
 
   const heartbeats = new HeartbeatWriter(
     deps.db,
@@ -70,7 +107,7 @@ export async function startAgentGateway(
     deps,
     logger,
     heartbeats,
-    replicaId: options.replicaId ?? `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`,
+    replicaId,
     maxQueuedMessages: options.maxQueuedMessages ?? 1000,
     helloTimeoutMs: options.helloTimeoutMs ?? 5000,
     onDevicesStopped: options.onDevicesStopped,
@@ -88,9 +125,55 @@ export async function startAgentGateway(
       if (session.hostId !== undefined && sessions.get(session.hostId) === session) {
         sessions.delete(session.hostId);
         deps.metrics.agentStreams.set(sessions.size);
+        release(session.hostId);
       }
     },
+    accepted(hostId) {
+      tell({ kind: 'superseded', hostId });
+    },
   };
+
+  cluster?.onMessage(({ from, message }) => {
+    switch (message.kind) {
+      case 'desired':
+        sessions.get(message.hostId)?.desiredChanged();
+        return;
+      case 'drain':
+        sessions
+          .get(message.hostId)
+          ?.drain(
+            message.reason,
+            message.deadlineMs === undefined ? undefined : new Date(message.deadlineMs),
+          );
+        return;
+      case 'disconnect':
+        sessions.get(message.hostId)?.close(grpc.status.UNAUTHENTICATED, message.reason);
+        return;
+      case 'superseded':
+        sessions
+          .get(message.hostId)
+          ?.close(grpc.status.ABORTED, `superseded by a newer stream on replica ${from}`);
+        return;
+      case 'command':
+        void relay?.serve(from, message, (deviceId, kind, deadline) => {
+          const session = sessions.get(message.hostId);
+          if (!session) {
+            return Promise.reject(
+              new UnavailableError(`host ${JSON.stringify(message.hostId)} is not connected`),
+            );
+          }
+          return session.command(deviceId, kind, deadline);
+        });
+        return;
+      case 'result':
+        relay?.receive(message);
+        return;
+    }
+  });
+  // Nudges sent while this replica was cut off from the database are lost: resend every set.
+  cluster?.onResync(() => {
+    for (const session of sessions.values()) session.desiredChanged();
+  });
 
   const server = new grpc.Server(SERVER_OPTIONS);
   addGrpcService(server, AgentService, {
@@ -116,7 +199,8 @@ export async function startAgentGateway(
 
   const monitor = new LivenessMonitor(deps, logger, {
     intervalMs: options.monitorIntervalMs ?? Math.max(50, Math.floor(config.heartbeatTtlMs / 3)),
-    startedAt,
+    // The liveness jobs run on the leader only; its TTL counts from when it took over at the earliest.
+    leadingSince: () => (cluster ? cluster.leaderSince : startedAt),
     async beforeTick() {
       await heartbeats.flush();
       const now = deps.clock.now().getTime();
@@ -143,22 +227,28 @@ export async function startAgentGateway(
     port,
     caPem: tls.caPem,
     desiredChanged(hostId) {
-      sessions.get(hostId)?.desiredChanged();
+      const session = sessions.get(hostId);
+      if (session) session.desiredChanged();
+      else tell({ kind: 'desired', hostId });
     },
     command(hostId: string, deviceId: string, kind: CommandKind, deadline: Date): Promise<CommandResult> {
       const session = sessions.get(hostId);
-      if (!session) {
-        deps.metrics.commands.inc({ kind: kind.case, outcome: 'unavailable' });
-        return Promise.reject(new UnavailableError(`host ${JSON.stringify(hostId)} is not connected`));
-      }
-      return session.command(deviceId, kind, deadline);
+      if (session) return session.command(deviceId, kind, deadline);
+      if (relay && !closing) return relay.send(hostId, deviceId, kind, deadline);
+      deps.metrics.commands.inc({ kind: kind.case, outcome: 'unavailable' });
+      return Promise.reject(new UnavailableError(`host ${JSON.stringify(hostId)} is not connected`));
     },
     drain(hostId, reason, deadline) {
-      return sessions.get(hostId)?.drain(reason, deadline) ?? false;
+      const session = sessions.get(hostId);
+      if (session) return session.drain(reason, deadline);
+      tell({ kind: 'drain', hostId, reason, deadlineMs: deadline?.getTime() });
+      return false;
     },
     disconnect(hostId, reason) {
       const session = sessions.get(hostId);
       session?.close(grpc.status.UNAUTHENTICATED, reason);
+      // A stream on another replica (or a stale one there) is cut off as well.
+      tell({ kind: 'disconnect', hostId, reason });
       return session !== undefined;
     },
     connectedHosts() {
@@ -184,7 +274,9 @@ export async function startAgentGateway(
           resolve();
         });
       });
+      relay?.rejectAll('control plane replica shutting down');
       await heartbeats.close();
+      await Promise.all([...releases]);
       logger.info('agent gateway closed');
     },
   };

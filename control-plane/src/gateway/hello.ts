@@ -41,6 +41,7 @@ export async function recordHello(
   trx: Transaction<Database>,
   hello: Hello,
   now: Date,
+  replicaId: string,
 ): Promise<HostConnection> {
   const before = await trx
     .selectFrom('host')
@@ -61,6 +62,7 @@ export async function recordHello(
       hostname: hello.hostname,
       kernel_version: hello.kernelVersion,
       agent_instance_id: hello.agentInstanceId,
+      gateway_replica: replicaId,
       agent_labels: JSON.stringify(hello.labels),
       ...(hello.arch ? { arch: hello.arch } : {}),
       ...(capacity && capacity.vcpuMillicores > 0n

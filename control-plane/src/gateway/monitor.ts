@@ -4,8 +4,10 @@
 // moment to reconnect after a control-plane restart, and an outage of the control plane is not an
 // outage of the hosts.
 //
-// With several replicas every one runs this monitor; the updates are conditional and idempotent,
-// so that is correct but redundant. Electing one runner with an advisory lock is left for later.
+// With several replicas every one runs the local part (flush heartbeats, cut off silent streams,
+// pings); only the leader (advisory lock, cluster/cluster.ts) marks hosts unreachable and phones
+// lost, and its TTL counts from when it took over. The updates are conditional and idempotent, so
+// a leadership handover that briefly overlaps is still correct.
 import type { Kysely } from 'kysely';
 import type { Deps } from '../deps.js';
 import { PLACED_STATES, transition } from '../devices/state-machine.js';
@@ -14,7 +16,8 @@ import type { Database } from '../store/schema.js';
 
 export interface MonitorOptions {
   intervalMs: number;
-  startedAt: Date;
+  /** When this replica started leading the liveness jobs; undefined while another replica leads. */
+  leadingSince(): Date | undefined;
   /** Runs before each check (flush heartbeats, cut off silent local streams). */
   beforeTick(): Promise<void>;
   /** Hosts just marked unreachable (their local streams, if any, are stale). */
@@ -40,8 +43,10 @@ export class LivenessMonitor {
   async tick(): Promise<void> {
     try {
       await this.options.beforeTick();
+      const since = this.options.leadingSince();
+      if (since === undefined) return;
       const now = this.deps.clock.now();
-      const unreachable = await this.#markUnreachable(now);
+      const unreachable = await this.#markUnreachable(now, since);
       if (unreachable.length > 0) this.options.onUnreachable(unreachable);
       await this.#markLost(now);
     } catch (err) {
@@ -49,9 +54,9 @@ export class LivenessMonitor {
     }
   }
 
-  async #markUnreachable(now: Date): Promise<string[]> {
+  async #markUnreachable(now: Date, since: Date): Promise<string[]> {
     const { heartbeatTtlMs } = this.deps.config;
-    if (now.getTime() - this.options.startedAt.getTime() < heartbeatTtlMs) return [];
+    if (now.getTime() - since.getTime() < heartbeatTtlMs) return [];
     const cutoff = new Date(now.getTime() - heartbeatTtlMs);
     const rows = await this.deps.db
       .updateTable('host')

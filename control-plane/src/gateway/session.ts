@@ -47,6 +47,8 @@ export interface SessionContext {
   /** The session passed Hello: make it the host's one live stream (superseding any other). */
   register(session: AgentSession): void;
   unregister(session: AgentSession): void;
+  /** The Hello is committed: this replica now holds the host's stream (any other is stale). */
+  accepted?(hostId: string): void;
   /** Devices of a host reached STOPPED or ERROR (committed); see ApplyObservedOptions.onStopped. */
   readonly onDevicesStopped?: ((hostId: string, deviceIds: string[]) => void) | undefined;
 }
@@ -275,7 +277,7 @@ export class AgentSession {
     try {
       // One transaction: a reconnect storm of thousands of hosts pays one commit per Hello.
       [previous, acked, changes] = await db.transaction().execute(async (trx) => {
-        const before = await recordHello(trx, hello, now);
+        const before = await recordHello(trx, hello, now, this.ctx.replicaId);
         const changes = await applyObservedIn(trx, hello.hostId, hello.devices, { fullInventory: true, now });
         this.#logChanges(changes);
         return [before, await usageCursor(trx, hello.hostId), changes] as const;
@@ -303,6 +305,7 @@ export class AgentSession {
         },
       }),
     );
+    this.ctx.accepted?.(hello.hostId);
     if (previous !== 'ready') this.ctx.deps.metrics.hostConnectionChanges.inc({ to: 'ready' });
     this.#log.info(
       { from: previous, agentVersion: hello.agentVersion, inventory: hello.devices.length },

@@ -19,6 +19,22 @@ export interface OpenDatabaseOptions {
 export interface OpenDatabase<DB> {
   db: Kysely<DB>;
   kind: DatabaseKind;
+  /**
+   * Opens a session of its own (outside the pool) for what lives as long as a connection does:
+   * LISTEN and session-level advisory locks.
+   */
+  session(): Promise<DatabaseSession>;
+  close(): Promise<void>;
+}
+
+/** One database session held open: notifications and session-level advisory locks. */
+export interface DatabaseSession {
+  /** Delivers every NOTIFY on `channel` (sent by any session, once committed) to `onPayload`. */
+  listen(channel: string, onPayload: (payload: string) => void): Promise<void>;
+  /** pg_try_advisory_lock: true when this session holds (or now took) the lock. */
+  tryAdvisoryLock(key: number): Promise<boolean>;
+  /** Called once when the session ends by itself (server restart, network); its locks are gone. */
+  onLost(callback: (error: Error) => void): void;
   close(): Promise<void>;
 }
 
@@ -34,12 +50,81 @@ export async function openDatabase<DB>(options: OpenDatabaseOptions = {}): Promi
   if (options.url) {
     const pool = new pg.Pool({ connectionString: options.url, max: options.poolSize ?? 10 });
     const db = new Kysely<DB>({ dialect: new PostgresDialect({ pool }) });
-    return { db, kind: 'postgres', close: () => db.destroy() };
+    const url = options.url;
+    return { db, kind: 'postgres', session: () => openPgSession(url), close: () => db.destroy() };
   }
   // PGlite makes its own folder but not the folders above it.
   if (options.pgliteDir) await mkdir(dirname(options.pgliteDir), { recursive: true, mode: 0o700 });
   const pglite = new PGlite(options.pgliteDir, { parsers: { [INT8_OID]: parseInt8 } });
   await pglite.waitReady;
   const db = new Kysely<DB>({ dialect: new PGliteDialect(pglite) });
-  return { db, kind: 'pglite', close: () => db.destroy() };
+  return { db, kind: 'pglite', session: async () => openPgliteSession(pglite), close: () => db.destroy() };
+}
+
+async function openPgSession(url: string): Promise<DatabaseSession> {
+  const client = new pg.Client({ connectionString: url, keepAlive: true });
+  const handlers = new Map<string, (payload: string) => void>();
+  let lost: ((error: Error) => void) | undefined;
+  let ended = false;
+  const end = (error: Error) => {
+    if (ended) return;
+    ended = true;
+    lost?.(error);
+  };
+  client.on('notification', (n) => handlers.get(n.channel)?.(n.payload ?? ''));
+  client.on('error', (error) => end(error));
+  client.on('end', () => end(new Error('database session ended')));
+  await client.connect();
+  return {
+    async listen(channel, onPayload) {
+      handlers.set(channel, onPayload);
+      await client.query(`listen ${client.escapeIdentifier(channel)}`);
+    },
+    async tryAdvisoryLock(key) {
+      const { rows } = await client.query<{ locked: boolean }>('select pg_try_advisory_lock($1) as locked', [
+        key,
+      ]);
+      return rows[0]?.locked === true;
+    },
+    onLost(callback) {
+      lost = callback;
+    },
+    async close() {
+      ended = true;
+      await client.end().catch(() => undefined);
+    },
+  };
+}
+
+// PGlite is one session shared by every user of the instance, so its advisory locks are re-entrant
+// for all of them. Sessions opened on one instance (several control planes in one process, as tests
+// run them) get a lock table of their own per instance, with PostgreSQL's semantics.
+const pgliteLocks = new WeakMap<PGlite, Map<number, object>>();
+
+function openPgliteSession(pglite: PGlite): DatabaseSession {
+  const owner = {};
+  const unlisten: (() => Promise<void>)[] = [];
+  let locks = pgliteLocks.get(pglite);
+  if (!locks) {
+    locks = new Map();
+    pgliteLocks.set(pglite, locks);
+  }
+  const held = locks;
+  return {
+    async listen(channel, onPayload) {
+      unlisten.push(await pglite.listen(channel, onPayload));
+    },
+    async tryAdvisoryLock(key) {
+      const holder = held.get(key);
+      if (holder === undefined) held.set(key, owner);
+      return (holder ?? owner) === owner;
+    },
+    onLost() {
+      // An in-process session does not end by itself.
+    },
+    async close() {
+      for (const [key, holder] of held) if (holder === owner) held.delete(key);
+      if (!pglite.closed) for (const stop of unlisten) await stop();
+    },
+  };
 }

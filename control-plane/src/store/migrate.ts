@@ -4,6 +4,7 @@ import * as hostAgentFacts from './migrations/2026-11-23T0100-host-agent-facts.j
 import * as hostsTenantsArtifacts from './migrations/2026-11-23T0200-hosts-tenants-artifacts.js';
 import * as deviceImageFields from './migrations/2026-11-23T0300-device-image-fields.js';
 import * as drainDevices from './migrations/2026-11-24T0100-drain-devices.js';
+import * as gatewayReplicas from './migrations/2026-11-25T0100-gateway-replicas.js';
 
 // Migrations are listed here rather than read from a folder, so they bundle and type-check with
 // the code; names sort by timestamp.
@@ -13,6 +14,7 @@ const migrations: Record<string, Migration> = {
   '2026-11-23T0200-hosts-tenants-artifacts': hostsTenantsArtifacts,
   '2026-11-23T0300-device-image-fields': deviceImageFields,
   '2026-11-24T0100-drain-devices': drainDevices,
+  '2026-11-25T0100-gateway-replicas': gatewayReplicas,
 };
 
 const provider: MigrationProvider = { getMigrations: async () => migrations };

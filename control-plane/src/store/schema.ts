@@ -98,6 +98,8 @@ export interface HostTable {
   kernel_version: ColumnType<string, string | undefined, string>;
   /** Random per agent process start: a change tells a restart from a reconnect. */
   agent_instance_id: ColumnType<string, string | undefined, string>;
+  /** The control-plane replica holding the host's live stream (commands are routed there). */
+  gateway_replica: ColumnType<string | null, string | null | undefined, string | null>;
   load: Json<Record<string, number>>;
   last_heartbeat_time: Timestamp | null;
   unreachable_since: Timestamp | null;
@@ -282,4 +284,12 @@ export interface Database {
   usage_cursor: UsageCursorTable;
   artifact: ArtifactTable;
   upload: UploadTable;
+  gateway_relay: GatewayRelayTable;
+}
+
+/** A message between replicas too large for a NOTIFY payload; read and deleted by its receiver. */
+export interface GatewayRelayTable {
+  id: string;
+  payload: string;
+  create_time: CreatedAt;
 }

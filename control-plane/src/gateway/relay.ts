@@ -1,0 +1,169 @@
+// Gateway work for a host whose stream lives on another replica: desired-state nudges, drains and
+// disconnects are told to every replica (only the holder acts); a command goes to the holder named
+// in host.gateway_replica, which runs it on the stream and sends the result (or the error) back.
+import { create, fromBinary, toBinary } from '@bufbuild/protobuf';
+import { type CommandResult, CommandResultSchema, CommandSchema } from '@cphone/proto';
+import type { Kysely } from 'kysely';
+import type { Cluster } from '../cluster/cluster.js';
+import {
+  AbortedError,
+  DeadlineExceededError,
+  DomainError,
+  FailedPreconditionError,
+  PermissionDeniedError,
+  ResourceExhaustedError,
+  UnauthenticatedError,
+  UnavailableError,
+} from '../errors.js';
+import { newId } from '../ids.js';
+import type { Logger } from '../logger.js';
+import type { Database } from '../store/schema.js';
+import type { CommandKind } from './types.js';
+
+type ErrorKind = DomainError['kind'];
+
+export type GatewayMessage =
+  | { kind: 'desired'; hostId: string }
+  | { kind: 'drain'; hostId: string; reason: string; deadlineMs?: number | undefined }
+  | { kind: 'disconnect'; hostId: string; reason: string }
+  /** The host's agent said Hello on the sender: any older stream elsewhere is stale. */
+  | { kind: 'superseded'; hostId: string }
+  /** `command` is a cphone.agent.v1.Command (binary, base64) without its id. */
+  | { kind: 'command'; id: string; hostId: string; command: string; deadlineMs: number }
+  /** `result` is a CommandResult (binary, base64). */
+  | { kind: 'result'; id: string; result?: string; error?: { kind: ErrorKind; message: string } };
+
+/** An error raised on the replica that ran the command, with its kind (and so its code) kept. */
+export class RelayedError extends DomainError {
+  constructor(
+    readonly kind: ErrorKind,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+// Plain Uint8Array, not a Buffer: bytes fields decoded from it are what a local result holds.
+const fromBase64 = (text: string) => new Uint8Array(Buffer.from(text, 'base64'));
+
+// The kinds whose errors carry only a message are rebuilt as themselves; the rest keep their kind.
+const REBUILT: Partial<Record<ErrorKind, new (message: string) => DomainError>> = {
+  aborted: AbortedError,
+  deadline_exceeded: DeadlineExceededError,
+  failed_precondition: FailedPreconditionError,
+  permission_denied: PermissionDeniedError,
+  resource_exhausted: ResourceExhaustedError,
+  unauthenticated: UnauthenticatedError,
+  unavailable: UnavailableError,
+};
+
+function rebuild(kind: ErrorKind, message: string): DomainError {
+  const Rebuilt = REBUILT[kind];
+  return Rebuilt ? new Rebuilt(message) : new RelayedError(kind, message);
+}
+
+interface Waiting {
+  resolve: (result: CommandResult) => void;
+  reject: (error: Error) => void;
+  timer: NodeJS.Timeout;
+}
+
+export class CommandRelay {
+  readonly #waiting = new Map<string, Waiting>();
+
+  constructor(
+    private readonly cluster: Cluster<GatewayMessage>,
+    private readonly db: Kysely<Database>,
+    private readonly logger: Logger,
+    private readonly now: () => Date,
+  ) {}
+
+  /** Sends the command through the replica holding the host's stream. */
+  async send(hostId: string, deviceId: string, kind: CommandKind, deadline: Date): Promise<CommandResult> {
+    const host = await this.db
+      .selectFrom('host')
+      .select(['connection', 'gateway_replica'])
+      .where('id', '=', hostId)
+      .executeTakeFirst();
+    const holder = host?.connection === 'ready' ? host.gateway_replica : null;
+    if (!holder || holder === this.cluster.replicaId) {
+      throw new UnavailableError(`host ${JSON.stringify(hostId)} is not connected`);
+    }
+    const id = newId('rcmd');
+    const command = toBinary(CommandSchema, create(CommandSchema, { deviceId, kind }));
+    const result = new Promise<CommandResult>((resolve, reject) => {
+      const timer = setTimeout(
+        () => {
+          this.#waiting.delete(id);
+          reject(
+            new DeadlineExceededError(
+              `command ${kind.case} on device ${JSON.stringify(deviceId)} got no result from replica ${holder} before its deadline`,
+            ),
+          );
+        },
+        Math.max(0, deadline.getTime() - this.now().getTime()),
+      );
+      timer.unref();
+      this.#waiting.set(id, { resolve, reject, timer });
+    });
+    try {
+      await this.cluster.publish(holder, {
+        kind: 'command',
+        id,
+        hostId,
+        command: Buffer.from(command).toString('base64'),
+        deadlineMs: deadline.getTime(),
+      });
+    } catch (error) {
+      this.#settle(id)?.reject(new UnavailableError(`host ${JSON.stringify(hostId)}: relay failed`));
+      this.logger.warn({ err: error, hostId }, 'command relay publish failed');
+    }
+    return result;
+  }
+
+  /** A result came back from the holder. */
+  receive(message: Extract<GatewayMessage, { kind: 'result' }>): void {
+    const waiting = this.#settle(message.id);
+    if (!waiting) return;
+    if (message.error) waiting.reject(rebuild(message.error.kind, message.error.message));
+    else waiting.resolve(fromBinary(CommandResultSchema, fromBase64(message.result ?? '')));
+  }
+
+  /** Runs a command sent by another replica on the local stream and answers it. */
+  async serve(
+    from: string,
+    message: Extract<GatewayMessage, { kind: 'command' }>,
+    run: (deviceId: string, kind: CommandKind, deadline: Date) => Promise<CommandResult>,
+  ): Promise<void> {
+    let reply: GatewayMessage;
+    try {
+      const command = fromBinary(CommandSchema, fromBase64(message.command));
+      if (command.kind.case === undefined) throw new UnavailableError('relayed command without a kind');
+      const result = await run(command.deviceId, command.kind, new Date(message.deadlineMs));
+      reply = {
+        kind: 'result',
+        id: message.id,
+        result: Buffer.from(toBinary(CommandResultSchema, result)).toString('base64'),
+      };
+    } catch (error) {
+      const kind: ErrorKind = error instanceof DomainError ? error.kind : 'unavailable';
+      const text = error instanceof DomainError ? error.message : 'the command failed on the holding replica';
+      if (!(error instanceof DomainError)) this.logger.error({ err: error }, 'relayed command failed');
+      reply = { kind: 'result', id: message.id, error: { kind, message: text } };
+    }
+    await this.cluster.publish(from, reply);
+  }
+
+  /** This replica is closing: nothing pending will be answered here. */
+  rejectAll(reason: string): void {
+    for (const id of [...this.#waiting.keys()]) this.#settle(id)?.reject(new UnavailableError(reason));
+  }
+
+  #settle(id: string): Waiting | undefined {
+    const waiting = this.#waiting.get(id);
+    if (!waiting) return undefined;
+    this.#waiting.delete(id);
+    clearTimeout(waiting.timer);
+    return waiting;
+  }
+}
