@@ -128,8 +128,8 @@ export async function startAgentGateway(
         release(session.hostId);
       }
     },
-    accepted(hostId) {
-      tell({ kind: 'superseded', hostId });
+    accepted(hostId, heldBy) {
+      if (heldBy !== null && heldBy !== replicaId) tell({ kind: 'superseded', hostId }, heldBy);
     },
   };
 

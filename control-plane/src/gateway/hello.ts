@@ -34,18 +34,18 @@ export function loadJson(load: HostLoad | undefined): Record<string, number> {
 }
 
 /**
- * Marks the host ready and records the Hello's facts, inside the caller's transaction; returns the
- * connection state it had.
+ * Marks the host ready, held by this replica, and records the Hello's facts, inside the caller's
+ * transaction; returns the connection state it had and the replica that held its stream before.
  */
 export async function recordHello(
   trx: Transaction<Database>,
   hello: Hello,
   now: Date,
   replicaId: string,
-): Promise<HostConnection> {
+): Promise<{ connection: HostConnection; heldBy: string | null }> {
   const before = await trx
     .selectFrom('host')
-    .select('connection')
+    .select(['connection', 'gateway_replica'])
     .where('id', '=', hello.hostId)
     .forUpdate()
     .executeTakeFirst();
@@ -77,5 +77,5 @@ export async function recordHello(
     })
     .where('id', '=', hello.hostId)
     .execute();
-  return before.connection;
+  return { connection: before.connection, heldBy: before.gateway_replica };
 }

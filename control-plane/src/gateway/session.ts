@@ -47,8 +47,11 @@ export interface SessionContext {
   /** The session passed Hello: make it the host's one live stream (superseding any other). */
   register(session: AgentSession): void;
   unregister(session: AgentSession): void;
-  /** The Hello is committed: this replica now holds the host's stream (any other is stale). */
-  accepted?(hostId: string): void;
+  /**
+   * The Hello is committed: this replica now holds the host's stream; `heldBy` is the replica that
+   * held it before (null when none did), whose stream, if still open, is stale.
+   */
+  accepted?(hostId: string, heldBy: string | null): void;
   /** Devices of a host reached STOPPED or ERROR (committed); see ApplyObservedOptions.onStopped. */
   readonly onDevicesStopped?: ((hostId: string, deviceIds: string[]) => void) | undefined;
 }
@@ -272,15 +275,16 @@ export class AgentSession {
     this.ctx.register(this);
     const now = this.#now();
     let previous: HostConnection;
+    let heldBy: string | null;
     let acked: number;
     let changes: ObservedChange[];
     try {
       // One transaction: a reconnect storm of thousands of hosts pays one commit per Hello.
-      [previous, acked, changes] = await db.transaction().execute(async (trx) => {
+      [previous, heldBy, acked, changes] = await db.transaction().execute(async (trx) => {
         const before = await recordHello(trx, hello, now, this.ctx.replicaId);
         const changes = await applyObservedIn(trx, hello.hostId, hello.devices, { fullInventory: true, now });
         this.#logChanges(changes);
-        return [before, await usageCursor(trx, hello.hostId), changes] as const;
+        return [before.connection, before.heldBy, await usageCursor(trx, hello.hostId), changes] as const;
       });
     } catch (err) {
       if (err instanceof NotFoundError) return this.close(grpc.status.UNAUTHENTICATED, err.message);
@@ -305,7 +309,7 @@ export class AgentSession {
         },
       }),
     );
-    this.ctx.accepted?.(hello.hostId);
+    this.ctx.accepted?.(hello.hostId, heldBy);
     if (previous !== 'ready') this.ctx.deps.metrics.hostConnectionChanges.inc({ to: 'ready' });
     this.#log.info(
       { from: previous, agentVersion: hello.agentVersion, inventory: hello.devices.length },
