@@ -10,6 +10,7 @@ import { registerServices } from './api/routes.js';
 import { mountAgentArtifacts } from './artifacts/agent-download.js';
 import { mountAgentUpload } from './artifacts/agent-upload.js';
 import { blobStoreFor } from './artifacts/artifact-service.js';
+import { UploadSweeper } from './artifacts/upload-sweeper.js';
 import { bootstrap } from './auth/bootstrap.js';
 import { systemClock } from './clock.js';
 import { Cluster } from './cluster/cluster.js';
@@ -161,6 +162,9 @@ export async function startControlPlane(
       },
     });
     handle = app.fetch;
+    // Each replica sweeps the uploads staged on its own disk.
+    const uploadSweeper = new UploadSweeper(base);
+    closers.push(() => uploadSweeper.close());
     const httpUrl = `http://${config.httpHost.includes(':') ? `[${config.httpHost}]` : config.httpHost}:${address.port}`;
     logger.info({ httpUrl, grpcPort: gateway.port, rpcs: rpcPaths.length }, 'control plane listening');
     return { httpUrl, grpcPort: gateway.port, deps, bootstrapToken, cluster, close: closeAll };

@@ -15,6 +15,8 @@ import type { Database } from '../store/schema.js';
 import type { BlobStore } from './blob-store.js';
 
 export const AGENT_UPLOAD_PATH = '/agent/v1/artifacts';
+/** Names this route's staged files in `<dataDir>/uploads`, beside the resumable uploads' files. */
+export const AGENT_STAGING_PREFIX = 'agent-';
 
 class TooLargeError extends Error {}
 
@@ -51,7 +53,7 @@ export function mountAgentUpload(app: Hono, deps: AgentUploadDeps): void {
 
     const dir = join(deps.dataDir, 'uploads');
     await mkdir(dir, { recursive: true, mode: 0o700 });
-    const staged = join(dir, `agent-${randomUUID()}`);
+    const staged = join(dir, `${AGENT_STAGING_PREFIX}${randomUUID()}`);
     const hash = createHash('sha256');
     let size = 0;
     try {

@@ -9,6 +9,7 @@ export function createStaging(dataDir: string) {
   const dir = join(dataDir, 'uploads');
   const pathOf = (uploadId: string) => join(dir, uploadId);
   return {
+    dir,
     pathOf,
     async create(uploadId: string): Promise<void> {
       await mkdir(dir, { recursive: true, mode: 0o700 });
