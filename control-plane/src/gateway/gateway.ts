@@ -125,7 +125,8 @@ export async function startAgentGateway(
       if (session.hostId !== undefined && sessions.get(session.hostId) === session) {
         sessions.delete(session.hostId);
         deps.metrics.agentStreams.set(sessions.size);
-        release(session.hostId);
+        // On shutdown one statement releases every host at the end of close().
+        if (!closing) release(session.hostId);
       }
     },
     accepted(hostId, heldBy) {
@@ -277,6 +278,12 @@ export async function startAgentGateway(
       relay?.rejectAll('control plane replica shutting down');
       await heartbeats.close();
       await Promise.all([...releases]);
+      await deps.db
+        .updateTable('host')
+        .set({ gateway_replica: null })
+        .where('gateway_replica', '=', replicaId)
+        .execute()
+        .catch((err: unknown) => logger.warn({ err }, 'releasing the host stream records failed'));
       logger.info('agent gateway closed');
     },
   };
