@@ -1,7 +1,5 @@
-import { randomBytes } from 'node:crypto';
 import { mkdir } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
-import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { type ServerType, serve } from '@hono/node-server';
 import { sql } from 'kysely';
@@ -13,7 +11,7 @@ import { blobStoreFor } from './artifacts/artifact-service.js';
 import { UploadSweeper } from './artifacts/upload-sweeper.js';
 import { bootstrap } from './auth/bootstrap.js';
 import { systemClock } from './clock.js';
-import { Cluster } from './cluster/cluster.js';
+import { Cluster, newReplicaId } from './cluster/cluster.js';
 import { type ControlPlaneConfig, describeConfig } from './config.js';
 import type { Deps } from './deps.js';
 import { type AgentGatewayOptions, startAgentGateway } from './gateway/gateway.js';
@@ -113,7 +111,7 @@ export async function startControlPlane(
     const cluster = new Cluster<GatewayMessage>({
       ...base,
       openSession: () => database.session(),
-      replicaId: `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`,
+      replicaId: newReplicaId(),
       leaderPollMs: options.leaderPollMs,
     });
     await cluster.start();

@@ -76,6 +76,15 @@ async function connect(client: typeof toA, host: TestHost): Promise<TestAgent> {
   return agent;
 }
 
+/** Asks `plane` for properties of a device on `hostId`, wherever the host's stream is. */
+const getProp = (plane: ControlPlane, hostId: string, deviceId: string, key: string, timeoutMs: number) =>
+  plane.deps.gateway.command(
+    hostId,
+    deviceId,
+    { case: 'getProp', value: { keys: [key] } },
+    inFuture(timeoutMs),
+  );
+
 const holder = async (hostId: string) =>
   (await db().selectFrom('host').select('gateway_replica').where('id', '=', hostId).executeTakeFirstOrThrow())
     .gateway_replica;
@@ -123,12 +132,7 @@ test('a command given to the replica without the stream runs on the one holding 
   );
 
   // No result before the deadline: the replica that was asked says so.
-  const late = b.deps.gateway.command(
-    host.hostId,
-    deviceId,
-    { case: 'getProp', value: { keys: ['ro.x'] } },
-    inFuture(400),
-  );
+  const late = getProp(b, host.hostId, deviceId, 'ro.x', 400);
   await agent.next('command', 2000, (c) => c.kind.case === 'getProp');
   await assert.rejects(late, DeadlineExceededError);
 });
@@ -156,15 +160,7 @@ test('desired-state changes and revocation made on one replica reach the stream 
   const ended = await agent.ended;
   assert.equal(ended.code, grpc.status.UNAUTHENTICATED);
   await until('the stream record released', async () => (await holder(host.hostId)) === null);
-  await assert.rejects(
-    b.deps.gateway.command(
-      host.hostId,
-      deviceId,
-      { case: 'getProp', value: { keys: ['ro.x'] } },
-      inFuture(2000),
-    ),
-    UnavailableError,
-  );
+  await assert.rejects(getProp(b, host.hostId, deviceId, 'ro.x', 2000), UnavailableError);
 });
 
 test('an agent reconnecting through the other replica supersedes its stream there, and commands follow it', async () => {
@@ -177,12 +173,7 @@ test('an agent reconnecting through the other replica supersedes its stream ther
   assert.match(ended.details, /superseded/);
   assert.equal(await holder(host.hostId), b.cluster.replicaId);
 
-  const pending = a.deps.gateway.command(
-    host.hostId,
-    deviceId,
-    { case: 'getProp', value: { keys: ['ro.build'] } },
-    inFuture(5000),
-  );
+  const pending = getProp(a, host.hostId, deviceId, 'ro.build', 5000);
   const command = await second.next('command');
   second.send({
     case: 'commandResult',
@@ -215,13 +206,5 @@ test('one replica leads the periodic jobs; when it goes, the other takes over', 
   assert.equal((await agent.ended).code, grpc.status.UNAVAILABLE);
   await until('the follower leads', async () => follower.cluster.isLeader(), 5000);
   assert.equal(await gauge(follower), 1);
-  await assert.rejects(
-    follower.deps.gateway.command(
-      host.hostId,
-      deviceId,
-      { case: 'getProp', value: { keys: ['ro.x'] } },
-      inFuture(2000),
-    ),
-    UnavailableError,
-  );
+  await assert.rejects(getProp(follower, host.hostId, deviceId, 'ro.x', 2000), UnavailableError);
 });

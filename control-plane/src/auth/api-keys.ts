@@ -68,25 +68,22 @@ export async function tenantSubtree(db: Kysely<Database>, tenantId: string): Pro
  */
 export const KEY_USE_RESOLUTION_MS = 60_000;
 
-function useIsStale(lastUse: Date | null, now: Date): boolean {
-  return !lastUse || lastUse.getTime() <= now.getTime() - KEY_USE_RESOLUTION_MS;
-}
-
 /**
- * The condition is checked again in the update so that concurrent calls that all saw a stale value
- * write once, and a late write never moves the time backwards.
+ * Records the use when the recorded one is at or before `staleBefore`. The condition is checked again
+ * in the update so that concurrent calls that all saw a stale value write once, and a late write
+ * never moves the time backwards.
  */
-async function recordKeyUse(db: Kysely<Database>, keyId: string, now: Date): Promise<void> {
+async function recordKeyUse(
+  db: Kysely<Database>,
+  keyId: string,
+  now: Date,
+  staleBefore: Date,
+): Promise<void> {
   await db
     .updateTable('api_key')
     .set({ last_used_time: now })
     .where('id', '=', keyId)
-    .where((eb) =>
-      eb.or([
-        eb('last_used_time', 'is', null),
-        eb('last_used_time', '<=', new Date(now.getTime() - KEY_USE_RESOLUTION_MS)),
-      ]),
-    )
+    .where((eb) => eb.or([eb('last_used_time', 'is', null), eb('last_used_time', '<=', staleBefore)]))
     .execute();
 }
 
@@ -124,8 +121,9 @@ export async function authenticate(
   if (expected.length !== actual.length || !timingSafeEqual(expected, actual)) throw refused;
   const visibleTenants = await tenantSubtree(db, row.tenant_id);
   if (visibleTenants.length === 0) throw refused;
-  if (useIsStale(row.last_used_time, now)) {
-    recordKeyUse(db, row.id, now).catch((err: unknown) =>
+  const staleBefore = new Date(now.getTime() - KEY_USE_RESOLUTION_MS);
+  if (!row.last_used_time || row.last_used_time <= staleBefore) {
+    recordKeyUse(db, row.id, now, staleBefore).catch((err: unknown) =>
       options.logger.warn({ err, keyId: row.id }, 'recording API key use failed'),
     );
   }

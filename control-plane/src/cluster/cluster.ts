@@ -5,6 +5,7 @@
 // ends the replica steps down, reconnects with backoff and tells its listeners to resync, because
 // notifications sent meanwhile are lost.
 import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
 import type { Kysely } from 'kysely';
 import type { Clock } from '../clock.js';
 import type { Logger } from '../logger.js';
@@ -31,6 +32,9 @@ export interface ClusterOptions {
   /** Relay rows older than this are swept by the leader (default 5 min). */
   relayTtlMs?: number | undefined;
 }
+
+/** A fresh name for this process among the replicas: host-pid-random. */
+export const newReplicaId = (): string => `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
 
 export const CLUSTER_CHANNEL = 'cphone_cluster';
 // pg_advisory_lock key of the leadership: 'cphone' in ASCII, fits an int4.

@@ -1,11 +1,9 @@
 // The agent gateway: a grpc-js server over TLS with one live AgentService.Connect stream per host,
 // the liveness monitor and the batched heartbeat writer. It keeps no state the store does not also
 // hold: desired state is re-read on every change and on every connect (level-triggered).
-import { randomBytes } from 'node:crypto';
-import { hostname } from 'node:os';
 import { AgentService, addGrpcService, type CommandResult } from '@cphone/proto';
 import * as grpc from '@grpc/grpc-js';
-import type { Cluster } from '../cluster/cluster.js';
+import { type Cluster, newReplicaId } from '../cluster/cluster.js';
 import { UnavailableError } from '../errors.js';
 import { HeartbeatWriter } from './heartbeats.js';
 import { LivenessMonitor } from './monitor.js';
@@ -68,10 +66,7 @@ export async function startAgentGateway(
   const streams = new Set<AgentSession>();
   const startedAt = deps.clock.now();
   const cluster = options.cluster;
-  const replicaId =
-    options.replicaId ??
-    cluster?.replicaId ??
-    `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
+  const replicaId = options.replicaId ?? cluster?.replicaId ?? newReplicaId();
   const relay = cluster && new CommandRelay(cluster, deps.db, logger, () => deps.clock.now());
   // Writes that say a stream here ended; close() waits for them before the database goes.
   const releases = new Set<Promise<void>>();
@@ -82,19 +77,21 @@ export async function startAgentGateway(
       logger.warn({ err, kind: message.kind }, 'telling the other replicas failed');
     });
   };
-  const release = (hostId: string) => {
-    // The host's row names this replica only while no newer stream elsewhere took it over.
-    const write = deps.db
+  // The host rows that name this replica as their stream's holder (one host's, or all of them);
+  // a row a newer stream elsewhere took over names that replica and is left alone.
+  const releaseHosts = (hostId?: string) =>
+    deps.db
       .updateTable('host')
       .set({ gateway_replica: null })
-      .where('id', '=', hostId)
       .where('gateway_replica', '=', replicaId)
+      .$if(hostId !== undefined, (q) => q.where('id', '=', hostId ?? ''))
       .execute()
       .then(
         () => undefined,
         (err: unknown) => logger.warn({ err, hostId }, 'releasing the host stream record failed'),
-      )
-      .finally(() => releases.delete(write));
+      );
+  const release = (hostId: string) => {
+    const write = releaseHosts(hostId).finally(() => releases.delete(write));
     releases.add(write);
   };
 
@@ -278,12 +275,7 @@ export async function startAgentGateway(
       relay?.rejectAll('control plane replica shutting down');
       await heartbeats.close();
       await Promise.all([...releases]);
-      await deps.db
-        .updateTable('host')
-        .set({ gateway_replica: null })
-        .where('gateway_replica', '=', replicaId)
-        .execute()
-        .catch((err: unknown) => logger.warn({ err }, 'releasing the host stream records failed'));
+      await releaseHosts();
       logger.info('agent gateway closed');
     },
   };
