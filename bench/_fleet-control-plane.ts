@@ -118,8 +118,8 @@ async function enroll(count: number): Promise<Extract<ServeReply, { op: 'enrolle
           display_name: h.deviceId,
           host_id: h.hostId,
           labels: JSON.stringify(template.labels),
-          spec: JSON.stringify(template.spec),
-          placement: JSON.stringify(template.placement),
+          properties: JSON.stringify(template.properties),
+          node_selector: JSON.stringify(template.node_selector),
         })),
       )
       .execute();

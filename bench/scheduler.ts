@@ -37,13 +37,13 @@ function fleet(allocate: boolean): HostInput[] {
   return Array.from({ length: HOSTS }, (_, k): HostInput => {
     const large = random() < 0.3;
     const capacity = large
-      ? { vcpuMillicores: 128_000, memoryMib: 512 * 1024, storageGib: 8000, maxDevices: 96 }
-      : { vcpuMillicores: 64_000, memoryMib: 256 * 1024, storageGib: 4000, maxDevices: 48 };
+      ? { vcpuMillicores: 128_000, memoryMib: 512 * 1024, storageGib: 8000, devices: 96 }
+      : { vcpuMillicores: 64_000, memoryMib: 256 * 1024, storageGib: 4000, devices: 48 };
     const overcommit = random() < 0.5 ? { cpu: 2, memory: 1.25 } : { cpu: 1, memory: 1 };
     const r = random();
     const state = r < 0.03 ? 'cordoned' : r < 0.04 ? 'draining' : r < 0.05 ? 'unreachable' : 'ready';
     const fill = allocate ? random() * 0.95 : 0;
-    const devices = Math.floor(capacity.maxDevices * fill);
+    const devices = Math.floor(capacity.devices * fill);
     const tenantDevices: Record<string, number> = {};
     for (let d = 0; d < Math.min(devices, 5); d++) {
       const t = pick(TENANTS);
@@ -68,7 +68,7 @@ function fleet(allocate: boolean): HostInput[] {
   });
 }
 
-const ASK = { vcpuMillicores: 4000, memoryMib: 8192, storageGib: 64 };
+const ASK = { vcpuMillicores: 4000, memoryMib: 8192, storageGib: 64, devices: 1 };
 const ARM = { id: 'android-14-arm', arch: ['arm64' as const], requiredLabels: { binder: 'true' } };
 const X86 = { id: 'android-14-x86', arch: ['amd64' as const] };
 
@@ -128,7 +128,7 @@ function naivePlace(hosts: readonly HostInput[], r: PlacementRequest): string | 
     if (a.vcpuMillicores + r.resources.vcpuMillicores > cpuCap) continue;
     if (a.memoryMib + r.resources.memoryMib > memCap) continue;
     if (a.storageGib + r.resources.storageGib > h.capacity.storageGib) continue;
-    if (a.devices + 1 > h.capacity.maxDevices) continue;
+    if (a.devices + 1 > h.capacity.devices) continue;
     const util =
       (Math.min(1, (a.vcpuMillicores + r.resources.vcpuMillicores) / cpuCap) +
         Math.min(1, (a.memoryMib + r.resources.memoryMib) / memCap)) /
@@ -285,7 +285,7 @@ function fewestHosts(): number {
         Math.floor((h.capacity.vcpuMillicores * oc.cpu) / ASK.vcpuMillicores),
         Math.floor((h.capacity.memoryMib * oc.memory) / ASK.memoryMib),
         Math.floor(h.capacity.storageGib / ASK.storageGib),
-        h.capacity.maxDevices,
+        h.capacity.devices,
       );
     })
     .sort((a, b) => b - a);

@@ -4,6 +4,7 @@ import type { ControlPlaneConfig } from './config.js';
 import type { AgentGateway } from './gateway/types.js';
 import type { Logger } from './logger.js';
 import type { Metrics } from './metrics.js';
+import type { Planner } from './placement/planner.js';
 import type { Database } from './store/schema.js';
 
 /** What the services share. Built once in server.ts; tests build their own. */
@@ -15,4 +16,8 @@ export interface Deps {
   readonly clock: Clock;
   /** The agent gateway: push desired-state changes, send commands and drains to hosts. */
   readonly gateway: AgentGateway;
+  /** The replica's one placement entry point: plans are group-committed through it. */
+  readonly planner: Planner;
+  /** The leader's drainer (absent where no drains run, as in some tests): nudge() asks for a pass. */
+  readonly drainer?: { nudge(): unknown } | undefined;
 }

@@ -1,5 +1,8 @@
-// Domain errors. Each says what was wrong and with which value; http/errors.ts maps them to
-// Connect codes in one place. Internal causes are logged, never sent.
+// Domain errors. Each says what was wrong and with which value; one table below maps them to the
+// Connect code (the public API) and the gRPC status (the agent stream). Internal causes are logged,
+// never sent.
+import { Code } from '@connectrpc/connect';
+import { status } from '@grpc/grpc-js';
 
 export abstract class DomainError extends Error {
   abstract readonly kind:
@@ -69,4 +72,23 @@ export class UnavailableError extends DomainError {
 
 export class AbortedError extends DomainError {
   readonly kind = 'aborted';
+}
+
+/** The one code table: each domain error kind, as a Connect code and as a gRPC status. */
+export const ERROR_CODES: Record<DomainError['kind'], { connect: Code; grpc: status }> = {
+  invalid_argument: { connect: Code.InvalidArgument, grpc: status.INVALID_ARGUMENT },
+  not_found: { connect: Code.NotFound, grpc: status.NOT_FOUND },
+  already_exists: { connect: Code.AlreadyExists, grpc: status.ALREADY_EXISTS },
+  failed_precondition: { connect: Code.FailedPrecondition, grpc: status.FAILED_PRECONDITION },
+  resource_exhausted: { connect: Code.ResourceExhausted, grpc: status.RESOURCE_EXHAUSTED },
+  permission_denied: { connect: Code.PermissionDenied, grpc: status.PERMISSION_DENIED },
+  unauthenticated: { connect: Code.Unauthenticated, grpc: status.UNAUTHENTICATED },
+  deadline_exceeded: { connect: Code.DeadlineExceeded, grpc: status.DEADLINE_EXCEEDED },
+  unavailable: { connect: Code.Unavailable, grpc: status.UNAVAILABLE },
+  aborted: { connect: Code.Aborted, grpc: status.ABORTED },
+};
+
+/** The gRPC status of an error: its kind's, INTERNAL for anything that is not a domain error. */
+export function grpcStatusOf(error: unknown): status {
+  return error instanceof DomainError ? ERROR_CODES[error.kind].grpc : status.INTERNAL;
 }

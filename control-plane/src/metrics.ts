@@ -65,6 +65,18 @@ export function createMetrics() {
       labelNames: ['outcome'] as const,
       registers: [registry],
     }),
+    planGroups: new Histogram({
+      name: 'cphone_plan_group_jobs',
+      help: 'Plans committed together in one transaction by the group-commit planner',
+      buckets: [1, 2, 4, 8, 16, 32, 64],
+      registers: [registry],
+    }),
+    quotaRejections: new Counter({
+      name: 'cphone_quota_rejections_total',
+      help: 'Plans refused by quota admission, by the dimension whose limit they would pass',
+      labelNames: ['dimension'] as const,
+      registers: [registry],
+    }),
     usageSamples: new Counter({
       name: 'cphone_usage_samples_total',
       help: 'Usage samples ingested (new) and ignored as duplicates',

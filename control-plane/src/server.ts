@@ -16,10 +16,11 @@ import { type ControlPlaneConfig, describeConfig } from './config.js';
 import type { Deps } from './deps.js';
 import { type AgentGatewayOptions, startAgentGateway } from './gateway/gateway.js';
 import type { GatewayMessage } from './gateway/relay.js';
-import { createMigrator, type Migrator } from './hosts/migrate.js';
+import { Drainer } from './hosts/drainer.js';
 import { createHttpApp } from './http/app.js';
 import { createLogger, type Logger } from './logger.js';
 import { createMetrics } from './metrics.js';
+import { Planner } from './placement/planner.js';
 import { type OpenDatabase, openDatabase } from './store/database.js';
 import { migrateToLatest } from './store/migrate.js';
 import type { Database } from './store/schema.js';
@@ -50,6 +51,8 @@ export interface StartOptions {
   database?: OpenDatabase<Database>;
   /** How often a follower replica tries to take the leadership (default 5000 ms). */
   leaderPollMs?: number;
+  /** How often the leader's drainer passes over the drains in progress (default 500 ms). */
+  drainIntervalMs?: number;
 }
 
 /** Starts the control plane: database (migrated), agent gateway, bootstrap, HTTP API. */
@@ -68,8 +71,10 @@ export async function startControlPlane(
       pgliteDir: config.databaseUrl ? undefined : join(config.dataDir, 'pglite'),
     }));
   const closers: (() => Promise<void>)[] = options.database ? [] : [() => database.close()];
+  // The HTTP listener stops first (no new requests, in-flight ones finish), then the rest in reverse.
+  let stopHttp: (() => Promise<void>) | undefined;
   const closeAll = async () => {
-    for (const close of closers.reverse())
+    for (const close of [...(stopHttp ? [stopHttp] : []), ...closers.reverse()])
       await close().catch((err: unknown) => logger.error({ err }, 'close failed'));
   };
   try {
@@ -90,15 +95,13 @@ export async function startControlPlane(
       server.once('error', reject);
     });
     let ready = true;
-    closers.push(
-      () =>
-        new Promise<void>((resolve) => {
-          ready = false;
-          server.close(() => resolve());
-          // Idle keep-alive sockets would hold close() open.
-          (server as { closeIdleConnections?: () => void }).closeIdleConnections?.();
-        }),
-    );
+    stopHttp = () =>
+      new Promise<void>((resolve) => {
+        ready = false;
+        server.close(() => resolve());
+        // Idle keep-alive sockets would hold close() open.
+        (server as { closeIdleConnections?: () => void }).closeIdleConnections?.();
+      });
     const address = server.address() as AddressInfo;
     const publicUrl = new URL(config.publicUrl);
     if (publicUrl.port === '0') {
@@ -116,26 +119,26 @@ export async function startControlPlane(
     });
     await cluster.start();
     closers.push(() => cluster.close());
-    // A device stopping on a host drained with MIGRATE is moved at once (hosts/migrate.ts); the
-    // migrator needs the gateway to tell both hosts, so it is made once the gateway is up.
-    let migrator: Migrator | undefined;
-    const gateway = await startAgentGateway(base, {
-      cluster,
-      ...options.gateway,
-      onDevicesStopped: (hostId) => {
-        migrator?.migrate(hostId).catch((err: unknown) => {
-          logger.error({ err, hostId }, 'drain re-placement after a stop failed');
-        });
-      },
+    // The planner and the drainer tell the gateway of desired-state changes; the gateway settles
+    // the plans its agents' reports apply through the planner: made in that order, linked late.
+    let gateway: Awaited<ReturnType<typeof startAgentGateway>> | undefined;
+    const desiredChanged = (hostId: string) => gateway?.desiredChanged(hostId);
+    const planner = new Planner({ ...base, desiredChanged });
+    gateway = await startAgentGateway({ ...base, planner }, { cluster, ...options.gateway });
+    const drainer = new Drainer({
+      ...base,
+      planner,
+      isLeader: () => cluster.isLeader(),
+      desiredChanged,
+      intervalMs: options.drainIntervalMs,
     });
-    closers.push(() => gateway.close());
-    migrator = createMigrator({
-      db: database.db,
-      clock: systemClock,
-      logger,
-      desiredChanged: (hostId) => gateway.desiredChanged(hostId),
-    });
-    const deps: Deps = { ...base, gateway };
+    drainer.start();
+    const started = gateway;
+    // Closed in reverse: the drainer stops, queued plans commit, then the agent streams end.
+    closers.push(() => started.close());
+    closers.push(() => planner.close());
+    closers.push(() => drainer.close().then(() => undefined));
+    const deps: Deps = { ...base, gateway: started, planner, drainer };
     const bootstrapToken = await bootstrap(database.db, config.dataDir, logger);
 
     const { app, rpcPaths } = createHttpApp({
@@ -164,8 +167,8 @@ export async function startControlPlane(
     const uploadSweeper = new UploadSweeper(base);
     closers.push(() => uploadSweeper.close());
     const httpUrl = `http://${config.httpHost.includes(':') ? `[${config.httpHost}]` : config.httpHost}:${address.port}`;
-    logger.info({ httpUrl, grpcPort: gateway.port, rpcs: rpcPaths.length }, 'control plane listening');
-    return { httpUrl, grpcPort: gateway.port, deps, bootstrapToken, cluster, close: closeAll };
+    logger.info({ httpUrl, grpcPort: started.port, rpcs: rpcPaths.length }, 'control plane listening');
+    return { httpUrl, grpcPort: started.port, deps, bootstrapToken, cluster, close: closeAll };
   } catch (error) {
     await closeAll();
     throw error;

@@ -1,18 +1,5 @@
 import { Code, ConnectError } from '@connectrpc/connect';
-import { DomainError } from '../errors.js';
-
-const CODES: Record<DomainError['kind'], Code> = {
-  invalid_argument: Code.InvalidArgument,
-  not_found: Code.NotFound,
-  already_exists: Code.AlreadyExists,
-  failed_precondition: Code.FailedPrecondition,
-  resource_exhausted: Code.ResourceExhausted,
-  permission_denied: Code.PermissionDenied,
-  unauthenticated: Code.Unauthenticated,
-  deadline_exceeded: Code.DeadlineExceeded,
-  unavailable: Code.Unavailable,
-  aborted: Code.Aborted,
-};
+import { DomainError, ERROR_CODES } from '../errors.js';
 
 /**
  * The one place domain errors become Connect errors. Anything else is an internal failure: the
@@ -21,7 +8,7 @@ const CODES: Record<DomainError['kind'], Code> = {
 export function toConnectError(error: unknown): { error: ConnectError; internal: boolean } {
   if (error instanceof ConnectError) return { error, internal: error.code === Code.Internal };
   if (error instanceof DomainError)
-    return { error: new ConnectError(error.message, CODES[error.kind]), internal: false };
+    return { error: new ConnectError(error.message, ERROR_CODES[error.kind].connect), internal: false };
   if (error instanceof Error && error.name === 'InvalidArgumentError') {
     // The scheduler's own typed error (pure module, no dependency on ../errors).
     return { error: new ConnectError(error.message, Code.InvalidArgument), internal: false };

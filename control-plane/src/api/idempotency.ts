@@ -31,43 +31,56 @@ export async function idempotent<T>(
   codec: { save: (value: T) => unknown; load: (saved: unknown) => T },
 ): Promise<T> {
   if (!scope.key) return db.transaction().execute(run);
-  if (scope.key.length > 128)
-    throw new InvalidArgumentError('request_id', scope.key, 'must be at most 128 characters');
+  checkKey(scope.key);
+  return db.transaction().execute((trx) => idempotentIn(trx, scope, run, codec));
+}
+
+function checkKey(key: string): void {
+  if (key.length > 128) throw new InvalidArgumentError('request_id', key, 'must be at most 128 characters');
+}
+
+/** idempotent() inside the caller's transaction (a group-committed plan runs in a shared one). */
+export async function idempotentIn<T>(
+  trx: Transaction<Database>,
+  scope: IdempotencyScope,
+  run: (trx: Transaction<Database>) => Promise<T>,
+  codec: { save: (value: T) => unknown; load: (saved: unknown) => T },
+): Promise<T> {
+  if (!scope.key) return run(trx);
+  checkKey(scope.key);
   const requestHash = hashOf(scope.request);
-  return db.transaction().execute(async (trx) => {
-    const claimed = await trx
-      .insertInto('idempotency_key')
-      .values({
-        tenant_id: scope.tenantId,
-        method: scope.method,
-        key: scope.key,
-        request_hash: requestHash,
-        response: 'null',
-      })
-      .onConflict((oc) => oc.columns(['tenant_id', 'method', 'key']).doNothing())
-      .returning('key')
-      .executeTakeFirst();
-    if (!claimed) {
-      const row = await trx
-        .selectFrom('idempotency_key')
-        .select(['request_hash', 'response'])
-        .where('tenant_id', '=', scope.tenantId)
-        .where('method', '=', scope.method)
-        .where('key', '=', scope.key)
-        .executeTakeFirstOrThrow();
-      if (row.request_hash !== requestHash) {
-        throw new InvalidArgumentError('request_id', scope.key, 'was already used for a different request');
-      }
-      return codec.load(row.response);
-    }
-    const result = await run(trx);
-    await trx
-      .updateTable('idempotency_key')
-      .set({ response: JSON.stringify(codec.save(result)) })
+  const claimed = await trx
+    .insertInto('idempotency_key')
+    .values({
+      tenant_id: scope.tenantId,
+      method: scope.method,
+      key: scope.key,
+      request_hash: requestHash,
+      response: 'null',
+    })
+    .onConflict((oc) => oc.columns(['tenant_id', 'method', 'key']).doNothing())
+    .returning('key')
+    .executeTakeFirst();
+  if (!claimed) {
+    const row = await trx
+      .selectFrom('idempotency_key')
+      .select(['request_hash', 'response'])
       .where('tenant_id', '=', scope.tenantId)
       .where('method', '=', scope.method)
       .where('key', '=', scope.key)
-      .execute();
-    return result;
-  });
+      .executeTakeFirstOrThrow();
+    if (row.request_hash !== requestHash) {
+      throw new InvalidArgumentError('request_id', scope.key, 'was already used for a different request');
+    }
+    return codec.load(row.response);
+  }
+  const result = await run(trx);
+  await trx
+    .updateTable('idempotency_key')
+    .set({ response: JSON.stringify(codec.save(result)) })
+    .where('tenant_id', '=', scope.tenantId)
+    .where('method', '=', scope.method)
+    .where('key', '=', scope.key)
+    .execute();
+  return result;
 }

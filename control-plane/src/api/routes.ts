@@ -18,7 +18,10 @@ import { apiKeyService } from './api-key-service.js';
 /** Every public API service, registered on one router. */
 export function registerServices(router: ConnectRouter, deps: Deps): void {
   router.service(ApiKeyService, apiKeyService(deps));
-  router.service(HostService, hostService(deps));
+  router.service(
+    HostService,
+    hostService({ ...deps, nudgeDrainer: deps.drainer ? () => deps.drainer?.nudge() : undefined }),
+  );
   router.service(TenantService, tenantService(deps));
   router.service(ArtifactService, artifactService(deps));
   router.service(DeviceService, deviceService(deps));

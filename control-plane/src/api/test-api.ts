@@ -19,6 +19,7 @@ import { createHttpApp } from '../http/app.js';
 import type { Logger } from '../logger.js';
 import { createMetrics, type Metrics } from '../metrics.js';
 import type { Database, Role, TenantKind } from '../store/schema.js';
+import { insertTenant } from '../store/tenants.js';
 import { bearerTransport } from './bearer-transport.js';
 import { apiInterceptor } from './interceptors.js';
 
@@ -74,11 +75,11 @@ export async function startTestApi(options: TestApiOptions): Promise<TestApi> {
     clock: systemClock,
   };
   const tenant = async (id: string, kind: TenantKind, parentId: string | null) => {
-    await options.db
-      .insertInto('tenant')
-      .values({ id, kind, parent_id: parentId, display_name: id, update_time: new Date() })
-      .onConflict((oc) => oc.column('id').doNothing())
-      .execute();
+    await insertTenant(
+      options.db,
+      { id, kind, parent_id: parentId, display_name: id, update_time: new Date() },
+      { ifAbsent: true },
+    );
   };
   const token = async (tenantId: string, role: Role) =>
     (await createApiKey(options.db, { tenantId, role, displayName: `test ${role}` })).token;

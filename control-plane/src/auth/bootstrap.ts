@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import type { Kysely } from 'kysely';
 import type { Logger } from '../logger.js';
 import type { Database } from '../store/schema.js';
+import { insertTenant } from '../store/tenants.js';
 import { createApiKey } from './api-keys.js';
 
 export const PLATFORM_TENANT_ID = 'platform';
@@ -24,16 +25,13 @@ export async function bootstrap(
     .executeTakeFirst();
   if (existing) return undefined;
   const token = await db.transaction().execute(async (trx) => {
-    await trx
-      .insertInto('tenant')
-      .values({
-        id: PLATFORM_TENANT_ID,
-        parent_id: null,
-        kind: 'platform',
-        display_name: 'Platform',
-        update_time: new Date(),
-      })
-      .execute();
+    await insertTenant(trx, {
+      id: PLATFORM_TENANT_ID,
+      parent_id: null,
+      kind: 'platform',
+      display_name: 'Platform',
+      update_time: new Date(),
+    });
     return (
       await createApiKey(trx, {
         tenantId: PLATFORM_TENANT_ID,

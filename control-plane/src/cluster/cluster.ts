@@ -37,6 +37,17 @@ export interface ClusterOptions {
 export const newReplicaId = (): string => `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
 
 export const CLUSTER_CHANNEL = 'cphone_cluster';
+// Each replica holds a session-level advisory lock of its own while its session lives, so any other
+// replica can tell whether it is alive (the lock is held) or gone (free). Keys above 2^40 keep clear
+// of the leadership's.
+const ALIVE_LOCK_BASE = 2 ** 40;
+
+function aliveKey(replicaId: string): number {
+  let hash = 0x811c9dc5;
+  for (let i = 0; i < replicaId.length; i++)
+    hash = Math.imul(hash ^ replicaId.charCodeAt(i), 0x01000193) >>> 0;
+  return ALIVE_LOCK_BASE + hash;
+}
 // pg_advisory_lock key of the leadership: 'cphone' in ASCII, fits an int4.
 export const LEADER_LOCK_KEY = 0x637068;
 // NOTIFY payloads are limited to 8000 bytes; leave room for the envelope's framing.
@@ -112,6 +123,20 @@ export class Cluster<M> {
       .execute();
   }
 
+  /**
+   * Whether the replica named holds a live database session. Asked without a session of its own,
+   * this replica cannot tell and answers true (nothing is swept on a guess).
+   */
+  async isAlive(replicaId: string): Promise<boolean> {
+    if (replicaId === this.options.replicaId) return true;
+    const session = this.#session;
+    if (!session) return true;
+    const key = aliveKey(replicaId);
+    if (!(await session.tryAdvisoryLock(key))) return true;
+    await session.advisoryUnlock(key);
+    return false;
+  }
+
   /** One leader pass: sweep relay rows nobody read (their reader went away). */
   async sweep(): Promise<number> {
     const cutoff = new Date(this.options.clock.now().getTime() - (this.options.relayTtlMs ?? 300_000));
@@ -166,6 +191,7 @@ export class Cluster<M> {
       this.#log.warn({ err }, 'cluster session lost: stepped down, reconnecting');
     });
     await session.listen(CLUSTER_CHANNEL, (payload) => void this.#receive(payload));
+    await session.tryAdvisoryLock(aliveKey(this.options.replicaId));
     if (this.#closed) {
       await session.close();
       return;

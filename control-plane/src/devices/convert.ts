@@ -1,21 +1,22 @@
-import { create, fromJson, type JsonValue } from '@bufbuild/protobuf';
+import { create } from '@bufbuild/protobuf';
 import {
   type Device,
   type DeviceEvent,
   DeviceEventSchema,
   DeviceSchema,
-  DeviceSpecSchema,
-  PlacementSchema,
   PowerState,
   RestartPolicy,
 } from '@cphone/proto';
 import type { Selectable } from 'kysely';
 import { compact, ts } from '../api/convert.js';
 import { InvalidArgumentError } from '../errors.js';
-import type { DeviceEventTable, DeviceTable } from '../store/schema.js';
+import type { DeviceRow } from '../store/devices.js';
+import type { DeviceEventTable } from '../store/schema.js';
+import { placementToProto, specToProto } from './spec-columns.js';
 import { stateToProto } from './state-machine.js';
 
-export type DeviceRow = Selectable<DeviceTable>;
+export type { DeviceRow };
+
 type Power = DeviceRow['desired_power'];
 type Restart = DeviceRow['restart_policy'];
 
@@ -42,8 +43,8 @@ export function restartFromProto(value: RestartPolicy, field: string): Restart {
 }
 
 export interface DeviceView {
-  /** ADB endpoints are fleet internals: only operators see them. */
-  readonly showAdbEndpoint: boolean;
+  /** ADB endpoints and container image references are fleet internals: only operators see them. */
+  readonly operator: boolean;
 }
 
 export function deviceToProto(row: DeviceRow, view: DeviceView): Device {
@@ -54,9 +55,9 @@ export function deviceToProto(row: DeviceRow, view: DeviceView): Device {
       tenantId: row.tenant_id,
       displayName: row.display_name,
       labels: row.labels,
-      spec: fromJson(DeviceSpecSchema, row.spec as JsonValue, { ignoreUnknownFields: true }),
+      spec: specToProto(row, { showImageRef: view.operator }),
       specRevision: BigInt(row.spec_revision),
-      placement: fromJson(PlacementSchema, row.placement as JsonValue, { ignoreUnknownFields: true }),
+      placement: placementToProto(row),
       desiredPowerState: POWER[row.desired_power],
       restartPolicy: RESTART[row.restart_policy],
       state: stateToProto(row.state),
@@ -64,7 +65,7 @@ export function deviceToProto(row: DeviceRow, view: DeviceView): Device {
       stateMessage: row.state_message,
       hostId: row.host_id ?? '',
       observedSpecRevision: BigInt(row.observed_spec_revision),
-      adbEndpoint: view.showAdbEndpoint ? row.adb_endpoint : '',
+      adbEndpoint: view.operator ? row.adb_endpoint : '',
       createTime: ts(row.create_time),
       updateTime: ts(row.update_time),
       stateChangeTime: ts(row.state_change_time),

@@ -87,9 +87,14 @@ test('a batch create places, persists and lists devices with pagination and filt
   assert.equal(b.desiredPowerState, PowerState.STOPPED);
   assert.equal(a.desiredPowerState, PowerState.RUNNING);
   assert.equal(c.restartPolicy, RestartPolicy.NEVER);
-  // Unset resources take the image's defaults; the container image is filled in.
+  // Unset resources take the image's defaults; the container image is filled in, and only
+  // operators see it (it is the platform's, deprecated in the public spec).
   assert.deepEqual([c.spec?.vcpuMillicores, c.spec?.memoryMib, c.spec?.storageGib], [2000, 4096, 32]);
-  assert.equal(c.spec?.imageRef, 'redroid/redroid:14.0.0_64only-latest');
+  assert.equal(c.spec?.imageRef, '');
+  const operatorView = await server
+    .clients(server.api.adminToken)
+    .devices.getDevice({ deviceId: c.deviceId });
+  assert.equal(operatorView.device?.spec?.imageRef, 'redroid/redroid:14.0.0_64only-latest');
   assert.deepEqual(
     [c.spec?.screen?.widthPx, c.spec?.screen?.heightPx, c.spec?.screen?.dpi, c.spec?.screen?.fps],
     [720, 1280, 320, 30],

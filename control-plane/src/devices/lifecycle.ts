@@ -1,30 +1,23 @@
+// Desired-state changes to one device, each inside the caller's transaction on a row it read FOR
+// UPDATE. They change what the host should run, so each bumps the host's desired revision; the
+// caller tells the gateway (desiredChanged) once the transaction has committed. Each returns the
+// host to notify, or null when none is involved.
 import type { Kysely, Transaction } from 'kysely';
 import { FailedPreconditionError, NotFoundError } from '../errors.js';
+import { applyPlan } from '../placement/applier.js';
+import { type DeviceRow, findDevice, updateDevice } from '../store/devices.js';
+import { bumpDesiredRevision as bumpHostRevision } from '../store/hosts.js';
 import type { Database } from '../store/schema.js';
-import type { DeviceRow } from './convert.js';
 import { transition } from './state-machine.js';
-
-/**
- * Desired-state changes to one device, each inside the caller's transaction on a row it read FOR
- * UPDATE. They change what the host should run, so each bumps the host's desired_revision; the
- * caller tells the gateway (desiredChanged) once the transaction has committed. Each returns the
- * host to notify, or null when none is involved.
- */
 
 /** A device of one of `tenants`, or NOT_FOUND (another tenant's device is never revealed). */
 export async function loadDevice(
-  db: Kysely<Database>,
+  db: Kysely<Database> | Transaction<Database>,
   tenants: readonly string[],
   deviceId: string,
   options: { forUpdate?: boolean } = {},
 ): Promise<DeviceRow> {
-  let query = db
-    .selectFrom('device')
-    .selectAll()
-    .where('id', '=', deviceId)
-    .where('tenant_id', 'in', tenants);
-  if (options.forUpdate) query = query.forUpdate();
-  const row = await query.executeTakeFirst();
+  const row = await findDevice(db, tenants, deviceId, options);
   if (!row) throw new NotFoundError('device', deviceId);
   return row;
 }
@@ -36,11 +29,7 @@ export async function bumpDesiredRevision(
   now: Date,
 ): Promise<string | null> {
   if (!hostId) return null;
-  await trx
-    .updateTable('host')
-    .set((eb) => ({ desired_revision: eb('desired_revision', '+', 1), update_time: now }))
-    .where('id', '=', hostId)
-    .execute();
+  await bumpHostRevision(trx, hostId, now);
   return hostId;
 }
 
@@ -53,8 +42,9 @@ function refuseWhenDeleted(device: DeviceRow, action: string): void {
 }
 
 /**
- * Sets desired power RUNNING. Refused when it already is, unless the device sits in ERROR, where a
- * start asks the agent to try again (restart_generation is bumped).
+ * Sets desired power RUNNING, admitted by the tenant's quotas (a running device counts against
+ * running devices, vCPU and memory). Refused when it already is, unless the device sits in ERROR,
+ * where a start asks the agent to try again (restart_generation is bumped).
  */
 export async function startDevice(
   trx: Transaction<Database>,
@@ -68,15 +58,27 @@ export async function startDevice(
       `device ${JSON.stringify(device.id)} is ${device.state} and already set to run`,
     );
   }
-  await trx
-    .updateTable('device')
-    .set((eb) => ({
-      desired_power: 'running',
-      restart_generation: retry ? eb('restart_generation', '+', 1) : eb.ref('restart_generation'),
-      update_time: now,
-    }))
-    .where('id', '=', device.id)
-    .execute();
+  if (device.desired_power !== 'running') {
+    await applyPlan(
+      trx,
+      {
+        tenantId: device.tenant_id,
+        admit: {
+          devices: 0,
+          runningDevices: 1,
+          vcpuMillicores: device.vcpu_millicores,
+          memoryMib: device.memory_mib,
+        },
+      },
+      { now },
+    );
+  }
+  await updateDevice(
+    trx,
+    device.id,
+    { desired_power: 'running', restart_generation: device.restart_generation + (retry ? 1 : 0) },
+    now,
+  );
   return bumpDesiredRevision(trx, device.host_id, now);
 }
 
@@ -92,11 +94,7 @@ export async function stopDevice(
       `device ${JSON.stringify(device.id)} is ${device.state} and already set to stop`,
     );
   }
-  await trx
-    .updateTable('device')
-    .set({ desired_power: 'stopped', update_time: now })
-    .where('id', '=', device.id)
-    .execute();
+  await updateDevice(trx, device.id, { desired_power: 'stopped' }, now);
   return bumpDesiredRevision(trx, device.host_id, now);
 }
 
@@ -111,17 +109,14 @@ export async function hardReboot(
       `device ${JSON.stringify(device.id)} is ${device.state}: only a running device can be rebooted`,
     );
   }
-  await trx
-    .updateTable('device')
-    .set((eb) => ({ restart_generation: eb('restart_generation', '+', 1), update_time: now }))
-    .where('id', '=', device.id)
-    .execute();
+  await updateDevice(trx, device.id, { restart_generation: device.restart_generation + 1 }, now);
   return bumpDesiredRevision(trx, device.host_id, now);
 }
 
 /**
- * Asks for deletion. A placed device goes to DELETING and stays there until its agent reports the
- * container and volume gone (the gateway then releases its resources), even while the host is unreachable: its data may
+ * Asks for deletion. A placed device goes to DELETING and stays there until its host no longer
+ * holds it (devices/observed.ts completes the deletion: the agent reports it gone, its inventory
+ * lacks it, or its stream was never told of it), even while the host is unreachable: its data may
  * still be on the host, and a returning agent must not find a device the store forgot. A device
  * never placed has nothing to remove and goes straight to DELETED.
  */

@@ -2,7 +2,7 @@ import { create, fromJson, type JsonValue, toJson } from '@bufbuild/protobuf';
 import { type DeviceSpec, DeviceSpecSchema, GpuMode, type ScreenSpec, ScreenSpecSchema } from '@cphone/proto';
 import type { Selectable } from 'kysely';
 import { InvalidArgumentError } from '../errors.js';
-import type { ResourceAsk } from '../scheduler/index.js';
+import type { Resources } from '../scheduler/index.js';
 import type { ImageTable } from '../store/schema.js';
 
 /**
@@ -73,7 +73,7 @@ export function checkNonNegative(field: string, value: number): void {
 
 export interface ResolvedSpec {
   readonly spec: DeviceSpec;
-  readonly resources: ResourceAsk;
+  readonly resources: Omit<Resources, 'devices'>;
 }
 
 /** Applies the rules above; `field` is the spec's path, e.g. `requests[3].spec`. */

@@ -1,6 +1,7 @@
 import { DeviceState } from '@cphone/proto';
-import { sql, type Transaction } from 'kysely';
+import type { Transaction } from 'kysely';
 import { FailedPreconditionError } from '../errors.js';
+import { currentState, hostOfDevice, type StateSet, setState } from '../store/devices.js';
 import type { Database, DeviceStateName } from '../store/schema.js';
 
 /**
@@ -16,7 +17,7 @@ const NEXT: Record<DeviceStateName, readonly DeviceStateName[]> = {
   running: ['booting', 'stopping', 'stopped', 'error'],
   stopping: ['stopped', 'error'],
   stopped: ['booting', 'running', 'scheduled', 'error'],
-  error: ['booting', 'running', 'stopping', 'stopped'],
+  error: ['booting', 'running', 'stopping', 'stopped', 'scheduled'],
   lost: ['scheduled', 'creating', 'booting', 'running', 'stopping', 'stopped', 'error'],
   deleting: ['deleted'],
   deleted: [],
@@ -62,13 +63,8 @@ export interface TransitionInput {
   to: DeviceStateName;
   reason?: string;
   message?: string;
-  /** Other device columns to set in the same update. */
-  set?: Partial<{
-    host_id: string | null;
-    adb_endpoint: string;
-    observed_spec_revision: number;
-    delete_time: Date;
-  }>;
+  /** Other device columns to set in the same update (host_id: the plan applier only). */
+  set?: StateSet;
   now: Date;
 }
 
@@ -82,42 +78,24 @@ export async function transition(trx: Transaction<Database>, input: TransitionIn
   let hostId: string | null = null;
   if (input.from !== null) {
     assertTransition(input.deviceId, input.from, input.to);
-    const updated = await trx
-      .updateTable('device')
-      .set({
-        state: input.to,
-        state_reason: input.reason ?? '',
-        state_message: input.message ?? '',
-        update_time: input.now,
-        state_change_time: input.now,
-        ...(input.to === 'running' ? { start_time: input.now } : {}),
-        // delete_time is when deletion was asked for; DELETED keeps the DELETING time.
-        ...(input.to === 'deleting' ? { delete_time: input.now } : {}),
-        ...(input.to === 'deleted' ? { delete_time: sql<Date>`coalesce(delete_time, ${input.now})` } : {}),
-        ...input.set,
-      })
-      .where('id', '=', input.deviceId)
-      .where('state', '=', input.from)
-      .returning('host_id')
-      .executeTakeFirst();
-    if (updated) hostId = updated.host_id;
-    else {
-      const current = await trx
-        .selectFrom('device')
-        .select('state')
-        .where('id', '=', input.deviceId)
-        .executeTakeFirst();
+    const updated = await setState(trx, {
+      deviceId: input.deviceId,
+      from: input.from,
+      to: input.to,
+      reason: input.reason ?? '',
+      message: input.message ?? '',
+      set: input.set,
+      now: input.now,
+    });
+    if (!updated) {
+      const current = await currentState(trx, input.deviceId);
       throw new FailedPreconditionError(
-        `device ${JSON.stringify(input.deviceId)} changed concurrently: it is ${current?.state ?? 'gone'}, not ${input.from}`,
+        `device ${JSON.stringify(input.deviceId)} changed concurrently: it is ${current ?? 'gone'}, not ${input.from}`,
       );
     }
+    hostId = updated.host_id;
   } else {
-    const row = await trx
-      .selectFrom('device')
-      .select('host_id')
-      .where('id', '=', input.deviceId)
-      .executeTakeFirst();
-    hostId = row?.host_id ?? null;
+    hostId = await hostOfDevice(trx, input.deviceId);
   }
   await recordEvents(
     trx,

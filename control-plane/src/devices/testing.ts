@@ -14,6 +14,7 @@ import { startTestApi, type TestApi } from '../api/test-api.js';
 import { createStubGateway } from '../gateway/testing.js';
 import type { CommandKind } from '../gateway/types.js';
 import { imageService } from '../images/image-service.js';
+import { Planner } from '../placement/planner.js';
 import type { Database, Role } from '../store/schema.js';
 import type { TestDatabase } from '../store/test-database.js';
 import { createTestStore } from '../testing.js';
@@ -65,7 +66,11 @@ export async function startDeviceTestServer(): Promise<DeviceTestServer> {
     db: store.db,
     config: { publicUrl: 'http://cp.test:8080' },
     routes: (router, base) => {
-      deps = { ...base, gateway };
+      deps = {
+        ...base,
+        gateway,
+        planner: new Planner({ ...base, desiredChanged: (id) => gateway.desiredChanged(id) }),
+      };
       router.service(DeviceService, deviceService(deps));
       router.service(ImageService, imageService(deps));
     },

@@ -5,8 +5,9 @@ import { AgentService, addGrpcService, type CommandResult } from '@cphone/proto'
 import * as grpc from '@grpc/grpc-js';
 import { type Cluster, newReplicaId } from '../cluster/cluster.js';
 import { UnavailableError } from '../errors.js';
-import { HeartbeatWriter } from './heartbeats.js';
-import { LivenessMonitor } from './monitor.js';
+import { HeartbeatWriter } from '../hosts/heartbeats.js';
+import { LivenessMonitor } from '../hosts/liveness.js';
+import { releaseStreams } from '../store/hosts.js';
 import { CommandRelay, type GatewayMessage } from './relay.js';
 import { type AgentCall, AgentSession, type SessionContext } from './session.js';
 import { closeCall } from './stream-status.js';
@@ -18,6 +19,8 @@ export interface AgentGatewayOptions {
   tls?: GatewayTls;
   /** A stream must send Hello within this long (default 5000 ms). */
   helloTimeoutMs?: number;
+  /** A Hello must be accepted (Welcome sent) within this long of arriving (default 30000 ms). */
+  helloHandlingTimeoutMs?: number;
   /** Outbound messages a stream may buffer before it is cut off (default 1000). */
   maxQueuedMessages?: number;
   /** Liveness check period (default a third of the heartbeat TTL). */
@@ -32,11 +35,6 @@ export interface AgentGatewayOptions {
    * replica is alone (it leads and holds every stream).
    */
   cluster?: Cluster<GatewayMessage>;
-  /**
-   * Devices of a host reached STOPPED or ERROR (committed): the server moves them on when the host
-   * is being drained with MIGRATE. Must not throw; it is not awaited.
-   */
-  onDevicesStopped?: (hostId: string, deviceIds: string[]) => void;
 }
 
 /** The gateway as the server holds it: the AgentGateway contract plus lifecycle helpers. */
@@ -80,16 +78,10 @@ export async function startAgentGateway(
   // The host rows that name this replica as their stream's holder (one host's, or all of them);
   // a row a newer stream elsewhere took over names that replica and is left alone.
   const releaseHosts = (hostId?: string) =>
-    deps.db
-      .updateTable('host')
-      .set({ gateway_replica: null })
-      .where('gateway_replica', '=', replicaId)
-      .$if(hostId !== undefined, (q) => q.where('id', '=', hostId ?? ''))
-      .execute()
-      .then(
-        () => undefined,
-        (err: unknown) => logger.warn({ err, hostId }, 'releasing the host stream record failed'),
-      );
+    releaseStreams(deps.db, replicaId, hostId).then(
+      () => undefined,
+      (err: unknown) => logger.warn({ err, hostId }, 'releasing the host stream record failed'),
+    );
   const release = (hostId: string) => {
     const write = releaseHosts(hostId).finally(() => releases.delete(write));
     releases.add(write);
@@ -107,7 +99,7 @@ export async function startAgentGateway(
     replicaId,
     maxQueuedMessages: options.maxQueuedMessages ?? 1000,
     helloTimeoutMs: options.helloTimeoutMs ?? 5000,
-    onDevicesStopped: options.onDevicesStopped,
+    helloHandlingTimeoutMs: options.helloHandlingTimeoutMs ?? 30_000,
     register(session) {
       const hostId = session.hostId;
       if (hostId === undefined) return;
@@ -199,6 +191,8 @@ export async function startAgentGateway(
     intervalMs: options.monitorIntervalMs ?? Math.max(50, Math.floor(config.heartbeatTtlMs / 3)),
     // The liveness jobs run on the leader only; its TTL counts from when it took over at the earliest.
     leadingSince: () => (cluster ? cluster.leaderSince : startedAt),
+    replicaId,
+    ...(cluster ? { replicaAlive: (id: string) => cluster.isAlive(id) } : {}),
     async beforeTick() {
       await heartbeats.flush();
       const now = deps.clock.now().getTime();

@@ -1,9 +1,8 @@
-// What a Hello changes in the store: the host is ready and its self-description is refreshed.
-// Enrolled labels stay authoritative (the scheduler matches on them); the agent's are kept beside.
+// What the gateway checks of a Hello before it touches the store: the protocol version, and that the
+// identity fields are something a credential lookup can take.
 import { type Hello, type HostLoad, ProtocolVersion } from '@cphone/proto';
-import type { Transaction } from 'kysely';
-import { FailedPreconditionError, NotFoundError } from '../errors.js';
-import type { Database, HostConnection } from '../store/schema.js';
+import { FailedPreconditionError, UnauthenticatedError } from '../errors.js';
+import type { HelloFacts } from '../store/hosts.js';
 
 export const MIN_PROTOCOL_VERSION = ProtocolVersion.V1;
 export const MAX_PROTOCOL_VERSION = ProtocolVersion.V1;
@@ -13,6 +12,18 @@ export function checkProtocolVersion(version: number): void {
     throw new FailedPreconditionError(
       `protocol_version ${version} is not supported: this control plane accepts ${MIN_PROTOCOL_VERSION}..${MAX_PROTOCOL_VERSION}`,
     );
+  }
+}
+
+// biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what is refused
+const CONTROL = /[\u0000-\u001f\u007f]/;
+
+/** A host id or credential no store row can match (empty, huge, control characters) is refused here. */
+export function checkIdentity(hello: Hello): void {
+  for (const value of [hello.hostId, hello.credential]) {
+    if (value.length === 0 || value.length > 512 || CONTROL.test(value)) {
+      throw new UnauthenticatedError('malformed host id or credential');
+    }
   }
 }
 
@@ -33,49 +44,25 @@ export function loadJson(load: HostLoad | undefined): Record<string, number> {
   };
 }
 
-/**
- * Marks the host ready, held by this replica, and records the Hello's facts, inside the caller's
- * transaction; returns the connection state it had and the replica that held its stream before.
- */
-export async function recordHello(
-  trx: Transaction<Database>,
-  hello: Hello,
-  now: Date,
-  replicaId: string,
-): Promise<{ connection: HostConnection; heldBy: string | null }> {
-  const before = await trx
-    .selectFrom('host')
-    .select(['connection', 'gateway_replica'])
-    .where('id', '=', hello.hostId)
-    .forUpdate()
-    .executeTakeFirst();
-  if (!before) throw new NotFoundError('host', hello.hostId);
+/** What a Hello says of the host, in the store's units (a capacity of zero keeps the enrolled one). */
+export function helloFacts(hello: Hello): HelloFacts {
   const capacity = hello.capacity;
-  await trx
-    .updateTable('host')
-    .set({
-      connection: 'ready',
-      last_heartbeat_time: now,
-      unreachable_since: null,
-      agent_version: hello.agentVersion,
-      runtime_kind: hello.runtimeKind,
-      hostname: hello.hostname,
-      kernel_version: hello.kernelVersion,
-      agent_instance_id: hello.agentInstanceId,
-      gateway_replica: replicaId,
-      agent_labels: JSON.stringify(hello.labels),
-      ...(hello.arch ? { arch: hello.arch } : {}),
-      ...(capacity && capacity.vcpuMillicores > 0n
+  return {
+    agentVersion: hello.agentVersion,
+    runtimeKind: hello.runtimeKind,
+    hostname: hello.hostname,
+    kernelVersion: hello.kernelVersion,
+    agentInstanceId: hello.agentInstanceId,
+    agentLabels: hello.labels,
+    arch: hello.arch,
+    capacity:
+      capacity && capacity.vcpuMillicores > 0n
         ? {
-            capacity_vcpu_millicores: Number(capacity.vcpuMillicores),
-            capacity_memory_mib: Number(capacity.memoryBytes / MIB),
-            capacity_storage_gib: Number(capacity.storageBytes / GIB),
-            capacity_devices: capacity.devices,
+            vcpuMillicores: Number(capacity.vcpuMillicores),
+            memoryMib: Number(capacity.memoryBytes / MIB),
+            storageGib: Number(capacity.storageBytes / GIB),
+            devices: capacity.devices,
           }
-        : {}),
-      update_time: now,
-    })
-    .where('id', '=', hello.hostId)
-    .execute();
-  return { connection: before.connection, heldBy: before.gateway_replica };
+        : undefined,
+  };
 }

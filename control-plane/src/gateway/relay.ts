@@ -17,6 +17,7 @@ import {
 } from '../errors.js';
 import { newId } from '../ids.js';
 import type { Logger } from '../logger.js';
+import { streamHolder } from '../store/hosts.js';
 import type { Database } from '../store/schema.js';
 import type { CommandKind } from './types.js';
 
@@ -80,12 +81,7 @@ export class CommandRelay {
 
   /** Sends the command through the replica holding the host's stream. */
   async send(hostId: string, deviceId: string, kind: CommandKind, deadline: Date): Promise<CommandResult> {
-    const host = await this.db
-      .selectFrom('host')
-      .select(['connection', 'gateway_replica'])
-      .where('id', '=', hostId)
-      .executeTakeFirst();
-    const holder = host?.connection === 'ready' ? host.gateway_replica : null;
+    const holder = await streamHolder(this.db, hostId);
     if (!holder || holder === this.cluster.replicaId) {
       throw new UnavailableError(`host ${JSON.stringify(hostId)} is not connected`);
     }

@@ -13,25 +13,33 @@ import {
   type UsageReport,
 } from '@cphone/proto';
 import * as grpc from '@grpc/grpc-js';
-import { DomainError, NotFoundError, UnavailableError } from '../errors.js';
+import { fingerprint, loadDesiredSet } from '../devices/desired-set.js';
+import {
+  applyObserved,
+  applyObservedIn,
+  completeUnseenDeletions,
+  type Observed,
+  type ObservedChange,
+} from '../devices/observed.js';
+import { grpcStatusOf, NotFoundError, UnavailableError } from '../errors.js';
+import type { HeartbeatWriter } from '../hosts/heartbeats.js';
 import { newId } from '../ids.js';
 import type { Logger } from '../logger.js';
+import { recordHello } from '../store/hosts.js';
 import type { HostConnection } from '../store/schema.js';
+import { ingestUsage, usageCursor } from '../usage/intake.js';
 import { authenticateHost } from './credentials.js';
-import { fingerprint, loadDesiredSet } from './desired.js';
-import type { HeartbeatWriter } from './heartbeats.js';
 import {
+  checkIdentity,
   checkProtocolVersion,
+  helloFacts,
   loadJson,
   MAX_PROTOCOL_VERSION,
   MIN_PROTOCOL_VERSION,
-  recordHello,
 } from './hello.js';
-import { applyObserved, applyObservedIn, notifyStopped, type ObservedChange } from './observed.js';
 import { PendingCommands } from './pending-commands.js';
 import { closeCall, statusOf } from './stream-status.js';
 import type { CommandKind, GatewayDeps } from './types.js';
-import { ingestUsage, usageCursor } from './usage.js';
 
 export type AgentCall = grpc.ServerDuplexStream<AgentMessage, ControlMessage>;
 
@@ -43,7 +51,14 @@ export interface SessionContext {
   readonly replicaId: string;
   /** Outbound messages a stream may buffer before it is cut off with RESOURCE_EXHAUSTED. */
   readonly maxQueuedMessages: number;
+  /** The first message must arrive within this long. */
   readonly helloTimeoutMs: number;
+  /**
+   * Once the Hello arrived, Welcome must follow within this long: long enough for a Hello queued
+   * behind thousands of others for the database in a reconnect storm, short enough that a stream
+   * whose Hello went nowhere is closed.
+   */
+  readonly helloHandlingTimeoutMs: number;
   /** The session passed Hello: make it the host's one live stream (superseding any other). */
   register(session: AgentSession): void;
   unregister(session: AgentSession): void;
@@ -52,8 +67,6 @@ export interface SessionContext {
    * held it before (null when none did), whose stream, if still open, is stale.
    */
   accepted?(hostId: string, heldBy: string | null): void;
-  /** Devices of a host reached STOPPED or ERROR (committed); see ApplyObservedOptions.onStopped. */
-  readonly onDevicesStopped?: ((hostId: string, deviceIds: string[]) => void) | undefined;
 }
 
 // Inbound messages waiting for their turn before the stream stops reading (HTTP/2 flow control
@@ -71,11 +84,15 @@ export class AgentSession {
   #log: Logger;
   #closed = false;
   #helloTimer: NodeJS.Timeout | undefined;
+  #helloArrived = false;
   #inbound: Promise<void> = Promise.resolve();
   #inboundDepth = 0;
   #paused = false;
   // Desired state as last sent: device id -> fingerprint, and the revision.
   #sent = new Map<string, string>();
+  // Devices the agent has heard of in this session (sent to it, in its inventory, reported by it):
+  // a device deleted that it never heard of has nothing on the host to remove.
+  #told = new Set<string>();
   #sentRevision = -1n;
   #needFull = true;
   #dirty = false;
@@ -200,9 +217,20 @@ export class AgentSession {
   }
 
   #enqueue(message: AgentMessage): void {
-    // The timer bounds the wait for the first message, not its handling: under a reconnect storm
-    // the Hello may queue behind thousands of others for the database.
-    clearTimeout(this.#helloTimer);
+    if (this.hostId === undefined && this.#inboundDepth === 0 && this.#helloTimer && !this.#helloArrived) {
+      this.#helloArrived = true;
+      // Under a reconnect storm the Hello may queue behind thousands of others for the database:
+      // its handling gets a bound of its own, still ending a stream that never gets a Welcome.
+      clearTimeout(this.#helloTimer);
+      this.#helloTimer = setTimeout(
+        () =>
+          this.close(
+            grpc.status.DEADLINE_EXCEEDED,
+            `hello not accepted within ${this.ctx.helloHandlingTimeoutMs} ms`,
+          ),
+        this.ctx.helloHandlingTimeoutMs,
+      );
+    }
     this.lastSeenMs = this.#now().getTime();
     this.ctx.deps.metrics.agentMessages.inc({ kind: message.body.case ?? 'unknown' });
     this.#inboundDepth++;
@@ -212,7 +240,11 @@ export class AgentSession {
     }
     this.#inbound = this.#inbound
       .then(() => (this.#closed ? undefined : this.#handle(message)))
-      .catch((err: unknown) => this.#log.error({ err, kind: message.body.case }, 'agent message failed'))
+      .catch((err: unknown) => {
+        this.#log.error({ err, kind: message.body.case }, 'agent message failed');
+        // Before Welcome nothing may hang: a stream whose Hello failed is closed with a code.
+        if (this.hostId === undefined) this.#refuse(err);
+      })
       .finally(() => {
         this.#inboundDepth--;
         if (this.#paused && this.#inboundDepth <= INBOUND_LOW_WATER && !this.#closed) {
@@ -263,36 +295,45 @@ export class AgentSession {
     const { db } = this.ctx.deps;
     try {
       checkProtocolVersion(hello.protocolVersion);
+      checkIdentity(hello);
       await authenticateHost(db, hello.hostId, hello.credential);
     } catch (error) {
       this.#refuse(error);
       return;
     }
     if (this.#closed) return;
-    clearTimeout(this.#helloTimer);
     this.hostId = hello.hostId;
     this.#log = this.ctx.logger.child({ hostId: hello.hostId, agentInstanceId: hello.agentInstanceId });
     this.ctx.register(this);
     const now = this.#now();
-    let previous: HostConnection;
-    let heldBy: string | null;
-    let acked: number;
-    let changes: ObservedChange[];
+    let accepted: { previous: HostConnection; heldBy: string | null; acked: number; observed: Observed };
     try {
-      // One transaction: a reconnect storm of thousands of hosts pays one commit per Hello.
-      [previous, heldBy, acked, changes] = await db.transaction().execute(async (trx) => {
-        const before = await recordHello(trx, hello, now, this.ctx.replicaId);
-        const changes = await applyObservedIn(trx, hello.hostId, hello.devices, { fullInventory: true, now });
-        this.#logChanges(changes);
-        return [before.connection, before.heldBy, await usageCursor(trx, hello.hostId), changes] as const;
+      // One transaction: a reconnect storm of thousands of hosts pays one commit per Hello. The
+      // reported devices are locked before the host row (the lock order of store/hosts.ts).
+      accepted = await db.transaction().execute(async (trx) => {
+        const observed = await applyObservedIn(trx, hello.hostId, hello.devices, {
+          fullInventory: true,
+          now,
+        });
+        const before = await recordHello(trx, hello.hostId, helloFacts(hello), this.ctx.replicaId, now);
+        if (!before) throw new NotFoundError('host', hello.hostId);
+        return {
+          previous: before.connection,
+          heldBy: before.heldBy,
+          acked: await usageCursor(trx, hello.hostId),
+          observed,
+        };
       });
     } catch (err) {
       if (err instanceof NotFoundError) return this.close(grpc.status.UNAUTHENTICATED, err.message);
       this.#log.error({ err }, 'accepting the hello failed');
       return this.close(grpc.status.UNAVAILABLE, 'the control plane could not accept the hello; retry');
     }
+    this.#logChanges(accepted.observed.changes);
+    this.ctx.deps.planner.settle(accepted.observed.applied);
+    for (const device of hello.devices) this.#told.add(device.deviceId);
     const { config } = this.ctx.deps;
-    this.send(
+    const welcomed = this.send(
       create(ControlMessageSchema, {
         body: {
           case: 'welcome',
@@ -303,45 +344,47 @@ export class AgentSession {
             serverTime: timestampFromDate(this.#now()),
             minProtocolVersion: MIN_PROTOCOL_VERSION,
             maxProtocolVersion: MAX_PROTOCOL_VERSION,
-            usageAckSequence: BigInt(acked),
+            usageAckSequence: BigInt(accepted.acked),
             replicaId: this.ctx.replicaId,
           },
         },
       }),
     );
-    this.ctx.accepted?.(hello.hostId, heldBy);
-    if (previous !== 'ready') this.ctx.deps.metrics.hostConnectionChanges.inc({ to: 'ready' });
+    if (!welcomed) return;
+    clearTimeout(this.#helloTimer);
+    this.ctx.accepted?.(hello.hostId, accepted.heldBy);
+    if (accepted.previous !== 'ready') this.ctx.deps.metrics.hostConnectionChanges.inc({ to: 'ready' });
     this.#log.info(
-      { from: previous, agentVersion: hello.agentVersion, inventory: hello.devices.length },
+      { from: accepted.previous, agentVersion: hello.agentVersion, inventory: hello.devices.length },
       'agent connected',
     );
     this.#needFull = true;
     this.desiredChanged();
-    notifyStopped(hello.hostId, changes, this.ctx.onDevicesStopped);
   }
 
+  /** Ends a stream that has not been welcomed, with the code the error maps to. */
   #refuse(error: unknown): void {
-    if (!(error instanceof DomainError)) throw error;
-    const code =
-      error.kind === 'unauthenticated'
-        ? grpc.status.UNAUTHENTICATED
-        : error.kind === 'failed_precondition'
-          ? grpc.status.FAILED_PRECONDITION
-          : grpc.status.INTERNAL;
-    this.close(code, error.message);
+    const code = grpcStatusOf(error);
+    const message =
+      code === grpc.status.INTERNAL
+        ? 'the control plane could not check the hello'
+        : String((error as Error)?.message ?? error);
+    if (code === grpc.status.INTERNAL) this.#log.error({ err: error }, 'hello check failed');
+    this.close(code === grpc.status.INTERNAL ? grpc.status.UNAVAILABLE : code, message);
   }
 
   async #deviceStatus(status: DeviceStatus): Promise<void> {
     if (!status.device || this.hostId === undefined) return;
-    const changes = await applyObserved(this.ctx.deps.db, this.hostId, [status.device], {
+    this.#told.add(status.device.deviceId);
+    const observed = await applyObserved(this.ctx.deps.db, this.hostId, [status.device], {
       fullInventory: false,
       now: this.#now(),
-      onStopped: this.ctx.onDevicesStopped,
     });
-    this.#logChanges(changes);
+    this.#logChanges(observed.changes);
+    this.ctx.deps.planner.settle(observed.applied);
   }
 
-  #logChanges(changes: Awaited<ReturnType<typeof applyObserved>>): void {
+  #logChanges(changes: readonly ObservedChange[]): void {
     for (const change of changes) {
       if (change.refused) this.#log.warn(change, 'agent report refused by the state machine');
       else this.#log.info(change, 'device state observed');
@@ -354,7 +397,11 @@ export class AgentSession {
     const { usageSamples } = this.ctx.deps.metrics;
     if (intake.inserted) usageSamples.inc({ result: 'inserted' }, intake.inserted);
     if (intake.duplicates) usageSamples.inc({ result: 'duplicate' }, intake.duplicates);
-    if (intake.rejected) usageSamples.inc({ result: 'rejected' }, intake.rejected);
+    if (intake.malformed) usageSamples.inc({ result: 'rejected' }, intake.malformed);
+    if (intake.foreign) {
+      usageSamples.inc({ result: 'foreign' }, intake.foreign);
+      this.#log.warn({ samples: intake.foreign }, 'usage samples for devices not on this host refused');
+    }
     if (intake.tenantMismatches) {
       usageSamples.inc({ result: 'tenant_mismatch' }, intake.tenantMismatches);
       this.#log.warn(
@@ -391,6 +438,7 @@ export class AgentSession {
     if (hostId === undefined) return;
     const set = await loadDesiredSet(this.ctx.deps.db, hostId);
     if (!set || this.#closed) return;
+    await this.#completeUnseen(hostId, set.deleting);
     const next = new Map(set.devices.map((d) => [d.deviceId, fingerprint(d)]));
     const upserts = set.devices.filter((d) => this.#sent.get(d.deviceId) !== next.get(d.deviceId));
     const removes = [...this.#sent.keys()].filter((id) => !next.has(id));
@@ -413,6 +461,7 @@ export class AgentSession {
       });
     }
     if (!this.send(message)) return;
+    for (const id of next.keys()) this.#told.add(id);
     this.#sent = next;
     this.#sentRevision = set.revision;
     this.#needFull = false;
@@ -420,5 +469,15 @@ export class AgentSession {
       { revision: set.revision, kind: message.body.case, upserts: upserts.length, removes: removes.length },
       'desired state sent',
     );
+  }
+
+  /** Deletions of devices this stream never told the agent of complete at once (see #told). */
+  async #completeUnseen(hostId: string, deleting: readonly string[]): Promise<void> {
+    const { db, planner } = this.ctx.deps;
+    const unseen = deleting.filter((id) => !this.#told.has(id));
+    if (unseen.length === 0) return;
+    const observed = await completeUnseenDeletions(db, hostId, unseen, this.#now());
+    this.#logChanges(observed.changes);
+    planner.settle(observed.applied);
   }
 }

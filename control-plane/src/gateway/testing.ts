@@ -7,6 +7,7 @@ import { UnavailableError } from '../errors.js';
 import { newHostRow } from '../hosts/host-row.js';
 import { newId, newSecret } from '../ids.js';
 import type { Database, DeviceStateName } from '../store/schema.js';
+import { insertTenant } from '../store/tenants.js';
 import type { AgentGateway, CommandKind } from './types.js';
 
 export interface TestHostInput {
@@ -83,11 +84,11 @@ export async function insertTestDevice(
   const tenantId = input.tenantId ?? 'tenant_test';
   const deviceId = input.deviceId ?? newId('dev');
   const now = new Date();
-  await db
-    .insertInto('tenant')
-    .values({ id: tenantId, kind: 'customer', display_name: tenantId, parent_id: null, update_time: now })
-    .onConflict((c) => c.column('id').doNothing())
-    .execute();
+  await insertTenant(
+    db,
+    { id: tenantId, kind: 'customer', display_name: tenantId, parent_id: null, update_time: now },
+    { ifAbsent: true },
+  );
   await db
     .insertInto('image')
     .values({
@@ -117,17 +118,10 @@ export async function insertTestDevice(
       display_name: deviceId,
       labels: '{}',
       image_id: 'img_test',
-      spec: JSON.stringify({
-        imageId: 'img_test',
-        imageRef: 'redroid/redroid:14.0.0-latest',
-        vcpuMillicores: vcpu,
-        memoryMib: memory,
-        storageGib: storage,
-      }),
+      image_ref: 'redroid/redroid:14.0.0-latest',
       vcpu_millicores: vcpu,
       memory_mib: memory,
       storage_gib: storage,
-      placement: '{}',
       spec_revision: 1,
       desired_power: input.desiredPower ?? 'running',
       restart_policy: 'always',

@@ -147,7 +147,7 @@ async function waitRunning(ids: readonly string[]) {
   for (const id of ids) await until(`${id} running`, async () => (await deviceRow(id)).state === 'running');
 }
 
-/** Reads the drain's progress (which also advances it) until `done` holds; returns every status seen. */
+/** Reads the drain's progress (the leader's drainer advances it) until `done` holds; returns every status seen. */
 async function followDrain(hostId: string, done: (s: DrainStatus) => boolean, timeoutMs = 10_000) {
   const seen: DrainStatus[] = [];
   await until(
@@ -185,8 +185,8 @@ test('MIGRATE moves three running phones to the two other hosts and completes', 
   assert.equal(started.drainStatus?.mode, DrainMode.MIGRATE);
   assert.equal(started.drainStatus?.devicesTotal, 3);
   assert.equal(started.drainStatus?.devicesRemaining, 3, 'every phone waits to be moved at the start');
-  // No progress read until they are all back up elsewhere: the gateway moves each phone as soon as
-  // the old host reports it stopped.
+  // No progress read until they are all back up elsewhere: the leader's drainer moves each phone
+  // once the old host reports it stopped.
   for (const id of phones) {
     await until(`${id} running elsewhere`, async () => {
       const d = await deviceRow(id);
@@ -252,8 +252,8 @@ test('a phone that fits nowhere stays on the host, stopped, reported until the d
   assert.match(failure.reason, /cannot be placed/);
   const stuck = await deviceRow(failure.deviceId);
   assert.equal(stuck.host_id, d.hostId);
-  assert.equal(stuck.state, 'stopped');
-  assert.equal(stuck.desired_power, 'stopped');
+  assert.equal(stuck.state, 'stopped', 'held stopped by the drain');
+  assert.equal(stuck.desired_power, 'running', 'its own power is unchanged while the drain tries');
   // The move is committed before e hears of it: wait for its agent to bring the phone up.
   await until('the moved phone up on e', async () => e.actual.size === 1);
 
@@ -261,6 +261,11 @@ test('a phone that fits nowhere stays on the host, stopped, reported until the d
   assert.equal(failed.at(-1)?.devicesRemaining, 1);
   assert.equal(failed.at(-1)?.failures[0]?.deviceId, failure.deviceId);
   assert.equal((await deviceRow(failure.deviceId)).host_id, d.hostId, 'nothing moves after the deadline');
+  assert.equal(
+    (await deviceRow(failure.deviceId)).desired_power,
+    'stopped',
+    'the deadline stops what remains',
+  );
   await assertAllocations('mig2-');
 });
 

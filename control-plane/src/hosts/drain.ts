@@ -1,10 +1,12 @@
 // Draining a host: cordon it, then stop its devices in place (STOP) or move them away (MIGRATE).
-// The work itself is desired state (devices set to stopped, or re-placed elsewhere) that the agent
-// converges to; progress is read back from the device rows, so it survives restarts and replicas.
+// While a drain is in progress the host's devices are sent STOPPED (devices/desired-set.ts); the
+// moves and the drain's end are the leader's drainer's work (drainer.ts). What is read here is
+// progress from the rows, so it survives restarts and replicas, and reading it changes nothing.
 import type { Kysely, Transaction } from 'kysely';
 import { bumpDesiredRevision } from '../devices/lifecycle.js';
+import { countDevicesOnHost, devicesOnHost, updateDevice } from '../store/devices.js';
+import { beginDrain } from '../store/hosts.js';
 import type { Database, DeviceStateName, DrainMode } from '../store/schema.js';
-import { findHost, type HostRow } from './host-view.js';
 
 type Db = Kysely<Database> | Transaction<Database>;
 
@@ -17,149 +19,141 @@ export const ACTIVE_STATES: readonly DeviceStateName[] = [
   'stopping',
 ];
 
-/** Devices placed on the host that are not deleted. */
-function devicesOn(db: Db, hostId: string) {
-  return db
-    .selectFrom('device')
-    .where('host_id', '=', hostId)
-    .where('delete_time', 'is', null)
-    .where('state', 'not in', ['deleted']);
-}
-
-export async function countDevicesOn(db: Db, hostId: string): Promise<number> {
-  const row = await devicesOn(db, hostId)
-    .select((eb) => eb.fn.countAll<number>().as('n'))
-    .executeTakeFirstOrThrow();
-  return Number(row.n);
-}
+/** States from which a MIGRATE drain moves a device: nothing of it runs on the old host any more. */
+export const MOVABLE_STATES: readonly DeviceStateName[] = ['stopped', 'error', 'lost'];
 
 /**
  * What the drain still waits for: for STOP, devices not yet stopped; for MIGRATE, devices not yet
  * moved off the host (a moved device's host_id names its new host).
  */
 export async function drainRemaining(db: Db, hostId: string, mode: DrainMode): Promise<number> {
-  let query = devicesOn(db, hostId);
+  let query = devicesOnHost(db, hostId);
   if (mode === 'stop') query = query.where('state', 'in', ACTIVE_STATES);
   const row = await query.select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow();
   return Number(row.n);
 }
 
 /**
- * Asks every device on the host that should run to stop, and bumps the host's desired revision
- * when anything changed. Returns the number of devices changed; the caller tells the gateway
- * after its transaction commits.
+ * Sets every device on the host that should run to stopped. Returns the number changed; the caller
+ * tells the gateway after its transaction commits.
  */
 export async function stopDevicesOn(trx: Transaction<Database>, hostId: string, now: Date): Promise<number> {
-  const result = await trx
-    .updateTable('device')
-    .set({ desired_power: 'stopped', update_time: now })
-    .where('host_id', '=', hostId)
-    .where('delete_time', 'is', null)
+  const running = await devicesOnHost(trx, hostId)
+    .select('id')
     .where('desired_power', '=', 'running')
-    .where('state', 'not in', ['deleting', 'deleted'])
-    .executeTakeFirst();
-  const changed = Number(result.numUpdatedRows);
-  if (changed > 0) await bumpDesiredRevision(trx, hostId, now);
-  return changed;
+    .where('state', '!=', 'deleting')
+    .execute();
+  return updateDevice(
+    trx,
+    running.map((r) => r.id),
+    { desired_power: 'stopped' },
+    now,
+  );
 }
 
-export interface DrainStart {
+export interface DrainRequest {
   mode: DrainMode;
   reason: string;
   deadline: Date | undefined;
   now: Date;
 }
 
-/** Cordons the host and records a new drain in progress (the caller moves or stops the devices). */
-export async function beginDrain(
+/**
+ * Starts a drain in the caller's transaction: cordons the host, records the drain, and for STOP
+ * sets every device to stopped (it stays so after the drain); for MIGRATE records each device and
+ * the desired power it has (the moves keep it). Either way the host's devices are held stopped
+ * from now on, so the host's desired revision goes up.
+ */
+export async function startDrain(
   trx: Transaction<Database>,
   hostId: string,
-  start: DrainStart,
+  request: DrainRequest,
 ): Promise<void> {
-  const total = await countDevicesOn(trx, hostId);
+  const { now } = request;
+  await beginDrain(trx, hostId, {
+    mode: request.mode,
+    reason: request.reason,
+    deadline: request.deadline,
+    devicesTotal: await countDevicesOnHost(trx, hostId),
+    now,
+  });
+  if (request.mode === 'stop') await stopDevicesOn(trx, hostId, now);
+  else {
+    await trx.deleteFrom('drain_device').where('host_id', '=', hostId).execute();
+    await trx
+      .insertInto('drain_device')
+      .columns(['host_id', 'device_id', 'tenant_id', 'desired_power', 'update_time'])
+      .expression(
+        devicesOnHost(trx, hostId)
+          .select((s) => [
+            s.val(hostId).as('host_id'),
+            'device.id',
+            'device.tenant_id',
+            'device.desired_power',
+            s.val(now).as('update_time'),
+          ])
+          .where('device.state', '!=', 'deleting'),
+      )
+      .execute();
+  }
+  await bumpDesiredRevision(trx, hostId, now);
+}
+
+/** Records how one device's move went: where it went, or why it could not move (yet). */
+export async function recordMove(
+  trx: Transaction<Database>,
+  hostId: string,
+  deviceId: string,
+  outcome: { target: string } | { failure: string },
+  now: Date,
+): Promise<void> {
+  const set =
+    'target' in outcome
+      ? { target_host_id: outcome.target, failure: '', migrate_time: now, update_time: now }
+      : { failure: outcome.failure, update_time: now };
   await trx
-    .updateTable('host')
-    .set({
-      cordoned: true,
-      drain_mode: start.mode,
-      drain_last_mode: start.mode,
-      drain_state: 'in_progress',
-      drain_reason: start.reason,
-      drain_devices_total: total,
-      drain_start_time: start.now,
-      drain_deadline: start.deadline ?? null,
-      drain_end_time: null,
-      update_time: start.now,
-    })
-    .where('id', '=', hostId)
+    .updateTable('drain_device')
+    .set(set)
+    .where('host_id', '=', hostId)
+    .where('device_id', '=', deviceId)
     .execute();
 }
 
-export interface DrainProgress {
-  host: HostRow;
-  /** Devices the drain still waits for (see drainRemaining). */
-  remaining: number;
-  /** Devices whose desired state changed while settling the drain (deadline fallback). */
-  desiredChanged: boolean;
+export interface MigrateFailure {
+  deviceId: string;
+  reason: string;
 }
 
-/**
- * Reads a drain's progress and settles it: COMPLETED once nothing remains, FAILED once the deadline
- * passed with devices remaining (whose desired state then becomes stopped, whatever the mode).
- * Safe to call from any replica at any time; the state change is conditional on still being in
- * progress.
- */
-export async function settleDrain(
-  db: Kysely<Database>,
-  hostId: string,
-  now: Date,
-): Promise<DrainProgress | undefined> {
-  const host = await findHost(db, hostId);
-  if (!host) return undefined;
-  const mode = host.drain_last_mode;
-  if (host.drain_state !== 'in_progress' || !mode) {
-    const remaining = mode ? await drainRemaining(db, hostId, mode) : 0;
-    return { host, remaining, desiredChanged: false };
-  }
-  const remaining = await drainRemaining(db, hostId, mode);
-  const expired = host.drain_deadline !== null && host.drain_deadline.getTime() <= now.getTime();
-  if (remaining > 0 && !expired) return { host, remaining, desiredChanged: false };
-  const desiredChanged = await db.transaction().execute(async (trx) => {
-    const ended = await trx
-      .updateTable('host')
-      .set({
-        drain_mode: null,
-        drain_state: remaining === 0 ? 'completed' : 'failed',
-        drain_end_time: now,
-        update_time: now,
-      })
-      .where('id', '=', hostId)
-      .where('drain_state', '=', 'in_progress')
-      .executeTakeFirst();
-    if (ended.numUpdatedRows !== 1n || remaining === 0) return false;
-    return (await stopDevicesOn(trx, hostId, now)) > 0;
-  });
-  const settled = await findHost(db, hostId);
-  if (!settled) return undefined;
-  return { host: settled, remaining: await drainRemaining(db, hostId, mode), desiredChanged };
+export interface MigrateProgress {
+  /** Devices of this drain re-placed on another host. */
+  migrated: number;
+  /** Devices still on the host whose last re-placement attempt failed, with why. */
+  failures: MigrateFailure[];
 }
 
-/**
- * UncordonHost: the host takes devices again and a drain in progress is cancelled. Returns the mode
- * of the drain it cancelled, null when none was in progress.
- */
-export async function uncordon(
-  trx: Transaction<Database>,
-  hostId: string,
-  now: Date,
-): Promise<DrainMode | null> {
-  await trx.updateTable('host').set({ cordoned: false, update_time: now }).where('id', '=', hostId).execute();
-  const cancelled = await trx
-    .updateTable('host')
-    .set({ drain_mode: null, drain_state: 'cancelled', drain_end_time: now })
-    .where('id', '=', hostId)
-    .where('drain_state', '=', 'in_progress')
-    .returning('drain_last_mode')
-    .executeTakeFirst();
-  return cancelled?.drain_last_mode ?? null;
+/** What the host's current (or last) MIGRATE drain has moved and failed to move. */
+export async function migrateProgress(db: Db, hostId: string): Promise<MigrateProgress> {
+  const [moved, failed] = await Promise.all([
+    db
+      .selectFrom('drain_device')
+      .select((eb) => eb.fn.countAll<number>().as('n'))
+      .where('host_id', '=', hostId)
+      .where('target_host_id', 'is not', null)
+      .executeTakeFirstOrThrow(),
+    db
+      .selectFrom('drain_device')
+      .innerJoin('device', 'device.id', 'drain_device.device_id')
+      .select(['drain_device.device_id', 'drain_device.failure'])
+      .where('drain_device.host_id', '=', hostId)
+      .where('drain_device.target_host_id', 'is', null)
+      .where('drain_device.failure', '!=', '')
+      .where('device.host_id', '=', hostId)
+      .where('device.state', 'not in', ['deleting', 'deleted'])
+      .orderBy('drain_device.device_id')
+      .execute(),
+  ]);
+  return {
+    migrated: Number(moved.n),
+    failures: failed.map((f) => ({ deviceId: f.device_id, reason: f.failure })),
+  };
 }

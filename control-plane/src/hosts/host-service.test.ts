@@ -1,16 +1,21 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { Code } from '@connectrpc/connect';
-import { DrainMode, DrainState, HostService, HostState } from '@cphone/proto';
+import { DrainMode, DrainState, HostService, HostState, PowerState } from '@cphone/proto';
 import { connectError, startTestApi, type TestApi } from '../api/test-api.js';
+import { loadDesiredSet } from '../devices/desired-set.js';
 import { insertTestDevice } from '../gateway/testing.js';
+import { Planner } from '../placement/planner.js';
+import { TEST_REPLICA } from '../placement/testing.js';
 import type { Database, DeviceStateName } from '../store/schema.js';
 import { createTestStore, type TestDatabase } from '../testing.js';
 import { verifyHostCredential } from './credentials.js';
+import { Drainer } from './drainer.js';
 import { hostService } from './host-service.js';
 
 let store: TestDatabase<Database>;
 let api: TestApi;
+let drainer: Drainer;
 const gatewayCalls: string[] = [];
 
 before(async () => {
@@ -29,6 +34,17 @@ before(async () => {
           },
         }),
       ),
+  });
+  // Passes are run by hand here (a replica's leader runs them on a timer): reads never advance a drain.
+  const planner = new Planner({
+    ...api.deps,
+    desiredChanged: (hostId) => gatewayCalls.push(`desired ${hostId}`),
+  });
+  drainer = new Drainer({
+    ...api.deps,
+    planner,
+    isLeader: () => true,
+    desiredChanged: (hostId) => gatewayCalls.push(`desired ${hostId}`),
   });
   await api.tenant('t_cust', 'customer', 'platform');
   await store.db
@@ -69,8 +85,13 @@ async function insertDevice(hostId: string, state: DeviceStateName, desired: 'ru
   return deviceId;
 }
 
+/** As a Hello leaves the host: reachable, its stream held by a replica. */
 async function markConnected(hostId: string) {
-  await store.db.updateTable('host').set({ connection: 'ready' }).where('id', '=', hostId).execute();
+  await store.db
+    .updateTable('host')
+    .set({ connection: 'ready', gateway_replica: TEST_REPLICA })
+    .where('id', '=', hostId)
+    .execute();
 }
 
 test('enrolling returns the credential once and stores only its hash', async () => {
@@ -233,6 +254,11 @@ test('a STOP drain stops running devices, reports progress and completes when no
   assert.equal(half.drainStatus?.devicesRemaining, 1);
   assert.equal(half.drainStatus?.state, DrainState.IN_PROGRESS);
   await store.db.updateTable('device').set({ state: 'stopped' }).where('id', '=', running2).execute();
+  const waiting = await admin.getDrainStatus({ hostId });
+  assert.equal(waiting.drainStatus?.devicesRemaining, 0);
+  assert.equal(waiting.drainStatus?.state, DrainState.IN_PROGRESS, 'a read ends nothing: the drainer does');
+  assert.deepEqual((await drainer.pass()).ended, [{ hostId, state: 'completed' }]);
+  assert.deepEqual((await drainer.pass()).ended, [], 'a drain ends once');
   const done = await admin.getDrainStatus({ hostId });
   assert.equal(done.drainStatus?.state, DrainState.COMPLETED);
   assert.equal(done.drainStatus?.devicesRemaining, 0);
@@ -247,7 +273,7 @@ test('a STOP drain stops running devices, reports progress and completes when no
   assert.equal(placementView.drain_mode, null, 'the scheduler no longer sees a drain in progress');
 });
 
-test('uncordoning cancels a drain in progress; a cancelled MIGRATE drain gives the phones their power back', async () => {
+test('uncordoning cancels a drain in progress; a cancelled MIGRATE drain lets its phones run where they are', async () => {
   const admin = api.client(HostService, api.adminToken);
   const { host } = await admin.enrollHost({ name: 'drain-cancel', arch: 'arm64' });
   const hostId = host?.hostId ?? '';
@@ -275,10 +301,16 @@ test('uncordoning cancels a drain in progress; a cancelled MIGRATE drain gives t
       .select('desired_power')
       .where('id', '=', deviceId)
       .executeTakeFirstOrThrow();
-  assert.equal((await power()).desired_power, 'stopped');
+  // The drain holds the host's phones stopped without touching their own power (or their quota).
+  assert.equal((await power()).desired_power, 'running');
+  const held = await loadDesiredSet(store.db, hostId);
+  assert.equal(held?.devices[0]?.powerState, PowerState.STOPPED, 'the agent is told to stop it');
   const cancelled = await admin.uncordonHost({ hostId });
   assert.equal(cancelled.host?.drain?.state, DrainState.CANCELLED);
-  assert.equal((await power()).desired_power, 'running', 'the power it had before the drain');
+  assert.equal((await power()).desired_power, 'running');
+  const released = await loadDesiredSet(store.db, hostId);
+  assert.equal(released?.devices[0]?.powerState, PowerState.RUNNING, 'it runs again where it is');
+  assert.ok((released?.revision ?? 0n) > (held?.revision ?? 0n));
   assert.equal(gatewayCalls.at(-1), `desired ${hostId}`);
 });
 

@@ -1,5 +1,4 @@
-// How a host row reads on the wire, and the one definition of a host's summary state (used by the
-// API's Host.state and by the ListHosts state filter, in SQL so the filter pages correctly).
+// How a host row reads on the wire. Its summary state is defined once, in SQL (store/hosts.ts).
 import { create, fromJson, type JsonValue } from '@bufbuild/protobuf';
 import {
   DrainMode,
@@ -13,11 +12,10 @@ import {
   HostSchema,
   HostState,
 } from '@cphone/proto';
-import { type Kysely, type Selectable, sql, type Transaction } from 'kysely';
+import type { Selectable } from 'kysely';
 import { compact, ts } from '../api/convert.js';
-import type { Database, DrainStateName, HostTable } from '../store/schema.js';
-
-export type HostStateName = 'revoked' | 'pending' | 'unreachable' | 'draining' | 'cordoned' | 'ready';
+import type { HostRecord, HostStateName } from '../store/hosts.js';
+import type { DrainStateName, HostTable } from '../store/schema.js';
 
 export const HOST_STATE_TO_PROTO: Record<HostStateName, HostState> = {
   revoked: HostState.REVOKED,
@@ -28,32 +26,8 @@ export const HOST_STATE_TO_PROTO: Record<HostStateName, HostState> = {
   ready: HostState.READY,
 };
 
-/**
- * The proto's precedence: REVOKED, PENDING, UNREACHABLE, DRAINING, CORDONED, READY. A host is
- * revoked when it holds no live credential (RevokeHostCredential without issue_new).
- */
-export const hostStateSql = sql<HostStateName>`case
-  when not exists (
-    select 1 from host_credential hc where hc.host_id = host.id and hc.revoke_time is null
-  ) then 'revoked'
-  when host.connection = 'new' then 'pending'
-  when host.connection = 'unreachable' then 'unreachable'
-  when host.drain_state = 'in_progress' then 'draining'
-  when host.cordoned then 'cordoned'
-  else 'ready' end`;
-
-export type HostRow = Selectable<HostTable> & { state: HostStateName };
-
-type Db = Kysely<Database> | Transaction<Database>;
-
-/** Hosts with their summary state; callers add filters, order and limit. */
-export function selectHosts(db: Db) {
-  return db.selectFrom('host').selectAll('host').select(hostStateSql.as('state'));
-}
-
-export async function findHost(db: Db, hostId: string): Promise<HostRow | undefined> {
-  return selectHosts(db).where('host.id', '=', hostId).executeTakeFirst();
-}
+export type HostRow = HostRecord;
+export type { HostStateName };
 
 const MIB = 1024n * 1024n;
 const GIB = MIB * 1024n;
@@ -129,7 +103,9 @@ export function hostToProto(row: HostRow, drainRemaining = 0, migrate?: MigrateC
       arch: row.arch,
       state: HOST_STATE_TO_PROTO[row.state],
       cordoned: row.cordoned,
-      connected: row.connection === 'ready',
+      // A stream is open now on some replica (a replica clears it when the stream ends, the leader
+      // when the replica that held it is gone).
+      connected: row.connection === 'ready' && row.gateway_replica !== null,
       agentVersion: row.agent_version,
       hostname: row.hostname,
       runtimeKind: row.runtime_kind,

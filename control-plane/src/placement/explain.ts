@@ -10,8 +10,9 @@ import {
 import type { Kysely } from 'kysely';
 import type { Principal } from '../auth/principal.js';
 import { resolveTenant } from '../auth/scope.js';
-import { placementRules } from '../devices/drafts.js';
+import { checkPlacement, placementRulesOf } from '../devices/drafts.js';
 import { resolveSpec } from '../devices/spec.js';
+import { gpuModeName, placementColumns } from '../devices/spec-columns.js';
 import { InvalidArgumentError, NotFoundError } from '../errors.js';
 import { loadUsableImages } from '../images/image-store.js';
 import {
@@ -50,7 +51,8 @@ export async function explainPlacement(
     .execute(async (trx) => (await loadUsableImages(trx, tenantId, [imageId])).get(imageId));
   if (!image) throw new NotFoundError('image (spec.image_id)', imageId);
   const { spec, resources } = resolveSpec('spec', req.spec, image);
-  const rules = placementRules('placement', req.placement, image, spec.gpuMode, principal);
+  checkPlacement('placement', req.placement, image, principal);
+  const rules = placementRulesOf(placementColumns(req.placement), image, gpuModeName(spec.gpuMode));
   const inputs = await loadHostInputs(db, {
     tenantId: rules.spreadTenant ? tenantId : undefined,
     hostIds: rules.pinHostId ? [rules.pinHostId] : undefined,
@@ -58,7 +60,7 @@ export async function explainPlacement(
   const snapshot = buildSnapshot(inputs);
   const request: PlacementRequest = {
     count,
-    resources,
+    resources: { ...resources, devices: 1 },
     image: { id: image.id, arch: rules.arch, requiredLabels: image.required_labels },
     tenantId,
     nodeSelector: rules.nodeSelector,

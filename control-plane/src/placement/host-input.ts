@@ -1,41 +1,25 @@
-import type { Kysely, Selectable } from 'kysely';
-import type { Arch, HostAllocated, HostInput, HostState } from '../scheduler/index.js';
-import type { Database, HostTable } from '../store/schema.js';
+// Host rows as the scheduler reads them.
+import type { Kysely, Transaction } from 'kysely';
+import type { Arch, HostInput, HostState, Resources } from '../scheduler/index.js';
+import { type SchedulingRow, selectSchedulingRows } from '../store/hosts.js';
+import type { Database } from '../store/schema.js';
 
-/** The host columns the scheduler reads. */
-export const HOST_COLUMNS = [
-  'id',
-  'name',
-  'arch',
-  'labels',
-  'connection',
-  'cordoned',
-  'drain_state',
-  'capacity_vcpu_millicores',
-  'capacity_memory_mib',
-  'capacity_storage_gib',
-  'capacity_devices',
-  'overcommit_cpu',
-  'overcommit_memory',
-  'allocated_vcpu_millicores',
-  'allocated_memory_mib',
-  'allocated_storage_gib',
-  'allocated_devices',
-] as const;
-
-export type HostRow = Pick<Selectable<HostTable>, (typeof HOST_COLUMNS)[number]>;
+type Db = Kysely<Database> | Transaction<Database>;
 
 /**
- * Only a connected host that no operator has cordoned and that is not being drained takes new
- * phones (the precedence of hosts/host-view.ts, minus credential revocation, which ends the
- * connection anyway). The connection is named first because it is the fact an operator must fix before the others matter;
- * a host that has never said Hello is 'offline'.
+ * Only a host with an open agent stream, that no operator has cordoned and that is not being
+ * drained takes new phones. A host heartbeating within its TTL whose stream is closed right now
+ * (its agent or a control-plane replica restarting) is 'disconnected': placed on only when no
+ * connected host fits. A host that has never said Hello is 'offline'.
  */
-export function hostState(row: Pick<HostRow, 'connection' | 'cordoned' | 'drain_state'>): HostState {
+export function hostState(
+  row: Pick<SchedulingRow, 'connection' | 'cordoned' | 'drain_state' | 'gateway_replica'>,
+): HostState {
   if (row.connection === 'new') return 'offline';
   if (row.connection === 'unreachable') return 'unreachable';
   if (row.drain_state === 'in_progress') return 'draining';
   if (row.cordoned) return 'cordoned';
+  if (row.gateway_replica === null) return 'disconnected';
   return 'ready';
 }
 
@@ -51,9 +35,18 @@ export function normalizeArch(arch: string): Arch | undefined {
   return ARCH_ALIASES[arch.toLowerCase()];
 }
 
+export function allocationOf(row: SchedulingRow): Resources {
+  return {
+    vcpuMillicores: row.allocated_vcpu_millicores,
+    memoryMib: row.allocated_memory_mib,
+    storageGib: row.allocated_storage_gib,
+    devices: row.allocated_devices,
+  };
+}
+
 /** One host row as the scheduler sees it; undefined for an architecture it cannot place on. */
 export function toHostInput(
-  row: HostRow,
+  row: SchedulingRow,
   tenantDevices?: Readonly<Record<string, number>>,
 ): HostInput | undefined {
   const arch = normalizeArch(row.arch);
@@ -68,15 +61,10 @@ export function toHostInput(
       vcpuMillicores: row.capacity_vcpu_millicores,
       memoryMib: row.capacity_memory_mib,
       storageGib: row.capacity_storage_gib,
-      maxDevices: row.capacity_devices,
+      devices: row.capacity_devices,
     },
     overcommit: { cpu: row.overcommit_cpu, memory: row.overcommit_memory },
-    allocated: {
-      vcpuMillicores: row.allocated_vcpu_millicores,
-      memoryMib: row.allocated_memory_mib,
-      storageGib: row.allocated_storage_gib,
-      devices: row.allocated_devices,
-    },
+    allocated: allocationOf(row),
     ...(tenantDevices ? { tenantDevices } : {}),
   };
 }
@@ -89,21 +77,13 @@ export interface LoadHostsOptions {
 }
 
 /**
- * Reads the fleet into scheduler inputs. Allocation comes from the host rows' allocated_* columns,
- * which the plan applier maintains in the same transaction as the devices, so they never drift
- * from the device rows. Works on a transaction too (then it sees the transaction's own writes).
+ * Reads the fleet into scheduler inputs. Allocation comes from the host ledger, which the plan
+ * applier keeps equal to the sum of the hosts' devices in the same transactions that move them.
+ * Works on a transaction too (then it sees the transaction's own writes).
  */
-export async function loadHostInputs(
-  db: Kysely<Database>,
-  options: LoadHostsOptions = {},
-): Promise<HostInput[]> {
-  let query = db.selectFrom('host').select(HOST_COLUMNS);
-  if (options.hostIds) {
-    if (options.hostIds.length === 0) return [];
-    query = query.where('id', 'in', options.hostIds);
-  }
+export async function loadHostInputs(db: Db, options: LoadHostsOptions = {}): Promise<HostInput[]> {
   const [rows, counts] = await Promise.all([
-    query.execute(),
+    selectSchedulingRows(db, options.hostIds),
     options.tenantId ? tenantDeviceCounts(db, options.tenantId) : undefined,
   ]);
   const out: HostInput[] = [];
@@ -119,7 +99,7 @@ export async function loadHostInputs(
 }
 
 /** host id -> the tenant's devices there that hold resources (every state but DELETED). */
-async function tenantDeviceCounts(db: Kysely<Database>, tenantId: string): Promise<Map<string, number>> {
+async function tenantDeviceCounts(db: Db, tenantId: string): Promise<Map<string, number>> {
   const rows = await db
     .selectFrom('device')
     .select(['host_id', (eb) => eb.fn.countAll<number>().as('n')])
@@ -129,18 +109,4 @@ async function tenantDeviceCounts(db: Kysely<Database>, tenantId: string): Promi
     .groupBy('host_id')
     .execute();
   return new Map(rows.map((r) => [r.host_id ?? '', Number(r.n)]));
-}
-
-/** The host with `extra` added to what it has allocated (a placement in flight, a reservation). */
-export function withAllocation(h: HostInput, extra: HostAllocated): HostInput {
-  const a = h.allocated ?? { vcpuMillicores: 0, memoryMib: 0, storageGib: 0, devices: 0 };
-  return {
-    ...h,
-    allocated: {
-      vcpuMillicores: a.vcpuMillicores + extra.vcpuMillicores,
-      memoryMib: a.memoryMib + extra.memoryMib,
-      storageGib: a.storageGib + extra.storageGib,
-      devices: a.devices + extra.devices,
-    },
-  };
 }

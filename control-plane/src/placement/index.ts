@@ -1,20 +1,7 @@
-export {
-  type AppliedPlacement,
-  applyPlacement,
-  applyPlan,
-  type CommittedPlan,
-  type DeviceDraft,
-  MAX_PLACEMENT_ATTEMPTS,
-  type PlacementBatch,
-} from './apply.js';
+export { type AppliedPlan, type ApplyContext, applyPlan, MAX_PLACEMENT_ATTEMPTS } from './applier.js';
 export { explainPlacement } from './explain.js';
-export { FleetCache, type FleetView, fleetView, type Reservation } from './fleet-cache.js';
-export {
-  HOST_COLUMNS,
-  type HostRow,
-  hostState,
-  loadHostInputs,
-  normalizeArch,
-  toHostInput,
-} from './host-input.js';
+export { FleetCache, type FleetView, fleetView } from './fleet-cache.js';
+export { hostState, loadHostInputs, normalizeArch, toHostInput } from './host-input.js';
+export type { Ask, Move, NewDevice, Plan, Release } from './plan.js';
+export { type JobContext, type PlanJob, Planner } from './planner.js';
 export { isRetryableConflict, retryOnConflict } from './retry.js';

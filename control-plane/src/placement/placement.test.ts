@@ -4,14 +4,15 @@ import { create } from '@bufbuild/protobuf';
 import { ExplainPlacementRequestSchema, GpuMode } from '@cphone/proto';
 import type { Principal } from '../auth/principal.js';
 import { insertTestDevice } from '../gateway/testing.js';
+import { SCHEDULING_COLUMNS } from '../store/hosts.js';
 import type { Database } from '../store/schema.js';
 import type { TestDatabase } from '../store/test-database.js';
 import { createTestStore } from '../testing.js';
-import type { DeviceDraft } from './apply.js';
-import { recheck } from './apply.js';
+import { recheck } from './applier.js';
 import { explainPlacement } from './explain.js';
 import { FleetCache } from './fleet-cache.js';
-import { HOST_COLUMNS, hostState, loadHostInputs } from './host-input.js';
+import { hostState, loadHostInputs } from './host-input.js';
+import type { Ask } from './plan.js';
 import { insertHosts } from './testing.js';
 
 let store: TestDatabase<Database>;
@@ -63,9 +64,14 @@ before(async () => {
 
 after(() => store.close());
 
-test('host state for the scheduler: ready only when connected, not cordoned and not draining', () => {
-  const base = { connection: 'ready', cordoned: false, drain_state: null } as const;
+test('host state for the scheduler: ready only when its stream is open, not cordoned and not draining', () => {
+  const base = { connection: 'ready', cordoned: false, drain_state: null, gateway_replica: 'r1' } as const;
   assert.equal(hostState(base), 'ready');
+  assert.equal(
+    hostState({ ...base, gateway_replica: null }),
+    'disconnected',
+    'heartbeating but no stream now',
+  );
   assert.equal(hostState({ ...base, connection: 'new' }), 'offline');
   assert.equal(hostState({ ...base, connection: 'unreachable', cordoned: true }), 'unreachable');
   assert.equal(hostState({ ...base, drain_state: 'in_progress', cordoned: true }), 'draining');
@@ -99,7 +105,7 @@ test('the loader maps rows to scheduler inputs, normalises arch names and counts
     vcpuMillicores: 32_000,
     memoryMib: 65_536,
     storageGib: 1000,
-    maxDevices: 16,
+    devices: 16,
   });
   const pinned = await loadHostInputs(store.db, { hostIds: ['h-gpu'] });
   assert.deepEqual(
@@ -112,17 +118,27 @@ test('the loader maps rows to scheduler inputs, normalises arch names and counts
 test('the re-check on locked rows names the host and the resource that ran short', async () => {
   const rows = await store.db
     .selectFrom('host')
-    .select(HOST_COLUMNS)
+    .select(SCHEDULING_COLUMNS)
     .where('id', 'in', ['h-full', 'h-new'])
     .execute();
-  const draft = { resources: { vcpuMillicores: 800, memoryMib: 1024, storageGib: 10 } } as DeviceDraft;
-  assert.equal(recheck(rows, ['h-full'], [draft]), '');
+  const ask = {
+    ask: { resources: { vcpuMillicores: 800, memoryMib: 1024, storageGib: 10, devices: 1 } } as Ask,
+    label: '',
+  };
+  assert.equal(recheck(rows, ['h-full'], [ask], false), '');
   assert.equal(
-    recheck(rows, ['h-full', 'h-full'], [draft, draft]),
+    recheck(rows, ['h-full', 'h-full'], [ask, ask], false),
     'host h-full is short of vcpu: needs 1600m, 1000m free',
   );
-  assert.equal(recheck(rows, ['h-new'], [draft]), 'host h-new is offline');
-  assert.equal(recheck(rows, ['h-gone'], [draft]), 'host h-gone is gone');
+  assert.equal(recheck(rows, ['h-new'], [ask], false), 'host h-new is offline');
+  assert.equal(recheck(rows, ['h-gone'], [ask], false), 'host h-gone is gone');
+  const away = rows.map((r) => ({ ...r, gateway_replica: null }));
+  assert.equal(recheck(away, ['h-full'], [ask], false), 'host h-full is disconnected');
+  assert.equal(
+    recheck(away, ['h-full'], [ask], true),
+    '',
+    'the fallback takes a host briefly without a stream',
+  );
 });
 
 test('explainPlacement explains every host and names what a create would choose', async () => {
@@ -188,24 +204,24 @@ test('explainPlacement explains every host and names what a create would choose'
   );
 });
 
-test('the fleet cache counts in-flight reservations until they are released', async () => {
+test('the fleet cache serves its last read, patched with committed rows, until it is stale', async () => {
   const cache = new FleetCache(store.db, 60_000);
   assert.equal(cache.peek(), undefined);
   await cache.refresh();
   const allocatedOn = (id: string) => cache.peek()?.inputs.find((h) => h.id === id)?.allocated?.devices;
   assert.equal(allocatedOn('h-big'), 0);
-  const ask = { vcpuMillicores: 1000, memoryMib: 1024, storageGib: 10 };
-  const held = cache.reserve(['h-big', 'h-big', 'h-small'], [ask, ask, ask]);
-  assert.equal(allocatedOn('h-big'), 2);
-  assert.equal(
-    cache.peek()?.snapshot().allocated.slots[cache.peek()?.snapshot().indexById.get('h-big') ?? -1],
-    2,
-  );
-  held.release();
-  held.release();
-  assert.equal(allocatedOn('h-big'), 0);
-  const [row] = await store.db.selectFrom('host').select(HOST_COLUMNS).where('id', '=', 'h-big').execute();
+  const [row] = await store.db
+    .selectFrom('host')
+    .select(SCHEDULING_COLUMNS)
+    .where('id', '=', 'h-big')
+    .execute();
   assert.ok(row);
   cache.patch([{ ...row, allocated_devices: 7 }]);
   assert.equal(allocatedOn('h-big'), 7);
+  assert.equal(
+    cache.peek()?.snapshot().allocated.slots[cache.peek()?.snapshot().indexById.get('h-big') ?? -1],
+    7,
+  );
+  cache.invalidate();
+  assert.equal(cache.peek(), undefined, 'an invalidated cache is read again');
 });

@@ -8,6 +8,8 @@ export interface TestHost {
   arch?: string;
   labels?: Record<string, string>;
   connection?: HostTable['connection'];
+  /** Whether an agent stream is open now (default: when the connection is ready). */
+  connected?: boolean;
   cordoned?: boolean;
   vcpu?: number;
   memoryMib?: number;
@@ -17,6 +19,9 @@ export interface TestHost {
   overcommitMemory?: number;
 }
 
+/** The replica named as holding test hosts' streams. */
+export const TEST_REPLICA = 'test-replica';
+
 export function testHostRow(h: TestHost): Insertable<HostTable> {
   return newHostRow({
     id: h.id,
@@ -24,6 +29,8 @@ export function testHostRow(h: TestHost): Insertable<HostTable> {
     arch: h.arch ?? 'arm64',
     labels: JSON.stringify(h.labels ?? {}),
     connection: h.connection ?? 'ready',
+    // No agent runs here: the stream record names a replica so the host counts as connected.
+    gateway_replica: (h.connected ?? (h.connection ?? 'ready') === 'ready') ? TEST_REPLICA : null,
     cordoned: h.cordoned ?? false,
     capacity_vcpu_millicores: h.vcpu ?? 16_000,
     capacity_memory_mib: h.memoryMib ?? 32_768,

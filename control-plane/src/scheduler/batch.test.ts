@@ -7,7 +7,7 @@ import { host, request } from './test-hosts.js';
 describe('batch placement', () => {
   // 8000m cpu: four 2000m devices fit, the fifth does not.
   const small = host('h1', {
-    capacity: { vcpuMillicores: 8000, memoryMib: 65536, storageGib: 1000, maxDevices: 16 },
+    capacity: { vcpuMillicores: 8000, memoryMib: 65536, storageGib: 1000, devices: 16 },
   });
 
   it('places a batch that fits, in device order', () => {
@@ -35,7 +35,7 @@ describe('batch placement', () => {
 
   it('accounts slots within the batch', () => {
     const twoSlots = host('h1', {
-      capacity: { vcpuMillicores: 64000, memoryMib: 131072, storageGib: 4000, maxDevices: 2 },
+      capacity: { vcpuMillicores: 64000, memoryMib: 131072, storageGib: 4000, devices: 2 },
     });
     const placed = place(buildSnapshot([twoSlots]), request({ count: 3 }));
     assert.equal(placed.ok, false);

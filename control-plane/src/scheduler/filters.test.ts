@@ -86,7 +86,7 @@ describe('filters', () => {
 
   it('slots rejects a host whose device slots are all used', () => {
     const h = host('h1', {
-      capacity: { vcpuMillicores: 64000, memoryMib: 131072, storageGib: 4000, maxDevices: 2 },
+      capacity: { vcpuMillicores: 64000, memoryMib: 131072, storageGib: 4000, devices: 2 },
       allocated: { vcpuMillicores: 4000, memoryMib: 8192, storageGib: 64, devices: 2 },
     });
     assert.equal(rejection(h, request(), 'slots'), 'slots: 2 of 2 device slots used');
@@ -103,7 +103,7 @@ describe('filters', () => {
 
 describe('overcommit', () => {
   const tight = host('h1', {
-    capacity: { vcpuMillicores: 4000, memoryMib: 8192, storageGib: 500, maxDevices: 16 },
+    capacity: { vcpuMillicores: 4000, memoryMib: 8192, storageGib: 500, devices: 16 },
     allocated: { vcpuMillicores: 4000, memoryMib: 8192, storageGib: 32, devices: 2 },
   });
 

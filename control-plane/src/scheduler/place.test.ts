@@ -4,7 +4,7 @@ import { place } from './place.js';
 import { buildSnapshot, type Snapshot } from './snapshot.js';
 import { withAssignments } from './snapshot-update.js';
 import { host, request } from './test-hosts.js';
-import type { HostAllocated, HostInput, PlacementRequest } from './types.js';
+import type { HostInput, PlacementRequest, Resources } from './types.js';
 
 function hostIds(snapshot: Snapshot, req: PlacementRequest): string[] {
   const placed = place(snapshot, req);
@@ -26,7 +26,7 @@ function sequential(hosts: HostInput[], req: PlacementRequest, times: number): s
   return chosen;
 }
 
-const used = (cpu: number, mem: number, devices: number): HostAllocated => ({
+const used = (cpu: number, mem: number, devices: number): Resources => ({
   vcpuMillicores: cpu,
   memoryMib: mem,
   storageGib: 0,

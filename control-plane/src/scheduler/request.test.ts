@@ -31,17 +31,17 @@ describe('request validation', () => {
 
   it('rejects negative resources, naming the field', () => {
     rejects(
-      request({ resources: { vcpuMillicores: -1, memoryMib: 1, storageGib: 1 } }),
+      request({ resources: { vcpuMillicores: -1, memoryMib: 1, storageGib: 1, devices: 1 } }),
       'resources.vcpuMillicores',
       -1,
     );
     rejects(
-      request({ resources: { vcpuMillicores: 1, memoryMib: -2, storageGib: 1 } }),
+      request({ resources: { vcpuMillicores: 1, memoryMib: -2, storageGib: 1, devices: 1 } }),
       'resources.memoryMib',
       -2,
     );
     rejects(
-      request({ resources: { vcpuMillicores: 1, memoryMib: 1, storageGib: -3 } }),
+      request({ resources: { vcpuMillicores: 1, memoryMib: 1, storageGib: -3, devices: 1 } }),
       'resources.storageGib',
       -3,
     );
@@ -49,7 +49,7 @@ describe('request validation', () => {
 
   it('rejects non-finite resources', () => {
     rejects(
-      request({ resources: { vcpuMillicores: Number.NaN, memoryMib: 1, storageGib: 1 } }),
+      request({ resources: { vcpuMillicores: Number.NaN, memoryMib: 1, storageGib: 1, devices: 1 } }),
       'resources.vcpuMillicores',
       Number.NaN,
     );

@@ -35,7 +35,7 @@ describe('buildSnapshot', () => {
     assert.throws(
       () =>
         buildSnapshot([
-          host('a', { capacity: { vcpuMillicores: -1, memoryMib: 1, storageGib: 1, maxDevices: 1 } }),
+          host('a', { capacity: { vcpuMillicores: -1, memoryMib: 1, storageGib: 1, devices: 1 } }),
         ]),
       (err: unknown) =>
         err instanceof InvalidArgumentError && err.field === 'hosts[a].capacity.vcpuMillicores',
@@ -61,7 +61,7 @@ describe('withAssignments', () => {
 
   it('keeps the capacity index exact so full hosts are skipped', () => {
     let s = buildSnapshot([
-      host('h1', { capacity: { vcpuMillicores: 2000, memoryMib: 4096, storageGib: 32, maxDevices: 1 } }),
+      host('h1', { capacity: { vcpuMillicores: 2000, memoryMib: 4096, storageGib: 32, devices: 1 } }),
     ]);
     const req = request();
     const placed = place(s, req);

@@ -94,7 +94,7 @@ export function buildSnapshot(hosts: Iterable<HostInput>, options: SnapshotOptio
     capacity.cpu[i] = nonNegative(`${at}.capacity.vcpuMillicores`, c.vcpuMillicores) * oc.cpu;
     capacity.memory[i] = nonNegative(`${at}.capacity.memoryMib`, c.memoryMib) * oc.memory;
     capacity.storage[i] = nonNegative(`${at}.capacity.storageGib`, c.storageGib);
-    capacity.slots[i] = nonNegative(`${at}.capacity.maxDevices`, c.maxDevices);
+    capacity.slots[i] = nonNegative(`${at}.capacity.devices`, c.devices);
     const a = h.allocated;
     if (a) {
       allocated.cpu[i] = nonNegative(`${at}.allocated.vcpuMillicores`, a.vcpuMillicores);

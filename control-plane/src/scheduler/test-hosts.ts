@@ -8,7 +8,7 @@ export function host(id: string, overrides: Partial<HostInput> = {}): HostInput 
     arch: 'arm64',
     state: 'ready',
     labels: { region: 'eu-west' },
-    capacity: { vcpuMillicores: 8000, memoryMib: 16384, storageGib: 500, maxDevices: 16 },
+    capacity: { vcpuMillicores: 8000, memoryMib: 16384, storageGib: 500, devices: 16 },
     ...overrides,
   };
 }
@@ -16,7 +16,7 @@ export function host(id: string, overrides: Partial<HostInput> = {}): HostInput 
 export function request(overrides: Partial<PlacementRequest> = {}): PlacementRequest {
   return {
     count: 1,
-    resources: { vcpuMillicores: 2000, memoryMib: 4096, storageGib: 32 },
+    resources: { vcpuMillicores: 2000, memoryMib: 4096, storageGib: 32, devices: 1 },
     image: { id: 'android-14', arch: ['arm64'] },
     tenantId: 'tenant-a',
     ...overrides,

@@ -3,25 +3,53 @@
 export type Arch = 'arm64' | 'amd64';
 export const ARCHES: readonly Arch[] = ['arm64', 'amd64'];
 
-export type HostState = 'ready' | 'unreachable' | 'cordoned' | 'draining' | 'offline';
-export const HOST_STATES: readonly HostState[] = ['ready', 'unreachable', 'cordoned', 'draining', 'offline'];
+/**
+ * 'disconnected': heartbeating within its TTL but no agent stream is open right now (an agent or
+ * control-plane replica restarting). The host-ready filter passes over it like any host that is not
+ * ready; the caller may place again treating such hosts as ready when nothing else fits.
+ */
+export type HostState = 'ready' | 'disconnected' | 'unreachable' | 'cordoned' | 'draining' | 'offline';
+export const HOST_STATES: readonly HostState[] = [
+  'ready',
+  'disconnected',
+  'unreachable',
+  'cordoned',
+  'draining',
+  'offline',
+];
 
 export type Strategy = 'binpack' | 'spread';
 
-/** What one device asks for. */
-export interface ResourceAsk {
+/**
+ * An amount of each schedulable resource: the one resource vector of the control plane. A device
+ * asks for its spec and one device slot; a host has a capacity and an allocation of the same shape.
+ */
+export interface Resources {
+  /** CPU in millicores. */
   readonly vcpuMillicores: number;
+  /** Memory in MiB. */
   readonly memoryMib: number;
+  /** Data-volume disk in GiB. */
   readonly storageGib: number;
-}
-
-export interface HostCapacity extends ResourceAsk {
-  /** Device slots: how many phones the host may run regardless of resources. */
-  readonly maxDevices: number;
-}
-
-export interface HostAllocated extends ResourceAsk {
+  /** Device slots (a device takes one; a host's capacity is how many phones it may run). */
   readonly devices: number;
+}
+
+export const NO_RESOURCES: Resources = Object.freeze({
+  vcpuMillicores: 0,
+  memoryMib: 0,
+  storageGib: 0,
+  devices: 0,
+});
+
+/** a + sign * b, field by field. */
+export function addResources(a: Resources, b: Resources, sign: 1 | -1 = 1): Resources {
+  return {
+    vcpuMillicores: a.vcpuMillicores + sign * b.vcpuMillicores,
+    memoryMib: a.memoryMib + sign * b.memoryMib,
+    storageGib: a.storageGib + sign * b.storageGib,
+    devices: a.devices + sign * b.devices,
+  };
 }
 
 /** Multipliers on physical cpu and memory; storage is never overcommitted. */
@@ -37,11 +65,12 @@ export interface HostInput {
   readonly arch: Arch;
   readonly state: HostState;
   readonly labels?: Readonly<Record<string, string>>;
-  readonly capacity: HostCapacity;
+  /** Physical capacity (cpu and memory before overcommit). */
+  readonly capacity: Resources;
   /** Defaults to 1 / 1 (no overcommit). */
   readonly overcommit?: Overcommit;
   /** Defaults to nothing allocated. */
-  readonly allocated?: HostAllocated;
+  readonly allocated?: Resources;
   /**
    * Image ids this host can run (e.g. images pre-pulled there). Absent means the host runs any
    * image whose own requirements (arch, labels) it meets.
@@ -69,7 +98,8 @@ export interface ScorerWeights {
 export interface PlacementRequest {
   /** Devices to place, 1..100, each with the same ask. */
   readonly count: number;
-  readonly resources: ResourceAsk;
+  /** What each device asks for (its devices field is ignored: each takes one slot). */
+  readonly resources: Resources;
   readonly image: ImageRequirements;
   readonly tenantId: string;
   /** Label equality constraints, e.g. { region: 'eu-west', gpu: 'true' }. */

@@ -33,6 +33,8 @@ export interface DatabaseSession {
   listen(channel: string, onPayload: (payload: string) => void): Promise<void>;
   /** pg_try_advisory_lock: true when this session holds (or now took) the lock. */
   tryAdvisoryLock(key: number): Promise<boolean>;
+  /** pg_advisory_unlock: lets go of a lock this session holds. */
+  advisoryUnlock(key: number): Promise<void>;
   /** Called once when the session ends by itself (server restart, network); its locks are gone. */
   onLost(callback: (error: Error) => void): void;
   close(): Promise<void>;
@@ -86,6 +88,9 @@ async function openPgSession(url: string): Promise<DatabaseSession> {
       ]);
       return rows[0]?.locked === true;
     },
+    async advisoryUnlock(key) {
+      await client.query('select pg_advisory_unlock($1)', [key]);
+    },
     onLost(callback) {
       lost = callback;
     },
@@ -118,6 +123,9 @@ function openPgliteSession(pglite: PGlite): DatabaseSession {
       const holder = held.get(key);
       if (holder === undefined) held.set(key, owner);
       return (holder ?? owner) === owner;
+    },
+    async advisoryUnlock(key) {
+      if (held.get(key) === owner) held.delete(key);
     },
     onLost() {
       // An in-process session does not end by itself.

@@ -6,12 +6,21 @@ type Timestamp = ColumnType<Date, Date | string, Date | string>;
 type CreatedAt = ColumnType<Date, Date | string | undefined, never>;
 type Json<T extends object | null> = JSONColumnType<T, string, string>;
 type StringMap = Record<string, string>;
+/** A column with a default in the schema: optional on insert. */
+type Defaulted<T> = ColumnType<T, T | undefined, T>;
+type DefaultedJson<T extends object> = ColumnType<T, string | undefined, string>;
 
 export type TenantKind = 'platform' | 'reseller' | 'customer';
 export type Role = 'platform_admin' | 'ops' | 'tenant_admin' | 'tenant_user';
 export type HostConnection = 'new' | 'ready' | 'unreachable';
 export type DrainMode = 'stop' | 'migrate';
 export type DrainStateName = 'in_progress' | 'completed' | 'failed' | 'cancelled';
+/** How Android renders (Redroid's androidboot.redroid_gpu_mode). */
+export type GpuModeName = 'guest' | 'host' | 'auto';
+/** How the scheduler chooses among feasible hosts. */
+export type SpreadName = 'binpack' | 'spread' | 'spread_tenant';
+export type PowerName = 'running' | 'stopped';
+export type RestartPolicyName = 'always' | 'on_failure' | 'never';
 export type DeviceStateName =
   | 'pending'
   | 'scheduled'
@@ -145,15 +154,27 @@ export interface DeviceTable {
   display_name: string;
   labels: Json<StringMap>;
   image_id: string;
-  /** The DeviceSpec as protobuf JSON. */
-  spec: Json<Record<string, unknown>>;
+  /** The spec, one column per field (migrations/2026-12-01T0100-typed-specs-quota-rows.ts). */
+  /** Container image reference: the image's at create, unless an operator overrode it. Internal. */
+  image_ref: string;
   vcpu_millicores: number;
   memory_mib: number;
   storage_gib: number;
+  screen_width_px: Defaulted<number>;
+  screen_height_px: Defaulted<number>;
+  screen_dpi: Defaulted<number>;
+  screen_fps: Defaulted<number>;
+  gpu_mode: Defaulted<GpuModeName>;
+  /** Extra Android system properties (ro.*). */
+  properties: DefaultedJson<StringMap>;
   spec_revision: number;
-  placement: Json<Record<string, unknown>>;
-  desired_power: 'running' | 'stopped';
-  restart_policy: 'always' | 'on_failure' | 'never';
+  /** The placement as given at create: host labels to match, strategy, arch ('' = any), pin. */
+  node_selector: DefaultedJson<StringMap>;
+  spread: Defaulted<SpreadName>;
+  arch: Defaulted<string>;
+  pin_host_id: Defaulted<string | null>;
+  desired_power: PowerName;
+  restart_policy: RestartPolicyName;
   restart_generation: number;
   state: DeviceStateName;
   state_reason: string;
@@ -189,8 +210,8 @@ export interface DrainDeviceTable {
   host_id: string;
   device_id: string;
   tenant_id: string;
-  /** The device's desired power before the drain stopped it. */
-  desired_power: 'running' | 'stopped';
+  /** The device's desired power when the drain began (kept for history; the drain no longer changes it). */
+  desired_power: PowerName;
   /** Where the device was re-placed; null while it waits on the draining host. */
   target_host_id: string | null;
   /** Why the last attempt could not place it; empty when none failed. */
@@ -232,6 +253,17 @@ export interface UsageSampleTable {
   memory_mib: number;
   storage_gib: number;
   state: string;
+  create_time: CreatedAt;
+}
+
+/** A sample the agent sent for a device that was not on its host: acknowledged, never counted. */
+export interface UsageRejectedTable {
+  host_id: string;
+  sequence: number;
+  device_id: string;
+  /** The tenant the agent claimed (the control plane's own rows decide). */
+  claimed_tenant_id: string;
+  reason: string;
   create_time: CreatedAt;
 }
 
@@ -282,6 +314,7 @@ export interface Database {
   audit_log: AuditLogTable;
   usage_sample: UsageSampleTable;
   usage_cursor: UsageCursorTable;
+  usage_rejected: UsageRejectedTable;
   artifact: ArtifactTable;
   upload: UploadTable;
   gateway_relay: GatewayRelayTable;

@@ -1,7 +1,8 @@
 // Heartbeats are the most frequent write of the fleet (10,000 hosts at 10 s is 1,000 a second), so
 // they are coalesced in memory and written in one statement per flush rather than one per message.
-import { type Kysely, sql } from 'kysely';
+import type { Kysely } from 'kysely';
 import type { Logger } from '../logger.js';
+import { type HeartbeatRow, writeHeartbeats } from '../store/hosts.js';
 import type { Database } from '../store/schema.js';
 
 export interface HeartbeatRecord {
@@ -39,27 +40,12 @@ export class HeartbeatWriter {
 
   async #write(): Promise<void> {
     if (this.#pending.size === 0) return;
-    const batch = [...this.#pending];
+    const batch: HeartbeatRow[] = [...this.#pending].map(([hostId, hb]) => ({ hostId, ...hb }));
     this.#pending.clear();
     for (let i = 0; i < batch.length; i += CHUNK) {
-      const rows = batch
-        .slice(i, i + CHUNK)
-        .map(
-          ([id, hb]) =>
-            sql`(${id}::text, ${hb.time.toISOString()}::timestamptz, ${JSON.stringify(hb.load)}::jsonb)`,
-        );
+      const rows = batch.slice(i, i + CHUNK);
       try {
-        // A heartbeat proves the host reachable, so it also heals a host marked unreachable while
-        // its stream stayed up (e.g. a stalled flush on a busy replica).
-        await sql`
-          update host set
-            last_heartbeat_time = greatest(host.last_heartbeat_time, v.t),
-            load = v.load,
-            connection = 'ready',
-            unreachable_since = null,
-            update_time = v.t
-          from (values ${sql.join(rows)}) as v(id, t, load)
-          where host.id = v.id`.execute(this.db);
+        await writeHeartbeats(this.db, rows);
       } catch (err) {
         this.logger.error({ err, hosts: rows.length }, 'heartbeat flush failed');
       }

@@ -6,18 +6,23 @@
 //
 // With several replicas every one runs the local part (flush heartbeats, cut off silent streams,
 // pings); only the leader (advisory lock, cluster/cluster.ts) marks hosts unreachable and phones
-// lost, and its TTL counts from when it took over. The updates are conditional and idempotent, so
-// a leadership handover that briefly overlaps is still correct.
-import type { Kysely } from 'kysely';
+// lost, and clears the stream records of replicas that are gone (a host is connected while a live
+// replica holds its stream), and its TTL counts from when it took over. The updates are conditional
+// and idempotent, so a leadership handover that briefly overlaps is still correct.
 import type { Deps } from '../deps.js';
-import { PLACED_STATES, transition } from '../devices/state-machine.js';
+import { markHostDevicesLost } from '../devices/loss.js';
+import { PLACED_STATES } from '../devices/state-machine.js';
 import type { Logger } from '../logger.js';
-import type { Database } from '../store/schema.js';
+import { hostsUnreachableSince, markUnreachable, releaseStreams, streamHolders } from '../store/hosts.js';
 
 export interface MonitorOptions {
   intervalMs: number;
   /** When this replica started leading the liveness jobs; undefined while another replica leads. */
   leadingSince(): Date | undefined;
+  /** This replica's id: its own stream records are its gateway's to keep. */
+  replicaId: string;
+  /** Whether the replica named is still alive (holds its session); without one, only this one is. */
+  replicaAlive?: (replicaId: string) => Promise<boolean>;
   /** Runs before each check (flush heartbeats, cut off silent local streams). */
   beforeTick(): Promise<void>;
   /** Hosts just marked unreachable (their local streams, if any, are stale). */
@@ -33,18 +38,24 @@ export class LivenessMonitor {
     private readonly logger: Logger,
     private readonly options: MonitorOptions,
   ) {
-    this.#timer = setInterval(() => {
-      if (!this.#running) this.#running = this.tick().finally(() => (this.#running = undefined));
-    }, options.intervalMs);
+    this.#timer = setInterval(() => void this.#tickOnce(), options.intervalMs);
     this.#timer.unref();
+    // At once too: a leader that just started clears the streams of the replicas that are gone.
+    setImmediate(() => void this.#tickOnce()).unref();
   }
 
-  /** One pass: mark silent hosts unreachable, then long-unreachable hosts' phones lost. */
+  #tickOnce(): Promise<void> {
+    this.#running ??= this.tick().finally(() => (this.#running = undefined));
+    return this.#running;
+  }
+
+  /** One pass: forget dead replicas' streams, mark silent hosts unreachable, then long-unreachable hosts' phones lost. */
   async tick(): Promise<void> {
     try {
       await this.options.beforeTick();
       const since = this.options.leadingSince();
       if (since === undefined) return;
+      await this.#sweepStreams();
       const now = this.deps.clock.now();
       const unreachable = await this.#markUnreachable(now, since);
       if (unreachable.length > 0) this.options.onUnreachable(unreachable);
@@ -54,17 +65,21 @@ export class LivenessMonitor {
     }
   }
 
+  /** Stream records of replicas that are gone (crashed without releasing them) are cleared. */
+  async #sweepStreams(): Promise<void> {
+    for (const holder of await streamHolders(this.deps.db)) {
+      if (holder === this.options.replicaId) continue;
+      const alive = this.options.replicaAlive ? await this.options.replicaAlive(holder) : false;
+      if (alive) continue;
+      await releaseStreams(this.deps.db, holder);
+      this.logger.warn({ replicaId: holder }, 'released the host streams of a replica that is gone');
+    }
+  }
+
   async #markUnreachable(now: Date, since: Date): Promise<string[]> {
     const { heartbeatTtlMs } = this.deps.config;
     if (now.getTime() - since.getTime() < heartbeatTtlMs) return [];
-    const cutoff = new Date(now.getTime() - heartbeatTtlMs);
-    const rows = await this.deps.db
-      .updateTable('host')
-      .set({ connection: 'unreachable', unreachable_since: now, update_time: now })
-      .where('connection', '=', 'ready')
-      .where((eb) => eb.or([eb('last_heartbeat_time', '<', cutoff), eb('last_heartbeat_time', 'is', null)]))
-      .returning(['id', 'last_heartbeat_time'])
-      .execute();
+    const rows = await markUnreachable(this.deps.db, new Date(now.getTime() - heartbeatTtlMs), now);
     for (const row of rows) {
       this.deps.metrics.hostConnectionChanges.inc({ to: 'unreachable' });
       this.logger.warn(
@@ -77,22 +92,7 @@ export class LivenessMonitor {
 
   async #markLost(now: Date): Promise<void> {
     const cutoff = new Date(now.getTime() - this.deps.config.lostGraceMs);
-    const hosts = await this.deps.db
-      .selectFrom('host')
-      .select('id')
-      .where('connection', '=', 'unreachable')
-      .where('unreachable_since', '<=', cutoff)
-      .where((eb) =>
-        eb.exists(
-          eb
-            .selectFrom('device')
-            .select('device.id')
-            .whereRef('device.host_id', '=', 'host.id')
-            .where('device.state', 'in', PLACED_STATES),
-        ),
-      )
-      .execute();
-    for (const { id } of hosts) {
+    for (const { id } of await hostsUnreachableSince(this.deps.db, cutoff, PLACED_STATES)) {
       const lost = await markHostDevicesLost(this.deps.db, id, cutoff, now);
       if (lost.length === 0) continue;
       this.deps.metrics.devicesLost.inc(lost.length);
@@ -105,46 +105,4 @@ export class LivenessMonitor {
     this.#timer = undefined;
     await this.#running;
   }
-}
-
-/** Moves the host's placed devices to lost, if the host is still unreachable since before `cutoff`. */
-export async function markHostDevicesLost(
-  db: Kysely<Database>,
-  hostId: string,
-  cutoff: Date,
-  now: Date,
-): Promise<string[]> {
-  return db.transaction().execute(async (trx) => {
-    // The host row lock orders this against a Hello that makes the host ready again.
-    const host = await trx
-      .selectFrom('host')
-      .select(['id', 'unreachable_since'])
-      .where('id', '=', hostId)
-      .where('connection', '=', 'unreachable')
-      .where('unreachable_since', '<=', cutoff)
-      .forUpdate()
-      .executeTakeFirst();
-    if (!host) return [];
-    const devices = await trx
-      .selectFrom('device')
-      .select(['id', 'tenant_id', 'state'])
-      .where('host_id', '=', hostId)
-      .where('state', 'in', PLACED_STATES)
-      .orderBy('id')
-      .forUpdate()
-      .execute();
-    for (const device of devices) {
-      await transition(trx, {
-        deviceId: device.id,
-        tenantId: device.tenant_id,
-        from: device.state,
-        to: 'lost',
-        reason: 'HOST_UNREACHABLE',
-        message: `host ${hostId} unreachable since ${host.unreachable_since?.toISOString()}`,
-        set: { adb_endpoint: '' },
-        now,
-      });
-    }
-    return devices.map((d) => d.id);
-  });
 }

@@ -2,10 +2,17 @@
 // for what runs; the control plane for what should exist. So an agent report moves a device along
 // legal transitions (through the intermediate states it must have passed), never deletes a device
 // the control plane still wants, and completes a deletion the control plane asked for.
+//
+// A deletion completes when the host no longer holds the device, whatever the agent has seen: its
+// agent reports it DELETED, its Hello inventory lacks it, or its stream was never told of it (a
+// device created and deleted between two syncs). Completing releases its resources through the
+// plan applier, in the same transaction.
 import type { ObservedDevice } from '@cphone/proto';
 import type { Kysely, Transaction } from 'kysely';
-import { canTransition, stateFromProto, transition } from '../devices/state-machine.js';
+import { type AppliedPlan, applyPlan } from '../placement/applier.js';
+import { type DeviceRow, lockDevices, recordObserved } from '../store/devices.js';
 import type { Database, DeviceStateName } from '../store/schema.js';
+import { canTransition, stateFromProto, transition } from './state-machine.js';
 
 export interface ObservedChange {
   deviceId: string;
@@ -50,44 +57,16 @@ export function pathTo(from: DeviceStateName, to: DeviceStateName): DeviceStateN
   return undefined;
 }
 
-type Row = {
-  id: string;
-  tenant_id: string;
-  host_id: string | null;
-  state: DeviceStateName;
-  state_message: string;
-  vcpu_millicores: number;
-  memory_mib: number;
-  storage_gib: number;
-  adb_endpoint: string;
-  observed_spec_revision: number;
-};
+type Row = DeviceRow;
 
-async function releaseAllocation(trx: Transaction<Database>, hostId: string, row: Row): Promise<void> {
-  await trx
-    .updateTable('host')
-    .set((eb) => ({
-      allocated_vcpu_millicores: eb.fn('greatest', [
-        eb('allocated_vcpu_millicores', '-', row.vcpu_millicores),
-        eb.lit(0),
-      ]),
-      allocated_memory_mib: eb.fn('greatest', [eb('allocated_memory_mib', '-', row.memory_mib), eb.lit(0)]),
-      allocated_storage_gib: eb.fn('greatest', [
-        eb('allocated_storage_gib', '-', row.storage_gib),
-        eb.lit(0),
-      ]),
-      allocated_devices: eb.fn('greatest', [eb('allocated_devices', '-', 1), eb.lit(0)]),
-    }))
-    .where('id', '=', hostId)
-    .execute();
-}
-
+/** DELETING -> DELETED, and the device's resources leave its host's ledger. */
 async function markDeleted(
   trx: Transaction<Database>,
   hostId: string,
   row: Row,
   reason: string,
   now: Date,
+  applied: AppliedPlan[],
 ): Promise<ObservedChange> {
   await transition(trx, {
     deviceId: row.id,
@@ -98,7 +77,26 @@ async function markDeleted(
     set: { adb_endpoint: '' },
     now,
   });
-  await releaseAllocation(trx, hostId, row);
+  applied.push(
+    await applyPlan(
+      trx,
+      {
+        releases: [
+          {
+            deviceId: row.id,
+            hostId,
+            resources: {
+              vcpuMillicores: row.vcpu_millicores,
+              memoryMib: row.memory_mib,
+              storageGib: row.storage_gib,
+              devices: 1,
+            },
+          },
+        ],
+      },
+      { now },
+    ),
+  );
   return { deviceId: row.id, from: 'deleting', to: 'deleted' };
 }
 
@@ -108,13 +106,14 @@ async function apply(
   row: Row,
   observed: ObservedDevice,
   now: Date,
+  applied: AppliedPlan[],
 ): Promise<ObservedChange | undefined> {
   const to = stateFromProto(observed.state);
   const from = row.state;
   if (from === 'deleted') return undefined;
   if (from === 'deleting') {
     return to === 'deleted'
-      ? markDeleted(trx, hostId, row, observed.reason || 'AGENT_DELETED', now)
+      ? markDeleted(trx, hostId, row, observed.reason || 'AGENT_DELETED', now, applied)
       : undefined;
   }
   const set = {
@@ -123,11 +122,7 @@ async function apply(
   };
   if (to === from) {
     if (row.adb_endpoint !== set.adb_endpoint || row.observed_spec_revision !== set.observed_spec_revision) {
-      await trx
-        .updateTable('device')
-        .set({ ...set, update_time: now })
-        .where('id', '=', row.id)
-        .execute();
+      await recordObserved(trx, row.id, set, now);
     }
     return undefined;
   }
@@ -135,13 +130,7 @@ async function apply(
   if (!to || !path) {
     const seen = to ?? `state ${observed.state}`;
     const refused = `agent observes ${seen}${observed.reason ? ` (${observed.reason})` : ''}${observed.message ? `: ${observed.message}` : ''}`;
-    if (row.state_message !== refused) {
-      await trx
-        .updateTable('device')
-        .set({ state_message: refused, update_time: now })
-        .where('id', '=', row.id)
-        .execute();
-    }
+    if (row.state_message !== refused) await recordObserved(trx, row.id, { state_message: refused }, now);
     return { deviceId: row.id, from, to: from, refused };
   }
   let at: DeviceStateName = from;
@@ -166,86 +155,91 @@ export interface ApplyObservedOptions {
   /** The reports are the host's whole inventory (Hello): devices being deleted that it no longer holds are done. */
   fullInventory: boolean;
   now: Date;
-  /**
-   * Called after the commit with the devices of this host that reached STOPPED or ERROR (nothing
-   * of them runs any more): a MIGRATE drain of the host can move them now.
-   */
-  onStopped?: ((hostId: string, deviceIds: string[]) => void) | undefined;
 }
 
-/** Applies a host's reports in one transaction; returns the state changes and refusals. */
+export interface Observed {
+  /** State changes and refusals, in report order. */
+  readonly changes: ObservedChange[];
+  /** Plans the changes applied (deletions releasing their resources): settle them after the commit. */
+  readonly applied: AppliedPlan[];
+}
+
+/** Applies a host's reports in one transaction. */
 export async function applyObserved(
   db: Kysely<Database>,
   hostId: string,
   reports: readonly ObservedDevice[],
   options: ApplyObservedOptions,
-): Promise<ObservedChange[]> {
-  if (!reports.some((r) => r.deviceId !== '') && !options.fullInventory) return [];
-  const changes = await db.transaction().execute((trx) => applyObservedIn(trx, hostId, reports, options));
-  notifyStopped(hostId, changes, options.onStopped);
-  return changes;
+): Promise<Observed> {
+  if (!reports.some((r) => r.deviceId !== '') && !options.fullInventory) return { changes: [], applied: [] };
+  return db.transaction().execute((trx) => applyObservedIn(trx, hostId, reports, options));
 }
 
-/** Calls `onStopped` (after a commit) with the changes that left a device stopped or failed. */
-export function notifyStopped(
-  hostId: string,
-  changes: readonly ObservedChange[],
-  onStopped: ApplyObservedOptions['onStopped'],
-): void {
-  if (!onStopped) return;
-  const ids = changes
-    .filter((c) => !c.refused && c.from !== c.to && (c.to === 'stopped' || c.to === 'error'))
-    .map((c) => c.deviceId);
-  if (ids.length > 0) onStopped(hostId, ids);
-}
-
-/** applyObserved inside the caller's transaction. */
+/** applyObserved inside the caller's transaction (a Hello's; it locks the host after these devices). */
 export async function applyObservedIn(
   trx: Transaction<Database>,
   hostId: string,
   reports: readonly ObservedDevice[],
   options: ApplyObservedOptions,
-): Promise<ObservedChange[]> {
+): Promise<Observed> {
   const ids = [...new Set(reports.map((r) => r.deviceId).filter((id) => id !== ''))];
-  const rows = await trx
-    .selectFrom('device')
-    .select([
-      'id',
-      'tenant_id',
-      'host_id',
-      'state',
-      'state_message',
-      'vcpu_millicores',
-      'memory_mib',
-      'storage_gib',
-      'adb_endpoint',
-      'observed_spec_revision',
-    ])
-    .where((eb) => {
-      const reported = ids.length > 0 ? eb('id', 'in', ids) : eb.lit(false);
-      return options.fullInventory
-        ? eb.or([reported, eb.and([eb('host_id', '=', hostId), eb('state', '=', 'deleting')])])
-        : reported;
-    })
-    .orderBy('id')
-    .forUpdate()
-    .execute();
+  const deleting = options.fullInventory ? await deletingOn(trx, hostId) : [];
+  const rows = await lockDevices(trx, [...ids, ...deleting]);
   const byId = new Map(rows.map((r) => [r.id, r]));
   const changes: ObservedChange[] = [];
+  const applied: AppliedPlan[] = [];
   for (const report of reports) {
     const row = byId.get(report.deviceId);
     // A device moved elsewhere or unknown here: the desired set tells the agent to remove it.
     if (!row || row.host_id !== hostId) continue;
-    const change = await apply(trx, hostId, row, report, options.now);
+    const change = await apply(trx, hostId, row, report, options.now, applied);
     if (change) changes.push(change);
     byId.delete(report.deviceId);
   }
   if (options.fullInventory) {
     for (const row of byId.values()) {
       if (row.host_id === hostId && row.state === 'deleting') {
-        changes.push(await markDeleted(trx, hostId, row, 'ABSENT_FROM_INVENTORY', options.now));
+        changes.push(await markDeleted(trx, hostId, row, 'ABSENT_FROM_INVENTORY', options.now, applied));
       }
     }
   }
-  return changes;
+  return { changes, applied };
+}
+
+/**
+ * Completes the deletion of devices of the host that its agent was never told of (the stream that
+ * would have told it has not sent them, and its inventory at Hello did not hold them): there is
+ * nothing of them on the host to remove.
+ */
+export async function completeUnseenDeletions(
+  db: Kysely<Database>,
+  hostId: string,
+  deviceIds: readonly string[],
+  now: Date,
+): Promise<Observed> {
+  if (deviceIds.length === 0) return { changes: [], applied: [] };
+  return db.transaction().execute(async (trx) => {
+    const rows = await lockDevices(trx, deviceIds);
+    const changes: ObservedChange[] = [];
+    const applied: AppliedPlan[] = [];
+    for (const row of rows) {
+      if (row.host_id !== hostId || row.state !== 'deleting') continue;
+      changes.push(await markDeleted(trx, hostId, row, 'NEVER_CREATED', now, applied));
+    }
+    return { changes, applied };
+  });
+}
+
+/** Devices of the host in DELETING. */
+export async function deletingOn(
+  db: Kysely<Database> | Transaction<Database>,
+  hostId: string,
+): Promise<string[]> {
+  const rows = await db
+    .selectFrom('device')
+    .select('id')
+    .where('host_id', '=', hostId)
+    .where('state', '=', 'deleting')
+    .execute();
+  return rows.map((r) => r.id);
 }

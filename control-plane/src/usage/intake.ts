@@ -1,0 +1,187 @@
+// Exactly-once metering intake. Samples are keyed by (host, sequence): a resent sample is a no-op.
+// The cursor is the highest sequence below which nothing is missing, so an agent that sent 1, 2, 4
+// is told 2 and resends 3 and 4; nothing is acknowledged that is not stored.
+//
+// An agent is trusted with what runs on its own host only: a sample is counted only if its device
+// was on the reporting host when the sample's interval began, and it is counted under the tenant
+// the control plane's own rows give the device, never the one the agent names. Other samples (a
+// made-up device, another host's device) are kept in usage_rejected with why, and acknowledged
+// like stored ones, so a misbehaving agent's spool drains but nothing of it is billed.
+import { timestampDate } from '@bufbuild/protobuf/wkt';
+import type { UsageSample } from '@cphone/proto';
+import { type Kysely, sql, type Transaction } from 'kysely';
+import { stateFromProto } from '../devices/state-machine.js';
+import type { Database } from '../store/schema.js';
+
+export interface UsageIntake {
+  /** Samples stored by this report. */
+  inserted: number;
+  /** Samples already stored (resent). */
+  duplicates: number;
+  /** Samples refused as malformed (sequence 0); never acknowledged past. */
+  malformed: number;
+  /** Samples for devices that were not on the reporting host: kept apart, never counted. */
+  foreign: number;
+  /** Samples whose tenant disagreed with the device's; stored under the device's tenant. */
+  tenantMismatches: number;
+  /** The host's cursor after the report. */
+  ackedSequence: number;
+}
+
+/** The stored cursor: every sample up to it is stored (or rejected). */
+export async function usageCursor(
+  db: Kysely<Database> | Transaction<Database>,
+  hostId: string,
+): Promise<number> {
+  const row = await db
+    .selectFrom('usage_cursor')
+    .select('acked_sequence')
+    .where('host_id', '=', hostId)
+    .executeTakeFirst();
+  return row?.acked_sequence ?? 0;
+}
+
+interface Owner {
+  tenantId: string;
+  /** The host the device is on now. */
+  hostId: string | null;
+  /** Where it was before, for samples of an earlier time: [since, host] in time order. */
+  history?: { since: number; hostId: string | null }[];
+}
+
+/** The device's host at `time` by its events (each records the host after the change). */
+function hostAt(owner: Owner, time: number): string | null {
+  let host: string | null = null;
+  for (const step of owner.history ?? []) {
+    if (step.since > time) break;
+    host = step.hostId;
+  }
+  return host;
+}
+
+/** Who owns each device, and for devices not on `hostId` now, where they were over time. */
+async function owners(trx: Transaction<Database>, hostId: string, deviceIds: readonly string[]) {
+  const out = new Map<string, Owner>();
+  if (deviceIds.length === 0) return out;
+  const rows = await trx
+    .selectFrom('device')
+    .select(['id', 'tenant_id', 'host_id'])
+    .where('id', 'in', deviceIds)
+    .execute();
+  for (const row of rows) out.set(row.id, { tenantId: row.tenant_id, hostId: row.host_id });
+  const moved = rows.filter((r) => r.host_id !== hostId).map((r) => r.id);
+  if (moved.length > 0) {
+    const events = await trx
+      .selectFrom('device_event')
+      .select(['device_id', 'host_id', 'create_time'])
+      .where('device_id', 'in', moved)
+      .orderBy('id')
+      .execute();
+    for (const e of events) {
+      const owner = out.get(e.device_id);
+      if (!owner) continue;
+      owner.history ??= [];
+      owner.history.push({ since: e.create_time.getTime(), hostId: e.host_id });
+    }
+  }
+  return out;
+}
+
+/** Stores a report's samples idempotently and advances the host's cursor, in one transaction. */
+export async function ingestUsage(
+  db: Kysely<Database>,
+  hostId: string,
+  samples: readonly UsageSample[],
+  now: Date,
+): Promise<UsageIntake> {
+  const valid = samples.filter((s) => s.sequence > 0n);
+  const deviceIds = [...new Set(valid.map((s) => s.deviceId))];
+  return db.transaction().execute(async (trx) => {
+    // The cursor row serialises concurrent reports of one host (an old and a new stream).
+    await trx
+      .insertInto('usage_cursor')
+      .values({ host_id: hostId, acked_sequence: 0 })
+      .onConflict((c) => c.column('host_id').doNothing())
+      .execute();
+    const cursor = await trx
+      .selectFrom('usage_cursor')
+      .select('acked_sequence')
+      .where('host_id', '=', hostId)
+      .forUpdate()
+      .executeTakeFirstOrThrow();
+    const known = await owners(trx, hostId, deviceIds);
+    let tenantMismatches = 0;
+    const accepted = [];
+    const rejected = [];
+    for (const s of valid) {
+      const start = s.startTime ? timestampDate(s.startTime) : now;
+      const owner = known.get(s.deviceId);
+      const onHost = owner && (owner.hostId === hostId || hostAt(owner, start.getTime()) === hostId);
+      if (!owner || !onHost) {
+        rejected.push({
+          host_id: hostId,
+          sequence: Number(s.sequence),
+          device_id: s.deviceId,
+          claimed_tenant_id: s.tenantId,
+          reason: owner ? 'DEVICE_NOT_ON_HOST' : 'UNKNOWN_DEVICE',
+        });
+        continue;
+      }
+      if (owner.tenantId !== s.tenantId) tenantMismatches++;
+      accepted.push({
+        host_id: hostId,
+        sequence: Number(s.sequence),
+        device_id: s.deviceId,
+        tenant_id: owner.tenantId,
+        start_time: start,
+        end_time: s.endTime ? timestampDate(s.endTime) : start,
+        vcpu_millicores: s.vcpuMillicores,
+        memory_mib: s.memoryMib,
+        storage_gib: s.storageGib,
+        state: stateFromProto(s.state) ?? 'unknown',
+      });
+    }
+    let inserted = 0;
+    for (let i = 0; i < accepted.length; i += 1000) {
+      const stored = await trx
+        .insertInto('usage_sample')
+        .values(accepted.slice(i, i + 1000))
+        .onConflict((c) => c.columns(['host_id', 'sequence']).doNothing())
+        .returning('sequence')
+        .execute();
+      inserted += stored.length;
+    }
+    for (let i = 0; i < rejected.length; i += 1000) {
+      await trx
+        .insertInto('usage_rejected')
+        .values(rejected.slice(i, i + 1000))
+        .onConflict((c) => c.columns(['host_id', 'sequence']).doNothing())
+        .execute();
+    }
+    // Consecutive sequences above the cursor share (sequence - row_number) = cursor.
+    const contiguous = await sql<{ top: number | null }>`
+      select max(sequence) as top from (
+        select sequence, sequence - row_number() over (order by sequence) as gap from (
+          select sequence from usage_sample where host_id = ${hostId} and sequence > ${cursor.acked_sequence}
+          union
+          select sequence from usage_rejected where host_id = ${hostId} and sequence > ${cursor.acked_sequence}
+        ) seen
+      ) runs where gap = ${cursor.acked_sequence}`.execute(trx);
+    const top = Number(contiguous.rows[0]?.top ?? cursor.acked_sequence);
+    if (top > cursor.acked_sequence) {
+      await trx
+        .updateTable('usage_cursor')
+        .set({ acked_sequence: top })
+        .where('host_id', '=', hostId)
+        .execute();
+    }
+    return {
+      inserted,
+      duplicates: accepted.length - inserted,
+      malformed: samples.length - valid.length,
+      foreign: rejected.length,
+      tenantMismatches,
+      ackedSequence: Math.max(top, cursor.acked_sequence),
+    };
+  });
+}
