@@ -288,10 +288,15 @@ export class Converger {
   }
 
   async #delete(rec: DeviceRecord, current: RuntimeDevice | undefined): Promise<void> {
-    if (
-      current === undefined &&
-      (rec.observation === undefined || rec.observation.state === DeviceState.DELETED)
-    ) {
+    if (current === undefined && rec.observation?.state === DeviceState.DELETED) {
+      this.#ctx.forget(rec);
+      return;
+    }
+    if (current === undefined && rec.observation === undefined) {
+      // Removed before anything of it was made: say so, or the control plane would wait for a
+      // deletion report that never comes. (A device merely unknown here is forgotten quietly.)
+      if (rec.removeRequested)
+        this.#ctx.report(rec, DeviceState.DELETED, { containerId: '', reason: 'NEVER_CREATED' });
       this.#ctx.forget(rec);
       return;
     }

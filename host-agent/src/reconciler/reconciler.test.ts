@@ -183,6 +183,29 @@ test('deltas apply in revision order; stale ones are ignored; remove deletes the
   );
 });
 
+test('a device removed before anything of it was made is reported DELETED, so its deletion completes', async () => {
+  const h = await harness({ concurrency: 1 });
+  let release = () => {};
+  h.runtime.holdCreate.set('d-slow', new Promise((resolve) => (release = resolve)));
+  await h.reconciler.applyDesired(full(1n, device('d-slow')));
+  await waitFor('d-slow CREATING', () => stateOf(h, 'd-slow') === DeviceState.CREATING);
+  // d-x waits behind d-slow in the one-slot queue while it is upserted and removed again.
+  await h.reconciler.applyUpsert(upsert(2n, device('d-x')));
+  await h.reconciler.applyRemove(remove(3n, 'd-x'));
+  // And d-y leaves in a full set the same way.
+  await h.reconciler.applyUpsert(upsert(4n, device('d-y')));
+  await h.reconciler.applyDesired(full(5n, device('d-slow')));
+  release();
+  await waitFor('d-x DELETED', () => stateOf(h, 'd-x') === DeviceState.DELETED);
+  await waitFor('d-y DELETED', () => stateOf(h, 'd-y') === DeviceState.DELETED);
+  assert.deepEqual(h.states('d-x'), ['DELETED']);
+  assert.equal(h.last('d-x')?.reason, 'NEVER_CREATED');
+  assert.equal(h.runtime.count('create', 'd-x') + h.runtime.count('create', 'd-y'), 0);
+  // An explicit remove is always answered, even of a device this agent never heard of.
+  await h.reconciler.applyRemove(remove(6n, 'd-never-heard-of'));
+  await waitFor('d-never-heard-of DELETED', () => stateOf(h, 'd-never-heard-of') === DeviceState.DELETED);
+});
+
 test('a full set without a device removes it; a spec change recreates the phone keeping its data', async () => {
   const h = await harness();
   await h.reconciler.applyDesired(full(1n, device('d-keep'), device('d-gone')));

@@ -138,6 +138,9 @@ export class Reconciler {
           'desired set revision went backwards; applying it as authoritative',
         );
       }
+      const kept = new Set(message.devices.map((d) => d.deviceId));
+      // Devices dropped from the set are removals like DeviceRemove's, made or not yet.
+      for (const id of this.#desired.keys()) if (!kept.has(id)) this.#record(id, '').removeRequested = true;
       this.#setDesired(message.revision, message.devices);
       await this.#persist();
       await this.#scheduleAll();

@@ -21,6 +21,8 @@ export class RecordingRuntime implements ContainerRuntime {
   readonly #exitCodes = new Map<string, number>();
   /** Make the next `create` of a device fail with this error. */
   readonly failCreate = new Map<string, Error>();
+  /** Make the `create` of a device wait for this promise first. */
+  readonly holdCreate = new Map<string, Promise<void>>();
 
   constructor(inner: ContainerRuntime) {
     this.#inner = inner;
@@ -32,6 +34,7 @@ export class RecordingRuntime implements ContainerRuntime {
 
   async create(spec: DeviceSpec): Promise<RuntimeDevice> {
     this.calls.push(['create', spec.deviceId]);
+    await this.holdCreate.get(spec.deviceId);
     const failure = this.failCreate.get(spec.deviceId);
     if (failure !== undefined) {
       this.failCreate.delete(spec.deviceId);
