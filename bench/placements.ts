@@ -1,8 +1,9 @@
 // Committed placements per second through the public API on PostgreSQL: a control plane on a
 // scratch database with a fleet of host rows, clients calling BatchCreateDevices over HTTP. First
-// 100-device batches from several concurrent clients, then single-device creates (the baseline a
-// client without batching gets). Client and server share this process and its cores; every
-// figure counts only devices the API returned, i.e. committed. Prints figures, never asserts a time.
+// 100-device batches from several concurrent clients, then single-device creates from 16 clients,
+// which the planner commits together (group commit). Client and server share this process and its
+// cores; every figure counts only devices the API returned, i.e. committed. Prints figures, never
+// asserts a time.
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -50,6 +51,9 @@ try {
       memoryMib: 262_144,
       storageGib: 4000,
       devices: 64,
+      // No agents run here: the hosts name this replica as holding their streams, so they count
+      // as connected (a replica that is gone would be swept by the leader).
+      replica: plane.cluster.replicaId,
     })),
   );
   const spec = { imageId: 'android-14', vcpuMillicores: 2000, memoryMib: 4096, storageGib: 32 };
@@ -88,17 +92,17 @@ try {
     `  batched  ${fmt(batchedRate)} placements/s  (${batched.placed} devices, ${BATCH}-device batches, ${BATCH_CLIENTS} clients, ${batched.seconds.toFixed(2)} s)`,
   );
   console.log(
-    `  single   ${fmt(singleRate)} placements/s  (${single.placed} devices, 1 per call, ${SINGLE_CLIENTS} clients, ${single.seconds.toFixed(2)} s)`,
+    `  single   ${fmt(singleRate)} placements/s  (${single.placed} devices, 1 per call, ${SINGLE_CLIENTS} clients, group-committed, ${single.seconds.toFixed(2)} s)`,
   );
-  console.log(`  ratio    ${(batchedRate / singleRate).toFixed(1)}x`);
+  console.log(`  single / batched ${(singleRate / batchedRate).toFixed(2)}`);
   console.log(
     JSON.stringify({
       bench: 'placements',
       hosts: HOSTS,
       devices: batched.placed,
       placements_per_s: Math.round(batchedRate),
-      baseline_single_per_s: Math.round(singleRate),
-      ratio: Number((batchedRate / singleRate).toFixed(2)),
+      single_per_s: Math.round(singleRate),
+      single_to_batched: Number((singleRate / batchedRate).toFixed(2)),
     }),
   );
 } finally {

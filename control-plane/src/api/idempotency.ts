@@ -84,3 +84,94 @@ export async function idempotentIn<T>(
     .execute();
   return result;
 }
+
+/** What a key claim found: the key is this request's now, or an earlier response to replay. */
+export type Claim = { claimed: true } | { claimed: false; saved: unknown };
+
+/**
+ * Claims many keys in two statements (one insert, one read of those already taken): the
+ * group-committed form of idempotentIn's first step. A key reused with another request is refused.
+ */
+export async function claimKeys(
+  trx: Transaction<Database>,
+  scopes: readonly IdempotencyScope[],
+): Promise<(Claim | InvalidArgumentError)[]> {
+  if (scopes.length === 0) return [];
+  for (const s of scopes) checkKey(s.key);
+  const hashes = scopes.map((s) => hashOf(s.request));
+  const ident = (s: Pick<IdempotencyScope, 'tenantId' | 'method' | 'key'>) =>
+    JSON.stringify([s.tenantId, s.method, s.key]);
+  const claimed = await trx
+    .insertInto('idempotency_key')
+    .values(
+      scopes.map((s, i) => ({
+        tenant_id: s.tenantId,
+        method: s.method,
+        key: s.key,
+        request_hash: hashes[i] ?? '',
+        response: 'null',
+      })),
+    )
+    .onConflict((oc) => oc.columns(['tenant_id', 'method', 'key']).doNothing())
+    .returning(['tenant_id', 'method', 'key'])
+    .execute();
+  const mine = new Set(claimed.map((r) => ident({ tenantId: r.tenant_id, method: r.method, key: r.key })));
+  const taken = scopes.filter((s) => !mine.has(ident(s)));
+  const stored = new Map<string, { request_hash: string; response: unknown }>();
+  if (taken.length > 0) {
+    const rows = await trx
+      .selectFrom('idempotency_key')
+      .select(['tenant_id', 'method', 'key', 'request_hash', 'response'])
+      .where((eb) =>
+        eb.or(
+          taken.map((s) =>
+            eb.and([eb('tenant_id', '=', s.tenantId), eb('method', '=', s.method), eb('key', '=', s.key)]),
+          ),
+        ),
+      )
+      .execute();
+    for (const r of rows) stored.set(ident({ tenantId: r.tenant_id, method: r.method, key: r.key }), r);
+  }
+  return scopes.map((s, i) => {
+    if (mine.has(ident(s))) return { claimed: true };
+    const row = stored.get(ident(s));
+    if (!row || row.request_hash !== hashes[i]) {
+      return new InvalidArgumentError('request_id', s.key, 'was already used for a different request');
+    }
+    return { claimed: false, saved: row.response };
+  });
+}
+
+/** Gives back keys claimed by requests that were refused (they may be retried as they are). */
+export async function releaseKeys(
+  trx: Transaction<Database>,
+  scopes: readonly IdempotencyScope[],
+): Promise<void> {
+  if (scopes.length === 0) return;
+  await trx
+    .deleteFrom('idempotency_key')
+    .where((eb) =>
+      eb.or(
+        scopes.map((s) =>
+          eb.and([eb('tenant_id', '=', s.tenantId), eb('method', '=', s.method), eb('key', '=', s.key)]),
+        ),
+      ),
+    )
+    .execute();
+}
+
+/** Stores the responses of requests whose keys were claimed, one statement per response. */
+export async function saveResponses(
+  trx: Transaction<Database>,
+  saved: readonly { scope: IdempotencyScope; response: unknown }[],
+): Promise<void> {
+  for (const { scope, response } of saved) {
+    await trx
+      .updateTable('idempotency_key')
+      .set({ response: JSON.stringify(response) })
+      .where('tenant_id', '=', scope.tenantId)
+      .where('method', '=', scope.method)
+      .where('key', '=', scope.key)
+      .execute();
+  }
+}

@@ -25,13 +25,13 @@ import { sql, type Transaction } from 'kysely';
 import { principalOf } from '../api/context.js';
 import { dateOf } from '../api/convert.js';
 import { maskPaths } from '../api/field-mask.js';
-import { idempotentIn } from '../api/idempotency.js';
 import { pageOf, readPage } from '../api/pagination.js';
 import { tenantSubtree } from '../auth/api-keys.js';
 import { isOperator, type Principal } from '../auth/principal.js';
 import { resolveTenant } from '../auth/scope.js';
 import type { Deps } from '../deps.js';
 import { FailedPreconditionError, InvalidArgumentError, ResourceExhaustedError } from '../errors.js';
+import { loadUsableImages } from '../images/image-store.js';
 import { checkLabels } from '../images/validate.js';
 import { type DeviceEdit, updateDevice } from '../store/devices.js';
 import type { Database } from '../store/schema.js';
@@ -77,22 +77,21 @@ export async function batchCreateDevices(
   };
   let devices: Device[];
   try {
-    devices = await deps.planner.submit({
-      key: req.requestId ? `${principal.tenantId}/${req.requestId}` : undefined,
-      run: ({ trx, apply }) =>
-        idempotentIn(
-          trx,
-          scope,
-          async () => {
-            const creates = await draftDevices(trx, principal, tenantId, req.requests);
-            const applied = await apply({ tenantId, creates, seed: creates[0]?.row.id ?? tenantId });
-            return applied.created.map((r) => deviceToProto(r, view(principal)));
-          },
-          {
-            save: (list) => list.map((d) => toJson(DeviceSchema, d)),
-            load: (saved) => (saved as JsonValue[]).map((d) => fromJson(DeviceSchema, d)),
-          },
-        ),
+    devices = await deps.planner.plan({
+      idempotency: {
+        scope,
+        save: (list: Device[]) => list.map((d) => toJson(DeviceSchema, d)),
+        load: (saved) => (saved as JsonValue[]).map((d) => fromJson(DeviceSchema, d)),
+      },
+      prepare: async ({ trx, once }) => {
+        const creates = await draftDevices(trx, principal, tenantId, req.requests, (t, tenant, ids) =>
+          once(`images ${tenant} ${[...new Set(ids)].sort().join(',')}`, () =>
+            loadUsableImages(t, tenant, ids),
+          ),
+        );
+        return { tenantId, creates, seed: creates[0]?.row.id ?? tenantId };
+      },
+      answer: (applied) => applied.created.map((r) => deviceToProto(r, view(principal))),
     });
   } catch (error) {
     if (error instanceof ResourceExhaustedError)

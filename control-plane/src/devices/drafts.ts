@@ -134,13 +134,15 @@ export async function draftDevices(
   principal: Principal,
   tenantId: string,
   requests: readonly CreateDeviceRequest[],
+  /** How the images are read (a group of creates shares one read). */
+  loadImages: typeof loadUsableImages = loadUsableImages,
 ): Promise<NewDevice[]> {
   checkBatchSize(requests.length);
   requests.forEach((r, i) => {
     if (!r.spec?.imageId)
       throw new InvalidArgumentError(`requests[${i}].spec.image_id`, r.spec?.imageId ?? '', 'is required');
   });
-  const images = await loadUsableImages(
+  const images = await loadImages(
     trx,
     tenantId,
     requests.map((r) => r.spec?.imageId ?? ''),

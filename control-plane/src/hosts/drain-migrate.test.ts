@@ -6,8 +6,6 @@ import { after, before, test } from 'node:test';
 import type { DescService } from '@bufbuild/protobuf';
 import { type Client, createClient } from '@connectrpc/connect';
 import {
-  type ControlMessage,
-  type DesiredDevice,
   DeviceService,
   DeviceState,
   DrainMode,
@@ -15,12 +13,12 @@ import {
   type DrainStatus,
   HostService,
   ImageService,
-  PowerState,
   TenantKind,
   TenantService,
 } from '@cphone/proto';
 import { bearerTransport } from '../api/bearer-transport.js';
-import { createAgentClient, TestAgent } from '../gateway/test-agent.js';
+import { FakeHost } from '../gateway/fake-host.js';
+import { createAgentClient } from '../gateway/test-agent.js';
 import { enrollTestHost } from '../gateway/testing.js';
 import { allocationReport } from '../placement/testing.js';
 import type { ControlPlane } from '../server.js';
@@ -33,62 +31,6 @@ let hosts: Client<typeof HostService>;
 let devices: Client<typeof DeviceService>;
 let tenantId: string;
 const fakes: FakeHost[] = [];
-
-/** A host agent that converges at once: it reports each desired device in its desired power. */
-class FakeHost {
-  readonly actual = new Map<string, DeviceState>();
-  readonly removed: string[] = [];
-  readonly agent: TestAgent;
-
-  constructor(
-    readonly hostId: string,
-    credential: string,
-    slots: number,
-  ) {
-    this.agent = TestAgent.connect(agentClient, {
-      hostId,
-      credential,
-      arch: 'arm64',
-      runtimeKind: 'sim',
-      capacity: {
-        vcpuMillicores: 64_000n,
-        memoryBytes: 128n << 30n,
-        storageBytes: 1000n << 30n,
-        devices: slots,
-      },
-    });
-    this.agent.call.on('data', (m: ControlMessage) => this.#on(m));
-    this.agent.startHeartbeats(1000);
-    fakes.push(this);
-  }
-
-  #on(m: ControlMessage): void {
-    const body = m.body;
-    if (body.case === 'desiredDevices') {
-      const wanted = new Set(body.value.devices.map((d) => d.deviceId));
-      for (const id of [...this.actual.keys()]) if (!wanted.has(id)) this.#remove(id);
-      for (const d of body.value.devices) this.#converge(d);
-    } else if (body.case === 'deviceUpsert' && body.value.device) this.#converge(body.value.device);
-    else if (body.case === 'deviceRemove') this.#remove(body.value.deviceId);
-  }
-
-  #converge(d: DesiredDevice): void {
-    const to = d.powerState === PowerState.STOPPED ? DeviceState.STOPPED : DeviceState.RUNNING;
-    if (this.actual.get(d.deviceId) === to) return;
-    this.actual.set(d.deviceId, to);
-    this.report(d.deviceId, to);
-  }
-
-  #remove(id: string): void {
-    if (!this.actual.delete(id)) return;
-    this.removed.push(id);
-    this.report(id, DeviceState.DELETED);
-  }
-
-  report(deviceId: string, state: DeviceState): void {
-    this.agent.send({ case: 'deviceStatus', value: { device: { deviceId, state, specRevision: 1n } } });
-  }
-}
 
 before(async () => {
   testPlane = await startTestControlPlane({
@@ -121,7 +63,8 @@ const db = () => plane.deps.db;
 
 async function fakeHost(id: string, pool: string, slots: number): Promise<FakeHost> {
   const enrolled = await enrollTestHost(db(), { hostId: id, labels: { pool } });
-  const fake = new FakeHost(id, enrolled.credential, slots);
+  const fake = new FakeHost(agentClient, id, enrolled.credential, slots);
+  fakes.push(fake);
   await until(`${id} connected`, async () => {
     const { host } = await hosts.getHost({ hostId: id });
     return host?.connected === true;

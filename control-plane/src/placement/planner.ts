@@ -1,18 +1,20 @@
 // The one placement entry point of a replica. Creates, drain moves and every other plan that places
-// devices go through submit(): plans arriving together are gathered for a moment and committed in
-// one transaction (group commit), each in a savepoint of its own, so each caller still gets its own
-// result, its own idempotency and its own error while the common single-device create costs a
-// share of one commit instead of a whole one. Groups run one at a time, so this replica's plans
-// never race each other for the same hosts, and each group places on the replica's one FleetCache,
-// patched with every plan it commits.
+// devices go through it: what arrives together is gathered for a moment and committed in one
+// transaction (group commit). Plan requests (creates) are applied together by the applier: one
+// key claim, one quota pass, one placement, one lock round and one write for the whole group, while
+// each keeps its own idempotency key, its own all-or-nothing plan and its own error. Jobs (drain
+// moves) run one after another in the same transaction, each in a savepoint of its own. Groups run
+// one at a time, so this replica's plans never race each other for hosts, on the replica's one
+// FleetCache, patched with every plan it commits.
 import { type Kysely, sql, type Transaction } from 'kysely';
+import { claimKeys, type IdempotencyScope, releaseKeys, saveResponses } from '../api/idempotency.js';
 import type { Clock } from '../clock.js';
 import { DomainError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { Metrics } from '../metrics.js';
 import type { Database } from '../store/schema.js';
 import { QuotaExceededError } from '../tenants/admission.js';
-import { type AppliedPlan, applyPlan } from './applier.js';
+import { type AppliedPlan, applyPlan, applyPlans } from './applier.js';
 import { FleetCache } from './fleet-cache.js';
 import type { Plan } from './plan.js';
 import { isRetryableConflict } from './retry.js';
@@ -30,8 +32,32 @@ export interface PlanJob<T> {
    * whole group runs again after a deadlock), so it must do nothing but database work.
    */
   run(context: JobContext): Promise<T>;
-  /** Jobs with the same key never share a group (e.g. tenant + idempotency key). */
+  /** Jobs with the same key never share a group. */
   readonly key?: string | undefined;
+}
+
+/** What a plan request's preparation gets. */
+export interface PrepareContext {
+  readonly trx: Transaction<Database>;
+  readonly now: Date;
+  /** A read shared by the group's requests (e.g. the images they name), made once. */
+  once<V>(key: string, load: () => Promise<V>): Promise<V>;
+}
+
+/** A request that becomes one plan: validated, applied with the group's others, answered alone. */
+export interface PlanRequest<T> {
+  /** Its idempotency key (claimed with the group's others) and how its response is stored. */
+  readonly idempotency?:
+    | {
+        readonly scope: IdempotencyScope;
+        readonly save: (value: T) => unknown;
+        readonly load: (saved: unknown) => T;
+      }
+    | undefined;
+  /** Reads and validates; returns the plan or throws to refuse this request alone. Writes nothing. */
+  prepare(context: PrepareContext): Promise<Plan>;
+  /** The answer once the plan is applied. */
+  answer(applied: AppliedPlan): T;
 }
 
 export interface PlannerOptions {
@@ -41,24 +67,38 @@ export interface PlannerOptions {
   readonly metrics: Metrics;
   /** Called after a commit for every host whose desired device set changed. */
   readonly desiredChanged: (hostId: string) => void;
-  /** How long the first job of an idle planner waits for company (default 1 ms). */
+  /** How long the first item of an idle planner waits for company (default 1 ms). */
   readonly gatherMs?: number;
-  /** Most jobs per group (default 64). */
+  /** Most items per group (default 128). */
   readonly maxGroup?: number;
 }
 
-interface Queued {
-  readonly job: PlanJob<unknown>;
-  resolve(value: unknown): void;
-  reject(error: unknown): void;
-}
+type Queued =
+  | {
+      kind: 'job';
+      job: PlanJob<unknown>;
+      key: string | undefined;
+      resolve(v: unknown): void;
+      reject(e: unknown): void;
+    }
+  | {
+      kind: 'plan';
+      request: PlanRequest<unknown>;
+      key: string | undefined;
+      resolve(v: unknown): void;
+      reject(e: unknown): void;
+    };
 
 type Outcome = { ok: true; value: unknown; applied: AppliedPlan[] } | { ok: false; error: unknown };
 
-/** The domain refused the job: it fails alone and the group goes on. */
+/** The domain refused the item: it fails alone and the group goes on. */
 function isRefusal(error: unknown): boolean {
   if (isRetryableConflict(error)) return false;
   return error instanceof DomainError || (error instanceof Error && error.name === 'InvalidArgumentError');
+}
+
+function scopeKey(scope: IdempotencyScope): string {
+  return JSON.stringify([scope.tenantId, scope.method, scope.key]);
 }
 
 export class Planner {
@@ -74,11 +114,27 @@ export class Planner {
     this.#log = options.logger.child({ module: 'planner' });
   }
 
-  /** Queues the job for the next group and resolves with its result once the group committed. */
+  /** Queues a job for the next group and resolves with its result once the group committed. */
   submit<T>(job: PlanJob<T>): Promise<T> {
+    return this.#enqueue((resolve, reject) => ({ kind: 'job', job, key: job.key, resolve, reject }));
+  }
+
+  /** Queues a plan request for the next group; resolves with its answer once the group committed. */
+  plan<T>(request: PlanRequest<T>): Promise<T> {
+    const scope = request.idempotency?.scope;
+    return this.#enqueue((resolve, reject) => ({
+      kind: 'plan',
+      request: request as PlanRequest<unknown>,
+      key: scope?.key ? scopeKey(scope) : undefined,
+      resolve,
+      reject,
+    }));
+  }
+
+  #enqueue<T>(make: (resolve: (v: unknown) => void, reject: (e: unknown) => void) => Queued): Promise<T> {
     if (this.#closed) return Promise.reject(new Error('planner closed'));
     return new Promise<T>((resolve, reject) => {
-      this.#queue.push({ job, resolve: resolve as (value: unknown) => void, reject });
+      this.#queue.push(make(resolve as (v: unknown) => void, reject));
       this.#running ??= this.#drain();
     });
   }
@@ -102,7 +158,7 @@ export class Planner {
     }
   }
 
-  /** Finishes the queued jobs and refuses new ones. */
+  /** Finishes the queued items and refuses new ones. */
   async close(): Promise<void> {
     this.#closed = true;
     await this.#running;
@@ -145,15 +201,14 @@ export class Planner {
   }
 
   #take(): Queued[] {
-    const max = this.options.maxGroup ?? 64;
+    const max = this.options.maxGroup ?? 128;
     const group: Queued[] = [];
     const keys = new Set<string>();
     const rest: Queued[] = [];
     for (const q of this.#queue) {
-      const key = q.job.key;
-      if (group.length >= max || (key !== undefined && keys.has(key))) rest.push(q);
+      if (group.length >= max || (q.key !== undefined && keys.has(q.key))) rest.push(q);
       else {
-        if (key !== undefined) keys.add(key);
+        if (q.key !== undefined) keys.add(q.key);
         group.push(q);
       }
     }
@@ -165,7 +220,7 @@ export class Planner {
   async #commit(group: readonly Queued[]): Promise<Outcome[]> {
     for (let attempt = 1; ; attempt++) {
       try {
-        return await this.#once(group);
+        return await this.options.db.transaction().execute((trx) => this.#once(trx, group));
       } catch (error) {
         this.fleet.invalidate();
         if (attempt >= 5 || !isRetryableConflict(error)) throw error;
@@ -174,36 +229,114 @@ export class Planner {
     }
   }
 
-  async #once(group: readonly Queued[]): Promise<Outcome[]> {
-    const { db, clock } = this.options;
-    return db.transaction().execute(async (trx) => {
-      const outcomes: Outcome[] = [];
-      for (const [i, q] of group.entries()) {
-        const savepoint = sql.raw(`job_${i}`);
-        await sql`savepoint ${savepoint}`.execute(trx);
-        const applied: AppliedPlan[] = [];
-        const now = clock.now();
-        try {
-          const value = await q.job.run({
-            trx,
-            now,
-            apply: async (plan) => {
-              const result = await applyPlan(trx, plan, { now, fleet: this.fleet });
-              applied.push(result);
-              return result;
-            },
-          });
-          await sql`release savepoint ${savepoint}`.execute(trx);
-          // The next job of the group places on the fleet as this one leaves it.
-          for (const a of applied) this.fleet.patch(a.hosts);
-          outcomes.push({ ok: true, value, applied });
-        } catch (error) {
-          if (!isRefusal(error)) throw error;
-          await sql`rollback to savepoint ${savepoint}`.execute(trx);
-          outcomes.push({ ok: false, error });
-        }
-      }
-      return outcomes;
+  async #once(trx: Transaction<Database>, group: readonly Queued[]): Promise<Outcome[]> {
+    const outcomes: Outcome[] = new Array(group.length);
+    const plans: { at: number; request: PlanRequest<unknown> }[] = [];
+    group.forEach((q, at) => {
+      if (q.kind === 'plan') plans.push({ at, request: q.request });
     });
+    await this.#plans(trx, plans, outcomes);
+    for (const [at, q] of group.entries()) {
+      if (q.kind === 'job') outcomes[at] = await this.#job(trx, at, q.job);
+    }
+    return outcomes;
+  }
+
+  /** The group's plan requests, applied together. */
+  async #plans(
+    trx: Transaction<Database>,
+    items: readonly { at: number; request: PlanRequest<unknown> }[],
+    outcomes: Outcome[],
+  ): Promise<void> {
+    if (items.length === 0) return;
+    const now = this.options.clock.now();
+    const keyed = items.filter((p) => p.request.idempotency?.scope.key);
+    const claims = await claimKeys(
+      trx,
+      keyed.map((p) => p.request.idempotency?.scope as IdempotencyScope),
+    );
+    const claimed: { at: number; request: PlanRequest<unknown> }[] = [];
+    keyed.forEach((p, k) => {
+      const claim = claims[k];
+      if (claim instanceof Error) outcomes[p.at] = { ok: false, error: claim };
+      else if (claim && !claim.claimed) {
+        outcomes[p.at] = { ok: true, value: p.request.idempotency?.load(claim.saved), applied: [] };
+      } else claimed.push(p);
+    });
+    const memo = new Map<string, Promise<unknown>>();
+    const context: PrepareContext = {
+      trx,
+      now,
+      once: <V>(key: string, load: () => Promise<V>) => {
+        let value = memo.get(key);
+        if (!value) {
+          value = load();
+          memo.set(key, value);
+        }
+        return value as Promise<V>;
+      },
+    };
+    const ready: { at: number; request: PlanRequest<unknown>; plan: Plan }[] = [];
+    for (const p of items) {
+      if (outcomes[p.at]) continue;
+      try {
+        ready.push({ ...p, plan: await p.request.prepare(context) });
+      } catch (error) {
+        if (!isRefusal(error)) throw error;
+        outcomes[p.at] = { ok: false, error };
+      }
+    }
+    const applied = await applyPlans(
+      trx,
+      ready.map((r) => r.plan),
+      { now, fleet: this.fleet },
+    );
+    const saves: { scope: IdempotencyScope; response: unknown }[] = [];
+    ready.forEach((r, k) => {
+      const result = applied[k];
+      if (!result) return;
+      if (!result.ok) {
+        outcomes[r.at] = { ok: false, error: result.error };
+        return;
+      }
+      const value = r.request.answer(result.applied);
+      const idempotency = r.request.idempotency;
+      if (idempotency?.scope.key) saves.push({ scope: idempotency.scope, response: idempotency.save(value) });
+      outcomes[r.at] = { ok: true, value, applied: [result.applied] };
+    });
+    await saveResponses(trx, saves);
+    // A refused request leaves its key free: the same request may be retried as it is.
+    await releaseKeys(
+      trx,
+      claimed.filter((p) => !outcomes[p.at]?.ok).map((p) => p.request.idempotency?.scope as IdempotencyScope),
+    );
+    for (const o of outcomes) if (o?.ok) for (const a of o.applied) this.fleet.patch(a.hosts);
+  }
+
+  /** One job in a savepoint of its own. */
+  async #job(trx: Transaction<Database>, at: number, job: PlanJob<unknown>): Promise<Outcome> {
+    const savepoint = sql.raw(`job_${at}`);
+    await sql`savepoint ${savepoint}`.execute(trx);
+    const applied: AppliedPlan[] = [];
+    const now = this.options.clock.now();
+    try {
+      const value = await job.run({
+        trx,
+        now,
+        apply: async (plan) => {
+          const result = await applyPlan(trx, plan, { now, fleet: this.fleet });
+          applied.push(result);
+          return result;
+        },
+      });
+      await sql`release savepoint ${savepoint}`.execute(trx);
+      // The next item of the group places on the fleet as this one leaves it.
+      for (const a of applied) this.fleet.patch(a.hosts);
+      return { ok: true, value, applied };
+    } catch (error) {
+      if (!isRefusal(error)) throw error;
+      await sql`rollback to savepoint ${savepoint}`.execute(trx);
+      return { ok: false, error };
+    }
   }
 }

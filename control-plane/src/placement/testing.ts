@@ -10,6 +10,8 @@ export interface TestHost {
   connection?: HostTable['connection'];
   /** Whether an agent stream is open now (default: when the connection is ready). */
   connected?: boolean;
+  /** The replica named as holding its stream when connected (default TEST_REPLICA). */
+  replica?: string;
   cordoned?: boolean;
   vcpu?: number;
   memoryMib?: number;
@@ -30,7 +32,8 @@ export function testHostRow(h: TestHost): Insertable<HostTable> {
     labels: JSON.stringify(h.labels ?? {}),
     connection: h.connection ?? 'ready',
     // No agent runs here: the stream record names a replica so the host counts as connected.
-    gateway_replica: (h.connected ?? (h.connection ?? 'ready') === 'ready') ? TEST_REPLICA : null,
+    gateway_replica:
+      (h.connected ?? (h.connection ?? 'ready') === 'ready') ? (h.replica ?? TEST_REPLICA) : null,
     cordoned: h.cordoned ?? false,
     capacity_vcpu_millicores: h.vcpu ?? 16_000,
     capacity_memory_mib: h.memoryMib ?? 32_768,

@@ -80,35 +80,86 @@ export function addsNothing(delta: QuotaUse): boolean {
  * would pass, the dimension, the limit and the current use. Call inside the applier's transaction.
  */
 export async function admit(trx: Transaction<Database>, tenantId: string, delta: QuotaUse): Promise<void> {
-  if (addsNothing(delta)) return;
-  const path = await sql<QuotaTable & { depth: number }>`
-    with recursive up(id, parent_id, depth) as (
-      select id, parent_id, 0 from tenant where id = ${tenantId}
+  const [error] = await admitAll(trx, [{ tenantId, delta }]);
+  if (error) throw error;
+}
+
+export interface AdmissionAsk {
+  readonly tenantId: string;
+  readonly delta: QuotaUse;
+}
+
+/**
+ * Admits each ask in turn, the ones before it counted: one refusal (or undefined) per ask, in
+ * order; undefined entries ask nothing. One pass of locks and counts serves them all.
+ */
+export async function admitAll(
+  trx: Transaction<Database>,
+  asks: readonly (AdmissionAsk | undefined)[],
+): Promise<(QuotaExceededError | undefined)[]> {
+  const out: (QuotaExceededError | undefined)[] = asks.map(() => undefined);
+  const positive = asks.filter((a): a is AdmissionAsk => a !== undefined && !addsNothing(a.delta));
+  if (positive.length === 0) return out;
+  const tenants = [...new Set(positive.map((a) => a.tenantId))];
+  // Each asking tenant's path to the root, nearest first.
+  const up = await sql<{ origin: string; id: string; depth: number }>`
+    with recursive up(origin, id, parent_id, depth) as (
+      select id, id, parent_id, 0 from tenant where id in (${sql.join(tenants)})
       union all
-      select t.id, t.parent_id, up.depth + 1 from tenant t join up on t.id = up.parent_id
+      select up.origin, t.id, t.parent_id, up.depth + 1 from tenant t join up on t.id = up.parent_id
     )
-    select q.*, up.depth from quota q join up on up.id = q.tenant_id
-    order by q.tenant_id
-    for share of q`.execute(trx);
-  const limited = path.rows.filter((row) =>
-    DIMENSIONS.some(([key, column]) => delta[key] > 0 && row[column] !== null),
+    select origin, id, depth from up order by origin, depth`.execute(trx);
+  const paths = new Map<string, string[]>();
+  for (const row of up.rows) paths.set(row.origin, [...(paths.get(row.origin) ?? []), row.id]);
+  const pathIds = [...new Set(up.rows.map((r) => r.id))].sort();
+  const rows = await trx
+    .selectFrom('quota')
+    .selectAll()
+    .where('tenant_id', 'in', pathIds)
+    .orderBy('tenant_id')
+    .forShare()
+    .execute();
+  const quotas = new Map(rows.map((r) => [r.tenant_id, r]));
+  const limited = rows.filter((row) =>
+    positive.some(
+      (a) =>
+        paths.get(a.tenantId)?.includes(row.tenant_id) &&
+        DIMENSIONS.some(([key, column]) => a.delta[key] > 0 && row[column] !== null),
+    ),
   );
-  if (limited.length === 0) return;
+  if (limited.length === 0) return out;
   for (const row of limited) {
     await sql`select pg_advisory_xact_lock(${ADMISSION_LOCK_CLASS}, hashtext(${row.tenant_id}))`.execute(trx);
   }
-  // Nearest tenant first, so the refusal names the limit closest to the caller.
-  limited.sort((a, b) => Number(a.depth) - Number(b.depth));
-  for (const row of limited) {
-    const use = await subtreeUse(trx, row.tenant_id);
-    for (const [key, column, unit] of DIMENSIONS) {
-      const limit = row[column];
-      if (delta[key] <= 0 || limit === null) continue;
-      if (use[key] + delta[key] > limit) {
-        throw new QuotaExceededError(row.tenant_id, column, limit, use[key], delta[key], unit);
+  const use = new Map<string, QuotaUse>();
+  for (const row of limited) use.set(row.tenant_id, await subtreeUse(trx, row.tenant_id));
+  asks.forEach((a, i) => {
+    if (!a || addsNothing(a.delta)) return;
+    // Nearest tenant first, so the refusal names the limit closest to the caller.
+    const path = (paths.get(a.tenantId) ?? []).filter((id) => use.has(id));
+    for (const id of path) {
+      const row = quotas.get(id);
+      const used = use.get(id) ?? NO_USE;
+      for (const [key, column, unit] of DIMENSIONS) {
+        const limit = row?.[column] ?? null;
+        if (a.delta[key] <= 0 || limit === null) continue;
+        if (used[key] + a.delta[key] > limit) {
+          out[i] = new QuotaExceededError(id, column, limit, used[key], a.delta[key], unit);
+          return;
+        }
       }
     }
-  }
+    for (const id of path) {
+      const used = use.get(id) ?? NO_USE;
+      use.set(id, {
+        devices: used.devices + a.delta.devices,
+        runningDevices: used.runningDevices + a.delta.runningDevices,
+        vcpuMillicores: used.vcpuMillicores + a.delta.vcpuMillicores,
+        memoryMib: used.memoryMib + a.delta.memoryMib,
+      });
+    }
+  });
+  return out;
 }
 
 export class QuotaExceededError extends ResourceExhaustedError {

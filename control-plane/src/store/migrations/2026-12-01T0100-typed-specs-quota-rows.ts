@@ -42,6 +42,12 @@ export async function up(db: Kysely<any>): Promise<void> {
       pin_host_id = nullif(placement->>'hostId', '')`.execute(db);
   await db.schema.alterTable('device').dropColumn('spec').dropColumn('placement').execute();
 
+  // A deleted host leaves its deleted phones' history behind without a host (the live ones were
+  // released by the plan applier first); before, any DELETED phone made its host undeletable.
+  await sql`alter table device drop constraint device_host_id_fkey`.execute(db);
+  await sql`alter table device add constraint device_host_id_fkey
+    foreign key (host_id) references host(id) on delete set null`.execute(db);
+
   await sql`
     insert into quota (tenant_id, update_time)
     select id, now() from tenant
@@ -62,6 +68,10 @@ export async function up(db: Kysely<any>): Promise<void> {
 // biome-ignore lint/suspicious/noExplicitAny: see up().
 export async function down(db: Kysely<any>): Promise<void> {
   await db.schema.dropTable('usage_rejected').ifExists().execute();
+  await sql`alter table device drop constraint device_host_id_fkey`.execute(db);
+  await sql`alter table device add constraint device_host_id_fkey foreign key (host_id) references host(id)`.execute(
+    db,
+  );
   await db.schema
     .alterTable('device')
     .addColumn('spec', 'jsonb', (c) => c.notNull().defaultTo(sql`'{}'::jsonb`))
