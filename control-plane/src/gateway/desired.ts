@@ -3,25 +3,19 @@
 // revision older than its contents.
 import { createHash } from 'node:crypto';
 import { create, fromJson, type JsonValue, toBinary } from '@bufbuild/protobuf';
-import {
-  type DesiredDevice,
-  DesiredDeviceSchema,
-  DeviceSpecSchema,
-  PowerState,
-  RestartPolicy,
-} from '@cphone/proto';
+import { agentv1 } from '@cphone/proto';
 import type { Kysely } from 'kysely';
 import type { Database, DeviceTable } from '../store/schema.js';
 
 export interface DesiredSet {
   revision: bigint;
-  devices: DesiredDevice[];
+  devices: agentv1.DesiredDevice[];
 }
 
-const RESTART_POLICY: Record<DeviceTable['restart_policy'], RestartPolicy> = {
-  always: RestartPolicy.ALWAYS,
-  on_failure: RestartPolicy.ON_FAILURE,
-  never: RestartPolicy.NEVER,
+const RESTART_POLICY: Record<DeviceTable['restart_policy'], agentv1.RestartPolicy> = {
+  always: agentv1.RestartPolicy.ALWAYS,
+  on_failure: agentv1.RestartPolicy.ON_FAILURE,
+  never: agentv1.RestartPolicy.NEVER,
 };
 
 interface DesiredRow {
@@ -34,21 +28,22 @@ interface DesiredRow {
   restart_generation: number;
 }
 
-export function toDesiredDevice(row: DesiredRow): DesiredDevice {
-  return create(DesiredDeviceSchema, {
+export function toDesiredDevice(row: DesiredRow): agentv1.DesiredDevice {
+  return create(agentv1.DesiredDeviceSchema, {
     deviceId: row.id,
     tenantId: row.tenant_id,
-    spec: fromJson(DeviceSpecSchema, row.spec as JsonValue, { ignoreUnknownFields: true }),
+    // The stored spec is the API's; its image_id has no place in the agent's copy and is dropped.
+    spec: fromJson(agentv1.DeviceSpecSchema, row.spec as JsonValue, { ignoreUnknownFields: true }),
     specRevision: BigInt(row.spec_revision),
-    powerState: row.desired_power === 'stopped' ? PowerState.STOPPED : PowerState.RUNNING,
-    restartPolicy: RESTART_POLICY[row.restart_policy] ?? RestartPolicy.ALWAYS,
+    powerState: row.desired_power === 'stopped' ? agentv1.PowerState.STOPPED : agentv1.PowerState.RUNNING,
+    restartPolicy: RESTART_POLICY[row.restart_policy] ?? agentv1.RestartPolicy.ALWAYS,
     restartGeneration: BigInt(row.restart_generation),
   });
 }
 
 /** A short digest of what the agent was told about a device, to send only what changed. */
-export function fingerprint(device: DesiredDevice): string {
-  return createHash('sha1').update(toBinary(DesiredDeviceSchema, device)).digest('base64');
+export function fingerprint(device: agentv1.DesiredDevice): string {
+  return createHash('sha1').update(toBinary(agentv1.DesiredDeviceSchema, device)).digest('base64');
 }
 
 /** Loads the host's desired set and revision (undefined if the host no longer exists). */

@@ -1,12 +1,12 @@
 // What a Hello changes in the store: the host is ready and its self-description is refreshed.
 // Enrolled labels stay authoritative (the scheduler matches on them); the agent's are kept beside.
-import { type Hello, type HostLoad, ProtocolVersion } from '@cphone/proto';
+import { agentv1 } from '@cphone/proto';
 import type { Transaction } from 'kysely';
 import { FailedPreconditionError, NotFoundError } from '../errors.js';
 import type { Database, HostConnection } from '../store/schema.js';
 
-export const MIN_PROTOCOL_VERSION = ProtocolVersion.V1;
-export const MAX_PROTOCOL_VERSION = ProtocolVersion.V1;
+export const MIN_PROTOCOL_VERSION = agentv1.ProtocolVersion.V1;
+export const MAX_PROTOCOL_VERSION = agentv1.ProtocolVersion.V1;
 
 export function checkProtocolVersion(version: number): void {
   if (version < MIN_PROTOCOL_VERSION || version > MAX_PROTOCOL_VERSION) {
@@ -20,7 +20,7 @@ const MIB = 1024n * 1024n;
 const GIB = MIB * 1024n;
 
 /** HostLoad as protobuf JSON (camelCase) with plain numbers. */
-export function loadJson(load: HostLoad | undefined): Record<string, number> {
+export function loadJson(load: agentv1.HostLoad | undefined): Record<string, number> {
   if (!load) return {};
   return {
     cpuPercent: load.cpuPercent,
@@ -39,7 +39,7 @@ export function loadJson(load: HostLoad | undefined): Record<string, number> {
  */
 export async function recordHello(
   trx: Transaction<Database>,
-  hello: Hello,
+  hello: agentv1.Hello,
   now: Date,
   replicaId: string,
 ): Promise<{ connection: HostConnection; heldBy: string | null }> {

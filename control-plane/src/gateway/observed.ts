@@ -2,7 +2,7 @@
 // for what runs; the control plane for what should exist. So an agent report moves a device along
 // legal transitions (through the intermediate states it must have passed), never deletes a device
 // the control plane still wants, and completes a deletion the control plane asked for.
-import type { ObservedDevice } from '@cphone/proto';
+import type { agentv1 } from '@cphone/proto';
 import type { Kysely, Transaction } from 'kysely';
 import { canTransition, stateFromProto, transition } from '../devices/state-machine.js';
 import type { Database, DeviceStateName } from '../store/schema.js';
@@ -106,7 +106,7 @@ async function apply(
   trx: Transaction<Database>,
   hostId: string,
   row: Row,
-  observed: ObservedDevice,
+  observed: agentv1.ObservedDevice,
   now: Date,
 ): Promise<ObservedChange | undefined> {
   const to = stateFromProto(observed.state);
@@ -177,7 +177,7 @@ export interface ApplyObservedOptions {
 export async function applyObserved(
   db: Kysely<Database>,
   hostId: string,
-  reports: readonly ObservedDevice[],
+  reports: readonly agentv1.ObservedDevice[],
   options: ApplyObservedOptions,
 ): Promise<ObservedChange[]> {
   if (!reports.some((r) => r.deviceId !== '') && !options.fullInventory) return [];
@@ -203,7 +203,7 @@ export function notifyStopped(
 export async function applyObservedIn(
   trx: Transaction<Database>,
   hostId: string,
-  reports: readonly ObservedDevice[],
+  reports: readonly agentv1.ObservedDevice[],
   options: ApplyObservedOptions,
 ): Promise<ObservedChange[]> {
   const ids = [...new Set(reports.map((r) => r.deviceId).filter((id) => id !== ''))];

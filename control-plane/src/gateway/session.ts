@@ -3,15 +3,7 @@
 // in arrival order; outbound ones are bounded so a slow agent costs a bounded amount of memory.
 import { create } from '@bufbuild/protobuf';
 import { durationFromMs, timestampFromDate } from '@bufbuild/protobuf/wkt';
-import {
-  type AgentMessage,
-  type CommandResult,
-  type ControlMessage,
-  ControlMessageSchema,
-  type DeviceStatus,
-  type Hello,
-  type UsageReport,
-} from '@cphone/proto';
+import { agentv1 } from '@cphone/proto';
 import * as grpc from '@grpc/grpc-js';
 import { DomainError, NotFoundError, UnavailableError } from '../errors.js';
 import { newId } from '../ids.js';
@@ -33,7 +25,7 @@ import { closeCall, statusOf } from './stream-status.js';
 import type { CommandKind, GatewayDeps } from './types.js';
 import { ingestUsage, usageCursor } from './usage.js';
 
-export type AgentCall = grpc.ServerDuplexStream<AgentMessage, ControlMessage>;
+export type AgentCall = grpc.ServerDuplexStream<agentv1.AgentMessage, agentv1.ControlMessage>;
 
 /** What a session needs from its gateway. */
 export interface SessionContext {
@@ -100,7 +92,7 @@ export class AgentSession {
       () => this.close(grpc.status.DEADLINE_EXCEEDED, `no hello within ${this.ctx.helloTimeoutMs} ms`),
       this.ctx.helloTimeoutMs,
     );
-    this.call.on('data', (message: AgentMessage) => this.#enqueue(message));
+    this.call.on('data', (message: agentv1.AgentMessage) => this.#enqueue(message));
     this.call.on('end', () => this.close(grpc.status.OK, 'agent closed the stream'));
     this.call.on('cancelled', () =>
       this.close(grpc.status.CANCELLED, 'agent went away', { sendStatus: false }),
@@ -130,7 +122,7 @@ export class AgentSession {
   }
 
   /** Queues a message for the agent; false when the stream is closed (or was just cut off). */
-  send(message: ControlMessage): boolean {
+  send(message: agentv1.ControlMessage): boolean {
     if (this.#closed) return false;
     if (this.call.writableLength >= this.ctx.maxQueuedMessages) {
       this.close(
@@ -150,7 +142,7 @@ export class AgentSession {
     if (!this.#syncing) void this.#syncLoop();
   }
 
-  command(deviceId: string, kind: CommandKind, deadline: Date): Promise<CommandResult> {
+  command(deviceId: string, kind: CommandKind, deadline: Date): Promise<agentv1.CommandResult> {
     const commandId = newId('cmd');
     const result = this.pending.add(
       commandId,
@@ -158,7 +150,7 @@ export class AgentSession {
       deadline.getTime() - this.#now().getTime(),
     );
     const sent = this.send(
-      create(ControlMessageSchema, {
+      create(agentv1.ControlMessageSchema, {
         body: {
           case: 'command',
           value: { commandId, deviceId, deadline: timestampFromDate(deadline), kind },
@@ -178,7 +170,7 @@ export class AgentSession {
   ping(): boolean {
     this.#pings++;
     return this.send(
-      create(ControlMessageSchema, {
+      create(agentv1.ControlMessageSchema, {
         body: { case: 'ping', value: { nonce: this.#pings, sentAt: timestampFromDate(this.#now()) } },
       }),
     );
@@ -186,7 +178,7 @@ export class AgentSession {
 
   drain(reason: string, deadline?: Date): boolean {
     return this.send(
-      create(ControlMessageSchema, {
+      create(agentv1.ControlMessageSchema, {
         body: {
           case: 'drain',
           value: deadline ? { reason, deadline: timestampFromDate(deadline) } : { reason },
@@ -199,7 +191,7 @@ export class AgentSession {
     return this.ctx.deps.clock.now();
   }
 
-  #enqueue(message: AgentMessage): void {
+  #enqueue(message: agentv1.AgentMessage): void {
     // The timer bounds the wait for the first message, not its handling: under a reconnect storm
     // the Hello may queue behind thousands of others for the database.
     clearTimeout(this.#helloTimer);
@@ -222,7 +214,7 @@ export class AgentSession {
       });
   }
 
-  async #handle(message: AgentMessage): Promise<void> {
+  async #handle(message: agentv1.AgentMessage): Promise<void> {
     const body = message.body;
     if (this.hostId === undefined) {
       if (body.case !== 'hello') {
@@ -259,7 +251,7 @@ export class AgentSession {
     }
   }
 
-  async #hello(hello: Hello): Promise<void> {
+  async #hello(hello: agentv1.Hello): Promise<void> {
     const { db } = this.ctx.deps;
     try {
       checkProtocolVersion(hello.protocolVersion);
@@ -293,7 +285,7 @@ export class AgentSession {
     }
     const { config } = this.ctx.deps;
     this.send(
-      create(ControlMessageSchema, {
+      create(agentv1.ControlMessageSchema, {
         body: {
           case: 'welcome',
           value: {
@@ -331,7 +323,7 @@ export class AgentSession {
     this.close(code, error.message);
   }
 
-  async #deviceStatus(status: DeviceStatus): Promise<void> {
+  async #deviceStatus(status: agentv1.DeviceStatus): Promise<void> {
     if (!status.device || this.hostId === undefined) return;
     const changes = await applyObserved(this.ctx.deps.db, this.hostId, [status.device], {
       fullInventory: false,
@@ -348,7 +340,7 @@ export class AgentSession {
     }
   }
 
-  async #usage(report: UsageReport): Promise<void> {
+  async #usage(report: agentv1.UsageReport): Promise<void> {
     if (this.hostId === undefined) return;
     const intake = await ingestUsage(this.ctx.deps.db, this.hostId, report.samples, this.#now());
     const { usageSamples } = this.ctx.deps.metrics;
@@ -363,7 +355,7 @@ export class AgentSession {
       );
     }
     this.send(
-      create(ControlMessageSchema, {
+      create(agentv1.ControlMessageSchema, {
         body: { case: 'usageAck', value: { sequence: BigInt(intake.ackedSequence) } },
       }),
     );
@@ -394,21 +386,21 @@ export class AgentSession {
     const next = new Map(set.devices.map((d) => [d.deviceId, fingerprint(d)]));
     const upserts = set.devices.filter((d) => this.#sent.get(d.deviceId) !== next.get(d.deviceId));
     const removes = [...this.#sent.keys()].filter((id) => !next.has(id));
-    let message: ControlMessage | undefined;
+    let message: agentv1.ControlMessage | undefined;
     // The agent applies a delta only if its revision is above the last one it applied, so one
     // change rides a delta and several (or an unchanged revision) ride a full set.
     if (!this.#needFull && upserts.length + removes.length === 0) return;
     if (!this.#needFull && upserts.length + removes.length === 1 && set.revision > this.#sentRevision) {
       const [device] = upserts;
       message = device
-        ? create(ControlMessageSchema, {
+        ? create(agentv1.ControlMessageSchema, {
             body: { case: 'deviceUpsert', value: { revision: set.revision, device } },
           })
-        : create(ControlMessageSchema, {
+        : create(agentv1.ControlMessageSchema, {
             body: { case: 'deviceRemove', value: { revision: set.revision, deviceId: removes[0] ?? '' } },
           });
     } else {
-      message = create(ControlMessageSchema, {
+      message = create(agentv1.ControlMessageSchema, {
         body: { case: 'desiredDevices', value: { revision: set.revision, devices: set.devices } },
       });
     }

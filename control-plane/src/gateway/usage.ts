@@ -2,7 +2,7 @@
 // The cursor is the highest sequence below which nothing is missing, so an agent that sent 1, 2, 4
 // is told 2 and resends 3 and 4; nothing is acknowledged that is not stored.
 import { timestampDate } from '@bufbuild/protobuf/wkt';
-import type { UsageSample } from '@cphone/proto';
+import type { agentv1 } from '@cphone/proto';
 import { type Kysely, sql, type Transaction } from 'kysely';
 import { stateFromProto } from '../devices/state-machine.js';
 import type { Database } from '../store/schema.js';
@@ -37,7 +37,7 @@ export async function usageCursor(
 export async function ingestUsage(
   db: Kysely<Database>,
   hostId: string,
-  samples: readonly UsageSample[],
+  samples: readonly agentv1.UsageSample[],
   now: Date,
 ): Promise<UsageIntake> {
   const valid = samples.filter((s) => s.sequence > 0n);

@@ -6,16 +6,13 @@ import { after, before, test } from 'node:test';
 import type { DescService } from '@bufbuild/protobuf';
 import { type Client, createClient } from '@connectrpc/connect';
 import {
-  type ControlMessage,
-  type DesiredDevice,
+  agentv1,
   DeviceService,
-  DeviceState,
   DrainMode,
   DrainState,
   type DrainStatus,
   HostService,
   ImageService,
-  PowerState,
   TenantKind,
   TenantService,
 } from '@cphone/proto';
@@ -36,7 +33,7 @@ const fakes: FakeHost[] = [];
 
 /** A host agent that converges at once: it reports each desired device in its desired power. */
 class FakeHost {
-  readonly actual = new Map<string, DeviceState>();
+  readonly actual = new Map<string, agentv1.DeviceState>();
   readonly removed: string[] = [];
   readonly agent: TestAgent;
 
@@ -57,12 +54,12 @@ class FakeHost {
         devices: slots,
       },
     });
-    this.agent.call.on('data', (m: ControlMessage) => this.#on(m));
+    this.agent.call.on('data', (m: agentv1.ControlMessage) => this.#on(m));
     this.agent.startHeartbeats(1000);
     fakes.push(this);
   }
 
-  #on(m: ControlMessage): void {
+  #on(m: agentv1.ControlMessage): void {
     const body = m.body;
     if (body.case === 'desiredDevices') {
       const wanted = new Set(body.value.devices.map((d) => d.deviceId));
@@ -72,8 +69,9 @@ class FakeHost {
     else if (body.case === 'deviceRemove') this.#remove(body.value.deviceId);
   }
 
-  #converge(d: DesiredDevice): void {
-    const to = d.powerState === PowerState.STOPPED ? DeviceState.STOPPED : DeviceState.RUNNING;
+  #converge(d: agentv1.DesiredDevice): void {
+    const to =
+      d.powerState === agentv1.PowerState.STOPPED ? agentv1.DeviceState.STOPPED : agentv1.DeviceState.RUNNING;
     if (this.actual.get(d.deviceId) === to) return;
     this.actual.set(d.deviceId, to);
     this.report(d.deviceId, to);
@@ -82,10 +80,10 @@ class FakeHost {
   #remove(id: string): void {
     if (!this.actual.delete(id)) return;
     this.removed.push(id);
-    this.report(id, DeviceState.DELETED);
+    this.report(id, agentv1.DeviceState.DELETED);
   }
 
-  report(deviceId: string, state: DeviceState): void {
+  report(deviceId: string, state: agentv1.DeviceState): void {
     this.agent.send({ case: 'deviceStatus', value: { device: { deviceId, state, specRevision: 1n } } });
   }
 }
@@ -229,8 +227,8 @@ test('MIGRATE moves three running phones to the two other hosts and completes', 
 
   // A late report from the old host about a moved phone changes nothing (it is not its host).
   const moved = phones[0] ?? '';
-  a.report(moved, DeviceState.STOPPED);
-  a.report(moved, DeviceState.DELETED);
+  a.report(moved, agentv1.DeviceState.STOPPED);
+  a.report(moved, agentv1.DeviceState.DELETED);
   b.agent.heartbeat();
   await new Promise((r) => setTimeout(r, 300));
   assert.equal((await deviceRow(moved)).state, 'running');

@@ -1,5 +1,5 @@
 // The control plane's DesiredDevice, mapped once onto the agent's own terms.
-import { type DesiredDevice, GpuMode, PowerState, RestartPolicy } from '@cphone/proto';
+import { agentv1 } from '@cphone/proto';
 import type { DeviceSpec, GpuMode as RuntimeGpuMode } from '../runtime/index.js';
 
 export type Power = 'running' | 'stopped';
@@ -20,18 +20,18 @@ export interface Desired {
 /** Screen used when the control plane sends none (Redroid's own default). */
 export const DEFAULT_SCREEN = Object.freeze({ width: 720, height: 1280, dpi: 320, fps: 30 });
 
-const GPU: Record<GpuMode, RuntimeGpuMode> = {
-  [GpuMode.UNSPECIFIED]: 'guest',
-  [GpuMode.GUEST]: 'guest',
-  [GpuMode.HOST]: 'host',
-  [GpuMode.AUTO]: 'auto',
+const GPU: Record<agentv1.GpuMode, RuntimeGpuMode> = {
+  [agentv1.GpuMode.UNSPECIFIED]: 'guest',
+  [agentv1.GpuMode.GUEST]: 'guest',
+  [agentv1.GpuMode.HOST]: 'host',
+  [agentv1.GpuMode.AUTO]: 'auto',
 };
 
-const RESTART: Record<RestartPolicy, Restart> = {
-  [RestartPolicy.UNSPECIFIED]: 'always',
-  [RestartPolicy.ALWAYS]: 'always',
-  [RestartPolicy.ON_FAILURE]: 'on-failure',
-  [RestartPolicy.NEVER]: 'never',
+const RESTART: Record<agentv1.RestartPolicy, Restart> = {
+  [agentv1.RestartPolicy.UNSPECIFIED]: 'always',
+  [agentv1.RestartPolicy.ALWAYS]: 'always',
+  [agentv1.RestartPolicy.ON_FAILURE]: 'on-failure',
+  [agentv1.RestartPolicy.NEVER]: 'never',
 };
 
 /** uint64 on the wire; revisions and generations stay far below 2^53. */
@@ -39,7 +39,7 @@ function small(value: bigint): number {
   return Number(BigInt.asUintN(53, value));
 }
 
-export function desiredFromProto(device: DesiredDevice): Desired {
+export function desiredFromProto(device: agentv1.DesiredDevice): Desired {
   const spec = device.spec;
   const screen = spec?.screen;
   const specRevision = small(device.specRevision);
@@ -47,7 +47,7 @@ export function desiredFromProto(device: DesiredDevice): Desired {
     deviceId: device.deviceId,
     tenantId: device.tenantId,
     specRevision,
-    power: device.powerState === PowerState.STOPPED ? 'stopped' : 'running',
+    power: device.powerState === agentv1.PowerState.STOPPED ? 'stopped' : 'running',
     restartPolicy: RESTART[device.restartPolicy] ?? 'always',
     restartGeneration: small(device.restartGeneration),
     spec: {
@@ -64,7 +64,7 @@ export function desiredFromProto(device: DesiredDevice): Desired {
         dpi: screen?.dpi || DEFAULT_SCREEN.dpi,
         fps: screen?.fps || DEFAULT_SCREEN.fps,
       },
-      gpuMode: GPU[spec?.gpuMode ?? GpuMode.UNSPECIFIED] ?? 'guest',
+      gpuMode: GPU[spec?.gpuMode ?? agentv1.GpuMode.UNSPECIFIED] ?? 'guest',
       properties: { ...(spec?.properties ?? {}) },
       labels: {},
     },
