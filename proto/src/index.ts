@@ -12,6 +12,15 @@ export * as agentv1 from './agent-v1.js';
 export { toAgentDeviceSpec, toAgentInputEvents } from './api-agent.js';
 // Wire helpers: protobuf-es services on grpc-js, Connect-RPC on Hono, TLS material for the agent link.
 export { type ConnectHonoOptions, mountConnect } from './connect-hono.js';
+// The device-spec contract shared by the control plane and the host agent: one validator, one set
+// of limits (and the enums' spellings, from spellings.js below).
+export {
+  DEFAULT_SCREEN,
+  DEVICE_SPEC_LIMITS,
+  type DeviceSpecCheckOptions,
+  deviceSpecViolation,
+  type SpecViolation,
+} from './device-spec.js';
 // cphone.api.v1: the public API (resellers, CLI, web player).
 export * from './gen/cphone/api/v1/api_key_pb.js';
 export * from './gen/cphone/api/v1/api_key_service_pb.js';
@@ -42,6 +51,16 @@ export {
   type GrpcHandlers,
   grpcServiceDefinition,
 } from './grpc.js';
+// One string spelling per enum of the device contract, with its values in both packages.
+export {
+  GPU_MODES,
+  type GpuModeName,
+  POWER_STATES,
+  type PowerStateName,
+  RESTART_POLICIES,
+  type RestartPolicyName,
+  type Spelling,
+} from './spellings.js';
 export {
   createCertificateAuthority,
   type IssueOptions,
