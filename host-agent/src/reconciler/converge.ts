@@ -1,7 +1,7 @@
 import { agentv1 } from '@cphone/proto';
 import type { Logger } from 'pino';
 import type { Metrics } from '../metrics.js';
-import type { ContainerRuntime, RuntimeDevice } from '../runtime/index.js';
+import { type ContainerRuntime, InvalidSpecError, type RuntimeDevice } from '../runtime/index.js';
 import type { BootProbe } from './boot-probe.js';
 import { type Desired, desiredKey } from './desired.js';
 import { type DeviceRecord, type Observe, OperationError } from './device-record.js';
@@ -67,6 +67,13 @@ export class Converger {
     }
   }
 
+  /** A spec the contract refuses fails as the runtime's own check would: INVALID_SPEC, no retry. */
+  #create(desired: Desired): Promise<RuntimeDevice> {
+    const bad = desired.specViolation;
+    if (bad) return Promise.reject(new InvalidSpecError(bad.field, bad.value, bad.reason));
+    return this.#runtime.create(desired.spec);
+  }
+
   /**
    * One pass for one device: read the runtime, take the next steps toward `desired`. Without a
    * desired device, `unwanted` says whether it is known to be unwanted (delete it) or whether the
@@ -91,7 +98,7 @@ export class Converger {
       if (rec.observation === undefined || rec.observation.state === agentv1.DeviceState.CREATING) {
         this.#ctx.report(rec, agentv1.DeviceState.CREATING, { specRevision: desired.specRevision });
       }
-      current = await this.#op(rec, 'create', () => this.#runtime.create(desired.spec));
+      current = await this.#op(rec, 'create', () => this.#create(desired));
       this.#resetRun(rec, desired);
     } else if (current.specRevision !== desired.specRevision) {
       // A new spec: replace the container, keeping the data volume.
@@ -99,7 +106,7 @@ export class Converger {
       this.#abortProbe(rec);
       rec.intent = undefined;
       await this.#op(rec, 'remove', () => this.#runtime.remove(id, { keepData: true }));
-      current = await this.#op(rec, 'create', () => this.#runtime.create(desired.spec));
+      current = await this.#op(rec, 'create', () => this.#create(desired));
       this.#resetRun(rec, desired);
     }
 

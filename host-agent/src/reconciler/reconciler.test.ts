@@ -396,9 +396,22 @@ test('an invalid spec is ERROR INVALID_SPEC and is not retried until the spec ch
   await h.reconciler.applyDesired(full(1n, device('d-1', { spec: { imageRef: 'x', vcpuMillicores: 0 } })));
   await waitFor('ERROR', () => stateOf(h, 'd-1') === agentv1.DeviceState.ERROR);
   assert.equal(h.last('d-1')?.reason, 'INVALID_SPEC');
-  assert.match(h.last('d-1')?.message ?? '', /vcpuMillicores/);
+  assert.match(h.last('d-1')?.message ?? '', /vcpu_millicores/);
   await new Promise((r) => setTimeout(r, 50));
-  assert.equal(h.runtime.count('create', 'd-1'), 1);
+  assert.equal(h.runtime.count('create', 'd-1'), 0, 'the contract refuses it before the runtime is asked');
+  assert.deepEqual(h.states('d-1'), ['CREATING', 'ERROR']);
+  await h.reconciler.applyDesired(full(2n, device('d-1', { specRevision: 2n })));
+  await waitFor('RUNNING', () => stateOf(h, 'd-1') === agentv1.DeviceState.RUNNING);
+});
+
+test('a spec with a value this agent cannot map (a GpuMode it does not know) is INVALID_SPEC, not guessed', async () => {
+  const h = await harness();
+  const unknown = device('d-1');
+  if (unknown.spec) unknown.spec.gpuMode = 7 as agentv1.GpuMode;
+  await h.reconciler.applyDesired(full(1n, unknown));
+  await waitFor('ERROR', () => stateOf(h, 'd-1') === agentv1.DeviceState.ERROR);
+  assert.equal(h.last('d-1')?.reason, 'INVALID_SPEC');
+  assert.match(h.last('d-1')?.message ?? '', /gpu_mode=7/);
 });
 
 test('a desired set saved by the previous agent version (its specs carry image_id) still loads', async () => {
