@@ -224,6 +224,11 @@ test('bad input names the field and value and writes nothing', async () => {
       /requests\[0\]\.placement\.host_id/,
     ],
     [
+      { requests: [phone('crud', { spec: { imageId: IMAGE, properties: { 'persist.sys.x': '1' } } })] },
+      Code.InvalidArgument,
+      /requests\[0\]\.spec\.properties\["persist\.sys\.x"\].*"ro\."/,
+    ],
+    [
       { requests: [phone('nowhere')] },
       Code.ResourceExhausted,
       /requests\[0\] cannot be placed.*label-selector/,

@@ -3,7 +3,7 @@
 // revision older than its contents.
 import { createHash } from 'node:crypto';
 import { create, fromJson, type JsonValue, toBinary } from '@bufbuild/protobuf';
-import { agentv1 } from '@cphone/proto';
+import { agentv1, POWER_STATES, RESTART_POLICIES } from '@cphone/proto';
 import type { Kysely } from 'kysely';
 import type { Database, DeviceTable } from '../store/schema.js';
 
@@ -11,12 +11,6 @@ export interface DesiredSet {
   revision: bigint;
   devices: agentv1.DesiredDevice[];
 }
-
-const RESTART_POLICY: Record<DeviceTable['restart_policy'], agentv1.RestartPolicy> = {
-  always: agentv1.RestartPolicy.ALWAYS,
-  on_failure: agentv1.RestartPolicy.ON_FAILURE,
-  never: agentv1.RestartPolicy.NEVER,
-};
 
 interface DesiredRow {
   id: string;
@@ -35,8 +29,8 @@ export function toDesiredDevice(row: DesiredRow): agentv1.DesiredDevice {
     // The stored spec is the API's; its image_id has no place in the agent's copy and is dropped.
     spec: fromJson(agentv1.DeviceSpecSchema, row.spec as JsonValue, { ignoreUnknownFields: true }),
     specRevision: BigInt(row.spec_revision),
-    powerState: row.desired_power === 'stopped' ? agentv1.PowerState.STOPPED : agentv1.PowerState.RUNNING,
-    restartPolicy: RESTART_POLICY[row.restart_policy] ?? agentv1.RestartPolicy.ALWAYS,
+    powerState: POWER_STATES.agent(row.desired_power),
+    restartPolicy: RESTART_POLICIES.agent(row.restart_policy),
     restartGeneration: BigInt(row.restart_generation),
   });
 }

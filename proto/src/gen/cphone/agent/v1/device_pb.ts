@@ -14,34 +14,34 @@ export const file_cphone_agent_v1_device: GenFile = /*@__PURE__*/
 
 /**
  * The virtual screen of a device. A field left 0 takes the agent's default (720 x 1280, 320 dpi,
- * 30 fps).
+ * 30 fps); a set field must be within the limits of @cphone/proto's device-spec contract.
  *
  * @generated from message cphone.agent.v1.ScreenSpec
  */
 export type ScreenSpec = Message<"cphone.agent.v1.ScreenSpec"> & {
   /**
-   * Width in pixels (portrait orientation), e.g. 720.
+   * Width in pixels (portrait orientation), 1..8192.
    *
    * @generated from field: uint32 width_px = 1;
    */
   widthPx: number;
 
   /**
-   * Height in pixels (portrait orientation), e.g. 1280.
+   * Height in pixels (portrait orientation), 1..8192.
    *
    * @generated from field: uint32 height_px = 2;
    */
   heightPx: number;
 
   /**
-   * Density in dots per inch, e.g. 320.
+   * Density in dots per inch, 60..1000.
    *
    * @generated from field: uint32 dpi = 3;
    */
   dpi: number;
 
   /**
-   * Maximum frame rate in frames per second, e.g. 30.
+   * Maximum frame rate in frames per second, 1..120.
    *
    * @generated from field: uint32 fps = 4;
    */
@@ -57,35 +57,36 @@ export const ScreenSpecSchema: GenMessage<ScreenSpec> = /*@__PURE__*/
 
 /**
  * What one device's container is made of: everything the control plane resolved from the create
- * request and the device template. The agent refuses a spec it cannot honour (reported as ERROR
- * with reason INVALID_SPEC).
+ * request and the device template. The agent refuses a spec that breaks the shared contract
+ * (reported as ERROR with reason INVALID_SPEC); the control plane never sends one.
  *
  * @generated from message cphone.agent.v1.DeviceSpec
  */
 export type DeviceSpec = Message<"cphone.agent.v1.DeviceSpec"> & {
   /**
-   * Container image reference, e.g. "redroid/redroid:14.0.0_64only-latest".
+   * Container image reference, e.g. "redroid/redroid:14.0.0_64only-latest"; 1..512 characters,
+   * no whitespace.
    *
    * @generated from field: string image_ref = 2;
    */
   imageRef: string;
 
   /**
-   * CPU allocation in millicores (1000 = one vCPU).
+   * CPU allocation in millicores (1000 = one vCPU), 1..1024000.
    *
    * @generated from field: int32 vcpu_millicores = 3;
    */
   vcpuMillicores: number;
 
   /**
-   * Memory allocation in MiB (1024 = 1 GiB).
+   * Memory allocation in MiB (1024 = 1 GiB), 1..1048576.
    *
    * @generated from field: int32 memory_mib = 4;
    */
   memoryMib: number;
 
   /**
-   * Size of the data volume (/data) in GiB.
+   * Size of the data volume (/data) in GiB, 1..65536.
    *
    * @generated from field: int32 storage_gib = 5;
    */
@@ -107,7 +108,9 @@ export type DeviceSpec = Message<"cphone.agent.v1.DeviceSpec"> & {
 
   /**
    * Android system properties set at boot (Redroid boot arguments), e.g.
-   * {"ro.product.model": "Pixel 8"}. Keys start with "ro.".
+   * {"ro.product.model": "Pixel 8"}; at most 64. Keys start with "ro." and are at most 128
+   * characters of letters, digits, ".", "_" and "-"; values are at most 92 bytes of UTF-8 with no
+   * control characters.
    *
    * @generated from field: map<string, string> properties = 8;
    */

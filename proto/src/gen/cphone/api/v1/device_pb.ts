@@ -15,34 +15,35 @@ export const file_cphone_api_v1_device: GenFile = /*@__PURE__*/
   fileDesc("ChpjcGhvbmUvYXBpL3YxL2RldmljZS5wcm90bxINY3Bob25lLmFwaS52MSJLCgpTY3JlZW5TcGVjEhAKCHdpZHRoX3B4GAEgASgNEhEKCWhlaWdodF9weBgCIAEoDRILCgNkcGkYAyABKA0SCwoDZnBzGAQgASgNIroCCgpEZXZpY2VTcGVjEhAKCGltYWdlX2lkGAEgASgJEhEKCWltYWdlX3JlZhgCIAEoCRIXCg92Y3B1X21pbGxpY29yZXMYAyABKAUSEgoKbWVtb3J5X21pYhgEIAEoBRITCgtzdG9yYWdlX2dpYhgFIAEoBRIpCgZzY3JlZW4YBiABKAsyGS5jcGhvbmUuYXBpLnYxLlNjcmVlblNwZWMSKAoIZ3B1X21vZGUYByABKA4yFi5jcGhvbmUuYXBpLnYxLkdwdU1vZGUSPQoKcHJvcGVydGllcxgIIAMoCzIpLmNwaG9uZS5hcGkudjEuRGV2aWNlU3BlYy5Qcm9wZXJ0aWVzRW50cnkaMQoPUHJvcGVydGllc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEi0QEKCVBsYWNlbWVudBJBCg1ub2RlX3NlbGVjdG9yGAEgAygLMiouY3Bob25lLmFwaS52MS5QbGFjZW1lbnQuTm9kZVNlbGVjdG9yRW50cnkSLQoGc3ByZWFkGAIgASgOMh0uY3Bob25lLmFwaS52MS5TcHJlYWRTdHJhdGVneRIMCgRhcmNoGAMgASgJEg8KB2hvc3RfaWQYBCABKAkaMwoRTm9kZVNlbGVjdG9yRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASKaBgoGRGV2aWNlEhEKCWRldmljZV9pZBgBIAEoCRIRCgl0ZW5hbnRfaWQYAiABKAkSFAoMZGlzcGxheV9uYW1lGAMgASgJEjEKBmxhYmVscxgEIAMoCzIhLmNwaG9uZS5hcGkudjEuRGV2aWNlLkxhYmVsc0VudHJ5EicKBHNwZWMYBSABKAsyGS5jcGhvbmUuYXBpLnYxLkRldmljZVNwZWMSFQoNc3BlY19yZXZpc2lvbhgGIAEoBBIrCglwbGFjZW1lbnQYByABKAsyGC5jcGhvbmUuYXBpLnYxLlBsYWNlbWVudBI2ChNkZXNpcmVkX3Bvd2VyX3N0YXRlGAggASgOMhkuY3Bob25lLmFwaS52MS5Qb3dlclN0YXRlEjQKDnJlc3RhcnRfcG9saWN5GAkgASgOMhwuY3Bob25lLmFwaS52MS5SZXN0YXJ0UG9saWN5EikKBXN0YXRlGAogASgOMhouY3Bob25lLmFwaS52MS5EZXZpY2VTdGF0ZRIUCgxzdGF0ZV9yZWFzb24YCyABKAkSFQoNc3RhdGVfbWVzc2FnZRgMIAEoCRIPCgdob3N0X2lkGA0gASgJEh4KFm9ic2VydmVkX3NwZWNfcmV2aXNpb24YDiABKAQSFAoMYWRiX2VuZHBvaW50GA8gASgJEi8KC2NyZWF0ZV90aW1lGBAgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgt1cGRhdGVfdGltZRgRIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASNQoRc3RhdGVfY2hhbmdlX3RpbWUYEiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnN0YXJ0X3RpbWUYEyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC2RlbGV0ZV90aW1lGBQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIoYCCgtEZXZpY2VFdmVudBIQCghldmVudF9pZBgBIAEoCRIRCglkZXZpY2VfaWQYAiABKAkSEQoJdGVuYW50X2lkGAMgASgJEi4KCmZyb21fc3RhdGUYBCABKA4yGi5jcGhvbmUuYXBpLnYxLkRldmljZVN0YXRlEiwKCHRvX3N0YXRlGAUgASgOMhouY3Bob25lLmFwaS52MS5EZXZpY2VTdGF0ZRIOCgZyZWFzb24YBiABKAkSDwoHbWVzc2FnZRgHIAEoCRIPCgdob3N0X2lkGAggASgJEi8KC2NyZWF0ZV90aW1lGAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCrJAgoLRGV2aWNlU3RhdGUSHAoYREVWSUNFX1NUQVRFX1VOU1BFQ0lGSUVEEAASGAoUREVWSUNFX1NUQVRFX1BFTkRJTkcQARIaChZERVZJQ0VfU1RBVEVfU0NIRURVTEVEEAISGQoVREVWSUNFX1NUQVRFX0NSRUFUSU5HEAMSGAoUREVWSUNFX1NUQVRFX0JPT1RJTkcQBBIYChRERVZJQ0VfU1RBVEVfUlVOTklORxAFEhkKFURFVklDRV9TVEFURV9TVE9QUElORxAGEhgKFERFVklDRV9TVEFURV9TVE9QUEVEEAcSGQoVREVWSUNFX1NUQVRFX0RFTEVUSU5HEAgSGAoUREVWSUNFX1NUQVRFX0RFTEVURUQQCRIWChJERVZJQ0VfU1RBVEVfRVJST1IQChIVChFERVZJQ0VfU1RBVEVfTE9TVBALKlsKClBvd2VyU3RhdGUSGwoXUE9XRVJfU1RBVEVfVU5TUEVDSUZJRUQQABIXChNQT1dFUl9TVEFURV9SVU5OSU5HEAESFwoTUE9XRVJfU1RBVEVfU1RPUFBFRBACKoMBCg1SZXN0YXJ0UG9saWN5Eh4KGlJFU1RBUlRfUE9MSUNZX1VOU1BFQ0lGSUVEEAASGQoVUkVTVEFSVF9QT0xJQ1lfQUxXQVlTEAESHQoZUkVTVEFSVF9QT0xJQ1lfT05fRkFJTFVSRRACEhgKFFJFU1RBUlRfUE9MSUNZX05FVkVSEAMqXQoHR3B1TW9kZRIYChRHUFVfTU9ERV9VTlNQRUNJRklFRBAAEhIKDkdQVV9NT0RFX0dVRVNUEAESEQoNR1BVX01PREVfSE9TVBACEhEKDUdQVV9NT0RFX0FVVE8QAyqNAQoOU3ByZWFkU3RyYXRlZ3kSHwobU1BSRUFEX1NUUkFURUdZX1VOU1BFQ0lGSUVEEAASGwoXU1BSRUFEX1NUUkFURUdZX0JJTlBBQ0sQARIaChZTUFJFQURfU1RSQVRFR1lfU1BSRUFEEAISIQodU1BSRUFEX1NUUkFURUdZX1NQUkVBRF9URU5BTlQQA2IGcHJvdG8z", [file_google_protobuf_timestamp]);
 
 /**
- * The virtual screen of a device.
+ * The virtual screen of a device. A field left 0 takes the image's default_spec, else 720 x 1280,
+ * 320 dpi, 30 fps.
  *
  * @generated from message cphone.api.v1.ScreenSpec
  */
 export type ScreenSpec = Message<"cphone.api.v1.ScreenSpec"> & {
   /**
-   * Width in pixels (portrait orientation), e.g. 720.
+   * Width in pixels (portrait orientation), 1..8192, e.g. 720.
    *
    * @generated from field: uint32 width_px = 1;
    */
   widthPx: number;
 
   /**
-   * Height in pixels (portrait orientation), e.g. 1280.
+   * Height in pixels (portrait orientation), 1..8192, e.g. 1280.
    *
    * @generated from field: uint32 height_px = 2;
    */
   heightPx: number;
 
   /**
-   * Density in dots per inch, e.g. 320.
+   * Density in dots per inch, 60..1000, e.g. 320.
    *
    * @generated from field: uint32 dpi = 3;
    */
   dpi: number;
 
   /**
-   * Maximum frame rate in frames per second, e.g. 30.
+   * Maximum frame rate in frames per second, 1..120, e.g. 30.
    *
    * @generated from field: uint32 fps = 4;
    */
@@ -79,21 +80,21 @@ export type DeviceSpec = Message<"cphone.api.v1.DeviceSpec"> & {
   imageRef: string;
 
   /**
-   * CPU allocation in millicores (1000 = one vCPU).
+   * CPU allocation in millicores (1000 = one vCPU), 1..1024000 and at least the image's minimum.
    *
    * @generated from field: int32 vcpu_millicores = 3;
    */
   vcpuMillicores: number;
 
   /**
-   * Memory allocation in MiB (1024 = 1 GiB).
+   * Memory allocation in MiB (1024 = 1 GiB), 1..1048576 and at least the image's minimum.
    *
    * @generated from field: int32 memory_mib = 4;
    */
   memoryMib: number;
 
   /**
-   * Size of the data volume (/data) in GiB.
+   * Size of the data volume (/data) in GiB, 1..65536 and at least the image's minimum.
    *
    * @generated from field: int32 storage_gib = 5;
    */
@@ -114,8 +115,10 @@ export type DeviceSpec = Message<"cphone.api.v1.DeviceSpec"> & {
   gpuMode: GpuMode;
 
   /**
-   * Extra Android system properties set at boot, e.g. {"ro.product.model": "Pixel 8"}. Keys must
-   * start with "ro." or "persist.".
+   * Extra Android system properties set at boot, e.g. {"ro.product.model": "Pixel 8"}; merged over
+   * the image's, at most 64 in all. Keys start with "ro." (the only properties Redroid takes as
+   * boot arguments) and are at most 128 characters of letters, digits, ".", "_" and "-"; values
+   * are at most 92 bytes of UTF-8 with no control characters.
    *
    * @generated from field: map<string, string> properties = 8;
    */
