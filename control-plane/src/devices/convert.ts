@@ -38,9 +38,13 @@ export function restartFromProto(value: RestartPolicy, field: string): Restart {
 export interface DeviceView {
   /** ADB endpoints are fleet internals: only operators see them. */
   readonly showAdbEndpoint: boolean;
+  /** So is the container image a device runs (spec.image_ref, deprecated in the API). */
+  readonly showImageRef: boolean;
 }
 
 export function deviceToProto(row: DeviceRow, view: DeviceView): Device {
+  const spec = fromJson(DeviceSpecSchema, row.spec as JsonValue, { ignoreUnknownFields: true });
+  if (!view.showImageRef) spec.imageRef = '';
   return create(
     DeviceSchema,
     compact({
@@ -48,7 +52,7 @@ export function deviceToProto(row: DeviceRow, view: DeviceView): Device {
       tenantId: row.tenant_id,
       displayName: row.display_name,
       labels: row.labels,
-      spec: fromJson(DeviceSpecSchema, row.spec as JsonValue, { ignoreUnknownFields: true }),
+      spec,
       specRevision: BigInt(row.spec_revision),
       placement: fromJson(PlacementSchema, row.placement as JsonValue, { ignoreUnknownFields: true }),
       desiredPowerState: POWER_STATES.api(row.desired_power),

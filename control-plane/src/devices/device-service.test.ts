@@ -87,9 +87,12 @@ test('a batch create places, persists and lists devices with pagination and filt
   assert.equal(b.desiredPowerState, PowerState.STOPPED);
   assert.equal(a.desiredPowerState, PowerState.RUNNING);
   assert.equal(c.restartPolicy, RestartPolicy.NEVER);
-  // Unset resources take the image's defaults; the container image is filled in.
+  // Unset resources take the image's defaults; the container image is filled in, and shown to
+  // operators only (spec.image_ref is internal).
   assert.deepEqual([c.spec?.vcpuMillicores, c.spec?.memoryMib, c.spec?.storageGib], [2000, 4096, 32]);
-  assert.equal(c.spec?.imageRef, 'redroid/redroid:14.0.0_64only-latest');
+  assert.equal(c.spec?.imageRef, '');
+  const asOperator = await server.clients(server.api.adminToken).devices.getDevice({ deviceId: c.deviceId });
+  assert.equal(asOperator.device?.spec?.imageRef, 'redroid/redroid:14.0.0_64only-latest');
   assert.deepEqual(
     [c.spec?.screen?.widthPx, c.spec?.screen?.heightPx, c.spec?.screen?.dpi, c.spec?.screen?.fps],
     [720, 1280, 320, 30],
@@ -222,6 +225,11 @@ test('bad input names the field and value and writes nothing', async () => {
       { requests: [phone('crud', { placement: { hostId: 'crud-1' } })] },
       Code.PermissionDenied,
       /requests\[0\]\.placement\.host_id/,
+    ],
+    [
+      { requests: [phone('crud', { spec: { imageId: IMAGE, imageRef: 'attacker/any:1' } })] },
+      Code.PermissionDenied,
+      /requests\[0\]\.spec\.image_ref/,
     ],
     [
       { requests: [phone('crud', { spec: { imageId: IMAGE, properties: { 'persist.sys.x': '1' } } })] },

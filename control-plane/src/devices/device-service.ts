@@ -44,13 +44,14 @@ const UPDATE_PATHS = ['display_name', 'labels', 'restart_policy'] as const;
  * is NOT_FOUND. Roles: every role (TENANT_USER and up) may create, read, operate (start, stop,
  * reboot, update, install, shell, files, input, logcat) and delete the devices of its tenants: a
  * phone is the tenant user's working tool, and quotas, not roles, bound what a tenant may consume.
- * Pinning a device to a host (placement.host_id) and seeing ADB endpoints are for OPS and
- * PLATFORM_ADMIN. CreateStreamSession is not served here.
+ * Pinning a device to a host (placement.host_id), choosing or seeing its container image
+ * (spec.image_ref) and seeing ADB endpoints are for OPS and PLATFORM_ADMIN. CreateStreamSession is
+ * not served here.
  */
 export function deviceService(deps: DeviceServiceDeps): Partial<ServiceImpl<typeof DeviceService>> {
   const { db, clock, gateway, metrics } = deps;
   const log = deps.logger.child({ module: 'devices' });
-  const view = (p: Principal) => ({ showAdbEndpoint: isOperator(p) });
+  const view = (p: Principal) => ({ showAdbEndpoint: isOperator(p), showImageRef: isOperator(p) });
   const actions = deviceActions(deps);
   const fleet = new FleetCache(db);
 

@@ -117,6 +117,12 @@ export async function draftDevices(
     if (r.displayName.length > 63)
       throw new InvalidArgumentError(`${at}.display_name`, r.displayName, 'must be at most 63 characters');
     checkLabels(`${at}.labels`, r.labels);
+    // Deprecated in the API: the container image is the platform's to choose, through the image.
+    if (r.spec?.imageRef && !isOperator(principal)) {
+      throw new PermissionDeniedError(
+        `${at}.spec.image_ref: choosing a container image needs role ops or platform_admin; use image_id`,
+      );
+    }
     const { spec, resources } = resolveSpec(`${at}.spec`, r.spec, image);
     const rules = placementRules(`${at}.placement`, r.placement, image, spec.gpuMode, principal);
     const id = newId('dev');

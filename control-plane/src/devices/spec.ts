@@ -51,9 +51,9 @@ export interface ResolvedSpec {
  *   by field; properties are merged, the request's winning);
  * - a screen field still unset takes the built-in default (720 x 1280, 320 dpi, 30 fps), so an image
  *   need not carry one;
- * - image_ref is the image's container image unless the request names another, so a device
- *   keeps the container image it was created with when the image later changes (the proto:
- *   running devices are not affected);
+ * - image_ref is the image's container image unless an operator names another (drafts.ts refuses
+ *   it from anyone else), so a device keeps the container image it was created with when the image
+ *   later changes (the proto: running devices are not affected);
  * - the result must hold the device-spec contract of @cphone/proto, checked on the very message the
  *   agent will be sent, which the agent checks again with the same function: a spec accepted here
  *   never halts as INVALID_SPEC on a host, and an error names the field the agent would;
