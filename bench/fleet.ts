@@ -4,14 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { create } from '@bufbuild/protobuf';
-import {
-  AgentMessageSchema,
-  type AgentService,
-  CommandCode,
-  type ControlMessage,
-  DeviceState,
-  type GrpcClient,
-} from '@cphone/proto';
+import { agentv1, type GrpcClient } from '@cphone/proto';
 import type * as grpc from '@grpc/grpc-js';
 import { createAgentClient } from '../control-plane/src/gateway/test-agent.js';
 import { createTestDatabase } from '../control-plane/src/store/test-database.js';
@@ -42,7 +35,7 @@ interface Agent {
   hostId: string;
   credential: string;
   deviceId: string;
-  call: grpc.ClientDuplexStream<unknown, ControlMessage> | undefined;
+  call: grpc.ClientDuplexStream<unknown, agentv1.ControlMessage> | undefined;
   welcomes: number;
   /** Welcomed on the current stream: heartbeats flow from then on, as from a real agent. */
   live: boolean;
@@ -58,16 +51,16 @@ class Fleet {
   #timer: NodeJS.Timeout | undefined;
   constructor(
     readonly agents: Agent[],
-    readonly clients: GrpcClient<typeof AgentService>[],
+    readonly clients: GrpcClient<typeof agentv1.AgentService>[],
   ) {}
 
   open(agent: Agent, index: number): void {
     if (this.#stopped) return;
     const client = this.clients[index % this.clients.length];
     if (!client) return;
-    const call = client.connect() as unknown as grpc.ClientDuplexStream<unknown, ControlMessage>;
+    const call = client.connect() as unknown as grpc.ClientDuplexStream<unknown, agentv1.ControlMessage>;
     agent.call = call;
-    call.on('data', (message: ControlMessage) => {
+    call.on('data', (message: agentv1.ControlMessage) => {
       const body = message.body;
       if (body.case === 'welcome') {
         agent.welcomes++;
@@ -76,12 +69,12 @@ class Fleet {
         this.welcomed++;
       } else if (body.case === 'command') {
         call.write(
-          create(AgentMessageSchema, {
+          create(agentv1.AgentMessageSchema, {
             body: {
               case: 'commandResult',
               value: {
                 commandId: body.value.commandId,
-                code: CommandCode.OK,
+                code: agentv1.CommandCode.OK,
                 result: { case: 'shell', value: { exitCode: 0, stdout: Buffer.from('ok\n') } },
               },
             },
@@ -105,7 +98,7 @@ class Fleet {
     call.on('error', retry);
     call.on('status', retry);
     call.write(
-      create(AgentMessageSchema, {
+      create(agentv1.AgentMessageSchema, {
         body: {
           case: 'hello',
           value: {
@@ -116,7 +109,7 @@ class Fleet {
             arch: 'arm64',
             runtimeKind: 'sim',
             agentInstanceId: 'bench',
-            devices: [{ deviceId: agent.deviceId, state: DeviceState.RUNNING, specRevision: 1n }],
+            devices: [{ deviceId: agent.deviceId, state: agentv1.DeviceState.RUNNING, specRevision: 1n }],
           },
         },
       }),
@@ -134,7 +127,7 @@ class Fleet {
         if (!agent?.call || !agent.live) continue;
         agent.seq++;
         agent.call.write(
-          create(AgentMessageSchema, { body: { case: 'heartbeat', value: { seq: agent.seq } } }),
+          create(agentv1.AgentMessageSchema, { body: { case: 'heartbeat', value: { seq: agent.seq } } }),
         );
       }
       slice = (slice + 1) % slices;

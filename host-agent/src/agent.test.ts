@@ -5,14 +5,7 @@ import { join } from 'node:path';
 import { afterEach, test } from 'node:test';
 import { create } from '@bufbuild/protobuf';
 import { timestampFromMs } from '@bufbuild/protobuf/wkt';
-import {
-  CommandCode,
-  DesiredDeviceSchema,
-  DesiredDevicesSchema,
-  DeviceState,
-  PowerState,
-  RestartPolicy,
-} from '@cphone/proto';
+import { agentv1 } from '@cphone/proto';
 import * as grpc from '@grpc/grpc-js';
 import pino from 'pino';
 import { type Agent, startAgent } from './agent.js';
@@ -29,15 +22,15 @@ afterEach(async () => {
 });
 
 const desiredSet = (revision: bigint, ...ids: string[]) =>
-  create(DesiredDevicesSchema, {
+  create(agentv1.DesiredDevicesSchema, {
     revision,
     devices: ids.map((deviceId) =>
-      create(DesiredDeviceSchema, {
+      create(agentv1.DesiredDeviceSchema, {
         deviceId,
         tenantId: 't-1',
         specRevision: 1n,
-        powerState: PowerState.RUNNING,
-        restartPolicy: RestartPolicy.ALWAYS,
+        powerState: agentv1.PowerState.RUNNING,
+        restartPolicy: agentv1.RestartPolicy.ALWAYS,
         spec: { imageRef: 'cphone/virtual-phone', vcpuMillicores: 1000, memoryMib: 1024, storageGib: 4 },
       }),
     ),
@@ -103,7 +96,7 @@ const lastStatus = (cp: TestControlPlane, deviceId: string) =>
 
 test('Hello carries identity, capacity and inventory; heartbeats carry /proc figures; reconnects after a control-plane restart', async () => {
   const s = await setup({ desired: () => desiredSet(1n, 'd-1') });
-  await waitFor('d-1 RUNNING', () => lastStatus(s.cp, 'd-1')?.state === DeviceState.RUNNING);
+  await waitFor('d-1 RUNNING', () => lastStatus(s.cp, 'd-1')?.state === agentv1.DeviceState.RUNNING);
   const hello = s.cp.hellos[0]!;
   assert.equal(hello.hostId, 'h-1');
   assert.equal(hello.credential, 'secret-1');
@@ -136,7 +129,7 @@ test('Hello carries identity, capacity and inventory; heartbeats carry /proc fig
   assert.equal(again.agentInstanceId, hello.agentInstanceId, 'a reconnect, not a restart');
   assert.equal(again.desiredRevision, 1n);
   assert.deepEqual(
-    again.devices.map((d) => [d.deviceId, DeviceState[d.state], d.adbEndpoint !== '']),
+    again.devices.map((d) => [d.deviceId, agentv1.DeviceState[d.state], d.adbEndpoint !== '']),
     [['d-1', 'RUNNING', true]],
   );
   await waitFor('welcomed again', () => s.agent.session.connected);
@@ -148,7 +141,7 @@ test('Hello carries identity, capacity and inventory; heartbeats carry /proc fig
 
 test('commands are answered: NOT_FOUND, DEADLINE_EXCEEDED, and a shell command run over ADB on the phone', async () => {
   const s = await setup({ desired: () => desiredSet(1n, 'd-1') });
-  await waitFor('d-1 RUNNING', () => lastStatus(s.cp, 'd-1')?.state === DeviceState.RUNNING);
+  await waitFor('d-1 RUNNING', () => lastStatus(s.cp, 'd-1')?.state === agentv1.DeviceState.RUNNING);
   const future = timestampFromMs(Date.now() + 10_000);
   s.cp.send({
     body: {
@@ -185,10 +178,10 @@ test('commands are answered: NOT_FOUND, DEADLINE_EXCEEDED, and a shell command r
   });
   await waitFor('three results', () => s.cp.of('commandResult').length >= 3);
   const byId = new Map(s.cp.of('commandResult').map((r) => [r.commandId, r]));
-  assert.equal(byId.get('c-1')?.code, CommandCode.NOT_FOUND);
-  assert.equal(byId.get('c-2')?.code, CommandCode.DEADLINE_EXCEEDED);
+  assert.equal(byId.get('c-1')?.code, agentv1.CommandCode.NOT_FOUND);
+  assert.equal(byId.get('c-2')?.code, agentv1.CommandCode.DEADLINE_EXCEEDED);
   const shell = byId.get('c-3');
-  assert.equal(shell?.code, CommandCode.OK, shell?.message);
+  assert.equal(shell?.code, agentv1.CommandCode.OK, shell?.message);
   assert.equal(shell?.result.case, 'shell');
   assert.equal(
     shell?.result.case === 'shell' && Buffer.from(shell.result.value.stdout).toString().trim(),
@@ -211,7 +204,7 @@ test('Ping is answered with Pong; Drain is logged and counted', async () => {
 test('usage samples are resent until acknowledged, across reconnects and agent restarts, in order', async () => {
   const s = await setup({ ackUsage: false, desired: () => desiredSet(1n, 'd-1', 'd-2') });
   await waitFor('both RUNNING', () =>
-    ['d-1', 'd-2'].every((id) => lastStatus(s.cp, id)?.state === DeviceState.RUNNING),
+    ['d-1', 'd-2'].every((id) => lastStatus(s.cp, id)?.state === agentv1.DeviceState.RUNNING),
   );
   await s.agent.sampler.sampleNow();
   await s.agent.sampler.sampleNow(Date.now() + 60_000);
@@ -220,7 +213,7 @@ test('usage samples are resent until acknowledged, across reconnects and agent r
   const sample = s.cp.of('usageReport')[0]!.samples[0]!;
   assert.equal(sample.vcpuMillicores, 1000);
   assert.equal(sample.memoryMib, 1024);
-  assert.equal(sample.state, DeviceState.RUNNING);
+  assert.equal(sample.state, agentv1.DeviceState.RUNNING);
   // No ack: the same samples come again on the same stream after the resend delay.
   await waitFor('resent', () => s.cp.usageReceived.filter((q) => q === 1n).length >= 2);
 
@@ -260,7 +253,7 @@ test('a rejected session backs off at the cap instead of hammering', async () =>
 
 test('shutdown closes the session and the HTTP server and leaves phones running', async () => {
   const s = await setup({ desired: () => desiredSet(1n, 'd-1') });
-  await waitFor('d-1 RUNNING', () => lastStatus(s.cp, 'd-1')?.state === DeviceState.RUNNING);
+  await waitFor('d-1 RUNNING', () => lastStatus(s.cp, 'd-1')?.state === agentv1.DeviceState.RUNNING);
   const base = `http://127.0.0.1:${s.agent.httpPort}`;
   assert.equal((await fetch(`${base}/healthz`)).status, 200);
   assert.equal((await fetch(`${base}/readyz`)).status, 200);

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { create } from '@bufbuild/protobuf';
-import { DesiredDevicesSchema, DeviceState, PowerState } from '@cphone/proto';
+import { agentv1 } from '@cphone/proto';
 import { createSimRuntime } from './runtime/index.js';
 import { TestControlPlane } from './session/testing.js';
 import { waitFor } from './wait-for.js';
@@ -43,14 +43,14 @@ test('SIGTERM closes the stream and exits 0; the phones stay recorded as running
   dirs.push(dataDir);
   const cp = await TestControlPlane.create({
     desired: () =>
-      create(DesiredDevicesSchema, {
+      create(agentv1.DesiredDevicesSchema, {
         revision: 1n,
         devices: [
           {
             deviceId: 'd-1',
             tenantId: 't-1',
             specRevision: 1n,
-            powerState: PowerState.RUNNING,
+            powerState: agentv1.PowerState.RUNNING,
             spec: { imageRef: 'cphone/virtual-phone', vcpuMillicores: 1000, memoryMib: 1024, storageGib: 4 },
           },
         ],
@@ -69,7 +69,9 @@ test('SIGTERM closes the stream and exits 0; the phones stay recorded as running
     CPHONE_AGENT_HTTP_PORT: '0',
   });
   await waitFor('d-1 RUNNING', () =>
-    cp.of('deviceStatus').some((s) => s.device?.deviceId === 'd-1' && s.device.state === DeviceState.RUNNING),
+    cp
+      .of('deviceStatus')
+      .some((s) => s.device?.deviceId === 'd-1' && s.device.state === agentv1.DeviceState.RUNNING),
   );
   assert.equal(cp.streams, 1);
   child.kill('SIGTERM');

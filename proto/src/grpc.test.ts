@@ -4,13 +4,7 @@ import { after, before, test } from 'node:test';
 import { create } from '@bufbuild/protobuf';
 import * as grpc from '@grpc/grpc-js';
 import { addGrpcService, createGrpcClient } from './grpc.js';
-import {
-  type AgentMessage,
-  AgentMessageSchema,
-  AgentService,
-  type ControlMessage,
-  ControlMessageSchema,
-} from './index.js';
+import { agentv1 } from './index.js';
 import { createCertificateAuthority, issueServerCertificate, type PemKeyPair } from './tls.js';
 
 let ca: PemKeyPair;
@@ -22,14 +16,14 @@ before(async () => {
   ca = await createCertificateAuthority('test CA');
   const leaf = await issueServerCertificate(ca, { commonName: 'control-plane' });
   server = new grpc.Server();
-  addGrpcService(server, AgentService, {
+  addGrpcService(server, agentv1.AgentService, {
     // A Hello gets a Welcome, each Heartbeat a Ping carrying its seq.
     connect(call) {
       seenMetadata.push(String(call.metadata.get('x-host')[0] ?? ''));
-      call.on('data', (message: AgentMessage) => {
+      call.on('data', (message: agentv1.AgentMessage) => {
         if (message.body.case === 'hello') {
           call.write(
-            create(ControlMessageSchema, {
+            create(agentv1.ControlMessageSchema, {
               body: { case: 'welcome', value: { hostId: message.body.value.hostId } },
             }),
           );
@@ -56,20 +50,22 @@ after(() => server.forceShutdown());
 
 test('a bidi stream runs over TLS on loopback with protobuf-es messages', async () => {
   const client = createGrpcClient(
-    AgentService,
+    agentv1.AgentService,
     `127.0.0.1:${port}`,
     grpc.credentials.createSsl(Buffer.from(ca.cert)),
   );
   const metadata = new grpc.Metadata();
   metadata.set('x-host', 'h-1');
   const call = client.connect(metadata);
-  const received: ControlMessage[] = [];
-  call.on('data', (message: ControlMessage) => received.push(message));
+  const received: agentv1.ControlMessage[] = [];
+  call.on('data', (message: agentv1.ControlMessage) => received.push(message));
   call.write(
-    create(AgentMessageSchema, { body: { case: 'hello', value: { hostId: 'h-1', protocolVersion: 1 } } }),
+    create(agentv1.AgentMessageSchema, {
+      body: { case: 'hello', value: { hostId: 'h-1', protocolVersion: 1 } },
+    }),
   );
   for (let seq = 1n; seq <= 3n; seq++) {
-    call.write(create(AgentMessageSchema, { body: { case: 'heartbeat', value: { seq } } }));
+    call.write(create(agentv1.AgentMessageSchema, { body: { case: 'heartbeat', value: { seq } } }));
   }
   call.end();
   await once(call, 'end');
@@ -89,7 +85,7 @@ test('a bidi stream runs over TLS on loopback with protobuf-es messages', async 
 test('a client that does not trust the CA is refused', async () => {
   const other = await createCertificateAuthority('other CA');
   const client = createGrpcClient(
-    AgentService,
+    agentv1.AgentService,
     `127.0.0.1:${port}`,
     grpc.credentials.createSsl(Buffer.from(other.cert)),
   );

@@ -1,14 +1,26 @@
-// The wire types of cphone, generated from proto/cphone by `npm run proto`. The agent package reuses
-// the api package's shared types (DeviceSpec, DeviceState, HostResources ...), so every name is unique.
+// The wire types of cphone, generated from proto/cphone by `npm run proto`.
+//
+// cphone.api.v1 (the public API) is exported flat: it is what almost every caller uses.
+// cphone.agent.v1 owns copies of the device types it shares with the API (DeviceSpec, PowerState,
+// DeviceState, InputEvent, HostLoad ...), so it is exported as one namespace, `agentv1.DeviceSpec`
+// beside `DeviceSpec`: each name says which protocol it belongs to, the generated names stay as
+// buf made them, and adding a message to either package can never collide with the other.
 
+// cphone.agent.v1: the host agent <-> control plane stream.
+export * as agentv1 from './agent-v1.js';
+// api.v1 messages handed to an agent as their agent.v1 copies.
+export { toAgentDeviceSpec, toAgentInputEvents } from './api-agent.js';
 // Wire helpers: protobuf-es services on grpc-js, Connect-RPC on Hono, TLS material for the agent link.
 export { type ConnectHonoOptions, mountConnect } from './connect-hono.js';
-// cphone.agent.v1: the host agent <-> control plane stream.
-export * from './gen/cphone/agent/v1/agent_service_pb.js';
-export * from './gen/cphone/agent/v1/command_pb.js';
-export * from './gen/cphone/agent/v1/device_sync_pb.js';
-export * from './gen/cphone/agent/v1/metering_pb.js';
-export * from './gen/cphone/agent/v1/session_pb.js';
+// The device-spec contract shared by the control plane and the host agent: one validator, one set
+// of limits (and the enums' spellings, from spellings.js below).
+export {
+  DEFAULT_SCREEN,
+  DEVICE_SPEC_LIMITS,
+  type DeviceSpecCheckOptions,
+  deviceSpecViolation,
+  type SpecViolation,
+} from './device-spec.js';
 // cphone.api.v1: the public API (resellers, CLI, web player).
 export * from './gen/cphone/api/v1/api_key_pb.js';
 export * from './gen/cphone/api/v1/api_key_service_pb.js';
@@ -39,6 +51,16 @@ export {
   type GrpcHandlers,
   grpcServiceDefinition,
 } from './grpc.js';
+// One string spelling per enum of the device contract, with its values in both packages.
+export {
+  GPU_MODES,
+  type GpuModeName,
+  POWER_STATES,
+  type PowerStateName,
+  RESTART_POLICIES,
+  type RestartPolicyName,
+  type Spelling,
+} from './spellings.js';
 export {
   createCertificateAuthority,
   type IssueOptions,

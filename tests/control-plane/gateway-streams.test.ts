@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { timestampFromDate } from '@bufbuild/protobuf/wkt';
-import { CommandCode, DeviceState } from '@cphone/proto';
+import { agentv1 } from '@cphone/proto';
 import * as grpc from '@grpc/grpc-js';
 import { DeadlineExceededError, UnavailableError } from '../../control-plane/src/errors.js';
 import { createAgentClient, TestAgent } from '../../control-plane/src/gateway/test-agent.js';
@@ -87,7 +87,7 @@ describe('desired state', () => {
     // The agent finishes the deletion: the device is deleted and its allocation released.
     agent.send({
       case: 'deviceStatus',
-      value: { device: { deviceId: first.deviceId, state: DeviceState.DELETED } },
+      value: { device: { deviceId: first.deviceId, state: agentv1.DeviceState.DELETED } },
     });
     const deleted = await until('deleted', async () => {
       const d = await db()
@@ -129,12 +129,12 @@ describe('commands', () => {
       case: 'commandResult',
       value: {
         commandId: command.commandId,
-        code: CommandCode.OK,
+        code: agentv1.CommandCode.OK,
         result: { case: 'shell', value: { exitCode: 0, stdout: Buffer.from('Pixel 8\n') } },
       },
     });
     const answered = await result;
-    assert.equal(answered.code, CommandCode.OK);
+    assert.equal(answered.code, agentv1.CommandCode.OK);
     assert.equal(
       answered.result.case === 'shell' && Buffer.from(answered.result.value.stdout).toString(),
       'Pixel 8\n',
@@ -183,7 +183,7 @@ describe('usage', () => {
       vcpuMillicores: 2000,
       memoryMib: 4096,
       storageGib: 16,
-      state: DeviceState.RUNNING,
+      state: agentv1.DeviceState.RUNNING,
     });
     const agent = await connected(enrolled);
     agent.send({

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { DeviceState, PowerState } from '@cphone/proto';
+import { agentv1 } from '@cphone/proto';
 import * as grpc from '@grpc/grpc-js';
 import { UnavailableError } from '../../control-plane/src/errors.js';
 import { createAgentClient, TestAgent } from '../../control-plane/src/gateway/test-agent.js';
@@ -98,7 +98,7 @@ describe('registration', () => {
       'devices being deleted are not desired',
     );
     assert.equal(desired.devices[0]?.spec?.imageRef, 'redroid/redroid:14.0.0-latest');
-    assert.equal(desired.devices[0]?.powerState, PowerState.RUNNING);
+    assert.equal(desired.devices[0]?.powerState, agentv1.PowerState.RUNNING);
 
     const row = await host(enrolled.hostId);
     assert.equal(row.connection, 'ready');
@@ -115,7 +115,7 @@ describe('registration', () => {
       value: {
         device: {
           deviceId: placed.deviceId,
-          state: DeviceState.RUNNING,
+          state: agentv1.DeviceState.RUNNING,
           adbEndpoint: '10.0.0.2:5555',
           specRevision: 1n,
         },
@@ -133,7 +133,7 @@ describe('registration', () => {
     // A report the state machine cannot follow is kept as the agent's view, not applied.
     agent.send({
       case: 'deviceStatus',
-      value: { device: { deviceId: placed.deviceId, state: DeviceState.DELETED } },
+      value: { device: { deviceId: placed.deviceId, state: agentv1.DeviceState.DELETED } },
     });
     const refused = await until('refusal recorded', async () => {
       const d = await device(placed.deviceId);
@@ -214,7 +214,9 @@ describe('liveness', () => {
 
     const back = connect({
       ...silent,
-      devices: [{ deviceId: lostOne.deviceId, state: DeviceState.RUNNING, adbEndpoint: '10.0.0.9:5555' }],
+      devices: [
+        { deviceId: lostOne.deviceId, state: agentv1.DeviceState.RUNNING, adbEndpoint: '10.0.0.9:5555' },
+      ],
     });
     await back.next('welcome');
     back.startHeartbeats(100);

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { type Client, createClient } from '@connectrpc/connect';
-import { CommandCode, HostService } from '@cphone/proto';
+import { agentv1, HostService } from '@cphone/proto';
 import * as grpc from '@grpc/grpc-js';
 import pino from 'pino';
 import { loadConfig } from '../../control-plane/src/config.js';
@@ -111,12 +111,12 @@ test('a command given to the replica without the stream runs on the one holding 
     case: 'commandResult',
     value: {
       commandId: command.commandId,
-      code: CommandCode.OK,
+      code: agentv1.CommandCode.OK,
       result: { case: 'shell', value: { exitCode: 3, stdout } },
     },
   });
   const result = await pending;
-  assert.equal(result.code, CommandCode.OK);
+  assert.equal(result.code, agentv1.CommandCode.OK);
   assert.equal(result.result.case, 'shell');
   assert.equal(result.result.value?.exitCode, 3);
   assert.deepEqual(result.result.value?.stdout, stdout);
@@ -179,7 +179,7 @@ test('an agent reconnecting through the other replica supersedes its stream ther
     case: 'commandResult',
     value: {
       commandId: command.commandId,
-      code: CommandCode.OK,
+      code: agentv1.CommandCode.OK,
       result: { case: 'getProp', value: { properties: { 'ro.build': '14' } } },
     },
   });

@@ -7,7 +7,7 @@ import { createServer, type Server } from 'node:http';
 import { after, before, describe, test } from 'node:test';
 import { create, type MessageInitShape } from '@bufbuild/protobuf';
 import { timestampFromDate } from '@bufbuild/protobuf/wkt';
-import { type CommandResult, CommandResultSchema, CommandSchema, KeyAction } from '@cphone/proto';
+import { agentv1 } from '@cphone/proto';
 import { AdbCommandExecutor, AdbPool, MemoryCredentialStore } from '../../host-agent/src/adb/index.js';
 import { startVirtualPhone, type VirtualPhone } from '../../host-agent/src/virtual-phone/index.js';
 
@@ -63,16 +63,16 @@ describe('AdbCommandExecutor on a virtual phone', () => {
   let sequence = 0;
 
   const run = async (
-    kind: MessageInitShape<typeof CommandSchema>['kind'],
+    kind: MessageInitShape<typeof agentv1.CommandSchema>['kind'],
     deadlineInMs = 10_000,
-  ): Promise<CommandResult> => {
-    const command = create(CommandSchema, {
+  ): Promise<agentv1.CommandResult> => {
+    const command = create(agentv1.CommandSchema, {
       commandId: `cmd-${++sequence}`,
       deviceId: device.deviceId,
       deadline: timestampFromDate(new Date(Date.now() + deadlineInMs)),
       ...(kind ? { kind } : {}),
     });
-    const result = create(CommandResultSchema, await executor.execute(command, device));
+    const result = create(agentv1.CommandResultSchema, await executor.execute(command, device));
     assert.equal(result.commandId, command.commandId);
     assert.ok(result.finishedAt, 'finishedAt is set');
     return result;
@@ -128,7 +128,7 @@ describe('AdbCommandExecutor on a virtual phone', () => {
 
   test('installApp without the right credential or from a bad URL fails with a code', async () => {
     const denied = await new AdbCommandExecutor({ pool, credential: 'wrong' }).execute(
-      create(CommandSchema, { commandId: 'denied', kind: installApp() }),
+      create(agentv1.CommandSchema, { commandId: 'denied', kind: installApp() }),
       device,
     );
     assert.equal(denied.code, 8);
@@ -209,7 +209,7 @@ describe('AdbCommandExecutor on a virtual phone', () => {
     ]);
     const down = await run({
       case: 'input',
-      value: { events: [{ kind: { case: 'key', value: { keycode: 4, action: KeyAction.DOWN } } }] },
+      value: { events: [{ kind: { case: 'key', value: { keycode: 4, action: agentv1.KeyAction.DOWN } } }] },
     });
     assert.equal(down.code, 7);
   });
@@ -246,11 +246,11 @@ describe('AdbCommandExecutor on a virtual phone', () => {
 
   test('an unreachable device is UNAVAILABLE; a command without a kind is INVALID_ARGUMENT', async () => {
     const gone = await executor.execute(
-      create(CommandSchema, { commandId: 'gone', kind: { case: 'screenshot', value: {} } }),
+      create(agentv1.CommandSchema, { commandId: 'gone', kind: { case: 'screenshot', value: {} } }),
       { deviceId: 'dev-x', adb: { host: '127.0.0.1', port: 1 } },
     );
     assert.equal(gone.code, 8);
-    const empty = await executor.execute(create(CommandSchema, { commandId: 'empty' }), device);
+    const empty = await executor.execute(create(agentv1.CommandSchema, { commandId: 'empty' }), device);
     assert.equal(empty.code, 2);
   });
 });

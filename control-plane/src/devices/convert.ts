@@ -4,8 +4,10 @@ import {
   type DeviceEvent,
   DeviceEventSchema,
   DeviceSchema,
-  PowerState,
-  RestartPolicy,
+  POWER_STATES,
+  type PowerState,
+  RESTART_POLICIES,
+  type RestartPolicy,
 } from '@cphone/proto';
 import type { Selectable } from 'kysely';
 import { compact, ts } from '../api/convert.js';
@@ -20,26 +22,18 @@ export type { DeviceRow };
 type Power = DeviceRow['desired_power'];
 type Restart = DeviceRow['restart_policy'];
 
-const POWER: Record<Power, PowerState> = { running: PowerState.RUNNING, stopped: PowerState.STOPPED };
-const RESTART: Record<Restart, RestartPolicy> = {
-  always: RestartPolicy.ALWAYS,
-  on_failure: RestartPolicy.ON_FAILURE,
-  never: RestartPolicy.NEVER,
-};
-
 /** UNSPECIFIED means RUNNING (the proto's create default). */
 export function powerFromProto(value: PowerState, field: string): Power {
-  if (value === PowerState.UNSPECIFIED || value === PowerState.RUNNING) return 'running';
-  if (value === PowerState.STOPPED) return 'stopped';
-  throw new InvalidArgumentError(field, value, 'is not a PowerState');
+  const name = POWER_STATES.name(value);
+  if (name === undefined) throw new InvalidArgumentError(field, value, 'is not a PowerState');
+  return name;
 }
 
 /** UNSPECIFIED means ALWAYS. */
 export function restartFromProto(value: RestartPolicy, field: string): Restart {
-  if (value === RestartPolicy.UNSPECIFIED) return 'always';
-  const found = (Object.entries(RESTART) as [Restart, RestartPolicy][]).find(([, v]) => v === value);
-  if (!found) throw new InvalidArgumentError(field, value, 'is not a RestartPolicy');
-  return found[0];
+  const name = RESTART_POLICIES.name(value);
+  if (name === undefined) throw new InvalidArgumentError(field, value, 'is not a RestartPolicy');
+  return name;
 }
 
 export interface DeviceView {
@@ -58,8 +52,8 @@ export function deviceToProto(row: DeviceRow, view: DeviceView): Device {
       spec: specToProto(row, { showImageRef: view.operator }),
       specRevision: BigInt(row.spec_revision),
       placement: placementToProto(row),
-      desiredPowerState: POWER[row.desired_power],
-      restartPolicy: RESTART[row.restart_policy],
+      desiredPowerState: POWER_STATES.api(row.desired_power),
+      restartPolicy: RESTART_POLICIES.api(row.restart_policy),
       state: stateToProto(row.state),
       stateReason: row.state_reason,
       stateMessage: row.state_message,

@@ -5,25 +5,19 @@
 // their quota, is unchanged by it, and a StartDevice meanwhile cannot keep one on the host).
 import { createHash } from 'node:crypto';
 import { create, toBinary } from '@bufbuild/protobuf';
-import { type DesiredDevice, DesiredDeviceSchema, PowerState, RestartPolicy } from '@cphone/proto';
+import { agentv1, POWER_STATES, RESTART_POLICIES } from '@cphone/proto';
 import type { Kysely } from 'kysely';
 import type { DeviceRow } from '../store/devices.js';
 import { desiredHead } from '../store/hosts.js';
-import type { Database, RestartPolicyName } from '../store/schema.js';
+import type { Database } from '../store/schema.js';
 import { agentSpecOf } from './spec-columns.js';
 
 export interface DesiredSet {
   revision: bigint;
-  devices: DesiredDevice[];
+  devices: agentv1.DesiredDevice[];
   /** Devices of the host being deleted (not in the set): the agent removes them, or never had them. */
   deleting: string[];
 }
-
-const RESTART_POLICY: Record<RestartPolicyName, RestartPolicy> = {
-  always: RestartPolicy.ALWAYS,
-  on_failure: RestartPolicy.ON_FAILURE,
-  never: RestartPolicy.NEVER,
-};
 
 const DESIRED_COLUMNS = [
   'id',
@@ -47,21 +41,21 @@ const DESIRED_COLUMNS = [
 
 type DesiredRow = Pick<DeviceRow, (typeof DESIRED_COLUMNS)[number]>;
 
-export function toDesiredDevice(row: DesiredRow, options: { held: boolean }): DesiredDevice {
-  return create(DesiredDeviceSchema, {
+export function toDesiredDevice(row: DesiredRow, options: { held: boolean }): agentv1.DesiredDevice {
+  return create(agentv1.DesiredDeviceSchema, {
     deviceId: row.id,
     tenantId: row.tenant_id,
     spec: agentSpecOf(row),
     specRevision: BigInt(row.spec_revision),
-    powerState: row.desired_power === 'stopped' || options.held ? PowerState.STOPPED : PowerState.RUNNING,
-    restartPolicy: RESTART_POLICY[row.restart_policy] ?? RestartPolicy.ALWAYS,
+    powerState: POWER_STATES.agent(options.held ? 'stopped' : row.desired_power),
+    restartPolicy: RESTART_POLICIES.agent(row.restart_policy),
     restartGeneration: BigInt(row.restart_generation),
   });
 }
 
 /** A short digest of what the agent was told about a device, to send only what changed. */
-export function fingerprint(device: DesiredDevice): string {
-  return createHash('sha1').update(toBinary(DesiredDeviceSchema, device)).digest('base64');
+export function fingerprint(device: agentv1.DesiredDevice): string {
+  return createHash('sha1').update(toBinary(agentv1.DesiredDeviceSchema, device)).digest('base64');
 }
 
 /** Loads the host's desired set and revision (undefined if the host no longer exists). */

@@ -1,21 +1,7 @@
 import { create } from '@bufbuild/protobuf';
 import { type Duration, DurationSchema, timestampDate } from '@bufbuild/protobuf/wkt';
 import { Code, ConnectError, type ServiceImpl } from '@connectrpc/connect';
-import {
-  ArtifactKind,
-  ArtifactSchema,
-  CommandCode,
-  type CommandResult,
-  type DeviceService,
-  InputCommandSchema,
-  InstallAppCommandSchema,
-  LogcatCommandSchema,
-  PullFileCommandSchema,
-  PushFileCommandSchema,
-  RebootCommandSchema,
-  ScreenshotCommandSchema,
-  ShellCommandSchema,
-} from '@cphone/proto';
+import { ArtifactKind, ArtifactSchema, agentv1, type DeviceService, toAgentInputEvents } from '@cphone/proto';
 import type { Selectable } from 'kysely';
 import { principalOf } from '../api/context.js';
 import { compact, ts } from '../api/convert.js';
@@ -28,8 +14,8 @@ import { artifactDownloadUrl, artifactUploadUrl } from './artifact-urls.js';
 import type { DeviceRow } from './convert.js';
 import { loadDevice } from './lifecycle.js';
 
-type ResultCase = Exclude<CommandResult['result']['case'], undefined>;
-type ResultOf<K extends ResultCase> = Extract<CommandResult['result'], { case: K }>['value'];
+type ResultCase = Exclude<agentv1.CommandResult['result']['case'], undefined>;
+type ResultOf<K extends ResultCase> = Extract<agentv1.CommandResult['result'], { case: K }>['value'];
 type KindOf<K extends ResultCase> = Extract<CommandKind, { case: K }>;
 
 type ActionDeps = Pick<Deps, 'db' | 'clock' | 'config' | 'logger' | 'gateway'>;
@@ -71,17 +57,21 @@ function absolutePath(field: string, path: string): void {
  * The one place an agent's CommandCode becomes an API error. Codes map one to one onto the Connect
  * code of the same name; an agent's INTERNAL message stays in the log.
  */
-function commandError(result: CommandResult, deviceId: string, log: ActionDeps['logger']): ConnectError {
-  const message = result.message || CommandCode[result.code] || 'failed';
-  const codes: Partial<Record<CommandCode, Code>> = {
-    [CommandCode.INVALID_ARGUMENT]: Code.InvalidArgument,
-    [CommandCode.NOT_FOUND]: Code.NotFound,
-    [CommandCode.FAILED_PRECONDITION]: Code.FailedPrecondition,
-    [CommandCode.DEADLINE_EXCEEDED]: Code.DeadlineExceeded,
-    [CommandCode.RESOURCE_EXHAUSTED]: Code.ResourceExhausted,
-    [CommandCode.UNIMPLEMENTED]: Code.Unimplemented,
-    [CommandCode.UNAVAILABLE]: Code.Unavailable,
-    [CommandCode.ABORTED]: Code.Aborted,
+function commandError(
+  result: agentv1.CommandResult,
+  deviceId: string,
+  log: ActionDeps['logger'],
+): ConnectError {
+  const message = result.message || agentv1.CommandCode[result.code] || 'failed';
+  const codes: Partial<Record<agentv1.CommandCode, Code>> = {
+    [agentv1.CommandCode.INVALID_ARGUMENT]: Code.InvalidArgument,
+    [agentv1.CommandCode.NOT_FOUND]: Code.NotFound,
+    [agentv1.CommandCode.FAILED_PRECONDITION]: Code.FailedPrecondition,
+    [agentv1.CommandCode.DEADLINE_EXCEEDED]: Code.DeadlineExceeded,
+    [agentv1.CommandCode.RESOURCE_EXHAUSTED]: Code.ResourceExhausted,
+    [agentv1.CommandCode.UNIMPLEMENTED]: Code.Unimplemented,
+    [agentv1.CommandCode.UNAVAILABLE]: Code.Unavailable,
+    [agentv1.CommandCode.ABORTED]: Code.Aborted,
   };
   const code = codes[result.code];
   if (code === undefined) {
@@ -114,7 +104,7 @@ export function deviceActions(deps: ActionDeps) {
     const kind = await prepare(device);
     const deadline = new Date(clock.now().getTime() + timeoutS * 1000);
     const result = await gateway.command(device.host_id, device.id, kind, deadline);
-    if (result.code !== CommandCode.OK) throw commandError(result, deviceId, log);
+    if (result.code !== agentv1.CommandCode.OK) throw commandError(result, deviceId, log);
     if (result.result.case !== kind.case) {
       log.error(
         { deviceId, sent: kind.case, got: result.result.case },
@@ -162,7 +152,7 @@ export function deviceActions(deps: ActionDeps) {
           );
         return {
           case: 'installApp',
-          value: create(InstallAppCommandSchema, {
+          value: create(agentv1.InstallAppCommandSchema, {
             artifactSha256: apk.sha256,
             sizeBytes: BigInt(apk.size_bytes),
             downloadUrl: artifactDownloadUrl(config.publicUrl, apk.sha256),
@@ -182,7 +172,7 @@ export function deviceActions(deps: ActionDeps) {
       const timeout = seconds('timeout', req.timeout, TIMEOUTS.screenshot);
       const { result, finishedAt } = await run(principalOf(context), req.deviceId, timeout, () => ({
         case: 'screenshot',
-        value: create(ScreenshotCommandSchema),
+        value: create(agentv1.ScreenshotCommandSchema),
       }));
       return compact({
         png: result.png,
@@ -206,7 +196,7 @@ export function deviceActions(deps: ActionDeps) {
       }
       const { result } = await run(principalOf(context), req.deviceId, timeout + SHELL_GRACE_S, () => ({
         case: 'shell',
-        value: create(ShellCommandSchema, {
+        value: create(agentv1.ShellCommandSchema, {
           command: req.command,
           timeout: create(DurationSchema, {
             seconds: BigInt(Math.floor(timeout)),
@@ -233,7 +223,7 @@ export function deviceActions(deps: ActionDeps) {
         const file = await artifact(device.tenant_id, req.artifactSha256, 'artifact_sha256');
         return {
           case: 'pushFile',
-          value: create(PushFileCommandSchema, {
+          value: create(agentv1.PushFileCommandSchema, {
             artifactSha256: file.sha256,
             sizeBytes: BigInt(file.size_bytes),
             downloadUrl: artifactDownloadUrl(config.publicUrl, file.sha256),
@@ -253,7 +243,7 @@ export function deviceActions(deps: ActionDeps) {
       const filename = req.remotePath.split('/').pop() || 'file';
       const { result, tenantId } = await run(principalOf(context), req.deviceId, timeout, (device) => ({
         case: 'pullFile',
-        value: create(PullFileCommandSchema, {
+        value: create(agentv1.PullFileCommandSchema, {
           remotePath: req.remotePath,
           maxBytes: req.maxBytes || 256n * 1024n * 1024n,
           uploadUrl: artifactUploadUrl(config.publicUrl, device.tenant_id, filename),
@@ -301,7 +291,7 @@ export function deviceActions(deps: ActionDeps) {
       });
       await run(principalOf(context), req.deviceId, TIMEOUTS.input[0], () => ({
         case: 'input',
-        value: create(InputCommandSchema, { events: req.events }),
+        value: create(agentv1.InputCommandSchema, { events: toAgentInputEvents(req.events) }),
       }));
       return {};
     },
@@ -320,7 +310,7 @@ export function deviceActions(deps: ActionDeps) {
       });
       const { result } = await run(principalOf(context), req.deviceId, TIMEOUTS.logcat[0], () => ({
         case: 'logcat',
-        value: create(LogcatCommandSchema, {
+        value: create(agentv1.LogcatCommandSchema, {
           maxLines: req.maxLines || 500,
           filterSpecs: req.filterSpecs,
           maxBytes: LOGCAT_MAX_BYTES,
@@ -336,7 +326,7 @@ export function deviceActions(deps: ActionDeps) {
     async reboot(principal: Principal, deviceId: string): Promise<void> {
       await run(principal, deviceId, TIMEOUTS.reboot[0], () => ({
         case: 'reboot',
-        value: create(RebootCommandSchema),
+        value: create(agentv1.RebootCommandSchema),
       }));
     },
   };

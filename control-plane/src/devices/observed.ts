@@ -7,7 +7,7 @@
 // agent reports it DELETED, its Hello inventory lacks it, or its stream was never told of it (a
 // device created and deleted between two syncs). Completing releases its resources through the
 // plan applier, in the same transaction.
-import type { ObservedDevice } from '@cphone/proto';
+import type { agentv1 } from '@cphone/proto';
 import type { Kysely, Transaction } from 'kysely';
 import { type AppliedPlan, applyPlan } from '../placement/applier.js';
 import { type DeviceRow, lockDevices, recordObserved } from '../store/devices.js';
@@ -104,7 +104,7 @@ async function apply(
   trx: Transaction<Database>,
   hostId: string,
   row: Row,
-  observed: ObservedDevice,
+  observed: agentv1.ObservedDevice,
   now: Date,
   applied: AppliedPlan[],
 ): Promise<ObservedChange | undefined> {
@@ -168,7 +168,7 @@ export interface Observed {
 export async function applyObserved(
   db: Kysely<Database>,
   hostId: string,
-  reports: readonly ObservedDevice[],
+  reports: readonly agentv1.ObservedDevice[],
   options: ApplyObservedOptions,
 ): Promise<Observed> {
   if (!reports.some((r) => r.deviceId !== '') && !options.fullInventory) return { changes: [], applied: [] };
@@ -179,7 +179,7 @@ export async function applyObserved(
 export async function applyObservedIn(
   trx: Transaction<Database>,
   hostId: string,
-  reports: readonly ObservedDevice[],
+  reports: readonly agentv1.ObservedDevice[],
   options: ApplyObservedOptions,
 ): Promise<Observed> {
   const ids = [...new Set(reports.map((r) => r.deviceId).filter((id) => id !== ''))];

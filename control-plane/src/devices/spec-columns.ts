@@ -3,9 +3,11 @@
 // with no JSON in between.
 import { create } from '@bufbuild/protobuf';
 import {
+  agentv1,
   type DeviceSpec,
   DeviceSpecSchema,
-  GpuMode,
+  GPU_MODES,
+  type GpuMode,
   type Placement,
   PlacementSchema,
   SpreadStrategy,
@@ -31,22 +33,15 @@ export type PlacementColumns = Pick<Selectable<DeviceTable>, 'spread' | 'arch' |
   node_selector: Record<string, string>;
 };
 
-const GPU_TO_PROTO: Record<GpuModeName, GpuMode> = {
-  guest: GpuMode.GUEST,
-  host: GpuMode.HOST,
-  auto: GpuMode.AUTO,
-};
-
 const SPREAD_TO_PROTO: Record<SpreadName, SpreadStrategy> = {
   binpack: SpreadStrategy.BINPACK,
   spread: SpreadStrategy.SPREAD,
   spread_tenant: SpreadStrategy.SPREAD_TENANT,
 };
 
+/** The spelling of a resolved spec's gpu mode (resolution leaves no UNSPECIFIED). */
 export function gpuModeName(mode: GpuMode): GpuModeName {
-  if (mode === GpuMode.HOST) return 'host';
-  if (mode === GpuMode.AUTO) return 'auto';
-  return 'guest';
+  return GPU_MODES.name(mode) ?? 'guest';
 }
 
 export function spreadName(spread: SpreadStrategy): SpreadName {
@@ -98,14 +93,14 @@ export function specToProto(row: SpecColumns, options: { showImageRef: boolean }
       dpi: row.screen_dpi,
       fps: row.screen_fps,
     },
-    gpuMode: GPU_TO_PROTO[row.gpu_mode],
+    gpuMode: GPU_MODES.api(row.gpu_mode),
     properties: row.properties,
   });
 }
 
-/** The spec as the agent runs it. */
-export function agentSpecOf(row: SpecColumns): DeviceSpec {
-  return create(DeviceSpecSchema, {
+/** The spec as the agent runs it (cphone.agent.v1, with no public image id). */
+export function agentSpecOf(row: SpecColumns): agentv1.DeviceSpec {
+  return create(agentv1.DeviceSpecSchema, {
     imageRef: row.image_ref,
     vcpuMillicores: row.vcpu_millicores,
     memoryMib: row.memory_mib,
@@ -116,7 +111,7 @@ export function agentSpecOf(row: SpecColumns): DeviceSpec {
       dpi: row.screen_dpi,
       fps: row.screen_fps,
     },
-    gpuMode: GPU_TO_PROTO[row.gpu_mode],
+    gpuMode: GPU_MODES.agent(row.gpu_mode),
     properties: row.properties,
   });
 }

@@ -3,13 +3,7 @@
 import { create } from '@bufbuild/protobuf';
 import { timestampNow } from '@bufbuild/protobuf/wkt';
 import type { Client } from '@connectrpc/connect';
-import {
-  CommandCode,
-  type CommandResult,
-  CommandResultSchema,
-  DeviceService,
-  ImageService,
-} from '@cphone/proto';
+import { agentv1, DeviceService, ImageService } from '@cphone/proto';
 import { startTestApi, type TestApi } from '../api/test-api.js';
 import { createStubGateway } from '../gateway/testing.js';
 import type { CommandKind } from '../gateway/types.js';
@@ -27,7 +21,7 @@ export interface SentCommand {
 }
 
 export type CommandAnswer = Omit<
-  Parameters<typeof create<typeof CommandResultSchema>>[1] & object,
+  Parameters<typeof create<typeof agentv1.CommandResultSchema>>[1] & object,
   '$typeName'
 >;
 
@@ -50,12 +44,15 @@ export async function startDeviceTestServer(): Promise<DeviceTestServer> {
   const store = await createTestStore();
   const commands: SentCommand[] = [];
   const server = {
-    answer: (_: SentCommand): CommandAnswer => ({ code: CommandCode.UNAVAILABLE, message: 'no agent' }),
+    answer: (_: SentCommand): CommandAnswer => ({
+      code: agentv1.CommandCode.UNAVAILABLE,
+      message: 'no agent',
+    }),
   };
-  const gateway = createStubGateway(async (hostId, deviceId, kind): Promise<CommandResult> => {
+  const gateway = createStubGateway(async (hostId, deviceId, kind): Promise<agentv1.CommandResult> => {
     const sent = { hostId, deviceId, kind };
     commands.push(sent);
-    return create(CommandResultSchema, {
+    return create(agentv1.CommandResultSchema, {
       commandId: `cmd-${commands.length}`,
       finishedAt: timestampNow(),
       ...server.answer(sent),

@@ -1,14 +1,7 @@
 // Test support: a host agent that converges at once. It reports each desired device in its desired
 // power (RUNNING or STOPPED) and each removed one DELETED, over the real agent stream, so tests of
 // drains and placements see hosts behave like real ones without containers.
-import {
-  type AgentService,
-  type ControlMessage,
-  type DesiredDevice,
-  DeviceState,
-  type GrpcClient,
-  PowerState,
-} from '@cphone/proto';
+import { type agentv1, DeviceState, type GrpcClient, PowerState } from '@cphone/proto';
 import { TestAgent } from './test-agent.js';
 
 export class FakeHost {
@@ -19,7 +12,7 @@ export class FakeHost {
   readonly stuck = new Set<string>();
 
   constructor(
-    client: GrpcClient<typeof AgentService>,
+    client: GrpcClient<typeof agentv1.AgentService>,
     readonly hostId: string,
     credential: string,
     slots: number,
@@ -36,13 +29,13 @@ export class FakeHost {
         devices: slots,
       },
     });
-    this.agent.call.on('data', (m: ControlMessage) => this.#on(m));
+    this.agent.call.on('data', (m: agentv1.ControlMessage) => this.#on(m));
     this.agent.startHeartbeats(1000);
   }
 
-  #last = new Map<string, DesiredDevice>();
+  #last = new Map<string, agentv1.DesiredDevice>();
 
-  #on(m: ControlMessage): void {
+  #on(m: agentv1.ControlMessage): void {
     const body = m.body;
     if (body.case === 'desiredDevices') {
       const wanted = new Set(body.value.devices.map((d) => d.deviceId));
@@ -52,7 +45,7 @@ export class FakeHost {
     else if (body.case === 'deviceRemove') this.#remove(body.value.deviceId);
   }
 
-  #converge(d: DesiredDevice): void {
+  #converge(d: agentv1.DesiredDevice): void {
     this.#last.set(d.deviceId, d);
     if (this.stuck.has(d.deviceId)) return;
     const to = d.powerState === PowerState.STOPPED ? DeviceState.STOPPED : DeviceState.RUNNING;

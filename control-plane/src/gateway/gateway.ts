@@ -1,7 +1,7 @@
 // The agent gateway: a grpc-js server over TLS with one live AgentService.Connect stream per host,
 // the liveness monitor and the batched heartbeat writer. It keeps no state the store does not also
 // hold: desired state is re-read on every change and on every connect (level-triggered).
-import { AgentService, addGrpcService, type CommandResult } from '@cphone/proto';
+import { addGrpcService, agentv1 } from '@cphone/proto';
 import * as grpc from '@grpc/grpc-js';
 import { type Cluster, newReplicaId } from '../cluster/cluster.js';
 import { UnavailableError } from '../errors.js';
@@ -166,7 +166,7 @@ export async function startAgentGateway(
   });
 
   const server = new grpc.Server(SERVER_OPTIONS);
-  addGrpcService(server, AgentService, {
+  addGrpcService(server, agentv1.AgentService, {
     connect(call: AgentCall) {
       if (closing) {
         closeCall(call, grpc.status.UNAVAILABLE, 'control plane shutting down');
@@ -223,7 +223,12 @@ export async function startAgentGateway(
       if (session) session.desiredChanged();
       else tell({ kind: 'desired', hostId });
     },
-    command(hostId: string, deviceId: string, kind: CommandKind, deadline: Date): Promise<CommandResult> {
+    command(
+      hostId: string,
+      deviceId: string,
+      kind: CommandKind,
+      deadline: Date,
+    ): Promise<agentv1.CommandResult> {
       const session = sessions.get(hostId);
       if (session) return session.command(deviceId, kind, deadline);
       if (relay && !closing) return relay.send(hostId, deviceId, kind, deadline);

@@ -1,11 +1,11 @@
-// What the gateway checks of a Hello before it touches the store: the protocol version, and that the
+// What the gateway checks of a agentv1.Hello before it touches the store: the protocol version, and that the
 // identity fields are something a credential lookup can take.
-import { type Hello, type HostLoad, ProtocolVersion } from '@cphone/proto';
+import { agentv1 } from '@cphone/proto';
 import { FailedPreconditionError, UnauthenticatedError } from '../errors.js';
 import type { HelloFacts } from '../store/hosts.js';
 
-export const MIN_PROTOCOL_VERSION = ProtocolVersion.V1;
-export const MAX_PROTOCOL_VERSION = ProtocolVersion.V1;
+export const MIN_PROTOCOL_VERSION = agentv1.ProtocolVersion.V1;
+export const MAX_PROTOCOL_VERSION = agentv1.ProtocolVersion.V1;
 
 export function checkProtocolVersion(version: number): void {
   if (version < MIN_PROTOCOL_VERSION || version > MAX_PROTOCOL_VERSION) {
@@ -19,7 +19,7 @@ export function checkProtocolVersion(version: number): void {
 const CONTROL = /[\u0000-\u001f\u007f]/;
 
 /** A host id or credential no store row can match (empty, huge, control characters) is refused here. */
-export function checkIdentity(hello: Hello): void {
+export function checkIdentity(hello: agentv1.Hello): void {
   for (const value of [hello.hostId, hello.credential]) {
     if (value.length === 0 || value.length > 512 || CONTROL.test(value)) {
       throw new UnauthenticatedError('malformed host id or credential');
@@ -31,7 +31,7 @@ const MIB = 1024n * 1024n;
 const GIB = MIB * 1024n;
 
 /** HostLoad as protobuf JSON (camelCase) with plain numbers. */
-export function loadJson(load: HostLoad | undefined): Record<string, number> {
+export function loadJson(load: agentv1.HostLoad | undefined): Record<string, number> {
   if (!load) return {};
   return {
     cpuPercent: load.cpuPercent,
@@ -44,8 +44,8 @@ export function loadJson(load: HostLoad | undefined): Record<string, number> {
   };
 }
 
-/** What a Hello says of the host, in the store's units (a capacity of zero keeps the enrolled one). */
-export function helloFacts(hello: Hello): HelloFacts {
+/** What a agentv1.Hello says of the host, in the store's units (a capacity of zero keeps the enrolled one). */
+export function helloFacts(hello: agentv1.Hello): HelloFacts {
   const capacity = hello.capacity;
   return {
     agentVersion: hello.agentVersion,

@@ -1,6 +1,6 @@
 // Commands in flight on one agent stream, matched to their results by id. Like mediasoup's Channel:
 // each has a deadline timer, and closing the stream rejects everything still pending.
-import { CommandCode, type CommandResult } from '@cphone/proto';
+import { agentv1 } from '@cphone/proto';
 import { DeadlineExceededError, type DomainError } from '../errors.js';
 import type { Metrics } from '../metrics.js';
 
@@ -8,7 +8,7 @@ interface Pending {
   kind: string;
   hostId: string;
   deviceId: string;
-  resolve: (result: CommandResult) => void;
+  resolve: (result: agentv1.CommandResult) => void;
   reject: (error: Error) => void;
   timer: NodeJS.Timeout;
 }
@@ -24,7 +24,7 @@ export class PendingCommands {
 
   /** Registers a command; the promise settles on its result, its deadline or close(). */
   add(commandId: string, info: { kind: string; hostId: string; deviceId: string }, timeoutMs: number) {
-    return new Promise<CommandResult>((resolve, reject) => {
+    return new Promise<agentv1.CommandResult>((resolve, reject) => {
       const timer = setTimeout(
         () => {
           this.#settle(commandId, 'deadline_exceeded')?.reject(
@@ -41,9 +41,11 @@ export class PendingCommands {
   }
 
   /** Resolves the matching command; false when none is pending (late or unknown result). */
-  resolve(result: CommandResult): boolean {
+  resolve(result: agentv1.CommandResult): boolean {
     const outcome =
-      result.code === CommandCode.OK ? 'ok' : (CommandCode[result.code] ?? 'unknown').toLowerCase();
+      result.code === agentv1.CommandCode.OK
+        ? 'ok'
+        : (agentv1.CommandCode[result.code] ?? 'unknown').toLowerCase();
     const pending = this.#settle(result.commandId, outcome);
     pending?.resolve(result);
     return pending !== undefined;

@@ -2,7 +2,7 @@
 // disconnects are told to every replica (only the holder acts); a command goes to the holder named
 // in host.gateway_replica, which runs it on the stream and sends the result (or the error) back.
 import { create, fromBinary, toBinary } from '@bufbuild/protobuf';
-import { type CommandResult, CommandResultSchema, CommandSchema } from '@cphone/proto';
+import { agentv1 } from '@cphone/proto';
 import type { Kysely } from 'kysely';
 import type { Cluster } from '../cluster/cluster.js';
 import {
@@ -31,7 +31,7 @@ export type GatewayMessage =
   | { kind: 'superseded'; hostId: string }
   /** `command` is a cphone.agent.v1.Command (binary, base64) without its id. */
   | { kind: 'command'; id: string; hostId: string; command: string; deadlineMs: number }
-  /** `result` is a CommandResult (binary, base64). */
+  /** `result` is a agentv1.CommandResult (binary, base64). */
   | { kind: 'result'; id: string; result?: string; error?: { kind: ErrorKind; message: string } };
 
 /** An error raised on the replica that ran the command, with its kind (and so its code) kept. */
@@ -64,7 +64,7 @@ function rebuild(kind: ErrorKind, message: string): DomainError {
 }
 
 interface Waiting {
-  resolve: (result: CommandResult) => void;
+  resolve: (result: agentv1.CommandResult) => void;
   reject: (error: Error) => void;
   timer: NodeJS.Timeout;
 }
@@ -80,14 +80,19 @@ export class CommandRelay {
   ) {}
 
   /** Sends the command through the replica holding the host's stream. */
-  async send(hostId: string, deviceId: string, kind: CommandKind, deadline: Date): Promise<CommandResult> {
+  async send(
+    hostId: string,
+    deviceId: string,
+    kind: CommandKind,
+    deadline: Date,
+  ): Promise<agentv1.CommandResult> {
     const holder = await streamHolder(this.db, hostId);
     if (!holder || holder === this.cluster.replicaId) {
       throw new UnavailableError(`host ${JSON.stringify(hostId)} is not connected`);
     }
     const id = newId('rcmd');
-    const command = toBinary(CommandSchema, create(CommandSchema, { deviceId, kind }));
-    const result = new Promise<CommandResult>((resolve, reject) => {
+    const command = toBinary(agentv1.CommandSchema, create(agentv1.CommandSchema, { deviceId, kind }));
+    const result = new Promise<agentv1.CommandResult>((resolve, reject) => {
       const timer = setTimeout(
         () => {
           this.#waiting.delete(id);
@@ -122,24 +127,24 @@ export class CommandRelay {
     const waiting = this.#settle(message.id);
     if (!waiting) return;
     if (message.error) waiting.reject(rebuild(message.error.kind, message.error.message));
-    else waiting.resolve(fromBinary(CommandResultSchema, fromBase64(message.result ?? '')));
+    else waiting.resolve(fromBinary(agentv1.CommandResultSchema, fromBase64(message.result ?? '')));
   }
 
   /** Runs a command sent by another replica on the local stream and answers it. */
   async serve(
     from: string,
     message: Extract<GatewayMessage, { kind: 'command' }>,
-    run: (deviceId: string, kind: CommandKind, deadline: Date) => Promise<CommandResult>,
+    run: (deviceId: string, kind: CommandKind, deadline: Date) => Promise<agentv1.CommandResult>,
   ): Promise<void> {
     let reply: GatewayMessage;
     try {
-      const command = fromBinary(CommandSchema, fromBase64(message.command));
+      const command = fromBinary(agentv1.CommandSchema, fromBase64(message.command));
       if (command.kind.case === undefined) throw new UnavailableError('relayed command without a kind');
       const result = await run(command.deviceId, command.kind, new Date(message.deadlineMs));
       reply = {
         kind: 'result',
         id: message.id,
-        result: Buffer.from(toBinary(CommandResultSchema, result)).toString('base64'),
+        result: Buffer.from(toBinary(agentv1.CommandResultSchema, result)).toString('base64'),
       };
     } catch (error) {
       const kind: ErrorKind = error instanceof DomainError ? error.kind : 'unavailable';

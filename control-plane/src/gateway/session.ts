@@ -1,17 +1,9 @@
-// One agent stream: Hello, then heartbeats, observed state, command results and usage in; Welcome,
+// One agent stream: agentv1.Hello, then heartbeats, observed state, command results and usage in; Welcome,
 // desired state, commands, usage acks and drains out. Inbound messages are handled one at a time
 // in arrival order; outbound ones are bounded so a slow agent costs a bounded amount of memory.
 import { create } from '@bufbuild/protobuf';
 import { durationFromMs, timestampFromDate } from '@bufbuild/protobuf/wkt';
-import {
-  type AgentMessage,
-  type CommandResult,
-  type ControlMessage,
-  ControlMessageSchema,
-  type DeviceStatus,
-  type Hello,
-  type UsageReport,
-} from '@cphone/proto';
+import { agentv1 } from '@cphone/proto';
 import * as grpc from '@grpc/grpc-js';
 import { fingerprint, loadDesiredSet } from '../devices/desired-set.js';
 import {
@@ -41,7 +33,7 @@ import { PendingCommands } from './pending-commands.js';
 import { closeCall, statusOf } from './stream-status.js';
 import type { CommandKind, GatewayDeps } from './types.js';
 
-export type AgentCall = grpc.ServerDuplexStream<AgentMessage, ControlMessage>;
+export type AgentCall = grpc.ServerDuplexStream<agentv1.AgentMessage, agentv1.ControlMessage>;
 
 /** What a session needs from its gateway. */
 export interface SessionContext {
@@ -54,16 +46,16 @@ export interface SessionContext {
   /** The first message must arrive within this long. */
   readonly helloTimeoutMs: number;
   /**
-   * Once the Hello arrived, Welcome must follow within this long: long enough for a Hello queued
+   * Once the agentv1.Hello arrived, Welcome must follow within this long: long enough for a agentv1.Hello queued
    * behind thousands of others for the database in a reconnect storm, short enough that a stream
-   * whose Hello went nowhere is closed.
+   * whose agentv1.Hello went nowhere is closed.
    */
   readonly helloHandlingTimeoutMs: number;
-  /** The session passed Hello: make it the host's one live stream (superseding any other). */
+  /** The session passed agentv1.Hello: make it the host's one live stream (superseding any other). */
   register(session: AgentSession): void;
   unregister(session: AgentSession): void;
   /**
-   * The Hello is committed: this replica now holds the host's stream; `heldBy` is the replica that
+   * The agentv1.Hello is committed: this replica now holds the host's stream; `heldBy` is the replica that
    * held it before (null when none did), whose stream, if still open, is stale.
    */
   accepted?(hostId: string, heldBy: string | null): void;
@@ -117,7 +109,7 @@ export class AgentSession {
       () => this.close(grpc.status.DEADLINE_EXCEEDED, `no hello within ${this.ctx.helloTimeoutMs} ms`),
       this.ctx.helloTimeoutMs,
     );
-    this.call.on('data', (message: AgentMessage) => this.#enqueue(message));
+    this.call.on('data', (message: agentv1.AgentMessage) => this.#enqueue(message));
     this.call.on('end', () => this.close(grpc.status.OK, 'agent closed the stream'));
     this.call.on('cancelled', () =>
       this.close(grpc.status.CANCELLED, 'agent went away', { sendStatus: false }),
@@ -147,7 +139,7 @@ export class AgentSession {
   }
 
   /** Queues a message for the agent; false when the stream is closed (or was just cut off). */
-  send(message: ControlMessage): boolean {
+  send(message: agentv1.ControlMessage): boolean {
     if (this.#closed) return false;
     if (this.call.writableLength >= this.ctx.maxQueuedMessages) {
       this.close(
@@ -167,7 +159,7 @@ export class AgentSession {
     if (!this.#syncing) void this.#syncLoop();
   }
 
-  command(deviceId: string, kind: CommandKind, deadline: Date): Promise<CommandResult> {
+  command(deviceId: string, kind: CommandKind, deadline: Date): Promise<agentv1.CommandResult> {
     const commandId = newId('cmd');
     const result = this.pending.add(
       commandId,
@@ -175,7 +167,7 @@ export class AgentSession {
       deadline.getTime() - this.#now().getTime(),
     );
     const sent = this.send(
-      create(ControlMessageSchema, {
+      create(agentv1.ControlMessageSchema, {
         body: {
           case: 'command',
           value: { commandId, deviceId, deadline: timestampFromDate(deadline), kind },
@@ -195,7 +187,7 @@ export class AgentSession {
   ping(): boolean {
     this.#pings++;
     return this.send(
-      create(ControlMessageSchema, {
+      create(agentv1.ControlMessageSchema, {
         body: { case: 'ping', value: { nonce: this.#pings, sentAt: timestampFromDate(this.#now()) } },
       }),
     );
@@ -203,7 +195,7 @@ export class AgentSession {
 
   drain(reason: string, deadline?: Date): boolean {
     return this.send(
-      create(ControlMessageSchema, {
+      create(agentv1.ControlMessageSchema, {
         body: {
           case: 'drain',
           value: deadline ? { reason, deadline: timestampFromDate(deadline) } : { reason },
@@ -216,10 +208,10 @@ export class AgentSession {
     return this.ctx.deps.clock.now();
   }
 
-  #enqueue(message: AgentMessage): void {
+  #enqueue(message: agentv1.AgentMessage): void {
     if (this.hostId === undefined && this.#inboundDepth === 0 && this.#helloTimer && !this.#helloArrived) {
       this.#helloArrived = true;
-      // Under a reconnect storm the Hello may queue behind thousands of others for the database:
+      // Under a reconnect storm the agentv1.Hello may queue behind thousands of others for the database:
       // its handling gets a bound of its own, still ending a stream that never gets a Welcome.
       clearTimeout(this.#helloTimer);
       this.#helloTimer = setTimeout(
@@ -242,7 +234,7 @@ export class AgentSession {
       .then(() => (this.#closed ? undefined : this.#handle(message)))
       .catch((err: unknown) => {
         this.#log.error({ err, kind: message.body.case }, 'agent message failed');
-        // Before Welcome nothing may hang: a stream whose Hello failed is closed with a code.
+        // Before Welcome nothing may hang: a stream whose agentv1.Hello failed is closed with a code.
         if (this.hostId === undefined) this.#refuse(err);
       })
       .finally(() => {
@@ -254,7 +246,7 @@ export class AgentSession {
       });
   }
 
-  async #handle(message: AgentMessage): Promise<void> {
+  async #handle(message: agentv1.AgentMessage): Promise<void> {
     const body = message.body;
     if (this.hostId === undefined) {
       if (body.case !== 'hello') {
@@ -291,7 +283,7 @@ export class AgentSession {
     }
   }
 
-  async #hello(hello: Hello): Promise<void> {
+  async #hello(hello: agentv1.Hello): Promise<void> {
     const { db } = this.ctx.deps;
     try {
       checkProtocolVersion(hello.protocolVersion);
@@ -308,7 +300,7 @@ export class AgentSession {
     const now = this.#now();
     let accepted: { previous: HostConnection; heldBy: string | null; acked: number; observed: Observed };
     try {
-      // One transaction: a reconnect storm of thousands of hosts pays one commit per Hello. The
+      // One transaction: a reconnect storm of thousands of hosts pays one commit per agentv1.Hello. The
       // reported devices are locked before the host row (the lock order of store/hosts.ts).
       accepted = await db.transaction().execute(async (trx) => {
         const observed = await applyObservedIn(trx, hello.hostId, hello.devices, {
@@ -334,7 +326,7 @@ export class AgentSession {
     for (const device of hello.devices) this.#told.add(device.deviceId);
     const { config } = this.ctx.deps;
     const welcomed = this.send(
-      create(ControlMessageSchema, {
+      create(agentv1.ControlMessageSchema, {
         body: {
           case: 'welcome',
           value: {
@@ -373,7 +365,7 @@ export class AgentSession {
     this.close(code === grpc.status.INTERNAL ? grpc.status.UNAVAILABLE : code, message);
   }
 
-  async #deviceStatus(status: DeviceStatus): Promise<void> {
+  async #deviceStatus(status: agentv1.DeviceStatus): Promise<void> {
     if (!status.device || this.hostId === undefined) return;
     this.#told.add(status.device.deviceId);
     const observed = await applyObserved(this.ctx.deps.db, this.hostId, [status.device], {
@@ -391,7 +383,7 @@ export class AgentSession {
     }
   }
 
-  async #usage(report: UsageReport): Promise<void> {
+  async #usage(report: agentv1.UsageReport): Promise<void> {
     if (this.hostId === undefined) return;
     const intake = await ingestUsage(this.ctx.deps.db, this.hostId, report.samples, this.#now());
     const { usageSamples } = this.ctx.deps.metrics;
@@ -410,7 +402,7 @@ export class AgentSession {
       );
     }
     this.send(
-      create(ControlMessageSchema, {
+      create(agentv1.ControlMessageSchema, {
         body: { case: 'usageAck', value: { sequence: BigInt(intake.ackedSequence) } },
       }),
     );
@@ -442,21 +434,21 @@ export class AgentSession {
     const next = new Map(set.devices.map((d) => [d.deviceId, fingerprint(d)]));
     const upserts = set.devices.filter((d) => this.#sent.get(d.deviceId) !== next.get(d.deviceId));
     const removes = [...this.#sent.keys()].filter((id) => !next.has(id));
-    let message: ControlMessage | undefined;
+    let message: agentv1.ControlMessage | undefined;
     // The agent applies a delta only if its revision is above the last one it applied, so one
     // change rides a delta and several (or an unchanged revision) ride a full set.
     if (!this.#needFull && upserts.length + removes.length === 0) return;
     if (!this.#needFull && upserts.length + removes.length === 1 && set.revision > this.#sentRevision) {
       const [device] = upserts;
       message = device
-        ? create(ControlMessageSchema, {
+        ? create(agentv1.ControlMessageSchema, {
             body: { case: 'deviceUpsert', value: { revision: set.revision, device } },
           })
-        : create(ControlMessageSchema, {
+        : create(agentv1.ControlMessageSchema, {
             body: { case: 'deviceRemove', value: { revision: set.revision, deviceId: removes[0] ?? '' } },
           });
     } else {
-      message = create(ControlMessageSchema, {
+      message = create(agentv1.ControlMessageSchema, {
         body: { case: 'desiredDevices', value: { revision: set.revision, devices: set.devices } },
       });
     }

@@ -2,50 +2,46 @@
 // of anything that drives hosts through it. It records what the control plane sends and lets a
 // test wait for a message by kind.
 import { create, type MessageInitShape } from '@bufbuild/protobuf';
-import {
-  type AgentMessage,
-  AgentMessageSchema,
-  AgentService,
-  type ControlMessage,
-  createGrpcClient,
-  type GrpcClient,
-  type HelloSchema,
-  ProtocolVersion,
-} from '@cphone/proto';
+import { agentv1, createGrpcClient, type GrpcClient } from '@cphone/proto';
 import * as grpc from '@grpc/grpc-js';
 
-type Body = ControlMessage['body'];
+type Body = agentv1.ControlMessage['body'];
 type Case = NonNullable<Body['case']>;
 type ValueOf<C extends Case> = Extract<Body, { case: C }>['value'];
-type AgentBody = Exclude<MessageInitShape<typeof AgentMessageSchema>['body'], undefined>;
+type AgentBody = Exclude<MessageInitShape<typeof agentv1.AgentMessageSchema>['body'], undefined>;
 
 /** Makes a client trusting the gateway's CA. Several agents may share one client (one channel). */
 export function createAgentClient(port: number, caPem: string, options: grpc.ClientOptions = {}) {
   // The certificate names localhost; TLS must not be given an IP address as the server name.
-  return createGrpcClient(AgentService, `127.0.0.1:${port}`, grpc.credentials.createSsl(Buffer.from(caPem)), {
-    'grpc.ssl_target_name_override': 'localhost',
-    'grpc.default_authority': 'localhost',
-    ...options,
-  });
+  return createGrpcClient(
+    agentv1.AgentService,
+    `127.0.0.1:${port}`,
+    grpc.credentials.createSsl(Buffer.from(caPem)),
+    {
+      'grpc.ssl_target_name_override': 'localhost',
+      'grpc.default_authority': 'localhost',
+      ...options,
+    },
+  );
 }
 
 interface Waiter {
-  match: (message: ControlMessage) => boolean;
-  resolve: (message: ControlMessage) => void;
+  match: (message: agentv1.ControlMessage) => boolean;
+  resolve: (message: agentv1.ControlMessage) => void;
 }
 
 export class TestAgent {
-  readonly received: ControlMessage[] = [];
+  readonly received: agentv1.ControlMessage[] = [];
   /** Settles with the stream's final status (OK included). */
   readonly ended: Promise<grpc.StatusObject>;
-  readonly call: grpc.ClientDuplexStream<AgentMessage, ControlMessage>;
+  readonly call: grpc.ClientDuplexStream<agentv1.AgentMessage, agentv1.ControlMessage>;
   #waiters: Waiter[] = [];
   #heartbeat: NodeJS.Timeout | undefined;
   #seq = 0n;
 
-  constructor(client: GrpcClient<typeof AgentService>) {
+  constructor(client: GrpcClient<typeof agentv1.AgentService>) {
     this.call = client.connect();
-    this.call.on('data', (message: ControlMessage) => {
+    this.call.on('data', (message: agentv1.ControlMessage) => {
       this.received.push(message);
       const waiter = this.#waiters.find((w) => w.match(message));
       if (waiter) {
@@ -65,24 +61,24 @@ export class TestAgent {
 
   /** Opens a stream and sends Hello (protocol version 1 unless given). */
   static connect(
-    client: GrpcClient<typeof AgentService>,
-    hello: MessageInitShape<typeof HelloSchema>,
+    client: GrpcClient<typeof agentv1.AgentService>,
+    hello: MessageInitShape<typeof agentv1.HelloSchema>,
   ): TestAgent {
     const agent = new TestAgent(client);
     agent.send({
       case: 'hello',
-      value: { protocolVersion: ProtocolVersion.V1, agentVersion: '0.0.0-test', ...hello },
+      value: { protocolVersion: agentv1.ProtocolVersion.V1, agentVersion: '0.0.0-test', ...hello },
     });
     return agent;
   }
 
   send(body: AgentBody): void {
-    this.call.write(create(AgentMessageSchema, { body }));
+    this.call.write(create(agentv1.AgentMessageSchema, { body }));
   }
 
   /** The next message of a kind (already received and not yet taken, or still to come). */
   next<C extends Case>(kind: C, timeoutMs = 5000, where: (value: ValueOf<C>) => boolean = () => true) {
-    const match = (m: ControlMessage) => m.body.case === kind && where(m.body.value as ValueOf<C>);
+    const match = (m: agentv1.ControlMessage) => m.body.case === kind && where(m.body.value as ValueOf<C>);
     const index = this.received.findIndex(match);
     if (index >= 0) {
       const [message] = this.received.splice(index, 1);

@@ -1,6 +1,6 @@
 // Test support: hosts and devices inserted straight into the store, for tests that drive the agent
 // gateway with agents of their own (here and in tests/).
-import type { CommandResult } from '@cphone/proto';
+import type { agentv1 } from '@cphone/proto';
 import type { Kysely } from 'kysely';
 import { hashSecret } from '../auth/api-keys.js';
 import { UnavailableError } from '../errors.js';
@@ -153,7 +153,7 @@ export async function insertTestDevice(
 
 /** An AgentGateway for tests that build their own Deps: records calls, answers commands with `reply`. */
 export function createStubGateway(
-  reply: (hostId: string, deviceId: string, kind: CommandKind) => Promise<CommandResult> = (hostId) =>
+  reply: (hostId: string, deviceId: string, kind: CommandKind) => Promise<agentv1.CommandResult> = (hostId) =>
     Promise.reject(new UnavailableError(`host ${JSON.stringify(hostId)} is not connected`)),
 ): AgentGateway & { desired: string[]; drains: { hostId: string; reason: string }[] } {
   const desired: string[] = [];

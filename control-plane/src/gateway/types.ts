@@ -1,5 +1,5 @@
 import type { MessageInitShape } from '@bufbuild/protobuf';
-import type { CommandResult, CommandSchema } from '@cphone/proto';
+import type { agentv1 } from '@cphone/proto';
 import type { Deps } from '../deps.js';
 
 /** What the gateway is built from: everything the services share except itself. */
@@ -10,7 +10,7 @@ export type GatewayDeps = Omit<Deps, 'gateway'>;
  * messages or plain init objects: `{ case: 'shell', value: { command: 'id' } }`.
  */
 export type CommandKind = Exclude<
-  MessageInitShape<typeof CommandSchema>['kind'],
+  MessageInitShape<typeof agentv1.CommandSchema>['kind'],
   { case: undefined } | undefined
 >;
 
@@ -26,7 +26,12 @@ export interface AgentGateway {
    * DeadlineExceededError past the deadline and UnavailableError when the host is not connected or
    * its stream drops while the command is pending.
    */
-  command(hostId: string, deviceId: string, kind: CommandKind, deadline: Date): Promise<CommandResult>;
+  command(
+    hostId: string,
+    deviceId: string,
+    kind: CommandKind,
+    deadline: Date,
+  ): Promise<agentv1.CommandResult>;
   /**
    * Tells the host's agent it is being drained (the work itself arrives as desired-state changes).
    * Returns false when the host has no live stream on this replica.

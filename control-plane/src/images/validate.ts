@@ -1,6 +1,6 @@
 import { create } from '@bufbuild/protobuf';
-import { type DeviceSpec, DeviceSpecSchema, GpuMode, type Image, ImageState } from '@cphone/proto';
-import { checkNonNegative, checkProperties, checkScreen, specToJson } from '../devices/spec.js';
+import { type DeviceSpec, DeviceSpecSchema, type Image, ImageState } from '@cphone/proto';
+import { checkNonNegative, checkPartialSpec, specToJson } from '../devices/spec.js';
 import { InvalidArgumentError } from '../errors.js';
 import { ARCHES, type Arch } from '../scheduler/index.js';
 import type { ImageTable } from '../store/schema.js';
@@ -130,17 +130,13 @@ export function imageValues(image: Image, paths: readonly ImageMaskPath[]): Part
   return out;
 }
 
-/** A default spec: every field optional, set ones sane; image_id and image_ref are dropped. */
+/**
+ * A default spec: every field optional, the set ones within the device-spec contract; image_id and
+ * image_ref are dropped.
+ */
 function checkDefaultSpec(field: string, spec: DeviceSpec | undefined): DeviceSpec {
   const s = spec ?? create(DeviceSpecSchema);
-  checkNonNegative(`${field}.vcpu_millicores`, s.vcpuMillicores);
-  checkNonNegative(`${field}.memory_mib`, s.memoryMib);
-  checkNonNegative(`${field}.storage_gib`, s.storageGib);
-  checkScreen(`${field}.screen`, s.screen, false);
-  checkProperties(`${field}.properties`, s.properties);
-  if (!(s.gpuMode in GpuMode))
-    throw new InvalidArgumentError(`${field}.gpu_mode`, s.gpuMode, 'is not a GpuMode');
-  return create(DeviceSpecSchema, {
+  const kept = create(DeviceSpecSchema, {
     vcpuMillicores: s.vcpuMillicores,
     memoryMib: s.memoryMib,
     storageGib: s.storageGib,
@@ -148,6 +144,8 @@ function checkDefaultSpec(field: string, spec: DeviceSpec | undefined): DeviceSp
     gpuMode: s.gpuMode,
     properties: s.properties,
   });
+  checkPartialSpec(field, kept);
+  return kept;
 }
 
 /** A default below a minimum would make every create that relies on it fail: refuse it up front. */

@@ -8,7 +8,7 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { create } from '@bufbuild/protobuf';
-import { CreateDeviceRequestSchema, DeviceState, ObservedDeviceSchema } from '@cphone/proto';
+import { agentv1, CreateDeviceRequestSchema, DeviceState } from '@cphone/proto';
 import pino from 'pino';
 import type { Principal } from '../auth/principal.js';
 import { systemClock } from '../clock.js';
@@ -113,7 +113,7 @@ async function report(hostId: string, deviceId: string, state: DeviceState): Pro
   const observed = await applyObserved(
     db(),
     hostId,
-    [create(ObservedDeviceSchema, { deviceId, state, specRevision: 1n })],
+    [create(agentv1.ObservedDeviceSchema, { deviceId, state, specRevision: 1n })],
     { fullInventory: false, now: new Date() },
   );
   planner.settle(observed.applied);
@@ -256,7 +256,11 @@ const steps: [weight: number, Step][] = [
         db(),
         host.id,
         held.map((d) =>
-          create(ObservedDeviceSchema, { deviceId: d.id, state: DeviceState.RUNNING, specRevision: 1n }),
+          create(agentv1.ObservedDeviceSchema, {
+            deviceId: d.id,
+            state: DeviceState.RUNNING,
+            specRevision: 1n,
+          }),
         ),
         { fullInventory: true, now: new Date() },
       );

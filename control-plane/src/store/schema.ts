@@ -1,6 +1,11 @@
 // The database as kysely sees it: one interface per table. Times are timestamptz (Date), JSON columns
 // are jsonb, int8 columns arrive as numbers (see database.ts).
+import type { GpuModeName, PowerStateName, RestartPolicyName } from '@cphone/proto';
 import type { ColumnType, Generated, JSONColumnType } from 'kysely';
+
+export type { GpuModeName, RestartPolicyName };
+/** Desired power, spelled as the device contract spells it (@cphone/proto). */
+export type PowerName = PowerStateName;
 
 type Timestamp = ColumnType<Date, Date | string, Date | string>;
 type CreatedAt = ColumnType<Date, Date | string | undefined, never>;
@@ -15,12 +20,8 @@ export type Role = 'platform_admin' | 'ops' | 'tenant_admin' | 'tenant_user';
 export type HostConnection = 'new' | 'ready' | 'unreachable';
 export type DrainMode = 'stop' | 'migrate';
 export type DrainStateName = 'in_progress' | 'completed' | 'failed' | 'cancelled';
-/** How Android renders (Redroid's androidboot.redroid_gpu_mode). */
-export type GpuModeName = 'guest' | 'host' | 'auto';
 /** How the scheduler chooses among feasible hosts. */
 export type SpreadName = 'binpack' | 'spread' | 'spread_tenant';
-export type PowerName = 'running' | 'stopped';
-export type RestartPolicyName = 'always' | 'on_failure' | 'never';
 export type DeviceStateName =
   | 'pending'
   | 'scheduled'

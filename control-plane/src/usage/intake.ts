@@ -8,7 +8,7 @@
 // made-up device, another host's device) are kept in usage_rejected with why, and acknowledged
 // like stored ones, so a misbehaving agent's spool drains but nothing of it is billed.
 import { timestampDate } from '@bufbuild/protobuf/wkt';
-import type { UsageSample } from '@cphone/proto';
+import type { agentv1 } from '@cphone/proto';
 import { type Kysely, sql, type Transaction } from 'kysely';
 import { stateFromProto } from '../devices/state-machine.js';
 import type { Database } from '../store/schema.js';
@@ -91,7 +91,7 @@ async function owners(trx: Transaction<Database>, hostId: string, deviceIds: rea
 export async function ingestUsage(
   db: Kysely<Database>,
   hostId: string,
-  samples: readonly UsageSample[],
+  samples: readonly agentv1.UsageSample[],
   now: Date,
 ): Promise<UsageIntake> {
   const valid = samples.filter((s) => s.sequence > 0n);

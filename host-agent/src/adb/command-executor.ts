@@ -1,7 +1,7 @@
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type Duration, durationMs, timestampDate, timestampFromDate } from '@bufbuild/protobuf/wkt';
-import { type Command, CommandCode } from '@cphone/proto';
+import { agentv1 } from '@cphone/proto';
 import { type Logger, pino } from 'pino';
 import type { AdbPool } from './adb-pool.js';
 import {
@@ -55,7 +55,7 @@ export class AdbCommandExecutor implements CommandExecutor {
   }
 
   async execute(
-    command: Command,
+    command: agentv1.Command,
     device: ExecutorDevice,
     options: { signal?: AbortSignal } = {},
   ): Promise<CommandResultInit> {
@@ -64,19 +64,19 @@ export class AdbCommandExecutor implements CommandExecutor {
       deviceId: device.deviceId,
       kind: command.kind.case,
     });
-    const finish = (code: CommandCode, message: string, result?: ResultCase): CommandResultInit => ({
+    const finish = (code: agentv1.CommandCode, message: string, result?: ResultCase): CommandResultInit => ({
       commandId: command.commandId,
       code,
       message,
       finishedAt: timestampFromDate(this.#now()),
-      ...(result && code === CommandCode.OK ? { result } : {}),
+      ...(result && code === agentv1.CommandCode.OK ? { result } : {}),
     });
     const remaining = command.deadline
       ? timestampDate(command.deadline).getTime() - this.#now().getTime()
       : undefined;
     if (remaining !== undefined && remaining <= 0) {
       return finish(
-        CommandCode.DEADLINE_EXCEEDED,
+        agentv1.CommandCode.DEADLINE_EXCEEDED,
         `deadline passed ${-remaining} ms before the command started`,
       );
     }
@@ -87,21 +87,26 @@ export class AdbCommandExecutor implements CommandExecutor {
     try {
       const result = await this.#run(command, this.#options.pool.device(device.adb), signal);
       logger.info({ ms: Math.round(performance.now() - started) }, 'command done');
-      return finish(CommandCode.OK, '', result);
+      return finish(agentv1.CommandCode.OK, '', result);
     } catch (error) {
       if (deadline?.aborted) {
         logger.warn({ ms: Math.round(performance.now() - started) }, 'command deadline exceeded');
-        return finish(CommandCode.DEADLINE_EXCEEDED, `deadline exceeded after ${remaining} ms`);
+        return finish(agentv1.CommandCode.DEADLINE_EXCEEDED, `deadline exceeded after ${remaining} ms`);
       }
-      if (options.signal?.aborted) return finish(CommandCode.UNAVAILABLE, 'the agent abandoned the command');
+      if (options.signal?.aborted)
+        return finish(agentv1.CommandCode.UNAVAILABLE, 'the agent abandoned the command');
       const [code, message] = classify(error);
-      if (code === CommandCode.INTERNAL) logger.error({ err: error }, 'command failed');
-      else logger.info({ code: CommandCode[code], message }, 'command failed');
+      if (code === agentv1.CommandCode.INTERNAL) logger.error({ err: error }, 'command failed');
+      else logger.info({ code: agentv1.CommandCode[code], message }, 'command failed');
       return finish(code, message);
     }
   }
 
-  async #run(command: Command, device: DeviceAdb, signal: AbortSignal | undefined): Promise<ResultCase> {
+  async #run(
+    command: agentv1.Command,
+    device: DeviceAdb,
+    signal: AbortSignal | undefined,
+  ): Promise<ResultCase> {
     const { kind } = command;
     switch (kind.case) {
       case 'installApp': {
@@ -232,19 +237,19 @@ class UnknownKindError extends Error {
 }
 
 /** One place that turns the ADB layer's errors into command codes. */
-function classify(error: unknown): [CommandCode, string] {
+function classify(error: unknown): [agentv1.CommandCode, string] {
   const message = error instanceof Error ? error.message : String(error);
-  if (error instanceof AdbInvalidArgumentError) return [CommandCode.INVALID_ARGUMENT, message];
-  if (error instanceof AdbUnavailableError) return [CommandCode.UNAVAILABLE, message];
-  if (error instanceof ArtifactTransferError) return [CommandCode.UNAVAILABLE, message];
-  if (error instanceof AdbInstallError) return [CommandCode.ABORTED, `pm install failed: ${message}`];
-  if (error instanceof AdbSizeLimitError) return [CommandCode.RESOURCE_EXHAUSTED, message];
-  if (error instanceof AdbFileError) return [CommandCode.FAILED_PRECONDITION, message];
-  if (error instanceof InputUnsupportedError) return [CommandCode.UNIMPLEMENTED, message];
+  if (error instanceof AdbInvalidArgumentError) return [agentv1.CommandCode.INVALID_ARGUMENT, message];
+  if (error instanceof AdbUnavailableError) return [agentv1.CommandCode.UNAVAILABLE, message];
+  if (error instanceof ArtifactTransferError) return [agentv1.CommandCode.UNAVAILABLE, message];
+  if (error instanceof AdbInstallError) return [agentv1.CommandCode.ABORTED, `pm install failed: ${message}`];
+  if (error instanceof AdbSizeLimitError) return [agentv1.CommandCode.RESOURCE_EXHAUSTED, message];
+  if (error instanceof AdbFileError) return [agentv1.CommandCode.FAILED_PRECONDITION, message];
+  if (error instanceof InputUnsupportedError) return [agentv1.CommandCode.UNIMPLEMENTED, message];
   if (error instanceof UnknownKindError) {
     return error.kind === undefined
-      ? [CommandCode.INVALID_ARGUMENT, message]
-      : [CommandCode.UNIMPLEMENTED, message];
+      ? [agentv1.CommandCode.INVALID_ARGUMENT, message]
+      : [agentv1.CommandCode.UNIMPLEMENTED, message];
   }
-  return [CommandCode.INTERNAL, 'internal error in the agent (logged)'];
+  return [agentv1.CommandCode.INTERNAL, 'internal error in the agent (logged)'];
 }

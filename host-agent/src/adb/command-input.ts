@@ -1,4 +1,4 @@
-import { type InputEvent, KeyAction } from '@cphone/proto';
+import { agentv1 } from '@cphone/proto';
 import { AdbInvalidArgumentError } from './errors.js';
 import type { InputAction } from './input.js';
 
@@ -8,7 +8,7 @@ export class InputUnsupportedError extends Error {
 }
 
 /** Maps the wire's InputEvents onto `input` actions, refusing what `input` cannot do. */
-export function inputActions(events: readonly InputEvent[]): InputAction[] {
+export function inputActions(events: readonly agentv1.InputEvent[]): InputAction[] {
   return events.map((event, index): InputAction => {
     const { kind } = event;
     switch (kind.case) {
@@ -25,9 +25,9 @@ export function inputActions(events: readonly InputEvent[]): InputAction[] {
         };
       case 'key': {
         const { action, metaState, keycode } = kind.value;
-        if (action === KeyAction.DOWN || action === KeyAction.UP) {
+        if (action === agentv1.KeyAction.DOWN || action === agentv1.KeyAction.UP) {
           throw new InputUnsupportedError(
-            `events[${index}].key.action=${KeyAction[action]}: adb input sends whole key presses only; use the stream's control channel`,
+            `events[${index}].key.action=${agentv1.KeyAction[action]}: adb input sends whole key presses only; use the stream's control channel`,
           );
         }
         if (metaState !== 0) {

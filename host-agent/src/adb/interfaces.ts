@@ -1,9 +1,9 @@
 import type { MessageInitShape } from '@bufbuild/protobuf';
-import type { Command, CommandResultSchema } from '@cphone/proto';
+import type { agentv1 } from '@cphone/proto';
 import type { AdbEndpoint } from './connect.js';
 
 /** What `CommandExecutor.execute` answers: a CommandResult ready for `create(CommandResultSchema, …)`. */
-export type CommandResultInit = MessageInitShape<typeof CommandResultSchema>;
+export type CommandResultInit = MessageInitShape<typeof agentv1.CommandResultSchema>;
 
 /** The device a command runs on, as the agent knows it. */
 export interface ExecutorDevice {
@@ -14,7 +14,7 @@ export interface ExecutorDevice {
 /** Runs one imperative Command from the control plane on one device; never throws. */
 export interface CommandExecutor {
   execute(
-    command: Command,
+    command: agentv1.Command,
     device: ExecutorDevice,
     options?: { signal?: AbortSignal },
   ): Promise<CommandResultInit>;

@@ -1,7 +1,7 @@
-import { DeviceState } from '@cphone/proto';
+import { agentv1 } from '@cphone/proto';
 import type { Logger } from 'pino';
 import type { Metrics } from '../metrics.js';
-import type { ContainerRuntime, RuntimeDevice } from '../runtime/index.js';
+import { type ContainerRuntime, InvalidSpecError, type RuntimeDevice } from '../runtime/index.js';
 import type { BootProbe } from './boot-probe.js';
 import { type Desired, desiredKey } from './desired.js';
 import { type DeviceRecord, type Observe, OperationError } from './device-record.js';
@@ -28,7 +28,7 @@ export interface ConvergeContext {
   readonly metrics: Metrics | undefined;
   readonly queue: KeyedWorkQueue;
   /** Reports an observation (deduplicated by the reconciler). */
-  report(rec: DeviceRecord, state: DeviceState, fields?: Omit<Observe, 'state'>): void;
+  report(rec: DeviceRecord, state: agentv1.DeviceState, fields?: Omit<Observe, 'state'>): void;
   /** The device is gone for good: drop its record. */
   forget(rec: DeviceRecord): void;
 }
@@ -67,6 +67,13 @@ export class Converger {
     }
   }
 
+  /** A spec the contract refuses fails as the runtime's own check would: INVALID_SPEC, no retry. */
+  #create(desired: Desired): Promise<RuntimeDevice> {
+    const bad = desired.specViolation;
+    if (bad) return Promise.reject(new InvalidSpecError(bad.field, bad.value, bad.reason));
+    return this.#runtime.create(desired.spec);
+  }
+
   /**
    * One pass for one device: read the runtime, take the next steps toward `desired`. Without a
    * desired device, `unwanted` says whether it is known to be unwanted (delete it) or whether the
@@ -88,18 +95,18 @@ export class Converger {
     if (rec.haltKey !== undefined) return; // gave up on this instruction; a new one clears the halt
 
     if (current === undefined) {
-      if (rec.observation === undefined || rec.observation.state === DeviceState.CREATING) {
-        this.#ctx.report(rec, DeviceState.CREATING, { specRevision: desired.specRevision });
+      if (rec.observation === undefined || rec.observation.state === agentv1.DeviceState.CREATING) {
+        this.#ctx.report(rec, agentv1.DeviceState.CREATING, { specRevision: desired.specRevision });
       }
-      current = await this.#op(rec, 'create', () => this.#runtime.create(desired.spec));
+      current = await this.#op(rec, 'create', () => this.#create(desired));
       this.#resetRun(rec, desired);
     } else if (current.specRevision !== desired.specRevision) {
       // A new spec: replace the container, keeping the data volume.
-      if (isLive(current)) this.#ctx.report(rec, DeviceState.STOPPING, { current });
+      if (isLive(current)) this.#ctx.report(rec, agentv1.DeviceState.STOPPING, { current });
       this.#abortProbe(rec);
       rec.intent = undefined;
       await this.#op(rec, 'remove', () => this.#runtime.remove(id, { keepData: true }));
-      current = await this.#op(rec, 'create', () => this.#runtime.create(desired.spec));
+      current = await this.#op(rec, 'create', () => this.#create(desired));
       this.#resetRun(rec, desired);
     }
 
@@ -108,13 +115,13 @@ export class Converger {
       rec.notBefore = 0;
       this.#abortProbe(rec);
       if (isLive(current)) {
-        this.#ctx.report(rec, DeviceState.STOPPING, { current });
+        this.#ctx.report(rec, agentv1.DeviceState.STOPPING, { current });
         await this.#op(rec, 'stop', () =>
           this.#runtime.stop(id, { timeoutMs: this.#o.stopTimeoutMs ?? 30_000 }),
         );
       }
       rec.appliedGeneration = desired.restartGeneration;
-      this.#ctx.report(rec, DeviceState.STOPPED, { current, specRevision: desired.specRevision });
+      this.#ctx.report(rec, agentv1.DeviceState.STOPPED, { current, specRevision: desired.specRevision });
       return;
     }
 
@@ -184,16 +191,20 @@ export class Converger {
     const probe = rec.probe!;
     if (probe.outcome === 'failed') {
       if (desired !== undefined) return this.#handleFailure(rec, desired, current, 'boot');
-      this.#ctx.report(rec, DeviceState.ERROR, {
+      this.#ctx.report(rec, agentv1.DeviceState.ERROR, {
         current,
         reason: 'BOOT_TIMEOUT',
         message: probe.error ?? '',
       });
       return;
     }
-    this.#ctx.report(rec, probe.outcome === 'booted' ? DeviceState.RUNNING : DeviceState.BOOTING, {
-      current,
-    });
+    this.#ctx.report(
+      rec,
+      probe.outcome === 'booted' ? agentv1.DeviceState.RUNNING : agentv1.DeviceState.BOOTING,
+      {
+        current,
+      },
+    );
   }
 
   #startProbe(rec: DeviceRecord, current: RuntimeDevice, key: string): void {
@@ -268,7 +279,7 @@ export class Converger {
     if (decision.action === 'halt') {
       rec.intent = undefined;
       rec.haltKey = desiredKey(desired);
-      const state = decision.state === 'error' ? DeviceState.ERROR : DeviceState.STOPPED;
+      const state = decision.state === 'error' ? agentv1.DeviceState.ERROR : agentv1.DeviceState.STOPPED;
       const message =
         decision.reason === 'CRASH_LOOP' ? `${detail}; ${rec.crashes} failed runs in a row` : detail;
       this.#ctx.log.warn(
@@ -279,7 +290,7 @@ export class Converger {
     }
     rec.intent = 'restart';
     rec.notBefore = now + decision.delayMs;
-    this.#ctx.report(rec, failed ? DeviceState.ERROR : DeviceState.STOPPED, {
+    this.#ctx.report(rec, failed ? agentv1.DeviceState.ERROR : agentv1.DeviceState.STOPPED, {
       current,
       reason: decision.reason,
       message: `${detail}; restart ${rec.crashes} in ${decision.delayMs} ms`,
@@ -288,7 +299,7 @@ export class Converger {
   }
 
   async #delete(rec: DeviceRecord, current: RuntimeDevice | undefined): Promise<void> {
-    if (current === undefined && rec.observation?.state === DeviceState.DELETED) {
+    if (current === undefined && rec.observation?.state === agentv1.DeviceState.DELETED) {
       this.#ctx.forget(rec);
       return;
     }
@@ -296,15 +307,15 @@ export class Converger {
       // Removed before anything of it was made: say so, or the control plane would wait for a
       // deletion report that never comes. (A device merely unknown here is forgotten quietly.)
       if (rec.removeRequested)
-        this.#ctx.report(rec, DeviceState.DELETED, { containerId: '', reason: 'NEVER_CREATED' });
+        this.#ctx.report(rec, agentv1.DeviceState.DELETED, { containerId: '', reason: 'NEVER_CREATED' });
       this.#ctx.forget(rec);
       return;
     }
     this.#abortProbe(rec);
     rec.intent = undefined;
-    this.#ctx.report(rec, DeviceState.DELETING, { current });
+    this.#ctx.report(rec, agentv1.DeviceState.DELETING, { current });
     await this.#op(rec, 'remove', () => this.#runtime.remove(rec.deviceId, { keepData: false }));
-    this.#ctx.report(rec, DeviceState.DELETED, { containerId: '' });
+    this.#ctx.report(rec, agentv1.DeviceState.DELETED, { containerId: '' });
     this.#ctx.forget(rec);
   }
 

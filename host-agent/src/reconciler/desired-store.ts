@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { create, fromJsonString, toJsonString } from '@bufbuild/protobuf';
-import { type DesiredDevice, type DesiredDevices, DesiredDevicesSchema } from '@cphone/proto';
+import { agentv1 } from '@cphone/proto';
 import { atomicWrite } from '../spool/index.js';
 
 /**
@@ -16,16 +16,19 @@ export class DesiredStore {
     this.#path = join(dataDir, 'desired-devices.json');
   }
 
-  async load(): Promise<DesiredDevices | undefined> {
+  async load(): Promise<agentv1.DesiredDevices | undefined> {
     const text = await readFile(this.#path, 'utf8').catch((err: NodeJS.ErrnoException) => {
       if (err.code === 'ENOENT') return undefined;
       throw err;
     });
-    return text === undefined ? undefined : fromJsonString(DesiredDevicesSchema, text);
+    // A file from an older agent may hold fields this one no longer has (the spec's image_id).
+    return text === undefined
+      ? undefined
+      : fromJsonString(agentv1.DesiredDevicesSchema, text, { ignoreUnknownFields: true });
   }
 
-  async save(revision: bigint, devices: Iterable<DesiredDevice>): Promise<void> {
-    const message = create(DesiredDevicesSchema, { revision, devices: [...devices] });
-    await atomicWrite(this.#path, toJsonString(DesiredDevicesSchema, message));
+  async save(revision: bigint, devices: Iterable<agentv1.DesiredDevice>): Promise<void> {
+    const message = create(agentv1.DesiredDevicesSchema, { revision, devices: [...devices] });
+    await atomicWrite(this.#path, toJsonString(agentv1.DesiredDevicesSchema, message));
   }
 }

@@ -1,4 +1,4 @@
-import { DeviceState } from '@cphone/proto';
+import { agentv1 } from '@cphone/proto';
 import {
   type AdbEndpoint,
   DeviceNotFoundError,
@@ -46,7 +46,7 @@ export interface DeviceRecord {
 }
 
 export interface Observe {
-  readonly state: DeviceState;
+  readonly state: agentv1.DeviceState;
   readonly current?: RuntimeDevice | undefined;
   readonly specRevision?: number;
   readonly reason?: string;
@@ -56,7 +56,7 @@ export interface Observe {
 
 /** The observation to report, filling what the caller did not say from the record and the runtime. */
 export function observe(rec: DeviceRecord, o: Observe): Observation {
-  const live = o.state === DeviceState.BOOTING || o.state === DeviceState.RUNNING;
+  const live = o.state === agentv1.DeviceState.BOOTING || o.state === agentv1.DeviceState.RUNNING;
   return {
     state: o.state,
     reason: o.reason ?? '',

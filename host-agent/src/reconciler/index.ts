@@ -1,5 +1,5 @@
 export { type BootProbe, portOpenBootProbe } from './boot-probe.js';
-export { DEFAULT_SCREEN, type Desired, desiredFromProto, type Power, type Restart } from './desired.js';
+export { type Desired, desiredFromProto } from './desired.js';
 export { DesiredStore } from './desired-store.js';
 export { Reconciler, type ReconcilerOptions } from './reconciler.js';
 export { decideAfterExit, type ExitDecision, type ExitFacts } from './restart-policy.js';

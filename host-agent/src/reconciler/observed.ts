@@ -1,11 +1,11 @@
 import { create } from '@bufbuild/protobuf';
 import { timestampFromDate } from '@bufbuild/protobuf/wkt';
-import { DeviceState, type ObservedDevice, ObservedDeviceSchema } from '@cphone/proto';
+import { agentv1 } from '@cphone/proto';
 import type { AdbEndpoint, RuntimeDevice } from '../runtime/index.js';
 
 /** What the agent last reported about one device. */
 export interface Observation {
-  readonly state: DeviceState;
+  readonly state: agentv1.DeviceState;
   readonly reason: string;
   readonly message: string;
   readonly containerId: string;
@@ -22,31 +22,33 @@ export function endpointString(adb: AdbEndpoint | undefined): string {
 }
 
 /** The state a runtime device is in before the agent knows more (e.g. whether Android has booted). */
-export function stateOfRuntimeDevice(actual: RuntimeDevice, booted: boolean): DeviceState {
+export function stateOfRuntimeDevice(actual: RuntimeDevice, booted: boolean): agentv1.DeviceState {
   switch (actual.state) {
     case 'running':
-      return booted ? DeviceState.RUNNING : DeviceState.BOOTING;
+      return booted ? agentv1.DeviceState.RUNNING : agentv1.DeviceState.BOOTING;
     case 'restarting':
-      return DeviceState.BOOTING;
+      return agentv1.DeviceState.BOOTING;
     case 'removing':
-      return DeviceState.DELETING;
+      return agentv1.DeviceState.DELETING;
     case 'created':
-      return DeviceState.STOPPED;
+      return agentv1.DeviceState.STOPPED;
     case 'exited':
-      return actual.exitCode === undefined || actual.exitCode === 0 ? DeviceState.STOPPED : DeviceState.ERROR;
+      return actual.exitCode === undefined || actual.exitCode === 0
+        ? agentv1.DeviceState.STOPPED
+        : agentv1.DeviceState.ERROR;
     default:
-      return DeviceState.ERROR;
+      return agentv1.DeviceState.ERROR;
   }
 }
 
 /** Observation of a device the agent only knows from the runtime (adoption, inventory). */
 export function observationOf(actual: RuntimeDevice, booted: boolean): Observation {
   const state = stateOfRuntimeDevice(actual, booted);
-  const live = state === DeviceState.BOOTING || state === DeviceState.RUNNING;
+  const live = state === agentv1.DeviceState.BOOTING || state === agentv1.DeviceState.RUNNING;
   return {
     state,
-    reason: state === DeviceState.ERROR ? 'EXITED' : '',
-    message: state === DeviceState.ERROR ? `exited with code ${actual.exitCode ?? 'unknown'}` : '',
+    reason: state === agentv1.DeviceState.ERROR ? 'EXITED' : '',
+    message: state === agentv1.DeviceState.ERROR ? `exited with code ${actual.exitCode ?? 'unknown'}` : '',
     containerId: actual.runtimeId,
     adbEndpoint: live ? endpointString(actual.adb) : '',
     startedAt: live ? actual.startedAt : undefined,
@@ -74,8 +76,8 @@ export function toObservedDevice(
   tenantId: string,
   o: Observation,
   observedAt: Date,
-): ObservedDevice {
-  return create(ObservedDeviceSchema, {
+): agentv1.ObservedDevice {
+  return create(agentv1.ObservedDeviceSchema, {
     deviceId,
     tenantId,
     state: o.state,

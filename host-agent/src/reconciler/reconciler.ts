@@ -1,11 +1,4 @@
-import {
-  type DesiredDevice,
-  type DesiredDevices,
-  type DeviceRemove,
-  DeviceState,
-  type DeviceUpsert,
-  type ObservedDevice,
-} from '@cphone/proto';
+import { agentv1 } from '@cphone/proto';
 import type { Logger } from 'pino';
 import type { Metrics } from '../metrics.js';
 import type { AdbEndpoint, ContainerRuntime } from '../runtime/index.js';
@@ -30,7 +23,7 @@ export interface ReconcilerOptions {
   readonly bootProbe: BootProbe;
   readonly logger: Logger;
   /** Receives every observed change, in order per device. */
-  readonly onStatus: (device: ObservedDevice) => void;
+  readonly onStatus: (device: agentv1.ObservedDevice) => void;
   readonly metrics?: Metrics;
   /** Keeps the desired set across agent restarts; none keeps it in memory only. */
   readonly store?: DesiredStore;
@@ -67,7 +60,7 @@ export class Reconciler {
   readonly #queue: KeyedWorkQueue;
   readonly #converger: Converger;
   readonly #records = new Map<string, DeviceRecord>();
-  #desired = new Map<string, { proto: DesiredDevice; desired: Desired }>();
+  #desired = new Map<string, { proto: agentv1.DesiredDevice; desired: Desired }>();
   /** False until a full set arrived (now or before a restart): until then unlisted devices are left alone. */
   #desiredKnown = false;
   #revision = 0n;
@@ -130,7 +123,7 @@ export class Reconciler {
   }
 
   /** The full desired set: replaces whatever the agent had; devices not listed are deleted. */
-  applyDesired(message: DesiredDevices): Promise<void> {
+  applyDesired(message: agentv1.DesiredDevices): Promise<void> {
     return this.#changeDesired(async () => {
       if (message.revision < this.#revision) {
         this.#log.warn(
@@ -148,7 +141,7 @@ export class Reconciler {
   }
 
   /** A delta; ignored (false) when its revision is not above the last applied. */
-  applyUpsert(message: DeviceUpsert): Promise<boolean> {
+  applyUpsert(message: agentv1.DeviceUpsert): Promise<boolean> {
     return this.#changeDesired(async () => {
       const device = message.device;
       if (message.revision <= this.#revision || device === undefined || device.deviceId === '') {
@@ -166,7 +159,7 @@ export class Reconciler {
     });
   }
 
-  applyRemove(message: DeviceRemove): Promise<boolean> {
+  applyRemove(message: agentv1.DeviceRemove): Promise<boolean> {
     return this.#changeDesired(async () => {
       if (message.revision <= this.#revision) {
         this.#log.info(
@@ -186,7 +179,7 @@ export class Reconciler {
   }
 
   /** Every device held, as last observed (Hello's inventory). */
-  inventory(): ObservedDevice[] {
+  inventory(): agentv1.ObservedDevice[] {
     const now = new Date();
     return [...this.#records.values()]
       .filter((r) => r.observation !== undefined)
@@ -194,7 +187,7 @@ export class Reconciler {
   }
 
   /** One device as last observed. */
-  observed(deviceId: string): ObservedDevice | undefined {
+  observed(deviceId: string): agentv1.ObservedDevice | undefined {
     const rec = this.#records.get(deviceId);
     return rec?.observation === undefined
       ? undefined
@@ -205,7 +198,9 @@ export class Reconciler {
   adbEndpoint(deviceId: string): AdbEndpoint | undefined {
     const rec = this.#records.get(deviceId);
     const state = rec?.observation?.state;
-    return state === DeviceState.RUNNING || state === DeviceState.BOOTING ? rec?.adb : undefined;
+    return state === agentv1.DeviceState.RUNNING || state === agentv1.DeviceState.BOOTING
+      ? rec?.adb
+      : undefined;
   }
 
   /** The adb endpoints of every live device (the ADB pool keeps only these). */
@@ -251,7 +246,7 @@ export class Reconciler {
     await this.#queue.close();
   }
 
-  #setDesired(revision: bigint, devices: readonly DesiredDevice[]): void {
+  #setDesired(revision: bigint, devices: readonly agentv1.DesiredDevice[]): void {
     this.#revision = revision;
     this.#desiredKnown = true;
     this.#desired = new Map(devices.map((d) => [d.deviceId, { proto: d, desired: desiredFromProto(d) }]));
@@ -320,16 +315,16 @@ export class Reconciler {
     return rec;
   }
 
-  #report(rec: DeviceRecord, state: DeviceState, fields: Omit<Observe, 'state'> = {}): void {
+  #report(rec: DeviceRecord, state: agentv1.DeviceState, fields: Omit<Observe, 'state'> = {}): void {
     const next = observe(rec, { state, ...fields });
-    rec.live = state === DeviceState.BOOTING || state === DeviceState.RUNNING;
+    rec.live = state === agentv1.DeviceState.BOOTING || state === agentv1.DeviceState.RUNNING;
     if (rec.observation !== undefined && sameObservation(rec.observation, next)) return;
     const before = rec.observation?.state;
     rec.observation = next;
     this.#log.info(
       {
         deviceId: rec.deviceId,
-        state: DeviceState[state],
+        state: agentv1.DeviceState[state],
         reason: next.reason || undefined,
         message: next.message || undefined,
       },
@@ -355,7 +350,7 @@ export class Reconciler {
         'converge failed',
       );
       if (err instanceof OperationError) {
-        this.#report(rec, DeviceState.ERROR, { reason: failure.reason, message: failure.message });
+        this.#report(rec, agentv1.DeviceState.ERROR, { reason: failure.reason, message: failure.message });
       }
       const desired = this.#desired.get(deviceId)?.desired;
       if (failure.permanent && desired !== undefined) rec.haltKey = desiredKey(desired);
@@ -367,10 +362,10 @@ export class Reconciler {
    * Moves one device between the series of the devices-by-state gauge. Kept incrementally: a
    * recount of every record on each report made convergence quadratic in the number of devices.
    */
-  #countMove(from: DeviceState | undefined, to: DeviceState | undefined): void {
+  #countMove(from: agentv1.DeviceState | undefined, to: agentv1.DeviceState | undefined): void {
     const gauge = this.#o.metrics?.devices;
     if (gauge === undefined || from === to) return;
-    if (from !== undefined) gauge.dec({ state: DeviceState[from] ?? 'UNKNOWN' });
-    if (to !== undefined) gauge.inc({ state: DeviceState[to] ?? 'UNKNOWN' });
+    if (from !== undefined) gauge.dec({ state: agentv1.DeviceState[from] ?? 'UNKNOWN' });
+    if (to !== undefined) gauge.inc({ state: agentv1.DeviceState[to] ?? 'UNKNOWN' });
   }
 }

@@ -14,14 +14,14 @@ const base: ExitFacts = {
 
 test('policies decide by exit code and failure kind', () => {
   assert.equal(decideAfterExit(base).action, 'restart');
-  assert.deepEqual(decideAfterExit({ ...base, policy: 'on-failure' }), {
+  assert.deepEqual(decideAfterExit({ ...base, policy: 'on_failure' }), {
     action: 'halt',
     state: 'stopped',
     reason: 'EXITED',
   });
-  assert.equal(decideAfterExit({ ...base, policy: 'on-failure', exitCode: 1 }).action, 'restart');
+  assert.equal(decideAfterExit({ ...base, policy: 'on_failure', exitCode: 1 }).action, 'restart');
   assert.equal(
-    decideAfterExit({ ...base, policy: 'on-failure', failure: 'boot', exitCode: undefined }).action,
+    decideAfterExit({ ...base, policy: 'on_failure', failure: 'boot', exitCode: undefined }).action,
     'restart',
   );
   assert.deepEqual(decideAfterExit({ ...base, policy: 'never', exitCode: 2 }), {

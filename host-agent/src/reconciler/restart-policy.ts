@@ -1,7 +1,7 @@
-import type { Restart } from './desired.js';
+import type { RestartPolicyName } from '@cphone/proto';
 
 export interface ExitFacts {
-  readonly policy: Restart;
+  readonly policy: RestartPolicyName;
   /** `exit`: the container stopped on its own; `boot`: Android did not boot in time (or the probe failed). */
   readonly failure: 'exit' | 'boot';
   readonly exitCode: number | undefined;
@@ -21,7 +21,7 @@ export type ExitDecision =
 export function decideAfterExit(facts: ExitFacts): ExitDecision {
   const failed = facts.failure === 'boot' || (facts.exitCode !== undefined && facts.exitCode !== 0);
   const reason = facts.failure === 'boot' ? 'BOOT_TIMEOUT' : 'EXITED';
-  const restart = facts.policy === 'always' || (facts.policy === 'on-failure' && failed);
+  const restart = facts.policy === 'always' || (facts.policy === 'on_failure' && failed);
   if (!restart) return { action: 'halt', state: failed ? 'error' : 'stopped', reason };
   if (facts.crashes > facts.maxRestarts) return { action: 'halt', state: 'error', reason: 'CRASH_LOOP' };
   const delayMs = Math.min(facts.capDelayMs, facts.baseDelayMs * 2 ** Math.max(0, facts.crashes - 1));

@@ -220,7 +220,7 @@ export function runtimeContract(name: string, makeHarness: () => Promise<Runtime
     it('rejects an invalid spec naming the field', async () => {
       await assert.rejects(runtime.create({ ...a, memoryMib: 0 }), (err: unknown) => {
         assert.ok(err instanceof InvalidSpecError, String(err));
-        assert.equal(err.field, 'memoryMib');
+        assert.equal(err.field, 'memory_mib');
         return true;
       });
       assert.equal(await runtime.inspect(a.deviceId), undefined);

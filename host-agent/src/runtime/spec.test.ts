@@ -30,14 +30,18 @@ describe('validateDeviceSpec', () => {
     assert.doesNotThrow(() => validateDeviceSpec(valid));
   });
 
+  // What the phone is made of is the shared contract's to judge (proto/src/device-spec.test.ts holds
+  // its cases); these show the runtime applies it, with the same field names as the control plane.
   it('names the offending field', () => {
     rejects({ ...valid, deviceId: '../etc' }, 'deviceId');
     rejects({ ...valid, specRevision: -1 }, 'specRevision');
-    rejects({ ...valid, vcpuMillicores: 0.5 }, 'vcpuMillicores');
+    rejects({ ...valid, vcpuMillicores: 0.5 }, 'vcpu_millicores');
     rejects({ ...valid, screen: { ...valid.screen, fps: 0 } }, 'screen.fps');
-    rejects({ ...valid, gpuMode: 'vulkan' as DeviceSpec['gpuMode'] }, 'gpuMode');
-    rejects({ ...valid, properties: { 'persist.sys.x': '1' } }, 'properties[persist.sys.x]');
-    rejects({ ...valid, properties: { 'ro.x': 'a\nb' } }, 'properties[ro.x]');
+    rejects({ ...valid, gpuMode: 'vulkan' as DeviceSpec['gpuMode'] }, 'gpu_mode');
+    rejects({ ...valid, properties: { 'persist.sys.x': '1' } }, 'properties["persist.sys.x"]');
+    rejects({ ...valid, properties: { 'ro.x': 'a\nb' } }, 'properties["ro.x"]');
+    rejects({ ...valid, screen: { ...valid.screen, dpi: 59 } }, 'screen.dpi');
+    rejects({ ...valid, image: ' ' }, 'image_ref');
     rejects({ ...valid, labels: { 'dev.cphone.managed': 'false' } }, 'labels[dev.cphone.managed]');
   });
 });

@@ -1,8 +1,10 @@
 // Data types of the container runtime boundary. The agent maps its wire types (cphone.agent.v1)
-// onto these, so the runtimes never depend on the schema package.
+// onto these, so the runtimes never handle protobuf messages; the spellings and the limits they
+// must meet are the device-spec contract's, from @cphone/proto.
+import type { GpuModeName } from '@cphone/proto';
 
 /** How Android renders: `guest` is software (SwiftShader), `host` uses the host GPU, `auto` probes. */
-export type GpuMode = 'guest' | 'host' | 'auto';
+export type GpuMode = GpuModeName;
 
 export interface ScreenSpec {
   readonly width: number;
@@ -24,7 +26,7 @@ export interface DeviceSpec {
   readonly storageGib: number;
   readonly screen: ScreenSpec;
   readonly gpuMode: GpuMode;
-  /** Extra Android system properties, each key starting with `ro.`. */
+  /** Extra Android system properties, each key starting with `ro.` (the contract's rules). */
   readonly properties: Readonly<Record<string, string>>;
   /** Extra labels for the container; the runtime's own `dev.cphone.*` labels always win. */
   readonly labels: Readonly<Record<string, string>>;

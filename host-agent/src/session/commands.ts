@@ -1,10 +1,10 @@
 import { timestampDate, timestampFromDate } from '@bufbuild/protobuf/wkt';
-import { type Command, CommandCode, DeviceState, type ObservedDevice } from '@cphone/proto';
+import { agentv1 } from '@cphone/proto';
 import type { CommandExecutor, CommandResultInit } from '../adb/index.js';
 import type { AdbEndpoint } from '../runtime/index.js';
 
 export interface CommandTarget {
-  observed(deviceId: string): ObservedDevice | undefined;
+  observed(deviceId: string): agentv1.ObservedDevice | undefined;
   adbEndpoint(deviceId: string): AdbEndpoint | undefined;
 }
 
@@ -20,9 +20,12 @@ export interface RunCommandOptions {
  * Answers one Command: checks the deadline and the device, then runs the executor, racing the
  * deadline so the control plane always gets its answer by then. Never throws.
  */
-export async function runCommand(command: Command, options: RunCommandOptions): Promise<CommandResultInit> {
+export async function runCommand(
+  command: agentv1.Command,
+  options: RunCommandOptions,
+): Promise<CommandResultInit> {
   const now = options.now ?? (() => new Date());
-  const answer = (code: CommandCode, message: string): CommandResultInit => ({
+  const answer = (code: agentv1.CommandCode, message: string): CommandResultInit => ({
     commandId: command.commandId,
     code,
     message,
@@ -32,22 +35,27 @@ export async function runCommand(command: Command, options: RunCommandOptions): 
   const remaining = deadline === undefined ? undefined : deadline - now().getTime();
   if (remaining !== undefined && remaining <= 0) {
     return answer(
-      CommandCode.DEADLINE_EXCEEDED,
+      agentv1.CommandCode.DEADLINE_EXCEEDED,
       `deadline passed ${-remaining} ms before the command started`,
     );
   }
-  if (command.kind.case === undefined) return answer(CommandCode.INVALID_ARGUMENT, 'command has no kind');
+  if (command.kind.case === undefined)
+    return answer(agentv1.CommandCode.INVALID_ARGUMENT, 'command has no kind');
   const device = options.devices.observed(command.deviceId);
   if (device === undefined)
-    return answer(CommandCode.NOT_FOUND, `device ${JSON.stringify(command.deviceId)} is not on this host`);
+    return answer(
+      agentv1.CommandCode.NOT_FOUND,
+      `device ${JSON.stringify(command.deviceId)} is not on this host`,
+    );
   const adb = options.devices.adbEndpoint(command.deviceId);
   if (adb === undefined) {
     return answer(
-      CommandCode.FAILED_PRECONDITION,
-      `device ${JSON.stringify(command.deviceId)} is ${DeviceState[device.state]}, not RUNNING`,
+      agentv1.CommandCode.FAILED_PRECONDITION,
+      `device ${JSON.stringify(command.deviceId)} is ${agentv1.DeviceState[device.state]}, not RUNNING`,
     );
   }
-  if (options.executor === undefined) return answer(CommandCode.UNIMPLEMENTED, 'this agent runs no commands');
+  if (options.executor === undefined)
+    return answer(agentv1.CommandCode.UNIMPLEMENTED, 'this agent runs no commands');
   const controller = new AbortController();
   const onEnd = () => controller.abort(options.signal.reason);
   options.signal.addEventListener('abort', onEnd, { once: true });
@@ -57,13 +65,13 @@ export async function runCommand(command: Command, options: RunCommandOptions): 
       if (remaining === undefined) return;
       timer = setTimeout(() => {
         controller.abort(new Error('deadline exceeded'));
-        resolve(answer(CommandCode.DEADLINE_EXCEEDED, `deadline exceeded after ${remaining} ms`));
+        resolve(answer(agentv1.CommandCode.DEADLINE_EXCEEDED, `deadline exceeded after ${remaining} ms`));
       }, remaining);
     });
     const run = options.executor
       .execute(command, { deviceId: command.deviceId, adb }, { signal: controller.signal })
       .catch((err: unknown) =>
-        answer(CommandCode.INTERNAL, err instanceof Error ? err.message : String(err)),
+        answer(agentv1.CommandCode.INTERNAL, err instanceof Error ? err.message : String(err)),
       );
     return await Promise.race([run, expired]);
   } finally {

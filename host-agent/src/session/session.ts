@@ -1,22 +1,13 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { create, type MessageInitShape } from '@bufbuild/protobuf';
 import { durationMs, timestampNow } from '@bufbuild/protobuf/wkt';
-import {
-  type AgentMessage,
-  AgentMessageSchema,
-  AgentService,
-  type ControlMessage,
-  createGrpcClient,
-  type HelloSchema,
-  type HostLoadSchema,
-  type Welcome,
-} from '@cphone/proto';
+import { agentv1, createGrpcClient } from '@cphone/proto';
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import type { Metrics } from '../metrics.js';
 import { Backoff, type BackoffOptions } from './backoff.js';
 
-export type AgentMessageInit = MessageInitShape<typeof AgentMessageSchema>;
+export type AgentMessageInit = MessageInitShape<typeof agentv1.AgentMessageSchema>;
 
 /** One stream to the control plane, handed to the hooks. */
 export interface SessionLink {
@@ -29,12 +20,12 @@ export interface SessionLink {
 /** What the session asks of the agent. */
 export interface SessionHooks {
   /** The Hello of a new stream, built fresh (inventory, revision) at each attempt. */
-  hello(): Promise<MessageInitShape<typeof HelloSchema>>;
+  hello(): Promise<MessageInitShape<typeof agentv1.HelloSchema>>;
   /** Live load for a heartbeat. */
-  load(): Promise<MessageInitShape<typeof HostLoadSchema>>;
-  welcomed(welcome: Welcome, link: SessionLink): void | Promise<void>;
+  load(): Promise<MessageInitShape<typeof agentv1.HostLoadSchema>>;
+  welcomed(welcome: agentv1.Welcome, link: SessionLink): void | Promise<void>;
   /** Every control message other than Welcome and Ping, in arrival order. */
-  received(message: ControlMessage, link: SessionLink): void;
+  received(message: agentv1.ControlMessage, link: SessionLink): void;
 }
 
 export interface SessionOptions {
@@ -88,7 +79,9 @@ export class Session {
   readonly #backoff: Backoff;
   readonly #closing = new AbortController();
   #loop: Promise<void> | undefined;
-  #current: { call: grpc.ClientDuplexStream<AgentMessage, ControlMessage>; link: SessionLink } | undefined;
+  #current:
+    | { call: grpc.ClientDuplexStream<agentv1.AgentMessage, agentv1.ControlMessage>; link: SessionLink }
+    | undefined;
   #welcomed = false;
 
   constructor(options: SessionOptions) {
@@ -157,14 +150,14 @@ export class Session {
   }
 
   async #attempt(): Promise<AttemptOutcome> {
-    const client = createGrpcClient(AgentService, this.#o.address, this.#o.credentials, {
+    const client = createGrpcClient(agentv1.AgentService, this.#o.address, this.#o.credentials, {
       ...KEEPALIVE,
       ...this.#o.channelOptions,
     });
     const ended = new AbortController();
     // Messages sent while Hello is being built wait for it, so none is lost or sent before it.
     let buffer: AgentMessageInit[] | undefined = [];
-    let call: grpc.ClientDuplexStream<AgentMessage, ControlMessage> | undefined;
+    let call: grpc.ClientDuplexStream<agentv1.AgentMessage, agentv1.ControlMessage> | undefined;
     const link: SessionLink = {
       signal: ended.signal,
       send: (message) => {
@@ -174,7 +167,7 @@ export class Session {
           return buffer !== undefined;
         }
         this.#o.metrics?.messagesSent.inc({ kind: message.body?.case ?? 'unknown' });
-        call.write(create(AgentMessageSchema, message));
+        call.write(create(agentv1.AgentMessageSchema, message));
         return true;
       },
     };
@@ -187,7 +180,7 @@ export class Session {
         return { welcomedAt, code: grpc.status.CANCELLED, details: 'closing' };
       call = client.connect();
       this.#current = { call, link };
-      call.write(create(AgentMessageSchema, { body: { case: 'hello', value: hello } }));
+      call.write(create(agentv1.AgentMessageSchema, { body: { case: 'hello', value: hello } }));
       const queued = buffer;
       buffer = undefined;
       for (const message of queued) link.send(message);
@@ -215,7 +208,7 @@ export class Session {
 
       return await new Promise<AttemptOutcome>((resolve) => {
         const finish = (code: grpc.status, details: string) => resolve({ welcomedAt, code, details });
-        call!.on('data', (message: ControlMessage) => {
+        call!.on('data', (message: agentv1.ControlMessage) => {
           lastReceived = Date.now();
           const kind = message.body.case ?? 'unknown';
           this.#o.metrics?.messagesReceived.inc({ kind });
@@ -246,7 +239,7 @@ export class Session {
               body: { case: 'pong', value: { nonce: message.body.value.nonce, sentAt: timestampNow() } },
             });
           } else if (welcomedAt === undefined) {
-            this.#log.warn({ kind }, 'message before Welcome ignored');
+            this.#log.warn({ kind }, 'message before agentv1.Welcome ignored');
           } else {
             this.#o.hooks.received(message, link);
           }

@@ -2,20 +2,15 @@
 import { create, type MessageInitShape } from '@bufbuild/protobuf';
 import { durationFromMs, timestampNow } from '@bufbuild/protobuf/wkt';
 import {
-  type AgentMessage,
-  AgentService,
   addGrpcService,
-  type ControlMessage,
-  ControlMessageSchema,
+  agentv1,
   createCertificateAuthority,
-  type DesiredDevices,
-  type Hello,
   issueServerCertificate,
   type PemKeyPair,
 } from '@cphone/proto';
 import * as grpc from '@grpc/grpc-js';
 
-export type ControlMessageInit = MessageInitShape<typeof ControlMessageSchema>;
+export type ControlMessageInit = MessageInitShape<typeof agentv1.ControlMessageSchema>;
 
 export interface TestControlPlaneOptions {
   heartbeatIntervalMs?: number;
@@ -23,12 +18,12 @@ export interface TestControlPlaneOptions {
   /** Close every stream with this status right after Hello (UNAUTHENTICATED ...). */
   reject?: grpc.status;
   /** Sent after Welcome. */
-  desired?: () => DesiredDevices | undefined;
+  desired?: () => agentv1.DesiredDevices | undefined;
   /** Store and acknowledge usage reports as they arrive; false drops them unacknowledged. Default true. */
   ackUsage?: boolean;
 }
 
-type Call = grpc.ServerDuplexStream<AgentMessage, ControlMessage>;
+type Call = grpc.ServerDuplexStream<agentv1.AgentMessage, agentv1.ControlMessage>;
 
 /**
  * A control plane that speaks the real protocol: Welcome (with the stored usage mark), the desired
@@ -36,8 +31,8 @@ type Call = grpc.ServerDuplexStream<AgentMessage, ControlMessage>;
  * a control-plane restart.
  */
 export class TestControlPlane {
-  readonly hellos: Hello[] = [];
-  readonly messages: AgentMessage[] = [];
+  readonly hellos: agentv1.Hello[] = [];
+  readonly messages: agentv1.AgentMessage[] = [];
   /** Usage sequences stored, in arrival order (duplicates included). */
   readonly usageReceived: bigint[] = [];
   /** Highest contiguous stored usage sequence (what a real control plane acks). */
@@ -63,7 +58,7 @@ export class TestControlPlane {
 
   async start(): Promise<void> {
     const server = new grpc.Server();
-    addGrpcService(server, AgentService, { connect: (call) => this.#connect(call) });
+    addGrpcService(server, agentv1.AgentService, { connect: (call) => this.#connect(call) });
     const credentials = grpc.ServerCredentials.createSsl(Buffer.from(this.ca.cert), [
       { cert_chain: Buffer.from(this.#leaf.cert), private_key: Buffer.from(this.#leaf.key) },
     ]);
@@ -88,18 +83,18 @@ export class TestControlPlane {
 
   /** Sends to every open stream. */
   send(message: ControlMessageInit): void {
-    for (const call of this.#calls) call.write(create(ControlMessageSchema, message));
+    for (const call of this.#calls) call.write(create(agentv1.ControlMessageSchema, message));
   }
 
-  of<K extends NonNullable<AgentMessage['body']['case']>>(kind: K) {
+  of<K extends NonNullable<agentv1.AgentMessage['body']['case']>>(kind: K) {
     return this.messages
       .filter((m) => m.body.case === kind)
-      .map((m) => m.body.value as Extract<AgentMessage['body'], { case: K }>['value']);
+      .map((m) => m.body.value as Extract<agentv1.AgentMessage['body'], { case: K }>['value']);
   }
 
   #connect(call: Call): void {
-    let hello: Hello | undefined;
-    call.on('data', (message: AgentMessage) => {
+    let hello: agentv1.Hello | undefined;
+    call.on('data', (message: agentv1.AgentMessage) => {
       if (hello === undefined) {
         if (message.body.case !== 'hello') {
           call.emit('error', {
@@ -116,7 +111,7 @@ export class TestControlPlane {
         }
         this.#calls.add(call);
         call.write(
-          create(ControlMessageSchema, {
+          create(agentv1.ControlMessageSchema, {
             body: {
               case: 'welcome',
               value: {
@@ -134,7 +129,9 @@ export class TestControlPlane {
         );
         const desired = this.options.desired?.();
         if (desired !== undefined)
-          call.write(create(ControlMessageSchema, { body: { case: 'desiredDevices', value: desired } }));
+          call.write(
+            create(agentv1.ControlMessageSchema, { body: { case: 'desiredDevices', value: desired } }),
+          );
         return;
       }
       this.messages.push(message);
@@ -147,7 +144,7 @@ export class TestControlPlane {
         }
         if (storing) {
           call.write(
-            create(ControlMessageSchema, {
+            create(agentv1.ControlMessageSchema, {
               body: { case: 'usageAck', value: { sequence: this.usageStored } },
             }),
           );

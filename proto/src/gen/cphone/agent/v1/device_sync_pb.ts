@@ -4,8 +4,8 @@
 
 import type { GenFile, GenMessage } from "@bufbuild/protobuf/codegenv2";
 import { fileDesc, messageDesc } from "@bufbuild/protobuf/codegenv2";
-import type { DeviceSpec, DeviceState, PowerState, RestartPolicy } from "../../api/v1/device_pb.js";
-import { file_cphone_api_v1_device } from "../../api/v1/device_pb.js";
+import type { DeviceSpec, DeviceState, PowerState, RestartPolicy } from "./device_pb.js";
+import { file_cphone_agent_v1_device } from "./device_pb.js";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import type { Message } from "@bufbuild/protobuf";
@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file cphone/agent/v1/device_sync.proto.
  */
 export const file_cphone_agent_v1_device_sync: GenFile = /*@__PURE__*/
-  fileDesc("CiFjcGhvbmUvYWdlbnQvdjEvZGV2aWNlX3N5bmMucHJvdG8SD2NwaG9uZS5hZ2VudC52MSL3AQoNRGVzaXJlZERldmljZRIRCglkZXZpY2VfaWQYASABKAkSEQoJdGVuYW50X2lkGAIgASgJEicKBHNwZWMYAyABKAsyGS5jcGhvbmUuYXBpLnYxLkRldmljZVNwZWMSFQoNc3BlY19yZXZpc2lvbhgEIAEoBBIuCgtwb3dlcl9zdGF0ZRgFIAEoDjIZLmNwaG9uZS5hcGkudjEuUG93ZXJTdGF0ZRI0Cg5yZXN0YXJ0X3BvbGljeRgGIAEoDjIcLmNwaG9uZS5hcGkudjEuUmVzdGFydFBvbGljeRIaChJyZXN0YXJ0X2dlbmVyYXRpb24YByABKAQiUwoORGVzaXJlZERldmljZXMSEAoIcmV2aXNpb24YASABKAQSLwoHZGV2aWNlcxgCIAMoCzIeLmNwaG9uZS5hZ2VudC52MS5EZXNpcmVkRGV2aWNlIlAKDERldmljZVVwc2VydBIQCghyZXZpc2lvbhgBIAEoBBIuCgZkZXZpY2UYAiABKAsyHi5jcGhvbmUuYWdlbnQudjEuRGVzaXJlZERldmljZSIzCgxEZXZpY2VSZW1vdmUSEAoIcmV2aXNpb24YASABKAQSEQoJZGV2aWNlX2lkGAIgASgJItkCCg5PYnNlcnZlZERldmljZRIRCglkZXZpY2VfaWQYASABKAkSEQoJdGVuYW50X2lkGAIgASgJEikKBXN0YXRlGAMgASgOMhouY3Bob25lLmFwaS52MS5EZXZpY2VTdGF0ZRIVCg1zcGVjX3JldmlzaW9uGAQgASgEEg4KBnJlYXNvbhgFIAEoCRIPCgdtZXNzYWdlGAYgASgJEhQKDGNvbnRhaW5lcl9pZBgHIAEoCRIUCgxhZGJfZW5kcG9pbnQYCCABKAkSLgoKc3RhcnRlZF9hdBgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLb2JzZXJ2ZWRfYXQYCiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhUKDXJlc3RhcnRfY291bnQYCyABKA0SGgoScmVzdGFydF9nZW5lcmF0aW9uGAwgASgEIj8KDERldmljZVN0YXR1cxIvCgZkZXZpY2UYASABKAsyHy5jcGhvbmUuYWdlbnQudjEuT2JzZXJ2ZWREZXZpY2ViBnByb3RvMw", [file_cphone_api_v1_device, file_google_protobuf_timestamp]);
+  fileDesc("CiFjcGhvbmUvYWdlbnQvdjEvZGV2aWNlX3N5bmMucHJvdG8SD2NwaG9uZS5hZ2VudC52MSL9AQoNRGVzaXJlZERldmljZRIRCglkZXZpY2VfaWQYASABKAkSEQoJdGVuYW50X2lkGAIgASgJEikKBHNwZWMYAyABKAsyGy5jcGhvbmUuYWdlbnQudjEuRGV2aWNlU3BlYxIVCg1zcGVjX3JldmlzaW9uGAQgASgEEjAKC3Bvd2VyX3N0YXRlGAUgASgOMhsuY3Bob25lLmFnZW50LnYxLlBvd2VyU3RhdGUSNgoOcmVzdGFydF9wb2xpY3kYBiABKA4yHi5jcGhvbmUuYWdlbnQudjEuUmVzdGFydFBvbGljeRIaChJyZXN0YXJ0X2dlbmVyYXRpb24YByABKAQiUwoORGVzaXJlZERldmljZXMSEAoIcmV2aXNpb24YASABKAQSLwoHZGV2aWNlcxgCIAMoCzIeLmNwaG9uZS5hZ2VudC52MS5EZXNpcmVkRGV2aWNlIlAKDERldmljZVVwc2VydBIQCghyZXZpc2lvbhgBIAEoBBIuCgZkZXZpY2UYAiABKAsyHi5jcGhvbmUuYWdlbnQudjEuRGVzaXJlZERldmljZSIzCgxEZXZpY2VSZW1vdmUSEAoIcmV2aXNpb24YASABKAQSEQoJZGV2aWNlX2lkGAIgASgJItsCCg5PYnNlcnZlZERldmljZRIRCglkZXZpY2VfaWQYASABKAkSEQoJdGVuYW50X2lkGAIgASgJEisKBXN0YXRlGAMgASgOMhwuY3Bob25lLmFnZW50LnYxLkRldmljZVN0YXRlEhUKDXNwZWNfcmV2aXNpb24YBCABKAQSDgoGcmVhc29uGAUgASgJEg8KB21lc3NhZ2UYBiABKAkSFAoMY29udGFpbmVyX2lkGAcgASgJEhQKDGFkYl9lbmRwb2ludBgIIAEoCRIuCgpzdGFydGVkX2F0GAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgtvYnNlcnZlZF9hdBgKIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFQoNcmVzdGFydF9jb3VudBgLIAEoDRIaChJyZXN0YXJ0X2dlbmVyYXRpb24YDCABKAQiPwoMRGV2aWNlU3RhdHVzEi8KBmRldmljZRgBIAEoCzIfLmNwaG9uZS5hZ2VudC52MS5PYnNlcnZlZERldmljZWIGcHJvdG8z", [file_cphone_agent_v1_device, file_google_protobuf_timestamp]);
 
 /**
  * A device as it should be on this host.
@@ -39,7 +39,7 @@ export type DesiredDevice = Message<"cphone.agent.v1.DesiredDevice"> & {
   /**
    * What it is made of; image_ref is always filled in.
    *
-   * @generated from field: cphone.api.v1.DeviceSpec spec = 3;
+   * @generated from field: cphone.agent.v1.DeviceSpec spec = 3;
    */
   spec?: DeviceSpec | undefined;
 
@@ -54,14 +54,14 @@ export type DesiredDevice = Message<"cphone.agent.v1.DesiredDevice"> & {
   /**
    * Whether it should run.
    *
-   * @generated from field: cphone.api.v1.PowerState power_state = 5;
+   * @generated from field: cphone.agent.v1.PowerState power_state = 5;
    */
   powerState: PowerState;
 
   /**
    * What to do when it exits while it should run.
    *
-   * @generated from field: cphone.api.v1.RestartPolicy restart_policy = 6;
+   * @generated from field: cphone.agent.v1.RestartPolicy restart_policy = 6;
    */
   restartPolicy: RestartPolicy;
 
@@ -190,7 +190,7 @@ export type ObservedDevice = Message<"cphone.agent.v1.ObservedDevice"> & {
   /**
    * Observed state: CREATING, BOOTING, RUNNING, STOPPING, STOPPED, DELETING, DELETED or ERROR.
    *
-   * @generated from field: cphone.api.v1.DeviceState state = 3;
+   * @generated from field: cphone.agent.v1.DeviceState state = 3;
    */
   state: DeviceState;
 

@@ -4,8 +4,8 @@
 
 import type { GenFile, GenMessage } from "@bufbuild/protobuf/codegenv2";
 import { fileDesc, messageDesc } from "@bufbuild/protobuf/codegenv2";
-import type { DeviceState } from "../../api/v1/device_pb.js";
-import { file_cphone_api_v1_device } from "../../api/v1/device_pb.js";
+import type { DeviceState } from "./device_pb.js";
+import { file_cphone_agent_v1_device } from "./device_pb.js";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import type { Message } from "@bufbuild/protobuf";
@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file cphone/agent/v1/metering.proto.
  */
 export const file_cphone_agent_v1_metering: GenFile = /*@__PURE__*/
-  fileDesc("Ch5jcGhvbmUvYWdlbnQvdjEvbWV0ZXJpbmcucHJvdG8SD2NwaG9uZS5hZ2VudC52MSKnAgoLVXNhZ2VTYW1wbGUSEAoIc2VxdWVuY2UYASABKAQSEQoJZGV2aWNlX2lkGAIgASgJEhEKCXRlbmFudF9pZBgDIAEoCRIuCgpzdGFydF90aW1lGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIsCghlbmRfdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFwoPdmNwdV9taWxsaWNvcmVzGAYgASgFEhIKCm1lbW9yeV9taWIYByABKAUSEwoLc3RvcmFnZV9naWIYCCABKAUSKQoFc3RhdGUYCSABKA4yGi5jcGhvbmUuYXBpLnYxLkRldmljZVN0YXRlEhUKDXNwZWNfcmV2aXNpb24YCiABKAQiPAoLVXNhZ2VSZXBvcnQSLQoHc2FtcGxlcxgBIAMoCzIcLmNwaG9uZS5hZ2VudC52MS5Vc2FnZVNhbXBsZSIcCghVc2FnZUFjaxIQCghzZXF1ZW5jZRgBIAEoBGIGcHJvdG8z", [file_cphone_api_v1_device, file_google_protobuf_timestamp]);
+  fileDesc("Ch5jcGhvbmUvYWdlbnQvdjEvbWV0ZXJpbmcucHJvdG8SD2NwaG9uZS5hZ2VudC52MSKpAgoLVXNhZ2VTYW1wbGUSEAoIc2VxdWVuY2UYASABKAQSEQoJZGV2aWNlX2lkGAIgASgJEhEKCXRlbmFudF9pZBgDIAEoCRIuCgpzdGFydF90aW1lGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIsCghlbmRfdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFwoPdmNwdV9taWxsaWNvcmVzGAYgASgFEhIKCm1lbW9yeV9taWIYByABKAUSEwoLc3RvcmFnZV9naWIYCCABKAUSKwoFc3RhdGUYCSABKA4yHC5jcGhvbmUuYWdlbnQudjEuRGV2aWNlU3RhdGUSFQoNc3BlY19yZXZpc2lvbhgKIAEoBCI8CgtVc2FnZVJlcG9ydBItCgdzYW1wbGVzGAEgAygLMhwuY3Bob25lLmFnZW50LnYxLlVzYWdlU2FtcGxlIhwKCFVzYWdlQWNrEhAKCHNlcXVlbmNlGAEgASgEYgZwcm90bzM", [file_cphone_agent_v1_device, file_google_protobuf_timestamp]);
 
 /**
  * The allocation of one device over one interval (normally one minute, aligned to the minute).
@@ -82,7 +82,7 @@ export type UsageSample = Message<"cphone.agent.v1.UsageSample"> & {
   /**
    * The device's observed state for most of the interval (RUNNING and BOOTING count as running).
    *
-   * @generated from field: cphone.api.v1.DeviceState state = 9;
+   * @generated from field: cphone.agent.v1.DeviceState state = 9;
    */
   state: DeviceState;
 

@@ -6,8 +6,8 @@ import type { GenFile, GenMessage } from "@bufbuild/protobuf/codegenv2";
 import { fileDesc, messageDesc } from "@bufbuild/protobuf/codegenv2";
 import type { ObservedDevice } from "./device_sync_pb.js";
 import { file_cphone_agent_v1_device_sync } from "./device_sync_pb.js";
-import type { HostLoad, HostResources } from "../../api/v1/host_pb.js";
-import { file_cphone_api_v1_host } from "../../api/v1/host_pb.js";
+import type { HostLoad, HostResources } from "./host_pb.js";
+import { file_cphone_agent_v1_host } from "./host_pb.js";
 import type { Duration, Timestamp } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_duration, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import type { Message } from "@bufbuild/protobuf";
@@ -16,7 +16,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file cphone/agent/v1/session.proto.
  */
 export const file_cphone_agent_v1_session: GenFile = /*@__PURE__*/
-  fileDesc("Ch1jcGhvbmUvYWdlbnQvdjEvc2Vzc2lvbi5wcm90bxIPY3Bob25lLmFnZW50LnYxIqUDCgVIZWxsbxIPCgdob3N0X2lkGAEgASgJEhIKCmNyZWRlbnRpYWwYAiABKAkSGAoQcHJvdG9jb2xfdmVyc2lvbhgDIAEoDRIVCg1hZ2VudF92ZXJzaW9uGAQgASgJEgwKBGFyY2gYBSABKAkSEAoIaG9zdG5hbWUYBiABKAkSLgoIY2FwYWNpdHkYByABKAsyHC5jcGhvbmUuYXBpLnYxLkhvc3RSZXNvdXJjZXMSMgoGbGFiZWxzGAggAygLMiIuY3Bob25lLmFnZW50LnYxLkhlbGxvLkxhYmVsc0VudHJ5EhQKDHJ1bnRpbWVfa2luZBgJIAEoCRIwCgdkZXZpY2VzGAogAygLMh8uY3Bob25lLmFnZW50LnYxLk9ic2VydmVkRGV2aWNlEhgKEGRlc2lyZWRfcmV2aXNpb24YCyABKAQSGQoRYWdlbnRfaW5zdGFuY2VfaWQYDCABKAkSFgoOa2VybmVsX3ZlcnNpb24YDSABKAkaLQoLTGFiZWxzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASJHCg5TdHJlYW1Ub2tlbktleRIOCgZrZXlfaWQYASABKAkSEQoJYWxnb3JpdGhtGAIgASgJEhIKCnB1YmxpY19rZXkYAyABKAwi3AIKB1dlbGNvbWUSDwoHaG9zdF9pZBgBIAEoCRI1ChJoZWFydGJlYXRfaW50ZXJ2YWwYAiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SMAoNaGVhcnRiZWF0X3R0bBgDIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIvCgtzZXJ2ZXJfdGltZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASHAoUbWluX3Byb3RvY29sX3ZlcnNpb24YBSABKA0SHAoUbWF4X3Byb3RvY29sX3ZlcnNpb24YBiABKA0SGgoSdXNhZ2VfYWNrX3NlcXVlbmNlGAcgASgEEjoKEXN0cmVhbV90b2tlbl9rZXlzGAggAygLMh8uY3Bob25lLmFnZW50LnYxLlN0cmVhbVRva2VuS2V5EhIKCnJlcGxpY2FfaWQYCSABKAkibAoJSGVhcnRiZWF0EgsKA3NlcRgBIAEoBBIrCgdzZW50X2F0GAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIlCgRsb2FkGAMgASgLMhcuY3Bob25lLmFwaS52MS5Ib3N0TG9hZCJCCgRQaW5nEg0KBW5vbmNlGAEgASgEEisKB3NlbnRfYXQYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIkIKBFBvbmcSDQoFbm9uY2UYASABKAQSKwoHc2VudF9hdBgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiRQoFRHJhaW4SDgoGcmVhc29uGAEgASgJEiwKCGRlYWRsaW5lGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcGIGcHJvdG8z", [file_cphone_agent_v1_device_sync, file_cphone_api_v1_host, file_google_protobuf_duration, file_google_protobuf_timestamp]);
+  fileDesc("Ch1jcGhvbmUvYWdlbnQvdjEvc2Vzc2lvbi5wcm90bxIPY3Bob25lLmFnZW50LnYxIqcDCgVIZWxsbxIPCgdob3N0X2lkGAEgASgJEhIKCmNyZWRlbnRpYWwYAiABKAkSGAoQcHJvdG9jb2xfdmVyc2lvbhgDIAEoDRIVCg1hZ2VudF92ZXJzaW9uGAQgASgJEgwKBGFyY2gYBSABKAkSEAoIaG9zdG5hbWUYBiABKAkSMAoIY2FwYWNpdHkYByABKAsyHi5jcGhvbmUuYWdlbnQudjEuSG9zdFJlc291cmNlcxIyCgZsYWJlbHMYCCADKAsyIi5jcGhvbmUuYWdlbnQudjEuSGVsbG8uTGFiZWxzRW50cnkSFAoMcnVudGltZV9raW5kGAkgASgJEjAKB2RldmljZXMYCiADKAsyHy5jcGhvbmUuYWdlbnQudjEuT2JzZXJ2ZWREZXZpY2USGAoQZGVzaXJlZF9yZXZpc2lvbhgLIAEoBBIZChFhZ2VudF9pbnN0YW5jZV9pZBgMIAEoCRIWCg5rZXJuZWxfdmVyc2lvbhgNIAEoCRotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIkcKDlN0cmVhbVRva2VuS2V5Eg4KBmtleV9pZBgBIAEoCRIRCglhbGdvcml0aG0YAiABKAkSEgoKcHVibGljX2tleRgDIAEoDCLcAgoHV2VsY29tZRIPCgdob3N0X2lkGAEgASgJEjUKEmhlYXJ0YmVhdF9pbnRlcnZhbBgCIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIwCg1oZWFydGJlYXRfdHRsGAMgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEi8KC3NlcnZlcl90aW1lGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIcChRtaW5fcHJvdG9jb2xfdmVyc2lvbhgFIAEoDRIcChRtYXhfcHJvdG9jb2xfdmVyc2lvbhgGIAEoDRIaChJ1c2FnZV9hY2tfc2VxdWVuY2UYByABKAQSOgoRc3RyZWFtX3Rva2VuX2tleXMYCCADKAsyHy5jcGhvbmUuYWdlbnQudjEuU3RyZWFtVG9rZW5LZXkSEgoKcmVwbGljYV9pZBgJIAEoCSJuCglIZWFydGJlYXQSCwoDc2VxGAEgASgEEisKB3NlbnRfYXQYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEicKBGxvYWQYAyABKAsyGS5jcGhvbmUuYWdlbnQudjEuSG9zdExvYWQiQgoEUGluZxINCgVub25jZRgBIAEoBBIrCgdzZW50X2F0GAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJCCgRQb25nEg0KBW5vbmNlGAEgASgEEisKB3NlbnRfYXQYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIkUKBURyYWluEg4KBnJlYXNvbhgBIAEoCRIsCghkZWFkbGluZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBiBnByb3RvMw", [file_cphone_agent_v1_device_sync, file_cphone_agent_v1_host, file_google_protobuf_duration, file_google_protobuf_timestamp]);
 
 /**
  * First message of every stream, from the agent.
@@ -70,7 +70,7 @@ export type Hello = Message<"cphone.agent.v1.Hello"> & {
    * Physical capacity: all cores in millicores, total memory in bytes, data-dir file system size
    * in bytes, and the most devices the agent will run (its configured limit).
    *
-   * @generated from field: cphone.api.v1.HostResources capacity = 7;
+   * @generated from field: cphone.agent.v1.HostResources capacity = 7;
    */
   capacity?: HostResources | undefined;
 
@@ -261,7 +261,7 @@ export type Heartbeat = Message<"cphone.agent.v1.Heartbeat"> & {
   /**
    * Live load read from /proc and statfs.
    *
-   * @generated from field: cphone.api.v1.HostLoad load = 3;
+   * @generated from field: cphone.agent.v1.HostLoad load = 3;
    */
   load?: HostLoad | undefined;
 };

@@ -12,37 +12,38 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file cphone/api/v1/device.proto.
  */
 export const file_cphone_api_v1_device: GenFile = /*@__PURE__*/
-  fileDesc("ChpjcGhvbmUvYXBpL3YxL2RldmljZS5wcm90bxINY3Bob25lLmFwaS52MSJLCgpTY3JlZW5TcGVjEhAKCHdpZHRoX3B4GAEgASgNEhEKCWhlaWdodF9weBgCIAEoDRILCgNkcGkYAyABKA0SCwoDZnBzGAQgASgNIroCCgpEZXZpY2VTcGVjEhAKCGltYWdlX2lkGAEgASgJEhEKCWltYWdlX3JlZhgCIAEoCRIXCg92Y3B1X21pbGxpY29yZXMYAyABKAUSEgoKbWVtb3J5X21pYhgEIAEoBRITCgtzdG9yYWdlX2dpYhgFIAEoBRIpCgZzY3JlZW4YBiABKAsyGS5jcGhvbmUuYXBpLnYxLlNjcmVlblNwZWMSKAoIZ3B1X21vZGUYByABKA4yFi5jcGhvbmUuYXBpLnYxLkdwdU1vZGUSPQoKcHJvcGVydGllcxgIIAMoCzIpLmNwaG9uZS5hcGkudjEuRGV2aWNlU3BlYy5Qcm9wZXJ0aWVzRW50cnkaMQoPUHJvcGVydGllc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEi0QEKCVBsYWNlbWVudBJBCg1ub2RlX3NlbGVjdG9yGAEgAygLMiouY3Bob25lLmFwaS52MS5QbGFjZW1lbnQuTm9kZVNlbGVjdG9yRW50cnkSLQoGc3ByZWFkGAIgASgOMh0uY3Bob25lLmFwaS52MS5TcHJlYWRTdHJhdGVneRIMCgRhcmNoGAMgASgJEg8KB2hvc3RfaWQYBCABKAkaMwoRTm9kZVNlbGVjdG9yRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASKaBgoGRGV2aWNlEhEKCWRldmljZV9pZBgBIAEoCRIRCgl0ZW5hbnRfaWQYAiABKAkSFAoMZGlzcGxheV9uYW1lGAMgASgJEjEKBmxhYmVscxgEIAMoCzIhLmNwaG9uZS5hcGkudjEuRGV2aWNlLkxhYmVsc0VudHJ5EicKBHNwZWMYBSABKAsyGS5jcGhvbmUuYXBpLnYxLkRldmljZVNwZWMSFQoNc3BlY19yZXZpc2lvbhgGIAEoBBIrCglwbGFjZW1lbnQYByABKAsyGC5jcGhvbmUuYXBpLnYxLlBsYWNlbWVudBI2ChNkZXNpcmVkX3Bvd2VyX3N0YXRlGAggASgOMhkuY3Bob25lLmFwaS52MS5Qb3dlclN0YXRlEjQKDnJlc3RhcnRfcG9saWN5GAkgASgOMhwuY3Bob25lLmFwaS52MS5SZXN0YXJ0UG9saWN5EikKBXN0YXRlGAogASgOMhouY3Bob25lLmFwaS52MS5EZXZpY2VTdGF0ZRIUCgxzdGF0ZV9yZWFzb24YCyABKAkSFQoNc3RhdGVfbWVzc2FnZRgMIAEoCRIPCgdob3N0X2lkGA0gASgJEh4KFm9ic2VydmVkX3NwZWNfcmV2aXNpb24YDiABKAQSFAoMYWRiX2VuZHBvaW50GA8gASgJEi8KC2NyZWF0ZV90aW1lGBAgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgt1cGRhdGVfdGltZRgRIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASNQoRc3RhdGVfY2hhbmdlX3RpbWUYEiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnN0YXJ0X3RpbWUYEyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC2RlbGV0ZV90aW1lGBQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIoYCCgtEZXZpY2VFdmVudBIQCghldmVudF9pZBgBIAEoCRIRCglkZXZpY2VfaWQYAiABKAkSEQoJdGVuYW50X2lkGAMgASgJEi4KCmZyb21fc3RhdGUYBCABKA4yGi5jcGhvbmUuYXBpLnYxLkRldmljZVN0YXRlEiwKCHRvX3N0YXRlGAUgASgOMhouY3Bob25lLmFwaS52MS5EZXZpY2VTdGF0ZRIOCgZyZWFzb24YBiABKAkSDwoHbWVzc2FnZRgHIAEoCRIPCgdob3N0X2lkGAggASgJEi8KC2NyZWF0ZV90aW1lGAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCrJAgoLRGV2aWNlU3RhdGUSHAoYREVWSUNFX1NUQVRFX1VOU1BFQ0lGSUVEEAASGAoUREVWSUNFX1NUQVRFX1BFTkRJTkcQARIaChZERVZJQ0VfU1RBVEVfU0NIRURVTEVEEAISGQoVREVWSUNFX1NUQVRFX0NSRUFUSU5HEAMSGAoUREVWSUNFX1NUQVRFX0JPT1RJTkcQBBIYChRERVZJQ0VfU1RBVEVfUlVOTklORxAFEhkKFURFVklDRV9TVEFURV9TVE9QUElORxAGEhgKFERFVklDRV9TVEFURV9TVE9QUEVEEAcSGQoVREVWSUNFX1NUQVRFX0RFTEVUSU5HEAgSGAoUREVWSUNFX1NUQVRFX0RFTEVURUQQCRIWChJERVZJQ0VfU1RBVEVfRVJST1IQChIVChFERVZJQ0VfU1RBVEVfTE9TVBALKlsKClBvd2VyU3RhdGUSGwoXUE9XRVJfU1RBVEVfVU5TUEVDSUZJRUQQABIXChNQT1dFUl9TVEFURV9SVU5OSU5HEAESFwoTUE9XRVJfU1RBVEVfU1RPUFBFRBACKoMBCg1SZXN0YXJ0UG9saWN5Eh4KGlJFU1RBUlRfUE9MSUNZX1VOU1BFQ0lGSUVEEAASGQoVUkVTVEFSVF9QT0xJQ1lfQUxXQVlTEAESHQoZUkVTVEFSVF9QT0xJQ1lfT05fRkFJTFVSRRACEhgKFFJFU1RBUlRfUE9MSUNZX05FVkVSEAMqXQoHR3B1TW9kZRIYChRHUFVfTU9ERV9VTlNQRUNJRklFRBAAEhIKDkdQVV9NT0RFX0dVRVNUEAESEQoNR1BVX01PREVfSE9TVBACEhEKDUdQVV9NT0RFX0FVVE8QAyqNAQoOU3ByZWFkU3RyYXRlZ3kSHwobU1BSRUFEX1NUUkFURUdZX1VOU1BFQ0lGSUVEEAASGwoXU1BSRUFEX1NUUkFURUdZX0JJTlBBQ0sQARIaChZTUFJFQURfU1RSQVRFR1lfU1BSRUFEEAISIQodU1BSRUFEX1NUUkFURUdZX1NQUkVBRF9URU5BTlQQA2IGcHJvdG8z", [file_google_protobuf_timestamp]);
+  fileDesc("ChpjcGhvbmUvYXBpL3YxL2RldmljZS5wcm90bxINY3Bob25lLmFwaS52MSJLCgpTY3JlZW5TcGVjEhAKCHdpZHRoX3B4GAEgASgNEhEKCWhlaWdodF9weBgCIAEoDRILCgNkcGkYAyABKA0SCwoDZnBzGAQgASgNIr4CCgpEZXZpY2VTcGVjEhAKCGltYWdlX2lkGAEgASgJEhUKCWltYWdlX3JlZhgCIAEoCUICGAESFwoPdmNwdV9taWxsaWNvcmVzGAMgASgFEhIKCm1lbW9yeV9taWIYBCABKAUSEwoLc3RvcmFnZV9naWIYBSABKAUSKQoGc2NyZWVuGAYgASgLMhkuY3Bob25lLmFwaS52MS5TY3JlZW5TcGVjEigKCGdwdV9tb2RlGAcgASgOMhYuY3Bob25lLmFwaS52MS5HcHVNb2RlEj0KCnByb3BlcnRpZXMYCCADKAsyKS5jcGhvbmUuYXBpLnYxLkRldmljZVNwZWMuUHJvcGVydGllc0VudHJ5GjEKD1Byb3BlcnRpZXNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBItEBCglQbGFjZW1lbnQSQQoNbm9kZV9zZWxlY3RvchgBIAMoCzIqLmNwaG9uZS5hcGkudjEuUGxhY2VtZW50Lk5vZGVTZWxlY3RvckVudHJ5Ei0KBnNwcmVhZBgCIAEoDjIdLmNwaG9uZS5hcGkudjEuU3ByZWFkU3RyYXRlZ3kSDAoEYXJjaBgDIAEoCRIPCgdob3N0X2lkGAQgASgJGjMKEU5vZGVTZWxlY3RvckVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEimgYKBkRldmljZRIRCglkZXZpY2VfaWQYASABKAkSEQoJdGVuYW50X2lkGAIgASgJEhQKDGRpc3BsYXlfbmFtZRgDIAEoCRIxCgZsYWJlbHMYBCADKAsyIS5jcGhvbmUuYXBpLnYxLkRldmljZS5MYWJlbHNFbnRyeRInCgRzcGVjGAUgASgLMhkuY3Bob25lLmFwaS52MS5EZXZpY2VTcGVjEhUKDXNwZWNfcmV2aXNpb24YBiABKAQSKwoJcGxhY2VtZW50GAcgASgLMhguY3Bob25lLmFwaS52MS5QbGFjZW1lbnQSNgoTZGVzaXJlZF9wb3dlcl9zdGF0ZRgIIAEoDjIZLmNwaG9uZS5hcGkudjEuUG93ZXJTdGF0ZRI0Cg5yZXN0YXJ0X3BvbGljeRgJIAEoDjIcLmNwaG9uZS5hcGkudjEuUmVzdGFydFBvbGljeRIpCgVzdGF0ZRgKIAEoDjIaLmNwaG9uZS5hcGkudjEuRGV2aWNlU3RhdGUSFAoMc3RhdGVfcmVhc29uGAsgASgJEhUKDXN0YXRlX21lc3NhZ2UYDCABKAkSDwoHaG9zdF9pZBgNIAEoCRIeChZvYnNlcnZlZF9zcGVjX3JldmlzaW9uGA4gASgEEhQKDGFkYl9lbmRwb2ludBgPIAEoCRIvCgtjcmVhdGVfdGltZRgQIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLdXBkYXRlX3RpbWUYESABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjUKEXN0YXRlX2NoYW5nZV90aW1lGBIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgpzdGFydF90aW1lGBMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgtkZWxldGVfdGltZRgUIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAaLQoLTGFiZWxzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASKGAgoLRGV2aWNlRXZlbnQSEAoIZXZlbnRfaWQYASABKAkSEQoJZGV2aWNlX2lkGAIgASgJEhEKCXRlbmFudF9pZBgDIAEoCRIuCgpmcm9tX3N0YXRlGAQgASgOMhouY3Bob25lLmFwaS52MS5EZXZpY2VTdGF0ZRIsCgh0b19zdGF0ZRgFIAEoDjIaLmNwaG9uZS5hcGkudjEuRGV2aWNlU3RhdGUSDgoGcmVhc29uGAYgASgJEg8KB21lc3NhZ2UYByABKAkSDwoHaG9zdF9pZBgIIAEoCRIvCgtjcmVhdGVfdGltZRgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAqyQIKC0RldmljZVN0YXRlEhwKGERFVklDRV9TVEFURV9VTlNQRUNJRklFRBAAEhgKFERFVklDRV9TVEFURV9QRU5ESU5HEAESGgoWREVWSUNFX1NUQVRFX1NDSEVEVUxFRBACEhkKFURFVklDRV9TVEFURV9DUkVBVElORxADEhgKFERFVklDRV9TVEFURV9CT09USU5HEAQSGAoUREVWSUNFX1NUQVRFX1JVTk5JTkcQBRIZChVERVZJQ0VfU1RBVEVfU1RPUFBJTkcQBhIYChRERVZJQ0VfU1RBVEVfU1RPUFBFRBAHEhkKFURFVklDRV9TVEFURV9ERUxFVElORxAIEhgKFERFVklDRV9TVEFURV9ERUxFVEVEEAkSFgoSREVWSUNFX1NUQVRFX0VSUk9SEAoSFQoRREVWSUNFX1NUQVRFX0xPU1QQCypbCgpQb3dlclN0YXRlEhsKF1BPV0VSX1NUQVRFX1VOU1BFQ0lGSUVEEAASFwoTUE9XRVJfU1RBVEVfUlVOTklORxABEhcKE1BPV0VSX1NUQVRFX1NUT1BQRUQQAiqDAQoNUmVzdGFydFBvbGljeRIeChpSRVNUQVJUX1BPTElDWV9VTlNQRUNJRklFRBAAEhkKFVJFU1RBUlRfUE9MSUNZX0FMV0FZUxABEh0KGVJFU1RBUlRfUE9MSUNZX09OX0ZBSUxVUkUQAhIYChRSRVNUQVJUX1BPTElDWV9ORVZFUhADKl0KB0dwdU1vZGUSGAoUR1BVX01PREVfVU5TUEVDSUZJRUQQABISCg5HUFVfTU9ERV9HVUVTVBABEhEKDUdQVV9NT0RFX0hPU1QQAhIRCg1HUFVfTU9ERV9BVVRPEAMqjQEKDlNwcmVhZFN0cmF0ZWd5Eh8KG1NQUkVBRF9TVFJBVEVHWV9VTlNQRUNJRklFRBAAEhsKF1NQUkVBRF9TVFJBVEVHWV9CSU5QQUNLEAESGgoWU1BSRUFEX1NUUkFURUdZX1NQUkVBRBACEiEKHVNQUkVBRF9TVFJBVEVHWV9TUFJFQURfVEVOQU5UEANiBnByb3RvMw", [file_google_protobuf_timestamp]);
 
 /**
- * The virtual screen of a device.
+ * The virtual screen of a device. A field left 0 takes the image's default_spec, else 720 x 1280,
+ * 320 dpi, 30 fps.
  *
  * @generated from message cphone.api.v1.ScreenSpec
  */
 export type ScreenSpec = Message<"cphone.api.v1.ScreenSpec"> & {
   /**
-   * Width in pixels (portrait orientation), e.g. 720.
+   * Width in pixels (portrait orientation), 1..8192, e.g. 720.
    *
    * @generated from field: uint32 width_px = 1;
    */
   widthPx: number;
 
   /**
-   * Height in pixels (portrait orientation), e.g. 1280.
+   * Height in pixels (portrait orientation), 1..8192, e.g. 1280.
    *
    * @generated from field: uint32 height_px = 2;
    */
   heightPx: number;
 
   /**
-   * Density in dots per inch, e.g. 320.
+   * Density in dots per inch, 60..1000, e.g. 320.
    *
    * @generated from field: uint32 dpi = 3;
    */
   dpi: number;
 
   /**
-   * Maximum frame rate in frames per second, e.g. 30.
+   * Maximum frame rate in frames per second, 1..120, e.g. 30.
    *
    * @generated from field: uint32 fps = 4;
    */
@@ -71,29 +72,31 @@ export type DeviceSpec = Message<"cphone.api.v1.DeviceSpec"> & {
   imageId: string;
 
   /**
-   * Container image reference, e.g. "redroid/redroid:14.0.0_64only-latest". Overrides the image's
-   * container image. The control plane always fills it in before sending a spec to an agent.
+   * Internal: the container image the platform resolved from image_id. No longer filled in for
+   * tenant callers, and set only by the platform (PLATFORM_ADMIN and OPS callers); choose what a
+   * device runs with image_id.
    *
-   * @generated from field: string image_ref = 2;
+   * @generated from field: string image_ref = 2 [deprecated = true];
+   * @deprecated
    */
   imageRef: string;
 
   /**
-   * CPU allocation in millicores (1000 = one vCPU).
+   * CPU allocation in millicores (1000 = one vCPU), 1..1024000 and at least the image's minimum.
    *
    * @generated from field: int32 vcpu_millicores = 3;
    */
   vcpuMillicores: number;
 
   /**
-   * Memory allocation in MiB (1024 = 1 GiB).
+   * Memory allocation in MiB (1024 = 1 GiB), 1..1048576 and at least the image's minimum.
    *
    * @generated from field: int32 memory_mib = 4;
    */
   memoryMib: number;
 
   /**
-   * Size of the data volume (/data) in GiB.
+   * Size of the data volume (/data) in GiB, 1..65536 and at least the image's minimum.
    *
    * @generated from field: int32 storage_gib = 5;
    */
@@ -114,8 +117,10 @@ export type DeviceSpec = Message<"cphone.api.v1.DeviceSpec"> & {
   gpuMode: GpuMode;
 
   /**
-   * Extra Android system properties set at boot, e.g. {"ro.product.model": "Pixel 8"}. Keys must
-   * start with "ro." or "persist.".
+   * Extra Android system properties set at boot, e.g. {"ro.product.model": "Pixel 8"}; merged over
+   * the image's, at most 64 in all. Keys start with "ro." (the only properties Redroid takes as
+   * boot arguments) and are at most 128 characters of letters, digits, ".", "_" and "-"; values
+   * are at most 92 bytes of UTF-8 with no control characters.
    *
    * @generated from field: map<string, string> properties = 8;
    */

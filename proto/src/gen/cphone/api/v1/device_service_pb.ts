@@ -41,7 +41,7 @@ export type CreateDeviceRequest = Message<"cphone.api.v1.CreateDeviceRequest"> &
   labels: { [key: string]: string };
 
   /**
-   * What the device is made of. image_id or image_ref is required.
+   * What the device is made of. image_id is required.
    *
    * @generated from field: cphone.api.v1.DeviceSpec spec = 3;
    */
