@@ -423,7 +423,8 @@ export const DeviceEventSchema: GenMessage<DeviceEvent> = /*@__PURE__*/
  *   RUNNING   -> BOOTING (reboot or restart) | STOPPING | ERROR
  *   STOPPING  -> STOPPED | ERROR
  *   STOPPED   -> BOOTING (start) | SCHEDULED (re-placed by a MIGRATE drain)
- *   ERROR     -> BOOTING (restart policy or start) | STOPPING | STOPPED
+ *   ERROR     -> BOOTING (restart policy or start) | STOPPING | STOPPED | SCHEDULED (re-placed by a
+ *                MIGRATE drain)
  *   LOST      -> whatever the agent reports once the host is back (RUNNING, STOPPED, ...), or
  *                SCHEDULED when the control plane re-places the device
  *   DELETING  -> DELETED

@@ -443,14 +443,17 @@ export enum HostState {
   PENDING = 1,
 
   /**
-   * Connected, heartbeating and accepting new devices.
+   * An agent stream is open now (on some control-plane replica) and the host accepts new devices.
    *
    * @generated from enum value: HOST_STATE_READY = 2;
    */
   READY = 2,
 
   /**
-   * Missed heartbeats for longer than the heartbeat TTL. Its devices become LOST after a grace.
+   * No agent stream is open now: it closed, or the host missed heartbeats for longer than the
+   * heartbeat TTL. Its devices become LOST once it has been silent for the TTL plus a grace.
+   * Placement prefers connected hosts and uses one briefly without a stream (within its TTL) only
+   * when no connected host fits.
    *
    * @generated from enum value: HOST_STATE_UNREACHABLE = 3;
    */

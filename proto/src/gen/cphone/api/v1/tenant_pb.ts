@@ -85,9 +85,12 @@ export const TenantSchema: GenMessage<Tenant> = /*@__PURE__*/
   messageDesc(file_cphone_api_v1_tenant, 0);
 
 /**
- * Limits on a tenant, covering the tenant and all its descendants. A child's limits never
- * admit more than its parent has left. An unset field means no limit of its own (the parent's
- * limits still apply).
+ * Limits on a tenant, covering the tenant and all its descendants. A create or a start is admitted
+ * only if it fits the limits of its tenant and of every ancestor, each counted over its whole
+ * subtree, so a child's limits never admit more than its parent has left (refused with
+ * RESOURCE_EXHAUSTED naming the tenant, the limit and the use). A child's limit may not be set
+ * above its parent's, nor a parent's below a child's; the children's limits together may exceed
+ * the parent's. An unset field means no limit of its own (the ancestors' limits still apply).
  *
  * @generated from message cphone.api.v1.Quota
  */
@@ -100,7 +103,7 @@ export type Quota = Message<"cphone.api.v1.Quota"> & {
   tenantId: string;
 
   /**
-   * Maximum devices that exist (any state except DELETED).
+   * Maximum devices that exist (any state except DELETING and DELETED).
    *
    * @generated from field: optional int32 max_devices = 2;
    */
@@ -128,7 +131,8 @@ export type Quota = Message<"cphone.api.v1.Quota"> & {
   maxMemoryMib?: bigint | undefined;
 
   /**
-   * Maximum device minutes (minutes of a device running) per period.
+   * Maximum device minutes (minutes of a device running) per period. Stored and reported by
+   * GetQuotaUsage; not yet enforced when devices are created or started.
    *
    * @generated from field: optional int64 max_device_minutes = 6;
    */
@@ -170,7 +174,7 @@ export type QuotaUsage = Message<"cphone.api.v1.QuotaUsage"> & {
   tenantId: string;
 
   /**
-   * Devices that exist (any state except DELETED).
+   * Devices that exist (any state except DELETING and DELETED).
    *
    * @generated from field: int32 devices = 2;
    */
