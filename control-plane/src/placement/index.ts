@@ -4,4 +4,4 @@ export { FleetCache, type FleetView, fleetView } from './fleet-cache.js';
 export { hostState, loadHostInputs, normalizeArch, toHostInput } from './host-input.js';
 export type { Ask, Move, NewDevice, Plan, Release } from './plan.js';
 export { type JobContext, type PlanJob, Planner } from './planner.js';
-export { isRetryableConflict, retryOnConflict } from './retry.js';
+export { isRetryableConflict } from './retry.js';
