@@ -1,6 +1,20 @@
+// ImageService: device templates. Roles: anyone may read the images usable by its tenant (its own,
+// its ancestors', the platform's) and those of the tenants it manages. Writing a platform image (one
+// created in the platform tenant, stored with tenant_id null and usable by everyone) needs OPS or
+// PLATFORM_ADMIN; writing a tenant's own image needs TENANT_ADMIN of that tenant or an ancestor.
+// Images are soft-deleted (devices keep a reference), and only while no device uses them.
 import { fromJson, type JsonValue, toJson } from '@bufbuild/protobuf';
-import type { ServiceImpl } from '@connectrpc/connect';
-import { CreateImageRequestSchema, ImageSchema, type ImageService } from '@cphone/proto';
+import type { HandlerContext, ServiceImpl } from '@connectrpc/connect';
+import {
+  type CreateImageRequest,
+  CreateImageRequestSchema,
+  type DeleteImageRequest,
+  type GetImageRequest,
+  ImageSchema,
+  type ImageService,
+  type ListImagesRequest,
+  type UpdateImageRequest,
+} from '@cphone/proto';
 import { type Kysely, sql } from 'kysely';
 import { principalOf } from '../api/context.js';
 import { maskPaths } from '../api/field-mask.js';
@@ -28,174 +42,176 @@ import {
   imageValues,
 } from './validate.js';
 
-/**
- * Device templates. Roles: anyone may read the images usable by its tenant (its own, its
- * ancestors', the platform's) and those of the tenants it manages. Writing a platform image (one
- * created in the platform tenant, stored with tenant_id null and usable by everyone) needs OPS or
- * PLATFORM_ADMIN; writing a tenant's own image needs TENANT_ADMIN of that tenant or an ancestor.
- * Images are soft-deleted (devices keep a reference), and only while no device uses them.
- */
-export function imageService(deps: {
-  db: Kysely<Database>;
-  clock: Clock;
-}): Partial<ServiceImpl<typeof ImageService>> {
-  const { db, clock } = deps;
+export interface ImageServiceDeps {
+  readonly db: Kysely<Database>;
+  readonly clock: Clock;
+}
 
-  /** Loads an image the caller may change, or fails the way the caller may learn about. */
-  async function loadWritable(
-    principal: Principal,
-    imageId: string,
-    lock: boolean,
-    trx: Kysely<Database> = db,
-  ) {
-    const row = await loadImage(
-      trx,
-      await readableOwners(trx, principal),
-      imageId,
-      lock ? { lock: 'update' } : {},
-    );
-    if (row.tenant_id === null) requireRole(principal, 'ops', 'changing a platform image');
-    else {
-      if (!principal.visibleTenants.includes(row.tenant_id)) {
-        throw new PermissionDeniedError(
-          `image ${JSON.stringify(imageId)} belongs to tenant ${row.tenant_id}, which the caller does not manage`,
-        );
-      }
-      requireRole(principal, 'tenant_admin', 'changing an image');
+/** Loads an image the caller may change, or fails the way the caller may learn about. */
+async function loadWritable(
+  deps: ImageServiceDeps,
+  principal: Principal,
+  imageId: string,
+  lock: boolean,
+  trx: Kysely<Database> = deps.db,
+) {
+  const row = await loadImage(
+    trx,
+    await readableOwners(trx, principal),
+    imageId,
+    lock ? { lock: 'update' } : {},
+  );
+  if (row.tenant_id === null) requireRole(principal, 'ops', 'changing a platform image');
+  else {
+    if (!principal.visibleTenants.includes(row.tenant_id)) {
+      throw new PermissionDeniedError(
+        `image ${JSON.stringify(imageId)} belongs to tenant ${row.tenant_id}, which the caller does not manage`,
+      );
     }
-    return row;
+    requireRole(principal, 'tenant_admin', 'changing an image');
   }
+  return row;
+}
 
+export async function createImage(deps: ImageServiceDeps, req: CreateImageRequest, context: HandlerContext) {
+  const principal = principalOf(context);
+  const owner = resolveTenant(principal, req.tenantId);
+  const platform = owner === PLATFORM_TENANT_ID;
+  requireRole(
+    principal,
+    platform ? 'ops' : 'tenant_admin',
+    platform ? 'creating a platform image' : 'creating an image',
+  );
+  if (!req.image) throw new InvalidArgumentError('image', null, 'is required');
+  if (req.imageId) checkImageId(req.imageId);
+  const values = imageValues(req.image, IMAGE_MASK_PATHS) as ImageValues;
+  checkDefaultsMeetMinimums({ ...values, default_spec: JSON.parse(values.default_spec) });
+  const image = await idempotent(
+    deps.db,
+    {
+      tenantId: principal.tenantId,
+      method: 'ImageService/CreateImage',
+      key: req.requestId,
+      request: toJson(CreateImageRequestSchema, req),
+    },
+    async (trx) => {
+      const id = req.imageId || newId('img');
+      const now = deps.clock.now();
+      const inserted = await trx
+        .insertInto('image')
+        .values({
+          id,
+          tenant_id: platform ? null : owner,
+          ...values,
+          required_labels: '{}',
+          update_time: now,
+          create_time: now,
+        })
+        .onConflict((oc) => oc.column('id').doNothing())
+        .returningAll()
+        .executeTakeFirst();
+      if (!inserted) throw new AlreadyExistsError('image', 'image_id', id);
+      return imageToProto(inserted);
+    },
+    {
+      save: (value) => toJson(ImageSchema, value),
+      load: (saved) => fromJson(ImageSchema, saved as JsonValue),
+    },
+  );
+  return { image };
+}
+
+export async function getImage(deps: ImageServiceDeps, req: GetImageRequest, context: HandlerContext) {
+  const principal = principalOf(context);
   return {
-    async createImage(req, context) {
-      const principal = principalOf(context);
-      const owner = resolveTenant(principal, req.tenantId);
-      const platform = owner === PLATFORM_TENANT_ID;
-      requireRole(
-        principal,
-        platform ? 'ops' : 'tenant_admin',
-        platform ? 'creating a platform image' : 'creating an image',
+    image: imageToProto(await loadImage(deps.db, await readableOwners(deps.db, principal), req.imageId)),
+  };
+}
+
+export async function listImages(deps: ImageServiceDeps, req: ListImagesRequest, context: HandlerContext) {
+  const principal = principalOf(context);
+  const tenantId = resolveTenant(principal, req.tenantId);
+  const owners = await imageOwners(deps.db, tenantId);
+  const page = readPage(req.pageSize, req.pageToken, {
+    tenantId,
+    arch: req.arch,
+    deprecated: req.includeDeprecated,
+  });
+  let query = deps.db
+    .selectFrom('image')
+    .selectAll()
+    .where('delete_time', 'is', null)
+    .where((eb) => eb.or([eb('tenant_id', 'is', null), eb('tenant_id', 'in', owners)]))
+    .orderBy('id')
+    .limit(page.limit);
+  if (!req.includeDeprecated) query = query.where('state', '=', 'active');
+  if (req.arch) {
+    // An image naming no architecture runs on any.
+    const arch = JSON.stringify([req.arch]);
+    query = query.where(sql<boolean>`(arches = '[]'::jsonb or arches @> ${arch}::jsonb)`);
+  }
+  if (page.after) query = query.where('id', '>', page.after);
+  const { items, nextPageToken } = pageOf(await query.execute(), page, (r) => r.id);
+  return { images: items.map(imageToProto), nextPageToken };
+}
+
+export async function updateImage(deps: ImageServiceDeps, req: UpdateImageRequest, context: HandlerContext) {
+  const principal = principalOf(context);
+  if (!req.image?.imageId)
+    throw new InvalidArgumentError('image.image_id', req.image?.imageId ?? '', 'is required');
+  const image = req.image;
+  const paths = maskPaths(req.updateMask, IMAGE_MASK_PATHS);
+  const values = imageValues(image, [...paths] as ImageMaskPath[]);
+  const updated = await deps.db.transaction().execute(async (trx) => {
+    const row = await loadWritable(deps, principal, image.imageId, true, trx);
+    const merged = {
+      default_spec: values.default_spec ? JSON.parse(values.default_spec) : row.default_spec,
+      min_vcpu_millicores: values.min_vcpu_millicores ?? row.min_vcpu_millicores,
+      min_memory_mib: values.min_memory_mib ?? row.min_memory_mib,
+      min_storage_gib: values.min_storage_gib ?? row.min_storage_gib,
+    };
+    checkDefaultsMeetMinimums(merged);
+    return trx
+      .updateTable('image')
+      .set({ ...values, update_time: deps.clock.now() })
+      .where('id', '=', row.id)
+      .returningAll()
+      .executeTakeFirstOrThrow();
+  });
+  return { image: imageToProto(updated) };
+}
+
+export async function deleteImage(deps: ImageServiceDeps, req: DeleteImageRequest, context: HandlerContext) {
+  const principal = principalOf(context);
+  await deps.db.transaction().execute(async (trx) => {
+    // FOR UPDATE waits for creates holding the image FOR SHARE, so their devices are counted.
+    const row = await loadWritable(deps, principal, req.imageId, true, trx);
+    const used = await trx
+      .selectFrom('device')
+      .select((eb) => eb.fn.countAll<number>().as('n'))
+      .where('image_id', '=', row.id)
+      .where('state', '!=', 'deleted')
+      .executeTakeFirstOrThrow();
+    if (Number(used.n) > 0) {
+      throw new FailedPreconditionError(
+        `image ${JSON.stringify(row.id)} is used by ${used.n} device(s); deprecate it instead (state DEPRECATED)`,
       );
-      if (!req.image) throw new InvalidArgumentError('image', null, 'is required');
-      if (req.imageId) checkImageId(req.imageId);
-      const values = imageValues(req.image, IMAGE_MASK_PATHS) as ImageValues;
-      checkDefaultsMeetMinimums({ ...values, default_spec: JSON.parse(values.default_spec) });
-      const image = await idempotent(
-        db,
-        {
-          tenantId: principal.tenantId,
-          method: 'ImageService/CreateImage',
-          key: req.requestId,
-          request: toJson(CreateImageRequestSchema, req),
-        },
-        async (trx) => {
-          const id = req.imageId || newId('img');
-          const now = clock.now();
-          const inserted = await trx
-            .insertInto('image')
-            .values({
-              id,
-              tenant_id: platform ? null : owner,
-              ...values,
-              required_labels: '{}',
-              update_time: now,
-              create_time: now,
-            })
-            .onConflict((oc) => oc.column('id').doNothing())
-            .returningAll()
-            .executeTakeFirst();
-          if (!inserted) throw new AlreadyExistsError('image', 'image_id', id);
-          return imageToProto(inserted);
-        },
-        {
-          save: (value) => toJson(ImageSchema, value),
-          load: (saved) => fromJson(ImageSchema, saved as JsonValue),
-        },
-      );
-      return { image };
-    },
+    }
+    await trx
+      .updateTable('image')
+      .set({ delete_time: deps.clock.now(), update_time: deps.clock.now() })
+      .where('id', '=', row.id)
+      .execute();
+  });
+  return {};
+}
 
-    async getImage(req, context) {
-      const principal = principalOf(context);
-      return { image: imageToProto(await loadImage(db, await readableOwners(db, principal), req.imageId)) };
-    },
-
-    async listImages(req, context) {
-      const principal = principalOf(context);
-      const tenantId = resolveTenant(principal, req.tenantId);
-      const owners = await imageOwners(db, tenantId);
-      const page = readPage(req.pageSize, req.pageToken, {
-        tenantId,
-        arch: req.arch,
-        deprecated: req.includeDeprecated,
-      });
-      let query = db
-        .selectFrom('image')
-        .selectAll()
-        .where('delete_time', 'is', null)
-        .where((eb) => eb.or([eb('tenant_id', 'is', null), eb('tenant_id', 'in', owners)]))
-        .orderBy('id')
-        .limit(page.limit);
-      if (!req.includeDeprecated) query = query.where('state', '=', 'active');
-      if (req.arch) {
-        // An image naming no architecture runs on any.
-        const arch = JSON.stringify([req.arch]);
-        query = query.where(sql<boolean>`(arches = '[]'::jsonb or arches @> ${arch}::jsonb)`);
-      }
-      if (page.after) query = query.where('id', '>', page.after);
-      const { items, nextPageToken } = pageOf(await query.execute(), page, (r) => r.id);
-      return { images: items.map(imageToProto), nextPageToken };
-    },
-
-    async updateImage(req, context) {
-      const principal = principalOf(context);
-      if (!req.image?.imageId)
-        throw new InvalidArgumentError('image.image_id', req.image?.imageId ?? '', 'is required');
-      const image = req.image;
-      const paths = maskPaths(req.updateMask, IMAGE_MASK_PATHS);
-      const values = imageValues(image, [...paths] as ImageMaskPath[]);
-      const updated = await db.transaction().execute(async (trx) => {
-        const row = await loadWritable(principal, image.imageId, true, trx);
-        const merged = {
-          default_spec: values.default_spec ? JSON.parse(values.default_spec) : row.default_spec,
-          min_vcpu_millicores: values.min_vcpu_millicores ?? row.min_vcpu_millicores,
-          min_memory_mib: values.min_memory_mib ?? row.min_memory_mib,
-          min_storage_gib: values.min_storage_gib ?? row.min_storage_gib,
-        };
-        checkDefaultsMeetMinimums(merged);
-        return trx
-          .updateTable('image')
-          .set({ ...values, update_time: clock.now() })
-          .where('id', '=', row.id)
-          .returningAll()
-          .executeTakeFirstOrThrow();
-      });
-      return { image: imageToProto(updated) };
-    },
-
-    async deleteImage(req, context) {
-      const principal = principalOf(context);
-      await db.transaction().execute(async (trx) => {
-        // FOR UPDATE waits for creates holding the image FOR SHARE, so their devices are counted.
-        const row = await loadWritable(principal, req.imageId, true, trx);
-        const used = await trx
-          .selectFrom('device')
-          .select((eb) => eb.fn.countAll<number>().as('n'))
-          .where('image_id', '=', row.id)
-          .where('state', '!=', 'deleted')
-          .executeTakeFirstOrThrow();
-        if (Number(used.n) > 0) {
-          throw new FailedPreconditionError(
-            `image ${JSON.stringify(row.id)} is used by ${used.n} device(s); deprecate it instead (state DEPRECATED)`,
-          );
-        }
-        await trx
-          .updateTable('image')
-          .set({ delete_time: clock.now(), update_time: clock.now() })
-          .where('id', '=', row.id)
-          .execute();
-      });
-      return {};
-    },
+export function imageService(deps: ImageServiceDeps): Partial<ServiceImpl<typeof ImageService>> {
+  return {
+    createImage: (req, context) => createImage(deps, req, context),
+    getImage: (req, context) => getImage(deps, req, context),
+    listImages: (req, context) => listImages(deps, req, context),
+    updateImage: (req, context) => updateImage(deps, req, context),
+    deleteImage: (req, context) => deleteImage(deps, req, context),
   };
 }

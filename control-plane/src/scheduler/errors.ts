@@ -1,7 +1,7 @@
 /**
- * The scheduler's one error type. It lives here because control-plane/src has no shared errors
- * module yet; when one appears, this file re-exports from it so callers keep their import.
- * The API edge maps `code` to a Connect code (InvalidArgument) and an HTTP 400.
+ * The scheduler's one error type. It lives here, not in ../errors.ts, so the pure scheduler imports
+ * nothing outside its folder; the API edge (api/errors.ts) recognises it by its name and maps it to
+ * INVALID_ARGUMENT.
  */
 export class InvalidArgumentError extends Error {
   readonly code = 'invalid_argument' as const;

@@ -1,7 +1,7 @@
 // The writes and locks of the `device` table, and the reads that several domains share. A device's
 // host (host_id) is written by the plan applier alone (placement/applier.ts, through insertDevices,
-// moveDevice and unassignHost); its state only through the state machine (devices/state-machine.ts,
-// through setState). Lock order: store/hosts.ts.
+// a move's state change and unassignHost); its state only through the state machine
+// (devices/state-machine.ts, through setState). Lock order: store/hosts.ts.
 import {
   type Insertable,
   type Kysely,
