@@ -78,7 +78,13 @@ test('a Hello whose host id or credential the lookup cannot take is closed with 
 test('usage is counted only for devices on the reporting host, under the control plane’s own tenant', async () => {
   const mine = await enrollTestHost(db());
   const theirs = await enrollTestHost(db());
-  const own = await insertTestDevice(db(), { hostId: mine.hostId, state: 'running', tenantId: 'tenant_own' });
+  const start = new Date(Date.now() - 60_000);
+  const own = await insertTestDevice(db(), {
+    hostId: mine.hostId,
+    state: 'running',
+    tenantId: 'tenant_own',
+    placedAt: new Date(start.getTime() - 1000),
+  });
   const foreign = await insertTestDevice(db(), {
     hostId: theirs.hostId,
     state: 'running',
@@ -86,13 +92,12 @@ test('usage is counted only for devices on the reporting host, under the control
   });
   const agent = connect(mine);
   await agent.next('welcome');
-  const start = new Date(Date.now() - 60_000);
-  const sample = (sequence: bigint, deviceId: string, tenantId: string) => ({
+  const sample = (sequence: bigint, deviceId: string, tenantId: string, at = start) => ({
     sequence,
     deviceId,
     tenantId,
-    startTime: timestampFromDate(start),
-    endTime: timestampFromDate(new Date(start.getTime() + 60_000)),
+    startTime: timestampFromDate(at),
+    endTime: timestampFromDate(new Date(at.getTime() + 60_000)),
     vcpuMillicores: 1000,
     memoryMib: 1024,
     storageGib: 8,
@@ -105,11 +110,13 @@ test('usage is counted only for devices on the reporting host, under the control
         sample(1n, own.deviceId, 'tenant_victim'),
         sample(2n, foreign.deviceId, foreign.tenantId),
         sample(3n, 'dev_made_up', 'tenant_victim'),
+        // Its own device, but for an hour before it was placed here.
+        sample(4n, own.deviceId, 'tenant_own', new Date(start.getTime() - 3_600_000)),
       ],
     },
   });
   const ack = await agent.next('usageAck');
-  assert.equal(ack.sequence, 3n, 'every sample is acknowledged, so the spool drains');
+  assert.equal(ack.sequence, 4n, 'every sample is acknowledged, so the spool drains');
   const stored = await db()
     .selectFrom('usage_sample')
     .selectAll()
@@ -131,6 +138,7 @@ test('usage is counted only for devices on the reporting host, under the control
     [
       [2, 'DEVICE_NOT_ON_HOST'],
       [3, 'UNKNOWN_DEVICE'],
+      [4, 'DEVICE_NOT_ON_HOST'],
     ],
   );
   const victim = await db()
@@ -223,6 +231,7 @@ test('connected means a stream is open now: a killed agent’s host is unreachab
   const ready = (await hosts.getHost({ hostId: dying.hostId })).host;
   assert.equal(ready?.connected, true);
   assert.equal(ready?.state, HostState.READY);
+  assert.equal(ready?.protocolVersion, 1, 'the protocol its agent speaks');
 
   a.cancel();
   const gone = await until('the stream to be gone', async () => {

@@ -49,6 +49,7 @@ export function helloFacts(hello: agentv1.Hello): HelloFacts {
   const capacity = hello.capacity;
   return {
     agentVersion: hello.agentVersion,
+    protocolVersion: hello.protocolVersion,
     runtimeKind: hello.runtimeKind,
     hostname: hello.hostname,
     kernelVersion: hello.kernelVersion,

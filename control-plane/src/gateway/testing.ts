@@ -74,6 +74,8 @@ export interface TestDeviceInput {
   desiredPower?: 'running' | 'stopped';
   /** Also add the device's resources to the host's allocated_* sums, as the plan applier does. */
   allocate?: boolean;
+  /** When it was placed on its host (its placement event's time; default now). */
+  placedAt?: Date;
 }
 
 /** Inserts a device (and its tenant and image when missing) on a host. */
@@ -136,6 +138,22 @@ export async function insertTestDevice(
       delete_time: null,
     })
     .execute();
+  // As the plan applier records a placement: usage intake reads where a device was placed from it.
+  if (input.hostId) {
+    await db
+      .insertInto('device_event')
+      .values({
+        device_id: deviceId,
+        tenant_id: tenantId,
+        from_state: null,
+        to_state: 'scheduled',
+        reason: 'SCHEDULED',
+        message: `placed on host ${input.hostId}`,
+        host_id: input.hostId,
+        create_time: input.placedAt ?? now,
+      })
+      .execute();
+  }
   if (input.allocate && input.hostId) {
     await db
       .updateTable('host')

@@ -4,8 +4,8 @@
 // progress from the rows, so it survives restarts and replicas, and reading it changes nothing.
 import type { Kysely, Transaction } from 'kysely';
 import { bumpDesiredRevision } from '../devices/lifecycle.js';
-import { countDevicesOnHost, devicesOnHost, updateDevice } from '../store/devices.js';
-import { beginDrain } from '../store/hosts.js';
+import { countDevicesOnHost, devicesOnHost, lockDevices, updateDevice } from '../store/devices.js';
+import { beginDrain, lockHosts } from '../store/hosts.js';
 import type { Database, DeviceStateName, DrainMode } from '../store/schema.js';
 
 type Db = Kysely<Database> | Transaction<Database>;
@@ -31,6 +31,19 @@ export async function drainRemaining(db: Db, hostId: string, mode: DrainMode): P
   if (mode === 'stop') query = query.where('state', 'in', ACTIVE_STATES);
   const row = await query.select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow();
   return Number(row.n);
+}
+
+/**
+ * Locks the host's devices and then the host, in the order every writer keeps (store/hosts.ts), for
+ * a transaction that changes both (starting or ending a drain).
+ */
+export async function lockHostAndDevices(trx: Transaction<Database>, hostId: string): Promise<void> {
+  const on = await devicesOnHost(trx, hostId).select('id').execute();
+  await lockDevices(
+    trx,
+    on.map((d) => d.id),
+  );
+  await lockHosts(trx, [hostId]);
 }
 
 /**

@@ -2,7 +2,9 @@
 // places anything itself. Each pass visits every host with a drain in progress: for MIGRATE it
 // submits a move for every device that no longer runs there (STOPPED, ERROR or LOST) through the
 // replica's planner, the entry point creates use; then it ends drains that are done (COMPLETED) or
-// past their deadline (FAILED, remaining devices set to stopped). Reads of a host never start work.
+// past their deadline (FAILED, remaining devices set to stopped). It also re-places the LOST
+// devices whose host was deleted (DeleteHost with force), on every pass until one fits. Reads of a
+// host never start work.
 //
 // Exactly once: a move locks the device and then its host and re-checks both, so a pass of a leader
 // that has just lost the leadership, overlapping the new leader's, moves nothing twice; a drain's
@@ -17,7 +19,7 @@ import type { Planner } from '../placement/planner.js';
 import { lockDevices } from '../store/devices.js';
 import { drainingHosts, endDrain, lockDrain } from '../store/hosts.js';
 import type { Database, DrainMode } from '../store/schema.js';
-import { drainRemaining, MOVABLE_STATES, recordMove, stopDevicesOn } from './drain.js';
+import { drainRemaining, lockHostAndDevices, MOVABLE_STATES, recordMove, stopDevicesOn } from './drain.js';
 
 export interface DrainerOptions {
   readonly db: Kysely<Database>;
@@ -95,6 +97,7 @@ export class Drainer {
       const ended = await this.#settle(host.id, mode, expired);
       if (ended) result.ended.push({ hostId: host.id, state: ended });
     }
+    await this.#replaceOrphans(result);
     if (result.moved.length + result.failed.length + result.ended.length > 0) {
       this.#log.info(
         { moved: result.moved.length, failed: result.failed, ended: result.ended },
@@ -126,6 +129,66 @@ export class Drainer {
       if (!outcome) continue;
       if ('to' in outcome) result.moved.push(outcome);
       else result.failed.push(outcome);
+    }
+  }
+
+  /** LOST devices without a host (it was deleted): placed again, by the rules they were created with. */
+  async #replaceOrphans(result: PassResult): Promise<void> {
+    const orphans = await this.options.db
+      .selectFrom('device')
+      .select('id')
+      .where('host_id', 'is', null)
+      .where('state', '=', 'lost')
+      .where('delete_time', 'is', null)
+      .orderBy('id')
+      .execute();
+    const outcomes = await Promise.all(
+      orphans.map(({ id }) => this.options.planner.submit({ run: (ctx) => this.#replace(ctx, id) })),
+    );
+    for (const outcome of outcomes) {
+      if (!outcome) continue;
+      if ('to' in outcome) result.moved.push(outcome);
+      else result.failed.push(outcome);
+    }
+  }
+
+  async #replace(
+    { trx, apply }: Parameters<Parameters<Planner['submit']>[0]['run']>[0],
+    deviceId: string,
+  ): Promise<MoveOutcome> {
+    const [device] = await lockDevices(trx, [deviceId]);
+    if (!device || device.host_id !== null || device.state !== 'lost' || device.delete_time !== null)
+      return undefined;
+    await sql`savepoint replace`.execute(trx);
+    try {
+      const image = await trx
+        .selectFrom('image')
+        .selectAll()
+        .where('id', '=', device.image_id)
+        .executeTakeFirst();
+      if (!image)
+        throw new FailedPreconditionError(`its image ${JSON.stringify(device.image_id)} no longer exists`);
+      const applied = await apply({
+        tenantId: device.tenant_id,
+        moves: [
+          {
+            deviceId,
+            tenantId: device.tenant_id,
+            fromHostId: null,
+            fromState: 'lost',
+            ask: askOfDevice(device, image),
+            reason: 'REPLACED',
+            by: 'the control plane (its host was deleted)',
+          },
+        ],
+        seed: deviceId,
+      });
+      await sql`release savepoint replace`.execute(trx);
+      return { deviceId, from: '', to: applied.hostOf[0] ?? '' };
+    } catch (error) {
+      if (!(error instanceof DomainError)) throw error;
+      await sql`rollback to savepoint replace`.execute(trx);
+      return { deviceId, reason: error.message.replace(`device ${deviceId} `, '') };
     }
   }
 
@@ -197,6 +260,7 @@ export class Drainer {
     const now = clock.now();
     const state = remaining === 0 ? 'completed' : 'failed';
     const ended = await db.transaction().execute(async (trx) => {
+      await lockHostAndDevices(trx, hostId);
       if (!(await endDrain(trx, hostId, state, now))) return false;
       // The deadline stops what remains, whatever the mode; the held powers are lifted either way.
       if (state === 'failed') await stopDevicesOn(trx, hostId, now);

@@ -6,7 +6,7 @@ import { connectError, startTestApi, type TestApi } from '../api/test-api.js';
 import { loadDesiredSet } from '../devices/desired-set.js';
 import { insertTestDevice } from '../gateway/testing.js';
 import { Planner } from '../placement/planner.js';
-import { TEST_REPLICA } from '../placement/testing.js';
+import { allocationReport, insertHosts, TEST_REPLICA } from '../placement/testing.js';
 import type { Database, DeviceStateName } from '../store/schema.js';
 import { createTestStore, type TestDatabase } from '../testing.js';
 import { verifyHostCredential } from './credentials.js';
@@ -329,7 +329,7 @@ test('revoking a credential refuses it afterwards and closes the stream; rotatio
   assert.equal(rotated.host?.state, HostState.PENDING);
 });
 
-test('deleting a host with devices is FAILED_PRECONDITION unless forced; forced devices become lost', async () => {
+test('deleting a host with devices is FAILED_PRECONDITION unless forced; forced devices become lost, then are re-placed', async () => {
   const admin = api.client(HostService, api.adminToken);
   const { host } = await admin.enrollHost({ name: 'delete-node', arch: 'arm64' });
   const hostId = host?.hostId ?? '';
@@ -343,6 +343,22 @@ test('deleting a host with devices is FAILED_PRECONDITION unless forced; forced 
     .where('id', '=', deviceId)
     .executeTakeFirstOrThrow();
   assert.deepEqual(device, { state: 'lost', host_id: null });
+  // The leader's drainer places it again wherever it fits, by the rules it was created with.
+  await insertHosts(store.db, [{ id: 'replace-target', labels: {} }]);
+  const pass = await drainer.pass();
+  assert.deepEqual(
+    pass.moved.filter((m) => m.deviceId === deviceId),
+    [{ deviceId, from: '', to: 'replace-target' }],
+  );
+  const replaced = await store.db
+    .selectFrom('device')
+    .select(['state', 'host_id', 'state_reason'])
+    .where('id', '=', deviceId)
+    .executeTakeFirstOrThrow();
+  assert.deepEqual(replaced, { state: 'scheduled', host_id: 'replace-target', state_reason: 'REPLACED' });
+  const [target] = (await allocationReport(store.db)).filter((h) => h.id === 'replace-target');
+  assert.deepEqual(target?.allocated, target?.devices, 'the ledger took it in');
+  await store.db.updateTable('host').set({ cordoned: true }).where('id', '=', 'replace-target').execute();
 
   const empty = await admin.enrollHost({ name: 'delete-empty', arch: 'arm64' });
   await admin.deleteHost({ hostId: empty.host?.hostId ?? '' });

@@ -51,7 +51,7 @@ import {
 } from '../store/hosts.js';
 import type { Database } from '../store/schema.js';
 import { issueHostCredential, revokeHostCredentials } from './credentials.js';
-import { drainRemaining, migrateProgress, startDrain } from './drain.js';
+import { drainRemaining, lockHostAndDevices, migrateProgress, startDrain } from './drain.js';
 import { forceRemoveDevices } from './force-delete.js';
 import { newHostRow } from './host-row.js';
 import { HOST_STATE_TO_PROTO, type HostRow, type HostStateName, hostToProto } from './host-view.js';
@@ -290,8 +290,8 @@ export async function drainHost(deps: HostServiceDeps, req: DrainHostRequest, co
   }
   const hostId = current.id;
   await deps.db.transaction().execute(async (trx) => {
-    // Locked so two DrainHost calls cannot both start one.
-    await lockHosts(trx, [hostId]);
+    // Locked (its devices first, as every writer does) so two DrainHost calls cannot both start one.
+    await lockHostAndDevices(trx, hostId);
     const again = await findHost(trx, hostId);
     if (again?.drain_state === 'in_progress') return;
     await startDrain(trx, hostId, { mode, reason: req.reason, deadline, now });

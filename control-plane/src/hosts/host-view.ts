@@ -107,6 +107,7 @@ export function hostToProto(row: HostRow, drainRemaining = 0, migrate?: MigrateC
       // when the replica that held it is gone).
       connected: row.connection === 'ready' && row.gateway_replica !== null,
       agentVersion: row.agent_version,
+      protocolVersion: row.protocol_version,
       hostname: row.hostname,
       runtimeKind: row.runtime_kind,
       capacity: resources(

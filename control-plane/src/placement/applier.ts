@@ -93,6 +93,7 @@ function leavingOf(plan: Plan): Map<string, Resources> {
     leaving.set(r.hostId, addResources(leaving.get(r.hostId) ?? NO_RESOURCES, r.resources));
   }
   for (const m of plan.moves ?? []) {
+    if (m.fromHostId === null) continue;
     leaving.set(m.fromHostId, addResources(leaving.get(m.fromHostId) ?? NO_RESOURCES, m.ask.resources));
   }
   return leaving;
@@ -442,7 +443,8 @@ async function write(
     for (const [hostId, r] of arriving(placed, asksOf(plan))) add(hostId, r, 1);
     for (const [hostId, r] of leavingOf(plan)) add(hostId, r, -1);
     // Releases of deleted devices change no desired set (a device leaves it when its deletion starts).
-    const mine = [...new Set([...placed, ...(plan.moves ?? []).map((m) => m.fromHostId)])].sort();
+    const from = (plan.moves ?? []).map((m) => m.fromHostId).filter((h): h is string => h !== null);
+    const mine = [...new Set([...placed, ...from])].sort();
     changedOf.set(i, mine);
     for (const h of mine) changed.add(h);
   }
@@ -512,7 +514,10 @@ async function write(
         from: m.fromState,
         to: 'scheduled',
         reason: m.reason,
-        message: `moved from host ${nameOf(m.fromHostId)} to host ${nameOf(to)} by ${m.by}`,
+        message:
+          m.fromHostId === null
+            ? `placed on host ${nameOf(to)} by ${m.by}`
+            : `moved from host ${nameOf(m.fromHostId)} to host ${nameOf(to)} by ${m.by}`,
         set: { host_id: to, adb_endpoint: '', observed_spec_revision: 0 },
         now,
       });

@@ -31,12 +31,12 @@ export interface NewDevice {
   readonly ask: Ask;
 }
 
-/** An existing device moving from its host to another (a drain's MIGRATE). */
+/** An existing device moving to a host (a drain's MIGRATE, or a re-placement after its host went). */
 export interface Move {
   readonly deviceId: string;
   readonly tenantId: string;
-  /** Its host now, whose allocation it releases. */
-  readonly fromHostId: string;
+  /** Its host now, whose allocation it releases; null when it has none (its host was deleted). */
+  readonly fromHostId: string | null;
   /** Its state now (read under the device's row lock); it becomes SCHEDULED on the new host. */
   readonly fromState: DeviceStateName;
   readonly ask: Ask;

@@ -237,6 +237,7 @@ export function lockDrain(trx: Transaction<Database>, hostId: string) {
 
 export interface HelloFacts {
   agentVersion: string;
+  protocolVersion: number;
   runtimeKind: string;
   hostname: string;
   kernelVersion: string;
@@ -273,6 +274,7 @@ export async function recordHello(
       last_heartbeat_time: now,
       unreachable_since: null,
       agent_version: facts.agentVersion,
+      protocol_version: facts.protocolVersion,
       runtime_kind: facts.runtimeKind,
       hostname: facts.hostname,
       kernel_version: facts.kernelVersion,

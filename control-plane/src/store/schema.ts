@@ -101,6 +101,8 @@ export interface HostTable {
   allocated_storage_gib: number;
   allocated_devices: number;
   agent_version: string;
+  /** The agent protocol version of its last Hello; 0 before any. */
+  protocol_version: ColumnType<number, number | undefined, number>;
   runtime_kind: string;
   hostname: string;
   /** Labels from the agent's own config, as of its last Hello (`labels` are the enrolled ones). */

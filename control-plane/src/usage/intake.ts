@@ -3,7 +3,7 @@
 // is told 2 and resends 3 and 4; nothing is acknowledged that is not stored.
 //
 // An agent is trusted with what runs on its own host only: a sample is counted only if its device
-// was on the reporting host when the sample's interval began, and it is counted under the tenant
+// was placed on the reporting host during the sample's interval, and it is counted under the tenant
 // the control plane's own rows give the device, never the one the agent names. Other samples (a
 // made-up device, another host's device) are kept in usage_rejected with why, and acknowledged
 // like stored ones, so a misbehaving agent's spool drains but nothing of it is billed.
@@ -43,47 +43,46 @@ export async function usageCursor(
 
 interface Owner {
   tenantId: string;
-  /** The host the device is on now. */
-  hostId: string | null;
-  /** Where it was before, for samples of an earlier time: [since, host] in time order. */
-  history?: { since: number; hostId: string | null }[];
+  /** Where the device was placed over time: [since, host], oldest first. */
+  placements: { since: number; hostId: string | null }[];
 }
 
-/** The device's host at `time` by its events (each records the host after the change). */
-function hostAt(owner: Owner, time: number): string | null {
+// Samples cover whole minutes aligned to the minute, so a device placed at 12:00:30 reports an
+// interval from 12:00:00: a placement counts for a sample whose interval it falls in.
+const INTERVAL_MS = 60_000;
+
+/** The device's host during the sample that starts at `start`: its last placement before the interval ended. */
+function hostAt(owner: Owner, start: number): string | null {
   let host: string | null = null;
-  for (const step of owner.history ?? []) {
-    if (step.since > time) break;
-    host = step.hostId;
+  for (const p of owner.placements) {
+    if (p.since >= start + INTERVAL_MS) break;
+    host = p.hostId;
   }
   return host;
 }
 
-/** Who owns each device, and for devices not on `hostId` now, where they were over time. */
-async function owners(trx: Transaction<Database>, hostId: string, deviceIds: readonly string[]) {
+/**
+ * Who owns each device and where it was placed over time, from its placement events (created on a
+ * host, moved to another: each records the host it went to).
+ */
+async function owners(trx: Transaction<Database>, deviceIds: readonly string[]) {
   const out = new Map<string, Owner>();
   if (deviceIds.length === 0) return out;
   const rows = await trx
     .selectFrom('device')
-    .select(['id', 'tenant_id', 'host_id'])
+    .select(['id', 'tenant_id'])
     .where('id', 'in', deviceIds)
     .execute();
-  for (const row of rows) out.set(row.id, { tenantId: row.tenant_id, hostId: row.host_id });
-  const moved = rows.filter((r) => r.host_id !== hostId).map((r) => r.id);
-  if (moved.length > 0) {
-    const events = await trx
-      .selectFrom('device_event')
-      .select(['device_id', 'host_id', 'create_time'])
-      .where('device_id', 'in', moved)
-      .orderBy('id')
-      .execute();
-    for (const e of events) {
-      const owner = out.get(e.device_id);
-      if (!owner) continue;
-      owner.history ??= [];
-      owner.history.push({ since: e.create_time.getTime(), hostId: e.host_id });
-    }
-  }
+  for (const row of rows) out.set(row.id, { tenantId: row.tenant_id, placements: [] });
+  const events = await trx
+    .selectFrom('device_event')
+    .select(['device_id', 'host_id', 'create_time'])
+    .where('device_id', 'in', deviceIds)
+    .where('to_state', '=', 'scheduled')
+    .orderBy('id')
+    .execute();
+  for (const e of events)
+    out.get(e.device_id)?.placements.push({ since: e.create_time.getTime(), hostId: e.host_id });
   return out;
 }
 
@@ -109,14 +108,14 @@ export async function ingestUsage(
       .where('host_id', '=', hostId)
       .forUpdate()
       .executeTakeFirstOrThrow();
-    const known = await owners(trx, hostId, deviceIds);
+    const known = await owners(trx, deviceIds);
     let tenantMismatches = 0;
     const accepted = [];
     const rejected = [];
     for (const s of valid) {
       const start = s.startTime ? timestampDate(s.startTime) : now;
       const owner = known.get(s.deviceId);
-      const onHost = owner && (owner.hostId === hostId || hostAt(owner, start.getTime()) === hostId);
+      const onHost = owner !== undefined && hostAt(owner, start.getTime()) === hostId;
       if (!owner || !onHost) {
         rejected.push({
           host_id: hostId,

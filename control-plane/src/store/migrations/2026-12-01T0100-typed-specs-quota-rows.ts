@@ -42,6 +42,9 @@ export async function up(db: Kysely<any>): Promise<void> {
       pin_host_id = nullif(placement->>'hostId', '')`.execute(db);
   await db.schema.alterTable('device').dropColumn('spec').dropColumn('placement').execute();
 
+  // The agent protocol version a host's agent speaks, from its Hello (Host.protocol_version).
+  await db.schema.alterTable('host').addColumn('protocol_version', 'integer', (c) => c.notNull().defaultTo(0)).execute();
+
   // A deleted host leaves its deleted phones' history behind without a host (the live ones were
   // released by the plan applier first); before, any DELETED phone made its host undeletable.
   await sql`alter table device drop constraint device_host_id_fkey`.execute(db);
@@ -68,6 +71,7 @@ export async function up(db: Kysely<any>): Promise<void> {
 // biome-ignore lint/suspicious/noExplicitAny: see up().
 export async function down(db: Kysely<any>): Promise<void> {
   await db.schema.dropTable('usage_rejected').ifExists().execute();
+  await db.schema.alterTable('host').dropColumn('protocol_version').execute();
   await sql`alter table device drop constraint device_host_id_fkey`.execute(db);
   await sql`alter table device add constraint device_host_id_fkey foreign key (host_id) references host(id)`.execute(
     db,

@@ -75,7 +75,8 @@ export type Hello = Message<"cphone.agent.v1.Hello"> & {
   capacity?: HostResources | undefined;
 
   /**
-   * Labels from the agent's config; merged over the enrollment labels (the agent's win).
+   * Labels from the agent's config; recorded beside the enrollment labels, which stay the ones
+   * placement matches (Host.labels).
    *
    * @generated from field: map<string, string> labels = 8;
    */
@@ -217,7 +218,7 @@ export type Welcome = Message<"cphone.agent.v1.Welcome"> & {
   usageAckSequence: bigint;
 
   /**
-   * Keys that verify stream tokens for the in-process sfu.
+   * Keys that verify stream tokens for the in-process sfu. Not sent yet (no sfu is served).
    *
    * @generated from field: repeated cphone.agent.v1.StreamTokenKey stream_token_keys = 8;
    */

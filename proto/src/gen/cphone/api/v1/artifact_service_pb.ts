@@ -49,7 +49,8 @@ export type CreateUploadRequest = Message<"cphone.api.v1.CreateUploadRequest"> &
   filename: string;
 
   /**
-   * Total size in bytes; at most 2 GiB.
+   * Total size in bytes; at most the control plane's configured limit (CPHONE_MAX_ARTIFACT_BYTES,
+   * 512 MiB by default).
    *
    * @generated from field: int64 size_bytes = 5;
    */

@@ -123,6 +123,7 @@ export const ListAuditEventsResponseSchema: GenMessage<ListAuditEventsResponse> 
 
 /**
  * Reads the audit log. Needs TENANT_ADMIN or above; sees the caller's tenant subtree.
+ * Not served yet: every method answers UNIMPLEMENTED.
  *
  * @generated from service cphone.api.v1.AuditService
  */

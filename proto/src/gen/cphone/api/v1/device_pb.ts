@@ -415,16 +415,18 @@ export const DeviceEventSchema: GenMessage<DeviceEvent> = /*@__PURE__*/
  * host stops reporting; every other state is observed and reported by the host agent.
  *
  * Legal transitions (any state may also go to DELETING when a delete is requested, and any state
- * of a placed device may go to LOST when its host is unreachable past the grace period):
- *   PENDING   -> SCHEDULED (placed on a host)
- *   SCHEDULED -> CREATING | STOPPED (created with desired power state STOPPED)
- *   CREATING  -> BOOTING | ERROR
- *   BOOTING   -> RUNNING | STOPPING | ERROR
- *   RUNNING   -> BOOTING (reboot or restart) | STOPPING | ERROR
+ * of a placed device may go to LOST when its host is unreachable past the grace period). An agent
+ * may skip states between two reports (a phone can boot between them), so some go further than
+ * one step:
+ *   PENDING   -> SCHEDULED (placed on a host) | ERROR
+ *   SCHEDULED -> CREATING | BOOTING | STOPPED (created with desired power state STOPPED) | ERROR
+ *   CREATING  -> BOOTING | RUNNING | STOPPED | ERROR
+ *   BOOTING   -> RUNNING | STOPPING | STOPPED | ERROR
+ *   RUNNING   -> BOOTING (reboot or restart) | STOPPING | STOPPED | ERROR
  *   STOPPING  -> STOPPED | ERROR
- *   STOPPED   -> BOOTING (start) | SCHEDULED (re-placed by a MIGRATE drain)
- *   ERROR     -> BOOTING (restart policy or start) | STOPPING | STOPPED | SCHEDULED (re-placed by a
- *                MIGRATE drain)
+ *   STOPPED   -> BOOTING (start) | RUNNING | SCHEDULED (re-placed by a MIGRATE drain) | ERROR
+ *   ERROR     -> BOOTING (restart policy or start) | RUNNING | STOPPING | STOPPED | SCHEDULED
+ *                (re-placed by a MIGRATE drain)
  *   LOST      -> whatever the agent reports once the host is back (RUNNING, STOPPED, ...), or
  *                SCHEDULED when the control plane re-places the device
  *   DELETING  -> DELETED
@@ -441,7 +443,8 @@ export enum DeviceState {
   UNSPECIFIED = 0,
 
   /**
-   * Accepted and counted against quota, waiting for the scheduler to place it on a host.
+   * Accepted and counted against quota, waiting for the scheduler to place it on a host. Not used
+   * today: a create is placed in the transaction that accepts it.
    *
    * @generated from enum value: DEVICE_STATE_PENDING = 1;
    */

@@ -119,7 +119,7 @@ export const BatchCreateDevicesRequestSchema: GenMessage<BatchCreateDevicesReque
  */
 export type BatchCreateDevicesResponse = Message<"cphone.api.v1.BatchCreateDevicesResponse"> & {
   /**
-   * The created devices, in request order (state PENDING or SCHEDULED).
+   * The created devices, in request order (state SCHEDULED: placed in the same transaction).
    *
    * @generated from field: repeated cphone.api.v1.Device devices = 1;
    */
@@ -800,7 +800,8 @@ export const DeviceService: GenService<{
     output: typeof ListDeviceEventsResponseSchema;
   },
   /**
-   * Issues a signed token to watch (and possibly control) a device through the sfu.
+   * Issues a signed token to watch (and possibly control) a device through the sfu. Not served yet
+   * (UNIMPLEMENTED).
    *
    * @generated from rpc cphone.api.v1.DeviceService.CreateStreamSession
    */

@@ -25,7 +25,9 @@ export const file_cphone_api_v1_host_service: GenFile = /*@__PURE__*/
  */
 export type EnrollHostRequest = Message<"cphone.api.v1.EnrollHostRequest"> & {
   /**
-   * Idempotency key (e.g. a UUID); a retry with the same key returns the same host and credential.
+   * Idempotency key (e.g. a UUID); a retry with the same key returns the same host. The credential
+   * is shown once: a retry before the agent first connects issues a fresh one (revoking the first),
+   * after that none.
    *
    * @generated from field: string request_id = 1;
    */
@@ -46,7 +48,7 @@ export type EnrollHostRequest = Message<"cphone.api.v1.EnrollHostRequest"> & {
   labels: { [key: string]: string };
 
   /**
-   * CPU architecture, e.g. "arm64"; the agent's Hello must match it.
+   * CPU architecture, e.g. "arm64"; the agent's Hello reports the machine's own, which replaces it.
    *
    * @generated from field: string arch = 4;
    */
@@ -536,7 +538,8 @@ export type DeleteHostRequest = Message<"cphone.api.v1.DeleteHostRequest"> & {
   hostId: string;
 
   /**
-   * Delete even with devices placed; they become LOST and are re-placed elsewhere.
+   * Delete even with devices placed; they become LOST without a host, and the leader places them
+   * again (state SCHEDULED, reason REPLACED, their data is gone with the host) as soon as one fits.
    *
    * @generated from field: bool force = 2;
    */
@@ -572,7 +575,8 @@ export const DeleteHostResponseSchema: GenMessage<DeleteHostResponse> = /*@__PUR
  */
 export type ExplainPlacementRequest = Message<"cphone.api.v1.ExplainPlacementRequest"> & {
   /**
-   * Tenant the devices would belong to (spread and quota use it); empty means the caller's tenant.
+   * Tenant the devices would belong to (tenant spread uses it; quotas are not checked here); empty
+   * means the caller's tenant.
    *
    * @generated from field: string tenant_id = 1;
    */
@@ -614,7 +618,8 @@ export const ExplainPlacementRequestSchema: GenMessage<ExplainPlacementRequest> 
  */
 export type FilterFailure = Message<"cphone.api.v1.FilterFailure"> & {
   /**
-   * Filter name, e.g. "arch", "node_selector", "cordoned", "cpu", "memory", "storage", "device_count".
+   * Filter name: "host_ready", "architecture", "image_compatibility", "label_selector", "vcpu",
+   * "memory", "storage" or "slots".
    *
    * @generated from field: string filter = 1;
    */
@@ -747,14 +752,15 @@ export type ExplainPlacementResponse = Message<"cphone.api.v1.ExplainPlacementRe
   feasible: boolean;
 
   /**
-   * The chosen host for each device, in order; shorter than count when not feasible.
+   * The chosen host for each device, in order; empty when not feasible.
    *
    * @generated from field: repeated string chosen_host_ids = 3;
    */
   chosenHostIds: string[];
 
   /**
-   * Why placement failed as a whole (e.g. quota), empty when feasible.
+   * Why placement failed as a whole (what the first device that fits nowhere lacks), empty when
+   * feasible.
    *
    * @generated from field: string message = 4;
    */

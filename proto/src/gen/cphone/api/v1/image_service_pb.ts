@@ -312,7 +312,7 @@ export const ImageService: GenService<{
     output: typeof GetImageResponseSchema;
   },
   /**
-   * Lists images visible to a tenant (its own and the platform's).
+   * Lists images visible to a tenant (its own, its ancestors' and the platform's).
    *
    * @generated from rpc cphone.api.v1.ImageService.ListImages
    */

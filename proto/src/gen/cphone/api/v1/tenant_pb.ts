@@ -299,7 +299,8 @@ export enum TenantState {
   ACTIVE = 1,
 
   /**
-   * Its API keys and its descendants' are refused; its devices are stopped.
+   * Its API keys and its descendants' are refused; its devices are stopped. Not supported yet:
+   * UpdateTenant refuses a state change.
    *
    * @generated from enum value: TENANT_STATE_SUSPENDED = 2;
    */

@@ -461,7 +461,7 @@ export const TenantService: GenService<{
     output: typeof ListTenantsResponseSchema;
   },
   /**
-   * Changes a tenant's display name, state or labels.
+   * Changes a tenant's display name or labels (a state change is refused: not supported yet).
    *
    * @generated from rpc cphone.api.v1.TenantService.UpdateTenant
    */
@@ -491,8 +491,8 @@ export const TenantService: GenService<{
     output: typeof GetQuotaResponseSchema;
   },
   /**
-   * Sets a tenant's quota; only an ancestor may set it. Fails with FAILED_PRECONDITION if a limit
-   * exceeds what the parent admits.
+   * Sets a tenant's quota; only an ancestor may set it. Fails with INVALID_ARGUMENT naming the field
+   * if a limit exceeds an ancestor's or falls below a descendant's.
    *
    * @generated from rpc cphone.api.v1.TenantService.SetQuota
    */

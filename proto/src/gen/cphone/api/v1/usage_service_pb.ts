@@ -196,6 +196,7 @@ export const ExportUsageResponseSchema: GenMessage<ExportUsageResponse> = /*@__P
 
 /**
  * Reads metered usage, for billing and dashboards.
+ * Not served yet: every method answers UNIMPLEMENTED.
  *
  * @generated from service cphone.api.v1.UsageService
  */

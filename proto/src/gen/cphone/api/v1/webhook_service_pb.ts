@@ -235,6 +235,7 @@ export const DeleteWebhookResponseSchema: GenMessage<DeleteWebhookResponse> = /*
 
 /**
  * Manages webhook subscriptions. Needs TENANT_ADMIN or above.
+ * Not served yet: every method answers UNIMPLEMENTED.
  *
  * @generated from service cphone.api.v1.WebhookService
  */
