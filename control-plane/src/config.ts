@@ -1,5 +1,5 @@
 // The only place the control plane reads its environment: validated once, frozen, with defaults.
-import { resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { InvalidArgumentError } from './errors.js';
 
 export interface ControlPlaneConfig {
@@ -31,6 +31,22 @@ export interface ControlPlaneConfig {
   readonly maxArtifactBytes: number;
   /** pino level. CPHONE_LOG_LEVEL, default info */
   readonly logLevel: string;
+  /**
+   * Folder of the Ed25519 keys stream tokens are signed with (`<key id>.pem`, see
+   * streams/keys.ts); in production a secret mounted on every replica. CPHONE_STREAM_KEYS_DIR,
+   * default <dataDir>/stream-keys, where the first start makes a key.
+   */
+  readonly streamKeysDir: string;
+  /** A new stream key signs only once it is this old, so every agent knows it first. CPHONE_STREAM_KEY_OVERLAP_MS, default 1 h */
+  readonly streamKeyOverlapMs: number;
+  /** STUN server URLs handed to viewers. CPHONE_STUN_URLS (comma-separated), default none */
+  readonly stunUrls: readonly string[];
+  /** TURN server URLs handed to viewers with short-lived credentials. CPHONE_TURN_URLS (comma-separated) */
+  readonly turnUrls: readonly string[];
+  /** coturn's static-auth-secret; TURN is offered only when set. CPHONE_TURN_SECRET (a secret) */
+  readonly turnSecret: string | undefined;
+  /** Lifetime of TURN credentials in seconds. CPHONE_TURN_TTL_SECONDS, default 86400 */
+  readonly turnTtlSeconds: number;
 }
 
 type Env = Record<string, string | undefined>;
@@ -43,6 +59,13 @@ function int(env: Env, name: string, fallback: number, min = 0): number {
     throw new InvalidArgumentError(name, raw, `must be an integer >= ${min}`);
   }
   return value;
+}
+
+function list(raw: string | undefined): string[] {
+  return (raw ?? '')
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s !== '');
 }
 
 function bool(env: Env, name: string, fallback: boolean): boolean {
@@ -76,12 +99,19 @@ export function loadConfig(
     publicUrl: env.CPHONE_PUBLIC_URL || '',
     maxArtifactBytes: int(env, 'CPHONE_MAX_ARTIFACT_BYTES', 512 * 1024 * 1024, 1),
     logLevel: env.CPHONE_LOG_LEVEL || 'info',
+    streamKeysDir: env.CPHONE_STREAM_KEYS_DIR ? resolve(env.CPHONE_STREAM_KEYS_DIR) : '',
+    streamKeyOverlapMs: int(env, 'CPHONE_STREAM_KEY_OVERLAP_MS', 3_600_000, 0),
+    stunUrls: list(env.CPHONE_STUN_URLS),
+    turnUrls: list(env.CPHONE_TURN_URLS),
+    turnSecret: env.CPHONE_TURN_SECRET || undefined,
+    turnTtlSeconds: int(env, 'CPHONE_TURN_TTL_SECONDS', 86_400, 60),
     ...overrides,
   };
   const config: ControlPlaneConfig = {
     ...merged,
     // Derived after the overrides, so an overridden listen address is also the default public URL
     // (a port of 0 is replaced by the bound one at start).
+    streamKeysDir: merged.streamKeysDir || join(merged.dataDir, 'stream-keys'),
     publicUrl:
       merged.publicUrl ||
       `http://${merged.httpHost.includes(':') ? `[${merged.httpHost}]` : merged.httpHost}:${merged.httpPort}`,
@@ -99,5 +129,5 @@ export function loadConfig(
 /** The config as logged at start: secrets and credentials in URLs are masked. */
 export function describeConfig(config: ControlPlaneConfig): Record<string, unknown> {
   const masked = config.databaseUrl?.replace(/\/\/([^:@/]+):[^@/]+@/, '//$1:***@');
-  return { ...config, databaseUrl: masked ?? 'pglite' };
+  return { ...config, databaseUrl: masked ?? 'pglite', turnSecret: config.turnSecret ? '***' : undefined };
 }

@@ -6,6 +6,8 @@ import type { Logger } from './logger.js';
 import type { Metrics } from './metrics.js';
 import type { Planner } from './placement/planner.js';
 import type { Database } from './store/schema.js';
+import type { IceConfig } from './streams/ice.js';
+import type { StreamKeys } from './streams/keys.js';
 
 /** What the services share. Built once in server.ts; tests build their own. */
 export interface Deps {
@@ -20,4 +22,6 @@ export interface Deps {
   readonly planner: Planner;
   /** The leader's drainer (absent where no drains run, as in some tests): nudge() asks for a pass. */
   readonly drainer?: { nudge(): unknown } | undefined;
+  /** Stream sessions: the keys tokens are signed with and the ICE servers viewers get. */
+  readonly streams?: { readonly keys: StreamKeys; readonly ice: IceConfig } | undefined;
 }

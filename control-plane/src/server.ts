@@ -24,6 +24,7 @@ import { Planner } from './placement/planner.js';
 import { type OpenDatabase, openDatabase } from './store/database.js';
 import { migrateToLatest } from './store/migrate.js';
 import type { Database } from './store/schema.js';
+import { StreamKeys } from './streams/keys.js';
 
 type FetchCallback = Parameters<typeof serve>[0]['fetch'];
 
@@ -124,7 +125,25 @@ export async function startControlPlane(
     let gateway: Awaited<ReturnType<typeof startAgentGateway>> | undefined;
     const desiredChanged = (hostId: string) => gateway?.desiredChanged(hostId);
     const planner = new Planner({ ...base, desiredChanged });
-    gateway = await startAgentGateway({ ...base, planner }, { cluster, ...options.gateway });
+    const streamKeys = await StreamKeys.open(config.streamKeysDir, {
+      // The embedded default makes its first key; an operator's folder must hold one.
+      create: config.streamKeysDir === join(config.dataDir, 'stream-keys'),
+      logger,
+      clock: systemClock,
+      overlapMs: config.streamKeyOverlapMs,
+      reloadMs: 60_000,
+    });
+    closers.push(async () => streamKeys.close());
+    const streams = {
+      keys: streamKeys,
+      ice: {
+        stunUrls: config.stunUrls,
+        turnUrls: config.turnUrls,
+        turnSecret: config.turnSecret,
+        turnTtlSeconds: config.turnTtlSeconds,
+      },
+    };
+    gateway = await startAgentGateway({ ...base, planner, streams }, { cluster, ...options.gateway });
     const drainer = new Drainer({
       ...base,
       planner,
@@ -138,7 +157,8 @@ export async function startControlPlane(
     closers.push(() => started.close());
     closers.push(() => planner.close());
     closers.push(() => drainer.close().then(() => undefined));
-    const deps: Deps = { ...base, gateway: started, planner, drainer };
+    streamKeys.onChange(() => started.streamKeysChanged());
+    const deps: Deps = { ...base, gateway: started, planner, drainer, streams };
     const bootstrapToken = await bootstrap(database.db, config.dataDir, logger);
 
     const { app, rpcPaths } = createHttpApp({

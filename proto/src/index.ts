@@ -62,6 +62,19 @@ export {
   type Spelling,
 } from './spellings.js';
 export {
+  rawPublicKey,
+  STREAM_TOKEN_AUDIENCE,
+  STREAM_TOKEN_ISSUER,
+  type StreamRightsName,
+  type StreamSigningKey,
+  type StreamTokenClaims,
+  StreamTokenError,
+  type StreamVerifyKey,
+  signingKey,
+  signStreamToken,
+  verifyStreamToken,
+} from './stream-token.js';
+export {
   createCertificateAuthority,
   type IssueOptions,
   issueServerCertificate,

@@ -35,6 +35,12 @@ import { loadUsableImages } from '../images/image-store.js';
 import { checkLabels } from '../images/validate.js';
 import { type DeviceEdit, updateDevice } from '../store/devices.js';
 import type { Database } from '../store/schema.js';
+import {
+  createStreamSession,
+  endDeviceStreams,
+  listStreamSessions,
+  revokeStreamSession,
+} from '../streams/stream-service.js';
 import { type DeviceRow, deviceToProto, eventToProto, restartFromProto } from './convert.js';
 import { deviceActions } from './device-actions.js';
 import { checkBatchSize, draftDevices } from './drafts.js';
@@ -50,7 +56,7 @@ import { stateFromProto } from './state-machine.js';
 
 export type DeviceServiceDeps = Pick<
   Deps,
-  'db' | 'clock' | 'config' | 'logger' | 'metrics' | 'gateway' | 'planner'
+  'db' | 'clock' | 'config' | 'logger' | 'metrics' | 'gateway' | 'planner' | 'streams'
 >;
 
 const UPDATE_PATHS = ['display_name', 'labels', 'restart_policy'] as const;
@@ -191,12 +197,28 @@ export async function start(deps: DeviceServiceDeps, req: StartDeviceRequest, co
   return { device: await mutate(deps, principalOf(context), req.deviceId, startDevice) };
 }
 
+/** Stopping a device also ends its stream sessions, at once, with the reason its viewers see. */
 export async function stop(deps: DeviceServiceDeps, req: StopDeviceRequest, context: HandlerContext) {
-  return { device: await mutate(deps, principalOf(context), req.deviceId, stopDevice) };
+  const device = await mutate(deps, principalOf(context), req.deviceId, stopDevice);
+  await endDeviceStreams(
+    deps,
+    { id: device.deviceId, host_id: device.hostId || null },
+    'DEVICE_STOPPED',
+    deps.clock.now(),
+  );
+  return { device };
 }
 
+/** So does deleting it. */
 export async function remove(deps: DeviceServiceDeps, req: DeleteDeviceRequest, context: HandlerContext) {
-  return { device: await mutate(deps, principalOf(context), req.deviceId, requestDeletion) };
+  const device = await mutate(deps, principalOf(context), req.deviceId, requestDeletion);
+  await endDeviceStreams(
+    deps,
+    { id: device.deviceId, host_id: device.hostId || null },
+    'DEVICE_DELETED',
+    deps.clock.now(),
+  );
+  return { device };
 }
 
 export async function reboot(
@@ -282,5 +304,18 @@ export function deviceService(deps: DeviceServiceDeps): Partial<ServiceImpl<type
     rebootDevice: (req, context) => reboot(deps, actions, req, context),
     listDeviceEvents: (req, context) => listDeviceEvents(deps, req, context),
     ...actions.handlers,
+    ...streamHandlers(deps),
+  };
+}
+
+/** The stream-session methods, where the replica holds stream keys (every server does; some tests not). */
+function streamHandlers(deps: DeviceServiceDeps): Partial<ServiceImpl<typeof DeviceService>> {
+  const streams = deps.streams;
+  if (!streams) return {};
+  const withStreams = { ...deps, streams };
+  return {
+    createStreamSession: (req, context) => createStreamSession(withStreams, req, context),
+    revokeStreamSession: (req, context) => revokeStreamSession(withStreams, req, context),
+    listStreamSessions: (req, context) => listStreamSessions(withStreams, req, context),
   };
 }

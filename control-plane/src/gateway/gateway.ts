@@ -139,6 +139,16 @@ export async function startAgentGateway(
       case 'disconnect':
         sessions.get(message.hostId)?.close(grpc.status.UNAUTHENTICATED, message.reason);
         return;
+      case 'streams':
+        sessions.get(message.hostId)?.revokeStreams({
+          ...(message.sessionId ? { sessionId: message.sessionId } : {}),
+          ...(message.deviceId ? { deviceId: message.deviceId } : {}),
+          ...(message.tenantId ? { tenantId: message.tenantId } : {}),
+          reason: message.reason,
+          message: message.message,
+          ...(message.issuedBeforeMs !== undefined ? { issuedBefore: new Date(message.issuedBeforeMs) } : {}),
+        });
+        return;
       case 'superseded':
         sessions
           .get(message.hostId)
@@ -250,6 +260,26 @@ export async function startAgentGateway(
     },
     connectedHosts() {
       return [...sessions.keys()];
+    },
+    revokeStreams(hostId, revocation) {
+      const session = sessions.get(hostId);
+      if (session) {
+        session.revokeStreams(revocation);
+        return;
+      }
+      tell({
+        kind: 'streams',
+        hostId,
+        sessionId: revocation.sessionId,
+        deviceId: revocation.deviceId,
+        tenantId: revocation.tenantId,
+        reason: revocation.reason,
+        message: revocation.message,
+        issuedBeforeMs: revocation.issuedBefore?.getTime(),
+      });
+    },
+    streamKeysChanged() {
+      for (const session of sessions.values()) session.sendStreamKeys();
     },
     checkLiveness() {
       return monitor.tick();

@@ -1,4 +1,4 @@
-// What the gateway checks of a agentv1.Hello before it touches the store: the protocol version, and that the
+// What the gateway checks of a Hello before it touches the store: the protocol version, and that the
 // identity fields are something a credential lookup can take.
 import { agentv1 } from '@cphone/proto';
 import { FailedPreconditionError, UnauthenticatedError } from '../errors.js';
@@ -44,12 +44,27 @@ export function loadJson(load: agentv1.HostLoad | undefined): Record<string, num
   };
 }
 
-/** What a agentv1.Hello says of the host, in the store's units (a capacity of zero keeps the enrolled one). */
+/**
+ * The agent's stream endpoint as viewers will be sent to it: a ws:// or wss:// URL of at most 512
+ * characters; anything else is dropped (the host then serves no streams) rather than handed out.
+ */
+export function streamEndpointOf(value: string): string {
+  if (!value || value.length > 512) return '';
+  try {
+    const url = new URL(value);
+    return url.protocol === 'wss:' || url.protocol === 'ws:' ? url.href : '';
+  } catch {
+    return '';
+  }
+}
+
+/** What a Hello says of the host, in the store's units (a capacity of zero keeps the enrolled one). */
 export function helloFacts(hello: agentv1.Hello): HelloFacts {
   const capacity = hello.capacity;
   return {
     agentVersion: hello.agentVersion,
     protocolVersion: hello.protocolVersion,
+    streamEndpoint: streamEndpointOf(hello.streamEndpoint),
     runtimeKind: hello.runtimeKind,
     hostname: hello.hostname,
     kernelVersion: hello.kernelVersion,

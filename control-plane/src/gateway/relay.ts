@@ -27,11 +27,22 @@ export type GatewayMessage =
   | { kind: 'desired'; hostId: string }
   | { kind: 'drain'; hostId: string; reason: string; deadlineMs?: number | undefined }
   | { kind: 'disconnect'; hostId: string; reason: string }
+  /** End stream sessions on the host's sfu (issuedBeforeMs: StreamRevocationInit.issuedBefore). */
+  | {
+      kind: 'streams';
+      hostId: string;
+      sessionId?: string | undefined;
+      deviceId?: string | undefined;
+      tenantId?: string | undefined;
+      reason: string;
+      message: string;
+      issuedBeforeMs?: number | undefined;
+    }
   /** The host's agent said Hello on the sender: any older stream elsewhere is stale. */
   | { kind: 'superseded'; hostId: string }
   /** `command` is a cphone.agent.v1.Command (binary, base64) without its id. */
   | { kind: 'command'; id: string; hostId: string; command: string; deadlineMs: number }
-  /** `result` is a agentv1.CommandResult (binary, base64). */
+  /** `result` is a CommandResult (binary, base64). */
   | { kind: 'result'; id: string; result?: string; error?: { kind: ErrorKind; message: string } };
 
 /** An error raised on the replica that ran the command, with its kind (and so its code) kept. */

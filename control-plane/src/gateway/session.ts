@@ -1,4 +1,4 @@
-// One agent stream: agentv1.Hello, then heartbeats, observed state, command results and usage in; Welcome,
+// One agent stream: Hello, then heartbeats, observed state, command results and usage in; Welcome,
 // desired state, commands, usage acks and drains out. Inbound messages are handled one at a time
 // in arrival order; outbound ones are bounded so a slow agent costs a bounded amount of memory.
 import { create } from '@bufbuild/protobuf';
@@ -19,6 +19,8 @@ import { newId } from '../ids.js';
 import type { Logger } from '../logger.js';
 import { recordHello } from '../store/hosts.js';
 import type { HostConnection } from '../store/schema.js';
+import { revokedInForce } from '../store/streams.js';
+import { applyStreamReport } from '../streams/reports.js';
 import { ingestUsage, usageCursor } from '../usage/intake.js';
 import { authenticateHost } from './credentials.js';
 import {
@@ -31,7 +33,7 @@ import {
 } from './hello.js';
 import { PendingCommands } from './pending-commands.js';
 import { closeCall, statusOf } from './stream-status.js';
-import type { CommandKind, GatewayDeps } from './types.js';
+import type { CommandKind, GatewayDeps, StreamRevocationInit } from './types.js';
 
 export type AgentCall = grpc.ServerDuplexStream<agentv1.AgentMessage, agentv1.ControlMessage>;
 
@@ -46,16 +48,16 @@ export interface SessionContext {
   /** The first message must arrive within this long. */
   readonly helloTimeoutMs: number;
   /**
-   * Once the agentv1.Hello arrived, Welcome must follow within this long: long enough for a agentv1.Hello queued
+   * Once the Hello arrived, Welcome must follow within this long: long enough for a Hello queued
    * behind thousands of others for the database in a reconnect storm, short enough that a stream
-   * whose agentv1.Hello went nowhere is closed.
+   * whose Hello went nowhere is closed.
    */
   readonly helloHandlingTimeoutMs: number;
-  /** The session passed agentv1.Hello: make it the host's one live stream (superseding any other). */
+  /** The session passed Hello: make it the host's one live stream (superseding any other). */
   register(session: AgentSession): void;
   unregister(session: AgentSession): void;
   /**
-   * The agentv1.Hello is committed: this replica now holds the host's stream; `heldBy` is the replica that
+   * The Hello is committed: this replica now holds the host's stream; `heldBy` is the replica that
    * held it before (null when none did), whose stream, if still open, is stale.
    */
   accepted?(hostId: string, heldBy: string | null): void;
@@ -211,7 +213,7 @@ export class AgentSession {
   #enqueue(message: agentv1.AgentMessage): void {
     if (this.hostId === undefined && this.#inboundDepth === 0 && this.#helloTimer && !this.#helloArrived) {
       this.#helloArrived = true;
-      // Under a reconnect storm the agentv1.Hello may queue behind thousands of others for the database:
+      // Under a reconnect storm the Hello may queue behind thousands of others for the database:
       // its handling gets a bound of its own, still ending a stream that never gets a Welcome.
       clearTimeout(this.#helloTimer);
       this.#helloTimer = setTimeout(
@@ -234,7 +236,7 @@ export class AgentSession {
       .then(() => (this.#closed ? undefined : this.#handle(message)))
       .catch((err: unknown) => {
         this.#log.error({ err, kind: message.body.case }, 'agent message failed');
-        // Before Welcome nothing may hang: a stream whose agentv1.Hello failed is closed with a code.
+        // Before Welcome nothing may hang: a stream whose Hello failed is closed with a code.
         if (this.hostId === undefined) this.#refuse(err);
       })
       .finally(() => {
@@ -275,6 +277,9 @@ export class AgentSession {
         return;
       case 'usageReport':
         return this.#usage(body.value);
+      case 'streamSessionReport':
+        await applyStreamReport(this.ctx.deps.db, this.hostId, body.value, this.#now());
+        return;
       case 'hello':
         this.#log.warn('second hello on one stream ignored');
         return;
@@ -300,7 +305,7 @@ export class AgentSession {
     const now = this.#now();
     let accepted: { previous: HostConnection; heldBy: string | null; acked: number; observed: Observed };
     try {
-      // One transaction: a reconnect storm of thousands of hosts pays one commit per agentv1.Hello. The
+      // One transaction: a reconnect storm of thousands of hosts pays one commit per Hello. The
       // reported devices are locked before the host row (the lock order of store/hosts.ts).
       accepted = await db.transaction().execute(async (trx) => {
         const observed = await applyObservedIn(trx, hello.hostId, hello.devices, {
@@ -337,6 +342,7 @@ export class AgentSession {
             minProtocolVersion: MIN_PROTOCOL_VERSION,
             maxProtocolVersion: MAX_PROTOCOL_VERSION,
             usageAckSequence: BigInt(accepted.acked),
+            streamTokenKeys: this.#streamKeys(),
             replicaId: this.ctx.replicaId,
           },
         },
@@ -352,6 +358,64 @@ export class AgentSession {
     );
     this.#needFull = true;
     this.desiredChanged();
+    await this.#revocationsInForce(hello.hostId);
+  }
+
+  /** The keys stream tokens are signed with, as agents receive them. */
+  #streamKeys() {
+    return (this.ctx.deps.streams?.keys.current.verifyKeys ?? []).map((k) => ({
+      keyId: k.keyId,
+      algorithm: 'Ed25519',
+      publicKey: k.publicKey,
+    }));
+  }
+
+  /** Sends the current stream token keys (after a rotation). */
+  sendStreamKeys(): boolean {
+    if (this.hostId === undefined) return false;
+    return this.send(
+      create(agentv1.ControlMessageSchema, {
+        body: { case: 'streamKeys', value: { keys: this.#streamKeys() } },
+      }),
+    );
+  }
+
+  /** Tells the agent to end stream sessions now. */
+  revokeStreams(revocation: StreamRevocationInit): boolean {
+    if (this.hostId === undefined) return false;
+    return this.send(
+      create(agentv1.ControlMessageSchema, {
+        body: {
+          case: 'streamRevocation',
+          value: {
+            sessionId: revocation.sessionId ?? '',
+            deviceId: revocation.deviceId ?? '',
+            tenantId: revocation.tenantId ?? '',
+            reason: revocation.reason,
+            message: revocation.message,
+            ...(revocation.issuedBefore ? { issuedBefore: timestampFromDate(revocation.issuedBefore) } : {}),
+          },
+        },
+      }),
+    );
+  }
+
+  /**
+   * A reconnecting agent may have missed revocations (or restarted and forgotten them): every
+   * session of this host ended by the control plane whose token is still in force is sent again.
+   */
+  async #revocationsInForce(hostId: string): Promise<void> {
+    try {
+      for (const s of await revokedInForce(this.ctx.deps.db, hostId, this.#now())) {
+        this.revokeStreams({
+          sessionId: s.id,
+          reason: s.end_reason,
+          message: 'the stream session has ended',
+        });
+      }
+    } catch (err) {
+      this.#log.warn({ err }, 'resending stream revocations failed');
+    }
   }
 
   /** Ends a stream that has not been welcomed, with the code the error maps to. */

@@ -8,7 +8,7 @@ import { newHostRow } from '../hosts/host-row.js';
 import { newId, newSecret } from '../ids.js';
 import type { Database, DeviceStateName } from '../store/schema.js';
 import { insertTenant } from '../store/tenants.js';
-import type { AgentGateway, CommandKind } from './types.js';
+import type { AgentGateway, CommandKind, StreamRevocationInit } from './types.js';
 
 export interface TestHostInput {
   hostId?: string;
@@ -173,12 +173,18 @@ export async function insertTestDevice(
 export function createStubGateway(
   reply: (hostId: string, deviceId: string, kind: CommandKind) => Promise<agentv1.CommandResult> = (hostId) =>
     Promise.reject(new UnavailableError(`host ${JSON.stringify(hostId)} is not connected`)),
-): AgentGateway & { desired: string[]; drains: { hostId: string; reason: string }[] } {
+): AgentGateway & {
+  desired: string[];
+  drains: { hostId: string; reason: string }[];
+  revocations: (StreamRevocationInit & { hostId: string })[];
+} {
   const desired: string[] = [];
+  const revocations: (StreamRevocationInit & { hostId: string })[] = [];
   const drains: { hostId: string; reason: string }[] = [];
   return {
     desired,
     drains,
+    revocations,
     port: 0,
     caPem: undefined,
     desiredChanged: (hostId) => void desired.push(hostId),
@@ -189,6 +195,8 @@ export function createStubGateway(
     },
     disconnect: () => false,
     connectedHosts: () => [],
+    revokeStreams: (hostId, revocation) => void revocations.push({ hostId, ...revocation }),
+    streamKeysChanged: () => {},
     close: async () => {},
   };
 }

@@ -2,6 +2,19 @@ import type { MessageInitShape } from '@bufbuild/protobuf';
 import type { agentv1 } from '@cphone/proto';
 import type { Deps } from '../deps.js';
 
+/** Stream sessions a host's sfu must end now (cphone.agent.v1.StreamRevocation). */
+export interface StreamRevocationInit {
+  sessionId?: string;
+  deviceId?: string;
+  tenantId?: string;
+  /** UPPER_SNAKE_CASE, e.g. REVOKED. */
+  reason: string;
+  /** Shown to the viewer. */
+  message: string;
+  /** Tokens of the matched device or tenant issued before this no longer admit a join. */
+  issuedBefore?: Date;
+}
+
 /** What the gateway is built from: everything the services share except itself. */
 export type GatewayDeps = Omit<Deps, 'gateway'>;
 
@@ -44,6 +57,13 @@ export interface AgentGateway {
   disconnect(hostId: string, reason: string): boolean;
   /** Hosts with a live stream on this replica. */
   connectedHosts(): string[];
+  /**
+   * Tells the host's agent to end stream sessions now (on whichever replica holds its stream; a
+   * host not connected learns of sessions revoked in force when it says Hello).
+   */
+  revokeStreams(hostId: string, revocation: StreamRevocationInit): void;
+  /** The stream token keys changed: every agent connected here gets the new set. */
+  streamKeysChanged(): void;
   /** The CA certificate (PEM) agents trust; undefined when the operator's cert came without a CA file. */
   readonly caPem: string | undefined;
   /** The bound gRPC port. */

@@ -238,6 +238,8 @@ export function lockDrain(trx: Transaction<Database>, hostId: string) {
 export interface HelloFacts {
   agentVersion: string;
   protocolVersion: number;
+  /** Public URL of the agent's stream endpoint; '' when it serves none. */
+  streamEndpoint: string;
   runtimeKind: string;
   hostname: string;
   kernelVersion: string;
@@ -275,6 +277,7 @@ export async function recordHello(
       unreachable_since: null,
       agent_version: facts.agentVersion,
       protocol_version: facts.protocolVersion,
+      stream_endpoint: facts.streamEndpoint,
       runtime_kind: facts.runtimeKind,
       hostname: facts.hostname,
       kernel_version: facts.kernelVersion,

@@ -6,6 +6,7 @@ import * as deviceImageFields from './migrations/2026-11-23T0300-device-image-fi
 import * as drainDevices from './migrations/2026-11-24T0100-drain-devices.js';
 import * as gatewayReplicas from './migrations/2026-11-25T0100-gateway-replicas.js';
 import * as typedSpecsQuotaRows from './migrations/2026-12-01T0100-typed-specs-quota-rows.js';
+import * as streamSessions from './migrations/2026-12-01T0200-stream-sessions.js';
 
 // Migrations are listed here rather than read from a folder, so they bundle and type-check with
 // the code; names sort by timestamp.
@@ -17,6 +18,7 @@ const migrations: Record<string, Migration> = {
   '2026-11-24T0100-drain-devices': drainDevices,
   '2026-11-25T0100-gateway-replicas': gatewayReplicas,
   '2026-12-01T0100-typed-specs-quota-rows': typedSpecsQuotaRows,
+  '2026-12-01T0200-stream-sessions': streamSessions,
 };
 
 const provider: MigrationProvider = { getMigrations: async () => migrations };

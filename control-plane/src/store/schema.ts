@@ -40,6 +40,8 @@ export interface TenantTable {
   parent_id: string | null;
   kind: TenantKind;
   display_name: string;
+  /** 'suspended': its keys and its descendants' are refused, its devices stopped. */
+  state: ColumnType<'active' | 'suspended', 'active' | 'suspended' | undefined, 'active' | 'suspended'>;
   labels: ColumnType<StringMap, string | undefined, string>;
   create_time: CreatedAt;
   update_time: Timestamp;
@@ -101,6 +103,8 @@ export interface HostTable {
   allocated_storage_gib: number;
   allocated_devices: number;
   agent_version: string;
+  /** Public URL of the agent's stream endpoint (its sfu's signaling WebSocket); '' when none. */
+  stream_endpoint: ColumnType<string, string | undefined, string>;
   /** The agent protocol version of its last Hello; 0 before any. */
   protocol_version: ColumnType<number, number | undefined, number>;
   runtime_kind: string;
@@ -303,6 +307,29 @@ export interface UploadTable {
   expire_time: Timestamp;
 }
 
+export type StreamSessionState = 'issued' | 'active' | 'ended';
+
+/** A grant to watch a device through its host's sfu (migrations/2026-12-01T0200-stream-sessions.ts). */
+export interface StreamSessionTable {
+  id: string;
+  tenant_id: string;
+  device_id: string;
+  host_id: string;
+  rights: 'view' | 'control';
+  /** The API key that created it. */
+  actor: string;
+  state: ColumnType<StreamSessionState, StreamSessionState | undefined, StreamSessionState>;
+  create_time: CreatedAt;
+  expire_time: Timestamp;
+  start_time: ColumnType<Date | null, Date | string | null | undefined, Date | string | null>;
+  end_time: ColumnType<Date | null, Date | string | null | undefined, Date | string | null>;
+  end_reason: ColumnType<string, string | undefined, string>;
+  viewer_seconds: ColumnType<number, number | undefined, number>;
+  /** StreamSessionStats as protobuf JSON with numbers. */
+  stats: ColumnType<Record<string, number>, string | undefined, string>;
+  update_time: ColumnType<Date, Date | string | undefined, Date | string>;
+}
+
 export interface Database {
   tenant: TenantTable;
   quota: QuotaTable;
@@ -318,6 +345,7 @@ export interface Database {
   usage_sample: UsageSampleTable;
   usage_cursor: UsageCursorTable;
   usage_rejected: UsageRejectedTable;
+  stream_session: StreamSessionTable;
   artifact: ArtifactTable;
   upload: UploadTable;
   gateway_relay: GatewayRelayTable;

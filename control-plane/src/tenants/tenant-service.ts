@@ -15,9 +15,10 @@ import {
   type SetQuotaRequest,
   TenantKind,
   type TenantService,
+  TenantState,
   type UpdateTenantRequest,
 } from '@cphone/proto';
-import type { Kysely } from 'kysely';
+import type { Kysely, Transaction } from 'kysely';
 import { principalOf } from '../api/context.js';
 import { compact, ts } from '../api/convert.js';
 import { maskPaths } from '../api/field-mask.js';
@@ -27,16 +28,22 @@ import { tenantSubtree } from '../auth/api-keys.js';
 import type { Principal } from '../auth/principal.js';
 import { requireRole, resolveTenant } from '../auth/scope.js';
 import type { Clock } from '../clock.js';
+import { bumpDesiredRevision } from '../devices/lifecycle.js';
 import {
   FailedPreconditionError,
   InvalidArgumentError,
   NotFoundError,
   PermissionDeniedError,
 } from '../errors.js';
+import type { AgentGateway } from '../gateway/types.js';
 import { validLabels } from '../hosts/validate.js';
 import { newId } from '../ids.js';
+import type { Logger } from '../logger.js';
+import { lockDevices, updateDevice } from '../store/devices.js';
 import type { Database, TenantKind as TenantKindName } from '../store/schema.js';
+import { endStreamSessions } from '../store/streams.js';
 import { descendantQuotas, insertTenant, lockQuotaPath } from '../store/tenants.js';
+import { tellHost } from '../streams/stream-service.js';
 import { subtreeUse } from './admission.js';
 import { checkLimits, deviceMinutesOf, LIMIT_COLUMNS, type Limits, periodOf } from './quota.js';
 import { kindFromProto, quotaToProto, tenantToProto } from './tenant-view.js';
@@ -44,6 +51,9 @@ import { kindFromProto, quotaToProto, tenantToProto } from './tenant-view.js';
 export interface TenantServiceDeps {
   readonly db: Kysely<Database>;
   readonly clock: Clock;
+  readonly logger: Logger;
+  /** To stop a suspended tenant's phones and cut its viewers (absent in some tests). */
+  readonly gateway?: Pick<AgentGateway, 'desiredChanged' | 'revokeStreams'> | undefined;
 }
 
 /** Which kinds each kind may have as children. Only platform admins create resellers. */
@@ -186,21 +196,77 @@ export async function updateTenant(
   requireRole(principal, 'tenant_admin', 'updating tenants');
   const row = await load(deps, principal, req.tenant?.tenantId ?? '');
   const paths = maskPaths(req.updateMask, ['display_name', 'labels', 'state']);
-  if (paths.has('state')) {
-    throw new InvalidArgumentError('update_mask', 'state', 'suspending tenants is not supported yet');
-  }
-  const set: { display_name?: string; labels?: string } = {};
+  const set: { display_name?: string; labels?: string; state?: 'active' | 'suspended' } = {};
   if (paths.has('display_name'))
     set.display_name = validDisplayName(req.tenant?.displayName ?? '', 'tenant.display_name');
   if (paths.has('labels'))
     set.labels = JSON.stringify(validLabels(req.tenant?.labels ?? {}, 'tenant.labels'));
-  const updated = await deps.db
-    .updateTable('tenant')
-    .set({ ...set, update_time: deps.clock.now() })
-    .where('id', '=', row.id)
-    .returningAll()
-    .executeTakeFirstOrThrow();
+  if (paths.has('state')) {
+    const wanted = req.tenant?.state ?? TenantState.UNSPECIFIED;
+    if (wanted === TenantState.SUSPENDED) set.state = 'suspended';
+    else if (wanted === TenantState.ACTIVE) set.state = 'active';
+    else throw new InvalidArgumentError('tenant.state', wanted, 'must be ACTIVE or SUSPENDED');
+    if (row.id === principal.tenantId) {
+      throw new PermissionDeniedError(
+        `only an ancestor of tenant ${JSON.stringify(row.id)} may change its state`,
+      );
+    }
+  }
+  const now = deps.clock.now();
+  const { updated, stopped, ended } = await deps.db.transaction().execute(async (trx) => {
+    const updated = await trx
+      .updateTable('tenant')
+      .set({ ...set, update_time: now })
+      .where('id', '=', row.id)
+      .returningAll()
+      .executeTakeFirstOrThrow();
+    if (set.state !== 'suspended' || row.state === 'suspended') return { updated, stopped: [], ended: [] };
+    const subtree = await tenantSubtree(trx, row.id);
+    return {
+      updated,
+      stopped: await stopTenantDevices(trx, subtree, now),
+      ended: await endStreamSessions(trx, { tenantIds: subtree }, 'TENANT_SUSPENDED', now),
+    };
+  });
+  // Suspending stops the subtree's phones and cuts their viewers at once.
+  for (const hostId of new Set(stopped)) deps.gateway?.desiredChanged(hostId);
+  for (const s of ended) {
+    if (deps.gateway) {
+      tellHost({ gateway: deps.gateway, logger: deps.logger }, s.host_id, {
+        sessionId: s.id,
+        reason: 'TENANT_SUSPENDED',
+        message: 'the account was suspended',
+      });
+    }
+  }
   return { tenant: tenantToProto(updated) };
+}
+
+/** Sets every running device of the tenants to stopped; returns the hosts whose desired set changed. */
+async function stopTenantDevices(
+  trx: Transaction<Database>,
+  tenants: readonly string[],
+  now: Date,
+): Promise<string[]> {
+  if (tenants.length === 0) return [];
+  const running = await trx
+    .selectFrom('device')
+    .select(['id', 'host_id'])
+    .where('tenant_id', 'in', tenants)
+    .where('desired_power', '=', 'running')
+    .where('state', 'not in', ['deleting', 'deleted'])
+    .execute();
+  const ids = running.map((d) => d.id);
+  const locked = await lockDevices(trx, ids);
+  await updateDevice(
+    trx,
+    locked.map((d) => d.id),
+    { desired_power: 'stopped' },
+    now,
+  );
+  const hosts = [...new Set(locked.map((d) => d.host_id).filter((h): h is string => h !== null))].sort();
+  for (const hostId of hosts) await bumpDesiredRevision(trx, hostId, now);
+  return hosts;
 }
 
 export async function deleteTenant(

@@ -30,8 +30,7 @@ export function tenantToProto(row: Selectable<TenantTable>): Tenant {
       parentTenantId: row.parent_id ?? '',
       kind: KIND_TO_PROTO[row.kind],
       displayName: row.display_name,
-      // Suspension is not implemented yet: every live tenant is active.
-      state: TenantState.ACTIVE,
+      state: row.state === 'suspended' ? TenantState.SUSPENDED : TenantState.ACTIVE,
       labels: row.labels,
       createTime: ts(row.create_time),
       updateTime: ts(row.update_time),

@@ -43,7 +43,10 @@ export async function up(db: Kysely<any>): Promise<void> {
   await db.schema.alterTable('device').dropColumn('spec').dropColumn('placement').execute();
 
   // The agent protocol version a host's agent speaks, from its Hello (Host.protocol_version).
-  await db.schema.alterTable('host').addColumn('protocol_version', 'integer', (c) => c.notNull().defaultTo(0)).execute();
+  await db.schema
+    .alterTable('host')
+    .addColumn('protocol_version', 'integer', (c) => c.notNull().defaultTo(0))
+    .execute();
 
   // A deleted host leaves its deleted phones' history behind without a host (the live ones were
   // released by the plan applier first); before, any DELETED phone made its host undeletable.

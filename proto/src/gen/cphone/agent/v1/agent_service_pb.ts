@@ -10,7 +10,7 @@ import type { DesiredDevices, DeviceRemove, DeviceStatus, DeviceUpsert } from ".
 import { file_cphone_agent_v1_device_sync } from "./device_sync_pb.js";
 import type { UsageAck, UsageReport } from "./metering_pb.js";
 import { file_cphone_agent_v1_metering } from "./metering_pb.js";
-import type { Drain, Heartbeat, Hello, Ping, Pong, Welcome } from "./session_pb.js";
+import type { Drain, Heartbeat, Hello, Ping, Pong, StreamKeys, StreamRevocation, StreamSessionReport, Welcome } from "./session_pb.js";
 import { file_cphone_agent_v1_session } from "./session_pb.js";
 import type { Message } from "@bufbuild/protobuf";
 
@@ -18,7 +18,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file cphone/agent/v1/agent_service.proto.
  */
 export const file_cphone_agent_v1_agent_service: GenFile = /*@__PURE__*/
-  fileDesc("CiNjcGhvbmUvYWdlbnQvdjEvYWdlbnRfc2VydmljZS5wcm90bxIPY3Bob25lLmFnZW50LnYxIr8CCgxBZ2VudE1lc3NhZ2USJwoFaGVsbG8YASABKAsyFi5jcGhvbmUuYWdlbnQudjEuSGVsbG9IABIvCgloZWFydGJlYXQYAiABKAsyGi5jcGhvbmUuYWdlbnQudjEuSGVhcnRiZWF0SAASNgoNZGV2aWNlX3N0YXR1cxgDIAEoCzIdLmNwaG9uZS5hZ2VudC52MS5EZXZpY2VTdGF0dXNIABI4Cg5jb21tYW5kX3Jlc3VsdBgEIAEoCzIeLmNwaG9uZS5hZ2VudC52MS5Db21tYW5kUmVzdWx0SAASNAoMdXNhZ2VfcmVwb3J0GAUgASgLMhwuY3Bob25lLmFnZW50LnYxLlVzYWdlUmVwb3J0SAASJQoEcG9uZxgGIAEoCzIVLmNwaG9uZS5hZ2VudC52MS5Qb25nSABCBgoEYm9keSKeAwoOQ29udHJvbE1lc3NhZ2USKwoHd2VsY29tZRgBIAEoCzIYLmNwaG9uZS5hZ2VudC52MS5XZWxjb21lSAASOgoPZGVzaXJlZF9kZXZpY2VzGAIgASgLMh8uY3Bob25lLmFnZW50LnYxLkRlc2lyZWREZXZpY2VzSAASNgoNZGV2aWNlX3Vwc2VydBgDIAEoCzIdLmNwaG9uZS5hZ2VudC52MS5EZXZpY2VVcHNlcnRIABI2Cg1kZXZpY2VfcmVtb3ZlGAQgASgLMh0uY3Bob25lLmFnZW50LnYxLkRldmljZVJlbW92ZUgAEisKB2NvbW1hbmQYBSABKAsyGC5jcGhvbmUuYWdlbnQudjEuQ29tbWFuZEgAEi4KCXVzYWdlX2FjaxgGIAEoCzIZLmNwaG9uZS5hZ2VudC52MS5Vc2FnZUFja0gAEicKBWRyYWluGAcgASgLMhYuY3Bob25lLmFnZW50LnYxLkRyYWluSAASJQoEcGluZxgIIAEoCzIVLmNwaG9uZS5hZ2VudC52MS5QaW5nSABCBgoEYm9keSpMCg9Qcm90b2NvbFZlcnNpb24SIAocUFJPVE9DT0xfVkVSU0lPTl9VTlNQRUNJRklFRBAAEhcKE1BST1RPQ09MX1ZFUlNJT05fVjEQATJdCgxBZ2VudFNlcnZpY2USTQoHQ29ubmVjdBIdLmNwaG9uZS5hZ2VudC52MS5BZ2VudE1lc3NhZ2UaHy5jcGhvbmUuYWdlbnQudjEuQ29udHJvbE1lc3NhZ2UoATABYgZwcm90bzM", [file_cphone_agent_v1_command, file_cphone_agent_v1_device_sync, file_cphone_agent_v1_metering, file_cphone_agent_v1_session]);
+  fileDesc("CiNjcGhvbmUvYWdlbnQvdjEvYWdlbnRfc2VydmljZS5wcm90bxIPY3Bob25lLmFnZW50LnYxIoYDCgxBZ2VudE1lc3NhZ2USJwoFaGVsbG8YASABKAsyFi5jcGhvbmUuYWdlbnQudjEuSGVsbG9IABIvCgloZWFydGJlYXQYAiABKAsyGi5jcGhvbmUuYWdlbnQudjEuSGVhcnRiZWF0SAASNgoNZGV2aWNlX3N0YXR1cxgDIAEoCzIdLmNwaG9uZS5hZ2VudC52MS5EZXZpY2VTdGF0dXNIABI4Cg5jb21tYW5kX3Jlc3VsdBgEIAEoCzIeLmNwaG9uZS5hZ2VudC52MS5Db21tYW5kUmVzdWx0SAASNAoMdXNhZ2VfcmVwb3J0GAUgASgLMhwuY3Bob25lLmFnZW50LnYxLlVzYWdlUmVwb3J0SAASJQoEcG9uZxgGIAEoCzIVLmNwaG9uZS5hZ2VudC52MS5Qb25nSAASRQoVc3RyZWFtX3Nlc3Npb25fcmVwb3J0GAcgASgLMiQuY3Bob25lLmFnZW50LnYxLlN0cmVhbVNlc3Npb25SZXBvcnRIAEIGCgRib2R5IpIECg5Db250cm9sTWVzc2FnZRIrCgd3ZWxjb21lGAEgASgLMhguY3Bob25lLmFnZW50LnYxLldlbGNvbWVIABI6Cg9kZXNpcmVkX2RldmljZXMYAiABKAsyHy5jcGhvbmUuYWdlbnQudjEuRGVzaXJlZERldmljZXNIABI2Cg1kZXZpY2VfdXBzZXJ0GAMgASgLMh0uY3Bob25lLmFnZW50LnYxLkRldmljZVVwc2VydEgAEjYKDWRldmljZV9yZW1vdmUYBCABKAsyHS5jcGhvbmUuYWdlbnQudjEuRGV2aWNlUmVtb3ZlSAASKwoHY29tbWFuZBgFIAEoCzIYLmNwaG9uZS5hZ2VudC52MS5Db21tYW5kSAASLgoJdXNhZ2VfYWNrGAYgASgLMhkuY3Bob25lLmFnZW50LnYxLlVzYWdlQWNrSAASJwoFZHJhaW4YByABKAsyFi5jcGhvbmUuYWdlbnQudjEuRHJhaW5IABIlCgRwaW5nGAggASgLMhUuY3Bob25lLmFnZW50LnYxLlBpbmdIABIyCgtzdHJlYW1fa2V5cxgJIAEoCzIbLmNwaG9uZS5hZ2VudC52MS5TdHJlYW1LZXlzSAASPgoRc3RyZWFtX3Jldm9jYXRpb24YCiABKAsyIS5jcGhvbmUuYWdlbnQudjEuU3RyZWFtUmV2b2NhdGlvbkgAQgYKBGJvZHkqTAoPUHJvdG9jb2xWZXJzaW9uEiAKHFBST1RPQ09MX1ZFUlNJT05fVU5TUEVDSUZJRUQQABIXChNQUk9UT0NPTF9WRVJTSU9OX1YxEAEyXQoMQWdlbnRTZXJ2aWNlEk0KB0Nvbm5lY3QSHS5jcGhvbmUuYWdlbnQudjEuQWdlbnRNZXNzYWdlGh8uY3Bob25lLmFnZW50LnYxLkNvbnRyb2xNZXNzYWdlKAEwAWIGcHJvdG8z", [file_cphone_agent_v1_command, file_cphone_agent_v1_device_sync, file_cphone_agent_v1_metering, file_cphone_agent_v1_session]);
 
 /**
  * A message from the agent to the control plane.
@@ -79,6 +79,14 @@ export type AgentMessage = Message<"cphone.agent.v1.AgentMessage"> & {
      */
     value: Pong;
     case: "pong";
+  } | {
+    /**
+     * A stream session joined, measured or ended on the agent's sfu.
+     *
+     * @generated from field: cphone.agent.v1.StreamSessionReport stream_session_report = 7;
+     */
+    value: StreamSessionReport;
+    case: "streamSessionReport";
   } | { case: undefined; value?: undefined };
 };
 
@@ -164,6 +172,22 @@ export type ControlMessage = Message<"cphone.agent.v1.ControlMessage"> & {
      */
     value: Ping;
     case: "ping";
+  } | {
+    /**
+     * The stream token keys changed.
+     *
+     * @generated from field: cphone.agent.v1.StreamKeys stream_keys = 9;
+     */
+    value: StreamKeys;
+    case: "streamKeys";
+  } | {
+    /**
+     * End these stream sessions now.
+     *
+     * @generated from field: cphone.agent.v1.StreamRevocation stream_revocation = 10;
+     */
+    value: StreamRevocation;
+    case: "streamRevocation";
   } | { case: undefined; value?: undefined };
 };
 

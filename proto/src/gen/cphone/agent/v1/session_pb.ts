@@ -2,8 +2,8 @@
 // @generated from file cphone/agent/v1/session.proto (package cphone.agent.v1, syntax proto3)
 /* eslint-disable */
 
-import type { GenFile, GenMessage } from "@bufbuild/protobuf/codegenv2";
-import { fileDesc, messageDesc } from "@bufbuild/protobuf/codegenv2";
+import type { GenEnum, GenFile, GenMessage } from "@bufbuild/protobuf/codegenv2";
+import { enumDesc, fileDesc, messageDesc } from "@bufbuild/protobuf/codegenv2";
 import type { ObservedDevice } from "./device_sync_pb.js";
 import { file_cphone_agent_v1_device_sync } from "./device_sync_pb.js";
 import type { HostLoad, HostResources } from "./host_pb.js";
@@ -16,7 +16,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file cphone/agent/v1/session.proto.
  */
 export const file_cphone_agent_v1_session: GenFile = /*@__PURE__*/
-  fileDesc("Ch1jcGhvbmUvYWdlbnQvdjEvc2Vzc2lvbi5wcm90bxIPY3Bob25lLmFnZW50LnYxIqcDCgVIZWxsbxIPCgdob3N0X2lkGAEgASgJEhIKCmNyZWRlbnRpYWwYAiABKAkSGAoQcHJvdG9jb2xfdmVyc2lvbhgDIAEoDRIVCg1hZ2VudF92ZXJzaW9uGAQgASgJEgwKBGFyY2gYBSABKAkSEAoIaG9zdG5hbWUYBiABKAkSMAoIY2FwYWNpdHkYByABKAsyHi5jcGhvbmUuYWdlbnQudjEuSG9zdFJlc291cmNlcxIyCgZsYWJlbHMYCCADKAsyIi5jcGhvbmUuYWdlbnQudjEuSGVsbG8uTGFiZWxzRW50cnkSFAoMcnVudGltZV9raW5kGAkgASgJEjAKB2RldmljZXMYCiADKAsyHy5jcGhvbmUuYWdlbnQudjEuT2JzZXJ2ZWREZXZpY2USGAoQZGVzaXJlZF9yZXZpc2lvbhgLIAEoBBIZChFhZ2VudF9pbnN0YW5jZV9pZBgMIAEoCRIWCg5rZXJuZWxfdmVyc2lvbhgNIAEoCRotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIkcKDlN0cmVhbVRva2VuS2V5Eg4KBmtleV9pZBgBIAEoCRIRCglhbGdvcml0aG0YAiABKAkSEgoKcHVibGljX2tleRgDIAEoDCLcAgoHV2VsY29tZRIPCgdob3N0X2lkGAEgASgJEjUKEmhlYXJ0YmVhdF9pbnRlcnZhbBgCIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIwCg1oZWFydGJlYXRfdHRsGAMgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEi8KC3NlcnZlcl90aW1lGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIcChRtaW5fcHJvdG9jb2xfdmVyc2lvbhgFIAEoDRIcChRtYXhfcHJvdG9jb2xfdmVyc2lvbhgGIAEoDRIaChJ1c2FnZV9hY2tfc2VxdWVuY2UYByABKAQSOgoRc3RyZWFtX3Rva2VuX2tleXMYCCADKAsyHy5jcGhvbmUuYWdlbnQudjEuU3RyZWFtVG9rZW5LZXkSEgoKcmVwbGljYV9pZBgJIAEoCSJuCglIZWFydGJlYXQSCwoDc2VxGAEgASgEEisKB3NlbnRfYXQYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEicKBGxvYWQYAyABKAsyGS5jcGhvbmUuYWdlbnQudjEuSG9zdExvYWQiQgoEUGluZxINCgVub25jZRgBIAEoBBIrCgdzZW50X2F0GAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJCCgRQb25nEg0KBW5vbmNlGAEgASgEEisKB3NlbnRfYXQYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIkUKBURyYWluEg4KBnJlYXNvbhgBIAEoCRIsCghkZWFkbGluZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBiBnByb3RvMw", [file_cphone_agent_v1_device_sync, file_cphone_agent_v1_host, file_google_protobuf_duration, file_google_protobuf_timestamp]);
+  fileDesc("Ch1jcGhvbmUvYWdlbnQvdjEvc2Vzc2lvbi5wcm90bxIPY3Bob25lLmFnZW50LnYxIsADCgVIZWxsbxIPCgdob3N0X2lkGAEgASgJEhIKCmNyZWRlbnRpYWwYAiABKAkSGAoQcHJvdG9jb2xfdmVyc2lvbhgDIAEoDRIVCg1hZ2VudF92ZXJzaW9uGAQgASgJEgwKBGFyY2gYBSABKAkSEAoIaG9zdG5hbWUYBiABKAkSMAoIY2FwYWNpdHkYByABKAsyHi5jcGhvbmUuYWdlbnQudjEuSG9zdFJlc291cmNlcxIyCgZsYWJlbHMYCCADKAsyIi5jcGhvbmUuYWdlbnQudjEuSGVsbG8uTGFiZWxzRW50cnkSFAoMcnVudGltZV9raW5kGAkgASgJEjAKB2RldmljZXMYCiADKAsyHy5jcGhvbmUuYWdlbnQudjEuT2JzZXJ2ZWREZXZpY2USGAoQZGVzaXJlZF9yZXZpc2lvbhgLIAEoBBIZChFhZ2VudF9pbnN0YW5jZV9pZBgMIAEoCRIWCg5rZXJuZWxfdmVyc2lvbhgNIAEoCRIXCg9zdHJlYW1fZW5kcG9pbnQYDiABKAkaLQoLTGFiZWxzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASJHCg5TdHJlYW1Ub2tlbktleRIOCgZrZXlfaWQYASABKAkSEQoJYWxnb3JpdGhtGAIgASgJEhIKCnB1YmxpY19rZXkYAyABKAwi3AIKB1dlbGNvbWUSDwoHaG9zdF9pZBgBIAEoCRI1ChJoZWFydGJlYXRfaW50ZXJ2YWwYAiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SMAoNaGVhcnRiZWF0X3R0bBgDIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIvCgtzZXJ2ZXJfdGltZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASHAoUbWluX3Byb3RvY29sX3ZlcnNpb24YBSABKA0SHAoUbWF4X3Byb3RvY29sX3ZlcnNpb24YBiABKA0SGgoSdXNhZ2VfYWNrX3NlcXVlbmNlGAcgASgEEjoKEXN0cmVhbV90b2tlbl9rZXlzGAggAygLMh8uY3Bob25lLmFnZW50LnYxLlN0cmVhbVRva2VuS2V5EhIKCnJlcGxpY2FfaWQYCSABKAkibgoJSGVhcnRiZWF0EgsKA3NlcRgBIAEoBBIrCgdzZW50X2F0GAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBInCgRsb2FkGAMgASgLMhkuY3Bob25lLmFnZW50LnYxLkhvc3RMb2FkIkIKBFBpbmcSDQoFbm9uY2UYASABKAQSKwoHc2VudF9hdBgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiQgoEUG9uZxINCgVub25jZRgBIAEoBBIrCgdzZW50X2F0GAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJFCgVEcmFpbhIOCgZyZWFzb24YASABKAkSLAoIZGVhZGxpbmUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIjsKClN0cmVhbUtleXMSLQoEa2V5cxgBIAMoCzIfLmNwaG9uZS5hZ2VudC52MS5TdHJlYW1Ub2tlbktleSKgAQoQU3RyZWFtUmV2b2NhdGlvbhISCgpzZXNzaW9uX2lkGAEgASgJEhEKCWRldmljZV9pZBgCIAEoCRIRCgl0ZW5hbnRfaWQYAyABKAkSDgoGcmVhc29uGAQgASgJEg8KB21lc3NhZ2UYBSABKAkSMQoNaXNzdWVkX2JlZm9yZRgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAi8AMKE1N0cmVhbVNlc3Npb25SZXBvcnQSEgoKc2Vzc2lvbl9pZBgBIAEoCRIRCglkZXZpY2VfaWQYAiABKAkSOQoFZXZlbnQYAyABKA4yKi5jcGhvbmUuYWdlbnQudjEuU3RyZWFtU2Vzc2lvblJlcG9ydC5FdmVudBIoCgR0aW1lGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIWCg52aWV3ZXJfc2Vjb25kcxgFIAEoAxISCgplbmRfcmVhc29uGAYgASgJEgsKA2ZwcxgHIAEoARITCgtiaXRyYXRlX2JwcxgIIAEoAxITCgtwYWNrZXRfbG9zcxgJIAEoARIOCgZydHRfbXMYCiABKAESGAoQaml0dGVyX2J1ZmZlcl9tcxgLIAEoARIdChVnbGFzc190b19nbGFzc19wNTBfbXMYDCABKAESHQoVZ2xhc3NfdG9fZ2xhc3NfcDk1X21zGA0gASgBEhYKDmZyYW1lc19kZWNvZGVkGA4gASgDEhYKDnZpZXdlcl9hZGRyZXNzGA8gASgJIlIKBUV2ZW50EhUKEUVWRU5UX1VOU1BFQ0lGSUVEEAASEAoMRVZFTlRfSk9JTkVEEAESDwoLRVZFTlRfU1RBVFMQAhIPCgtFVkVOVF9FTkRFRBADYgZwcm90bzM", [file_cphone_agent_v1_device_sync, file_cphone_agent_v1_host, file_google_protobuf_duration, file_google_protobuf_timestamp]);
 
 /**
  * First message of every stream, from the agent.
@@ -116,6 +116,14 @@ export type Hello = Message<"cphone.agent.v1.Hello"> & {
    * @generated from field: string kernel_version = 13;
    */
   kernelVersion: string;
+
+  /**
+   * Public URL of the agent's stream endpoint (its sfu's signaling WebSocket), e.g.
+   * "wss://host-12.example.com:4443"; empty when the agent serves no streams.
+   *
+   * @generated from field: string stream_endpoint = 14;
+   */
+  streamEndpoint: string;
 };
 
 /**
@@ -218,7 +226,8 @@ export type Welcome = Message<"cphone.agent.v1.Welcome"> & {
   usageAckSequence: bigint;
 
   /**
-   * Keys that verify stream tokens for the in-process sfu. Not sent yet (no sfu is served).
+   * Keys that verify stream tokens for the in-process sfu: every key a token still in force may be
+   * signed with (the newest signs; older ones stay during a rotation's overlap).
    *
    * @generated from field: repeated cphone.agent.v1.StreamTokenKey stream_token_keys = 8;
    */
@@ -358,4 +367,243 @@ export type Drain = Message<"cphone.agent.v1.Drain"> & {
  */
 export const DrainSchema: GenMessage<Drain> = /*@__PURE__*/
   messageDesc(file_cphone_agent_v1_session, 6);
+
+/**
+ * The keys that verify stream tokens changed (a rotation): replaces the set from Welcome.
+ *
+ * @generated from message cphone.agent.v1.StreamKeys
+ */
+export type StreamKeys = Message<"cphone.agent.v1.StreamKeys"> & {
+  /**
+   * Every key a token still in force may be signed with.
+   *
+   * @generated from field: repeated cphone.agent.v1.StreamTokenKey keys = 1;
+   */
+  keys: StreamTokenKey[];
+};
+
+/**
+ * Describes the message cphone.agent.v1.StreamKeys.
+ * Use `create(StreamKeysSchema)` to create a new message.
+ */
+export const StreamKeysSchema: GenMessage<StreamKeys> = /*@__PURE__*/
+  messageDesc(file_cphone_agent_v1_session, 7);
+
+/**
+ * Stream sessions to end now, with a reason their viewers are shown. Every field set narrows the
+ * match; a message with none set matches nothing.
+ *
+ * @generated from message cphone.agent.v1.StreamRevocation
+ */
+export type StreamRevocation = Message<"cphone.agent.v1.StreamRevocation"> & {
+  /**
+   * One session.
+   *
+   * @generated from field: string session_id = 1;
+   */
+  sessionId: string;
+
+  /**
+   * Every session of one device.
+   *
+   * @generated from field: string device_id = 2;
+   */
+  deviceId: string;
+
+  /**
+   * Every session of one tenant (or of its descendants: the control plane names each).
+   *
+   * @generated from field: string tenant_id = 3;
+   */
+  tenantId: string;
+
+  /**
+   * Why, UPPER_SNAKE_CASE (e.g. "REVOKED", "TENANT_SUSPENDED").
+   *
+   * @generated from field: string reason = 4;
+   */
+  reason: string;
+
+  /**
+   * Human-readable detail shown to the viewer.
+   *
+   * @generated from field: string message = 5;
+   */
+  message: string;
+
+  /**
+   * Tokens of the matched device or tenant issued before this time no longer admit a join (a
+   * session match refuses its own token whatever its time). Unset: now.
+   *
+   * @generated from field: google.protobuf.Timestamp issued_before = 6;
+   */
+  issuedBefore?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message cphone.agent.v1.StreamRevocation.
+ * Use `create(StreamRevocationSchema)` to create a new message.
+ */
+export const StreamRevocationSchema: GenMessage<StreamRevocation> = /*@__PURE__*/
+  messageDesc(file_cphone_agent_v1_session, 8);
+
+/**
+ * What happened to a stream session on the agent's sfu, for the audit trail, metering and ops.
+ *
+ * @generated from message cphone.agent.v1.StreamSessionReport
+ */
+export type StreamSessionReport = Message<"cphone.agent.v1.StreamSessionReport"> & {
+  /**
+   * The session (the token's session id).
+   *
+   * @generated from field: string session_id = 1;
+   */
+  sessionId: string;
+
+  /**
+   * The device watched.
+   *
+   * @generated from field: string device_id = 2;
+   */
+  deviceId: string;
+
+  /**
+   * What happened.
+   *
+   * @generated from field: cphone.agent.v1.StreamSessionReport.Event event = 3;
+   */
+  event: StreamSessionReport_Event;
+
+  /**
+   * When it happened, on the agent's clock.
+   *
+   * @generated from field: google.protobuf.Timestamp time = 4;
+   */
+  time?: Timestamp | undefined;
+
+  /**
+   * Seconds a viewer was connected in this join (set on ENDED).
+   *
+   * @generated from field: int64 viewer_seconds = 5;
+   */
+  viewerSeconds: bigint;
+
+  /**
+   * Why it ended (set on ENDED), UPPER_SNAKE_CASE.
+   *
+   * @generated from field: string end_reason = 6;
+   */
+  endReason: string;
+
+  /**
+   * Frames per second delivered.
+   *
+   * @generated from field: double fps = 7;
+   */
+  fps: number;
+
+  /**
+   * Bitrate sent, in bits per second.
+   *
+   * @generated from field: int64 bitrate_bps = 8;
+   */
+  bitrateBps: bigint;
+
+  /**
+   * Fraction of RTP packets lost, 0..1.
+   *
+   * @generated from field: double packet_loss = 9;
+   */
+  packetLoss: number;
+
+  /**
+   * Round-trip time, in milliseconds.
+   *
+   * @generated from field: double rtt_ms = 10;
+   */
+  rttMs: number;
+
+  /**
+   * The viewer's jitter-buffer delay, in milliseconds.
+   *
+   * @generated from field: double jitter_buffer_ms = 11;
+   */
+  jitterBufferMs: number;
+
+  /**
+   * Glass-to-glass latency median and 95th percentile, in milliseconds (0 when not measured).
+   *
+   * @generated from field: double glass_to_glass_p50_ms = 12;
+   */
+  glassToGlassP50Ms: number;
+
+  /**
+   * See glass_to_glass_p50_ms.
+   *
+   * @generated from field: double glass_to_glass_p95_ms = 13;
+   */
+  glassToGlassP95Ms: number;
+
+  /**
+   * Video frames the viewer reported decoded.
+   *
+   * @generated from field: int64 frames_decoded = 14;
+   */
+  framesDecoded: bigint;
+
+  /**
+   * The viewer's address as the sfu saw it.
+   *
+   * @generated from field: string viewer_address = 15;
+   */
+  viewerAddress: string;
+};
+
+/**
+ * Describes the message cphone.agent.v1.StreamSessionReport.
+ * Use `create(StreamSessionReportSchema)` to create a new message.
+ */
+export const StreamSessionReportSchema: GenMessage<StreamSessionReport> = /*@__PURE__*/
+  messageDesc(file_cphone_agent_v1_session, 9);
+
+/**
+ * What happened.
+ *
+ * @generated from enum cphone.agent.v1.StreamSessionReport.Event
+ */
+export enum StreamSessionReport_Event {
+  /**
+   * Not set.
+   *
+   * @generated from enum value: EVENT_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * A viewer joined (or rejoined) with the session's token.
+   *
+   * @generated from enum value: EVENT_JOINED = 1;
+   */
+  JOINED = 1,
+
+  /**
+   * Periodic figures of a session with a viewer connected.
+   *
+   * @generated from enum value: EVENT_STATS = 2;
+   */
+  STATS = 2,
+
+  /**
+   * The viewer left or was cut; end_reason says why.
+   *
+   * @generated from enum value: EVENT_ENDED = 3;
+   */
+  ENDED = 3,
+}
+
+/**
+ * Describes the enum cphone.agent.v1.StreamSessionReport.Event.
+ */
+export const StreamSessionReport_EventSchema: GenEnum<StreamSessionReport_Event> = /*@__PURE__*/
+  enumDesc(file_cphone_agent_v1_session, 9, 0);
 

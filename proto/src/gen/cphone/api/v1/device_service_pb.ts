@@ -8,7 +8,7 @@ import type { Device, DeviceEvent, DeviceSpec, DeviceState, Placement, PowerStat
 import { file_cphone_api_v1_device } from "./device_pb.js";
 import type { DumpLogcatRequestSchema, DumpLogcatResponseSchema, ExecShellRequestSchema, ExecShellResponseSchema, InstallAppRequestSchema, InstallAppResponseSchema, PullFileRequestSchema, PullFileResponseSchema, PushFileRequestSchema, PushFileResponseSchema, SendInputRequestSchema, SendInputResponseSchema, TakeScreenshotRequestSchema, TakeScreenshotResponseSchema } from "./device_action_pb.js";
 import { file_cphone_api_v1_device_action } from "./device_action_pb.js";
-import type { StreamRights, StreamSession } from "./stream_session_pb.js";
+import type { StreamRights, StreamSession, StreamSessionRecord } from "./stream_session_pb.js";
 import { file_cphone_api_v1_stream_session } from "./stream_session_pb.js";
 import type { FieldMask, Timestamp } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_field_mask, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
@@ -18,7 +18,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file cphone/api/v1/device_service.proto.
  */
 export const file_cphone_api_v1_device_service: GenFile = /*@__PURE__*/
-  fileDesc("CiJjcGhvbmUvYXBpL3YxL2RldmljZV9zZXJ2aWNlLnByb3RvEg1jcGhvbmUuYXBpLnYxIt4CChNDcmVhdGVEZXZpY2VSZXF1ZXN0EhQKDGRpc3BsYXlfbmFtZRgBIAEoCRI+CgZsYWJlbHMYAiADKAsyLi5jcGhvbmUuYXBpLnYxLkNyZWF0ZURldmljZVJlcXVlc3QuTGFiZWxzRW50cnkSJwoEc3BlYxgDIAEoCzIZLmNwaG9uZS5hcGkudjEuRGV2aWNlU3BlYxIrCglwbGFjZW1lbnQYBCABKAsyGC5jcGhvbmUuYXBpLnYxLlBsYWNlbWVudBI2ChNkZXNpcmVkX3Bvd2VyX3N0YXRlGAUgASgOMhkuY3Bob25lLmFwaS52MS5Qb3dlclN0YXRlEjQKDnJlc3RhcnRfcG9saWN5GAYgASgOMhwuY3Bob25lLmFwaS52MS5SZXN0YXJ0UG9saWN5Gi0KC0xhYmVsc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEieAoZQmF0Y2hDcmVhdGVEZXZpY2VzUmVxdWVzdBIRCgl0ZW5hbnRfaWQYASABKAkSEgoKcmVxdWVzdF9pZBgCIAEoCRI0CghyZXF1ZXN0cxgDIAMoCzIiLmNwaG9uZS5hcGkudjEuQ3JlYXRlRGV2aWNlUmVxdWVzdCJEChpCYXRjaENyZWF0ZURldmljZXNSZXNwb25zZRImCgdkZXZpY2VzGAEgAygLMhUuY3Bob25lLmFwaS52MS5EZXZpY2UiJQoQR2V0RGV2aWNlUmVxdWVzdBIRCglkZXZpY2VfaWQYASABKAkiOgoRR2V0RGV2aWNlUmVzcG9uc2USJQoGZGV2aWNlGAEgASgLMhUuY3Bob25lLmFwaS52MS5EZXZpY2UivgIKEkxpc3REZXZpY2VzUmVxdWVzdBIRCgl0ZW5hbnRfaWQYASABKAkSGwoTaW5jbHVkZV9kZXNjZW5kYW50cxgCIAEoCBIRCglwYWdlX3NpemUYAyABKAUSEgoKcGFnZV90b2tlbhgEIAEoCRIqCgZzdGF0ZXMYBSADKA4yGi5jcGhvbmUuYXBpLnYxLkRldmljZVN0YXRlEg8KB2hvc3RfaWQYBiABKAkSTAoObGFiZWxfc2VsZWN0b3IYByADKAsyNC5jcGhvbmUuYXBpLnYxLkxpc3REZXZpY2VzUmVxdWVzdC5MYWJlbFNlbGVjdG9yRW50cnkSEAoIaW1hZ2VfaWQYCCABKAkaNAoSTGFiZWxTZWxlY3RvckVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiVgoTTGlzdERldmljZXNSZXNwb25zZRImCgdkZXZpY2VzGAEgAygLMhUuY3Bob25lLmFwaS52MS5EZXZpY2USFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIm0KE1VwZGF0ZURldmljZVJlcXVlc3QSJQoGZGV2aWNlGAEgASgLMhUuY3Bob25lLmFwaS52MS5EZXZpY2USLwoLdXBkYXRlX21hc2sYAiABKAsyGi5nb29nbGUucHJvdG9idWYuRmllbGRNYXNrIj0KFFVwZGF0ZURldmljZVJlc3BvbnNlEiUKBmRldmljZRgBIAEoCzIVLmNwaG9uZS5hcGkudjEuRGV2aWNlIicKElN0YXJ0RGV2aWNlUmVxdWVzdBIRCglkZXZpY2VfaWQYASABKAkiPAoTU3RhcnREZXZpY2VSZXNwb25zZRIlCgZkZXZpY2UYASABKAsyFS5jcGhvbmUuYXBpLnYxLkRldmljZSImChFTdG9wRGV2aWNlUmVxdWVzdBIRCglkZXZpY2VfaWQYASABKAkiOwoSU3RvcERldmljZVJlc3BvbnNlEiUKBmRldmljZRgBIAEoCzIVLmNwaG9uZS5hcGkudjEuRGV2aWNlIjYKE1JlYm9vdERldmljZVJlcXVlc3QSEQoJZGV2aWNlX2lkGAEgASgJEgwKBGhhcmQYAiABKAgiPQoUUmVib290RGV2aWNlUmVzcG9uc2USJQoGZGV2aWNlGAEgASgLMhUuY3Bob25lLmFwaS52MS5EZXZpY2UiKAoTRGVsZXRlRGV2aWNlUmVxdWVzdBIRCglkZXZpY2VfaWQYASABKAkiPQoURGVsZXRlRGV2aWNlUmVzcG9uc2USJQoGZGV2aWNlGAEgASgLMhUuY3Bob25lLmFwaS52MS5EZXZpY2UisQEKF0xpc3REZXZpY2VFdmVudHNSZXF1ZXN0EhEKCWRldmljZV9pZBgBIAEoCRIRCglwYWdlX3NpemUYAiABKAUSEgoKcGFnZV90b2tlbhgDIAEoCRIuCgpzdGFydF90aW1lGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIsCghlbmRfdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiZgoYTGlzdERldmljZUV2ZW50c1Jlc3BvbnNlEjEKDWRldmljZV9ldmVudHMYASADKAsyGi5jcGhvbmUuYXBpLnYxLkRldmljZUV2ZW50EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJxChpDcmVhdGVTdHJlYW1TZXNzaW9uUmVxdWVzdBIRCglkZXZpY2VfaWQYASABKAkSKwoGcmlnaHRzGAIgASgOMhsuY3Bob25lLmFwaS52MS5TdHJlYW1SaWdodHMSEwoLdHRsX3NlY29uZHMYAyABKAUiUwobQ3JlYXRlU3RyZWFtU2Vzc2lvblJlc3BvbnNlEjQKDnN0cmVhbV9zZXNzaW9uGAEgASgLMhwuY3Bob25lLmFwaS52MS5TdHJlYW1TZXNzaW9uMuYLCg1EZXZpY2VTZXJ2aWNlEmkKEkJhdGNoQ3JlYXRlRGV2aWNlcxIoLmNwaG9uZS5hcGkudjEuQmF0Y2hDcmVhdGVEZXZpY2VzUmVxdWVzdBopLmNwaG9uZS5hcGkudjEuQmF0Y2hDcmVhdGVEZXZpY2VzUmVzcG9uc2USTgoJR2V0RGV2aWNlEh8uY3Bob25lLmFwaS52MS5HZXREZXZpY2VSZXF1ZXN0GiAuY3Bob25lLmFwaS52MS5HZXREZXZpY2VSZXNwb25zZRJUCgtMaXN0RGV2aWNlcxIhLmNwaG9uZS5hcGkudjEuTGlzdERldmljZXNSZXF1ZXN0GiIuY3Bob25lLmFwaS52MS5MaXN0RGV2aWNlc1Jlc3BvbnNlElcKDFVwZGF0ZURldmljZRIiLmNwaG9uZS5hcGkudjEuVXBkYXRlRGV2aWNlUmVxdWVzdBojLmNwaG9uZS5hcGkudjEuVXBkYXRlRGV2aWNlUmVzcG9uc2USVAoLU3RhcnREZXZpY2USIS5jcGhvbmUuYXBpLnYxLlN0YXJ0RGV2aWNlUmVxdWVzdBoiLmNwaG9uZS5hcGkudjEuU3RhcnREZXZpY2VSZXNwb25zZRJRCgpTdG9wRGV2aWNlEiAuY3Bob25lLmFwaS52MS5TdG9wRGV2aWNlUmVxdWVzdBohLmNwaG9uZS5hcGkudjEuU3RvcERldmljZVJlc3BvbnNlElcKDFJlYm9vdERldmljZRIiLmNwaG9uZS5hcGkudjEuUmVib290RGV2aWNlUmVxdWVzdBojLmNwaG9uZS5hcGkudjEuUmVib290RGV2aWNlUmVzcG9uc2USVwoMRGVsZXRlRGV2aWNlEiIuY3Bob25lLmFwaS52MS5EZWxldGVEZXZpY2VSZXF1ZXN0GiMuY3Bob25lLmFwaS52MS5EZWxldGVEZXZpY2VSZXNwb25zZRJRCgpJbnN0YWxsQXBwEiAuY3Bob25lLmFwaS52MS5JbnN0YWxsQXBwUmVxdWVzdBohLmNwaG9uZS5hcGkudjEuSW5zdGFsbEFwcFJlc3BvbnNlEl0KDlRha2VTY3JlZW5zaG90EiQuY3Bob25lLmFwaS52MS5UYWtlU2NyZWVuc2hvdFJlcXVlc3QaJS5jcGhvbmUuYXBpLnYxLlRha2VTY3JlZW5zaG90UmVzcG9uc2USTgoJRXhlY1NoZWxsEh8uY3Bob25lLmFwaS52MS5FeGVjU2hlbGxSZXF1ZXN0GiAuY3Bob25lLmFwaS52MS5FeGVjU2hlbGxSZXNwb25zZRJLCghQdXNoRmlsZRIeLmNwaG9uZS5hcGkudjEuUHVzaEZpbGVSZXF1ZXN0Gh8uY3Bob25lLmFwaS52MS5QdXNoRmlsZVJlc3BvbnNlEksKCFB1bGxGaWxlEh4uY3Bob25lLmFwaS52MS5QdWxsRmlsZVJlcXVlc3QaHy5jcGhvbmUuYXBpLnYxLlB1bGxGaWxlUmVzcG9uc2USTgoJU2VuZElucHV0Eh8uY3Bob25lLmFwaS52MS5TZW5kSW5wdXRSZXF1ZXN0GiAuY3Bob25lLmFwaS52MS5TZW5kSW5wdXRSZXNwb25zZRJRCgpEdW1wTG9nY2F0EiAuY3Bob25lLmFwaS52MS5EdW1wTG9nY2F0UmVxdWVzdBohLmNwaG9uZS5hcGkudjEuRHVtcExvZ2NhdFJlc3BvbnNlEmMKEExpc3REZXZpY2VFdmVudHMSJi5jcGhvbmUuYXBpLnYxLkxpc3REZXZpY2VFdmVudHNSZXF1ZXN0GicuY3Bob25lLmFwaS52MS5MaXN0RGV2aWNlRXZlbnRzUmVzcG9uc2USbAoTQ3JlYXRlU3RyZWFtU2Vzc2lvbhIpLmNwaG9uZS5hcGkudjEuQ3JlYXRlU3RyZWFtU2Vzc2lvblJlcXVlc3QaKi5jcGhvbmUuYXBpLnYxLkNyZWF0ZVN0cmVhbVNlc3Npb25SZXNwb25zZWIGcHJvdG8z", [file_cphone_api_v1_device, file_cphone_api_v1_device_action, file_cphone_api_v1_stream_session, file_google_protobuf_field_mask, file_google_protobuf_timestamp]);
+  fileDesc("CiJjcGhvbmUvYXBpL3YxL2RldmljZV9zZXJ2aWNlLnByb3RvEg1jcGhvbmUuYXBpLnYxIt4CChNDcmVhdGVEZXZpY2VSZXF1ZXN0EhQKDGRpc3BsYXlfbmFtZRgBIAEoCRI+CgZsYWJlbHMYAiADKAsyLi5jcGhvbmUuYXBpLnYxLkNyZWF0ZURldmljZVJlcXVlc3QuTGFiZWxzRW50cnkSJwoEc3BlYxgDIAEoCzIZLmNwaG9uZS5hcGkudjEuRGV2aWNlU3BlYxIrCglwbGFjZW1lbnQYBCABKAsyGC5jcGhvbmUuYXBpLnYxLlBsYWNlbWVudBI2ChNkZXNpcmVkX3Bvd2VyX3N0YXRlGAUgASgOMhkuY3Bob25lLmFwaS52MS5Qb3dlclN0YXRlEjQKDnJlc3RhcnRfcG9saWN5GAYgASgOMhwuY3Bob25lLmFwaS52MS5SZXN0YXJ0UG9saWN5Gi0KC0xhYmVsc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEieAoZQmF0Y2hDcmVhdGVEZXZpY2VzUmVxdWVzdBIRCgl0ZW5hbnRfaWQYASABKAkSEgoKcmVxdWVzdF9pZBgCIAEoCRI0CghyZXF1ZXN0cxgDIAMoCzIiLmNwaG9uZS5hcGkudjEuQ3JlYXRlRGV2aWNlUmVxdWVzdCJEChpCYXRjaENyZWF0ZURldmljZXNSZXNwb25zZRImCgdkZXZpY2VzGAEgAygLMhUuY3Bob25lLmFwaS52MS5EZXZpY2UiJQoQR2V0RGV2aWNlUmVxdWVzdBIRCglkZXZpY2VfaWQYASABKAkiOgoRR2V0RGV2aWNlUmVzcG9uc2USJQoGZGV2aWNlGAEgASgLMhUuY3Bob25lLmFwaS52MS5EZXZpY2UivgIKEkxpc3REZXZpY2VzUmVxdWVzdBIRCgl0ZW5hbnRfaWQYASABKAkSGwoTaW5jbHVkZV9kZXNjZW5kYW50cxgCIAEoCBIRCglwYWdlX3NpemUYAyABKAUSEgoKcGFnZV90b2tlbhgEIAEoCRIqCgZzdGF0ZXMYBSADKA4yGi5jcGhvbmUuYXBpLnYxLkRldmljZVN0YXRlEg8KB2hvc3RfaWQYBiABKAkSTAoObGFiZWxfc2VsZWN0b3IYByADKAsyNC5jcGhvbmUuYXBpLnYxLkxpc3REZXZpY2VzUmVxdWVzdC5MYWJlbFNlbGVjdG9yRW50cnkSEAoIaW1hZ2VfaWQYCCABKAkaNAoSTGFiZWxTZWxlY3RvckVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiVgoTTGlzdERldmljZXNSZXNwb25zZRImCgdkZXZpY2VzGAEgAygLMhUuY3Bob25lLmFwaS52MS5EZXZpY2USFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIm0KE1VwZGF0ZURldmljZVJlcXVlc3QSJQoGZGV2aWNlGAEgASgLMhUuY3Bob25lLmFwaS52MS5EZXZpY2USLwoLdXBkYXRlX21hc2sYAiABKAsyGi5nb29nbGUucHJvdG9idWYuRmllbGRNYXNrIj0KFFVwZGF0ZURldmljZVJlc3BvbnNlEiUKBmRldmljZRgBIAEoCzIVLmNwaG9uZS5hcGkudjEuRGV2aWNlIicKElN0YXJ0RGV2aWNlUmVxdWVzdBIRCglkZXZpY2VfaWQYASABKAkiPAoTU3RhcnREZXZpY2VSZXNwb25zZRIlCgZkZXZpY2UYASABKAsyFS5jcGhvbmUuYXBpLnYxLkRldmljZSImChFTdG9wRGV2aWNlUmVxdWVzdBIRCglkZXZpY2VfaWQYASABKAkiOwoSU3RvcERldmljZVJlc3BvbnNlEiUKBmRldmljZRgBIAEoCzIVLmNwaG9uZS5hcGkudjEuRGV2aWNlIjYKE1JlYm9vdERldmljZVJlcXVlc3QSEQoJZGV2aWNlX2lkGAEgASgJEgwKBGhhcmQYAiABKAgiPQoUUmVib290RGV2aWNlUmVzcG9uc2USJQoGZGV2aWNlGAEgASgLMhUuY3Bob25lLmFwaS52MS5EZXZpY2UiKAoTRGVsZXRlRGV2aWNlUmVxdWVzdBIRCglkZXZpY2VfaWQYASABKAkiPQoURGVsZXRlRGV2aWNlUmVzcG9uc2USJQoGZGV2aWNlGAEgASgLMhUuY3Bob25lLmFwaS52MS5EZXZpY2UisQEKF0xpc3REZXZpY2VFdmVudHNSZXF1ZXN0EhEKCWRldmljZV9pZBgBIAEoCRIRCglwYWdlX3NpemUYAiABKAUSEgoKcGFnZV90b2tlbhgDIAEoCRIuCgpzdGFydF90aW1lGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIsCghlbmRfdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiZgoYTGlzdERldmljZUV2ZW50c1Jlc3BvbnNlEjEKDWRldmljZV9ldmVudHMYASADKAsyGi5jcGhvbmUuYXBpLnYxLkRldmljZUV2ZW50EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJxChpDcmVhdGVTdHJlYW1TZXNzaW9uUmVxdWVzdBIRCglkZXZpY2VfaWQYASABKAkSKwoGcmlnaHRzGAIgASgOMhsuY3Bob25lLmFwaS52MS5TdHJlYW1SaWdodHMSEwoLdHRsX3NlY29uZHMYAyABKAUiUwobQ3JlYXRlU3RyZWFtU2Vzc2lvblJlc3BvbnNlEjQKDnN0cmVhbV9zZXNzaW9uGAEgASgLMhwuY3Bob25lLmFwaS52MS5TdHJlYW1TZXNzaW9uIkAKGlJldm9rZVN0cmVhbVNlc3Npb25SZXF1ZXN0EhIKCnNlc3Npb25faWQYASABKAkSDgoGcmVhc29uGAIgASgJIlkKG1Jldm9rZVN0cmVhbVNlc3Npb25SZXNwb25zZRI6Cg5zdHJlYW1fc2Vzc2lvbhgBIAEoCzIiLmNwaG9uZS5hcGkudjEuU3RyZWFtU2Vzc2lvblJlY29yZCJqChlMaXN0U3RyZWFtU2Vzc2lvbnNSZXF1ZXN0EhEKCWRldmljZV9pZBgBIAEoCRIRCglwYWdlX3NpemUYAiABKAUSEgoKcGFnZV90b2tlbhgDIAEoCRITCgthY3RpdmVfb25seRgEIAEoCCJyChpMaXN0U3RyZWFtU2Vzc2lvbnNSZXNwb25zZRI7Cg9zdHJlYW1fc2Vzc2lvbnMYASADKAsyIi5jcGhvbmUuYXBpLnYxLlN0cmVhbVNlc3Npb25SZWNvcmQSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJMr8NCg1EZXZpY2VTZXJ2aWNlEmkKEkJhdGNoQ3JlYXRlRGV2aWNlcxIoLmNwaG9uZS5hcGkudjEuQmF0Y2hDcmVhdGVEZXZpY2VzUmVxdWVzdBopLmNwaG9uZS5hcGkudjEuQmF0Y2hDcmVhdGVEZXZpY2VzUmVzcG9uc2USTgoJR2V0RGV2aWNlEh8uY3Bob25lLmFwaS52MS5HZXREZXZpY2VSZXF1ZXN0GiAuY3Bob25lLmFwaS52MS5HZXREZXZpY2VSZXNwb25zZRJUCgtMaXN0RGV2aWNlcxIhLmNwaG9uZS5hcGkudjEuTGlzdERldmljZXNSZXF1ZXN0GiIuY3Bob25lLmFwaS52MS5MaXN0RGV2aWNlc1Jlc3BvbnNlElcKDFVwZGF0ZURldmljZRIiLmNwaG9uZS5hcGkudjEuVXBkYXRlRGV2aWNlUmVxdWVzdBojLmNwaG9uZS5hcGkudjEuVXBkYXRlRGV2aWNlUmVzcG9uc2USVAoLU3RhcnREZXZpY2USIS5jcGhvbmUuYXBpLnYxLlN0YXJ0RGV2aWNlUmVxdWVzdBoiLmNwaG9uZS5hcGkudjEuU3RhcnREZXZpY2VSZXNwb25zZRJRCgpTdG9wRGV2aWNlEiAuY3Bob25lLmFwaS52MS5TdG9wRGV2aWNlUmVxdWVzdBohLmNwaG9uZS5hcGkudjEuU3RvcERldmljZVJlc3BvbnNlElcKDFJlYm9vdERldmljZRIiLmNwaG9uZS5hcGkudjEuUmVib290RGV2aWNlUmVxdWVzdBojLmNwaG9uZS5hcGkudjEuUmVib290RGV2aWNlUmVzcG9uc2USVwoMRGVsZXRlRGV2aWNlEiIuY3Bob25lLmFwaS52MS5EZWxldGVEZXZpY2VSZXF1ZXN0GiMuY3Bob25lLmFwaS52MS5EZWxldGVEZXZpY2VSZXNwb25zZRJRCgpJbnN0YWxsQXBwEiAuY3Bob25lLmFwaS52MS5JbnN0YWxsQXBwUmVxdWVzdBohLmNwaG9uZS5hcGkudjEuSW5zdGFsbEFwcFJlc3BvbnNlEl0KDlRha2VTY3JlZW5zaG90EiQuY3Bob25lLmFwaS52MS5UYWtlU2NyZWVuc2hvdFJlcXVlc3QaJS5jcGhvbmUuYXBpLnYxLlRha2VTY3JlZW5zaG90UmVzcG9uc2USTgoJRXhlY1NoZWxsEh8uY3Bob25lLmFwaS52MS5FeGVjU2hlbGxSZXF1ZXN0GiAuY3Bob25lLmFwaS52MS5FeGVjU2hlbGxSZXNwb25zZRJLCghQdXNoRmlsZRIeLmNwaG9uZS5hcGkudjEuUHVzaEZpbGVSZXF1ZXN0Gh8uY3Bob25lLmFwaS52MS5QdXNoRmlsZVJlc3BvbnNlEksKCFB1bGxGaWxlEh4uY3Bob25lLmFwaS52MS5QdWxsRmlsZVJlcXVlc3QaHy5jcGhvbmUuYXBpLnYxLlB1bGxGaWxlUmVzcG9uc2USTgoJU2VuZElucHV0Eh8uY3Bob25lLmFwaS52MS5TZW5kSW5wdXRSZXF1ZXN0GiAuY3Bob25lLmFwaS52MS5TZW5kSW5wdXRSZXNwb25zZRJRCgpEdW1wTG9nY2F0EiAuY3Bob25lLmFwaS52MS5EdW1wTG9nY2F0UmVxdWVzdBohLmNwaG9uZS5hcGkudjEuRHVtcExvZ2NhdFJlc3BvbnNlEmMKEExpc3REZXZpY2VFdmVudHMSJi5jcGhvbmUuYXBpLnYxLkxpc3REZXZpY2VFdmVudHNSZXF1ZXN0GicuY3Bob25lLmFwaS52MS5MaXN0RGV2aWNlRXZlbnRzUmVzcG9uc2USbAoTQ3JlYXRlU3RyZWFtU2Vzc2lvbhIpLmNwaG9uZS5hcGkudjEuQ3JlYXRlU3RyZWFtU2Vzc2lvblJlcXVlc3QaKi5jcGhvbmUuYXBpLnYxLkNyZWF0ZVN0cmVhbVNlc3Npb25SZXNwb25zZRJsChNSZXZva2VTdHJlYW1TZXNzaW9uEikuY3Bob25lLmFwaS52MS5SZXZva2VTdHJlYW1TZXNzaW9uUmVxdWVzdBoqLmNwaG9uZS5hcGkudjEuUmV2b2tlU3RyZWFtU2Vzc2lvblJlc3BvbnNlEmkKEkxpc3RTdHJlYW1TZXNzaW9ucxIoLmNwaG9uZS5hcGkudjEuTGlzdFN0cmVhbVNlc3Npb25zUmVxdWVzdBopLmNwaG9uZS5hcGkudjEuTGlzdFN0cmVhbVNlc3Npb25zUmVzcG9uc2ViBnByb3RvMw", [file_cphone_api_v1_device, file_cphone_api_v1_device_action, file_cphone_api_v1_stream_session, file_google_protobuf_field_mask, file_google_protobuf_timestamp]);
 
 /**
  * One device to create in a batch.
@@ -632,6 +632,125 @@ export const CreateStreamSessionResponseSchema: GenMessage<CreateStreamSessionRe
   messageDesc(file_cphone_api_v1_device_service, 20);
 
 /**
+ * Request of RevokeStreamSession.
+ *
+ * @generated from message cphone.api.v1.RevokeStreamSessionRequest
+ */
+export type RevokeStreamSessionRequest = Message<"cphone.api.v1.RevokeStreamSessionRequest"> & {
+  /**
+   * The session.
+   *
+   * @generated from field: string session_id = 1;
+   */
+  sessionId: string;
+
+  /**
+   * Why, shown to the viewer; up to 200 characters.
+   *
+   * @generated from field: string reason = 2;
+   */
+  reason: string;
+};
+
+/**
+ * Describes the message cphone.api.v1.RevokeStreamSessionRequest.
+ * Use `create(RevokeStreamSessionRequestSchema)` to create a new message.
+ */
+export const RevokeStreamSessionRequestSchema: GenMessage<RevokeStreamSessionRequest> = /*@__PURE__*/
+  messageDesc(file_cphone_api_v1_device_service, 21);
+
+/**
+ * Response of RevokeStreamSession.
+ *
+ * @generated from message cphone.api.v1.RevokeStreamSessionResponse
+ */
+export type RevokeStreamSessionResponse = Message<"cphone.api.v1.RevokeStreamSessionResponse"> & {
+  /**
+   * The session as it now stands (ENDED, end_reason REVOKED).
+   *
+   * @generated from field: cphone.api.v1.StreamSessionRecord stream_session = 1;
+   */
+  streamSession?: StreamSessionRecord | undefined;
+};
+
+/**
+ * Describes the message cphone.api.v1.RevokeStreamSessionResponse.
+ * Use `create(RevokeStreamSessionResponseSchema)` to create a new message.
+ */
+export const RevokeStreamSessionResponseSchema: GenMessage<RevokeStreamSessionResponse> = /*@__PURE__*/
+  messageDesc(file_cphone_api_v1_device_service, 22);
+
+/**
+ * Request of ListStreamSessions.
+ *
+ * @generated from message cphone.api.v1.ListStreamSessionsRequest
+ */
+export type ListStreamSessionsRequest = Message<"cphone.api.v1.ListStreamSessionsRequest"> & {
+  /**
+   * The device.
+   *
+   * @generated from field: string device_id = 1;
+   */
+  deviceId: string;
+
+  /**
+   * Maximum number of results, 1..1000; 0 means 50.
+   *
+   * @generated from field: int32 page_size = 2;
+   */
+  pageSize: number;
+
+  /**
+   * next_page_token of the previous page; empty for the first page.
+   *
+   * @generated from field: string page_token = 3;
+   */
+  pageToken: string;
+
+  /**
+   * Only sessions not ended yet.
+   *
+   * @generated from field: bool active_only = 4;
+   */
+  activeOnly: boolean;
+};
+
+/**
+ * Describes the message cphone.api.v1.ListStreamSessionsRequest.
+ * Use `create(ListStreamSessionsRequestSchema)` to create a new message.
+ */
+export const ListStreamSessionsRequestSchema: GenMessage<ListStreamSessionsRequest> = /*@__PURE__*/
+  messageDesc(file_cphone_api_v1_device_service, 23);
+
+/**
+ * Response of ListStreamSessions.
+ *
+ * @generated from message cphone.api.v1.ListStreamSessionsResponse
+ */
+export type ListStreamSessionsResponse = Message<"cphone.api.v1.ListStreamSessionsResponse"> & {
+  /**
+   * The sessions on this page, newest first.
+   *
+   * @generated from field: repeated cphone.api.v1.StreamSessionRecord stream_sessions = 1;
+   */
+  streamSessions: StreamSessionRecord[];
+
+  /**
+   * Token for the next page; empty on the last page.
+   *
+   * @generated from field: string next_page_token = 2;
+   */
+  nextPageToken: string;
+};
+
+/**
+ * Describes the message cphone.api.v1.ListStreamSessionsResponse.
+ * Use `create(ListStreamSessionsResponseSchema)` to create a new message.
+ */
+export const ListStreamSessionsResponseSchema: GenMessage<ListStreamSessionsResponse> = /*@__PURE__*/
+  messageDesc(file_cphone_api_v1_device_service, 24);
+
+/**
  * Creates, reads and drives devices. Every call is scoped to the caller's tenant and its
  * descendants: another tenant's device is NOT_FOUND, never PERMISSION_DENIED.
  *
@@ -800,8 +919,9 @@ export const DeviceService: GenService<{
     output: typeof ListDeviceEventsResponseSchema;
   },
   /**
-   * Issues a signed token to watch (and possibly control) a device through the sfu. Not served yet
-   * (UNIMPLEMENTED).
+   * Issues a signed token to watch (and possibly control) a device through the sfu of its host.
+   * The device must be RUNNING (else FAILED_PRECONDITION naming its state); CONTROL needs a role
+   * that may drive it (else PERMISSION_DENIED).
    *
    * @generated from rpc cphone.api.v1.DeviceService.CreateStreamSession
    */
@@ -809,6 +929,27 @@ export const DeviceService: GenService<{
     methodKind: "unary";
     input: typeof CreateStreamSessionRequestSchema;
     output: typeof CreateStreamSessionResponseSchema;
+  },
+  /**
+   * Ends one stream session: its viewer is disconnected within a second with the reason, and its
+   * token no longer admits anyone. Ending an ended session succeeds and changes nothing.
+   *
+   * @generated from rpc cphone.api.v1.DeviceService.RevokeStreamSession
+   */
+  revokeStreamSession: {
+    methodKind: "unary";
+    input: typeof RevokeStreamSessionRequestSchema;
+    output: typeof RevokeStreamSessionResponseSchema;
+  },
+  /**
+   * Lists the stream sessions of a device, newest first, with how each went.
+   *
+   * @generated from rpc cphone.api.v1.DeviceService.ListStreamSessions
+   */
+  listStreamSessions: {
+    methodKind: "unary";
+    input: typeof ListStreamSessionsRequestSchema;
+    output: typeof ListStreamSessionsResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_cphone_api_v1_device_service, 0);

@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file cphone/api/v1/stream_session.proto.
  */
 export const file_cphone_api_v1_stream_session: GenFile = /*@__PURE__*/
-  fileDesc("CiJjcGhvbmUvYXBpL3YxL3N0cmVhbV9zZXNzaW9uLnByb3RvEg1jcGhvbmUuYXBpLnYxIj8KCUljZVNlcnZlchIMCgR1cmxzGAEgAygJEhAKCHVzZXJuYW1lGAIgASgJEhIKCmNyZWRlbnRpYWwYAyABKAki4AEKDVN0cmVhbVNlc3Npb24SEQoJZGV2aWNlX2lkGAEgASgJEg8KB2hvc3RfaWQYAiABKAkSKwoGcmlnaHRzGAMgASgOMhsuY3Bob25lLmFwaS52MS5TdHJlYW1SaWdodHMSDQoFdG9rZW4YBCABKAkSDwoHc2Z1X3VybBgFIAEoCRIvCgtleHBpcmVfdGltZRgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLQoLaWNlX3NlcnZlcnMYByADKAsyGC5jcGhvbmUuYXBpLnYxLkljZVNlcnZlcipgCgxTdHJlYW1SaWdodHMSHQoZU1RSRUFNX1JJR0hUU19VTlNQRUNJRklFRBAAEhYKElNUUkVBTV9SSUdIVFNfVklFVxABEhkKFVNUUkVBTV9SSUdIVFNfQ09OVFJPTBACYgZwcm90bzM", [file_google_protobuf_timestamp]);
+  fileDesc("CiJjcGhvbmUvYXBpL3YxL3N0cmVhbV9zZXNzaW9uLnByb3RvEg1jcGhvbmUuYXBpLnYxIj8KCUljZVNlcnZlchIMCgR1cmxzGAEgAygJEhAKCHVzZXJuYW1lGAIgASgJEhIKCmNyZWRlbnRpYWwYAyABKAki9AEKDVN0cmVhbVNlc3Npb24SEQoJZGV2aWNlX2lkGAEgASgJEg8KB2hvc3RfaWQYAiABKAkSKwoGcmlnaHRzGAMgASgOMhsuY3Bob25lLmFwaS52MS5TdHJlYW1SaWdodHMSDQoFdG9rZW4YBCABKAkSDwoHc2Z1X3VybBgFIAEoCRIvCgtleHBpcmVfdGltZRgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLQoLaWNlX3NlcnZlcnMYByADKAsyGC5jcGhvbmUuYXBpLnYxLkljZVNlcnZlchISCgpzZXNzaW9uX2lkGAggASgJIssBChJTdHJlYW1TZXNzaW9uU3RhdHMSCwoDZnBzGAEgASgBEhMKC2JpdHJhdGVfYnBzGAIgASgDEhMKC3BhY2tldF9sb3NzGAMgASgBEg4KBnJ0dF9tcxgEIAEoARIYChBqaXR0ZXJfYnVmZmVyX21zGAUgASgBEh0KFWdsYXNzX3RvX2dsYXNzX3A1MF9tcxgGIAEoARIdChVnbGFzc190b19nbGFzc19wOTVfbXMYByABKAESFgoOZnJhbWVzX2RlY29kZWQYCCABKAMi7AMKE1N0cmVhbVNlc3Npb25SZWNvcmQSEgoKc2Vzc2lvbl9pZBgBIAEoCRIRCglkZXZpY2VfaWQYAiABKAkSEQoJdGVuYW50X2lkGAMgASgJEg8KB2hvc3RfaWQYBCABKAkSKwoGcmlnaHRzGAUgASgOMhsuY3Bob25lLmFwaS52MS5TdHJlYW1SaWdodHMSDQoFYWN0b3IYBiABKAkSMAoFc3RhdGUYByABKA4yIS5jcGhvbmUuYXBpLnYxLlN0cmVhbVNlc3Npb25TdGF0ZRIvCgtjcmVhdGVfdGltZRgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLZXhwaXJlX3RpbWUYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnN0YXJ0X3RpbWUYCiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiwKCGVuZF90aW1lGAsgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBISCgplbmRfcmVhc29uGAwgASgJEhYKDnZpZXdlcl9zZWNvbmRzGA0gASgDEjAKBXN0YXRzGA4gASgLMiEuY3Bob25lLmFwaS52MS5TdHJlYW1TZXNzaW9uU3RhdHMqYAoMU3RyZWFtUmlnaHRzEh0KGVNUUkVBTV9SSUdIVFNfVU5TUEVDSUZJRUQQABIWChJTVFJFQU1fUklHSFRTX1ZJRVcQARIZChVTVFJFQU1fUklHSFRTX0NPTlRST0wQAiqcAQoSU3RyZWFtU2Vzc2lvblN0YXRlEiQKIFNUUkVBTV9TRVNTSU9OX1NUQVRFX1VOU1BFQ0lGSUVEEAASHwobU1RSRUFNX1NFU1NJT05fU1RBVEVfSVNTVUVEEAESHwobU1RSRUFNX1NFU1NJT05fU1RBVEVfQUNUSVZFEAISHgoaU1RSRUFNX1NFU1NJT05fU1RBVEVfRU5ERUQQA2IGcHJvdG8z", [file_google_protobuf_timestamp]);
 
 /**
  * A STUN or TURN server for the browser's ICE agent (shape of RTCIceServer).
@@ -104,6 +104,14 @@ export type StreamSession = Message<"cphone.api.v1.StreamSession"> & {
    * @generated from field: repeated cphone.api.v1.IceServer ice_servers = 7;
    */
   iceServers: IceServer[];
+
+  /**
+   * Opaque unique id of the session: named in the token, in RevokeStreamSession and in the
+   * session's records. A viewer that reconnects with the same token resumes the same session.
+   *
+   * @generated from field: string session_id = 8;
+   */
+  sessionId: string;
 };
 
 /**
@@ -112,6 +120,191 @@ export type StreamSession = Message<"cphone.api.v1.StreamSession"> & {
  */
 export const StreamSessionSchema: GenMessage<StreamSession> = /*@__PURE__*/
   messageDesc(file_cphone_api_v1_stream_session, 1);
+
+/**
+ * Quality of a stream session as its host measured it (over the session, or its last minute while
+ * it is active). Zero where nothing was measured.
+ *
+ * @generated from message cphone.api.v1.StreamSessionStats
+ */
+export type StreamSessionStats = Message<"cphone.api.v1.StreamSessionStats"> & {
+  /**
+   * Video frames per second delivered to the viewer.
+   *
+   * @generated from field: double fps = 1;
+   */
+  fps: number;
+
+  /**
+   * Video and audio bitrate sent to the viewer, in bits per second.
+   *
+   * @generated from field: int64 bitrate_bps = 2;
+   */
+  bitrateBps: bigint;
+
+  /**
+   * Fraction of RTP packets lost on the way to the viewer, 0..1.
+   *
+   * @generated from field: double packet_loss = 3;
+   */
+  packetLoss: number;
+
+  /**
+   * Round-trip time to the viewer, in milliseconds.
+   *
+   * @generated from field: double rtt_ms = 4;
+   */
+  rttMs: number;
+
+  /**
+   * The viewer's jitter-buffer delay, in milliseconds.
+   *
+   * @generated from field: double jitter_buffer_ms = 5;
+   */
+  jitterBufferMs: number;
+
+  /**
+   * Glass-to-glass latency (a frame's capture on the phone to its presentation in the browser),
+   * median, in milliseconds; 0 until the viewer reported presented frames.
+   *
+   * @generated from field: double glass_to_glass_p50_ms = 6;
+   */
+  glassToGlassP50Ms: number;
+
+  /**
+   * Glass-to-glass latency, 95th percentile, in milliseconds.
+   *
+   * @generated from field: double glass_to_glass_p95_ms = 7;
+   */
+  glassToGlassP95Ms: number;
+
+  /**
+   * Video frames the viewer reported decoded.
+   *
+   * @generated from field: int64 frames_decoded = 8;
+   */
+  framesDecoded: bigint;
+};
+
+/**
+ * Describes the message cphone.api.v1.StreamSessionStats.
+ * Use `create(StreamSessionStatsSchema)` to create a new message.
+ */
+export const StreamSessionStatsSchema: GenMessage<StreamSessionStats> = /*@__PURE__*/
+  messageDesc(file_cphone_api_v1_stream_session, 2);
+
+/**
+ * The record of one stream session, for ops and for metering (viewer-minutes).
+ *
+ * @generated from message cphone.api.v1.StreamSessionRecord
+ */
+export type StreamSessionRecord = Message<"cphone.api.v1.StreamSessionRecord"> & {
+  /**
+   * The session.
+   *
+   * @generated from field: string session_id = 1;
+   */
+  sessionId: string;
+
+  /**
+   * The device watched.
+   *
+   * @generated from field: string device_id = 2;
+   */
+  deviceId: string;
+
+  /**
+   * Its tenant.
+   *
+   * @generated from field: string tenant_id = 3;
+   */
+  tenantId: string;
+
+  /**
+   * The host that served it.
+   *
+   * @generated from field: string host_id = 4;
+   */
+  hostId: string;
+
+  /**
+   * What the token allowed.
+   *
+   * @generated from field: cphone.api.v1.StreamRights rights = 5;
+   */
+  rights: StreamRights;
+
+  /**
+   * Who created it: the API key id.
+   *
+   * @generated from field: string actor = 6;
+   */
+  actor: string;
+
+  /**
+   * Where it stands.
+   *
+   * @generated from field: cphone.api.v1.StreamSessionState state = 7;
+   */
+  state: StreamSessionState;
+
+  /**
+   * When it was issued.
+   *
+   * @generated from field: google.protobuf.Timestamp create_time = 8;
+   */
+  createTime?: Timestamp | undefined;
+
+  /**
+   * When its token stops being accepted for joins.
+   *
+   * @generated from field: google.protobuf.Timestamp expire_time = 9;
+   */
+  expireTime?: Timestamp | undefined;
+
+  /**
+   * When a viewer first joined; unset until then.
+   *
+   * @generated from field: google.protobuf.Timestamp start_time = 10;
+   */
+  startTime?: Timestamp | undefined;
+
+  /**
+   * When it ended; unset while issued or active.
+   *
+   * @generated from field: google.protobuf.Timestamp end_time = 11;
+   */
+  endTime?: Timestamp | undefined;
+
+  /**
+   * Why it ended, UPPER_SNAKE_CASE (e.g. "VIEWER_LEFT", "REVOKED", "DEVICE_STOPPED",
+   * "DEVICE_DELETED", "TENANT_SUSPENDED", "HOST_DISCONNECTED").
+   *
+   * @generated from field: string end_reason = 12;
+   */
+  endReason: string;
+
+  /**
+   * Seconds a viewer was connected, summed over reconnects.
+   *
+   * @generated from field: int64 viewer_seconds = 13;
+   */
+  viewerSeconds: bigint;
+
+  /**
+   * How it went.
+   *
+   * @generated from field: cphone.api.v1.StreamSessionStats stats = 14;
+   */
+  stats?: StreamSessionStats | undefined;
+};
+
+/**
+ * Describes the message cphone.api.v1.StreamSessionRecord.
+ * Use `create(StreamSessionRecordSchema)` to create a new message.
+ */
+export const StreamSessionRecordSchema: GenMessage<StreamSessionRecord> = /*@__PURE__*/
+  messageDesc(file_cphone_api_v1_stream_session, 3);
 
 /**
  * What the holder of a stream token may do.
@@ -146,4 +339,45 @@ export enum StreamRights {
  */
 export const StreamRightsSchema: GenEnum<StreamRights> = /*@__PURE__*/
   enumDesc(file_cphone_api_v1_stream_session, 0);
+
+/**
+ * Where a stream session stands.
+ *
+ * @generated from enum cphone.api.v1.StreamSessionState
+ */
+export enum StreamSessionState {
+  /**
+   * Not set.
+   *
+   * @generated from enum value: STREAM_SESSION_STATE_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * Issued; no viewer has joined yet.
+   *
+   * @generated from enum value: STREAM_SESSION_STATE_ISSUED = 1;
+   */
+  ISSUED = 1,
+
+  /**
+   * A viewer is connected.
+   *
+   * @generated from enum value: STREAM_SESSION_STATE_ACTIVE = 2;
+   */
+  ACTIVE = 2,
+
+  /**
+   * Over: its viewer left, or it was revoked or cut (see end_reason).
+   *
+   * @generated from enum value: STREAM_SESSION_STATE_ENDED = 3;
+   */
+  ENDED = 3,
+}
+
+/**
+ * Describes the enum cphone.api.v1.StreamSessionState.
+ */
+export const StreamSessionStateSchema: GenEnum<StreamSessionState> = /*@__PURE__*/
+  enumDesc(file_cphone_api_v1_stream_session, 1);
 
