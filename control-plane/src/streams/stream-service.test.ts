@@ -193,7 +193,14 @@ test('the host reports joins, figures and ends: recorded for ops, metering and t
   const sessionId = (await devices.createStreamSession({ deviceId })).streamSession?.sessionId ?? '';
   const report = (
     event: agentv1.StreamSessionReport_Event,
-    extra: Partial<agentv1.StreamSessionReport> = {},
+    extra: {
+      viewerAddress?: string;
+      viewerSeconds?: bigint;
+      endReason?: string;
+      fps?: number;
+      glassToGlassP50Ms?: number;
+      framesDecoded?: bigint;
+    } = {},
   ) =>
     agent.send({
       case: 'streamSessionReport',
