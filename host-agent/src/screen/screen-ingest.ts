@@ -59,6 +59,8 @@ class NotBootedError extends Error {
 const STABLE_MS = 10_000;
 /** A key frame asked for this recently and not seen yet is not asked for again (PLI storms). */
 const KEYFRAME_COALESCE_MS = 300;
+/** A message the phone does not take (or acknowledge) by then fails, so later input is not held up. */
+const INPUT_TIMEOUT_MS = 5000;
 
 /**
  * One phone's screen and sound as RTP, for as long as it is watched: runs scrcpy's server over
@@ -150,7 +152,18 @@ export class ScreenIngest {
       this.#log.debug({ type: message.type }, 'input dropped: no scrcpy session');
       return;
     }
-    await mapper.handle(message);
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () => reject(new Error(`phone did not take ${message.type} input within ${INPUT_TIMEOUT_MS} ms`)),
+        INPUT_TIMEOUT_MS,
+      );
+    });
+    try {
+      await Promise.race([mapper.handle(message), timeout]);
+    } finally {
+      clearTimeout(timer);
+    }
     if (message.type === 'clipboard') this.#clipboard = message.text;
   }
 
