@@ -295,6 +295,26 @@ describe('screen ingest from a virtual phone', () => {
     await ingest.close();
   });
 
+  test('a rebooting phone: ingest waits for boot and streams again on the same SSRC', async () => {
+    const recorder = new Recorder();
+    const ingest = start(recorder, { backoff: { baseMs: 100, capMs: 400 } });
+    await until('streaming', () => ingest.streaming && recorder.frames.length > 2);
+    phone.reboot();
+    await until('down', () => !ingest.streaming);
+    const count = recorder.frames.length;
+    await phone.waitForBoot();
+    await until(
+      'streaming after the reboot',
+      () => ingest.streaming && recorder.frames.length > count + 2,
+      8000,
+    );
+    assert.equal(ingest.sessions, 2);
+    const depacketizer = new H264Depacketizer(); // throws on a sequence gap
+    for (const p of recorder.video) depacketizer.push(p);
+    assert.ok(recorder.video.every((p) => parseRtp(p).ssrc === VIDEO.ssrc));
+    await ingest.close();
+  });
+
   test('a server file with the wrong hash is never pushed', async () => {
     const recorder = new Recorder();
     const ingest = start(recorder, {
