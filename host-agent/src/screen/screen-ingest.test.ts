@@ -86,8 +86,15 @@ describe('screen ingest from a virtual phone', () => {
     assert.deepEqual(recorder.sizes, ['720x1280']);
     const frames = recorder.frames.slice(0, 40);
     const steps = frames.slice(1).map((f, i) => Number(f.pts - frames[i]!.pts) / 1000);
-    const regular = steps.filter((s) => Math.abs(s - 1000 / 30) < 0.5).length;
-    assert.ok(regular >= steps.length - 3, `PTS 33.3 ms apart at 30 fps: ${steps.join(', ')}`);
+    // On the 30 fps grid; a frame the phone could not send in time (a busy machine) is skipped,
+    // never sent late or in a burst.
+    const ticks = steps.map((s) => s / (1000 / 30));
+    assert.ok(
+      ticks.every((t) => t >= 0.99 && Math.abs(t - Math.round(t)) < 0.02),
+      `PTS on the 33.3 ms grid: ${steps.join(', ')}`,
+    );
+    const sorted = [...ticks].sort((a, b) => a - b);
+    assert.equal(Math.round(sorted[Math.floor(sorted.length / 2)]!), 1, 'most frames one tick apart');
     assert.ok(
       frames
         .slice(1)
