@@ -170,7 +170,7 @@ describe('scrcpy server 3.3.3 on the virtual phone', () => {
     const spanPts = pts.at(-1)! - pts[5]!;
     const spanWall = data.at(-1)!.atMs - data[5]!.atMs;
     assert.ok(
-      Math.abs(spanWall - spanPts) < 40,
+      Math.abs(spanWall - spanPts) < 100,
       `sent at the rate they were captured (${spanWall} vs ${spanPts} ms)`,
     );
     await client.close();
@@ -193,7 +193,8 @@ describe('scrcpy server 3.3.3 on the virtual phone', () => {
       'one packet per 20 ms',
     );
     const spanWall = rest.at(-1)!.atMs - rest[0]!.atMs;
-    assert.ok(spanWall > 400, `paced by the clock, not a tight loop (${spanWall} ms for 25 packets)`);
+    // 500 ms of sound; a tight loop would hand it over in a few ms.
+    assert.ok(spanWall > 250, `paced by the clock, not a tight loop (${spanWall} ms for 25 packets)`);
     await client.close();
   });
 
@@ -281,7 +282,7 @@ describe('scrcpy server 3.3.3 on the virtual phone', () => {
       const waited = performance.now() - asked;
       assert.equal(configuration.value?.type, 'configuration');
       assert.ok(keyFrame.value?.type === 'data' && keyFrame.value.keyframe, 'an IDR follows the config');
-      assert.ok(waited < 200, `key frame ${waited} ms after the request`);
+      assert.ok(waited < 500, `key frame ${waited} ms after the request`);
       const quiet = await Promise.race([reader.read(), delay(300).then(() => 'idle' as const)]);
       assert.equal(quiet, 'idle', 'and nothing more while the screen stays still');
       reader.releaseLock();
