@@ -29,6 +29,7 @@ test('defaults are documented values and the result is frozen', () => {
   assert.equal(config.runtime, 'docker');
   assert.equal(config.dockerSocket, '/var/run/docker.sock');
   assert.equal(config.dataDir, '/var/lib/cphone-agent');
+  assert.equal(config.scrcpyServer, '/var/lib/cphone-agent/scrcpy-server-v3.3.3');
   assert.equal(config.httpPort, 9102);
   assert.equal(config.maxDevices, 32);
   assert.equal(config.usageIntervalMs, 60_000);
@@ -55,8 +56,10 @@ test('every setting is read from its variable', async () => {
     CPHONE_AGENT_DATA_DIR: dir,
     CPHONE_AGENT_HTTP_PORT: '0',
     CPHONE_ARCH: 'arm64',
+    CPHONE_SCRCPY_SERVER: '/opt/scrcpy/server',
   });
   assert.equal(config.credential, 'from-file');
+  assert.equal(config.scrcpyServer, '/opt/scrcpy/server');
   assert.equal(config.controlPlane, 'cp.example.net:9443');
   assert.equal(config.runtime, 'sim');
   assert.deepEqual(config.capacity, { vcpuMillicores: 64000, memoryMib: 131072, storageGib: 2000 });

@@ -2,6 +2,7 @@
 import { readFileSync } from 'node:fs';
 import { arch as osArch } from 'node:os';
 import { resolve } from 'node:path';
+import { SCRCPY_SERVER_VERSION } from './screen/scrcpy-version.js';
 
 export type RuntimeKind = 'docker' | 'sim';
 
@@ -55,6 +56,13 @@ export interface AgentConfig {
   readonly bootTimeoutMs: number;
   /** Grace period of a stop (ms). CPHONE_STOP_TIMEOUT_MS, default 30000 */
   readonly stopTimeoutMs: number;
+  /**
+   * The scrcpy server pushed to phones to stream their screens: the release file
+   * scrcpy-server-v3.3.3, checked against its published sha256 before every push (installed by
+   * host-agent/scripts/install-scrcpy-server.sh). CPHONE_SCRCPY_SERVER, default
+   * <data dir>/scrcpy-server-v3.3.3
+   */
+  readonly scrcpyServer: string;
 }
 
 /** A setting with a bad value: names the variable and the value. */
@@ -159,6 +167,7 @@ export function loadConfig(env: Env = process.env): AgentConfig {
       throw new ConfigError('CPHONE_CA_FILE', caFile, `cannot be read: ${(err as Error).message}`);
     }
   }
+  const dataDir = resolve(set(env, 'CPHONE_AGENT_DATA_DIR') ?? '/var/lib/cphone-agent');
   return Object.freeze({
     controlPlane: hostPort(env, 'CPHONE_CONTROL_PLANE', '127.0.0.1:8443'),
     hostId,
@@ -176,7 +185,7 @@ export function loadConfig(env: Env = process.env): AgentConfig {
     }),
     maxDevices: int(env, 'CPHONE_MAX_DEVICES', 32, 0, 10_000),
     labels: Object.freeze(labels(env, 'CPHONE_LABELS')),
-    dataDir: resolve(set(env, 'CPHONE_AGENT_DATA_DIR') ?? '/var/lib/cphone-agent'),
+    dataDir,
     httpPort: int(env, 'CPHONE_AGENT_HTTP_PORT', 9102, 0, 65535),
     arch,
     logLevel,
@@ -184,6 +193,10 @@ export function loadConfig(env: Env = process.env): AgentConfig {
     reconcileConcurrency: int(env, 'CPHONE_RECONCILE_CONCURRENCY', 8, 1, 256),
     bootTimeoutMs: int(env, 'CPHONE_BOOT_TIMEOUT_MS', 300_000, 100),
     stopTimeoutMs: int(env, 'CPHONE_STOP_TIMEOUT_MS', 30_000, 0),
+    // Read at each push, not here: the agent runs (and manages phones) before it is installed.
+    scrcpyServer: resolve(
+      set(env, 'CPHONE_SCRCPY_SERVER') ?? `${dataDir}/scrcpy-server-v${SCRCPY_SERVER_VERSION}`,
+    ),
   });
 }
 

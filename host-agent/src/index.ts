@@ -30,6 +30,23 @@ export {
   type ReconcilerOptions,
 } from './reconciler/index.js';
 export * from './runtime/index.js';
+export {
+  type CaptureSettings,
+  DEFAULT_CAPTURE,
+  type FrameInfo,
+  type H264Profile,
+  type MediaSink,
+  type RtpSourceConfig,
+  SCRCPY_SERVER_SHA256,
+  SCRCPY_SERVER_VERSION,
+  type ScrcpyServerBinary,
+  ScrcpyServerIntegrityError,
+  type ScreenDevice,
+  ScreenIngest,
+  type ScreenIngestOptions,
+  startScreenIngest,
+  type VideoSize,
+} from './screen/index.js';
 export { Backoff, type BackoffOptions } from './session/backoff.js';
 export { Session, type SessionHooks, type SessionLink, type SessionOptions } from './session/session.js';
 export { type SpooledSample, UsageSpool } from './spool/index.js';

@@ -162,16 +162,27 @@ export class DeviceAdb {
   async *logcatStream(
     options: { filterSpecs?: readonly string[]; signal?: AbortSignal } = {},
   ): AsyncGenerator<string, void, void> {
-    const adb = await connectAdb(this.endpoint, {
-      credentialStore: this.#options.credentialStore,
-      timeoutMs: this.#options.connectTimeoutMs ?? 10_000,
-      signal: options.signal,
-    });
+    const adb = await this.connectDedicated(options.signal);
     try {
       yield* followLogcat(adb, options);
     } finally {
       await adb.close().catch(() => {});
     }
+  }
+
+  /**
+   * A connection of its own to the same adbd, with the agent's key, for a long-lived stream
+   * (logcat, the screen): sockets on one connection share its TCP stream and adb's flow control,
+   * so an APK push would stall the video and a stalled reader every other operation. The caller
+   * closes it.
+   */
+  connectDedicated(signal?: AbortSignal): Promise<Adb> {
+    if (this.#closed) return Promise.reject(new AdbUnavailableError(this.#name, 'client closed'));
+    return connectAdb(this.endpoint, {
+      credentialStore: this.#options.credentialStore,
+      timeoutMs: this.#options.connectTimeoutMs ?? 10_000,
+      signal,
+    });
   }
 
   push(

@@ -1,8 +1,8 @@
 import { connect, type Socket } from 'node:net';
-import { type AdbDaemonConnection, AdbPacket, AdbPacketHeader, type AdbPacketInit } from '@yume-chan/adb';
+import { type AdbDaemonConnection, AdbPacketHeader, type AdbPacketInit } from '@yume-chan/adb';
 // stream-extra's stream classes, not the global ones: their typings are what @yume-chan/adb expects.
-import { Consumable, type ReadableStream, StructDeserializeStream } from '@yume-chan/stream-extra';
-import { socketReadable } from '../virtual-phone/net-transport.js';
+import { Consumable } from '@yume-chan/stream-extra';
+import { adbPacketReadable } from './packet-readable.js';
 
 export interface AdbTcpConnection {
   /** What `AdbDaemonTransport.authenticate` takes. */
@@ -49,15 +49,24 @@ export async function connectAdbTcp(
   });
   socket.setNoDelay(true);
 
-  // One chunk read ahead at most (a stream's default). stream-extra's ReadableStream is the global
-  // class under the typings @yume-chan/adb expects, so only the type changes here.
-  const bytes = socketReadable(socket, 1) as unknown as ReadableStream<Uint8Array>;
-
+  // Packets written in one turn of the event loop leave in one system call: an OKAY answers every
+  // WRTE, so a phone streaming its screen and sound costs one write per packet it sends, and a
+  // write on loopback also runs the receiver's side of TCP. The delay is at most that turn.
+  let corked = false;
+  const uncork = (): void => {
+    corked = false;
+    socket.uncork();
+  };
   const writable = new Consumable.WritableStream<AdbPacketInit>({
     write(packet) {
       // On a dead connection packets are dropped rather than rejected: @yume-chan/adb sends some
       // (OKAY, CLSE) without awaiting them, and the readable side already reports the loss.
       if (socket.destroyed) return;
+      if (!corked) {
+        corked = true;
+        socket.cork();
+        setImmediate(uncork);
+      }
       const flushed = socket.write(frame(packet), (error) => {
         if (error) socket.destroy(error);
       });
@@ -82,7 +91,8 @@ export async function connectAdbTcp(
   });
 
   const connection: AdbDaemonConnection = {
-    readable: bytes.pipeThrough(new StructDeserializeStream(AdbPacket)),
+    // A few packets read ahead, then the socket pauses (TCP flow control does the rest).
+    readable: adbPacketReadable(socket, 4),
     writable,
   };
   return { connection, socket, close: () => socket.destroy() };

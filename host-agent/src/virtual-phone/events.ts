@@ -2,12 +2,47 @@ import { EventEmitter } from 'node:events';
 import type { InstalledPackage } from './android/package-manager.js';
 import type { ControlMessage } from './scrcpy/control-decoder.js';
 
-/** What `input` did on the phone, as an app would have seen it. */
+/** MotionEvent actions as the app sees them (ACTION_POINTER_* when another pointer is down). */
+export type MotionAction =
+  | 'down'
+  | 'up'
+  | 'move'
+  | 'cancel'
+  | 'pointer-down'
+  | 'pointer-up'
+  | 'hover-move'
+  | 'hover-enter'
+  | 'hover-exit'
+  | 'button-press'
+  | 'button-release'
+  | 'other';
+
+/**
+ * What reached the phone's input system: `input` shell commands (tap, swipe, keyevent, text) and
+ * events injected by scrcpy's server (motion with display coordinates, key, scroll).
+ */
 export type InputEvent =
   | { kind: 'tap'; x: number; y: number }
   | { kind: 'swipe'; x1: number; y1: number; x2: number; y2: number; durationMs: number }
   | { kind: 'keyevent'; key: string; longpress: boolean }
-  | { kind: 'text'; text: string };
+  | { kind: 'text'; text: string }
+  | {
+      kind: 'motion';
+      action: MotionAction;
+      /** scrcpy's pointer id (-1 mouse, -2 generic finger, else the client's id). */
+      pointerId: bigint;
+      /** Display coordinates in the rotation the display had (what MotionEvent.getX/Y return). */
+      x: number;
+      y: number;
+      pressure: number;
+      /** Pointers down, this one included (MotionEvent.getPointerCount). */
+      pointerCount: number;
+      tool: 'finger' | 'mouse';
+      /** Surface.ROTATION_* of the display. */
+      rotation: number;
+    }
+  | { kind: 'key'; action: 'down' | 'up'; keyCode: number; metaState: number; repeat: number }
+  | { kind: 'scroll'; x: number; y: number; hScroll: number; vScroll: number; buttons: number };
 
 export interface PhoneEventMap {
   input: [InputEvent];

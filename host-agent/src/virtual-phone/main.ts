@@ -7,6 +7,7 @@ import { startVirtualPhone } from './phone.js';
 
 // Usage: npm run virtual-phone -- [--port 5555] [--host 127.0.0.1] [--name serial] [--model m]
 //        [--boot-delay ms] [--auth] [--adb-key ~/.android/adbkey.pub] [--data-dir dir]
+//        [--video-fixtures dir]
 // --auth alone trusts any key the host offers; with --adb-key only that key is authorized.
 const { values } = parseArgs({
   options: {
@@ -19,6 +20,8 @@ const { values } = parseArgs({
     'adb-key': { type: 'string' },
     // Keeps /data, /sdcard, installed apps and persist.* properties across runs.
     'data-dir': { type: 'string' },
+    // Screen recordings to stream (screen-<W>x<H>.h264, see scripts/make-h264-fixture.sh).
+    'video-fixtures': { type: 'string' },
   },
 });
 
@@ -31,6 +34,7 @@ const phone = await startVirtualPhone({
   bootDelayMs: Number.parseInt(values['boot-delay'], 10),
   ...(values.model ? { model: values.model } : {}),
   ...(values['data-dir'] ? { dataDir: values['data-dir'].replace(/^~/, homedir()) } : {}),
+  ...(values['video-fixtures'] ? { videoFixturesDir: values['video-fixtures'] } : {}),
   ...(values.auth || adbKey
     ? {
         auth: adbKey

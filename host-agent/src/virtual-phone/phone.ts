@@ -10,6 +10,7 @@ import { builtinCommands } from './android/shell/builtin-commands.js';
 import type { Command } from './android/shell/command.js';
 import { deviceCommands } from './android/shell/device-commands.js';
 import { packageCommands } from './android/shell/package-commands.js';
+import { uiCommands } from './android/shell/ui-commands.js';
 import type { PhoneEvents } from './events.js';
 import { netSocketTransport } from './net-transport.js';
 import { appProcess } from './scrcpy/app-process.js';
@@ -25,8 +26,17 @@ export interface VirtualPhoneOptions {
   model?: string;
   /** Time until sys.boot_completed=1 after start and after each reboot; default 0. */
   bootDelayMs?: number;
-  /** Default 720x1280 at 320 dpi (the size of the video fixture). */
+  /** Default 720x1280 at 320 dpi. */
   screen?: ScreenSpec;
+  /** How often the screen content changes, frames per second; default 30. */
+  fps?: number;
+  /** ro.build.version.sdk / .release; default 30 / "11" (scrcpy captures audio from Android 11 on). */
+  android?: { sdk: number; release: string };
+  /**
+   * Screen recordings to stream instead of the committed ones (files screen-<W>x<H>.h264, made by
+   * host-agent/scripts/make-h264-fixture.sh), e.g. heavier ones to measure ingest.
+   */
+  videoFixturesDir?: string;
   /** Require ADB authentication; absent means the phone answers CNXN at once. */
   auth?: AuthOptions;
   /**
@@ -59,6 +69,7 @@ export const phoneCommands: ReadonlyMap<string, Command> = new Map([
   ...builtinCommands,
   ...packageCommands,
   ...deviceCommands,
+  ...uiCommands,
   ['app_process', appProcess],
 ]);
 
@@ -75,14 +86,16 @@ export async function startVirtualPhone(options: VirtualPhoneOptions): Promise<V
     name: 'cphone_virtual',
     device: 'virtual',
     manufacturer: 'cphone',
-    sdk: 29,
-    release: '10',
+    sdk: options.android?.sdk ?? 30,
+    release: options.android?.release ?? '11',
   };
   const { dataDir } = options;
   const saved = dataDir === undefined ? undefined : await readDataVolume(dataDir);
   const device = new AndroidDevice({
     identity,
     screen: options.screen ?? { width: 720, height: 1280, dpi: 320 },
+    refreshRate: options.fps ?? 30,
+    videoFixturesDir: options.videoFixturesDir,
     bootDelayMs: options.bootDelayMs ?? 0,
     logger,
   });

@@ -1,7 +1,11 @@
 import type { Logger } from 'pino';
 import type { ServiceHandler } from '../adb/device-connection.js';
 import { PhoneEvents } from '../events.js';
+import { Clipboard } from './clipboard.js';
+import { Display } from './display.js';
 import { MemoryFileSystem } from './file-system.js';
+import { FocusedField } from './focused-field.js';
+import { InputManager } from './input-manager.js';
 import { LogBuffer } from './logcat.js';
 import { PackageManager } from './package-manager.js';
 import { type DeviceIdentity, defaultProperties, Properties } from './properties.js';
@@ -21,6 +25,10 @@ export interface AbstractSocketListener {
 export interface AndroidDeviceOptions {
   identity: DeviceIdentity;
   screen: ScreenSpec;
+  /** Frames per second the screen content changes at. */
+  refreshRate: number;
+  /** Where the screen recordings the scrcpy server streams are (default: the committed ones). */
+  videoFixturesDir?: string | undefined;
   /** How long after (re)boot `sys.boot_completed` turns 1. */
   bootDelayMs: number;
   logger: Logger;
@@ -33,6 +41,12 @@ export interface AndroidDeviceOptions {
 export class AndroidDevice {
   readonly identity: DeviceIdentity;
   readonly screen: ScreenSpec;
+  readonly display: Display;
+  readonly clipboard = new Clipboard();
+  /** The text field with input focus, where typed text and pastes land. */
+  readonly focusedField = new FocusedField(this.clipboard);
+  readonly input: InputManager;
+  readonly videoFixturesDir: string | undefined;
   readonly properties: Properties;
   readonly fs = new MemoryFileSystem();
   readonly logcat = new LogBuffer();
@@ -49,6 +63,9 @@ export class AndroidDevice {
   constructor(options: AndroidDeviceOptions) {
     this.identity = options.identity;
     this.screen = options.screen;
+    this.display = new Display(options.screen, options.screen.dpi, options.refreshRate);
+    this.input = new InputManager(this.events, this.display, this.focusedField);
+    this.videoFixturesDir = options.videoFixturesDir;
     this.logger = options.logger;
     this.#bootDelayMs = options.bootDelayMs;
     this.properties = new Properties(defaultProperties(options.identity));
@@ -98,6 +115,10 @@ export class AndroidDevice {
     this.properties.set('sys.boot_completed', '0');
     this.properties.set('dev.bootcomplete', '0');
     this.properties.set('init.svc.bootanim', 'running');
+    // Apps start afresh and the clipboard lives in memory; the rotation setting survives.
+    this.clipboard.clear();
+    this.focusedField.clear();
+    this.display.setStill(false);
     this.events.emit('reboot');
     this.#boot();
   }

@@ -78,8 +78,9 @@ function atLeast(version: string, minimum: readonly number[]): boolean {
 }
 
 /**
- * Message type ids moved between scrcpy releases; @yume-chan/scrcpy knows each release's table.
- * The first server argument is the client's version, so the table follows it (3.3.1 otherwise).
+ * Message type ids moved between scrcpy releases; @yume-chan/scrcpy knows each release's table
+ * (3.3.1's for a version it does not know). The server only accepts its own version
+ * (app-process.ts), so it always decodes with 3.3.3's.
  */
 export function controlProtocolFor(version: string): ControlProtocol {
   const exported = (ScrcpyVersions as unknown as Record<string, OptionsClass | undefined>)[

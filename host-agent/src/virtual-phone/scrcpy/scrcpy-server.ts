@@ -2,14 +2,19 @@ import type { Logger } from 'pino';
 import type { ServiceHandler } from '../adb/device-connection.js';
 import type { ServiceSocket } from '../adb/service-socket.js';
 import type { AbstractSocketListener, AndroidDevice } from '../android/android-device.js';
-import { ByteReader } from '../byte-reader.js';
-import { controlProtocolFor, readControlMessage } from './control-decoder.js';
-import { loadScreenFixture } from './h264-fixture.js';
+import { streamAudio } from './audio-streamer.js';
+import { ScrcpyController } from './controller.js';
+import { loadAudioFixture } from './opus-fixture.js';
+import { ScreenCapture } from './screen-capture.js';
 import type { ScrcpyServerOptions } from './server-options.js';
+import { StreamClock } from './stream-clock.js';
 import { streamVideo } from './video-streamer.js';
 
 type Role = 'video' | 'audio' | 'control';
 const DEVICE_NAME_LENGTH = 64;
+
+/** The server's console: Ln prints "[server] LEVEL: message" (INFO on stdout, WARN/ERROR on stderr). */
+export type ServerConsole = (level: 'INFO' | 'WARN' | 'ERROR', message: string) => Promise<void>;
 
 /**
  * One running scrcpy server (forward tunnel). It accepts its sockets in scrcpy's order (video,
@@ -20,24 +25,31 @@ const DEVICE_NAME_LENGTH = 64;
 export class ScrcpyServerProcess implements AbstractSocketListener {
   readonly #device: AndroidDevice;
   readonly #options: ScrcpyServerOptions;
+  readonly #console: ServerConsole;
   readonly #pending: Role[];
   readonly #sockets = new Map<Role, ServiceSocket>();
   readonly #stop = new AbortController();
   readonly #log: Logger;
+  readonly #clock = new StreamClock();
+  readonly #capture: ScreenCapture | undefined;
   #allConnected: () => void = () => {};
   readonly #connected = new Promise<void>((resolve) => {
     this.#allConnected = resolve;
   });
 
-  constructor(device: AndroidDevice, options: ScrcpyServerOptions) {
+  constructor(device: AndroidDevice, options: ScrcpyServerOptions, console: ServerConsole) {
     this.#device = device;
     this.#options = options;
+    this.#console = console;
     this.#log = device.logger.child({ module: 'scrcpy', scid: options.scid });
     this.#pending = [
       ...(options.video ? (['video'] as const) : []),
       ...(options.audio ? (['audio'] as const) : []),
       ...(options.control ? (['control'] as const) : []),
     ];
+    this.#capture = options.video
+      ? new ScreenCapture(device.display, options.maxSize, device.videoFixturesDir)
+      : undefined;
   }
 
   /** Aborted when the server exits. */
@@ -46,7 +58,9 @@ export class ScrcpyServerProcess implements AbstractSocketListener {
   }
 
   stop(): void {
+    if (this.#stop.signal.aborted) return;
     this.#stop.abort();
+    this.#capture?.release();
     for (const socket of this.#sockets.values()) void socket.close().catch(() => {});
   }
 
@@ -76,28 +90,41 @@ export class ScrcpyServerProcess implements AbstractSocketListener {
 
   async #serve(role: Role, socket: ServiceSocket): Promise<void> {
     const signal = this.#stop.signal;
+    const options = this.#options;
     try {
-      if (role === 'video') {
-        await streamVideo(socket, loadScreenFixture(), { ...this.#options, signal });
+      if (role === 'video' && this.#capture) {
+        await streamVideo(socket, {
+          display: this.#device.display,
+          capture: this.#capture,
+          clock: this.#clock,
+          maxFps: options.maxFps,
+          sendCodecMeta: options.sendCodecMeta,
+          sendFrameMeta: options.sendFrameMeta,
+          signal,
+        });
       } else if (role === 'audio') {
-        // No audio source here: scrcpy then sends codec id 0 ("disabled") and ends the stream.
-        await socket.write(new Uint8Array(4));
-        await socket.close();
+        await streamAudio(socket, loadAudioFixture(), {
+          clock: this.#clock,
+          sdk: this.#device.identity.sdk,
+          audioCodec: options.audioCodec,
+          sendCodecMeta: options.sendCodecMeta,
+          sendFrameMeta: options.sendFrameMeta,
+          signal,
+          log: this.#console,
+        });
+        // A disabled stream stays open, silent, until the server exits.
+        if (!signal.aborted) await new Promise((resolve) => signal.addEventListener('abort', resolve));
       } else {
-        const reader = new ByteReader(socket);
-        const protocol = controlProtocolFor(this.#options.version);
-        for (
-          let message = await readControlMessage(reader, protocol);
-          message;
-          message = await readControlMessage(reader, protocol)
-        ) {
-          this.#device.events.recordControl(message);
-        }
+        const controller = new ScrcpyController(this.#device, socket, this.#capture, {
+          clipboardAutosync: options.clipboardAutosync,
+          log: this.#console,
+        });
+        await controller.run(options.version);
       }
     } catch (error) {
       if (!signal.aborted) this.#log.debug({ err: error, role }, 'scrcpy socket ended');
     } finally {
-      if (role !== 'audio') this.stop();
+      this.stop();
     }
   }
 }

@@ -1,3 +1,6 @@
+/** The scrcpy server release the virtual phone emulates (BuildConfig.VERSION_NAME). */
+export const SCRCPY_SERVER_VERSION = '3.3.3';
+
 /** What `app_process / com.genymobile.scrcpy.Server <version> key=value…` asked for. */
 export interface ScrcpyServerOptions {
   version: string;
@@ -8,6 +11,14 @@ export interface ScrcpyServerOptions {
   audio: boolean;
   control: boolean;
   videoCodec: string;
+  audioCodec: string;
+  /** Longest side of the video, a multiple of 8; 0 keeps the display's size. */
+  maxSize: number;
+  /** 0: as fast as the screen changes. */
+  maxFps: number;
+  videoBitRate: number;
+  /** Push the phone's clipboard changes to the client (and then GET_CLIPBOARD answers nothing). */
+  clipboardAutosync: boolean;
   sendDeviceMeta: boolean;
   sendFrameMeta: boolean;
   sendDummyByte: boolean;
@@ -37,6 +48,12 @@ export function parseServerOptions(args: readonly string[]): ScrcpyServerOptions
     audio: bool(raw['audio'], true),
     control: bool(raw['control'], true),
     videoCodec: raw['video_codec'] ?? 'h264',
+    audioCodec: raw['audio_codec'] ?? 'opus',
+    // Options.parse rounds it down to a multiple of 8.
+    maxSize: (Number.parseInt(raw['max_size'] ?? '0', 10) || 0) & ~7,
+    maxFps: Number.parseFloat(raw['max_fps'] ?? '0') || 0,
+    videoBitRate: Number.parseInt(raw['video_bit_rate'] ?? '8000000', 10) || 8_000_000,
+    clipboardAutosync: bool(raw['clipboard_autosync'], true),
     sendDeviceMeta: !rawStream && bool(raw['send_device_meta'], true),
     sendFrameMeta: !rawStream && bool(raw['send_frame_meta'], true),
     sendDummyByte: !rawStream && bool(raw['send_dummy_byte'], true),

@@ -1,3 +1,4 @@
+import { keyCodeFromName } from '../keyboard.js';
 import { renderScreenPng } from '../png.js';
 import { type Command, untilAborted } from './command.js';
 
@@ -40,14 +41,22 @@ const input: Command = async ({ argv, device, stderr }) => {
       const keys = rest.filter((a) => !a.startsWith('--'));
       if (keys.length === 0)
         return usage(stderr, 'Error: usage: input keyevent [--longpress] <key code number or name> ...');
-      for (const key of keys) device.events.recordInput({ kind: 'keyevent', key, longpress });
+      for (const key of keys) {
+        device.events.recordInput({ kind: 'keyevent', key, longpress });
+        const code = keyCodeFromName(key);
+        if (code !== undefined) device.focusedField.key(code, 0);
+      }
       return 0;
     }
-    case 'text':
+    case 'text': {
       if (rest.length === 0) return usage(stderr, 'Error: usage: input text <string>');
       // Android's `input text` turns %s into a space, as shells cannot pass one otherwise.
-      device.events.recordInput({ kind: 'text', text: rest.join(' ').replace(/%s/g, ' ') });
+      const text = rest.join(' ').replace(/%s/g, ' ');
+      device.events.recordInput({ kind: 'text', text });
+      // Typed as key events: what the virtual keyboard cannot map never arrives.
+      device.input.injectText(text);
       return 0;
+    }
     default:
       return usage(stderr, `Error: Unknown command: ${verb ?? ''}`);
   }

@@ -1,5 +1,6 @@
 import { InstallError } from '../package-manager.js';
 import type { Command, CommandContext } from './command.js';
+import { clipboardService } from './ui-commands.js';
 
 /** `pm install` / `cmd package install`: from a file on the phone, or `-S size` streamed on stdin. */
 async function install(ctx: CommandContext, args: string[]): Promise<number> {
@@ -100,8 +101,9 @@ const pm: Command = (ctx) => packageService(ctx, ctx.argv.slice(1));
 const cmd: Command = async (ctx) => {
   const [service, ...args] = ctx.argv.slice(1);
   if (service === 'package') return packageService(ctx, args);
+  if (service === 'clipboard') return clipboardService(ctx, args);
   if (service === '-l') {
-    await ctx.stdout('Currently running services:\n  activity\n  package\n  window\n');
+    await ctx.stdout('Currently running services:\n  activity\n  clipboard\n  package\n  window\n');
     return 0;
   }
   await ctx.stderr(`cmd: Can't find service: ${service ?? ''}\n`);
