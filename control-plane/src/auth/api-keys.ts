@@ -62,6 +62,18 @@ export async function tenantSubtree(db: Kysely<Database>, tenantId: string): Pro
   return result.rows.map((r) => r.id);
 }
 
+/** True when the tenant or one of its ancestors is suspended: its keys are refused. */
+async function suspendedOnPath(db: Kysely<Database>, tenantId: string): Promise<boolean> {
+  const result = await sql<{ n: number }>`
+    with recursive up(id, parent_id, state) as (
+      select id, parent_id, state from tenant where id = ${tenantId}
+      union all
+      select t.id, t.parent_id, t.state from tenant t join up on t.id = up.parent_id
+    )
+    select count(*) as n from up where state = 'suspended'`.execute(db);
+  return Number(result.rows[0]?.n ?? 0) > 0;
+}
+
 /**
  * How stale a key's recorded last use may get before a call rewrites it: the API reports it to the
  * minute, and a busy key must not cost a write per call.
@@ -119,6 +131,7 @@ export async function authenticate(
   const expected = Buffer.from(row.secret_hash, 'hex');
   const actual = Buffer.from(hashSecret(secret), 'hex');
   if (expected.length !== actual.length || !timingSafeEqual(expected, actual)) throw refused;
+  if (await suspendedOnPath(db, row.tenant_id)) throw refused;
   const visibleTenants = await tenantSubtree(db, row.tenant_id);
   if (visibleTenants.length === 0) throw refused;
   const staleBefore = new Date(now.getTime() - KEY_USE_RESOLUTION_MS);

@@ -1,11 +1,21 @@
 // Quota admission through the public API on a real control plane (PostgreSQL with DATABASE_URL,
 // else PGlite): creates and starts are admitted against the quota of their tenant and of every
-// ancestor, under concurrency, and refusals say whose limit, which one and how much is in use.
+// ancestor, under concurrency, and refusals say whose limit, which one and how much is in use; a
+// suspended tenant admits nothing below it.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import type { DescService } from '@bufbuild/protobuf';
 import { Code, ConnectError, createClient } from '@connectrpc/connect';
-import { DeviceService, ImageService, PowerState, TenantKind, TenantService } from '@cphone/proto';
+import {
+  ApiKeyService,
+  DeviceService,
+  ImageService,
+  PowerState,
+  Role,
+  TenantKind,
+  TenantService,
+  TenantState,
+} from '@cphone/proto';
 import { bearerTransport } from '../api/bearer-transport.js';
 import { connectError } from '../api/test-api.js';
 import { applyPlan } from '../placement/applier.js';
@@ -205,4 +215,54 @@ test('a move changes nothing for its tenant and is admitted even over a lowered 
       return applied.hostOf[0];
     });
   assert.ok(to && to !== row.host_id, `moved from ${row.host_id} to ${to}`);
+});
+
+test('a suspended reseller: its customers’ keys are refused, their phones stopped, and nothing under it starts until it is active again', async () => {
+  const reseller = await tenant(TenantKind.RESELLER, 'suspended reseller');
+  const customer = await tenant(TenantKind.CUSTOMER, 'its customer', reseller);
+  const key = await client(ApiKeyService).createApiKey({
+    tenantId: customer,
+    displayName: 'customer key',
+    role: Role.TENANT_ADMIN,
+  });
+  const asCustomer = createClient(DeviceService, bearerTransport(testPlane.plane.httpUrl, key.secret));
+  const created = await asCustomer.batchCreateDevices({
+    tenantId: customer,
+    requests: [{ spec: { imageId: 'img-q' }, desiredPowerState: PowerState.RUNNING }],
+  });
+  const deviceId = created.devices[0]?.deviceId ?? '';
+  assert.ok(deviceId);
+
+  const tenants = client(TenantService);
+  const suspend = (state: TenantState) =>
+    tenants.updateTenant({ tenant: { tenantId: reseller, state }, updateMask: { paths: ['state'] } });
+  await suspend(TenantState.SUSPENDED);
+  const stopped = await db()
+    .selectFrom('device')
+    .select('desired_power')
+    .where('id', '=', deviceId)
+    .executeTakeFirstOrThrow();
+  assert.equal(stopped.desired_power, 'stopped');
+  await assert.rejects(asCustomer.getDevice({ deviceId }), connectError(Code.Unauthenticated));
+
+  // The platform can still act on the subtree, but not bring phones back.
+  await assert.rejects(
+    client(DeviceService).startDevice({ deviceId }),
+    connectError(Code.FailedPrecondition, new RegExp(`tenant "${reseller}" is suspended`)),
+  );
+  await assert.rejects(
+    createOne(customer),
+    connectError(Code.FailedPrecondition, new RegExp(`tenant "${reseller}" is suspended`)),
+  );
+  assert.equal(await count([customer]), 1, 'nothing was created');
+
+  await suspend(TenantState.ACTIVE);
+  await asCustomer.getDevice({ deviceId });
+  await asCustomer.startDevice({ deviceId });
+  const running = await db()
+    .selectFrom('device')
+    .select('desired_power')
+    .where('id', '=', deviceId)
+    .executeTakeFirstOrThrow();
+  assert.equal(running.desired_power, 'running');
 });

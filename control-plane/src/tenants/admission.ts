@@ -11,8 +11,12 @@
 // in tenant id order: two creates under one reseller with a limit queue for a few milliseconds,
 // siblings under a reseller without one do not. Row locks come after device rows and before host
 // rows (store/hosts.ts has the order).
+//
+// Suspension. Nothing is admitted for a tenant with a suspended tenant on its path. Suspending
+// takes FOR UPDATE on the suspended tenant's quota row (tenants/tenant-service.ts), so it waits for
+// admissions in flight, and an admission that waited for it reads the state after it committed.
 import { type Kysely, sql, type Transaction } from 'kysely';
-import { ResourceExhaustedError } from '../errors.js';
+import { FailedPreconditionError, ResourceExhaustedError } from '../errors.js';
 import type { Database, QuotaTable } from '../store/schema.js';
 
 type Db = Kysely<Database> | Transaction<Database>;
@@ -96,8 +100,8 @@ export interface AdmissionAsk {
 export async function admitAll(
   trx: Transaction<Database>,
   asks: readonly (AdmissionAsk | undefined)[],
-): Promise<(QuotaExceededError | undefined)[]> {
-  const out: (QuotaExceededError | undefined)[] = asks.map(() => undefined);
+): Promise<(QuotaExceededError | TenantSuspendedError | undefined)[]> {
+  const out: (QuotaExceededError | TenantSuspendedError | undefined)[] = asks.map(() => undefined);
   const positive = asks.filter((a): a is AdmissionAsk => a !== undefined && !addsNothing(a.delta));
   if (positive.length === 0) return out;
   const tenants = [...new Set(positive.map((a) => a.tenantId))];
@@ -120,6 +124,24 @@ export async function admitAll(
     .forShare()
     .execute();
   const quotas = new Map(rows.map((r) => [r.tenant_id, r]));
+  // Read after the quota rows are held, so a suspension that committed while this waited is seen.
+  const suspended = new Set(
+    (
+      await trx
+        .selectFrom('tenant')
+        .select('id')
+        .where('id', 'in', pathIds)
+        .where('state', '=', 'suspended')
+        .execute()
+    ).map((r) => r.id),
+  );
+  if (suspended.size > 0) {
+    asks.forEach((a, i) => {
+      if (!a || addsNothing(a.delta)) return;
+      const at = paths.get(a.tenantId)?.find((id) => suspended.has(id));
+      if (at !== undefined) out[i] = new TenantSuspendedError(at);
+    });
+  }
   const limited = rows.filter((row) =>
     positive.some(
       (a) =>
@@ -134,7 +156,7 @@ export async function admitAll(
   const use = new Map<string, QuotaUse>();
   for (const row of limited) use.set(row.tenant_id, await subtreeUse(trx, row.tenant_id));
   asks.forEach((a, i) => {
-    if (!a || addsNothing(a.delta)) return;
+    if (!a || addsNothing(a.delta) || out[i]) return;
     // Nearest tenant first, so the refusal names the limit closest to the caller.
     const path = (paths.get(a.tenantId) ?? []).filter((id) => use.has(id));
     for (const id of path) {
@@ -174,5 +196,12 @@ export class QuotaExceededError extends ResourceExhaustedError {
     super(
       `quota of tenant ${JSON.stringify(tenantId)} exceeded: ${dimension} is ${limit} ${unit}, ${used} in use, this asks for ${asked} more`,
     );
+  }
+}
+
+/** Nothing is admitted under a suspended tenant: its phones stay stopped and no new ones appear. */
+export class TenantSuspendedError extends FailedPreconditionError {
+  constructor(readonly tenantId: string) {
+    super(`tenant ${JSON.stringify(tenantId)} is suspended`);
   }
 }

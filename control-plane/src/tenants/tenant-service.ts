@@ -213,18 +213,28 @@ export async function updateTenant(
     }
   }
   const now = deps.clock.now();
+  const suspending = set.state === 'suspended' && row.state !== 'suspended';
   const { updated, stopped, ended } = await deps.db.transaction().execute(async (trx) => {
+    const subtree = suspending ? await tenantSubtree(trx, row.id) : [];
+    // Lock order is devices, then quota rows (store/hosts.ts): the running phones first, then the
+    // tenant's quota row, which waits for admissions in flight below it and makes later ones see
+    // the suspension (tenants/admission.ts). A phone started in between is stopped below.
+    let stopped: string[] = [];
+    if (suspending) {
+      stopped = await stopTenantDevices(trx, subtree, now);
+      await trx.selectFrom('quota').select('tenant_id').where('tenant_id', '=', row.id).forUpdate().execute();
+    }
     const updated = await trx
       .updateTable('tenant')
       .set({ ...set, update_time: now })
       .where('id', '=', row.id)
       .returningAll()
       .executeTakeFirstOrThrow();
-    if (set.state !== 'suspended' || row.state === 'suspended') return { updated, stopped: [], ended: [] };
-    const subtree = await tenantSubtree(trx, row.id);
+    if (!suspending) return { updated, stopped, ended: [] };
+    stopped = [...stopped, ...(await stopTenantDevices(trx, subtree, now))];
     return {
       updated,
-      stopped: await stopTenantDevices(trx, subtree, now),
+      stopped,
       ended: await endStreamSessions(trx, { tenantIds: subtree }, 'TENANT_SUSPENDED', now),
     };
   });

@@ -299,8 +299,10 @@ export enum TenantState {
   ACTIVE = 1,
 
   /**
-   * Its API keys and its descendants' are refused; its devices are stopped. Not supported yet:
-   * UpdateTenant refuses a state change.
+   * Its API keys and its descendants' are refused (UNAUTHENTICATED); its devices and its
+   * descendants' are stopped and their viewers cut; nothing in its subtree may be created or
+   * started (FAILED_PRECONDITION) until an ancestor sets it ACTIVE again. Only an ancestor may
+   * change a tenant's state.
    *
    * @generated from enum value: TENANT_STATE_SUSPENDED = 2;
    */
