@@ -2,11 +2,11 @@ import { Code, type Interceptor } from '@connectrpc/connect';
 import type { Kysely } from 'kysely';
 import { authenticate } from '../auth/api-keys.js';
 import type { Clock } from '../clock.js';
+import { isInternal, toConnectError } from '../error-codes.js';
 import type { Logger } from '../logger.js';
 import type { Metrics } from '../metrics.js';
 import type { Database } from '../store/schema.js';
 import { principalKey } from './context.js';
-import { toConnectError } from './errors.js';
 
 const READ_ONLY = /^(Get|List|Explain|Query|Export)/;
 
@@ -46,9 +46,9 @@ export function apiInterceptor(deps: {
       return await next(req);
     } catch (error) {
       const mapped = toConnectError(error);
-      code = Code[mapped.error.code] ?? String(mapped.error.code);
-      if (mapped.internal) log.error({ err: error, procedure }, 'handler failed');
-      throw mapped.error;
+      code = Code[mapped.code] ?? String(mapped.code);
+      if (isInternal(error)) log.error({ err: error, procedure }, 'handler failed');
+      throw mapped;
     } finally {
       deps.metrics.rpcDuration.observe({ procedure, code }, (performance.now() - started) / 1000);
       if (principal && !READ_ONLY.test(req.method.name)) {
