@@ -1,5 +1,6 @@
 // The API edge as a careless or hostile client meets it, over a real socket, in both Connect codecs:
-// bad text in any string field, oversize values, bounded error echoes and audit rows.
+// bad text in any string field, oversize values, bounded error echoes and audit rows, and page
+// tokens a client has edited.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { create, type DescMessage, type MessageInitShape, toBinary } from '@bufbuild/protobuf';
@@ -212,5 +213,55 @@ describe('sizes and echoes are bounded', () => {
     assert.ok((rows[0]?.resource.length ?? 0) <= 200, `${rows[0]?.resource.length} characters audited`);
     assert.match(rows[0]?.resource ?? '', /^deviceId=dev_z+…$/);
     assert.equal(rows[1]?.resource, 'deviceId=dev_\\u0000');
+  });
+});
+
+describe('page tokens', () => {
+  /** The token with its cursor moved to `cursor`, in whichever part carries the base64 JSON. */
+  function edited(pageToken: string, cursor: string): string {
+    return pageToken
+      .split('.')
+      .map((part) => {
+        try {
+          const payload = JSON.parse(Buffer.from(part, 'base64url').toString()) as { a?: string };
+          if (typeof payload.a !== 'string') return part;
+          return Buffer.from(JSON.stringify({ ...payload, a: cursor })).toString('base64url');
+        } catch {
+          return part;
+        }
+      })
+      .join('.');
+  }
+
+  test('edited, truncated or made-up tokens are INVALID_ARGUMENT naming page_token', async () => {
+    for (const name of ['a', 'b', 'c']) {
+      const created = await json('ApiKeyService/CreateApiKey', {
+        displayName: `key ${name}`,
+        role: 'ROLE_TENANT_USER',
+      });
+      assert.equal(created.code, 'ok');
+    }
+    const first = await fetch(`${url}/cphone.api.v1.ApiKeyService/ListApiKeys`, {
+      method: 'POST',
+      body: JSON.stringify({ pageSize: 1 }),
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
+    });
+    const { nextPageToken } = (await first.json()) as { nextPageToken: string };
+    assert.ok(nextPageToken);
+    assert.equal(
+      (await json('ApiKeyService/ListApiKeys', { pageSize: 1, pageToken: nextPageToken })).code,
+      'ok',
+    );
+
+    const forged = edited(nextPageToken, '');
+    assert.notEqual(forged, nextPageToken);
+    const made = Buffer.from(JSON.stringify({ a: '', h: 'x' })).toString('base64url');
+    for (const pageToken of [forged, nextPageToken.slice(0, -3), made, `${nextPageToken}x`]) {
+      assertRefused(
+        await json('ApiKeyService/ListApiKeys', { pageSize: 1, pageToken }),
+        'page_token',
+        /is not a page token this service issued/,
+      );
+    }
   });
 });
