@@ -20,7 +20,7 @@ import { parseContentType as parseConnect } from '@connectrpc/connect/protocol-c
 import { parseContentType as parseGrpc } from '@connectrpc/connect/protocol-grpc';
 import { parseContentType as parseGrpcWeb } from '@connectrpc/connect/protocol-grpc-web';
 import type { MiddlewareHandler } from 'hono';
-import type { InvalidArgumentError } from '../errors.js';
+import { InvalidArgumentError } from '../errors.js';
 import { checkBinaryBody, checkJsonBody } from './body-check.js';
 
 interface Format {
@@ -49,24 +49,31 @@ function formatOf(contentType: string | null): Format | undefined {
 
 const COMPRESSED_FLAG = 0b0000_0001;
 
-/** The messages of an enveloped body that can be checked (uncompressed, complete frames). */
-function* envelopes(body: Uint8Array): Generator<Uint8Array> {
+/** The complete frames of an enveloped body; a broken frame is Connect's to refuse (InvalidArgument). */
+function* envelopes(body: Uint8Array): Generator<{ flags: number; message: Uint8Array }> {
   const view = new DataView(body.buffer, body.byteOffset, body.byteLength);
   let offset = 0;
   while (offset + 5 <= body.byteLength) {
     const flags = view.getUint8(offset);
-    const length = view.getUint32(offset + 1);
-    const end = offset + 5 + length;
-    // A broken frame is Connect's to refuse (as a protocol error).
+    const end = offset + 5 + view.getUint32(offset + 1);
     if (end > body.byteLength) return;
-    if ((flags & COMPRESSED_FLAG) === 0) yield body.subarray(offset + 5, end);
+    yield { flags, message: body.subarray(offset + 5, end) };
     offset = end;
   }
 }
 
 function check(schema: DescMessage, format: Format, body: Uint8Array): InvalidArgumentError | undefined {
-  const messages = format.enveloped ? envelopes(body) : [body];
-  for (const message of messages) {
+  const frames = format.enveloped ? envelopes(body) : [{ flags: 0, message: body }];
+  for (const { flags, message } of frames) {
+    // Only reached when the request names no compression (see the middleware); Connect would
+    // call this INTERNAL, but the sender is at fault.
+    if (flags & COMPRESSED_FLAG) {
+      return new InvalidArgumentError(
+        'request',
+        `frame flags ${flags}`,
+        'is marked compressed but names no compression',
+      );
+    }
     const found = format.binary ? checkBinaryBody(schema, message) : checkJsonBody(schema, message);
     if (found) return found;
   }

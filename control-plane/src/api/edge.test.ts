@@ -166,6 +166,23 @@ describe('text that is not UTF-8 is INVALID_ARGUMENT naming the field, in both c
     assert.match(decodeURIComponent(trailer), /invalid device_id .*must be valid UTF-8/);
   });
 
+  test('a frame marked compressed in a request that names no compression is INVALID_ARGUMENT', async () => {
+    const message = toBinary(GetDeviceRequestSchema, create(GetDeviceRequestSchema, { deviceId: 'dev_1' }));
+    const framed = Buffer.concat([Buffer.from([1, 0, 0, 0, message.length]), message]);
+    const response = await fetch(`${url}/cphone.api.v1.DeviceService/GetDevice`, {
+      method: 'POST',
+      body: framed,
+      headers: { 'content-type': 'application/grpc-web+proto', authorization: `Bearer ${token}` },
+    });
+    const trailer = decodeURIComponent(
+      Buffer.from(await response.arrayBuffer())
+        .subarray(5)
+        .toString(),
+    );
+    assert.match(trailer, /grpc-status: 3\r\n/);
+    assert.match(trailer, /is marked compressed but names no compression/);
+  });
+
   test('a binary body that is no message at all is INVALID_ARGUMENT, not INTERNAL', async () => {
     const answer = await rpc('DeviceService/GetDevice', Buffer.from([0x0a, 0xff, 0xff]), 'application/proto');
     assertRefused(
