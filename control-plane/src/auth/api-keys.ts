@@ -136,10 +136,11 @@ export async function authenticate(
   options: AuthenticateOptions,
 ): Promise<Principal> {
   const now = options.now ?? new Date();
-  const refused = new UnauthenticatedError('missing, malformed, unknown, expired or revoked API key');
-  if (!token || token.length > MAX_TOKEN_CHARS) throw refused;
+  // Made only when thrown: an error's stack costs more than the rest of a successful check.
+  const refused = () => new UnauthenticatedError('missing, malformed, unknown, expired or revoked API key');
+  if (!token || token.length > MAX_TOKEN_CHARS) throw refused();
   const dot = token.indexOf('.');
-  if (dot <= 0) throw refused;
+  if (dot <= 0) throw refused();
   const keyId = token.slice(0, dot);
   const secret = token.slice(dot + 1);
   const row = await db
@@ -157,12 +158,12 @@ export async function authenticate(
     ])
     .where('api_key.id', '=', keyId)
     .executeTakeFirst();
-  if (!row || row.revoke_time || (row.expire_time && row.expire_time <= now)) throw refused;
+  if (!row || row.revoke_time || (row.expire_time && row.expire_time <= now)) throw refused();
   const expected = Buffer.from(row.secret_hash, 'hex');
   const actual = Buffer.from(hashSecret(secret), 'hex');
-  if (expected.length !== actual.length || !timingSafeEqual(expected, actual)) throw refused;
+  if (expected.length !== actual.length || !timingSafeEqual(expected, actual)) throw refused();
   const visibleTenants = await tenantSubtree(db, row.tenant_id);
-  if (visibleTenants.length === 0) throw refused;
+  if (visibleTenants.length === 0) throw refused();
   const role = effectiveRole(row.role, row.tenant_kind);
   const staleBefore = new Date(now.getTime() - KEY_USE_RESOLUTION_MS);
   if (!row.last_used_time || row.last_used_time <= staleBefore) {
