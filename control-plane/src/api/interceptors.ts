@@ -14,7 +14,9 @@ const READ_ONLY = /^(Get|List|Explain|Query|Export)/;
 
 /**
  * Bounds of what an audit row takes from a request: each named value, and the whole resource
- * column. The row records which resource a call named, not a copy of what the caller sent.
+ * column. The row records which resource a call named, not a copy of what the caller sent. The
+ * other columns come from the server's own rows (tenant, key, role) and the schema (method,
+ * outcome), so they are bounded by construction.
  */
 export const AUDIT_VALUE_CHARS = 128;
 export const AUDIT_RESOURCE_CHARS = 1024;
