@@ -1,6 +1,5 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { type Kysely, sql } from 'kysely';
-import { validDisplayName } from '../api/display-name.js';
 import { InvalidArgumentError, NotFoundError, quote, UnauthenticatedError } from '../errors.js';
 import { newId, newSecret } from '../ids.js';
 import type { Logger } from '../logger.js';
@@ -49,7 +48,6 @@ export async function createApiKey(
 ): Promise<{ id: string; token: string }> {
   if (!ROLES.includes(input.role))
     throw new InvalidArgumentError('role', input.role, `must be one of ${ROLES}`);
-  const displayName = validDisplayName(input.displayName);
   if (input.expireTime && input.expireTime.getTime() <= Date.now()) {
     throw new InvalidArgumentError('expire_time', input.expireTime.toISOString(), 'must be in the future');
   }
@@ -74,7 +72,7 @@ export async function createApiKey(
       id,
       tenant_id: input.tenantId,
       role: input.role,
-      display_name: displayName,
+      display_name: input.displayName,
       secret_hash: hashSecret(secret),
       expire_time: input.expireTime ?? null,
     })
