@@ -37,8 +37,8 @@ export interface ControlPlaneConfig {
    * with the secret in base64 (at least 32 bytes, e.g. `openssl rand -base64 32`); the first signs,
    * all verify, so a rotation lists the new key first and keeps the old one second until clients
    * have finished paging with tokens it signed. Production (several replicas, separate disks) must
-   * set it, the same list on every replica, from its secret store. Unset (empty): a key is made at the first start and
-   * kept in dataDir/page-token-key, which replicas sharing a data dir agree on.
+   * set it, the same list on every replica, from its secret store. Unset (empty): a key is made at
+   * the first start and kept in dataDir/page-token-key, which replicas sharing a data dir agree on.
    */
   readonly pageTokenKeys: readonly PageTokenKey[];
 }
