@@ -18,8 +18,8 @@ const READ_ONLY = /^(Get|List|Explain|Query|Export)/;
  * other columns come from the server's own rows (tenant, key, role) and the schema (method,
  * outcome), so they are bounded by construction.
  */
-export const AUDIT_VALUE_CHARS = 128;
-export const AUDIT_RESOURCE_CHARS = 1024;
+const AUDIT_VALUE_CHARS = 128;
+const AUDIT_RESOURCE_CHARS = 1024;
 
 /** JSON of the value (control characters and lone surrogates escaped), cut to `max` characters. */
 function auditText(value: string, max: number): string {
@@ -28,7 +28,7 @@ function auditText(value: string, max: number): string {
 }
 
 /** The request fields that name resources, recorded in the audit row. */
-export function resourceOf(message: unknown): string {
+function resourceOf(message: unknown): string {
   if (!message || typeof message !== 'object') return '';
   const ids: string[] = [];
   for (const [key, value] of Object.entries(message)) {
@@ -42,7 +42,7 @@ export function resourceOf(message: unknown): string {
 }
 
 /** Refuses, before any handler, a request message that breaks the edge rules (request-check.ts). */
-function checked<T extends DescMessage>(schema: T, message: Message): Message {
+function checked(schema: DescMessage, message: Message): Message {
   const problem = checkRequest(schema, message);
   if (problem) throw problem;
   return message;
