@@ -233,6 +233,33 @@ describe('sizes and echoes are bounded', () => {
   });
 });
 
+describe('times a response could not carry back are refused, not stored', () => {
+  test('an expiry in the last millisecond of 9999 is kept, and the keys still list', async () => {
+    const created = await json('ApiKeyService/CreateApiKey', {
+      displayName: 'far future',
+      role: 'ROLE_TENANT_USER',
+      expireTime: '9999-12-31T23:59:59.999999999Z',
+    });
+    assert.equal(created.code, 'ok', created.message);
+    assert.equal((await json('ApiKeyService/ListApiKeys', { includeRevoked: true })).code, 'ok');
+  });
+
+  test('a drain timeout of millennia is INVALID_ARGUMENT, and the hosts still list', async () => {
+    const enrolled = await fetch(`${url}/cphone.api.v1.HostService/EnrollHost`, {
+      method: 'POST',
+      body: JSON.stringify({ name: 'edge-host', arch: 'arm64' }),
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
+    });
+    const { host } = (await enrolled.json()) as { host: { hostId: string } };
+    assertRefused(
+      await json('HostService/DrainHost', { hostId: host.hostId, timeout: '253402300799s' }),
+      'timeout',
+      /must be a duration of at most 100 years/,
+    );
+    assert.equal((await json('HostService/ListHosts', {})).code, 'ok');
+  });
+});
+
 describe('page tokens', () => {
   /** The token with its cursor moved to `cursor`, in whichever part carries the base64 JSON. */
   function edited(pageToken: string, cursor: string): string {

@@ -4,7 +4,12 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { create } from '@bufbuild/protobuf';
 import { Code, createClient, createRouterTransport } from '@connectrpc/connect';
-import { BatchCreateDevicesRequestSchema, CreateApiKeyRequestSchema, DeviceService } from '@cphone/proto';
+import {
+  BatchCreateDevicesRequestSchema,
+  CreateApiKeyRequestSchema,
+  DeviceService,
+  DrainHostRequestSchema,
+} from '@cphone/proto';
 import pino from 'pino';
 import { createApiKey } from '../auth/api-keys.js';
 import { PLATFORM_TENANT_ID } from '../auth/bootstrap.js';
@@ -83,6 +88,20 @@ test('timestamps outside the range google.protobuf.Timestamp documents are refus
     expireTime: { seconds: 253_402_300_799n, nanos: 999_999_999 },
   });
   assert.equal(checkRequest(CreateApiKeyRequestSchema, ok), undefined);
+});
+
+test('durations are bounded to a century either way, with consistent signs', () => {
+  const year = 366n * 24n * 3600n;
+  for (const [seconds, nanos] of [
+    [101n * year, 0],
+    [-101n * year, 0],
+    [1n, -1],
+  ] as const) {
+    const request = create(DrainHostRequestSchema, { timeout: { seconds, nanos } });
+    assert.equal(checkRequest(DrainHostRequestSchema, request)?.field, 'timeout');
+  }
+  const ok = create(DrainHostRequestSchema, { timeout: { seconds: 99n * year, nanos: 5 } });
+  assert.equal(checkRequest(DrainHostRequestSchema, ok), undefined);
 });
 
 let store: TestDatabase<Database>;

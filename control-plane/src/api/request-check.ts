@@ -15,12 +15,14 @@ export const MAX_STRING_CHARS = 64 * 1024;
 /** Entries of one repeated or map field. */
 export const MAX_ENTRIES = 1000;
 
-// google.protobuf.Timestamp and Duration document their own ranges: 0001-01-01T00:00:00Z to
-// 9999-12-31T23:59:59Z, and +-10,000 years. The binary codec does not enforce them; a Date made
-// from a value outside them is invalid and fails deep in a handler.
+// google.protobuf.Timestamp documents its range, 0001-01-01T00:00:00Z to 9999-12-31T23:59:59Z; the
+// binary codec does not enforce it, and a Date made from a value outside it fails deep in a handler.
 const TIMESTAMP_MIN_SECONDS = -62_135_596_800n;
 const TIMESTAMP_MAX_SECONDS = 253_402_300_799n;
-const DURATION_MAX_SECONDS = 315_576_000_000n;
+// Durations get a bound of the edge's own, far inside the +-10,000 years Duration documents: a
+// request's duration is added to now (drain timeouts, TTLs), and a sum past 9999 is stored but can
+// never be sent back, so every later read of that row would fail. No API duration means a century.
+const DURATION_MAX_SECONDS = 100n * 366n * 24n * 3600n;
 
 // A lone surrogate: text that has no UTF-8 form (JSON escapes such as "\udc80", or an in-process
 // caller's string). With the u flag a well-formed pair is one astral code point, not Cs.
@@ -63,7 +65,9 @@ function checkWellKnown(path: string, message: ReflectMessage): InvalidArgumentE
   return new InvalidArgumentError(
     path,
     { seconds: String(value.seconds), nanos: value.nanos },
-    `is out of the range of a ${typeName}`,
+    typeName === 'google.protobuf.Timestamp'
+      ? 'must be from 0001-01-01T00:00:00Z to 9999-12-31T23:59:59.999999999Z'
+      : 'must be a duration of at most 100 years either way',
   );
 }
 
