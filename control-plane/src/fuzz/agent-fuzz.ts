@@ -6,7 +6,7 @@
 import { create, fromBinary, type MessageInitShape, toBinary } from '@bufbuild/protobuf';
 import { AgentMessageSchema, ControlMessageSchema, type HelloSchema, ProtocolVersion } from '@cphone/proto';
 import * as grpc from '@grpc/grpc-js';
-import type { FuzzFailure, FuzzReport } from './api-fuzz.js';
+import { emptyReport, type FuzzReport, recordFailure } from './api-fuzz.js';
 import { generate, type Pool } from './messages.js';
 import { mutateBytes } from './mutations.js';
 import { createRandom, type Random } from './random.js';
@@ -189,15 +189,7 @@ export async function fuzzAgentStreams(options: AgentFuzzOptions, pool: Pool): P
     grpc.credentials.createSsl(Buffer.from(options.caPem)),
     { 'grpc.ssl_target_name_override': 'localhost', 'grpc.default_authority': 'localhost' },
   );
-  const report: AgentFuzzReport = {
-    inputs: 0,
-    streams: 0,
-    messages: 0,
-    failures: [],
-    moreFailures: 0,
-    codes: {},
-    elapsedMs: 0,
-  };
+  const report: AgentFuzzReport = { ...emptyReport(), streams: 0, messages: 0 };
   const started = performance.now();
   let next = 0;
   const worker = async () => {
@@ -216,11 +208,7 @@ export async function fuzzAgentStreams(options: AgentFuzzOptions, pool: Pool): P
       report.codes[`${outcome.welcomed ? 'welcomed' : 'refused'} ${code}`] =
         (report.codes[`${outcome.welcomed ? 'welcomed' : 'refused'} ${code}`] ?? 0) + 1;
       const failure = judge(kind, outcome, boundMs);
-      if (failure) {
-        const entry: FuzzFailure = { input: index, what, reason: failure };
-        if (report.failures.length < keep) report.failures.push(entry);
-        else report.moreFailures++;
-      }
+      if (failure) recordFailure(report, { input: index, what, reason: failure }, keep);
       if (report.streams % 200 === 0) options.onProgress?.(report.streams);
     }
   };

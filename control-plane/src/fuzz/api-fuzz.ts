@@ -221,8 +221,24 @@ export interface FuzzReport {
   failures: FuzzFailure[];
   /** Failures beyond the ones kept in `failures`. */
   moreFailures: number;
+  /** Every failure by kind (input description and reason, numbers elided), with a first example. */
+  kinds: Record<string, { count: number; example: number }>;
   codes: Record<string, number>;
   elapsedMs: number;
+}
+
+export function emptyReport(): FuzzReport {
+  return { inputs: 0, failures: [], moreFailures: 0, kinds: {}, codes: {}, elapsedMs: 0 };
+}
+
+/** Counts a failure by kind, and keeps it whole while fewer than `keep` are. */
+export function recordFailure(report: FuzzReport, failure: FuzzFailure, keep: number): void {
+  const kind = `${failure.what.replace(/\(.*\)/, '').trim()} | ${failure.reason.replace(/\d+/g, 'N').slice(0, 120)}`;
+  const seen = report.kinds[kind];
+  if (seen) seen.count++;
+  else report.kinds[kind] = { count: 1, example: failure.input };
+  if (report.failures.length < keep) report.failures.push(failure);
+  else report.moreFailures++;
 }
 
 export interface ApiFuzzOptions {
@@ -297,12 +313,9 @@ export async function fuzzApi(options: ApiFuzzOptions): Promise<FuzzReport> {
   const { url, seed, inputs, tokens, pool, concurrency = 8, callTimeoutMs = 10_000, keep = 50 } = options;
   const first = options.first ?? 0;
   const methods = publicMethods();
-  const report: FuzzReport = { inputs: 0, failures: [], moreFailures: 0, codes: {}, elapsedMs: 0 };
+  const report = emptyReport();
   const started = performance.now();
-  const fail = (failure: FuzzFailure) => {
-    if (report.failures.length < keep) report.failures.push(failure);
-    else report.moreFailures++;
-  };
+  const fail = (failure: FuzzFailure) => recordFailure(report, failure, keep);
   const agent = new Agent({ keepAlive: true, maxSockets: concurrency });
   let next = first;
   const worker = async () => {
