@@ -1,5 +1,6 @@
 // The only place the control plane reads its environment: validated once, frozen, with defaults.
 import { join, resolve } from 'node:path';
+import { MIN_PAGE_TOKEN_SECRET_BYTES, PAGE_TOKEN_KEY_ID, type PageTokenKey } from './api/pagination.js';
 import { InvalidArgumentError } from './errors.js';
 
 export interface ControlPlaneConfig {
@@ -47,6 +48,15 @@ export interface ControlPlaneConfig {
   readonly turnSecret: string | undefined;
   /** Lifetime of TURN credentials in seconds. CPHONE_TURN_TTL_SECONDS, default 86400 */
   readonly turnTtlSeconds: number;
+  /**
+   * HMAC keys that sign API page tokens. CPHONE_PAGE_TOKEN_KEYS: comma-separated `<id>:<secret>`
+   * with the secret in base64 (at least 32 bytes, e.g. `openssl rand -base64 32`); the first signs,
+   * all verify, so a rotation lists the new key first and keeps the old one second until clients
+   * have finished paging with tokens it signed. Production (several replicas, separate disks) must
+   * set it, the same list on every replica, from its secret store. Unset (empty): a key is made at
+   * the first start and kept in dataDir/page-token-key, which replicas sharing a data dir agree on.
+   */
+  readonly pageTokenKeys: readonly PageTokenKey[];
 }
 
 type Env = Record<string, string | undefined>;
@@ -66,6 +76,36 @@ function list(raw: string | undefined): string[] {
     .split(',')
     .map((s) => s.trim())
     .filter((s) => s !== '');
+}
+
+function pageTokenKeys(env: Env, name: string): PageTokenKey[] {
+  const raw = env[name];
+  if (raw === undefined || raw.trim() === '') return [];
+  // Errors name a key by its position, never by its text: it may be a secret.
+  const keys = raw.split(',').map((entry, index) => {
+    const colon = entry.indexOf(':');
+    const id = entry.slice(0, Math.max(colon, 0)).trim();
+    const secret = Buffer.from(entry.slice(colon + 1).trim(), 'base64');
+    if (colon < 0 || !PAGE_TOKEN_KEY_ID.test(id)) {
+      throw new InvalidArgumentError(
+        name,
+        `key ${index + 1}`,
+        'each key must be <id>:<base64 secret>, the id 1-32 of A-Z a-z 0-9 _ -',
+      );
+    }
+    if (secret.byteLength < MIN_PAGE_TOKEN_SECRET_BYTES) {
+      throw new InvalidArgumentError(
+        name,
+        `key ${index + 1} (${id})`,
+        `the secret must be at least ${MIN_PAGE_TOKEN_SECRET_BYTES} bytes, in base64`,
+      );
+    }
+    return { id, secret };
+  });
+  if (new Set(keys.map((k) => k.id)).size !== keys.length) {
+    throw new InvalidArgumentError(name, keys.map((k) => k.id).join(','), 'key ids must be distinct');
+  }
+  return keys;
 }
 
 function bool(env: Env, name: string, fallback: boolean): boolean {
@@ -105,6 +145,7 @@ export function loadConfig(
     turnUrls: list(env.CPHONE_TURN_URLS),
     turnSecret: env.CPHONE_TURN_SECRET || undefined,
     turnTtlSeconds: int(env, 'CPHONE_TURN_TTL_SECONDS', 86_400, 60),
+    pageTokenKeys: pageTokenKeys(env, 'CPHONE_PAGE_TOKEN_KEYS'),
     ...overrides,
   };
   const config: ControlPlaneConfig = {
@@ -129,5 +170,12 @@ export function loadConfig(
 /** The config as logged at start: secrets and credentials in URLs are masked. */
 export function describeConfig(config: ControlPlaneConfig): Record<string, unknown> {
   const masked = config.databaseUrl?.replace(/\/\/([^:@/]+):[^@/]+@/, '//$1:***@');
-  return { ...config, databaseUrl: masked ?? 'pglite', turnSecret: config.turnSecret ? '***' : undefined };
+  return {
+    ...config,
+    databaseUrl: masked ?? 'pglite',
+    turnSecret: config.turnSecret ? '***' : undefined,
+    pageTokenKeys: config.pageTokenKeys.length
+      ? config.pageTokenKeys.map((k) => `${k.id}:***`)
+      : 'generated in dataDir',
+  };
 }

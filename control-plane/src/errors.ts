@@ -1,8 +1,32 @@
-// Domain errors. Each says what was wrong and with which value; one table below maps them to the
-// Connect code (the public API) and the gRPC status (the agent stream). Internal causes are logged,
-// never sent.
-import { Code } from '@connectrpc/connect';
-import { status } from '@grpc/grpc-js';
+// Domain errors. Each says what was wrong and with which value; error-codes.ts maps them to
+// Connect and gRPC codes in one place. Internal causes are logged, never sent.
+
+/** Characters of a bad value an error message repeats back; see quote(). */
+export const ECHO_CHARS = 100;
+
+/**
+ * The value as JSON for an error message, cut to its first ECHO_CHARS characters with its full
+ * size after it: a client that sent 5 MiB must not get 5 MiB back, and logs stay readable.
+ */
+export function quote(value: unknown): string {
+  if (typeof value === 'string') {
+    if (value.length <= ECHO_CHARS) return JSON.stringify(value);
+    return `${JSON.stringify(prefix(value))}… (${Buffer.byteLength(value)} bytes)`;
+  }
+  let json: string;
+  try {
+    json = JSON.stringify(value, (_k, v) => (typeof v === 'bigint' ? v.toString() : v)) ?? String(value);
+  } catch {
+    json = typeof value;
+  }
+  return json.length <= ECHO_CHARS ? json : `${prefix(json)}… (${Buffer.byteLength(json)} bytes)`;
+}
+
+/** The first ECHO_CHARS characters, never ending inside a surrogate pair. */
+function prefix(text: string): string {
+  const cut = /[\uD800-\uDBFF]/.test(text.charAt(ECHO_CHARS - 1)) ? ECHO_CHARS - 1 : ECHO_CHARS;
+  return text.slice(0, cut);
+}
 
 export abstract class DomainError extends Error {
   abstract readonly kind:
@@ -25,7 +49,7 @@ export class InvalidArgumentError extends DomainError {
     readonly value: unknown,
     reason: string,
   ) {
-    super(`invalid ${field} ${JSON.stringify(value)}: ${reason}`);
+    super(`invalid ${field} ${quote(value)}: ${reason}`);
   }
 }
 
@@ -35,14 +59,14 @@ export class NotFoundError extends DomainError {
     readonly resource: string,
     readonly id: string,
   ) {
-    super(`${resource} ${JSON.stringify(id)} not found`);
+    super(`${resource} ${quote(id)} not found`);
   }
 }
 
 export class AlreadyExistsError extends DomainError {
   readonly kind = 'already_exists';
   constructor(resource: string, field: string, value: string) {
-    super(`${resource} with ${field} ${JSON.stringify(value)} already exists`);
+    super(`${resource} with ${field} ${quote(value)} already exists`);
   }
 }
 
@@ -72,23 +96,4 @@ export class UnavailableError extends DomainError {
 
 export class AbortedError extends DomainError {
   readonly kind = 'aborted';
-}
-
-/** The one code table: each domain error kind, as a Connect code and as a gRPC status. */
-export const ERROR_CODES: Record<DomainError['kind'], { connect: Code; grpc: status }> = {
-  invalid_argument: { connect: Code.InvalidArgument, grpc: status.INVALID_ARGUMENT },
-  not_found: { connect: Code.NotFound, grpc: status.NOT_FOUND },
-  already_exists: { connect: Code.AlreadyExists, grpc: status.ALREADY_EXISTS },
-  failed_precondition: { connect: Code.FailedPrecondition, grpc: status.FAILED_PRECONDITION },
-  resource_exhausted: { connect: Code.ResourceExhausted, grpc: status.RESOURCE_EXHAUSTED },
-  permission_denied: { connect: Code.PermissionDenied, grpc: status.PERMISSION_DENIED },
-  unauthenticated: { connect: Code.Unauthenticated, grpc: status.UNAUTHENTICATED },
-  deadline_exceeded: { connect: Code.DeadlineExceeded, grpc: status.DEADLINE_EXCEEDED },
-  unavailable: { connect: Code.Unavailable, grpc: status.UNAVAILABLE },
-  aborted: { connect: Code.Aborted, grpc: status.ABORTED },
-};
-
-/** The gRPC status of an error: its kind's, INTERNAL for anything that is not a domain error. */
-export function grpcStatusOf(error: unknown): status {
-  return error instanceof DomainError ? ERROR_CODES[error.kind].grpc : status.INTERNAL;
 }

@@ -4,6 +4,8 @@ import { join } from 'node:path';
 import { type ServerType, serve } from '@hono/node-server';
 import { sql } from 'kysely';
 import { apiInterceptor } from './api/interceptors.js';
+import { loadPageTokenKeys } from './api/page-token-keys.js';
+import { usePageTokenKeys } from './api/pagination.js';
 import { registerServices } from './api/routes.js';
 import { mountAgentArtifacts } from './artifacts/agent-download.js';
 import { mountAgentUpload } from './artifacts/agent-upload.js';
@@ -160,6 +162,7 @@ export async function startControlPlane(
     streamKeys.onChange(() => started.streamKeysChanged());
     const deps: Deps = { ...base, gateway: started, planner, drainer, streams };
     const bootstrapToken = await bootstrap(database.db, config.dataDir, logger);
+    usePageTokenKeys(await loadPageTokenKeys(config));
 
     const { app, rpcPaths } = createHttpApp({
       logger,

@@ -9,6 +9,7 @@ import { NotFoundError, PermissionDeniedError } from '../errors.js';
 import type { ApiKeyTable, Database } from '../store/schema.js';
 import { principalOf } from './context.js';
 import { compact, dateOf, roleFromProto, roleToProto, ts } from './convert.js';
+import { validDisplayName } from './display-name.js';
 import { pageOf, readPage } from './pagination.js';
 
 function toProto(row: Selectable<ApiKeyTable>): ApiKey {
@@ -52,7 +53,7 @@ export function apiKeyService(deps: { db: Kysely<Database> }): Partial<ServiceIm
       const { id, token } = await createApiKey(db, {
         tenantId,
         role,
-        displayName: req.displayName,
+        displayName: validDisplayName(req.displayName),
         expireTime: dateOf(req.expireTime),
       });
       return { apiKey: toProto(await load([tenantId], id)), secret: token };

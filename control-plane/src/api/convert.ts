@@ -1,4 +1,4 @@
-import { type Timestamp, timestampDate, timestampFromDate } from '@bufbuild/protobuf/wkt';
+import { type Timestamp, timestampFromDate } from '@bufbuild/protobuf/wkt';
 import { Role as RoleEnum } from '@cphone/proto';
 import { InvalidArgumentError } from '../errors.js';
 import type { Role } from '../store/schema.js';
@@ -7,8 +7,13 @@ export function ts(date: Date | null | undefined): Timestamp | undefined {
   return date ? timestampFromDate(date) : undefined;
 }
 
+/**
+ * The Timestamp as a Date, its nanoseconds cut (not rounded) to milliseconds: timestampDate rounds,
+ * so 9999-12-31T23:59:59.9995Z becomes 10000-01-01, which no Timestamp can carry back out, and
+ * every later read of the row would fail to encode its response.
+ */
 export function dateOf(value: Timestamp | undefined): Date | undefined {
-  return value ? timestampDate(value) : undefined;
+  return value ? new Date(Number(value.seconds) * 1000 + Math.floor(value.nanos / 1_000_000)) : undefined;
 }
 
 const ROLE_TO_PROTO: Record<Role, RoleEnum> = {

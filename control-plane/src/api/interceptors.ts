@@ -1,28 +1,61 @@
+import type { DescMessage, Message } from '@bufbuild/protobuf';
 import { Code, type Interceptor } from '@connectrpc/connect';
 import type { Kysely } from 'kysely';
 import { authenticate } from '../auth/api-keys.js';
 import type { Clock } from '../clock.js';
+import { isInternal, toConnectError } from '../error-codes.js';
 import type { Logger } from '../logger.js';
 import type { Metrics } from '../metrics.js';
 import type { Database } from '../store/schema.js';
 import { principalKey } from './context.js';
-import { toConnectError } from './errors.js';
+import { checkRequest } from './request-check.js';
 
 const READ_ONLY = /^(Get|List|Explain|Query|Export)/;
+
+/**
+ * Bounds of what an audit row takes from a request: each named value, and the whole resource
+ * column. The row records which resource a call named, not a copy of what the caller sent. The
+ * other columns come from the server's own rows (tenant, key, role) and the schema (method,
+ * outcome), so they are bounded by construction.
+ */
+const AUDIT_VALUE_CHARS = 128;
+const AUDIT_RESOURCE_CHARS = 1024;
+
+/** JSON of the value (control characters and lone surrogates escaped), cut to `max` characters. */
+function auditText(value: string, max: number): string {
+  const json = JSON.stringify(value).slice(1, -1);
+  return json.length <= max ? json : `${json.slice(0, max)}…`;
+}
 
 /** The request fields that name resources, recorded in the audit row. */
 function resourceOf(message: unknown): string {
   if (!message || typeof message !== 'object') return '';
   const ids: string[] = [];
   for (const [key, value] of Object.entries(message)) {
-    if (/(Id|Name)$/.test(key) && typeof value === 'string' && value) ids.push(`${key}=${value}`);
+    // `$typeName` is protobuf-es bookkeeping, not a field of the request.
+    if (!key.startsWith('$') && /(Id|Name)$/.test(key) && typeof value === 'string' && value) {
+      ids.push(`${key}=${auditText(value, AUDIT_VALUE_CHARS)}`);
+    }
   }
-  return ids.join(' ');
+  const resource = ids.join(' ');
+  return resource.length <= AUDIT_RESOURCE_CHARS ? resource : `${resource.slice(0, AUDIT_RESOURCE_CHARS)}…`;
+}
+
+/** Refuses, before any handler, a request message that breaks the edge rules (request-check.ts). */
+function checked(schema: DescMessage, message: Message): Message {
+  const problem = checkRequest(schema, message);
+  if (problem) throw problem;
+  return message;
+}
+
+async function* checkedStream(schema: DescMessage, messages: AsyncIterable<Message>) {
+  for await (const message of messages) yield checked(schema, message);
 }
 
 /**
- * Every API call: authenticate the bearer key, run the handler, map its error, record metrics, and
- * write an audit row for every mutating call (whatever its outcome).
+ * Every API call: authenticate the bearer key, check the request against the edge rules, run the
+ * handler, map its error, record metrics, and write an audit row for every mutating call (whatever
+ * its outcome).
  */
 export function apiInterceptor(deps: {
   db: Kysely<Database>;
@@ -43,12 +76,14 @@ export function apiInterceptor(deps: {
         logger: log,
       });
       req.contextValues.set(principalKey, principal);
+      if (req.stream) return await next({ ...req, message: checkedStream(req.method.input, req.message) });
+      checked(req.method.input, req.message);
       return await next(req);
     } catch (error) {
       const mapped = toConnectError(error);
-      code = Code[mapped.error.code] ?? String(mapped.error.code);
-      if (mapped.internal) log.error({ err: error, procedure }, 'handler failed');
-      throw mapped.error;
+      code = Code[mapped.code] ?? String(mapped.code);
+      if (isInternal(error)) log.error({ err: error, procedure }, 'handler failed');
+      throw mapped;
     } finally {
       deps.metrics.rpcDuration.observe({ procedure, code }, (performance.now() - started) / 1000);
       if (principal && !READ_ONLY.test(req.method.name)) {

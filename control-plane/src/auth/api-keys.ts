@@ -1,12 +1,29 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { type Kysely, sql } from 'kysely';
-import { InvalidArgumentError, UnauthenticatedError } from '../errors.js';
+import { InvalidArgumentError, NotFoundError, quote, UnauthenticatedError } from '../errors.js';
 import { newId, newSecret } from '../ids.js';
 import type { Logger } from '../logger.js';
 import type { Database, Role } from '../store/schema.js';
 import type { Principal } from './principal.js';
 
 const ROLES: readonly Role[] = ['platform_admin', 'ops', 'tenant_admin', 'tenant_user'];
+
+/** Roles with rights over the whole fleet: they exist only on the platform tenant (api_key.proto). */
+export const FLEET_ROLES: readonly Role[] = ['platform_admin', 'ops'];
+
+/**
+ * The role a key acts with. A fleet role stored on a tenant other than the platform's (keys minted
+ * before creation refused them) acts as tenant_admin: within its own subtree every fleet role was
+ * already at least tenant_admin, so the key keeps what it could rightly do there and loses only the
+ * fleet-wide rights the proto never allowed it. Refusing it outright would cut off a reseller's
+ * working integration for a mistake made by whoever minted the key.
+ */
+export function effectiveRole(role: Role, tenantKind: string): Role {
+  return FLEET_ROLES.includes(role) && tenantKind !== 'platform' ? 'tenant_admin' : role;
+}
+
+// Far above `<key id>.<secret>` as minted; a longer header is refused before any query.
+const MAX_TOKEN_CHARS = 256;
 
 export function hashSecret(secret: string): string {
   return createHash('sha256').update(secret).digest('hex');
@@ -33,6 +50,19 @@ export async function createApiKey(
     throw new InvalidArgumentError('role', input.role, `must be one of ${ROLES}`);
   if (input.expireTime && input.expireTime.getTime() <= Date.now()) {
     throw new InvalidArgumentError('expire_time', input.expireTime.toISOString(), 'must be in the future');
+  }
+  const tenant = await db
+    .selectFrom('tenant')
+    .select('kind')
+    .where('id', '=', input.tenantId)
+    .executeTakeFirst();
+  if (!tenant) throw new NotFoundError('tenant', input.tenantId);
+  if (FLEET_ROLES.includes(input.role) && tenant.kind !== 'platform') {
+    throw new InvalidArgumentError(
+      'role',
+      input.role,
+      `is a fleet-wide role, only for keys of the platform tenant; tenant ${quote(input.tenantId)} is a ${tenant.kind}`,
+    );
   }
   const id = newId('key');
   const secret = newSecret('cpk');
@@ -116,29 +146,48 @@ export async function authenticate(
   options: AuthenticateOptions,
 ): Promise<Principal> {
   const now = options.now ?? new Date();
-  const refused = new UnauthenticatedError('missing, malformed, unknown, expired or revoked API key');
-  if (!token) throw refused;
+  // Made only when thrown: an error's stack costs more than the rest of a successful check.
+  const refused = () => new UnauthenticatedError('missing, malformed, unknown, expired or revoked API key');
+  if (!token || token.length > MAX_TOKEN_CHARS) throw refused();
   const dot = token.indexOf('.');
-  if (dot <= 0) throw refused;
+  if (dot <= 0) throw refused();
   const keyId = token.slice(0, dot);
   const secret = token.slice(dot + 1);
   const row = await db
     .selectFrom('api_key')
-    .select(['id', 'tenant_id', 'role', 'secret_hash', 'expire_time', 'revoke_time', 'last_used_time'])
-    .where('id', '=', keyId)
+    .innerJoin('tenant', 'tenant.id', 'api_key.tenant_id')
+    .select([
+      'api_key.id',
+      'api_key.tenant_id',
+      'api_key.role',
+      'api_key.secret_hash',
+      'api_key.expire_time',
+      'api_key.revoke_time',
+      'api_key.last_used_time',
+      'tenant.kind as tenant_kind',
+    ])
+    .where('api_key.id', '=', keyId)
     .executeTakeFirst();
-  if (!row || row.revoke_time || (row.expire_time && row.expire_time <= now)) throw refused;
+  if (!row || row.revoke_time || (row.expire_time && row.expire_time <= now)) throw refused();
   const expected = Buffer.from(row.secret_hash, 'hex');
   const actual = Buffer.from(hashSecret(secret), 'hex');
-  if (expected.length !== actual.length || !timingSafeEqual(expected, actual)) throw refused;
-  if (await suspendedOnPath(db, row.tenant_id)) throw refused;
+  if (expected.length !== actual.length || !timingSafeEqual(expected, actual)) throw refused();
+  if (await suspendedOnPath(db, row.tenant_id)) throw refused();
   const visibleTenants = await tenantSubtree(db, row.tenant_id);
-  if (visibleTenants.length === 0) throw refused;
+  if (visibleTenants.length === 0) throw refused();
+  const role = effectiveRole(row.role, row.tenant_kind);
   const staleBefore = new Date(now.getTime() - KEY_USE_RESOLUTION_MS);
   if (!row.last_used_time || row.last_used_time <= staleBefore) {
     recordKeyUse(db, row.id, now, staleBefore).catch((err: unknown) =>
       options.logger.warn({ err, keyId: row.id }, 'recording API key use failed'),
     );
+    // Said once per use window, not on every call.
+    if (role !== row.role) {
+      options.logger.warn(
+        { keyId: row.id, tenantId: row.tenant_id, storedRole: row.role, role },
+        'API key holds a fleet-wide role outside the platform tenant; it acts as tenant_admin: mint a new key',
+      );
+    }
   }
-  return { keyId: row.id, tenantId: row.tenant_id, role: row.role, visibleTenants };
+  return { keyId: row.id, tenantId: row.tenant_id, role, visibleTenants };
 }

@@ -112,11 +112,18 @@ test('usage is counted only for devices on the reporting host, under the control
         sample(3n, 'dev_made_up', 'tenant_victim'),
         // Its own device, but for an hour before it was placed here.
         sample(4n, own.deviceId, 'tenant_own', new Date(start.getTime() - 3_600_000)),
+        // Times no host measured: a day ahead, past what a database stores, ending before it starts.
+        sample(5n, own.deviceId, 'tenant_own', new Date(Date.now() + 86_400_000)),
+        { ...sample(6n, own.deviceId, 'tenant_own'), startTime: { seconds: 1n << 40n, nanos: 0 } },
+        {
+          ...sample(7n, own.deviceId, 'tenant_own'),
+          endTime: timestampFromDate(new Date(start.getTime() - 1)),
+        },
       ],
     },
   });
   const ack = await agent.next('usageAck');
-  assert.equal(ack.sequence, 4n, 'every sample is acknowledged, so the spool drains');
+  assert.equal(ack.sequence, 7n, 'every sample is acknowledged, so the spool drains');
   const stored = await db()
     .selectFrom('usage_sample')
     .selectAll()
@@ -139,6 +146,9 @@ test('usage is counted only for devices on the reporting host, under the control
       [2, 'DEVICE_NOT_ON_HOST'],
       [3, 'UNKNOWN_DEVICE'],
       [4, 'DEVICE_NOT_ON_HOST'],
+      [5, 'BAD_INTERVAL'],
+      [6, 'BAD_INTERVAL'],
+      [7, 'BAD_INTERVAL'],
     ],
   );
   const victim = await db()

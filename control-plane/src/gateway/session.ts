@@ -13,7 +13,8 @@ import {
   type Observed,
   type ObservedChange,
 } from '../devices/observed.js';
-import { grpcStatusOf, NotFoundError, UnavailableError } from '../errors.js';
+import { grpcStatusOf, isInternal } from '../error-codes.js';
+import { NotFoundError, UnavailableError } from '../errors.js';
 import type { HeartbeatWriter } from '../hosts/heartbeats.js';
 import { newId } from '../ids.js';
 import type { Logger } from '../logger.js';
@@ -420,13 +421,13 @@ export class AgentSession {
 
   /** Ends a stream that has not been welcomed, with the code the error maps to. */
   #refuse(error: unknown): void {
-    const code = grpcStatusOf(error);
-    const message =
-      code === grpc.status.INTERNAL
-        ? 'the control plane could not check the hello'
-        : String((error as Error)?.message ?? error);
-    if (code === grpc.status.INTERNAL) this.#log.error({ err: error }, 'hello check failed');
-    this.close(code === grpc.status.INTERNAL ? grpc.status.UNAVAILABLE : code, message);
+    if (isInternal(error)) {
+      this.#log.error({ err: error }, 'hello check failed');
+      this.close(grpc.status.UNAVAILABLE, 'the control plane could not check the hello');
+      return;
+    }
+    const { code, details } = grpcStatusOf(error);
+    this.close(code, details);
   }
 
   async #deviceStatus(status: agentv1.DeviceStatus): Promise<void> {

@@ -57,6 +57,9 @@ import { newHostRow } from './host-row.js';
 import { HOST_STATE_TO_PROTO, type HostRow, type HostStateName, hostToProto } from './host-view.js';
 import { isUniqueViolation, validArch, validHostName, validLabels, validRatio } from './validate.js';
 
+/** A drain that has not finished in a month is a mistake in the request, not a plan. */
+const MAX_DRAIN_TIMEOUT_MS = 30 * 24 * 3_600_000;
+
 /** What HostService asks of the agent gateway; every hook is called after the change committed. */
 export interface HostGatewayHooks {
   desiredChanged(hostId: string): void;
@@ -285,7 +288,13 @@ export async function drainHost(deps: HostServiceDeps, req: DrainHostRequest, co
   let deadline: Date | undefined;
   if (req.timeout) {
     const ms = Number(req.timeout.seconds) * 1000 + Math.floor(req.timeout.nanos / 1e6);
-    if (ms <= 0) throw new InvalidArgumentError('timeout', `${req.timeout.seconds}s`, 'must be positive');
+    if (ms <= 0 || ms > MAX_DRAIN_TIMEOUT_MS) {
+      throw new InvalidArgumentError(
+        'timeout',
+        `${req.timeout.seconds}s`,
+        'must be positive and at most 30 days',
+      );
+    }
     deadline = new Date(now.getTime() + ms);
   }
   const hostId = current.id;

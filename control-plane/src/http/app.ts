@@ -1,6 +1,7 @@
 import type { ConnectRouter, Interceptor } from '@connectrpc/connect';
 import { mountConnect } from '@cphone/proto';
 import { Hono } from 'hono';
+import { createDecodeGuard } from '../api/decode-guard.js';
 import type { Logger } from '../logger.js';
 import type { Metrics } from '../metrics.js';
 
@@ -16,6 +17,9 @@ export interface HttpAppOptions {
   extend?: (app: Hono) => void;
 }
 
+// Bodies above 16 MiB are refused; artifacts travel in chunks (ArtifactService.UploadChunk).
+const RPC_READ_MAX_BYTES = 16 * 1024 * 1024;
+
 /** One HTTP app: the Connect-RPC API, health, readiness and metrics. */
 export function createHttpApp(options: HttpAppOptions): { app: Hono; rpcPaths: string[] } {
   const app = new Hono();
@@ -29,11 +33,17 @@ export function createHttpApp(options: HttpAppOptions): { app: Hono; rpcPaths: s
     return c.text(body, 200, { 'content-type': options.metrics.registry.contentType });
   });
   options.extend?.(app);
+  const interceptors = options.interceptors ?? [];
+  // Ahead of the RPC routes: bodies Connect would fail to decode are refused as INVALID_ARGUMENT.
+  const guard = createDecodeGuard({ interceptors, readMaxBytes: RPC_READ_MAX_BYTES });
+  app.use(guard.middleware);
   const rpcPaths = mountConnect(app, {
-    routes: options.routes,
-    interceptors: options.interceptors ?? [],
-    // Bodies above 16 MiB are refused; artifacts travel in chunks (ArtifactService.UploadChunk).
-    readMaxBytes: 16 * 1024 * 1024,
+    routes: (router) => {
+      options.routes(router);
+      guard.cover(router);
+    },
+    interceptors,
+    readMaxBytes: RPC_READ_MAX_BYTES,
   });
   app.notFound((c) => c.json({ error: `no route for ${c.req.method} ${c.req.path}` }, 404));
   app.onError((error, c) => {

@@ -86,6 +86,22 @@ async function owners(trx: Transaction<Database>, deviceIds: readonly string[]) 
   return out;
 }
 
+/** How far ahead of the control plane's clock a sample may end: clocks on hosts drift a little. */
+const MAX_CLOCK_SKEW_MS = 5 * 60_000;
+
+/**
+ * A sample's interval is a real one: dates a database stores, the end not before the start, and
+ * not in the future (a host cannot have measured it yet). A placement event is older than any
+ * sample of its device, so anything before 2000 is malformed as well.
+ */
+function saneInterval(start: Date, end: Date, now: Date): boolean {
+  const floor = Date.UTC(2000, 0, 1);
+  const ceiling = now.getTime() + MAX_CLOCK_SKEW_MS;
+  const s = start.getTime();
+  const e = end.getTime();
+  return Number.isFinite(s) && Number.isFinite(e) && s >= floor && e >= s && e <= ceiling;
+}
+
 /** Stores a report's samples idempotently and advances the host's cursor, in one transaction. */
 export async function ingestUsage(
   db: Kysely<Database>,
@@ -114,15 +130,23 @@ export async function ingestUsage(
     const rejected = [];
     for (const s of valid) {
       const start = s.startTime ? timestampDate(s.startTime) : now;
+      const end = s.endTime ? timestampDate(s.endTime) : start;
       const owner = known.get(s.deviceId);
       const onHost = owner !== undefined && hostAt(owner, start.getTime()) === hostId;
-      if (!owner || !onHost) {
+      const reason = !saneInterval(start, end, now)
+        ? 'BAD_INTERVAL'
+        : !owner
+          ? 'UNKNOWN_DEVICE'
+          : !onHost
+            ? 'DEVICE_NOT_ON_HOST'
+            : undefined;
+      if (reason !== undefined || !owner) {
         rejected.push({
           host_id: hostId,
           sequence: Number(s.sequence),
           device_id: s.deviceId,
           claimed_tenant_id: s.tenantId,
-          reason: owner ? 'DEVICE_NOT_ON_HOST' : 'UNKNOWN_DEVICE',
+          reason: reason ?? 'UNKNOWN_DEVICE',
         });
         continue;
       }
@@ -133,7 +157,7 @@ export async function ingestUsage(
         device_id: s.deviceId,
         tenant_id: owner.tenantId,
         start_time: start,
-        end_time: s.endTime ? timestampDate(s.endTime) : start,
+        end_time: end,
         vcpu_millicores: s.vcpuMillicores,
         memory_mib: s.memoryMib,
         storage_gib: s.storageGib,

@@ -384,7 +384,8 @@ export type DrainHostRequest = Message<"cphone.api.v1.DrainHostRequest"> & {
   reason: string;
 
   /**
-   * After this long, remaining devices are stopped regardless; unset means no deadline.
+   * After this long, remaining devices are stopped regardless; unset means no deadline. At most
+   * 30 days.
    *
    * @generated from field: google.protobuf.Duration timeout = 4;
    */

@@ -1,0 +1,80 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { Code, ConnectError } from '@connectrpc/connect';
+import { status } from '@grpc/grpc-js';
+import {
+  ERROR_CODES,
+  grpcStatusOf,
+  isInternal,
+  MAX_ERROR_MESSAGE_CHARS,
+  toConnectError,
+} from './error-codes.js';
+import {
+  AbortedError,
+  AlreadyExistsError,
+  DeadlineExceededError,
+  type DomainError,
+  FailedPreconditionError,
+  InvalidArgumentError,
+  NotFoundError,
+  PermissionDeniedError,
+  ResourceExhaustedError,
+  UnauthenticatedError,
+  UnavailableError,
+} from './errors.js';
+import { InvalidArgumentError as SchedulerInvalidArgumentError } from './scheduler/index.js';
+
+const examples: DomainError[] = [
+  new InvalidArgumentError('count', 0, 'must be positive'),
+  new NotFoundError('device', 'dev_1'),
+  new AlreadyExistsError('host', 'name', 'rack1'),
+  new FailedPreconditionError('not open'),
+  new ResourceExhaustedError('quota'),
+  new PermissionDeniedError('no'),
+  new UnauthenticatedError('who'),
+  new DeadlineExceededError('late'),
+  new UnavailableError('away'),
+  new AbortedError('raced'),
+];
+
+test('every domain error kind has a row, and both protocols agree on the code', () => {
+  assert.deepEqual(new Set(examples.map((e) => e.kind)), new Set(Object.keys(ERROR_CODES)));
+  for (const error of examples) {
+    const connect = toConnectError(error);
+    const grpc = grpcStatusOf(error);
+    assert.equal(connect.code, ERROR_CODES[error.kind].connect);
+    assert.equal(grpc.code, ERROR_CODES[error.kind].grpc);
+    // Connect's codes are gRPC's numbers; a row that mixed them up would show here.
+    assert.equal(Number(connect.code), Number(grpc.code), error.kind);
+    assert.equal(connect.rawMessage, error.message);
+    assert.equal(grpc.details, error.message);
+    assert.equal(isInternal(error), false);
+  }
+});
+
+test('the scheduler’s own InvalidArgumentError maps to INVALID_ARGUMENT on both sides', () => {
+  const error = new SchedulerInvalidArgumentError('count', 0, 'must be an integer in 1..100');
+  assert.equal(toConnectError(error).code, Code.InvalidArgument);
+  assert.deepEqual(grpcStatusOf(error), { code: status.INVALID_ARGUMENT, details: error.message });
+  assert.equal(isInternal(error), false);
+});
+
+test('anything else is internal and says nothing of its cause', () => {
+  const cause = new Error('relation "device" does not exist');
+  assert.equal(toConnectError(cause).code, Code.Internal);
+  assert.equal(toConnectError(cause).rawMessage, 'internal error');
+  assert.deepEqual(grpcStatusOf(cause), { code: status.INTERNAL, details: 'internal error' });
+  assert.deepEqual(grpcStatusOf('a string'), { code: status.INTERNAL, details: 'internal error' });
+  assert.equal(isInternal(cause), true);
+});
+
+test('a Connect error passes through; every message sent is bounded', () => {
+  const own = new ConnectError('unsupported compression', Code.Unimplemented);
+  assert.equal(toConnectError(own), own);
+  const long = new FailedPreconditionError(`upload ${'u'.repeat(10_000)} is closed`);
+  assert.ok(toConnectError(long).rawMessage.length <= MAX_ERROR_MESSAGE_CHARS + 40);
+  assert.ok(grpcStatusOf(long).details.length <= MAX_ERROR_MESSAGE_CHARS + 40);
+  const longConnect = new ConnectError('v'.repeat(10_000), Code.InvalidArgument);
+  assert.equal(toConnectError(longConnect).code, Code.InvalidArgument);
+  assert.ok(toConnectError(longConnect).rawMessage.length <= MAX_ERROR_MESSAGE_CHARS + 40);
+});
