@@ -1,8 +1,11 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { Code, ConnectError } from '@connectrpc/connect';
+import { agentv1 } from '@cphone/proto';
 import { status } from '@grpc/grpc-js';
 import {
+  COMMAND_CODE_KINDS,
+  commandFailure,
   ERROR_CODES,
   grpcStatusOf,
   isInternal,
@@ -21,6 +24,7 @@ import {
   ResourceExhaustedError,
   UnauthenticatedError,
   UnavailableError,
+  UnimplementedError,
 } from './errors.js';
 import { InvalidArgumentError as SchedulerInvalidArgumentError } from './scheduler/index.js';
 
@@ -35,6 +39,7 @@ const examples: DomainError[] = [
   new DeadlineExceededError('late'),
   new UnavailableError('away'),
   new AbortedError('raced'),
+  new UnimplementedError('too old'),
 ];
 
 test('every domain error kind has a row, and both protocols agree on the code', () => {
@@ -77,4 +82,32 @@ test('a Connect error passes through; every message sent is bounded', () => {
   const longConnect = new ConnectError('v'.repeat(10_000), Code.InvalidArgument);
   assert.equal(toConnectError(longConnect).code, Code.InvalidArgument);
   assert.ok(toConnectError(longConnect).rawMessage.length <= MAX_ERROR_MESSAGE_CHARS + 40);
+});
+
+test('an agent’s command code becomes the error of the same name; its INTERNAL stays internal', () => {
+  for (const [code, kind] of Object.entries(COMMAND_CODE_KINDS)) {
+    const name = agentv1.CommandCode[Number(code)] ?? '';
+    const failure = commandFailure(Number(code), 'device dev_1: no room');
+    assert.equal(failure?.kind, kind);
+    assert.equal(failure?.message, 'device dev_1: no room');
+    assert.equal(
+      Code[toConnectError(failure).code],
+      name
+        .toLowerCase()
+        .replace(/_(.)/g, (_m, c: string) => c.toUpperCase())
+        .replace(/^./, (c) => c.toUpperCase()),
+    );
+  }
+  // Every failure code but the agent's own INTERNAL has a row.
+  const codes = Object.values(agentv1.CommandCode).filter((v): v is number => typeof v === 'number');
+  for (const code of codes) {
+    const mapped = COMMAND_CODE_KINDS[code as agentv1.CommandCode] !== undefined;
+    const expected = ![
+      agentv1.CommandCode.UNSPECIFIED,
+      agentv1.CommandCode.OK,
+      agentv1.CommandCode.INTERNAL,
+    ].includes(code);
+    assert.equal(mapped, expected, agentv1.CommandCode[code]);
+  }
+  assert.equal(commandFailure(agentv1.CommandCode.INTERNAL, 'disk on fire'), undefined);
 });

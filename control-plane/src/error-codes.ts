@@ -2,8 +2,9 @@
 // stream. Anything that is not a domain error is an internal failure: the caller gets a plain
 // "internal error" and the cause belongs in the log, never on the wire.
 import { Code, ConnectError } from '@connectrpc/connect';
+import { agentv1 } from '@cphone/proto';
 import { status as GrpcStatus } from '@grpc/grpc-js';
-import { DomainError } from './errors.js';
+import { AgentCommandError, DomainError } from './errors.js';
 import { InvalidArgumentError as SchedulerInvalidArgumentError } from './scheduler/index.js';
 
 type Kind = DomainError['kind'];
@@ -23,6 +24,7 @@ export const ERROR_CODES: Readonly<Record<Kind, { readonly connect: Code; readon
   deadline_exceeded: { connect: Code.DeadlineExceeded, grpc: GrpcStatus.DEADLINE_EXCEEDED },
   unavailable: { connect: Code.Unavailable, grpc: GrpcStatus.UNAVAILABLE },
   aborted: { connect: Code.Aborted, grpc: GrpcStatus.ABORTED },
+  unimplemented: { connect: Code.Unimplemented, grpc: GrpcStatus.UNIMPLEMENTED },
 };
 
 /**
@@ -72,4 +74,26 @@ export function grpcStatusOf(error: unknown): { code: GrpcStatus; details: strin
   const kind = errorKind(error);
   if (kind === undefined) return { code: GrpcStatus.INTERNAL, details: INTERNAL_MESSAGE };
   return { code: ERROR_CODES[kind].grpc, details: bounded((error as Error).message) };
+}
+
+/**
+ * The agent's command codes, read the other way: a failure an agent reports becomes a domain error
+ * of the kind of the same name, which the table above sends on. INTERNAL and UNSPECIFIED are not
+ * here: the agent's own failure is logged and the caller gets "internal error".
+ */
+export const COMMAND_CODE_KINDS: Readonly<Partial<Record<agentv1.CommandCode, Kind>>> = {
+  [agentv1.CommandCode.INVALID_ARGUMENT]: 'invalid_argument',
+  [agentv1.CommandCode.NOT_FOUND]: 'not_found',
+  [agentv1.CommandCode.FAILED_PRECONDITION]: 'failed_precondition',
+  [agentv1.CommandCode.DEADLINE_EXCEEDED]: 'deadline_exceeded',
+  [agentv1.CommandCode.RESOURCE_EXHAUSTED]: 'resource_exhausted',
+  [agentv1.CommandCode.UNIMPLEMENTED]: 'unimplemented',
+  [agentv1.CommandCode.UNAVAILABLE]: 'unavailable',
+  [agentv1.CommandCode.ABORTED]: 'aborted',
+};
+
+/** The domain error for an agent's failed command, or undefined when the agent failed internally. */
+export function commandFailure(code: agentv1.CommandCode, message: string): DomainError | undefined {
+  const kind = COMMAND_CODE_KINDS[code];
+  return kind === undefined ? undefined : new AgentCommandError(kind, message);
 }

@@ -39,7 +39,8 @@ export abstract class DomainError extends Error {
     | 'unauthenticated'
     | 'deadline_exceeded'
     | 'unavailable'
-    | 'aborted';
+    | 'aborted'
+    | 'unimplemented';
 }
 
 export class InvalidArgumentError extends DomainError {
@@ -96,4 +97,19 @@ export class UnavailableError extends DomainError {
 
 export class AbortedError extends DomainError {
   readonly kind = 'aborted';
+}
+
+/** What the other side does not do (an agent too old for a command). */
+export class UnimplementedError extends DomainError {
+  readonly kind = 'unimplemented';
+}
+
+/** A command the host agent refused or failed, with the kind its CommandCode names (error-codes.ts). */
+export class AgentCommandError extends DomainError {
+  constructor(
+    readonly kind: DomainError['kind'],
+    message: string,
+  ) {
+    super(message);
+  }
 }

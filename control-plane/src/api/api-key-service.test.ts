@@ -100,3 +100,27 @@ describe('API key display names follow the rules of other names', () => {
     assert.equal(apiKey?.displayName, 'billing-sync');
   });
 });
+
+test('a retried CreateApiKey with the same request_id makes no second key and names the first', async () => {
+  const admin = api.client(ApiKeyService, api.adminToken);
+  const ask = { requestId: 'req-key-1', displayName: 'ci deploy', role: Role.TENANT_USER };
+  const first = await admin.createApiKey(ask);
+  const keyId = first.apiKey?.apiKeyId ?? '';
+  await assert.rejects(
+    admin.createApiKey(ask),
+    connectError(Code.AlreadyExists, new RegExp(`api key ${keyId} with request_id "req-key-1"`)),
+  );
+  await assert.rejects(
+    admin.createApiKey({ ...ask, displayName: 'another' }),
+    connectError(Code.InvalidArgument, /request_id/),
+  );
+  const named = await store.db
+    .selectFrom('api_key')
+    .select('id')
+    .where('display_name', '=', 'ci deploy')
+    .execute();
+  assert.deepEqual(
+    named.map((k) => k.id),
+    [keyId],
+  );
+});

@@ -1,15 +1,24 @@
 import { create } from '@bufbuild/protobuf';
-import type { ServiceImpl } from '@connectrpc/connect';
-import { type ApiKey, ApiKeySchema, type ApiKeyService } from '@cphone/proto';
+import type { HandlerContext, ServiceImpl } from '@connectrpc/connect';
+import {
+  type ApiKey,
+  ApiKeySchema,
+  type ApiKeyService,
+  type CreateApiKeyRequest,
+  type GetApiKeyRequest,
+  type ListApiKeysRequest,
+  type RevokeApiKeyRequest,
+} from '@cphone/proto';
 import type { Kysely, Selectable } from 'kysely';
 import { createApiKey } from '../auth/api-keys.js';
 import { hasRole } from '../auth/principal.js';
 import { requireRole, resolveTenant } from '../auth/scope.js';
-import { NotFoundError, PermissionDeniedError } from '../errors.js';
+import { AlreadyExistsError, NotFoundError, PermissionDeniedError } from '../errors.js';
 import type { ApiKeyTable, Database } from '../store/schema.js';
 import { principalOf } from './context.js';
 import { compact, dateOf, roleFromProto, roleToProto, ts } from './convert.js';
 import { validDisplayName } from './display-name.js';
+import { idempotent } from './idempotency.js';
 import { pageOf, readPage } from './pagination.js';
 
 function toProto(row: Selectable<ApiKeyTable>): ApiKey {
@@ -29,64 +38,95 @@ function toProto(row: Selectable<ApiKeyTable>): ApiKey {
   );
 }
 
-export function apiKeyService(deps: { db: Kysely<Database> }): Partial<ServiceImpl<typeof ApiKeyService>> {
-  const { db } = deps;
-  async function load(tenants: readonly string[], id: string) {
-    const row = await db
-      .selectFrom('api_key')
-      .selectAll()
-      .where('id', '=', id)
-      .where('tenant_id', 'in', tenants)
-      .executeTakeFirst();
-    if (!row) throw new NotFoundError('api key', id);
-    return row;
+export type ApiKeyServiceDeps = { db: Kysely<Database> };
+
+async function load(deps: ApiKeyServiceDeps, tenants: readonly string[], id: string) {
+  const row = await deps.db
+    .selectFrom('api_key')
+    .selectAll()
+    .where('id', '=', id)
+    .where('tenant_id', 'in', tenants)
+    .executeTakeFirst();
+  if (!row) throw new NotFoundError('api key', id);
+  return row;
+}
+
+/**
+ * Creates a key and shows its secret once. A retry with the same request_id is ALREADY_EXISTS
+ * naming the key it made: the secret is never stored, so it cannot be shown again.
+ */
+export async function createKey(deps: ApiKeyServiceDeps, req: CreateApiKeyRequest, context: HandlerContext) {
+  const principal = principalOf(context);
+  requireRole(principal, 'tenant_admin', 'creating API keys');
+  const tenantId = resolveTenant(principal, req.tenantId);
+  const role = roleFromProto(req.role);
+  if (!hasRole(principal, role)) {
+    throw new PermissionDeniedError(`a ${principal.role} cannot create a key with role ${role}`);
   }
+  const input = {
+    tenantId,
+    role,
+    displayName: validDisplayName(req.displayName),
+    expireTime: dateOf(req.expireTime),
+  };
+  const { id, token } = await idempotent(
+    deps.db,
+    {
+      tenantId,
+      method: 'CreateApiKey',
+      key: req.requestId,
+      request: { ...input, expireTime: req.expireTime },
+    },
+    (trx) => createApiKey(trx, input),
+    {
+      save: ({ id }) => ({ apiKeyId: id }),
+      load: (saved) => {
+        const apiKeyId = (saved as { apiKeyId?: string } | null)?.apiKeyId ?? '';
+        throw new AlreadyExistsError(`api key ${apiKeyId}`, 'request_id', req.requestId);
+      },
+    },
+  );
+  return { apiKey: toProto(await load(deps, [tenantId], id)), secret: token };
+}
+
+export async function getKey(deps: ApiKeyServiceDeps, req: GetApiKeyRequest, context: HandlerContext) {
+  return { apiKey: toProto(await load(deps, principalOf(context).visibleTenants, req.apiKeyId)) };
+}
+
+export async function listKeys(deps: ApiKeyServiceDeps, req: ListApiKeysRequest, context: HandlerContext) {
+  const principal = principalOf(context);
+  const tenantId = resolveTenant(principal, req.tenantId);
+  const page = readPage(req.pageSize, req.pageToken, { tenantId, revoked: req.includeRevoked });
+  let query = deps.db
+    .selectFrom('api_key')
+    .selectAll()
+    .where('tenant_id', '=', tenantId)
+    .orderBy('id')
+    .limit(page.limit);
+  if (!req.includeRevoked) query = query.where('revoke_time', 'is', null);
+  if (page.after) query = query.where('id', '>', page.after);
+  const { items, nextPageToken } = pageOf(await query.execute(), page, (r) => r.id);
+  return { apiKeys: items.map(toProto), nextPageToken };
+}
+
+export async function revokeKey(deps: ApiKeyServiceDeps, req: RevokeApiKeyRequest, context: HandlerContext) {
+  const principal = principalOf(context);
+  requireRole(principal, 'tenant_admin', 'revoking API keys');
+  const row = await load(deps, principal.visibleTenants, req.apiKeyId);
+  const revoked = await deps.db
+    .updateTable('api_key')
+    .set({ revoke_time: row.revoke_time ?? new Date() })
+    .where('id', '=', row.id)
+    .returningAll()
+    .executeTakeFirstOrThrow();
+  return { apiKey: toProto(revoked) };
+}
+
+export function apiKeyService(deps: ApiKeyServiceDeps): Partial<ServiceImpl<typeof ApiKeyService>> {
   return {
-    async createApiKey(req, context) {
-      const principal = principalOf(context);
-      requireRole(principal, 'tenant_admin', 'creating API keys');
-      const tenantId = resolveTenant(principal, req.tenantId);
-      const role = roleFromProto(req.role);
-      if (!hasRole(principal, role)) {
-        throw new PermissionDeniedError(`a ${principal.role} cannot create a key with role ${role}`);
-      }
-      const { id, token } = await createApiKey(db, {
-        tenantId,
-        role,
-        displayName: validDisplayName(req.displayName),
-        expireTime: dateOf(req.expireTime),
-      });
-      return { apiKey: toProto(await load([tenantId], id)), secret: token };
-    },
-    async getApiKey(req, context) {
-      return { apiKey: toProto(await load(principalOf(context).visibleTenants, req.apiKeyId)) };
-    },
-    async listApiKeys(req, context) {
-      const principal = principalOf(context);
-      const tenantId = resolveTenant(principal, req.tenantId);
-      const page = readPage(req.pageSize, req.pageToken, { tenantId, revoked: req.includeRevoked });
-      let query = db
-        .selectFrom('api_key')
-        .selectAll()
-        .where('tenant_id', '=', tenantId)
-        .orderBy('id')
-        .limit(page.limit);
-      if (!req.includeRevoked) query = query.where('revoke_time', 'is', null);
-      if (page.after) query = query.where('id', '>', page.after);
-      const { items, nextPageToken } = pageOf(await query.execute(), page, (r) => r.id);
-      return { apiKeys: items.map(toProto), nextPageToken };
-    },
-    async revokeApiKey(req, context) {
-      const principal = principalOf(context);
-      requireRole(principal, 'tenant_admin', 'revoking API keys');
-      const row = await load(principal.visibleTenants, req.apiKeyId);
-      const revoked = await db
-        .updateTable('api_key')
-        .set({ revoke_time: row.revoke_time ?? new Date() })
-        .where('id', '=', row.id)
-        .returningAll()
-        .executeTakeFirstOrThrow();
-      return { apiKey: toProto(revoked) };
-    },
+    createApiKey: (req, context) => createKey(deps, req, context),
+    getApiKey: (req, context) => getKey(deps, req, context),
+    listApiKeys: (req, context) => listKeys(deps, req, context),
+    revokeApiKey: (req, context) => revokeKey(deps, req, context),
   };
 }

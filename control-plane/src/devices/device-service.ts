@@ -42,7 +42,7 @@ import {
   revokeStreamSession,
 } from '../streams/stream-service.js';
 import { type DeviceRow, deviceToProto, eventToProto, restartFromProto } from './convert.js';
-import { deviceActions } from './device-actions.js';
+import * as actions from './device-actions.js';
 import { checkBatchSize, draftDevices } from './drafts.js';
 import {
   bumpDesiredRevision,
@@ -221,15 +221,10 @@ export async function remove(deps: DeviceServiceDeps, req: DeleteDeviceRequest, 
   return { device };
 }
 
-export async function reboot(
-  deps: DeviceServiceDeps,
-  actions: ReturnType<typeof deviceActions>,
-  req: RebootDeviceRequest,
-  context: HandlerContext,
-) {
+export async function reboot(deps: DeviceServiceDeps, req: RebootDeviceRequest, context: HandlerContext) {
   const principal = principalOf(context);
   if (req.hard) return { device: await mutate(deps, principal, req.deviceId, hardReboot) };
-  await actions.reboot(principal, req.deviceId);
+  await actions.rebootCommand(deps, principal, req.deviceId);
   return {
     device: deviceToProto(await loadDevice(deps.db, principal.visibleTenants, req.deviceId), view(principal)),
   };
@@ -292,7 +287,6 @@ async function mutate(
 }
 
 export function deviceService(deps: DeviceServiceDeps): Partial<ServiceImpl<typeof DeviceService>> {
-  const actions = deviceActions(deps);
   return {
     batchCreateDevices: (req, context) => batchCreateDevices(deps, req, context),
     getDevice: (req, context) => getDevice(deps, req, context),
@@ -301,9 +295,15 @@ export function deviceService(deps: DeviceServiceDeps): Partial<ServiceImpl<type
     startDevice: (req, context) => start(deps, req, context),
     stopDevice: (req, context) => stop(deps, req, context),
     deleteDevice: (req, context) => remove(deps, req, context),
-    rebootDevice: (req, context) => reboot(deps, actions, req, context),
+    rebootDevice: (req, context) => reboot(deps, req, context),
     listDeviceEvents: (req, context) => listDeviceEvents(deps, req, context),
-    ...actions.handlers,
+    installApp: (req, context) => actions.installApp(deps, req, context),
+    takeScreenshot: (req, context) => actions.takeScreenshot(deps, req, context),
+    execShell: (req, context) => actions.execShell(deps, req, context),
+    pushFile: (req, context) => actions.pushFile(deps, req, context),
+    pullFile: (req, context) => actions.pullFile(deps, req, context),
+    sendInput: (req, context) => actions.sendInput(deps, req, context),
+    dumpLogcat: (req, context) => actions.dumpLogcat(deps, req, context),
     ...streamHandlers(deps),
   };
 }
