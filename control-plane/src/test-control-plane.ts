@@ -4,8 +4,10 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { waitFor } from '@cphone/proto/testing';
 import pino from 'pino';
 import { type ControlPlaneConfig, loadConfig } from './config.js';
+import type { StartedAgentGateway } from './gateway/gateway.js';
 import { type ControlPlane, type StartOptions, startControlPlane } from './server.js';
 import { createTestDatabase } from './store/test-database.js';
 
@@ -39,25 +41,26 @@ export async function startTestControlPlane(
 }
 
 /**
- * Polls `probe` until it returns something other than undefined or false, and returns that. A probe
- * that throws is tried again; on timeout the error names `what` and the last error seen.
+ * Runs one liveness pass of the plane's gateway now (flush heartbeats, cut off silent streams, ping
+ * live ones, mark hosts unreachable and phones lost), as its timer would: with a ManualClock the
+ * pass judges the time the test set, so its outcome does not race the wall clock.
  */
-export async function until<T>(
+export function checkLiveness(plane: ControlPlane): Promise<void> {
+  return (plane.deps.gateway as StartedAgentGateway).checkLiveness();
+}
+
+/**
+ * @deprecated Use `waitFor` from `@cphone/proto/testing`. Left for auth/api-keys.test.ts until
+ * that file moves to waitFor; it delegates, so there is still one polling loop.
+ */
+export function until<T>(
   what: string,
   probe: () => Promise<T | undefined | false>,
   timeoutMs = 10_000,
   intervalMs = 50,
 ): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const value = await probe();
-      if (value !== undefined && value !== false) return value;
-    } catch (error) {
-      last = error;
-    }
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}`);
-    await new Promise((r) => setTimeout(r, intervalMs));
-  }
+  return waitFor(what, probe, (value) => value !== undefined && value !== false, {
+    timeoutMs,
+    intervalMs,
+  }) as Promise<T>;
 }

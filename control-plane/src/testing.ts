@@ -8,12 +8,22 @@ import {
 } from './store/test-database.js';
 
 export { bearerTransport } from './api/bearer-transport.js';
+export { ManualClock } from './clock.js';
+export { createAgentClient, TestAgent } from './gateway/test-agent.js';
+export {
+  enrollTestHost,
+  insertTestDevice,
+  type TestDeviceInput,
+  type TestHost,
+  type TestHostInput,
+} from './gateway/testing.js';
 export {
   availableDatabaseKinds,
   createTestDatabase,
   defaultDatabaseKind,
   type TestDatabase,
 } from './store/test-database.js';
+export { checkLiveness, startTestControlPlane, type TestControlPlane } from './test-control-plane.js';
 
 /** A fresh, migrated database for one test file (PostgreSQL when DATABASE_URL is set, else PGlite). */
 export function createTestStore(

@@ -1,0 +1,51 @@
+// Test support shared by every package's tests and by tests/. It lives here because @cphone/proto
+// is the one package every other already depends on, and depends on none of them: a helper here
+// adds no dependency edge, where a helper in any other package would make its neighbours' tests
+// reach into it. Nothing in the main export (src/index.ts) imports this file.
+import { inspect } from 'node:util';
+
+export interface WaitForOptions {
+  /** Give up after this long (default 15 s). */
+  timeoutMs?: number;
+  /** Pause between probes (default 20 ms). */
+  intervalMs?: number;
+}
+
+/**
+ * Probes until `predicate` holds for the value, and returns that value. A probe (or predicate) that
+ * throws is tried again. On timeout the error names `what` and the last value or error seen, so a
+ * failed wait says how far the system got.
+ */
+export async function waitFor<T>(
+  what: string,
+  probe: () => T | PromiseLike<T>,
+  predicate: (value: T) => boolean,
+  { timeoutMs = 15_000, intervalMs = 20 }: WaitForOptions = {},
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: { value: T } | { error: unknown } | undefined;
+  for (;;) {
+    try {
+      const value = await probe();
+      last = { value };
+      if (predicate(value)) return value;
+    } catch (error) {
+      last = { error };
+    }
+    if (Date.now() >= deadline) {
+      const seen =
+        last === undefined
+          ? 'nothing'
+          : 'error' in last
+            ? `error ${describe(last.error)}`
+            : describe(last.value);
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}; last seen: ${seen}`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, intervalMs));
+  }
+}
+
+function describe(value: unknown): string {
+  const text = inspect(value, { depth: 3, breakLength: Number.POSITIVE_INFINITY });
+  return text.length > 1000 ? `${text.slice(0, 1000)}…` : text;
+}
