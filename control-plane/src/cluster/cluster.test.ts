@@ -99,7 +99,11 @@ test('a broadcast relay row stays for every replica until the leader sweeps it',
   const b = replica('sweep-b', clock);
   await Promise.all([a.cluster.start(), b.cluster.start()]);
   await a.cluster.publish(undefined, { text: 'y'.repeat(10_000) });
-  await waitFor('b heard it', () => b.received.length, (n) => n === 1);
+  await waitFor(
+    'b heard it',
+    () => b.received.length,
+    (n) => n === 1,
+  );
   const kept = await database.db.selectFrom('gateway_relay').select('id').execute();
   assert.equal(kept.length, 1);
   assert.equal(await a.cluster.sweep(), 0, 'not yet past its time to live');
@@ -121,7 +125,11 @@ test('one replica leads; a lost session steps it down, and it resyncs and listen
 
   a.sessions.at(-1)?.lose(new Error('server restarted'));
   assert.equal(a.cluster.isLeader(), false, 'steps down at once');
-  await waitFor('a back', () => resyncs, (n) => n === 1);
+  await waitFor(
+    'a back',
+    () => resyncs,
+    (n) => n === 1,
+  );
   await waitFor(
     'a leader',
     () => [a.cluster.isLeader(), b.cluster.isLeader()],
