@@ -6,16 +6,12 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { agentv1 } from '@cphone/proto';
 import * as grpc from '@grpc/grpc-js';
-import { UnavailableError } from '../../control-plane/src/errors.js';
-import { createAgentClient, TestAgent } from '../../control-plane/src/gateway/test-agent.js';
-import { enrollTestHost, insertTestDevice } from '../../control-plane/src/gateway/testing.js';
-import { gatewayCaPem } from '../../control-plane/src/gateway/tls.js';
-import type { ControlPlane } from '../../control-plane/src/server.js';
-import {
-  startTestControlPlane,
-  type TestControlPlane,
-  until,
-} from '../../control-plane/src/test-control-plane.js';
+import { UnavailableError } from '../errors.js';
+import type { ControlPlane } from '../server.js';
+import { startTestControlPlane, type TestControlPlane, until } from '../test-control-plane.js';
+import { createAgentClient, TestAgent } from './test-agent.js';
+import { enrollTestHost, insertTestDevice } from './testing.js';
+import { gatewayCaPem } from './tls.js';
 
 let testPlane: TestControlPlane;
 let plane: ControlPlane;

@@ -5,15 +5,11 @@ import { after, before, describe, test } from 'node:test';
 import { timestampFromDate } from '@bufbuild/protobuf/wkt';
 import { agentv1 } from '@cphone/proto';
 import * as grpc from '@grpc/grpc-js';
-import { DeadlineExceededError, UnavailableError } from '../../control-plane/src/errors.js';
-import { createAgentClient, TestAgent } from '../../control-plane/src/gateway/test-agent.js';
-import { enrollTestHost, insertTestDevice, type TestHost } from '../../control-plane/src/gateway/testing.js';
-import type { ControlPlane } from '../../control-plane/src/server.js';
-import {
-  startTestControlPlane,
-  type TestControlPlane,
-  until,
-} from '../../control-plane/src/test-control-plane.js';
+import { DeadlineExceededError, UnavailableError } from '../errors.js';
+import type { ControlPlane } from '../server.js';
+import { startTestControlPlane, type TestControlPlane, until } from '../test-control-plane.js';
+import { createAgentClient, TestAgent } from './test-agent.js';
+import { enrollTestHost, insertTestDevice, type TestHost } from './testing.js';
 
 let testPlane: TestControlPlane;
 let plane: ControlPlane;
