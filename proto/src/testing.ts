@@ -12,10 +12,22 @@ export interface WaitForOptions {
 }
 
 /**
- * Probes until `predicate` holds for the value, and returns that value. A probe (or predicate) that
- * throws is tried again. On timeout the error names `what` and the last value or error seen, so a
- * failed wait says how far the system got.
+ * Probes until `predicate` holds for the value, and returns that value (narrowed, when the
+ * predicate is a type guard). A probe (or predicate) that throws is tried again. On timeout the
+ * error names `what` and the last value or error seen, so a failed wait says how far the system got.
  */
+export function waitFor<T, U extends T>(
+  what: string,
+  probe: () => T | PromiseLike<T>,
+  predicate: (value: T) => value is U,
+  options?: WaitForOptions,
+): Promise<U>;
+export function waitFor<T>(
+  what: string,
+  probe: () => T | PromiseLike<T>,
+  predicate: (value: T) => boolean,
+  options?: WaitForOptions,
+): Promise<T>;
 export async function waitFor<T>(
   what: string,
   probe: () => T | PromiseLike<T>,

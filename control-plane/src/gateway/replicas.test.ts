@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { type Client, createClient } from '@connectrpc/connect';
 import { agentv1, HostService } from '@cphone/proto';
+import { waitFor } from '@cphone/proto/testing';
 import * as grpc from '@grpc/grpc-js';
 import pino from 'pino';
 import { loadConfig } from '../config.js';
@@ -16,7 +17,6 @@ import { DeadlineExceededError, UnavailableError } from '../errors.js';
 import { type ControlPlane, startControlPlane } from '../server.js';
 import { openDatabase } from '../store/database.js';
 import type { Database } from '../store/schema.js';
-import { until } from '../test-control-plane.js';
 import { bearerTransport, createTestDatabase, defaultDatabaseKind } from '../testing.js';
 import { createAgentClient, TestAgent } from './test-agent.js';
 import { enrollTestHost, insertTestDevice, type TestHost } from './testing.js';
@@ -159,7 +159,11 @@ test('desired-state changes and revocation made on one replica reach the stream 
   await hostsOnB.revokeHostCredential({ hostId: host.hostId });
   const ended = await agent.ended;
   assert.equal(ended.code, grpc.status.UNAUTHENTICATED);
-  await until('the stream record released', async () => (await holder(host.hostId)) === null);
+  await waitFor(
+    'the stream record released',
+    () => holder(host.hostId),
+    (h) => h === null,
+  );
   await assert.rejects(getProp(b, host.hostId, deviceId, 'ro.x', 2000), UnavailableError);
 });
 
@@ -189,7 +193,11 @@ test('an agent reconnecting through the other replica supersedes its stream ther
 });
 
 test('one replica leads the periodic jobs; when it goes, the other takes over', async () => {
-  await until('a leader', async () => a.cluster.isLeader() || b.cluster.isLeader());
+  await waitFor(
+    'a leader',
+    () => [a.cluster.isLeader(), b.cluster.isLeader()],
+    (leads) => leads.includes(true),
+  );
   assert.notEqual(a.cluster.isLeader(), b.cluster.isLeader(), 'exactly one leads');
   const [leader, follower] = a.cluster.isLeader() ? [a, b] : [b, a];
   const gauge = async (plane: ControlPlane) =>
@@ -204,7 +212,7 @@ test('one replica leads the periodic jobs; when it goes, the other takes over', 
   await leader.close();
   planes.splice(planes.indexOf(leader), 1);
   assert.equal((await agent.ended).code, grpc.status.UNAVAILABLE);
-  await until('the follower leads', async () => follower.cluster.isLeader(), 5000);
+  await waitFor('the follower leads', () => follower.cluster.isLeader(), Boolean, { timeoutMs: 5000 });
   assert.equal(await gauge(follower), 1);
   await assert.rejects(getProp(follower, host.hostId, deviceId, 'ro.x', 2000), UnavailableError);
 });
