@@ -40,3 +40,16 @@ test('waitFor fails naming what it waited for and the last value or error it saw
     /waiting for a socket; last seen: error Error: ECONNREFUSED/,
   );
 });
+
+test('waitFor lets a predicate that throws fail the wait at once', async () => {
+  const started = Date.now();
+  await assert.rejects(
+    waitFor(
+      'a broken predicate',
+      () => undefined as { state: string } | undefined,
+      (v) => (v as { state: string }).state === 'x',
+    ),
+    TypeError,
+  );
+  assert.ok(Date.now() - started < 1000);
+});

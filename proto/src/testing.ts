@@ -13,8 +13,8 @@ export interface WaitForOptions {
 
 /**
  * Probes until `predicate` holds for the value, and returns that value (narrowed, when the
- * predicate is a type guard). A probe (or predicate) that throws is tried again. On timeout the
- * error names `what` and the last value or error seen, so a failed wait says how far the system got.
+ * predicate is a type guard). A probe that throws is tried again. On timeout the error names `what`
+ * and the last value or error seen, so a failed wait says how far the system got.
  */
 export function waitFor<T, U extends T>(
   what: string,
@@ -35,22 +35,20 @@ export async function waitFor<T>(
   { timeoutMs = 15_000, intervalMs = 20 }: WaitForOptions = {},
 ): Promise<T> {
   const deadline = Date.now() + timeoutMs;
-  let last: { value: T } | { error: unknown } | undefined;
   for (;;) {
+    let probed: { value: T } | { error: unknown };
     try {
-      const value = await probe();
-      last = { value };
-      if (predicate(value)) return value;
+      probed = { value: await probe() };
     } catch (error) {
-      last = { error };
+      probed = { error };
     }
+    // The predicate runs outside the try: one that throws is a broken test, not a state to wait out.
+    if ('value' in probed && predicate(probed.value)) return probed.value;
     if (Date.now() >= deadline) {
       const seen =
-        last === undefined
-          ? 'nothing'
-          : 'error' in last
-            ? `error ${describe(last.error)}`
-            : describe(last.value);
+        'value' in probed
+          ? describe(probed.value)
+          : `error ${probed.error instanceof Error ? String(probed.error) : describe(probed.error)}`;
       throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}; last seen: ${seen}`);
     }
     await new Promise((resolve) => setTimeout(resolve, intervalMs));
