@@ -8,10 +8,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { waitFor } from '@cphone/proto/testing';
-import { startVirtualPhone, type VirtualPhone } from '../../host-agent/src/virtual-phone/index.js';
+import { startVirtualPhone, type VirtualPhone } from './index.js';
 
 const ADB = '/usr/bin/adb';
-const TEST_APK = new URL('../../host-agent/fixtures/test-app.apk', import.meta.url).pathname;
+const TEST_APK = new URL('../../fixtures/test-app.apk', import.meta.url).pathname;
 
 interface AdbResult {
   code: number;

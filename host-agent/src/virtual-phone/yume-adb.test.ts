@@ -12,9 +12,9 @@ import {
 } from '@yume-chan/scrcpy';
 import { ReadableStream } from '@yume-chan/stream-extra';
 import pino from 'pino';
-import { MemoryCredentialStore } from '../../host-agent/src/adb/credential-store.js';
-import { connectAdbTcp } from '../../host-agent/src/adb/tcp-transport.js';
-import { startVirtualPhone, type VirtualPhone } from '../../host-agent/src/virtual-phone/index.js';
+import { MemoryCredentialStore } from '../adb/credential-store.js';
+import { connectAdbTcp } from '../adb/tcp-transport.js';
+import { startVirtualPhone, type VirtualPhone } from './index.js';
 
 /** Reads exact byte counts from an AdbSocket's readable. */
 class SocketReader {

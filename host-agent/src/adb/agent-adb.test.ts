@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { waitFor } from '@cphone/proto/testing';
 import pino from 'pino';
+import { startVirtualPhone, type VirtualPhone } from '../virtual-phone/index.js';
 import {
   AdbInstallError,
   AdbPool,
@@ -17,10 +18,9 @@ import {
   type DeviceAdb,
   FileCredentialStore,
   MemoryCredentialStore,
-} from '../../host-agent/src/adb/index.js';
-import { startVirtualPhone, type VirtualPhone } from '../../host-agent/src/virtual-phone/index.js';
+} from './index.js';
 
-const FIXTURE_APK = new URL('../../host-agent/fixtures/test-app.apk', import.meta.url);
+const FIXTURE_APK = new URL('../../fixtures/test-app.apk', import.meta.url);
 /** A key made up front: generating one inside the AUTH exchange would eat into connectTimeoutMs. */
 function agentKey(): MemoryCredentialStore {
   const store = new MemoryCredentialStore();
