@@ -7,7 +7,10 @@ import { inspect } from 'node:util';
 export interface WaitForOptions {
   /** Give up after this long (default 15 s). */
   timeoutMs?: number;
-  /** Pause between probes (default 20 ms). */
+  /**
+   * The longest pause between probes (default 100 ms). Pauses start at 10 ms and double up to it:
+   * a condition that holds soon is seen soon, and one that takes seconds is not polled hard.
+   */
   intervalMs?: number;
 }
 
@@ -32,10 +35,10 @@ export async function waitFor<T>(
   what: string,
   probe: () => T | PromiseLike<T>,
   predicate: (value: T) => boolean,
-  { timeoutMs = 15_000, intervalMs = 20 }: WaitForOptions = {},
+  { timeoutMs = 15_000, intervalMs = 100 }: WaitForOptions = {},
 ): Promise<T> {
   const deadline = Date.now() + timeoutMs;
-  for (;;) {
+  for (let pause = Math.min(10, intervalMs); ; pause = Math.min(pause * 2, intervalMs)) {
     let probed: { value: T } | { error: unknown };
     try {
       probed = { value: await probe() };
@@ -51,7 +54,7 @@ export async function waitFor<T>(
           : `error ${probed.error instanceof Error ? String(probed.error) : describe(probed.error)}`;
       throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}; last seen: ${seen}`);
     }
-    await new Promise((resolve) => setTimeout(resolve, intervalMs));
+    await new Promise((resolve) => setTimeout(resolve, pause));
   }
 }
 
