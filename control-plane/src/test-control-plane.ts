@@ -18,7 +18,11 @@ export interface TestControlPlane {
   close(): Promise<void>;
 }
 
-/** `config` overrides the defaults (HTTP and gRPC on port 0); the logger is silent unless given. */
+/**
+ * `config` overrides the defaults: HTTP and gRPC on port 0, and a heartbeat TTL and lost grace of
+ * ten minutes, so that no test crosses them by being slow on a loaded machine (one that means to
+ * cross them sets its own and moves a ManualClock). The logger is silent unless given.
+ */
 export async function startTestControlPlane(
   config: Partial<ControlPlaneConfig> = {},
   options: StartOptions = {},
@@ -26,7 +30,18 @@ export async function startTestControlPlane(
   const dataDir = await mkdtemp(join(tmpdir(), 'cphone-cp-'));
   const external = process.env.DATABASE_URL ? await createTestDatabase({ kind: 'postgres' }) : undefined;
   const plane = await startControlPlane(
-    loadConfig({}, { dataDir, databaseUrl: external?.url, httpPort: 0, grpcPort: 0, ...config }),
+    loadConfig(
+      {},
+      {
+        dataDir,
+        databaseUrl: external?.url,
+        httpPort: 0,
+        grpcPort: 0,
+        heartbeatTtlMs: 600_000,
+        lostGraceMs: 600_000,
+        ...config,
+      },
+    ),
     { logger: pino({ level: 'silent' }), ...options },
   );
   return {

@@ -46,7 +46,11 @@ before(async () => {
   const start = () =>
     startControlPlane(
       // One data dir: the second replica loads the gateway CA and certificate the first made.
-      loadConfig({}, { dataDir, databaseUrl, httpPort: 0, grpcPort: 0, grpcHost: '127.0.0.1' }),
+      // The test agents send no heartbeats: a TTL no slow run reaches keeps their streams open.
+      loadConfig(
+        {},
+        { dataDir, databaseUrl, httpPort: 0, grpcPort: 0, grpcHost: '127.0.0.1', heartbeatTtlMs: 600_000 },
+      ),
       { logger: pino({ level: 'silent' }), leaderPollMs: 100, ...(database ? { database } : {}) },
     );
   a = await start();
