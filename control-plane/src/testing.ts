@@ -8,6 +8,8 @@ import {
 } from './store/test-database.js';
 
 export { bearerTransport } from './api/bearer-transport.js';
+// Credentials and host rows for benchmarks that enroll thousands of hosts in bulk.
+export { hashSecret } from './auth/api-keys.js';
 export { ManualClock } from './clock.js';
 export { createAgentClient, TestAgent } from './gateway/test-agent.js';
 export {
@@ -17,6 +19,9 @@ export {
   type TestHost,
   type TestHostInput,
 } from './gateway/testing.js';
+export { newHostRow } from './hosts/host-row.js';
+export { newSecret } from './ids.js';
+export { allocationReport, insertHosts } from './placement/testing.js';
 export {
   availableDatabaseKinds,
   createTestDatabase,
