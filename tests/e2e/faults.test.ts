@@ -91,7 +91,8 @@ test('an agent process killed (SIGKILL) mid-create and started again brings the 
   child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
   const exited = once(child, 'exit');
   try {
-    await h.waitForHost(HostState.READY, true, 20_000);
+    // A fresh process compiles the agent with tsx before it dials: slow on a loaded machine.
+    await h.waitForHost(HostState.READY, true, 60_000);
     phoneId = (await h.createPhone('fault-create')).deviceId;
     created.add(phoneId);
     await waitFor(
