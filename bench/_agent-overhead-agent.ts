@@ -5,7 +5,7 @@
 import { writeFile } from 'node:fs/promises';
 import { Session } from 'node:inspector/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { createLogger, loadConfig, startAgent } from '../host-agent/src/index.js';
+import { createLogger, loadConfig, startAgent } from '@cphone/host-agent';
 import { RemotePhoneRuntime } from './_agent-overhead-runtime.js';
 
 export type AgentRequest =

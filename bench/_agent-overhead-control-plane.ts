@@ -2,9 +2,9 @@
 // not the agent's: the real server (HTTP API and agent gateway over TLS) on PGlite in a temporary
 // folder, or on DATABASE_URL. Reports where it listens, its CA and the bootstrap token over IPC;
 // the bench then enrolls the host and creates the devices through the public API.
+
+import { loadConfig, startControlPlane } from '@cphone/control-plane';
 import pino from 'pino';
-import { loadConfig } from '../control-plane/src/config.js';
-import { startControlPlane } from '../control-plane/src/server.js';
 
 export type PlaneReply =
   | { op: 'ready'; httpUrl: string; grpcPort: number; caPem: string; token: string }

@@ -7,7 +7,7 @@
 // Reports {op: 'ready', url} over IPC, then answers {op: 'stats'} with its own RSS and phone count.
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { startVirtualPhone, type VirtualPhone } from '../host-agent/src/virtual-phone/index.js';
+import { startVirtualPhone, type VirtualPhone } from '@cphone/host-agent';
 
 export interface PhoneStartRequest {
   deviceId: string;

@@ -20,9 +20,8 @@ import {
   SpecRevisionConflictError,
   type StopOptions,
   validateDeviceSpec,
-} from '../host-agent/src/index.js';
-import { EventHub } from '../host-agent/src/runtime/event-queue.js';
-import { deviceLabels } from '../host-agent/src/runtime/labels.js';
+} from '@cphone/host-agent';
+import { deviceLabels, EventHub } from '@cphone/host-agent/testing';
 import type { PhoneStartRequest } from './_agent-overhead-phones.js';
 
 export interface RemotePhoneRuntimeOptions {

@@ -2,13 +2,9 @@
 // control plane, enrolls hosts (each with one running phone) straight into the store, reports its
 // own CPU and memory, sends commands through the gateway and counts lost transitions.
 import { performance } from 'node:perf_hooks';
+import { loadConfig, startControlPlane } from '@cphone/control-plane';
+import { hashSecret, insertTestDevice, newHostRow, newSecret } from '@cphone/control-plane/testing';
 import pino from 'pino';
-import { hashSecret } from '../control-plane/src/auth/api-keys.js';
-import { loadConfig } from '../control-plane/src/config.js';
-import { insertTestDevice } from '../control-plane/src/gateway/testing.js';
-import { newHostRow } from '../control-plane/src/hosts/host-row.js';
-import { newSecret } from '../control-plane/src/ids.js';
-import { startControlPlane } from '../control-plane/src/server.js';
 
 export type ServeRequest =
   | { op: 'ready' }

@@ -4,9 +4,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createClient } from '@connectrpc/connect';
+import { bearerTransport } from '@cphone/control-plane';
+import { createTestDatabase } from '@cphone/control-plane/testing';
 import { DeviceService, DeviceState, HostService, ImageService } from '@cphone/proto';
-import { bearerTransport } from '../control-plane/src/api/bearer-transport.js';
-import { createTestDatabase } from '../control-plane/src/store/test-database.js';
+import { waitFor } from '@cphone/proto/testing';
 import type { AgentReply, AgentRequest } from './_agent-overhead-agent.js';
 import type { PlaneReply } from './_agent-overhead-control-plane.js';
 import type { PhonesReply } from './_agent-overhead-phones.js';
@@ -59,16 +60,6 @@ async function idleCpu(pid: number, seconds: number): Promise<CpuWindow> {
 }
 
 const spread = (w: CpuWindow) => `10 s slices: ${w.slices.map((p) => p.toFixed(2)).join(' ')} %`;
-
-async function waitFor<T>(what: string, check: () => Promise<T | undefined>, timeoutMs: number): Promise<T> {
-  const until = performance.now() + timeoutMs;
-  for (;;) {
-    const value = await check();
-    if (value !== undefined) return value;
-    if (performance.now() > until) throw new Error(`timed out waiting for ${what}`);
-    await sleep(200);
-  }
-}
 
 type AgentChild = Child<AgentRequest, AgentReply>;
 type Stats = Extract<AgentReply, { op: 'stats' }>;
@@ -152,11 +143,9 @@ async function main(): Promise<void> {
   const pid = agent.process.pid ?? 0;
   await waitFor(
     'the host READY',
-    async () => {
-      const { host } = await hostsApi.getHost({ hostId });
-      return host?.connected && host.capacity?.devices === n ? true : undefined;
-    },
-    60_000,
+    async () => (await hostsApi.getHost({ hostId })).host,
+    (host) => host?.connected === true && host.capacity?.devices === n,
+    { timeoutMs: 60_000, intervalMs: 200 },
   );
   console.log(`[${elapsed()}] agent pid ${pid} connected; baseline window`);
 
@@ -194,7 +183,7 @@ async function main(): Promise<void> {
   const convergeProfile = join(profileDir, 'converge.cpuprofile');
   if (profileS > 0) await agent.ask({ op: 'profile-stop', file: convergeProfile });
   const convergeS = (converged.runningAt - converged.desiredAt) / 1000;
-  const apiRunningS = await waitFor(
+  await waitFor(
     'the control plane to list every device RUNNING',
     async () => {
       let running = 0;
@@ -209,10 +198,12 @@ async function main(): Promise<void> {
         running += page.devices.length;
         pageToken = page.nextPageToken;
       } while (pageToken !== '');
-      return running >= n ? (Date.now() - createStart) / 1000 : undefined;
+      return running;
     },
-    120_000,
+    (running) => running >= n,
+    { timeoutMs: 120_000, intervalMs: 200 },
   );
+  const apiRunningS = (Date.now() - createStart) / 1000;
   console.log(
     `[${elapsed()}] converge: ${n} phones RUNNING ${convergeS.toFixed(1)} s after the first desired change reached the agent (API calls took ${((createdAt - createStart) / 1000).toFixed(1)} s; control plane listed all RUNNING ${apiRunningS.toFixed(1)} s after the first call); agent CPU ${convergeCpuS.toFixed(1)} s (${((convergeCpuS / n) * 1000).toFixed(1)} ms per phone)`,
   );

@@ -8,13 +8,10 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createClient } from '@connectrpc/connect';
+import { bearerTransport, loadConfig, startControlPlane } from '@cphone/control-plane';
+import { createTestDatabase, insertHosts } from '@cphone/control-plane/testing';
 import { DeviceService, ImageService } from '@cphone/proto';
 import pino from 'pino';
-import { bearerTransport } from '../control-plane/src/api/bearer-transport.js';
-import { loadConfig } from '../control-plane/src/config.js';
-import { insertHosts } from '../control-plane/src/placement/testing.js';
-import { startControlPlane } from '../control-plane/src/server.js';
-import { createTestDatabase } from '../control-plane/src/store/test-database.js';
 
 const HOSTS = Number(process.env.HOSTS ?? 1000);
 const BATCHED_DEVICES = Number(process.env.DEVICES ?? 20_000);

@@ -31,12 +31,10 @@ if (selected.length === 0) {
   console.error(`no test files match ${filters.join(' ')}`);
   process.exit(1);
 }
-// The docker runtime and adb interop suites need podman's Docker API and Debian's adb; the setup
-// scripts are idempotent and quick once done, so a fresh machine needs nothing but this command.
-if (
-  process.env.CPHONE_SKIP_SETUP !== '1' &&
-  selected.some((f) => /host-agent|tests\/(interop|agent|e2e)/.test(f))
-) {
+// The host agent's docker runtime and adb interop suites and the end-to-end suites (one runs the
+// docker runtime) need podman's Docker API and Debian's adb; the setup scripts are idempotent and
+// quick once done, so a fresh machine needs nothing but this command.
+if (process.env.CPHONE_SKIP_SETUP !== '1' && selected.some((f) => /^(host-agent|tests\/e2e)\//.test(f))) {
   for (const script of ['scripts/setup-system.sh', 'scripts/setup-podman.sh']) {
     const setup = spawnSync('bash', [script], { cwd: root, stdio: ['ignore', 'ignore', 'inherit'] });
     if (setup.status !== 0) {

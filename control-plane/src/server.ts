@@ -12,7 +12,7 @@ import { mountAgentUpload } from './artifacts/agent-upload.js';
 import { blobStoreFor } from './artifacts/artifact-service.js';
 import { UploadSweeper } from './artifacts/upload-sweeper.js';
 import { bootstrap } from './auth/bootstrap.js';
-import { systemClock } from './clock.js';
+import { type Clock, systemClock } from './clock.js';
 import { Cluster, newReplicaId } from './cluster/cluster.js';
 import { type ControlPlaneConfig, describeConfig } from './config.js';
 import type { Deps } from './deps.js';
@@ -56,6 +56,11 @@ export interface StartOptions {
   leaderPollMs?: number;
   /** How often the leader's drainer passes over the drains in progress (default 500 ms). */
   drainIntervalMs?: number;
+  /**
+   * What every part of this replica reads the time from (default the system clock). Tests pass a
+   * ManualClock to cross heartbeat TTLs and grace periods without waiting them out.
+   */
+  clock?: Clock;
 }
 
 /** Starts the control plane: database (migrated), agent gateway, bootstrap, HTTP API. */
@@ -113,7 +118,7 @@ export async function startControlPlane(
     }
 
     const metrics = createMetrics();
-    const base = { config, db: database.db, logger, metrics, clock: systemClock };
+    const base = { config, db: database.db, logger, metrics, clock: options.clock ?? systemClock };
     const cluster = new Cluster<GatewayMessage>({
       ...base,
       openSession: () => database.session(),

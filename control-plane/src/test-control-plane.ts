@@ -4,8 +4,10 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { waitFor } from '@cphone/proto/testing';
 import pino from 'pino';
 import { type ControlPlaneConfig, loadConfig } from './config.js';
+import type { StartedAgentGateway } from './gateway/gateway.js';
 import { type ControlPlane, type StartOptions, startControlPlane } from './server.js';
 import { createTestDatabase } from './store/test-database.js';
 
@@ -16,7 +18,11 @@ export interface TestControlPlane {
   close(): Promise<void>;
 }
 
-/** `config` overrides the defaults (HTTP and gRPC on port 0); the logger is silent unless given. */
+/**
+ * `config` overrides the defaults: HTTP and gRPC on port 0, and a heartbeat TTL and lost grace of
+ * ten minutes, so that no test crosses them by being slow on a loaded machine (one that means to
+ * cross them sets its own and moves a ManualClock). The logger is silent unless given.
+ */
 export async function startTestControlPlane(
   config: Partial<ControlPlaneConfig> = {},
   options: StartOptions = {},
@@ -24,7 +30,18 @@ export async function startTestControlPlane(
   const dataDir = await mkdtemp(join(tmpdir(), 'cphone-cp-'));
   const external = process.env.DATABASE_URL ? await createTestDatabase({ kind: 'postgres' }) : undefined;
   const plane = await startControlPlane(
-    loadConfig({}, { dataDir, databaseUrl: external?.url, httpPort: 0, grpcPort: 0, ...config }),
+    loadConfig(
+      {},
+      {
+        dataDir,
+        databaseUrl: external?.url,
+        httpPort: 0,
+        grpcPort: 0,
+        heartbeatTtlMs: 600_000,
+        lostGraceMs: 600_000,
+        ...config,
+      },
+    ),
     { logger: pino({ level: 'silent' }), ...options },
   );
   return {
@@ -39,25 +56,10 @@ export async function startTestControlPlane(
 }
 
 /**
- * Polls `probe` until it returns something other than undefined or false, and returns that. A probe
- * that throws is tried again; on timeout the error names `what` and the last error seen.
+ * Runs one liveness pass of the plane's gateway now (flush heartbeats, cut off silent streams, ping
+ * live ones, mark hosts unreachable and phones lost), as its timer would: with a ManualClock the
+ * pass judges the time the test set, so its outcome does not race the wall clock.
  */
-export async function until<T>(
-  what: string,
-  probe: () => Promise<T | undefined | false>,
-  timeoutMs = 10_000,
-  intervalMs = 50,
-): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const value = await probe();
-      if (value !== undefined && value !== false) return value;
-    } catch (error) {
-      last = error;
-    }
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}`);
-    await new Promise((r) => setTimeout(r, intervalMs));
-  }
+export function checkLiveness(plane: ControlPlane): Promise<void> {
+  return (plane.deps.gateway as StartedAgentGateway).checkLiveness();
 }

@@ -8,12 +8,27 @@ import {
 } from './store/test-database.js';
 
 export { bearerTransport } from './api/bearer-transport.js';
+// Credentials and host rows for benchmarks that enroll thousands of hosts in bulk.
+export { hashSecret } from './auth/api-keys.js';
+export { ManualClock } from './clock.js';
+export { createAgentClient, TestAgent } from './gateway/test-agent.js';
+export {
+  enrollTestHost,
+  insertTestDevice,
+  type TestDeviceInput,
+  type TestHost,
+  type TestHostInput,
+} from './gateway/testing.js';
+export { newHostRow } from './hosts/host-row.js';
+export { newSecret } from './ids.js';
+export { allocationReport, insertHosts } from './placement/testing.js';
 export {
   availableDatabaseKinds,
   createTestDatabase,
   defaultDatabaseKind,
   type TestDatabase,
 } from './store/test-database.js';
+export { checkLiveness, startTestControlPlane, type TestControlPlane } from './test-control-plane.js';
 
 /** A fresh, migrated database for one test file (PostgreSQL when DATABASE_URL is set, else PGlite). */
 export function createTestStore(

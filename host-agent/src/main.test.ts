@@ -7,9 +7,9 @@ import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { create } from '@bufbuild/protobuf';
 import { agentv1 } from '@cphone/proto';
+import { waitFor } from '@cphone/proto/testing';
 import { createSimRuntime } from './runtime/index.js';
 import { TestControlPlane } from './session/testing.js';
-import { waitFor } from './wait-for.js';
 
 const main = new URL('./main.ts', import.meta.url).pathname;
 const dirs: string[] = [];
@@ -68,16 +68,23 @@ test('SIGTERM closes the stream and exits 0; the phones stay recorded as running
     CPHONE_AGENT_DATA_DIR: dataDir,
     CPHONE_AGENT_HTTP_PORT: '0',
   });
-  await waitFor('d-1 RUNNING', () =>
-    cp
-      .of('deviceStatus')
-      .some((s) => s.device?.deviceId === 'd-1' && s.device.state === agentv1.DeviceState.RUNNING),
+  await waitFor(
+    'd-1 RUNNING',
+    () =>
+      cp
+        .of('deviceStatus')
+        .some((s) => s.device?.deviceId === 'd-1' && s.device.state === agentv1.DeviceState.RUNNING),
+    Boolean,
   );
   assert.equal(cp.streams, 1);
   child.kill('SIGTERM');
   const [code] = await once(child, 'exit');
   assert.equal(code, 0, stderr());
-  await waitFor('stream closed', () => cp.streams === 0);
+  await waitFor(
+    'stream closed',
+    () => cp.streams,
+    (v) => v === 0,
+  );
 
   // The next agent process finds the phone running again, exactly once.
   const sim = await createSimRuntime({ dataDir: join(dataDir, 'sim') });

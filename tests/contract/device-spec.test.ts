@@ -11,7 +11,13 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { create } from '@bufbuild/protobuf';
 import { Code, ConnectError, createClient } from '@connectrpc/connect';
-import { bearerTransport } from '@cphone/control-plane/testing';
+import {
+  bearerTransport,
+  createAgentClient,
+  startTestControlPlane,
+  TestAgent,
+  type TestControlPlane,
+} from '@cphone/control-plane/testing';
 import { createSimRuntime, portOpenBootProbe, Reconciler, type SimRuntime } from '@cphone/host-agent';
 import {
   agentv1,
@@ -23,13 +29,8 @@ import {
   TenantKind,
   TenantService,
 } from '@cphone/proto';
+import { waitFor } from '@cphone/proto/testing';
 import pino from 'pino';
-import { createAgentClient, TestAgent } from '../../control-plane/src/gateway/test-agent.js';
-import {
-  startTestControlPlane,
-  type TestControlPlane,
-  until,
-} from '../../control-plane/src/test-control-plane.js';
 
 /** A spec as plain values, so one row feeds the API's message and the agent's alike. */
 interface Spec {
@@ -226,14 +227,15 @@ async function throughApi(spec: Spec, index = 0): Promise<Verdict> {
 async function throughAgent(revision: bigint, desired: readonly agentv1.DesiredDevice[]): Promise<Verdict[]> {
   await reconciler.applyDesired(create(agentv1.DesiredDevicesSchema, { revision, devices: [...desired] }));
   const { STOPPED, ERROR } = agentv1.DeviceState;
-  return until('every device settled on the agent', async () => {
-    const seen = desired.map((d) => reconciler.observed(d.deviceId));
-    if (seen.some((o) => o?.state !== STOPPED && o?.state !== ERROR)) return false;
-    return seen.map((o): Verdict => {
-      if (o?.state === STOPPED) return { accepted: true, deviceId: o.deviceId };
-      assert.equal(o?.reason, 'INVALID_SPEC', o?.message);
-      return { accepted: false, message: o?.message ?? '' };
-    });
+  const seen = await waitFor(
+    'every device settled on the agent',
+    () => desired.map((d) => reconciler.observed(d.deviceId)),
+    (observed) => observed.every((o) => o?.state === STOPPED || o?.state === ERROR),
+  );
+  return seen.map((o): Verdict => {
+    if (o?.state === STOPPED) return { accepted: true, deviceId: o.deviceId };
+    assert.equal(o?.reason, 'INVALID_SPEC', o?.message);
+    return { accepted: false, message: o?.message ?? '' };
   });
 }
 
@@ -290,12 +292,10 @@ test('the API and the agent give every spec of the table the same verdict, namin
   assert.deepEqual(mismatches, []);
 
   // And what the control plane really sent the host for the phones it accepted, the agent runs.
-  const sent = await until('the host was sent every accepted phone', async () => {
-    const latest = sentToHost();
-    return (
-      created.every((id) => latest.has(id)) && created.map((id) => latest.get(id) as agentv1.DesiredDevice)
-    );
-  });
+  const latest = await waitFor('the host was sent every accepted phone', sentToHost, (sentSoFar) =>
+    created.every((id) => sentSoFar.has(id)),
+  );
+  const sent = created.map((id) => latest.get(id) as agentv1.DesiredDevice);
   const verdicts = await throughAgent(2n, sent);
   assert.deepEqual(
     verdicts.filter((v) => !v.accepted).map(show),

@@ -5,7 +5,8 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import type { Agent } from '@cphone/host-agent';
 import { DeviceState, HostState } from '@cphone/proto';
-import { type Harness, startHarness, waitFor } from './harness.js';
+import { waitFor } from '@cphone/proto/testing';
+import { type Harness, startHarness } from './harness.js';
 
 let h: Harness;
 let agent: Agent;

@@ -7,11 +7,11 @@ import { randomBytes } from 'node:crypto';
 import { rm } from 'node:fs/promises';
 import { after, before, test } from 'node:test';
 import { type Agent, DockerRuntime, LABEL_DEVICE_ID, LABEL_SCOPE } from '@cphone/host-agent';
+import { bundleStandinPhone, connectEngine, removeScope, volumeName } from '@cphone/host-agent/testing';
 import { DeviceState, HostState } from '@cphone/proto';
+import { waitFor } from '@cphone/proto/testing';
 import type Docker from 'dockerode';
-import { volumeName } from '../../host-agent/src/runtime/redroid-options.js';
-import { bundleStandinPhone, connectEngine, removeScope } from '../../host-agent/src/runtime/test-engine.js';
-import { type Harness, startHarness, waitFor } from './harness.js';
+import { type Harness, startHarness } from './harness.js';
 
 let h: Harness | undefined;
 let agent: Agent | undefined;

@@ -8,7 +8,8 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { createSimRuntime, type SimRuntime } from '@cphone/host-agent';
 import { DeviceState, DrainMode, DrainState, HostState } from '@cphone/proto';
-import { type Harness, startHarness, waitFor } from './harness.js';
+import { waitFor } from '@cphone/proto/testing';
+import { type Harness, startHarness } from './harness.js';
 
 const BOOT_DELAY_MS = 300;
 let h: Harness;

@@ -1,14 +1,26 @@
 // End-to-end harness: the real control plane (PostgreSQL with DATABASE_URL, else PGlite in its data
 // dir), the real public API through a Connect client, and real host agents enrolled through
-// HostService.EnrollHost and connected over gRPC/TLS. Ports and data dirs are fixed per harness so
-// a control plane or an agent can be stopped and started again in place.
+// HostService.EnrollHost and connected over gRPC/TLS. The first start binds port 0 and a restart
+// binds the gRPC port the first start got (agents are configured with it); data dirs stay, so a
+// control plane or an agent can be stopped and started again in place.
+//
+// The control plane's clock is a ManualClock that runs with the wall clock (agents judge deadlines
+// by theirs) and that a test moves forward to cross a heartbeat TTL or a lost grace at once. The
+// TTL and the grace are long by default, so that on a loaded machine no host goes unreachable
+// unless a test moves the clock on purpose.
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { DescService } from '@bufbuild/protobuf';
 import { type Client, createClient } from '@connectrpc/connect';
 import { type ControlPlane, loadConfig, startControlPlane } from '@cphone/control-plane';
-import { bearerTransport, createTestDatabase, type TestDatabase } from '@cphone/control-plane/testing';
+import {
+  bearerTransport,
+  checkLiveness,
+  createTestDatabase,
+  ManualClock,
+  type TestDatabase,
+} from '@cphone/control-plane/testing';
 import { type Agent, type AgentDeps, loadConfig as loadAgentConfig, startAgent } from '@cphone/host-agent';
 import {
   type Device,
@@ -21,41 +33,11 @@ import {
   TenantKind,
   TenantService,
 } from '@cphone/proto';
+import { waitFor } from '@cphone/proto/testing';
 import pino from 'pino';
-import { freePort } from '../free-port.js';
 
 export const silent = pino({ level: 'silent' });
 export const TENANT_KIND_RESELLER = TenantKind.RESELLER;
-
-/** Polls `probe` until `pred` holds; on timeout fails naming `what` and the last value seen. */
-export async function waitFor<T>(
-  what: string,
-  probe: () => Promise<T> | T,
-  pred: (value: T) => boolean,
-  { timeoutMs = 15_000, intervalMs = 100 }: { timeoutMs?: number; intervalMs?: number } = {},
-): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  let last: T | undefined;
-  let lastError: unknown;
-  for (;;) {
-    try {
-      last = await probe();
-      lastError = undefined;
-      if (pred(last)) return last;
-    } catch (error) {
-      lastError = error;
-    }
-    if (Date.now() > end) {
-      const seen = lastError !== undefined ? `error ${String(lastError)}` : describe(last);
-      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}; last seen: ${seen}`);
-    }
-    await new Promise((r) => setTimeout(r, intervalMs));
-  }
-}
-
-function describe(value: unknown): string {
-  return JSON.stringify(value, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v))?.slice(0, 800);
-}
 
 export interface HarnessOptions {
   heartbeatIntervalMs?: number;
@@ -70,6 +52,10 @@ export interface AgentOptions {
 
 export interface Harness {
   readonly plane: ControlPlane;
+  /** The control plane's clock (it survives restarts): move it to cross a TTL or a grace. */
+  readonly clock: ManualClock;
+  /** Runs one liveness pass of the running control plane now, at the clock's time. */
+  checkLiveness(): Promise<void>;
   readonly hostId: string;
   readonly tenantId: string;
   readonly imageId: string;
@@ -99,21 +85,25 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
   const external: TestDatabase<unknown> | undefined = process.env.DATABASE_URL
     ? await createTestDatabase({ kind: 'postgres' })
     : undefined;
-  const grpcPort = await freePort();
-  const config = loadConfig(
-    {},
+  const clock = new ManualClock({ ticking: true });
+  const settings = {
+    dataDir,
+    databaseUrl: external?.url,
+    httpPort: 0,
+    grpcHost: '127.0.0.1',
+    heartbeatIntervalMs: options.heartbeatIntervalMs ?? 300,
+    heartbeatTtlMs: options.heartbeatTtlMs ?? 60_000,
+    lostGraceMs: options.lostGraceMs ?? 60_000,
+  };
+  let plane: ControlPlane | undefined = await startControlPlane(
+    loadConfig({}, { ...settings, grpcPort: 0 }),
     {
-      dataDir,
-      databaseUrl: external?.url,
-      httpPort: 0,
-      grpcHost: '127.0.0.1',
-      grpcPort,
-      heartbeatIntervalMs: options.heartbeatIntervalMs ?? 300,
-      heartbeatTtlMs: options.heartbeatTtlMs ?? 1500,
-      lostGraceMs: options.lostGraceMs ?? 1000,
+      logger: silent,
+      clock,
     },
   );
-  let plane: ControlPlane | undefined = await startControlPlane(config, { logger: silent });
+  const grpcPort = plane.grpcPort;
+  const config = loadConfig({}, { ...settings, grpcPort });
   const token = plane.bootstrapToken;
   if (token === undefined) throw new Error('the first start gives the bootstrap token');
 
@@ -150,6 +140,8 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
       if (plane === undefined) throw new Error('the control plane is stopped');
       return plane;
     },
+    clock,
+    checkLiveness: () => checkLiveness(harness.plane),
     hostId,
     tenantId,
     imageId,
@@ -203,7 +195,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
       await running?.close();
     },
     async startPlane() {
-      plane = await startControlPlane(config, { logger: silent });
+      plane = await startControlPlane(config, { logger: silent, clock });
       devices = client(DeviceService);
       hosts = client(HostService);
     },

@@ -9,7 +9,8 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import type { Agent } from '@cphone/host-agent';
 import { ArtifactKind, ArtifactService, DeviceState, HostState } from '@cphone/proto';
-import { type Harness, startHarness, waitFor } from './harness.js';
+import { waitFor } from '@cphone/proto/testing';
+import { type Harness, startHarness } from './harness.js';
 
 const repoRoot = new URL('../../', import.meta.url).pathname;
 let h: Harness;

@@ -9,7 +9,7 @@ import { ArtifactKind, ArtifactService, UploadState } from '@cphone/proto';
 import type { KyselyPlugin } from 'kysely';
 import pino from 'pino';
 import { connectError, startTestApi, type TestApi } from '../api/test-api.js';
-import type { Clock } from '../clock.js';
+import { ManualClock } from '../clock.js';
 import type { Database } from '../store/schema.js';
 import { createTestStore, type TestDatabase } from '../testing.js';
 import { artifactService, UPLOAD_TTL_MS } from './artifact-service.js';
@@ -21,8 +21,7 @@ const MINUTE = 60_000;
 let store: TestDatabase<Database>;
 let api: TestApi;
 let token = '';
-let now = T0;
-const clock: Clock = { now: () => now };
+const clock = new ManualClock({ start: T0 });
 const logLines: Record<string, unknown>[] = [];
 let sweeper: UploadSweeper;
 let otherDir = '';
@@ -74,17 +73,17 @@ async function strayFile(dir: string, name: string, ageMs: number): Promise<void
   const path = join(dir, 'uploads', name);
   await mkdir(join(dir, 'uploads'), { recursive: true });
   await writeFile(path, 'stray');
-  const mtime = new Date(now.getTime() - ageMs);
+  const mtime = new Date(clock.now().getTime() - ageMs);
   await utimes(path, mtime, mtime);
 }
 
 test('an expired open upload is failed and its bytes removed; a live one keeps them', async () => {
   const abandonedData = Buffer.from('an upload its client gave up on');
   const abandoned = await startUpload(abandonedData, 10);
-  now = new Date(T0.getTime() + UPLOAD_TTL_MS - 60 * MINUTE);
+  clock.set(new Date(T0.getTime() + UPLOAD_TTL_MS - 60 * MINUTE));
   const liveData = Buffer.from('an upload still in progress');
   const live = await startUpload(liveData, 5);
-  now = new Date(T0.getTime() + UPLOAD_TTL_MS + MINUTE);
+  clock.set(new Date(T0.getTime() + UPLOAD_TTL_MS + MINUTE));
 
   const result = await sweeper.sweep();
   assert.deepEqual(result, { failed: [abandoned], removed: [abandoned] });
@@ -137,7 +136,7 @@ test('a staged file with no upload row is removed once a minute old, an agent up
   assert.equal(await exists(staged('upl_orphan_new')), true, 'a file being created right now is kept');
   assert.equal(await exists(staged('agent-stalled')), true, 'an agent upload in flight is kept');
 
-  now = new Date(now.getTime() + MINUTE);
+  clock.advance(MINUTE);
   assert.deepEqual((await sweeper.sweep()).removed, ['upl_orphan_new'], 'kept only until a minute old');
   assert.equal(await exists(staged('agent-stalled')), true);
 });

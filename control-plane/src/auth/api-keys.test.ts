@@ -3,6 +3,7 @@ import { after, before, test } from 'node:test';
 import { timestampDate } from '@bufbuild/protobuf/wkt';
 import { createClient, createRouterTransport } from '@connectrpc/connect';
 import { ApiKeyService } from '@cphone/proto';
+import { waitFor } from '@cphone/proto/testing';
 import type { Kysely, KyselyPlugin } from 'kysely';
 import pino from 'pino';
 import { apiKeyService } from '../api/api-key-service.js';
@@ -10,7 +11,6 @@ import { apiInterceptor } from '../api/interceptors.js';
 import type { Clock } from '../clock.js';
 import { createMetrics } from '../metrics.js';
 import type { Database } from '../store/schema.js';
-import { until } from '../test-control-plane.js';
 import { createTestStore, type TestDatabase } from '../testing.js';
 import { createApiKey, KEY_USE_RESOLUTION_MS } from './api-keys.js';
 import { PLATFORM_TENANT_ID } from './bootstrap.js';
@@ -86,7 +86,7 @@ test('a key records its last use, rewriting it at most once per resolution windo
   };
 
   // The write runs in the background of the first call, so a read may come before it lands.
-  assert.deepEqual(await until('the first use recorded', lastUse), t0);
+  assert.deepEqual(await waitFor('the first use recorded', lastUse, (v) => v !== undefined), t0);
 
   now = new Date(t0.getTime() + KEY_USE_RESOLUTION_MS / 2);
   const writesBefore = spy.updates;
@@ -101,7 +101,7 @@ test('a key records its last use, rewriting it at most once per resolution windo
 
   const t1 = new Date(t0.getTime() + KEY_USE_RESOLUTION_MS);
   now = t1;
-  await until('a use after the window recorded', async () => (await lastUse())?.getTime() === t1.getTime());
+  await waitFor('a use after the window recorded', lastUse, (v) => v?.getTime() === t1.getTime());
 });
 
 test('a failed last-use write is logged at warn and the call still succeeds', async () => {
@@ -116,7 +116,11 @@ test('a failed last-use write is logged at warn and the call still succeeds', as
 
   const { apiKey } = await api.getApiKey({ apiKeyId: id });
   assert.equal(apiKey?.apiKeyId, id);
-  const line = await until('the failure logged', async () => logLines[0]);
+  const line = await waitFor(
+    'the failure logged',
+    () => logLines[0],
+    (v) => v !== undefined,
+  );
   const entry = JSON.parse(line) as { level: number; msg: string; keyId: string; err: { message: string } };
   assert.deepEqual(
     { level: entry.level, msg: entry.msg, keyId: entry.keyId, err: entry.err.message },

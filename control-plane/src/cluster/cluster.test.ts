@@ -1,12 +1,13 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
+import { waitFor } from '@cphone/proto/testing';
 import pino from 'pino';
+import { type Clock, ManualClock, systemClock } from '../clock.js';
 import { createMetrics } from '../metrics.js';
 import { type DatabaseSession, type OpenDatabase, openDatabase } from '../store/database.js';
 import { migrateToLatest } from '../store/migrate.js';
 import type { Database } from '../store/schema.js';
 import { createTestDatabase, defaultDatabaseKind } from '../store/test-database.js';
-import { until } from '../test-control-plane.js';
 import { Cluster } from './cluster.js';
 
 type Message = { text: string };
@@ -34,14 +35,14 @@ after(async () => {
 });
 
 /** A replica whose database sessions the test can cut, as a server restart would. */
-function replica(id: string, now = () => new Date()) {
+function replica(id: string, clock: Clock = systemClock) {
   const sessions: { session: DatabaseSession; lose: (error: Error) => void }[] = [];
   const cluster = new Cluster<Message>({
     db: database.db,
     replicaId: id,
     logger: pino({ level: 'silent' }),
     metrics: createMetrics(),
-    clock: { now },
+    clock,
     leaderPollMs: 50,
     relayTtlMs: 60_000,
     async openSession() {
@@ -73,7 +74,11 @@ test('messages reach the replica they name or every other one, large ones throug
   await a.cluster.publish(undefined, { text: 'for all' });
   const big = 'x'.repeat(20_000);
   await a.cluster.publish('msg-c', { text: big });
-  await until('b and c heard', async () => b.received.length === 2 && c.received.length === 2);
+  await waitFor(
+    'b and c heard',
+    () => [b.received.length, c.received.length],
+    ([toB, toC]) => toB === 2 && toC === 2,
+  );
   assert.deepEqual(b.received, [
     { from: 'msg-a', text: 'for b' },
     { from: 'msg-a', text: 'for all' },
@@ -88,16 +93,21 @@ test('messages reach the replica they name or every other one, large ones throug
 });
 
 test('a broadcast relay row stays for every replica until the leader sweeps it', async () => {
-  let now = new Date();
-  const a = replica('sweep-a', () => now);
-  const b = replica('sweep-b', () => now);
+  // Relay rows take the database's time; the clock starts at the wall clock so the two agree.
+  const clock = new ManualClock();
+  const a = replica('sweep-a', clock);
+  const b = replica('sweep-b', clock);
   await Promise.all([a.cluster.start(), b.cluster.start()]);
   await a.cluster.publish(undefined, { text: 'y'.repeat(10_000) });
-  await until('b heard it', async () => b.received.length === 1);
+  await waitFor(
+    'b heard it',
+    () => b.received.length,
+    (n) => n === 1,
+  );
   const kept = await database.db.selectFrom('gateway_relay').select('id').execute();
   assert.equal(kept.length, 1);
   assert.equal(await a.cluster.sweep(), 0, 'not yet past its time to live');
-  now = new Date(Date.now() + 120_000);
+  clock.advance(120_000);
   assert.equal(await a.cluster.sweep(), 1);
 });
 
@@ -115,13 +125,25 @@ test('one replica leads; a lost session steps it down, and it resyncs and listen
 
   a.sessions.at(-1)?.lose(new Error('server restarted'));
   assert.equal(a.cluster.isLeader(), false, 'steps down at once');
-  await until('a back', async () => resyncs === 1);
-  await until('a leader', async () => a.cluster.isLeader() || b.cluster.isLeader());
+  await waitFor(
+    'a back',
+    () => resyncs,
+    (n) => n === 1,
+  );
+  await waitFor(
+    'a leader',
+    () => [a.cluster.isLeader(), b.cluster.isLeader()],
+    (leads) => leads.includes(true),
+  );
   assert.notEqual(a.cluster.isLeader(), b.cluster.isLeader(), 'exactly one leads');
   await b.cluster.publish('lead-a', { text: 'after the loss' });
-  await until('a hears again', async () => a.received.some((m) => m.text === 'after the loss'));
+  await waitFor(
+    'a hears again',
+    () => a.received.map((m) => m.text),
+    (texts) => texts.includes('after the loss'),
+  );
 
   const [leader, follower] = a.cluster.isLeader() ? [a, b] : [b, a];
   await leader.cluster.close();
-  await until('the other takes over', async () => follower.cluster.isLeader());
+  await waitFor('the other takes over', () => follower.cluster.isLeader(), Boolean);
 });

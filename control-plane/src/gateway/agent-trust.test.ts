@@ -7,12 +7,12 @@ import { after, before, test } from 'node:test';
 import { timestampFromDate } from '@bufbuild/protobuf/wkt';
 import { createClient } from '@connectrpc/connect';
 import { DeviceService, DeviceState, HostService, HostState, ImageService } from '@cphone/proto';
+import { waitFor } from '@cphone/proto/testing';
 import * as grpc from '@grpc/grpc-js';
 import { bearerTransport } from '../api/bearer-transport.js';
 import { insertHosts } from '../placement/testing.js';
 import type { ControlPlane } from '../server.js';
-import { startTestControlPlane, type TestControlPlane, until } from '../test-control-plane.js';
-import type { StartedAgentGateway } from './gateway.js';
+import { checkLiveness, startTestControlPlane, type TestControlPlane } from '../test-control-plane.js';
 import { createAgentClient, TestAgent } from './test-agent.js';
 import { enrollTestHost, insertTestDevice } from './testing.js';
 
@@ -171,14 +171,16 @@ test('a device deleted before this stream told its agent of it is deleted at onc
     allocate: true,
   });
   plane.deps.gateway.desiredChanged(enrolled.hostId);
-  const done = await until('the deletion to complete', async () => {
-    const row = await db()
-      .selectFrom('device')
-      .select(['state', 'state_reason'])
-      .where('id', '=', deviceId)
-      .executeTakeFirstOrThrow();
-    return row.state === 'deleted' && row;
-  });
+  const done = await waitFor(
+    'the deletion to complete',
+    () =>
+      db()
+        .selectFrom('device')
+        .select(['state', 'state_reason'])
+        .where('id', '=', deviceId)
+        .executeTakeFirstOrThrow(),
+    (row) => row.state === 'deleted',
+  );
   assert.equal(done.state_reason, 'NEVER_CREATED');
   const host = await db()
     .selectFrom('host')
@@ -213,14 +215,11 @@ test('a device deleted before this stream told its agent of it is deleted at onc
     case: 'deviceStatus',
     value: { device: { deviceId: told.deviceId, state: DeviceState.DELETED } },
   });
-  await until('the told device deleted', async () => {
-    const row = await db()
-      .selectFrom('device')
-      .select('state')
-      .where('id', '=', told.deviceId)
-      .executeTakeFirstOrThrow();
-    return row.state === 'deleted';
-  });
+  await waitFor(
+    'the told device deleted',
+    () => db().selectFrom('device').select('state').where('id', '=', told.deviceId).executeTakeFirstOrThrow(),
+    (row) => row.state === 'deleted',
+  );
 });
 
 test('connected means a stream is open now: a killed agent’s host is unreachable at once and creates go elsewhere', async () => {
@@ -244,11 +243,12 @@ test('connected means a stream is open now: a killed agent’s host is unreachab
   assert.equal(ready?.protocolVersion, 1, 'the protocol its agent speaks');
 
   a.cancel();
-  const gone = await until('the stream to be gone', async () => {
-    const host = (await hosts.getHost({ hostId: dying.hostId })).host;
-    return host?.connected === false && host;
-  });
-  assert.equal(gone.state, HostState.UNREACHABLE, 'not READY without a stream, long before the TTL');
+  const gone = await waitFor(
+    'the stream to be gone',
+    async () => (await hosts.getHost({ hostId: dying.hostId })).host,
+    (host) => host?.connected === false,
+  );
+  assert.equal(gone?.state, HostState.UNREACHABLE, 'not READY without a stream, long before the TTL');
   const { devices: created } = await devices.batchCreateDevices({
     requests: [
       {
@@ -266,7 +266,7 @@ test('connected means a stream is open now: a killed agent’s host is unreachab
     .where('id', '=', dying.hostId)
     .execute();
   assert.equal((await hosts.getHost({ hostId: dying.hostId })).host?.connected, true);
-  await (plane.deps.gateway as StartedAgentGateway).checkLiveness();
+  await checkLiveness(plane);
   assert.equal((await hosts.getHost({ hostId: dying.hostId })).host?.connected, false);
 });
 

@@ -111,6 +111,35 @@ export class TestAgent {
     });
   }
 
+  /**
+   * Resolves once the gateway has handled everything this agent sent before: it handles one
+   * stream's messages one at a time in arrival order, and answers a usage report (here one with no
+   * samples, which stores nothing) with a UsageAck only after handling it. A test uses it to know
+   * that a report or heartbeat has taken effect, or that one that must change nothing has had its
+   * chance. Call it while no other usage report of this agent awaits its ack.
+   */
+  async roundTrip(timeoutMs = 5000): Promise<void> {
+    const acked = new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.#waiters = this.#waiters.filter((w) => w !== waiter);
+        reject(new Error(`no usageAck within ${timeoutMs} ms`));
+      }, timeoutMs);
+      const waiter: Waiter = {
+        match: (m) => m.body.case === 'usageAck',
+        resolve: (message) => {
+          clearTimeout(timer);
+          this.received.splice(this.received.indexOf(message), 1);
+          resolve();
+        },
+      };
+      // Registered before the report goes out, and not matched against what already arrived: only
+      // the answer to this report will do.
+      this.#waiters.push(waiter);
+    });
+    this.send({ case: 'usageReport', value: { samples: [] } });
+    return acked;
+  }
+
   startHeartbeats(intervalMs: number): void {
     this.stopHeartbeats();
     this.#heartbeat = setInterval(() => this.heartbeat(), intervalMs);

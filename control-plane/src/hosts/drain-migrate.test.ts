@@ -16,13 +16,14 @@ import {
   TenantKind,
   TenantService,
 } from '@cphone/proto';
+import { waitFor } from '@cphone/proto/testing';
 import { bearerTransport } from '../api/bearer-transport.js';
 import { FakeHost } from '../gateway/fake-host.js';
 import { createAgentClient } from '../gateway/test-agent.js';
 import { enrollTestHost } from '../gateway/testing.js';
 import { allocationReport } from '../placement/testing.js';
 import type { ControlPlane } from '../server.js';
-import { startTestControlPlane, type TestControlPlane, until } from '../test-control-plane.js';
+import { startTestControlPlane, type TestControlPlane } from '../test-control-plane.js';
 
 let testPlane: TestControlPlane | undefined;
 let plane: ControlPlane;
@@ -65,10 +66,11 @@ async function fakeHost(id: string, pool: string, slots: number): Promise<FakeHo
   const enrolled = await enrollTestHost(db(), { hostId: id, labels: { pool } });
   const fake = new FakeHost(agentClient, id, enrolled.credential, slots);
   fakes.push(fake);
-  await until(`${id} connected`, async () => {
-    const { host } = await hosts.getHost({ hostId: id });
-    return host?.connected === true;
-  });
+  await waitFor(
+    `${id} connected`,
+    async () => (await hosts.getHost({ hostId: id })).host,
+    (host) => host?.connected === true,
+  );
   return fake;
 }
 
@@ -87,20 +89,26 @@ const deviceRow = (id: string) =>
   db().selectFrom('device').selectAll().where('id', '=', id).executeTakeFirstOrThrow();
 
 async function waitRunning(ids: readonly string[]) {
-  for (const id of ids) await until(`${id} running`, async () => (await deviceRow(id)).state === 'running');
+  for (const id of ids)
+    await waitFor(
+      `${id} running`,
+      () => deviceRow(id),
+      (d) => d.state === 'running',
+    );
 }
 
 /** Reads the drain's progress (the leader's drainer advances it) until `done` holds; returns every status seen. */
 async function followDrain(hostId: string, done: (s: DrainStatus) => boolean, timeoutMs = 10_000) {
   const seen: DrainStatus[] = [];
-  await until(
+  await waitFor(
     `drain of ${hostId}`,
     async () => {
       const { drainStatus } = await hosts.getDrainStatus({ hostId });
       if (drainStatus) seen.push(drainStatus);
-      return drainStatus !== undefined && done(drainStatus);
+      return drainStatus;
     },
-    timeoutMs,
+    (status) => status !== undefined && done(status),
+    { timeoutMs },
   );
   return seen;
 }
@@ -131,10 +139,11 @@ test('MIGRATE moves three running phones to the two other hosts and completes', 
   // No progress read until they are all back up elsewhere: the leader's drainer moves each phone
   // once the old host reports it stopped.
   for (const id of phones) {
-    await until(`${id} running elsewhere`, async () => {
-      const d = await deviceRow(id);
-      return d.host_id !== a.hostId && d.state === 'running';
-    });
+    await waitFor(
+      `${id} running elsewhere`,
+      () => deviceRow(id),
+      (d) => d.host_id !== a.hostId && d.state === 'running',
+    );
   }
   const done = (await hosts.getDrainStatus({ hostId: a.hostId })).drainStatus;
   assert.equal(done?.state, DrainState.COMPLETED);
@@ -147,7 +156,11 @@ test('MIGRATE moves three running phones to the two other hosts and completes', 
     assert.equal(d.desired_power, 'running', 'the power it had before the drain');
   }
   // Each stream hears of a move on its own schedule: wait for the old host to have dropped them all.
-  await until('the old host emptied', async () => a.actual.size === 0);
+  await waitFor(
+    'the old host emptied',
+    () => a.actual.size,
+    (n) => n === 0,
+  );
   assert.deepEqual([...a.removed].sort(), [...phones].sort(), 'the old host was told to remove each phone');
   assert.equal(a.actual.size, 0);
   assert.equal(b.actual.size + c.actual.size, 3);
@@ -174,8 +187,8 @@ test('MIGRATE moves three running phones to the two other hosts and completes', 
   const moved = phones[0] ?? '';
   a.report(moved, DeviceState.STOPPED);
   a.report(moved, DeviceState.DELETED);
-  b.agent.heartbeat();
-  await new Promise((r) => setTimeout(r, 300));
+  // Acknowledged after both reports were handled (and their transactions committed).
+  await a.agent.roundTrip();
   assert.equal((await deviceRow(moved)).state, 'running');
   await assertAllocations('mig1-');
 });
@@ -198,7 +211,11 @@ test('a phone that fits nowhere stays on the host, stopped, reported until the d
   assert.equal(stuck.state, 'stopped', 'held stopped by the drain');
   assert.equal(stuck.desired_power, 'running', 'its own power is unchanged while the drain tries');
   // The move is committed before e hears of it: wait for its agent to bring the phone up.
-  await until('the moved phone up on e', async () => e.actual.size === 1);
+  await waitFor(
+    'the moved phone up on e',
+    () => e.actual.size,
+    (n) => n === 1,
+  );
 
   const failed = await followDrain(d.hostId, (s) => s.state === DrainState.FAILED);
   assert.equal(failed.at(-1)?.devicesRemaining, 1);

@@ -17,6 +17,7 @@ import {
   TenantKind,
   TenantService,
 } from '@cphone/proto';
+import { waitFor } from '@cphone/proto/testing';
 import pino from 'pino';
 import { bearerTransport } from '../api/bearer-transport.js';
 import { loadConfig } from '../config.js';
@@ -27,7 +28,6 @@ import { allocationReport } from '../placement/testing.js';
 import { type ControlPlane, startControlPlane } from '../server.js';
 import { openDatabase } from '../store/database.js';
 import type { Database } from '../store/schema.js';
-import { until } from '../test-control-plane.js';
 import { createTestDatabase, defaultDatabaseKind } from '../testing.js';
 import type { Drainer } from './drainer.js';
 
@@ -96,11 +96,15 @@ const db = () => (planes[0] as ControlPlane).deps.db;
 const drainerOf = (plane: ControlPlane) => plane.deps.drainer as Drainer;
 
 async function roles(): Promise<{ leader: ControlPlane; follower: ControlPlane }> {
-  return until('one replica to lead', async () => {
-    const leader = planes.find((p) => p.cluster.isLeader());
-    const follower = planes.find((p) => p !== leader);
-    return leader && follower && { leader, follower };
-  });
+  const { leader, follower } = await waitFor(
+    'one replica to lead',
+    () => {
+      const leader = planes.find((p) => p.cluster.isLeader());
+      return { leader, follower: planes.find((p) => p !== leader) };
+    },
+    (r) => r.leader !== undefined && r.follower !== undefined,
+  );
+  return { leader: leader as ControlPlane, follower: follower as ControlPlane };
 }
 
 async function fakeHost(pool: string, slots: number): Promise<FakeHost> {
@@ -121,7 +125,11 @@ async function phones(plane: ControlPlane, pool: string, count: number): Promise
   });
   const ids = devices.map((d) => d.deviceId);
   for (const id of ids) {
-    await until(`${id} running`, async () => (await deviceRow(id)).state === 'running');
+    await waitFor(
+      `${id} running`,
+      () => deviceRow(id),
+      (d) => d.state === 'running',
+    );
   }
   return ids;
 }
@@ -144,7 +152,12 @@ test('reads on either replica start nothing; the leader’s drainer does the mov
   const hosts = apiOf(follower)(HostService);
   await hosts.drainHost({ hostId: source.hostId, mode: DrainMode.MIGRATE });
   // The drain holds the phones stopped: the agent stops them, so they are ready to move.
-  for (const id of ids) await until(`${id} stopped`, async () => (await deviceRow(id)).state === 'stopped');
+  for (const id of ids)
+    await waitFor(
+      `${id} stopped`,
+      () => deviceRow(id),
+      (d) => d.state === 'stopped',
+    );
   for (let i = 0; i < 5; i++) {
     for (const plane of [leader, follower]) {
       await apiOf(plane)(HostService).getHost({ hostId: source.hostId });
@@ -182,18 +195,29 @@ test('a leader handover mid-drain finishes the drain once, each phone moved once
   const { leader: first } = await roles();
   await apiOf(first)(HostService).drainHost({ hostId: source.hostId, mode: DrainMode.MIGRATE });
   for (const id of ids.slice(0, 2))
-    await until(`${id} stopped`, async () => (await deviceRow(id)).state === 'stopped');
+    await waitFor(
+      `${id} stopped`,
+      () => deviceRow(id),
+      (d) => d.state === 'stopped',
+    );
   const early = await drainerOf(first).nudge();
   assert.equal(early.moved.length, 2);
   assert.deepEqual(early.ended, []);
 
   // The leader goes: the other replica takes over.
   await first.cluster.close();
-  const next = await until('the other replica to lead', async () =>
-    planes.find((p) => p !== first && p.cluster.isLeader()),
+  const next = await waitFor(
+    'the other replica to lead',
+    () => planes.find((p) => p !== first && p.cluster.isLeader()),
+    (p): p is ControlPlane => p !== undefined,
   );
   for (const id of slow) source.release(id);
-  for (const id of slow) await until(`${id} stopped`, async () => (await deviceRow(id)).state === 'stopped');
+  for (const id of slow)
+    await waitFor(
+      `${id} stopped`,
+      () => deviceRow(id),
+      (d) => d.state === 'stopped',
+    );
   // The old leader's last pass overlaps the new leader's: nothing moves twice, the drain ends once.
   const [late, stale] = await Promise.all([drainerOf(next).pass(), drainerOf(first).pass()]);
   assert.equal(late.moved.length + stale.moved.length, 2);

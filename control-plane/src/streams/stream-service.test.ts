@@ -19,11 +19,12 @@ import {
   TenantState,
   verifyStreamToken,
 } from '@cphone/proto';
+import { waitFor } from '@cphone/proto/testing';
 import { bearerTransport } from '../api/bearer-transport.js';
 import { connectError } from '../api/test-api.js';
 import { createAgentClient, TestAgent } from '../gateway/test-agent.js';
 import { enrollTestHost, insertTestDevice } from '../gateway/testing.js';
-import { startTestControlPlane, type TestControlPlane, until } from '../test-control-plane.js';
+import { startTestControlPlane, type TestControlPlane } from '../test-control-plane.js';
 import { turnCredential } from './ice.js';
 import { createStreamKey, newStreamKeyId } from './keys.js';
 
@@ -213,10 +214,10 @@ test('the host reports joins, figures and ends: recorded for ops, metering and t
       }),
     });
   report(agentv1.StreamSessionReport_Event.JOINED, { viewerAddress: '127.0.0.1' });
-  await until(
+  await waitFor(
     'active',
-    async () =>
-      (await devices.listStreamSessions({ deviceId })).streamSessions[0]?.state === StreamSessionState.ACTIVE,
+    async () => (await devices.listStreamSessions({ deviceId })).streamSessions[0],
+    (s) => s?.state === StreamSessionState.ACTIVE,
   );
   report(agentv1.StreamSessionReport_Event.ENDED, {
     viewerSeconds: 42n,
@@ -225,15 +226,16 @@ test('the host reports joins, figures and ends: recorded for ops, metering and t
     glassToGlassP50Ms: 38,
     framesDecoded: 1234n,
   });
-  const ended = await until('ended', async () => {
-    const s = (await devices.listStreamSessions({ deviceId })).streamSessions[0];
-    return s?.state === StreamSessionState.ENDED && s;
-  });
-  assert.equal(ended.viewerSeconds, 42n);
-  assert.equal(ended.endReason, 'VIEWER_LEFT');
-  assert.equal(ended.stats?.fps, 29.5);
-  assert.equal(ended.stats?.glassToGlassP50Ms, 38);
-  assert.ok(ended.startTime);
+  const ended = await waitFor(
+    'ended',
+    async () => (await devices.listStreamSessions({ deviceId })).streamSessions[0],
+    (s) => s?.state === StreamSessionState.ENDED,
+  );
+  assert.equal(ended?.viewerSeconds, 42n);
+  assert.equal(ended?.endReason, 'VIEWER_LEFT');
+  assert.equal(ended?.stats?.fps, 29.5);
+  assert.equal(ended?.stats?.glassToGlassP50Ms, 38);
+  assert.ok(ended?.startTime);
   const audit = await db()
     .selectFrom('audit_log')
     .select(['method', 'tenant_id'])
@@ -256,11 +258,12 @@ test('the host reports joins, figures and ends: recorded for ops, metering and t
   // Its stream answers a later ping only after handling the report (messages are handled in order).
   liar.send({ case: 'pong', value: { nonce: 1n } });
   liar.heartbeat();
-  await until(
+  await waitFor(
     'the liar’s report handled',
     async () =>
       (await db().selectFrom('host').select('load').where('id', '=', other.hostId).executeTakeFirstOrThrow())
-        .load.cpuPercent === 12.5,
+        .load.cpuPercent,
+    (cpu) => cpu === 12.5,
   );
   assert.equal((await devices.listStreamSessions({ deviceId })).streamSessions[0]?.viewerSeconds, 42n);
   liar.cancel();
@@ -284,7 +287,11 @@ test('a reconnecting agent hears the revocations in force; a new key reaches con
   // here) signs the next token, which the pushed keys verify.
   // Key ids name their second of creation: wait for one after the first key's.
   const firstKey = welcomeKeys[0]?.keyId ?? '';
-  await until('a later second', async () => newStreamKeyId(new Date()) > firstKey);
+  await waitFor(
+    'a later second',
+    () => newStreamKeyId(new Date()),
+    (id) => id > firstKey,
+  );
   const keyId = await createStreamKey(testPlane.plane.deps.config.streamKeysDir, new Date());
   await testPlane.plane.deps.streams?.keys.reload();
   const pushed = await agent.next('streamKeys', 2000);

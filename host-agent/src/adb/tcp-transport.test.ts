@@ -2,6 +2,7 @@ import * as assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { type AddressInfo, createServer, type Server, type Socket } from 'node:net';
 import { after, before, test } from 'node:test';
+import { waitFor } from '@cphone/proto/testing';
 import { AdbCommand, type AdbPacketInit } from '@yume-chan/adb';
 import { Consumable } from '@yume-chan/stream-extra';
 import { type AdbTcpConnection, connectAdbTcp } from './tcp-transport.js';
@@ -120,8 +121,7 @@ test('a write waiting for the socket to drain is released when the peer resets t
   const { client, peer } = await connectPair();
   // The peer reads nothing, so 32 MiB cannot fit in the kernel's buffers and the write must wait.
   const writing = send(client, packet(AdbCommand.Write, Buffer.alloc(32 << 20)));
-  await new Promise((resolve) => setImmediate(resolve));
-  assert.equal(client.socket.writableNeedDrain, true);
+  await waitFor('the write to wait for the socket to drain', () => client.socket.writableNeedDrain, Boolean);
   peer.resetAndDestroy();
   await writing;
   assert.equal(client.socket.destroyed, true);

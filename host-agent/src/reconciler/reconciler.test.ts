@@ -5,16 +5,17 @@ import { join } from 'node:path';
 import { afterEach, test } from 'node:test';
 import { create, type MessageInitShape } from '@bufbuild/protobuf';
 import { agentv1 } from '@cphone/proto';
+import { waitFor } from '@cphone/proto/testing';
 import pino from 'pino';
 import { createMetrics } from '../metrics.js';
 import { createSimRuntime, type SimRuntime } from '../runtime/index.js';
-import { waitFor } from '../wait-for.js';
 import { type BootProbe, portOpenBootProbe } from './boot-probe.js';
 import { DesiredStore } from './desired-store.js';
 import { Reconciler, type ReconcilerOptions } from './reconciler.js';
 import { RecordingRuntime } from './testing.js';
 
 const logger = pino({ level: 'silent' });
+const RETRY_CAP_MS = 20;
 
 interface Harness {
   dataDir: string;
@@ -51,7 +52,7 @@ async function harness(
     restartBaseMs: 5,
     restartCapMs: 20,
     retryBaseMs: 5,
-    retryCapMs: 20,
+    retryCapMs: RETRY_CAP_MS,
     resyncIntervalMs: 60_000,
     ...(options.persist === false ? {} : { store: new DesiredStore(dataDir) }),
     ...options,
@@ -111,14 +112,25 @@ const remove = (revision: bigint, deviceId: string) =>
   create(agentv1.DeviceRemoveSchema, { revision, deviceId });
 
 const stateOf = (h: Harness, id: string) => h.last(id)?.state;
+/** The last state reported for each device, by name: what a wait shows when it times out. */
+const statesOf = (h: Harness, ...ids: string[]) =>
+  Object.fromEntries(ids.map((id) => [id, agentv1.DeviceState[stateOf(h, id) ?? 0]]));
 
 test('a full set creates and starts phones, reports CREATING, BOOTING, RUNNING with the adb endpoint', async () => {
   const h = await harness();
   await h.reconciler.applyDesired(
     full(1n, device('d-run'), device('d-off', { powerState: agentv1.PowerState.STOPPED })),
   );
-  await waitFor('d-run RUNNING', () => stateOf(h, 'd-run') === agentv1.DeviceState.RUNNING);
-  await waitFor('d-off STOPPED', () => stateOf(h, 'd-off') === agentv1.DeviceState.STOPPED);
+  await waitFor(
+    'd-run RUNNING',
+    () => stateOf(h, 'd-run'),
+    (v) => v === agentv1.DeviceState.RUNNING,
+  );
+  await waitFor(
+    'd-off STOPPED',
+    () => stateOf(h, 'd-off'),
+    (v) => v === agentv1.DeviceState.STOPPED,
+  );
   assert.deepEqual(h.states('d-run'), ['CREATING', 'BOOTING', 'RUNNING']);
   assert.deepEqual(h.states('d-off'), ['CREATING', 'STOPPED']);
   const running = h.last('d-run')!;
@@ -146,9 +158,17 @@ test('a full set creates and starts phones, reports CREATING, BOOTING, RUNNING w
 test('deltas apply in revision order; stale ones are ignored; remove deletes the phone and its data', async () => {
   const h = await harness();
   await h.reconciler.applyDesired(full(5n, device('d-1')));
-  await waitFor('d-1 RUNNING', () => stateOf(h, 'd-1') === agentv1.DeviceState.RUNNING);
+  await waitFor(
+    'd-1 RUNNING',
+    () => stateOf(h, 'd-1'),
+    (v) => v === agentv1.DeviceState.RUNNING,
+  );
   assert.equal(await h.reconciler.applyUpsert(upsert(6n, device('d-2'))), true);
-  await waitFor('d-2 RUNNING', () => stateOf(h, 'd-2') === agentv1.DeviceState.RUNNING);
+  await waitFor(
+    'd-2 RUNNING',
+    () => stateOf(h, 'd-2'),
+    (v) => v === agentv1.DeviceState.RUNNING,
+  );
   // Stale: a revision not above the last applied changes nothing.
   assert.equal(
     await h.reconciler.applyUpsert(upsert(6n, device('d-2', { powerState: agentv1.PowerState.STOPPED }))),
@@ -162,7 +182,11 @@ test('deltas apply in revision order; stale ones are ignored; remove deletes the
 
   await writeFile(join(h.sim.dataPath('d-1'), 'photo.jpg'), 'x');
   assert.equal(await h.reconciler.applyRemove(remove(7n, 'd-1')), true);
-  await waitFor('d-1 DELETED', () => stateOf(h, 'd-1') === agentv1.DeviceState.DELETED);
+  await waitFor(
+    'd-1 DELETED',
+    () => stateOf(h, 'd-1'),
+    (v) => v === agentv1.DeviceState.DELETED,
+  );
   assert.deepEqual(h.states('d-1').slice(-2), ['DELETING', 'DELETED']);
   assert.equal(h.last('d-1')?.containerId, '');
   assert.equal(await h.sim.inspect('d-1'), undefined);
@@ -178,7 +202,11 @@ test('a device removed before anything of it was made is reported DELETED, so it
   let release = () => {};
   h.runtime.holdCreate.set('d-slow', new Promise((resolve) => (release = resolve)));
   await h.reconciler.applyDesired(full(1n, device('d-slow')));
-  await waitFor('d-slow CREATING', () => stateOf(h, 'd-slow') === agentv1.DeviceState.CREATING);
+  await waitFor(
+    'd-slow CREATING',
+    () => stateOf(h, 'd-slow'),
+    (v) => v === agentv1.DeviceState.CREATING,
+  );
   // d-x waits behind d-slow in the one-slot queue while it is upserted and removed again.
   await h.reconciler.applyUpsert(upsert(2n, device('d-x')));
   await h.reconciler.applyRemove(remove(3n, 'd-x'));
@@ -186,8 +214,16 @@ test('a device removed before anything of it was made is reported DELETED, so it
   await h.reconciler.applyUpsert(upsert(4n, device('d-y')));
   await h.reconciler.applyDesired(full(5n, device('d-slow')));
   release();
-  await waitFor('d-x DELETED', () => stateOf(h, 'd-x') === agentv1.DeviceState.DELETED);
-  await waitFor('d-y DELETED', () => stateOf(h, 'd-y') === agentv1.DeviceState.DELETED);
+  await waitFor(
+    'd-x DELETED',
+    () => stateOf(h, 'd-x'),
+    (v) => v === agentv1.DeviceState.DELETED,
+  );
+  await waitFor(
+    'd-y DELETED',
+    () => stateOf(h, 'd-y'),
+    (v) => v === agentv1.DeviceState.DELETED,
+  );
   assert.deepEqual(h.states('d-x'), ['DELETED']);
   assert.equal(h.last('d-x')?.reason, 'NEVER_CREATED');
   assert.equal(h.runtime.count('create', 'd-x') + h.runtime.count('create', 'd-y'), 0);
@@ -195,25 +231,33 @@ test('a device removed before anything of it was made is reported DELETED, so it
   await h.reconciler.applyRemove(remove(6n, 'd-never-heard-of'));
   await waitFor(
     'd-never-heard-of DELETED',
-    () => stateOf(h, 'd-never-heard-of') === agentv1.DeviceState.DELETED,
+    () => stateOf(h, 'd-never-heard-of'),
+    (v) => v === agentv1.DeviceState.DELETED,
   );
 });
 
 test('a full set without a device removes it; a spec change recreates the phone keeping its data', async () => {
   const h = await harness();
   await h.reconciler.applyDesired(full(1n, device('d-keep'), device('d-gone')));
-  await waitFor('both RUNNING', () =>
-    [stateOf(h, 'd-keep'), stateOf(h, 'd-gone')].every((s) => s === agentv1.DeviceState.RUNNING),
+  await waitFor(
+    'both RUNNING',
+    () => statesOf(h, 'd-keep', 'd-gone'),
+    (states) => Object.values(states).every((s) => s === 'RUNNING'),
   );
   await writeFile(join(h.sim.dataPath('d-keep'), 'notes.txt'), 'keep me');
   const firstContainer = h.last('d-keep')?.containerId;
 
   await h.reconciler.applyDesired(full(2n, device('d-keep', { specRevision: 2n, model: 'Pixel 8' })));
-  await waitFor('d-gone DELETED', () => stateOf(h, 'd-gone') === agentv1.DeviceState.DELETED);
-  await waitFor('d-keep RUNNING at revision 2', () => {
-    const last = h.last('d-keep');
-    return last?.state === agentv1.DeviceState.RUNNING && last.specRevision === 2n;
-  });
+  await waitFor(
+    'd-gone DELETED',
+    () => stateOf(h, 'd-gone'),
+    (v) => v === agentv1.DeviceState.DELETED,
+  );
+  await waitFor(
+    'd-keep RUNNING at revision 2',
+    () => h.last('d-keep'),
+    (last) => last?.state === agentv1.DeviceState.RUNNING && last.specRevision === 2n,
+  );
   assert.deepEqual(h.states('d-keep').slice(3), ['STOPPING', 'BOOTING', 'RUNNING']);
   const actual = await h.sim.inspect('d-keep');
   assert.equal(actual?.specRevision, 2);
@@ -225,26 +269,44 @@ test('a full set without a device removes it; a spec change recreates the phone 
 test('power state and restart generation: stop, start again, hard restart', async () => {
   const h = await harness();
   await h.reconciler.applyDesired(full(1n, device('d-1')));
-  await waitFor('RUNNING', () => stateOf(h, 'd-1') === agentv1.DeviceState.RUNNING);
+  await waitFor(
+    'RUNNING',
+    () => stateOf(h, 'd-1'),
+    (v) => v === agentv1.DeviceState.RUNNING,
+  );
   await h.reconciler.applyUpsert(upsert(2n, device('d-1', { powerState: agentv1.PowerState.STOPPED })));
-  await waitFor('STOPPED', () => stateOf(h, 'd-1') === agentv1.DeviceState.STOPPED);
+  await waitFor(
+    'STOPPED',
+    () => stateOf(h, 'd-1'),
+    (v) => v === agentv1.DeviceState.STOPPED,
+  );
   assert.equal((await h.sim.inspect('d-1'))?.state, 'exited');
   assert.deepEqual(h.states('d-1').slice(-2), ['STOPPING', 'STOPPED']);
   assert.equal(h.last('d-1')?.adbEndpoint, '');
 
   await h.reconciler.applyUpsert(upsert(3n, device('d-1')));
-  await waitFor('RUNNING again', () => stateOf(h, 'd-1') === agentv1.DeviceState.RUNNING);
-  const startedAt = (await h.sim.inspect('d-1'))?.startedAt?.getTime();
-  await new Promise((r) => setTimeout(r, 5));
+  await waitFor(
+    'RUNNING again',
+    () => stateOf(h, 'd-1'),
+    (v) => v === agentv1.DeviceState.RUNNING,
+  );
+  const startedAt = (await h.sim.inspect('d-1'))?.startedAt?.getTime() ?? 0;
+  // Start times have millisecond resolution: a restart within the same millisecond would look like none.
+  await waitFor(
+    'the clock past the first start',
+    () => Date.now(),
+    (now) => now > startedAt,
+  );
 
   await h.reconciler.applyUpsert(upsert(4n, device('d-1', { restartGeneration: 1n })));
   await waitFor(
     'restarted',
-    () => h.last('d-1')?.restartGeneration === 1n && stateOf(h, 'd-1') === agentv1.DeviceState.RUNNING,
+    () => h.last('d-1'),
+    (last) => last?.restartGeneration === 1n && last.state === agentv1.DeviceState.RUNNING,
   );
   const after = await h.sim.inspect('d-1');
   assert.equal(after?.state, 'running');
-  assert.ok((after?.startedAt?.getTime() ?? 0) > (startedAt ?? 0), 'the container was started again');
+  assert.ok((after?.startedAt?.getTime() ?? 0) > startedAt, 'the container was started again');
   assert.equal(h.last('d-1')?.restartCount, 1);
   assert.equal(h.runtime.count('create'), 1, 'a restart keeps the container');
 });
@@ -261,7 +323,11 @@ test('exits are handled by restart policy: ALWAYS and ON_FAILURE restart, NEVER 
     ),
   );
   const ids = ['d-always', 'd-onfail', 'd-onfail-clean', 'd-never'];
-  await waitFor('all RUNNING', () => ids.every((id) => stateOf(h, id) === agentv1.DeviceState.RUNNING));
+  await waitFor(
+    'all RUNNING',
+    () => statesOf(h, ...ids),
+    (states) => Object.values(states).every((s) => s === 'RUNNING'),
+  );
 
   await h.runtime.crash('d-always', 0);
   await h.runtime.crash('d-onfail', 137);
@@ -270,14 +336,24 @@ test('exits are handled by restart policy: ALWAYS and ON_FAILURE restart, NEVER 
 
   await waitFor(
     'd-always restarted',
-    () => h.last('d-always')?.restartCount === 1 && stateOf(h, 'd-always') === agentv1.DeviceState.RUNNING,
+    () => h.last('d-always'),
+    (last) => last?.restartCount === 1 && last.state === agentv1.DeviceState.RUNNING,
   );
   await waitFor(
     'd-onfail restarted',
-    () => h.last('d-onfail')?.restartCount === 1 && stateOf(h, 'd-onfail') === agentv1.DeviceState.RUNNING,
+    () => h.last('d-onfail'),
+    (last) => last?.restartCount === 1 && last.state === agentv1.DeviceState.RUNNING,
   );
-  await waitFor('d-never ERROR', () => stateOf(h, 'd-never') === agentv1.DeviceState.ERROR);
-  await waitFor('d-onfail-clean STOPPED', () => stateOf(h, 'd-onfail-clean') === agentv1.DeviceState.STOPPED);
+  await waitFor(
+    'd-never ERROR',
+    () => stateOf(h, 'd-never'),
+    (v) => v === agentv1.DeviceState.ERROR,
+  );
+  await waitFor(
+    'd-onfail-clean STOPPED',
+    () => stateOf(h, 'd-onfail-clean'),
+    (v) => v === agentv1.DeviceState.STOPPED,
+  );
   await h.reconciler.idle();
 
   assert.deepEqual(h.states('d-always').slice(2), ['RUNNING', 'STOPPED', 'BOOTING', 'RUNNING']);
@@ -300,17 +376,26 @@ test('a phone that keeps dying ends in ERROR CRASH_LOOP; a new instruction start
   for (let run = 1; run <= 3; run++) {
     await waitFor(
       `run ${run} RUNNING`,
-      () => stateOf(h, 'd-1') === agentv1.DeviceState.RUNNING && h.runtime.count('start', 'd-1') === run,
+      () => ({ state: stateOf(h, 'd-1'), starts: h.runtime.count('start', 'd-1') }),
+      (v) => v.state === agentv1.DeviceState.RUNNING && v.starts === run,
     );
     await h.runtime.crash('d-1', 139);
   }
-  await waitFor('CRASH_LOOP', () => h.last('d-1')?.reason === 'CRASH_LOOP');
+  await waitFor(
+    'CRASH_LOOP',
+    () => h.last('d-1')?.reason,
+    (v) => v === 'CRASH_LOOP',
+  );
   assert.equal(stateOf(h, 'd-1'), agentv1.DeviceState.ERROR);
   await h.reconciler.idle();
   assert.equal(h.runtime.count('start', 'd-1'), 3, 'no restart after the crash loop was declared');
 
   await h.reconciler.applyUpsert(upsert(2n, device('d-1', { restartGeneration: 1n })));
-  await waitFor('RUNNING after the new generation', () => stateOf(h, 'd-1') === agentv1.DeviceState.RUNNING);
+  await waitFor(
+    'RUNNING after the new generation',
+    () => stateOf(h, 'd-1'),
+    (v) => v === agentv1.DeviceState.RUNNING,
+  );
   assert.equal(h.runtime.count('start', 'd-1'), 4);
 });
 
@@ -329,10 +414,18 @@ test('a boot that never completes is a failed run: ON_FAILURE restarts it, NEVER
       device('d-retry', { restartPolicy: agentv1.RestartPolicy.ON_FAILURE }),
     ),
   );
-  await waitFor('d-never ERROR', () => stateOf(h, 'd-never') === agentv1.DeviceState.ERROR);
+  await waitFor(
+    'd-never ERROR',
+    () => stateOf(h, 'd-never'),
+    (v) => v === agentv1.DeviceState.ERROR,
+  );
   assert.equal(h.last('d-never')?.reason, 'BOOT_TIMEOUT');
   assert.equal((await h.sim.inspect('d-never'))?.state, 'exited', 'a phone that could not boot is stopped');
-  await waitFor('d-retry CRASH_LOOP', () => h.last('d-retry')?.reason === 'CRASH_LOOP');
+  await waitFor(
+    'd-retry CRASH_LOOP',
+    () => h.last('d-retry')?.reason,
+    (v) => v === 'CRASH_LOOP',
+  );
   assert.equal(h.runtime.count('start', 'd-retry'), 2);
 });
 
@@ -343,10 +436,8 @@ test('after an agent restart the phones are adopted: no duplicates, no orphans, 
   );
   await waitFor(
     'converged',
-    () =>
-      stateOf(first, 'd-1') === agentv1.DeviceState.RUNNING &&
-      stateOf(first, 'd-2') === agentv1.DeviceState.RUNNING &&
-      stateOf(first, 'd-3') === agentv1.DeviceState.STOPPED,
+    () => statesOf(first, 'd-1', 'd-2', 'd-3'),
+    (states) => states['d-1'] === 'RUNNING' && states['d-2'] === 'RUNNING' && states['d-3'] === 'STOPPED',
   );
   // The agent process goes away: the reconciler closes, the sim runtime keeps its records.
   open.splice(open.indexOf(first), 1);
@@ -369,9 +460,8 @@ test('after an agent restart the phones are adopted: no duplicates, no orphans, 
   );
   await waitFor(
     'adopted phones RUNNING',
-    () =>
-      stateOf(second, 'd-1') === agentv1.DeviceState.RUNNING &&
-      stateOf(second, 'd-2') === agentv1.DeviceState.RUNNING,
+    () => statesOf(second, 'd-1', 'd-2'),
+    (states) => states['d-1'] === 'RUNNING' && states['d-2'] === 'RUNNING',
   );
   await second.reconciler.idle();
   assert.deepEqual(second.runtime.calls, [], 'adoption made no runtime changes');
@@ -394,14 +484,22 @@ test('after an agent restart the phones are adopted: no duplicates, no orphans, 
 test('without any desired state yet, existing phones are only observed, never removed', async () => {
   const first = await harness({ persist: false });
   await first.reconciler.applyDesired(full(1n, device('d-1')));
-  await waitFor('RUNNING', () => stateOf(first, 'd-1') === agentv1.DeviceState.RUNNING);
+  await waitFor(
+    'RUNNING',
+    () => stateOf(first, 'd-1'),
+    (v) => v === agentv1.DeviceState.RUNNING,
+  );
   open.splice(open.indexOf(first), 1);
   await first.reconciler.close();
   await first.sim.close();
 
   const second = await harness({ dataDir: first.dataDir, persist: false });
   assert.equal(second.reconciler.desiredRevision, 0n);
-  await waitFor('observed RUNNING', () => stateOf(second, 'd-1') === agentv1.DeviceState.RUNNING);
+  await waitFor(
+    'observed RUNNING',
+    () => stateOf(second, 'd-1'),
+    (v) => v === agentv1.DeviceState.RUNNING,
+  );
   await second.reconciler.idle();
   assert.deepEqual(second.runtime.calls, []);
   assert.equal((await second.sim.inspect('d-1'))?.state, 'running');
@@ -411,7 +509,11 @@ test('a failed create is reported as ERROR with a reason and retried', async () 
   const h = await harness();
   h.runtime.failCreate.set('d-1', new Error('engine hiccup'));
   await h.reconciler.applyDesired(full(1n, device('d-1')));
-  await waitFor('RUNNING after retry', () => stateOf(h, 'd-1') === agentv1.DeviceState.RUNNING);
+  await waitFor(
+    'RUNNING after retry',
+    () => stateOf(h, 'd-1'),
+    (v) => v === agentv1.DeviceState.RUNNING,
+  );
   assert.deepEqual(h.states('d-1'), ['CREATING', 'ERROR', 'BOOTING', 'RUNNING']);
   assert.equal(h.statuses.find((s) => s.state === agentv1.DeviceState.ERROR)?.reason, 'RUNTIME_ERROR');
   assert.equal(h.runtime.count('create', 'd-1'), 2);
@@ -420,14 +522,25 @@ test('a failed create is reported as ERROR with a reason and retried', async () 
 test('an invalid spec is ERROR INVALID_SPEC and is not retried until the spec changes', async () => {
   const h = await harness();
   await h.reconciler.applyDesired(full(1n, device('d-1', { spec: { imageRef: 'x', vcpuMillicores: 0 } })));
-  await waitFor('ERROR', () => stateOf(h, 'd-1') === agentv1.DeviceState.ERROR);
+  await waitFor(
+    'ERROR',
+    () => stateOf(h, 'd-1'),
+    (v) => v === agentv1.DeviceState.ERROR,
+  );
   assert.equal(h.last('d-1')?.reason, 'INVALID_SPEC');
   assert.match(h.last('d-1')?.message ?? '', /vcpu_millicores/);
-  await new Promise((r) => setTimeout(r, 50));
+  // A retry would be set in the same turn as the ERROR report, at most RETRY_CAP_MS out: a timer set
+  // now for longer fires after it, and idle() then waits out the converge it would have run.
+  await new Promise((r) => setTimeout(r, RETRY_CAP_MS + 5));
+  await h.reconciler.idle();
   assert.equal(h.runtime.count('create', 'd-1'), 0, 'the contract refuses it before the runtime is asked');
   assert.deepEqual(h.states('d-1'), ['CREATING', 'ERROR']);
   await h.reconciler.applyDesired(full(2n, device('d-1', { specRevision: 2n })));
-  await waitFor('RUNNING', () => stateOf(h, 'd-1') === agentv1.DeviceState.RUNNING);
+  await waitFor(
+    'RUNNING',
+    () => stateOf(h, 'd-1'),
+    (v) => v === agentv1.DeviceState.RUNNING,
+  );
 });
 
 test('a spec with a value this agent cannot map (a GpuMode it does not know) is INVALID_SPEC, not guessed', async () => {
@@ -435,7 +548,11 @@ test('a spec with a value this agent cannot map (a GpuMode it does not know) is 
   const unknown = device('d-1');
   if (unknown.spec) unknown.spec.gpuMode = 7 as agentv1.GpuMode;
   await h.reconciler.applyDesired(full(1n, unknown));
-  await waitFor('ERROR', () => stateOf(h, 'd-1') === agentv1.DeviceState.ERROR);
+  await waitFor(
+    'ERROR',
+    () => stateOf(h, 'd-1'),
+    (v) => v === agentv1.DeviceState.ERROR,
+  );
   assert.equal(h.last('d-1')?.reason, 'INVALID_SPEC');
   assert.match(h.last('d-1')?.message ?? '', /gpu_mode=7/);
 });
@@ -477,11 +594,19 @@ test('the devices gauge counts each device once, by its last state, through chan
   await first.reconciler.applyDesired(
     full(1n, device('d-1'), device('d-2'), device('d-3', { powerState: agentv1.PowerState.STOPPED })),
   );
-  await waitFor('converged', async () => (await gauge(metrics)).RUNNING === 2);
+  await waitFor(
+    'converged',
+    () => gauge(metrics),
+    (byState) => byState.RUNNING === 2,
+  );
   await first.reconciler.idle();
   assert.deepEqual(await gauge(metrics), { RUNNING: 2, STOPPED: 1 });
   await first.reconciler.applyRemove(remove(2n, 'd-1'));
-  await waitFor('d-1 DELETED', () => stateOf(first, 'd-1') === agentv1.DeviceState.DELETED);
+  await waitFor(
+    'd-1 DELETED',
+    () => stateOf(first, 'd-1'),
+    (v) => v === agentv1.DeviceState.DELETED,
+  );
   await first.reconciler.idle();
   assert.deepEqual(await gauge(metrics), { RUNNING: 1, STOPPED: 1 }, 'a deleted device is no longer counted');
 
@@ -490,7 +615,11 @@ test('the devices gauge counts each device once, by its last state, through chan
   await first.sim.close();
   const again = createMetrics({ defaultMetrics: false });
   const second = await harness({ dataDir: first.dataDir, metrics: again });
-  await waitFor('adopted d-2 RUNNING', () => stateOf(second, 'd-2') === agentv1.DeviceState.RUNNING);
+  await waitFor(
+    'adopted d-2 RUNNING',
+    () => stateOf(second, 'd-2'),
+    (v) => v === agentv1.DeviceState.RUNNING,
+  );
   await second.reconciler.idle();
   assert.deepEqual(await gauge(again), { RUNNING: 1, STOPPED: 1 }, 'adopted devices are counted once');
 });

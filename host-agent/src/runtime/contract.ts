@@ -3,6 +3,7 @@
 import { strict as assert } from 'node:assert';
 import { connect } from 'node:net';
 import { after, before, describe, it } from 'node:test';
+import { waitFor } from '@cphone/proto/testing';
 import type { ContainerRuntime } from './container-runtime.js';
 import { DeviceNotFoundError, InvalidSpecError, SpecRevisionConflictError } from './errors.js';
 import { LABEL_DEVICE_ID, LABEL_MANAGED, LABEL_SPEC_REVISION, LABEL_TENANT_ID } from './labels.js';
@@ -107,38 +108,23 @@ function tcpAnswers(endpoint: AdbEndpoint): Promise<void> {
 
 /** Until something accepts TCP connections at the endpoint (a container's phone takes a moment to listen). */
 export async function waitForTcp(endpoint: AdbEndpoint, timeoutMs = READY_TIMEOUT_MS): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      return await tcpAnswers(endpoint);
-    } catch (err) {
-      if (Date.now() > deadline) {
-        assert.fail(
-          `nothing listened at ${endpoint.host}:${endpoint.port} within ${timeoutMs} ms: ${String(err)}`,
-        );
-      }
-      await new Promise((r) => setTimeout(r, 200));
-    }
-  }
+  await waitFor(
+    `something to listen at ${endpoint.host}:${endpoint.port}`,
+    () => tcpAnswers(endpoint).then(() => true),
+    Boolean,
+    { timeoutMs, intervalMs: 200 },
+  );
 }
 
 /** Until the phone's adbd answers (boot takes a while for containers), or fail naming the last error. */
 async function waitForAdb(harness: RuntimeHarness, endpoint: AdbEndpoint): Promise<void> {
-  const deadline = Date.now() + READY_TIMEOUT_MS;
-  let last: unknown;
-  while (Date.now() < deadline) {
-    try {
-      if (!harness.speaksAdb) return await tcpAnswers(endpoint);
-      const banner = await adbHandshake(endpoint);
-      assert.match(banner, /^device:/, `ADB banner from ${endpoint.host}:${endpoint.port}`);
-      return;
-    } catch (err) {
-      last = err;
-      await new Promise((r) => setTimeout(r, 200));
-    }
-  }
-  assert.fail(
-    `adbd at ${endpoint.host}:${endpoint.port} did not answer within ${READY_TIMEOUT_MS} ms: ${String(last)}`,
+  if (!harness.speaksAdb) return waitForTcp(endpoint);
+  // The stand-in's fallback listener echoes our own banner back until the phone's adbd is up.
+  await waitFor(
+    `adbd at ${endpoint.host}:${endpoint.port} to answer with a device banner`,
+    () => adbHandshake(endpoint),
+    (banner) => banner.startsWith('device:'),
+    { timeoutMs: READY_TIMEOUT_MS, intervalMs: 200 },
   );
 }
 

@@ -1,5 +1,5 @@
 import * as assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
+import { after, before, mock, test } from 'node:test';
 import { Adb, AdbDaemonTransport } from '@yume-chan/adb';
 import { MemoryCredentialStore } from '../adb/credential-store.js';
 import { connectAdbTcp } from '../adb/tcp-transport.js';
@@ -24,14 +24,25 @@ async function sh(adb: Adb, command: string) {
   return shell.spawnWaitText(command);
 }
 
+const BOOT_DELAY_MS = 150;
+
+// The phone's boot timer runs on mocked timers, so "not yet booted" is read before the boot for
+// certain and the boot happens when a test ticks past the delay, however slow the machine is.
 before(async () => {
-  phone = await startVirtualPhone({ serial: 'unit-1', bootDelayMs: 150 });
+  mock.timers.enable({ apis: ['setTimeout'] });
+  phone = await startVirtualPhone({ serial: 'unit-1', bootDelayMs: BOOT_DELAY_MS });
 });
-after(() => phone.close());
+after(async () => {
+  mock.timers.reset();
+  await phone.close();
+});
 
 test('boot_completed turns 1 after the boot delay', async () => {
   const adb = await connect();
   assert.equal((await sh(adb, 'getprop sys.boot_completed')).stdout, '0\n');
+  mock.timers.tick(BOOT_DELAY_MS - 1);
+  assert.equal((await sh(adb, 'getprop sys.boot_completed')).stdout, '0\n', 'not before the delay');
+  mock.timers.tick(1);
   await phone.waitForBoot();
   assert.equal((await sh(adb, 'getprop sys.boot_completed')).stdout, '1\n');
   await adb.close();
@@ -66,6 +77,7 @@ test('reboot drops adb, boot_completed goes 0 then 1, logcat records it', async 
   await adb.transport.disconnected;
   const again = await connect();
   assert.equal((await sh(again, 'getprop sys.boot_completed')).stdout, '0\n');
+  mock.timers.tick(BOOT_DELAY_MS);
   await phone.waitForBoot();
   assert.equal((await sh(again, 'getprop sys.boot_completed')).stdout, '1\n');
   assert.match((await sh(again, 'logcat -d')).stdout, /ActivityManager: boot completed/);

@@ -4,16 +4,13 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { timestampFromDate } from '@bufbuild/protobuf/wkt';
 import { agentv1 } from '@cphone/proto';
+import { waitFor } from '@cphone/proto/testing';
 import * as grpc from '@grpc/grpc-js';
-import { DeadlineExceededError, UnavailableError } from '../../control-plane/src/errors.js';
-import { createAgentClient, TestAgent } from '../../control-plane/src/gateway/test-agent.js';
-import { enrollTestHost, insertTestDevice, type TestHost } from '../../control-plane/src/gateway/testing.js';
-import type { ControlPlane } from '../../control-plane/src/server.js';
-import {
-  startTestControlPlane,
-  type TestControlPlane,
-  until,
-} from '../../control-plane/src/test-control-plane.js';
+import { DeadlineExceededError, UnavailableError } from '../errors.js';
+import type { ControlPlane } from '../server.js';
+import { startTestControlPlane, type TestControlPlane } from '../test-control-plane.js';
+import { createAgentClient, TestAgent } from './test-agent.js';
+import { enrollTestHost, insertTestDevice, type TestHost } from './testing.js';
 
 let testPlane: TestControlPlane;
 let plane: ControlPlane;
@@ -89,14 +86,11 @@ describe('desired state', () => {
       case: 'deviceStatus',
       value: { device: { deviceId: first.deviceId, state: agentv1.DeviceState.DELETED } },
     });
-    const deleted = await until('deleted', async () => {
-      const d = await db()
-        .selectFrom('device')
-        .selectAll()
-        .where('id', '=', first.deviceId)
-        .executeTakeFirstOrThrow();
-      return d.state === 'deleted' && d;
-    });
+    const deleted = await waitFor(
+      'deleted',
+      () => db().selectFrom('device').selectAll().where('id', '=', first.deviceId).executeTakeFirstOrThrow(),
+      (d) => d.state === 'deleted',
+    );
     assert.ok(deleted.delete_time);
     const host = await db()
       .selectFrom('host')
@@ -158,7 +152,11 @@ describe('commands', () => {
     await agent.next('command');
     agent.cancel();
     await dropped;
-    await until('stream gone', async () => !gateway().connectedHosts().includes(enrolled.hostId));
+    await waitFor(
+      'stream gone',
+      () => gateway().connectedHosts(),
+      (hosts) => !hosts.includes(enrolled.hostId),
+    );
     await assert.rejects(
       gateway().command(enrolled.hostId, 'dev_1', { case: 'reboot', value: {} }, inFuture(1000)),
       UnavailableError,

@@ -9,17 +9,17 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { type Client, createClient } from '@connectrpc/connect';
 import { agentv1, HostService } from '@cphone/proto';
+import { waitFor } from '@cphone/proto/testing';
 import * as grpc from '@grpc/grpc-js';
 import pino from 'pino';
-import { loadConfig } from '../../control-plane/src/config.js';
-import { DeadlineExceededError, UnavailableError } from '../../control-plane/src/errors.js';
-import { createAgentClient, TestAgent } from '../../control-plane/src/gateway/test-agent.js';
-import { enrollTestHost, insertTestDevice, type TestHost } from '../../control-plane/src/gateway/testing.js';
-import { type ControlPlane, startControlPlane } from '../../control-plane/src/server.js';
-import { openDatabase } from '../../control-plane/src/store/database.js';
-import type { Database } from '../../control-plane/src/store/schema.js';
-import { until } from '../../control-plane/src/test-control-plane.js';
-import { bearerTransport, createTestDatabase, defaultDatabaseKind } from '../../control-plane/src/testing.js';
+import { loadConfig } from '../config.js';
+import { DeadlineExceededError, UnavailableError } from '../errors.js';
+import { type ControlPlane, startControlPlane } from '../server.js';
+import { openDatabase } from '../store/database.js';
+import type { Database } from '../store/schema.js';
+import { bearerTransport, createTestDatabase, defaultDatabaseKind } from '../testing.js';
+import { createAgentClient, TestAgent } from './test-agent.js';
+import { enrollTestHost, insertTestDevice, type TestHost } from './testing.js';
 
 let dataDir: string;
 let closeDatabase: () => Promise<void>;
@@ -46,7 +46,11 @@ before(async () => {
   const start = () =>
     startControlPlane(
       // One data dir: the second replica loads the gateway CA and certificate the first made.
-      loadConfig({}, { dataDir, databaseUrl, httpPort: 0, grpcPort: 0, grpcHost: '127.0.0.1' }),
+      // The test agents send no heartbeats: a TTL no slow run reaches keeps their streams open.
+      loadConfig(
+        {},
+        { dataDir, databaseUrl, httpPort: 0, grpcPort: 0, grpcHost: '127.0.0.1', heartbeatTtlMs: 600_000 },
+      ),
       { logger: pino({ level: 'silent' }), leaderPollMs: 100, ...(database ? { database } : {}) },
     );
   a = await start();
@@ -159,7 +163,11 @@ test('desired-state changes and revocation made on one replica reach the stream 
   await hostsOnB.revokeHostCredential({ hostId: host.hostId });
   const ended = await agent.ended;
   assert.equal(ended.code, grpc.status.UNAUTHENTICATED);
-  await until('the stream record released', async () => (await holder(host.hostId)) === null);
+  await waitFor(
+    'the stream record released',
+    () => holder(host.hostId),
+    (h) => h === null,
+  );
   await assert.rejects(getProp(b, host.hostId, deviceId, 'ro.x', 2000), UnavailableError);
 });
 
@@ -189,7 +197,11 @@ test('an agent reconnecting through the other replica supersedes its stream ther
 });
 
 test('one replica leads the periodic jobs; when it goes, the other takes over', async () => {
-  await until('a leader', async () => a.cluster.isLeader() || b.cluster.isLeader());
+  await waitFor(
+    'a leader',
+    () => [a.cluster.isLeader(), b.cluster.isLeader()],
+    (leads) => leads.includes(true),
+  );
   assert.notEqual(a.cluster.isLeader(), b.cluster.isLeader(), 'exactly one leads');
   const [leader, follower] = a.cluster.isLeader() ? [a, b] : [b, a];
   const gauge = async (plane: ControlPlane) =>
@@ -204,7 +216,7 @@ test('one replica leads the periodic jobs; when it goes, the other takes over', 
   await leader.close();
   planes.splice(planes.indexOf(leader), 1);
   assert.equal((await agent.ended).code, grpc.status.UNAVAILABLE);
-  await until('the follower leads', async () => follower.cluster.isLeader(), 5000);
+  await waitFor('the follower leads', () => follower.cluster.isLeader(), Boolean, { timeoutMs: 5000 });
   assert.equal(await gauge(follower), 1);
   await assert.rejects(getProp(follower, host.hostId, deviceId, 'ro.x', 2000), UnavailableError);
 });

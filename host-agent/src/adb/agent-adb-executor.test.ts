@@ -8,8 +8,8 @@ import { after, before, describe, test } from 'node:test';
 import { create, type MessageInitShape } from '@bufbuild/protobuf';
 import { timestampFromDate } from '@bufbuild/protobuf/wkt';
 import { agentv1 } from '@cphone/proto';
-import { AdbCommandExecutor, AdbPool, MemoryCredentialStore } from '../../host-agent/src/adb/index.js';
-import { startVirtualPhone, type VirtualPhone } from '../../host-agent/src/virtual-phone/index.js';
+import { startVirtualPhone, type VirtualPhone } from '../virtual-phone/index.js';
+import { AdbCommandExecutor, AdbPool, MemoryCredentialStore } from './index.js';
 
 const CREDENTIAL = 'host-secret-1';
 const sha256 = (bytes: Uint8Array): string => createHash('sha256').update(bytes).digest('hex');
@@ -85,7 +85,7 @@ describe('AdbCommandExecutor on a virtual phone', () => {
     device = { deviceId: 'dev-1', adb: { host: phone.host, port: phone.port } };
     pool = new AdbPool({ credentialStore: store, connectTimeoutMs: 2000 });
     executor = new AdbCommandExecutor({ pool, credential: () => CREDENTIAL });
-    apk = new Uint8Array(await readFile(new URL('../../host-agent/fixtures/test-app.apk', import.meta.url)));
+    apk = new Uint8Array(await readFile(new URL('../../fixtures/test-app.apk', import.meta.url)));
     server.files.set('app.apk', apk);
     await server.start();
   });

@@ -2,16 +2,16 @@
 // ADB — handshake, AUTH, shell v2 exit codes, sync push/pull, streamed install.
 import * as assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { startVirtualPhone, type VirtualPhone } from '../../host-agent/src/virtual-phone/index.js';
-import { freePort } from '../free-port.js';
+import { waitFor } from '@cphone/proto/testing';
+import { startVirtualPhone, type VirtualPhone } from './index.js';
 
 const ADB = '/usr/bin/adb';
-const TEST_APK = new URL('../../host-agent/fixtures/test-app.apk', import.meta.url).pathname;
+const TEST_APK = new URL('../../fixtures/test-app.apk', import.meta.url).pathname;
 
 interface AdbResult {
   code: number;
@@ -19,16 +19,20 @@ interface AdbResult {
   stderr: string;
 }
 
-/** One private adb server per suite (its own port and HOME, so keys and devices don't leak). */
+/**
+ * One private adb server per suite (its own socket and HOME, so keys and devices don't leak). The
+ * server listens on an abstract Unix socket named by us: a name nobody else can hold, where a TCP
+ * port picked free beforehand could be taken by another process before adb binds it.
+ */
 class AdbHost {
   readonly home = mkdtempSync(join(tmpdir(), 'cphone-adb-'));
-  constructor(readonly serverPort: number) {}
+  readonly socket = `localabstract:cphone-adb-${randomUUID()}`;
 
   run(args: string[], { timeoutMs = 20_000 } = {}): Promise<AdbResult> {
     return new Promise((resolve) => {
       execFile(
         ADB,
-        ['-P', String(this.serverPort), ...args],
+        ['-L', this.socket, ...args],
         {
           env: { ...process.env, HOME: this.home, ADB_VENDOR_KEYS: '' },
           encoding: 'buffer',
@@ -54,14 +58,13 @@ class AdbHost {
     return line?.split('\t')[1]?.trim() ?? 'absent';
   }
 
-  async waitForState(serial: string, wanted: string, timeoutMs = 10_000): Promise<string> {
-    const deadline = Date.now() + timeoutMs;
-    let state = await this.state(serial);
-    while (state !== wanted && Date.now() < deadline) {
-      await new Promise((r) => setTimeout(r, 100));
-      state = await this.state(serial);
-    }
-    return state;
+  waitForState(serial: string, wanted: string, timeoutMs = 10_000): Promise<string> {
+    return waitFor(
+      `${serial} to be ${wanted}`,
+      () => this.state(serial),
+      (state) => state === wanted,
+      { timeoutMs, intervalMs: 100 },
+    );
   }
 
   async dispose(): Promise<void> {
@@ -84,7 +87,7 @@ describe('adb CLI against the virtual phone (no auth)', () => {
 
   before(async () => {
     phone = await startVirtualPhone({ serial: 'cli-1', model: 'Interop Phone' });
-    host = new AdbHost(await freePort());
+    host = new AdbHost();
     serial = phone.address;
     assert.match(await host.text(['connect', serial]), /connected to/);
     assert.equal(await host.waitForState(serial, 'device'), 'device');
@@ -153,7 +156,7 @@ describe('adb CLI against a phone that requires AUTH', () => {
   let host: AdbHost;
 
   before(async () => {
-    host = new AdbHost(await freePort());
+    host = new AdbHost();
     // adb keygen writes adbkey + adbkey.pub where the server will look for them.
     mkdirSync(join(host.home, '.android'), { recursive: true });
     await host.text(['keygen', join(host.home, '.android', 'adbkey')]);

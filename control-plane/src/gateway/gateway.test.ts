@@ -1,34 +1,43 @@
 // The agent gateway end to end: a real control plane (PostgreSQL with DATABASE_URL, else PGlite)
-// and test agents speaking cphone.agent.v1 over TLS on loopback.
+// and test agents speaking cphone.agent.v1 over TLS on loopback. Time is a ManualClock and liveness
+// passes run when a test asks for one, so TTLs and graces are crossed by moving the clock, never by
+// waiting them out.
 import assert from 'node:assert/strict';
 import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { agentv1 } from '@cphone/proto';
+import { waitFor } from '@cphone/proto/testing';
 import * as grpc from '@grpc/grpc-js';
-import { UnavailableError } from '../../control-plane/src/errors.js';
-import { createAgentClient, TestAgent } from '../../control-plane/src/gateway/test-agent.js';
-import { enrollTestHost, insertTestDevice } from '../../control-plane/src/gateway/testing.js';
-import { gatewayCaPem } from '../../control-plane/src/gateway/tls.js';
-import type { ControlPlane } from '../../control-plane/src/server.js';
-import {
-  startTestControlPlane,
-  type TestControlPlane,
-  until,
-} from '../../control-plane/src/test-control-plane.js';
+import { ManualClock } from '../clock.js';
+import { UnavailableError } from '../errors.js';
+import type { ControlPlane } from '../server.js';
+import { checkLiveness, startTestControlPlane, type TestControlPlane } from '../test-control-plane.js';
+import { createAgentClient, TestAgent } from './test-agent.js';
+import { enrollTestHost, insertTestDevice } from './testing.js';
+import { gatewayCaPem } from './tls.js';
 
+const HEARTBEAT_MS = 200;
+const TTL_MS = 600;
+const GRACE_MS = 600;
+
+const clock = new ManualClock();
 let testPlane: TestControlPlane;
 let plane: ControlPlane;
 let client: ReturnType<typeof createAgentClient>;
 const agents: TestAgent[] = [];
 
 before(async () => {
-  testPlane = await startTestControlPlane({
-    grpcHost: '127.0.0.1',
-    heartbeatIntervalMs: 200,
-    heartbeatTtlMs: 600,
-    lostGraceMs: 600,
-  });
+  testPlane = await startTestControlPlane(
+    {
+      grpcHost: '127.0.0.1',
+      heartbeatIntervalMs: HEARTBEAT_MS,
+      heartbeatTtlMs: TTL_MS,
+      lostGraceMs: GRACE_MS,
+    },
+    // The monitor's own timer stays out of the way: every pass is one a test runs.
+    { clock, gateway: { monitorIntervalMs: 3_600_000 } },
+  );
   plane = testPlane.plane;
   client = createAgentClient(plane.grpcPort, plane.deps.gateway.caPem ?? '');
 });
@@ -121,10 +130,11 @@ describe('registration', () => {
         },
       },
     });
-    const running = await until('device running', async () => {
-      const d = await device(placed.deviceId);
-      return d.state === 'running' && d;
-    });
+    const running = await waitFor(
+      'device running',
+      () => device(placed.deviceId),
+      (d) => d.state === 'running',
+    );
     assert.equal(running.adb_endpoint, '10.0.0.2:5555');
     assert.deepEqual(
       (await events(placed.deviceId)).map((e) => `${e.from_state}>${e.to_state}`),
@@ -135,10 +145,11 @@ describe('registration', () => {
       case: 'deviceStatus',
       value: { device: { deviceId: placed.deviceId, state: agentv1.DeviceState.DELETED } },
     });
-    const refused = await until('refusal recorded', async () => {
-      const d = await device(placed.deviceId);
-      return d.state_message.includes('agent observes deleted') && d;
-    });
+    const refused = await waitFor(
+      'refusal recorded',
+      () => device(placed.deviceId),
+      (d) => d.state_message.includes('agent observes deleted'),
+    );
     assert.equal(refused.state, 'running');
   });
 
@@ -184,6 +195,23 @@ describe('registration', () => {
 });
 
 describe('liveness', () => {
+  /** Each agent heartbeats and the gateway has handled it; then one liveness pass runs at the clock's time. */
+  async function beat(...beating: TestAgent[]): Promise<void> {
+    for (const agent of beating) {
+      agent.heartbeat();
+      await agent.roundTrip();
+    }
+    await checkLiveness(plane);
+  }
+
+  /** Heartbeats every interval for `ms` of clock time, with a liveness pass after each. */
+  async function beatFor(ms: number, ...beating: TestAgent[]): Promise<void> {
+    for (let elapsed = 0; elapsed < ms; elapsed += HEARTBEAT_MS) {
+      clock.advance(HEARTBEAT_MS);
+      await beat(...beating);
+    }
+  }
+
   test('silent hosts go unreachable then their phones lost; heartbeating ones stay; a reconnect heals', async () => {
     const silent = await enrollTestHost(db());
     const steady = await enrollTestHost(db());
@@ -193,22 +221,31 @@ describe('liveness', () => {
     const b = connect(steady);
     await a.next('welcome');
     await b.next('welcome');
-    a.startHeartbeats(100);
-    b.startHeartbeats(100);
-    await new Promise((r) => setTimeout(r, 1500));
+    await beatFor(2 * TTL_MS, a, b);
     assert.equal((await host(silent.hostId)).connection, 'ready', 'heartbeats keep the host ready');
     assert.ok((await host(steady.hostId)).load.cpuPercent === 12.5, 'heartbeat load recorded');
     assert.ok((await b.next('ping')).nonce > 0n, 'the gateway pings live streams');
 
-    a.stopHeartbeats();
-    const unreachable = await until('host unreachable', async () => {
-      const h = await host(silent.hostId);
-      return h.connection === 'unreachable' && h;
-    });
+    // a falls silent; b goes on. Just within the TTL a is still ready, just past it it is not.
+    clock.advance(TTL_MS - 1);
+    await beat(b);
+    assert.equal((await host(silent.hostId)).connection, 'ready', 'silent for less than the TTL');
+    assert.ok(plane.deps.gateway.connectedHosts().includes(silent.hostId), 'its stream stays open');
+    clock.advance(2);
+    await beat(b);
+    const unreachable = await host(silent.hostId);
+    assert.equal(unreachable.connection, 'unreachable');
     assert.ok(unreachable.unreachable_since);
     const status = await a.ended;
     assert.equal(status.code, grpc.status.UNAVAILABLE, 'the silent stream is ended');
-    await until('device lost', async () => (await device(lostOne.deviceId)).state === 'lost');
+
+    // Its phone is lost once it has been unreachable for the grace, not before.
+    clock.advance(GRACE_MS - 2);
+    await beat(b);
+    assert.equal((await device(lostOne.deviceId)).state, 'running', 'within the grace');
+    clock.advance(2);
+    await beat(b);
+    assert.equal((await device(lostOne.deviceId)).state, 'lost');
     const lostEvent = (await events(lostOne.deviceId)).at(-1);
     assert.equal(lostEvent?.reason, 'HOST_UNREACHABLE');
 
@@ -219,17 +256,16 @@ describe('liveness', () => {
       ],
     });
     await back.next('welcome');
-    back.startHeartbeats(100);
     assert.equal((await device(lostOne.deviceId)).state, 'running', 'inventory moves it out of lost');
     assert.equal((await host(silent.hostId)).connection, 'ready');
     assert.equal((await host(silent.hostId)).unreachable_since, null);
 
-    await new Promise((r) => setTimeout(r, 1500));
+    // Well past a TTL and a grace, both hosts heartbeating.
+    await beatFor(2 * (TTL_MS + GRACE_MS), back, b);
     assert.equal((await device(keptOne.deviceId)).state, 'running');
     assert.deepEqual(await events(keptOne.deviceId), [], 'no false lost on a heartbeating host');
     assert.equal((await device(lostOne.deviceId)).state, 'running', 'no lost again after the reconnect');
-    back.stopHeartbeats();
-    b.stopHeartbeats();
+    assert.equal((await host(silent.hostId)).connection, 'ready');
   });
 
   test('a newer stream supersedes the older one without flapping the host', async () => {
@@ -237,13 +273,12 @@ describe('liveness', () => {
     const { deviceId } = await insertTestDevice(db(), { hostId: enrolled.hostId, state: 'running' });
     const first = connect(enrolled);
     await first.next('welcome');
-    first.startHeartbeats(100);
     const pending = assert.rejects(
       plane.deps.gateway.command(
         enrolled.hostId,
         deviceId,
         { case: 'reboot', value: {} },
-        new Date(Date.now() + 10_000),
+        new Date(clock.now().getTime() + 10_000),
       ),
       UnavailableError,
     );
@@ -260,9 +295,9 @@ describe('liveness', () => {
       plane.deps.gateway.connectedHosts().filter((h) => h === enrolled.hostId),
       [enrolled.hostId],
     );
-    second.startHeartbeats(100);
-    await new Promise((r) => setTimeout(r, 800));
+    // The new stream carries the host across more than a TTL: the old one's end took nothing with it.
+    await beatFor(2 * TTL_MS, second);
     assert.equal((await host(enrolled.hostId)).connection, 'ready');
-    second.stopHeartbeats();
+    assert.ok(plane.deps.gateway.connectedHosts().includes(enrolled.hostId));
   });
 });

@@ -7,6 +7,9 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { waitFor } from '@cphone/proto/testing';
+import pino from 'pino';
+import { startVirtualPhone, type VirtualPhone } from '../virtual-phone/index.js';
 import {
   AdbInstallError,
   AdbPool,
@@ -15,11 +18,9 @@ import {
   type DeviceAdb,
   FileCredentialStore,
   MemoryCredentialStore,
-} from '../../host-agent/src/adb/index.js';
-import { startVirtualPhone, type VirtualPhone } from '../../host-agent/src/virtual-phone/index.js';
-import { freePort } from '../free-port.js';
+} from './index.js';
 
-const FIXTURE_APK = new URL('../../host-agent/fixtures/test-app.apk', import.meta.url);
+const FIXTURE_APK = new URL('../../fixtures/test-app.apk', import.meta.url);
 /** A key made up front: generating one inside the AUTH exchange would eat into connectTimeoutMs. */
 function agentKey(): MemoryCredentialStore {
   const store = new MemoryCredentialStore();
@@ -172,6 +173,16 @@ describe('agent ADB client against a phone that trusts only the agent key', () =
       ['line 3', 'line 4'],
     );
 
+    const logcat = phone.device.logcat;
+    const subscribe = logcat.subscribe;
+    const subscribed = new Promise<void>((resolve) => {
+      logcat.subscribe = (listener) => {
+        logcat.subscribe = subscribe;
+        const unsubscribe = subscribe.call(logcat, listener);
+        resolve();
+        return unsubscribe;
+      };
+    });
     const controller = new AbortController();
     const seen: string[] = [];
     const following = (async () => {
@@ -182,7 +193,10 @@ describe('agent ADB client against a phone that trusts only the agent key', () =
         }
       }
     })();
-    setTimeout(() => phone.device.logcat.log('W', 'AgentTest', 'streamed line'), 100);
+    // A line logged before the phone's logcat follows new lines would be in neither the dump nor
+    // the stream: log it once the stream has subscribed.
+    await subscribed;
+    phone.device.logcat.log('W', 'AgentTest', 'streamed line');
     await following;
     assert.equal(seen.length, 1);
     assert.match(seen[0]!, /AgentTest.*streamed line/);
@@ -206,12 +220,22 @@ describe('agent ADB client against a phone that trusts only the agent key', () =
 
 describe('agent ADB client: unreachable, restarted and untrusting phones', () => {
   test('waitForBoot tolerates refused connections until the phone listens', async () => {
-    const port = await freePort();
-    const pool = new AdbPool({ credentialStore: agentKey(), connectTimeoutMs: 1000 });
+    // A port that refuses connections: one a phone listened on and let go. (The phone starts again
+    // on it below, as a phone restarted in place does.)
+    const earlier = await startVirtualPhone({ serial: 'late', auth: { mode: 'accept-any' } });
+    const port = earlier.port;
+    await earlier.close();
+    const logged: { msg?: string; err?: { message?: string } }[] = [];
+    const logger = pino({ level: 'debug' }, { write: (line: string) => void logged.push(JSON.parse(line)) });
+    const pool = new AdbPool({ credentialStore: agentKey(), connectTimeoutMs: 1000, logger });
     let phone: VirtualPhone | undefined;
     try {
       const waiting = pool.waitForBoot({ host: '127.0.0.1', port }, AbortSignal.timeout(10_000));
-      await new Promise((resolve) => setTimeout(resolve, 400));
+      await waitFor(
+        'a boot probe refused',
+        () => logged.filter((l) => l.msg === 'boot probe failed; retrying').map((l) => l.err?.message),
+        (errors) => errors.some((m) => m?.includes('ECONNREFUSED')),
+      );
       phone = await startVirtualPhone({
         serial: 'late',
         port,

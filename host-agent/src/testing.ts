@@ -1,0 +1,7 @@
+// Test support for other packages' tests (tests/ and bench/): what they need from the host agent
+// beyond its main export. This package's own tests import these modules directly.
+// What a ContainerRuntime written outside this package (bench's remote-phone runtime) builds on.
+export { EventHub } from './runtime/event-queue.js';
+export { deviceLabels } from './runtime/labels.js';
+export { volumeName } from './runtime/redroid-options.js';
+export { bundleStandinPhone, connectEngine, engineSocket, removeScope } from './runtime/test-engine.js';
