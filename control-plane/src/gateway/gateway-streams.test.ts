@@ -167,11 +167,12 @@ describe('commands', () => {
 describe('usage', () => {
   test('samples are stored once and acknowledged up to the highest contiguous sequence', async () => {
     const enrolled = await enrollTestHost(db());
+    const start = new Date('2026-11-23T10:00:00Z');
     const { deviceId, tenantId } = await insertTestDevice(db(), {
       hostId: enrolled.hostId,
       state: 'running',
+      placedAt: start,
     });
-    const start = new Date('2026-11-23T10:00:00Z');
     const sample = (sequence: number, tenant = tenantId) => ({
       sequence: BigInt(sequence),
       deviceId,
