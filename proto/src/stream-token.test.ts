@@ -16,6 +16,7 @@ const claims = {
   tenantId: 'tnt_1',
   rights: 'control' as const,
   expiresAt: Math.floor(Date.now() / 1000) + 600,
+  issuedAt: Date.now() / 1000,
 };
 
 test('a token signed with a key verifies with its public key, also during a rotation overlap', async () => {

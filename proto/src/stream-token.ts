@@ -21,6 +21,11 @@ export interface StreamTokenClaims {
   readonly rights: StreamRightsName;
   /** When the token stops admitting joins (seconds since the epoch). */
   readonly expiresAt: number;
+  /**
+   * When it was signed (seconds since the epoch, with a fraction: a revocation's issued_before is
+   * compared to it to the millisecond). Signing sets it to now when unset.
+   */
+  readonly issuedAt?: number;
 }
 
 /** One signing key: the control plane holds the private part. */
@@ -77,7 +82,7 @@ export async function signStreamToken(key: StreamSigningKey, claims: StreamToken
     .setIssuer(STREAM_TOKEN_ISSUER)
     .setAudience(STREAM_TOKEN_AUDIENCE)
     .setJti(claims.sessionId)
-    .setIssuedAt()
+    .setIssuedAt(claims.issuedAt ?? Date.now() / 1000)
     .setExpirationTime(claims.expiresAt)
     .sign(key.privateKey);
 }
@@ -133,5 +138,6 @@ export async function verifyStreamToken(
     tenantId: text('ten'),
     rights,
     expiresAt: Number(payload.exp),
+    issuedAt: Number(payload.iat ?? 0),
   };
 }

@@ -90,9 +90,19 @@ test('a running device’s owner gets a token its host verifies, the host’s UR
   assert.equal(s.rights, StreamRights.CONTROL);
   const claims = await verifyStreamToken(s.token, verifyKeys());
   assert.deepEqual(
-    { ...claims, expiresAt: 0 },
-    { sessionId: s.sessionId, deviceId, hostId, tenantId: owner.tenantId, rights: 'control', expiresAt: 0 },
+    { ...claims, expiresAt: 0, issuedAt: 0 },
+    {
+      sessionId: s.sessionId,
+      deviceId,
+      hostId,
+      tenantId: owner.tenantId,
+      rights: 'control',
+      expiresAt: 0,
+      issuedAt: 0,
+    },
   );
+  // Signed now, to the millisecond: a revocation's issued_before is compared with it.
+  assert.ok(Math.abs((claims.issuedAt ?? 0) * 1000 - Date.now()) < 60_000, `issued at ${claims.issuedAt}`);
   const lifetime = claims.expiresAt - Math.floor(Date.now() / 1000);
   assert.ok(lifetime > 100 && lifetime <= 120, `expires in ${lifetime} s`);
   const turn = s.iceServers.find((i) => i.urls.some((u) => u.startsWith('turn:')));

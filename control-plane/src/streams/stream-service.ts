@@ -113,6 +113,7 @@ export async function createStreamSession(
     tenantId: device.tenant_id,
     rights,
     expiresAt: Math.floor(expireTime.getTime() / 1000),
+    issuedAt: now.getTime() / 1000,
   });
   return {
     streamSession: create(StreamSessionSchema, {

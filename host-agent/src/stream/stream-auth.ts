@@ -1,0 +1,108 @@
+// Who may join this host's sfu: a stream token the control plane signed (checked here, locally, with
+// the public keys it sends down the agent stream: no round trip per join), for this host, and not
+// revoked. Revocations arrive on the agent stream too (StreamRevocation) and are kept until no
+// token they could refuse is still valid; the control plane resends those in force after every
+// Hello, so a restarted agent forgets nothing that matters.
+import { type agentv1, type StreamTokenClaims, StreamTokenError, verifyStreamToken } from '@cphone/proto';
+
+/** The longest a stream token lives (CreateStreamSession's ttl_seconds cap). */
+export const MAX_TOKEN_LIFETIME_MS = 86_400_000;
+
+export interface StreamAuthOptions {
+  readonly hostId: string;
+  /** Wall clock in ms (tests move it). */
+  readonly now?: () => number;
+}
+
+/** What a revocation ends among the sessions open now. */
+export interface RevocationMatch {
+  readonly sessionId?: string;
+  readonly deviceId?: string;
+  readonly tenantId?: string;
+  readonly reason: string;
+  readonly message: string;
+}
+
+interface Bar {
+  /** Tokens issued before this (ms) are refused. */
+  readonly issuedBefore: number;
+  /** Dropped after this (ms): every token it could refuse has expired. */
+  readonly until: number;
+}
+
+export class StreamAuth {
+  readonly #hostId: string;
+  readonly #now: () => number;
+  #keys: readonly { keyId: string; publicKey: Uint8Array }[] = [];
+  readonly #sessions = new Map<string, number>();
+  readonly #devices = new Map<string, Bar>();
+  readonly #tenants = new Map<string, Bar>();
+
+  constructor(options: StreamAuthOptions) {
+    this.#hostId = options.hostId;
+    this.#now = options.now ?? Date.now;
+  }
+
+  /** Whether any key is held: until the first Welcome, every join is refused. */
+  get ready(): boolean {
+    return this.#keys.length > 0;
+  }
+
+  /** Replaces the keys (Welcome.stream_token_keys, StreamKeys): every key a token in force may use. */
+  setKeys(keys: readonly agentv1.StreamTokenKey[]): void {
+    this.#keys = keys
+      .filter((k) => k.algorithm === '' || k.algorithm === 'Ed25519')
+      .map((k) => ({ keyId: k.keyId, publicKey: k.publicKey }));
+  }
+
+  /** Records a revocation; returns what to end among open sessions, or undefined if it names nothing. */
+  revoke(revocation: agentv1.StreamRevocation): RevocationMatch | undefined {
+    const now = this.#now();
+    this.#prune(now);
+    const issuedBefore = revocation.issuedBefore
+      ? Number(revocation.issuedBefore.seconds) * 1000 + Math.floor(revocation.issuedBefore.nanos / 1e6)
+      : now;
+    const until = issuedBefore + MAX_TOKEN_LIFETIME_MS;
+    const { sessionId, deviceId, tenantId } = revocation;
+    if (!sessionId && !deviceId && !tenantId) return undefined;
+    if (sessionId) this.#sessions.set(sessionId, now + MAX_TOKEN_LIFETIME_MS);
+    // A session revocation refuses its own token only; a device or tenant one every older token.
+    if (!sessionId && deviceId) raise(this.#devices, deviceId, { issuedBefore, until });
+    if (!sessionId && !deviceId && tenantId) raise(this.#tenants, tenantId, { issuedBefore, until });
+    return {
+      ...(sessionId ? { sessionId } : {}),
+      ...(deviceId ? { deviceId } : {}),
+      ...(tenantId ? { tenantId } : {}),
+      reason: revocation.reason || 'REVOKED',
+      message: revocation.message || 'the stream session was ended',
+    };
+  }
+
+  /** The claims of a token that may join this host's sfu now; StreamTokenError says why not. */
+  async verify(token: string): Promise<StreamTokenClaims> {
+    if (!this.ready) throw new StreamTokenError('this host has not received the control plane’s keys yet');
+    const now = this.#now();
+    const claims = await verifyStreamToken(token, this.#keys, { now });
+    if (claims.hostId !== this.#hostId) throw new StreamTokenError('the stream token is for another host');
+    if (this.#sessions.has(claims.sessionId)) throw new StreamTokenError('the stream session was revoked');
+    const issuedMs = (claims.issuedAt ?? 0) * 1000;
+    const device = this.#devices.get(claims.deviceId);
+    const tenant = this.#tenants.get(claims.tenantId);
+    if ((device && issuedMs < device.issuedBefore) || (tenant && issuedMs < tenant.issuedBefore)) {
+      throw new StreamTokenError('the stream token was revoked');
+    }
+    return claims;
+  }
+
+  #prune(now: number): void {
+    for (const [id, until] of this.#sessions) if (until <= now) this.#sessions.delete(id);
+    for (const map of [this.#devices, this.#tenants]) {
+      for (const [id, bar] of map) if (bar.until <= now) map.delete(id);
+    }
+  }
+}
+
+function raise(map: Map<string, Bar>, id: string, bar: Bar): void {
+  const old = map.get(id);
+  if (!old || old.issuedBefore < bar.issuedBefore) map.set(id, bar);
+}
