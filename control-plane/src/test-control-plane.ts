@@ -9,7 +9,9 @@ import pino from 'pino';
 import { type ControlPlaneConfig, loadConfig } from './config.js';
 import type { StartedAgentGateway } from './gateway/gateway.js';
 import { type ControlPlane, type StartOptions, startControlPlane } from './server.js';
-import { createTestDatabase } from './store/test-database.js';
+import { openDatabase } from './store/database.js';
+import type { Database } from './store/schema.js';
+import { createTestDatabase, defaultDatabaseKind } from './store/test-database.js';
 
 export interface TestControlPlane {
   readonly plane: ControlPlane;
@@ -62,4 +64,23 @@ export async function startTestControlPlane(
  */
 export function checkLiveness(plane: ControlPlane): Promise<void> {
   return (plane.deps.gateway as StartedAgentGateway).checkLiveness();
+}
+
+/** A database several replicas in one test share, and what to hand each replica's start. */
+export interface SharedTestDatabase {
+  /** PostgreSQL: the scratch database's URL, for each replica's config. */
+  readonly databaseUrl: string | undefined;
+  /** PGlite: the one in-process instance, for each replica's start options. */
+  readonly database: Awaited<ReturnType<typeof openDatabase<Database>>> | undefined;
+  close(): Promise<void>;
+}
+
+/** PostgreSQL (a scratch database) when DATABASE_URL is set, else one PGlite instance in process. */
+export async function sharedTestDatabase(): Promise<SharedTestDatabase> {
+  if (defaultDatabaseKind() === 'postgres') {
+    const scratch = await createTestDatabase({ kind: 'postgres' });
+    return { databaseUrl: scratch.url, database: undefined, close: scratch.close };
+  }
+  const database = await openDatabase<Database>();
+  return { databaseUrl: undefined, database, close: database.close };
 }

@@ -15,9 +15,8 @@ import pino from 'pino';
 import { loadConfig } from '../config.js';
 import { DeadlineExceededError, UnavailableError } from '../errors.js';
 import { type ControlPlane, startControlPlane } from '../server.js';
-import { openDatabase } from '../store/database.js';
-import type { Database } from '../store/schema.js';
-import { bearerTransport, createTestDatabase, defaultDatabaseKind } from '../testing.js';
+import { sharedTestDatabase } from '../test-control-plane.js';
+import { bearerTransport } from '../testing.js';
 import { createAgentClient, TestAgent } from './test-agent.js';
 import { enrollTestHost, insertTestDevice, type TestHost } from './testing.js';
 
@@ -33,16 +32,8 @@ const planes: ControlPlane[] = [];
 before(async () => {
   dataDir = await mkdtemp(join(tmpdir(), 'cphone-replicas-'));
   // PostgreSQL: both replicas connect to one database. PGlite: both share one instance in process.
-  let databaseUrl: string | undefined;
-  let database: Awaited<ReturnType<typeof openDatabase<Database>>> | undefined;
-  if (defaultDatabaseKind() === 'postgres') {
-    const scratch = await createTestDatabase({ kind: 'postgres' });
-    databaseUrl = scratch.url;
-    closeDatabase = scratch.close;
-  } else {
-    database = await openDatabase<Database>();
-    closeDatabase = database.close;
-  }
+  const { databaseUrl, database, close } = await sharedTestDatabase();
+  closeDatabase = close;
   const start = () =>
     startControlPlane(
       // One data dir: the second replica loads the gateway CA and certificate the first made.

@@ -26,9 +26,7 @@ import { createAgentClient } from '../gateway/test-agent.js';
 import { enrollTestHost } from '../gateway/testing.js';
 import { allocationReport } from '../placement/testing.js';
 import { type ControlPlane, startControlPlane } from '../server.js';
-import { openDatabase } from '../store/database.js';
-import type { Database } from '../store/schema.js';
-import { createTestDatabase, defaultDatabaseKind } from '../testing.js';
+import { sharedTestDatabase } from '../test-control-plane.js';
 import type { Drainer } from './drainer.js';
 
 let dataDir: string;
@@ -41,16 +39,8 @@ let tenantId = '';
 
 before(async () => {
   dataDir = await mkdtemp(join(tmpdir(), 'cphone-drainer-'));
-  let databaseUrl: string | undefined;
-  let database: Awaited<ReturnType<typeof openDatabase<Database>>> | undefined;
-  if (defaultDatabaseKind() === 'postgres') {
-    const scratch = await createTestDatabase({ kind: 'postgres' });
-    databaseUrl = scratch.url;
-    closeDatabase = scratch.close;
-  } else {
-    database = await openDatabase<Database>();
-    closeDatabase = database.close;
-  }
+  const { databaseUrl, database, close } = await sharedTestDatabase();
+  closeDatabase = close;
   const start = () =>
     startControlPlane(
       loadConfig(
