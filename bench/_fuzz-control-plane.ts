@@ -1,9 +1,9 @@
 // The control-plane side of bench/fuzz.ts, in a child process so the fuzzer and the server do not
 // share one event loop: a fresh plane (scratch PostgreSQL database with DATABASE_URL, else PGlite)
 // with the fuzz fixture, answering over IPC.
+
+import { createFuzzFixture, type FuzzFixture, startTestControlPlane } from '@cphone/control-plane/testing';
 import pino from 'pino';
-import { createFuzzFixture, type FuzzFixture } from '../control-plane/src/fuzz/fixture.js';
-import { startTestControlPlane } from '../control-plane/src/test-control-plane.js';
 
 export type FuzzPlaneRequest = { op: 'ready' } | { op: 'stop' };
 export type FuzzPlaneReply =

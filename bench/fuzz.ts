@@ -3,10 +3,14 @@
 // agent-share of the inputs, the public API the rest (see control-plane/src/fuzz/). An input is one
 // thing the server had to handle: an API call, an agent stream opened, or a message on one. Prints
 // progress, the failures grouped, and ends with one JSON line. Never fails on a time.
-import { fuzzAgentStreams } from '../control-plane/src/fuzz/agent-fuzz.js';
-import { type FuzzReport, fuzzApi } from '../control-plane/src/fuzz/api-fuzz.js';
-import { seedFrom } from '../control-plane/src/fuzz/random.js';
-import { createAgentClient, TestAgent } from '../control-plane/src/gateway/test-agent.js';
+import {
+  createAgentClient,
+  type FuzzReport,
+  fuzzAgentStreams,
+  fuzzApi,
+  seedFrom,
+  TestAgent,
+} from '@cphone/control-plane/testing';
 import { arg } from './_args.js';
 import { Child } from './_child.js';
 import type { FuzzPlaneReply, FuzzPlaneRequest } from './_fuzz-control-plane.js';

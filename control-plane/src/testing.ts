@@ -39,3 +39,7 @@ export function createTestStore(
     setup: (db) => migrateToLatest(db).then(() => undefined),
   });
 }
+export { fuzzAgentStreams } from './fuzz/agent-fuzz.js';
+export { type FuzzReport, fuzzApi } from './fuzz/api-fuzz.js';
+export { createFuzzFixture, type FuzzFixture } from './fuzz/fixture.js';
+export { seedFrom } from './fuzz/random.js';
