@@ -43,9 +43,9 @@ describe('redroidCreateOptions', () => {
     assert.equal(options.Entrypoint, undefined, "Redroid's own /init stays the entrypoint");
   });
 
-  it('runs privileged with an init, no engine restarts, and the spec limits', () => {
+  it("runs privileged with Redroid's own init as PID 1, no engine restarts, and the spec limits", () => {
     assert.equal(host.Privileged, true);
-    assert.equal(host.Init, true);
+    assert.equal(host.Init, undefined, "no init in front of Android's init");
     assert.deepEqual(host.RestartPolicy, { Name: 'no', MaximumRetryCount: 0 });
     assert.equal(host.Memory, 3072 * 1024 * 1024);
     assert.equal(host.MemorySwap, 3072 * 1024 * 1024);

@@ -67,8 +67,8 @@ export function redroidCreateOptions(
     HostConfig: {
       // Android's init mounts binderfs, cgroups and sets sysctls: Redroid documents --privileged.
       Privileged: true,
-      // A tiny init reaps zombies and forwards SIGTERM, so stop does not wait out its timeout.
-      Init: true,
+      // No Init: Redroid's entrypoint is Android's init, PID 1 in every documented run (it reaps
+      // its children and handles reboot and SIGTERM itself); tini in front of it is untested ground.
       // The agent's reconciler restarts phones by policy (with backoff and accounting): never the engine.
       RestartPolicy: { Name: 'no', MaximumRetryCount: 0 },
       Memory: spec.memoryMib * 1024 * 1024,
