@@ -20,10 +20,10 @@ export interface Rung {
   readonly maxBitRate: number;
 }
 
-// H.264 Baseline of a phone's screen. The floors follow libwebrtc's own table for starting a
-// resolution (VideoStreamEncoder's default singlecast bitrate limits: 720p from 900 kbit/s,
-// 540p from 500, 360p from 300), between which 480p sits; the caps are where more bits stop
-// showing on UI content. 480p is 848 long: scrcpy rounds max_size down to a multiple of 8.
+// H.264 Baseline of a phone's screen. The floors follow libwebrtc's table of the bit rate a
+// resolution needs to start at (EncoderInfoSettings::GetDefaultSinglecastBitrateLimits: 720p from
+// 900 kbit/s, 540p from 500, 360p from 300), between which 480p sits; the caps are where more bits
+// stop showing on UI content. 480p is 848 long: scrcpy rounds max_size down to a multiple of 8.
 const rung = (name: string, maxSize: number, maxFps: number, minKbps: number, maxKbps: number): Rung => ({
   name,
   maxSize,
