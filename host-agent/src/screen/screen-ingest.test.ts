@@ -1,43 +1,23 @@
 // Ingest against a virtual phone: the agent's ADB client on TCP, the real scrcpy 3.3.3 protocol,
 // RTP checked by an independent depacketizer and a real H.264 decoder.
 import * as assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { waitFor } from '@cphone/proto/testing';
 import { MemoryCredentialStore } from '../adb/credential-store.js';
 import { DeviceAdb } from '../adb/device-adb.js';
 import { startVirtualPhone, type VirtualPhone } from '../virtual-phone/index.js';
 import { loadVideoFixture } from '../virtual-phone/scrcpy/h264-fixture.js';
 import { ScrcpyServerProcess } from '../virtual-phone/scrcpy/scrcpy-server.js';
 import { splitAnnexB } from './h264.js';
-import type { FrameInfo } from './media-sink.js';
+import { SCRCPY_SERVER_DEVICE_PATH, ScrcpyServerIntegrityError } from './scrcpy-server-binary.js';
 import { ScreenIngest, type ScreenIngestOptions } from './screen-ingest.js';
-import { createDecoder, H264Depacketizer, parseRtp } from './testing.js';
+import { createDecoder, H264Depacketizer, parseRtp, Recorder, writeStandInServer } from './testing.js';
 
 const VIDEO = { ssrc: 0x11112222, payloadType: 102 };
 const AUDIO = { ssrc: 0x33334444, payloadType: 111 };
-const until = async (what: string, check: () => boolean, timeoutMs = 5000): Promise<void> => {
-  const deadline = performance.now() + timeoutMs;
-  while (!check()) {
-    if (performance.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-};
-
-/** What one ingest delivered. */
-class Recorder {
-  video: Uint8Array[] = [];
-  audio: Uint8Array[] = [];
-  frames: FrameInfo[] = [];
-  clipboard: string[] = [];
-  sizes: string[] = [];
-  sink = {
-    sendVideoRtp: (p: Uint8Array) => this.video.push(p),
-    sendAudioRtp: (p: Uint8Array) => this.audio.push(p),
-  };
-}
 
 describe('screen ingest from a virtual phone', () => {
   let phone: VirtualPhone;
@@ -53,9 +33,10 @@ describe('screen ingest from a virtual phone', () => {
       sink: recorder.sink,
       video: VIDEO,
       audio: AUDIO,
-      onFrame: (info) => recorder.frames.push(info),
-      onClipboard: (text) => recorder.clipboard.push(text),
-      onVideoSize: ({ width, height }) => recorder.sizes.push(`${width}x${height}`),
+      onFrame: recorder.onFrame,
+      onClipboard: recorder.onClipboard,
+      onVideoSize: recorder.onVideoSize,
+      onSessionError: recorder.onSessionError,
       ...extra,
     });
     ingests.push(ingest);
@@ -66,10 +47,7 @@ describe('screen ingest from a virtual phone', () => {
     phone = await startVirtualPhone({ serial: 'ingest-1' });
     device = new DeviceAdb({ endpoint: phone, credentialStore: new MemoryCredentialStore() });
     dir = await mkdtemp(join(tmpdir(), 'cphone-screen-'));
-    // The virtual phone runs no jar; a stand-in file with its own hash goes through the same check.
-    const jar = Buffer.from('PK\x03\x04 stand-in scrcpy server');
-    server = { path: join(dir, 'scrcpy-server'), sha256: createHash('sha256').update(jar).digest('hex') };
-    await writeFile(server.path, jar);
+    server = await writeStandInServer(dir);
   });
   after(async () => {
     await Promise.all(ingests.map((i) => i.close()));
@@ -81,7 +59,11 @@ describe('screen ingest from a virtual phone', () => {
   test('frames at the configured rate become RTP that depacketizes to the same access units and decodes', async () => {
     const recorder = new Recorder();
     const ingest = start(recorder, { capture: { maxFps: 30 } });
-    await until('40 frames', () => recorder.frames.length >= 40);
+    await waitFor(
+      '40 frames',
+      () => recorder.frames.length,
+      (n) => n >= 40,
+    );
     assert.deepEqual(ingest.videoSize, { width: 720, height: 1280 });
     assert.deepEqual(recorder.sizes, ['720x1280']);
     const frames = recorder.frames.slice(0, 40);
@@ -147,24 +129,46 @@ describe('screen ingest from a virtual phone', () => {
     await ingest.close();
   });
 
-  test('a key frame within 1 s of a request on a static screen', async () => {
+  test('a still screen sends nothing; a key frame comes within 1 s of a request', async () => {
     const recorder = new Recorder();
     const ingest = start(recorder);
-    await until('streaming', () => recorder.frames.length >= 3);
+    await waitFor(
+      'streaming',
+      () => recorder.frames.length,
+      (n) => n >= 3,
+    );
+    const fromFrame = recorder.frames.length;
+    const fromAudio = recorder.audio.length;
+    const stillAt = performance.timeOrigin + performance.now();
     phone.device.display.setStill(true);
     try {
-      await new Promise((r) => setTimeout(r, 300));
-      const seen = recorder.frames.length;
-      await new Promise((r) => setTimeout(r, 300));
-      assert.equal(recorder.frames.length, seen, 'a still screen sends nothing');
+      // The phone's own clock, read from its audio (one packet per 20 ms, the clock video shares):
+      // 300 ms of it pass with the screen still.
+      const audioMs = () => {
+        const packets = recorder.audio.slice(fromAudio).map(parseRtp);
+        return packets.length < 2 ? 0 : ((packets.at(-1)!.timestamp - packets[0]!.timestamp) >>> 0) / 48;
+      };
+      await waitFor('300 ms of the phone clock', audioMs, (ms) => ms >= 300);
       const asked = performance.now();
       ingest.requestKeyframe();
       ingest.requestKeyframe(); // coalesced
-      await until('a key frame', () => recorder.frames.slice(seen).some((f) => f.keyframe), 1000);
+      const keyAt = await waitFor(
+        'a key frame',
+        () => recorder.frames.findIndex((f, i) => i >= fromFrame && f.keyframe),
+        (i) => i >= 0,
+        { timeoutMs: 1000 },
+      );
       const waited = performance.now() - asked;
       assert.ok(waited < 1000, `${waited} ms`);
-      const keyFrame = recorder.frames.slice(seen).find((f) => f.keyframe)!;
-      assert.ok(keyFrame.packets >= 2, 'parameter sets go with it');
+      // The video stream is ordered: what came before the key frame is all the phone sent while
+      // still, and that is only what it had captured before (capture times carry the transit of
+      // the session's fastest frame, well under a frame interval).
+      const whileStill = recorder.frames.slice(fromFrame, keyAt);
+      assert.ok(
+        whileStill.every((f) => f.captureTimeMs < stillAt + 1000 / 30),
+        `a still screen sends nothing: ${whileStill.map((f) => Math.round(f.captureTimeMs - stillAt)).join(', ')} ms`,
+      );
+      assert.ok(recorder.frames[keyAt]!.packets >= 2, 'parameter sets go with it');
       assert.equal(phone.events.control.filter((m) => m.type === 'reset-video').length >= 1, true);
     } finally {
       phone.device.display.setStill(false);
@@ -175,7 +179,11 @@ describe('screen ingest from a virtual phone', () => {
   test('rotation: the size changes and the stream goes on on the same SSRC; taps land in portrait and landscape', async () => {
     const recorder = new Recorder();
     const ingest = start(recorder, { capture: { maxSize: 640 } });
-    await until('streaming', () => recorder.frames.length >= 2);
+    await waitFor(
+      'streaming',
+      () => recorder.frames.length,
+      (n) => n >= 2,
+    );
     assert.deepEqual(ingest.videoSize, { width: 360, height: 640 });
     const tap = async (x: number, y: number, frameWidth: number, frameHeight: number, pointerId: number) => {
       const base = { type: 'touch' as const, pointerId, x, y, frameWidth, frameHeight };
@@ -187,8 +195,16 @@ describe('screen ingest from a virtual phone', () => {
     await phone.events.waitForInput((e) => e.kind === 'motion' && e.pointerId === 5n && e.action === 'up');
     const before = recorder.video.length;
     await ingest.input({ type: 'rotate' });
-    await until('the landscape video', () => ingest.videoSize?.width === 640);
-    await until('landscape frames', () => recorder.frames.filter((f) => f.keyframe).length >= 2);
+    await waitFor(
+      'the landscape video',
+      () => ingest.videoSize,
+      (size) => size?.width === 640,
+    );
+    await waitFor(
+      'landscape frames',
+      () => recorder.frames.filter((f) => f.keyframe).length,
+      (n) => n >= 2,
+    );
     assert.deepEqual(recorder.sizes, ['360x640', '640x360']);
     await tap(160, 90, 640, 360, 6);
     await tap(100, 100, 360, 640, 7); // still on a portrait frame: not delivered
@@ -221,7 +237,11 @@ describe('screen ingest from a virtual phone', () => {
       'one decoder follows the rotation',
     );
     await ingest.input({ type: 'rotate' });
-    await until('portrait again', () => ingest.videoSize?.width === 360);
+    await waitFor(
+      'portrait again',
+      () => ingest.videoSize,
+      (size) => size?.width === 360,
+    );
     await ingest.close();
   });
 
@@ -233,14 +253,20 @@ describe('screen ingest from a virtual phone', () => {
         if (listener instanceof ScrcpyServerProcess) listener.stop();
       }
     };
-    await until('streaming', () => ingest.streaming && recorder.frames.length > 2);
+    await waitFor('streaming', () => ingest.streaming && recorder.frames.length > 2, Boolean);
     const gaps: number[] = [];
     for (let i = 0; i < 2; i++) {
       const count = recorder.frames.length;
       const killedAt = performance.now();
       kill();
-      await until('stopped', () => !ingest.streaming);
-      await until('streaming again', () => ingest.streaming && recorder.frames.length > count, 8000);
+      await waitFor(
+        'stopped',
+        () => ingest.streaming,
+        (streaming) => !streaming,
+      );
+      await waitFor('streaming again', () => ingest.streaming && recorder.frames.length > count, Boolean, {
+        timeoutMs: 8000,
+      });
       gaps.push(performance.now() - killedAt);
     }
     assert.equal(ingest.sessions, 3);
@@ -258,7 +284,7 @@ describe('screen ingest from a virtual phone', () => {
   test('text in any script arrives intact; the clipboard goes both ways', async () => {
     const recorder = new Recorder();
     const ingest = start(recorder);
-    await until('streaming', () => ingest.streaming);
+    await waitFor('streaming', () => ingest.streaming, Boolean);
     phone.device.focusedField.clear();
     const text = 'Hi 你好，世界 こんにちは 안녕하세요 🙂!';
     const from = phone.events.control.length;
@@ -285,7 +311,11 @@ describe('screen ingest from a virtual phone', () => {
     await ingest.input({ type: 'clipboard', text: 'from the viewer', paste: false });
     assert.equal(phone.device.clipboard.text, 'from the viewer');
     phone.device.clipboard.set('copied on the phone ✂', 'phone');
-    await until('the push', () => recorder.clipboard.includes('copied on the phone ✂'));
+    await waitFor(
+      'the push',
+      () => recorder.clipboard,
+      (texts) => texts.includes('copied on the phone ✂'),
+    );
     recorder.clipboard.length = 0;
     await ingest.input({ type: 'get-clipboard' });
     assert.deepEqual(recorder.clipboard, ['copied on the phone ✂']);
@@ -305,15 +335,20 @@ describe('screen ingest from a virtual phone', () => {
   test('a rebooting phone: ingest waits for boot and streams again on the same SSRC', async () => {
     const recorder = new Recorder();
     const ingest = start(recorder, { backoff: { baseMs: 100, capMs: 400 } });
-    await until('streaming', () => ingest.streaming && recorder.frames.length > 2);
+    await waitFor('streaming', () => ingest.streaming && recorder.frames.length > 2, Boolean);
     phone.reboot();
-    await until('down', () => !ingest.streaming);
+    await waitFor(
+      'down',
+      () => ingest.streaming,
+      (streaming) => !streaming,
+    );
     const count = recorder.frames.length;
     await phone.waitForBoot();
-    await until(
+    await waitFor(
       'streaming after the reboot',
       () => ingest.streaming && recorder.frames.length > count + 2,
-      8000,
+      Boolean,
+      { timeoutMs: 8000 },
     );
     assert.equal(ingest.sessions, 2);
     const depacketizer = new H264Depacketizer(); // throws on a sequence gap
@@ -322,15 +357,25 @@ describe('screen ingest from a virtual phone', () => {
     await ingest.close();
   });
 
-  test('a server file with the wrong hash is never pushed', async () => {
+  test('a server file with the wrong hash is never pushed; the failure is reported and retried', async () => {
+    if (phone.device.fs.stat(SCRCPY_SERVER_DEVICE_PATH)) phone.device.fs.remove(SCRCPY_SERVER_DEVICE_PATH);
     const recorder = new Recorder();
     const ingest = start(recorder, {
       server: { path: server.path, sha256: '0'.repeat(64) },
       backoff: { baseMs: 50, capMs: 100 },
     });
-    await new Promise((r) => setTimeout(r, 400));
+    const errors = await waitFor(
+      'the first try and its retry',
+      () => recorder.errors,
+      (e) => e.length >= 2,
+    );
+    assert.ok(
+      errors.every((e) => e instanceof ScrcpyServerIntegrityError),
+      errors.map(String).join('; '),
+    );
     assert.equal(ingest.sessions, 0);
     assert.equal(recorder.video.length, 0);
+    assert.equal(phone.device.fs.stat(SCRCPY_SERVER_DEVICE_PATH), undefined, 'nothing pushed');
     await ingest.close();
   });
 });

@@ -36,8 +36,13 @@ export interface ScreenIngestOptions {
   onFrame?(info: FrameInfo): void;
   /** The phone's clipboard changed (or a viewer asked for it and it is known). */
   onClipboard?(text: string): void;
-  /** The video size changed (first frame, rotation). */
+  /** The video size changed (first frame, rotation, a new max size). */
   onVideoSize?(size: VideoSize): void;
+  /**
+   * A session failed to start (wrong server file, phone unreachable or still booting) or ended on
+   * its own (server died, phone rebooted); the ingest tries again after its backoff.
+   */
+  onSessionError?(error: Error): void;
   logger?: Logger;
 }
 
@@ -53,6 +58,25 @@ export const DEFAULT_CAPTURE: CaptureSettings = {
 /** A phone whose sys.boot_completed is not 1 yet: its system services cannot capture. */
 class NotBootedError extends Error {
   override readonly name = 'NotBootedError';
+}
+
+/** A session that was streaming ended by itself (server exit, stream or connection closed). */
+class SessionEndedError extends Error {
+  override readonly name = 'SessionEndedError';
+}
+
+/** Values scrcpy would refuse or misread fail here, with the value. */
+function checkCapture(capture: CaptureSettings): CaptureSettings {
+  const { maxSize, maxFps, videoBitRate, audioBitRate } = capture;
+  if (!Number.isInteger(maxSize) || maxSize < 0) throw new RangeError(`maxSize ${maxSize} is not a size`);
+  if (!(maxFps >= 0)) throw new RangeError(`maxFps ${maxFps} is not a rate`);
+  if (!Number.isInteger(videoBitRate) || videoBitRate <= 0) {
+    throw new RangeError(`videoBitRate ${videoBitRate} is not a positive integer`);
+  }
+  if (!Number.isInteger(audioBitRate) || audioBitRate <= 0) {
+    throw new RangeError(`audioBitRate ${audioBitRate} is not a positive integer`);
+  }
+  return capture;
 }
 
 /** After this long streaming, a session counts as healthy and the backoff starts over. */
@@ -71,12 +95,21 @@ const INPUT_TIMEOUT_MS = 5000;
 export class ScreenIngest {
   readonly #options: ScreenIngestOptions;
   readonly #log: Logger;
-  readonly #capture: CaptureSettings;
+  #capture: CaptureSettings;
+  /** Counts changes of #capture: a session streams the version it started with. */
+  #captureVersion = 0;
+  /** The version of the session that sent its first frame, while it streams. */
+  #streamingVersion: number | undefined;
+  /** Ends the running session so the next starts with the new capture settings. */
+  #captureChanged: () => void = () => {};
+  /** reconfigure() callers waiting for a session with their settings to send a frame. */
+  #applied: { version: number; resolve: () => void }[] = [];
   readonly #video: VideoRtp;
   readonly #audio: AudioRtp;
   readonly #stop = new AbortController();
   readonly #backoff: Backoff;
   readonly #running: Promise<void>;
+  readonly #stopped: Promise<'closed'>;
   #session: ScrcpySession | undefined;
   #mapper: InputMapper | undefined;
   /** Input is applied in order, one message at a time (a paste waits for its acknowledgement). */
@@ -88,11 +121,14 @@ export class ScreenIngest {
   constructor(options: ScreenIngestOptions) {
     this.#options = options;
     this.#log = (options.logger ?? pino({ level: 'silent' })).child({ module: 'screen' });
-    this.#capture = { ...DEFAULT_CAPTURE, ...options.capture };
+    this.#capture = checkCapture({ ...DEFAULT_CAPTURE, ...options.capture });
     const maxPayload = options.maxPayload ?? 1200;
     this.#video = new VideoRtp(options.video, maxPayload, (p) => options.sink.sendVideoRtp(p));
     this.#audio = new AudioRtp(options.audio, (p) => options.sink.sendAudioRtp(p));
     this.#backoff = new Backoff({ baseMs: 250, capMs: 10_000, ...options.backoff });
+    this.#stopped = new Promise((resolve) =>
+      this.#stop.signal.addEventListener('abort', () => resolve('closed'), { once: true }),
+    );
     this.#running = this.#run();
   }
 
@@ -106,9 +142,37 @@ export class ScreenIngest {
     return this.#session !== undefined;
   }
 
-  /** Sessions started so far (1 + restarts). */
+  /** Sessions started so far (1 + restarts, reconfigures included). */
   get sessions(): number {
     return this.#sessions;
+  }
+
+  /** What the phone is asked for now (by the next session, if a reconfigure is under way). */
+  get capture(): CaptureSettings {
+    return this.#capture;
+  }
+
+  /**
+   * Changes what the phone encodes: bit rate, max size, max fps (or any capture setting). scrcpy
+   * 3.3 takes these only at start, so the running server is stopped and a new one started at once
+   * on the same ADB connection, with no backoff. The RTP streams go on: same SSRCs, sequence
+   * numbers continuing, timestamps resuming where the wall clock says (as after any restart), and
+   * the new encoder's first frame is an IDR with its SPS/PPS, which viewers decode without a
+   * renegotiation. Resolves once a session with these settings sent its first video frame (or the
+   * ingest closed); at once when nothing changes. A failed start retries with backoff, as any.
+   */
+  reconfigure(changes: Partial<CaptureSettings>): Promise<void> {
+    const next = checkCapture({ ...this.#capture, ...changes });
+    const keys = Object.keys(next) as (keyof CaptureSettings)[];
+    if (keys.some((key) => next[key] !== this.#capture[key])) {
+      this.#capture = next;
+      this.#captureVersion++;
+      this.#log.info({ capture: next }, 'capture settings changed; restarting scrcpy');
+      this.#captureChanged();
+    }
+    const version = this.#captureVersion;
+    if (this.#stop.signal.aborted || this.#streamingVersion === version) return Promise.resolve();
+    return new Promise((resolve) => this.#applied.push({ version, resolve }));
   }
 
   /**
@@ -140,6 +204,7 @@ export class ScreenIngest {
   async close(): Promise<void> {
     this.#stop.abort();
     await this.#running;
+    this.#settle(Number.POSITIVE_INFINITY);
   }
 
   async #apply(message: ViewerInput): Promise<void> {
@@ -171,7 +236,6 @@ export class ScreenIngest {
     const signal = this.#stop.signal;
     while (!signal.aborted) {
       let adb: Adb | undefined;
-      let session: ScrcpySession | undefined;
       let startedAt: number | undefined;
       let integrityError = false;
       let notBooted = false;
@@ -179,42 +243,28 @@ export class ScreenIngest {
         const server = await loadScrcpyServer(this.#options.server);
         adb = await this.#options.device.connectDedicated(signal);
         await this.#waitBooted(adb);
-        this.#video.restart();
-        this.#audio.restart();
-        session = await startScrcpySession(adb, server, this.#capture, {
-          videoConfig: (data) => this.#onConfig(data),
-          videoFrame: (frame, arrivedMs) => {
-            const info = this.#video.frame(frame, arrivedMs);
-            if (info.keyframe) this.#keyframeAskedAt = undefined;
-            this.#options.onFrame?.(info);
-          },
-          audioPacket: (packet, arrivedMs) => this.#audio.packet(packet, arrivedMs),
-          clipboard: (text) => {
-            this.#clipboard = text;
-            this.#options.onClipboard?.(text);
-          },
-        });
-        this.#sessions++;
-        startedAt = performance.now();
-        this.#session = session;
-        this.#mapper = new InputMapper(session.controller, () => this.#video.size);
-        this.#log.info({ session: this.#sessions }, 'scrcpy streaming');
-        const stopped = new Promise<Error>((resolve) =>
-          signal.addEventListener('abort', () => resolve(new Error('closed')), { once: true }),
-        );
-        const reason = await Promise.race([session.ended, stopped]);
-        if (!signal.aborted) this.#log.warn({ reason: reason.message }, 'scrcpy session ended; restarting');
+        // A capture change starts the next session on the same connection at once: no connect,
+        // boot check or backoff between the two servers.
+        for (;;) {
+          const ended = await this.#stream(adb, server, () => {
+            startedAt ??= performance.now();
+          });
+          if (ended === 'closed') break;
+        }
       } catch (error) {
         integrityError = error instanceof ScrcpyServerIntegrityError;
         notBooted = error instanceof NotBootedError;
         if (!signal.aborted) {
-          const level = notBooted ? 'debug' : integrityError ? 'error' : 'warn';
-          this.#log[level]({ err: error }, 'scrcpy session failed to start');
+          const err = error instanceof Error ? error : new Error(String(error));
+          if (error instanceof SessionEndedError) {
+            this.#log.warn({ reason: err.message }, 'scrcpy session ended; restarting');
+          } else {
+            const level = notBooted ? 'debug' : integrityError ? 'error' : 'warn';
+            this.#log[level]({ err }, 'scrcpy session failed to start');
+          }
+          this.#options.onSessionError?.(err);
         }
       } finally {
-        this.#session = undefined;
-        this.#mapper = undefined;
-        await session?.close();
         await adb?.close().catch(() => {});
       }
       if (signal.aborted) break;
@@ -225,6 +275,71 @@ export class ScreenIngest {
       const wait = notBooted ? Math.min(next, 2000) : next;
       await delay(wait, signal).catch(() => {});
     }
+  }
+
+  /**
+   * One scrcpy server with the capture settings of now, until it ends: 'reconfigure' when the
+   * settings changed, 'closed' when the ingest closes; throws SessionEndedError when it ended on
+   * its own, and whatever the start threw.
+   */
+  async #stream(adb: Adb, server: Uint8Array, onStart: () => void): Promise<'reconfigure' | 'closed'> {
+    const capture = this.#capture;
+    const version = this.#captureVersion;
+    const changed = new Promise<'reconfigure'>((resolve) => {
+      this.#captureChanged = () => resolve('reconfigure');
+    });
+    // Packets the old server had in flight when it was stopped must not reach the new timeline.
+    let live = true;
+    let first = true;
+    this.#video.restart();
+    this.#audio.restart();
+    this.#keyframeAskedAt = undefined;
+    const session = await startScrcpySession(adb, server, capture, {
+      videoConfig: (data) => {
+        if (live) this.#onConfig(data);
+      },
+      videoFrame: (frame, arrivedMs) => {
+        if (!live) return;
+        const info = this.#video.frame(frame, arrivedMs);
+        if (info.keyframe) this.#keyframeAskedAt = undefined;
+        this.#options.onFrame?.(info);
+        if (first) {
+          first = false;
+          this.#streamingVersion = version;
+          this.#settle(version);
+        }
+      },
+      audioPacket: (packet, arrivedMs) => {
+        if (live) this.#audio.packet(packet, arrivedMs);
+      },
+      clipboard: (text) => {
+        this.#clipboard = text;
+        this.#options.onClipboard?.(text);
+      },
+    });
+    try {
+      this.#sessions++;
+      onStart();
+      this.#session = session;
+      this.#mapper = new InputMapper(session.controller, () => this.#video.size);
+      this.#log.info({ session: this.#sessions, capture }, 'scrcpy streaming');
+      const ended = await Promise.race([session.ended, this.#stopped, changed]);
+      if (ended instanceof Error) throw new SessionEndedError(ended.message, { cause: ended });
+      return ended;
+    } finally {
+      live = false;
+      this.#streamingVersion = undefined;
+      this.#session = undefined;
+      this.#mapper = undefined;
+      await session.close();
+    }
+  }
+
+  /** Resolves the reconfigure() calls a session with `version` satisfies. */
+  #settle(version: number): void {
+    const waiting = this.#applied;
+    this.#applied = waiting.filter((w) => w.version > version);
+    for (const w of waiting) if (w.version <= version) w.resolve();
   }
 
   #onConfig(data: Uint8Array): void {

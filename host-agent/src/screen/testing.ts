@@ -1,5 +1,52 @@
 // Test helpers: an independent RFC 6184 depacketizer and a real H.264 decoder (TinyH264, the
-// Android Baseline decoder built to WebAssembly) to check what ingest sends.
+// Android Baseline decoder built to WebAssembly) to check what ingest sends, a recorder of what
+// it delivered, and the stand-in server file the virtual phone takes.
+import { createHash } from 'node:crypto';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { FrameInfo } from './media-sink.js';
+import type { VideoSize } from './rtp/video-rtp.js';
+import type { ScrcpyServerBinary } from './scrcpy-server-binary.js';
+
+/** What one ingest delivered; pass `sink` and the `on*` callbacks to it. */
+export class Recorder {
+  video: Uint8Array[] = [];
+  audio: Uint8Array[] = [];
+  frames: FrameInfo[] = [];
+  clipboard: string[] = [];
+  /** Each video size as `WxH`, and how many frames had arrived when it was announced. */
+  sizes: string[] = [];
+  sizeAt: number[] = [];
+  errors: Error[] = [];
+  sink = {
+    sendVideoRtp: (p: Uint8Array) => this.video.push(p),
+    sendAudioRtp: (p: Uint8Array) => this.audio.push(p),
+  };
+  onFrame = (info: FrameInfo): void => {
+    this.frames.push(info);
+  };
+  onClipboard = (text: string): void => {
+    this.clipboard.push(text);
+  };
+  onVideoSize = ({ width, height }: VideoSize): void => {
+    this.sizes.push(`${width}x${height}`);
+    this.sizeAt.push(this.frames.length);
+  };
+  onSessionError = (error: Error): void => {
+    this.errors.push(error);
+  };
+}
+
+/**
+ * The virtual phone runs no jar: a stand-in file, written into `dir`, with its own hash goes
+ * through the same check and push.
+ */
+export async function writeStandInServer(dir: string): Promise<Required<ScrcpyServerBinary>> {
+  const jar = Buffer.from('PK\x03\x04 stand-in scrcpy server');
+  const server = { path: join(dir, 'scrcpy-server'), sha256: createHash('sha256').update(jar).digest('hex') };
+  await writeFile(server.path, jar);
+  return server;
+}
 
 export interface RtpHeader {
   marker: boolean;

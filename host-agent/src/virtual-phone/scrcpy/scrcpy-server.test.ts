@@ -3,6 +3,7 @@
 // serves only its own version, as scrcpy server 3.3.3 does on a Redroid phone.
 import * as assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
+import { waitFor } from '@cphone/proto/testing';
 import { Adb, AdbDaemonTransport } from '@yume-chan/adb';
 import { AdbScrcpyClient, AdbScrcpyExitedError, AdbScrcpyOptions3_3_3 } from '@yume-chan/adb-scrcpy';
 import {
@@ -329,14 +330,13 @@ describe('scrcpy server 3.3.3 on the virtual phone', () => {
     const server = await adb.subprocess.noneProtocol.spawn(
       `CLASSPATH=${JAR} app_process / com.genymobile.scrcpy.Server 3.3.3 scid=${scid} tunnel_forward=true video=false audio=false clipboard_autosync=false`,
     );
-    let socket: Awaited<ReturnType<Adb['createSocket']>> | undefined;
-    for (let i = 0; !socket && i < 50; i++) {
-      socket = await adb.createSocket(`localabstract:scrcpy_${scid}`).catch(async () => {
-        await new Promise((r) => setTimeout(r, 20));
-        return undefined;
-      });
-    }
-    assert.ok(socket);
+    // The server listens once app_process has parsed its options; until then adbd refuses the socket.
+    const socket = await waitFor(
+      'the server to listen',
+      () => adb.createSocket(`localabstract:scrcpy_${scid}`),
+      () => true,
+      { timeoutMs: 5000 },
+    );
     const reader = socket.readable.getReader();
     let buffered = Buffer.alloc(0);
     const read = async (n: number): Promise<Buffer> => {
