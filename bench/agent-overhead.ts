@@ -127,6 +127,7 @@ async function main(): Promise<void> {
       CPHONE_RUNTIME: 'sim',
       CPHONE_AGENT_DATA_DIR: join(dir, 'agent'),
       CPHONE_AGENT_HTTP_PORT: '0',
+      CPHONE_STREAM: 'off',
       CPHONE_ARCH: 'arm64',
       CPHONE_MAX_DEVICES: String(n),
       CPHONE_CAPACITY_VCPU_MILLICORES: String(n * spec.vcpuMillicores),

@@ -4,7 +4,6 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { waitFor } from '@cphone/proto/testing';
 import pino from 'pino';
 import { type ControlPlaneConfig, loadConfig } from './config.js';
 import type { StartedAgentGateway } from './gateway/gateway.js';

@@ -63,6 +63,8 @@ async function setup(
     CPHONE_RUNTIME: 'sim',
     CPHONE_AGENT_DATA_DIR: dataDir,
     CPHONE_AGENT_HTTP_PORT: '0',
+    // Streaming has its own suites (stream/); these are about the control session.
+    CPHONE_STREAM: 'off',
     CPHONE_LABELS: 'zone=test',
     CPHONE_MAX_DEVICES: '12',
     CPHONE_USAGE_INTERVAL_MS: '3600000',

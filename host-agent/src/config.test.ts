@@ -3,7 +3,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { ConfigError, defaultArch, describeConfig, loadConfig } from './config.js';
+import { ConfigError, defaultArch, describeConfig, loadConfig, streamEndpoint } from './config.js';
 
 const base = { CPHONE_HOST_ID: 'h-1', CPHONE_HOST_CREDENTIAL: 's3cret' };
 let dir: string;
@@ -89,4 +89,66 @@ test('the logged form masks the credential; x64 is reported as amd64', () => {
   assert.ok(!JSON.stringify(described).includes('s3cret'));
   assert.equal(defaultArch('x64'), 'amd64');
   assert.equal(defaultArch('arm64'), 'arm64');
+});
+
+test('stream settings: documented defaults, every variable read, bad values named', async () => {
+  const defaults = loadConfig(base).stream;
+  assert.equal(defaults.enabled, true);
+  assert.equal(defaults.bind, '0.0.0.0');
+  assert.equal(defaults.port, 4443);
+  assert.equal(defaults.publicUrl, undefined);
+  assert.equal(defaults.rtcListenIp, '0.0.0.0');
+  assert.equal(defaults.rtcPort, 40_000);
+  assert.ok(defaults.workers >= 1);
+  assert.equal(defaults.controlSeats, 1);
+  assert.equal(defaults.maxViewers, 10);
+  assert.equal(defaults.roomGraceMs, 30_000);
+  assert.ok(Object.isFrozen(defaults));
+  assert.equal(streamEndpoint(defaults, 4443, 'rack3-h12'), 'wss://rack3-h12:4443');
+
+  const cert = join(dir, 'stream.pem');
+  await writeFile(cert, 'pem');
+  const stream = loadConfig({
+    ...base,
+    CPHONE_STREAM_BIND: '127.0.0.1',
+    CPHONE_STREAM_PORT: '0',
+    CPHONE_STREAM_PUBLIC_URL: 'wss://h12.example.net:443',
+    CPHONE_STREAM_TLS_CERT: cert,
+    CPHONE_STREAM_TLS_KEY: cert,
+    CPHONE_RTC_LISTEN_IP: '10.0.0.12',
+    CPHONE_RTC_ANNOUNCED_ADDRESS: '203.0.113.12',
+    CPHONE_RTC_PORT: '50000',
+    CPHONE_SFU_WORKERS: '3',
+    CPHONE_STREAM_CONTROL_SEATS: '2',
+    CPHONE_STREAM_MAX_VIEWERS: '25',
+    CPHONE_STREAM_ROOM_GRACE_MS: '500',
+  }).stream;
+  assert.deepEqual(
+    { ...stream },
+    {
+      enabled: true,
+      bind: '127.0.0.1',
+      port: 0,
+      publicUrl: 'wss://h12.example.net:443',
+      tlsCertFile: cert,
+      tlsKeyFile: cert,
+      rtcListenIp: '10.0.0.12',
+      rtcAnnouncedAddress: '203.0.113.12',
+      rtcPort: 50_000,
+      workers: 3,
+      controlSeats: 2,
+      maxViewers: 25,
+      roomGraceMs: 500,
+    },
+  );
+  assert.equal(streamEndpoint(stream, 4443), 'wss://h12.example.net:443');
+  assert.equal(streamEndpoint(loadConfig({ ...base, CPHONE_STREAM: 'off' }).stream, 4443), '');
+
+  rejects({ CPHONE_STREAM: 'yes' }, 'CPHONE_STREAM', 'yes');
+  rejects({ CPHONE_STREAM_PUBLIC_URL: 'https://h12:443' }, 'CPHONE_STREAM_PUBLIC_URL', 'https://h12:443');
+  rejects({ CPHONE_STREAM_BIND: '300.1.1.1' }, 'CPHONE_STREAM_BIND', '300.1.1.1');
+  rejects({ CPHONE_STREAM_TLS_CERT: cert }, 'CPHONE_STREAM_TLS_KEY', '');
+  rejects({ CPHONE_RTC_PORT: '65535', CPHONE_SFU_WORKERS: '2' }, 'CPHONE_RTC_PORT', '65535');
+  rejects({ CPHONE_STREAM_MAX_VIEWERS: '0' }, 'CPHONE_STREAM_MAX_VIEWERS', '0');
+  rejects({ CPHONE_RTC_ANNOUNCED_ADDRESS: 'a b' }, 'CPHONE_RTC_ANNOUNCED_ADDRESS', 'a b');
 });

@@ -1,6 +1,6 @@
 // The only place the agent reads its environment: validated once, frozen, with documented defaults.
 import { readFileSync } from 'node:fs';
-import { arch as osArch } from 'node:os';
+import { availableParallelism, arch as osArch, hostname as osHostname } from 'node:os';
 import { resolve } from 'node:path';
 import { SCRCPY_SERVER_VERSION } from './screen/scrcpy-version.js';
 
@@ -14,6 +14,38 @@ export interface CapacityOverrides {
   readonly memoryMib?: number;
   /** CPHONE_CAPACITY_STORAGE_GIB */
   readonly storageGib?: number;
+}
+
+/** The phones' live streams: the sfu, its signaling endpoint and its WebRTC ports. */
+export interface StreamConfig {
+  /** Serve streams. CPHONE_STREAM, `on` (default) or `off` (the agent then announces no endpoint) */
+  readonly enabled: boolean;
+  /** Address of the public HTTPS/WSS signaling server. CPHONE_STREAM_BIND, default 0.0.0.0 */
+  readonly bind: string;
+  /** Its port (0 picks one). CPHONE_STREAM_PORT, default 4443 */
+  readonly port: number;
+  /**
+   * URL browsers reach the signaling server at, told to the control plane (it goes into every stream
+   * session as sfu_url). CPHONE_STREAM_PUBLIC_URL, `wss://…`; default wss://<hostname>:<port>
+   */
+  readonly publicUrl: string | undefined;
+  /** PEM certificate chain and key of the signaling server. CPHONE_STREAM_TLS_CERT, CPHONE_STREAM_TLS_KEY; both or neither. Unset: a self-signed certificate made under <data dir>/stream-tls on the first start */
+  readonly tlsCertFile: string | undefined;
+  readonly tlsKeyFile: string | undefined;
+  /** Address the WebRTC ports listen on. CPHONE_RTC_LISTEN_IP, default 0.0.0.0 */
+  readonly rtcListenIp: string;
+  /** Address (IP or name) browsers send media to, when it differs from the listen address (NAT, 0.0.0.0). CPHONE_RTC_ANNOUNCED_ADDRESS */
+  readonly rtcAnnouncedAddress: string | undefined;
+  /** First WebRTC port: worker i takes port + i, UDP and TCP (0: ephemeral ports). CPHONE_RTC_PORT, default 40000 */
+  readonly rtcPort: number;
+  /** mediasoup workers. CPHONE_SFU_WORKERS, default one per two cores (at least one) */
+  readonly workers: number;
+  /** Viewers of one phone that may drive it at once. CPHONE_STREAM_CONTROL_SEATS, default 1 */
+  readonly controlSeats: number;
+  /** Viewers of one phone at once. CPHONE_STREAM_MAX_VIEWERS, default 10 */
+  readonly maxViewers: number;
+  /** A phone's router stays this long after its last viewer leaves (ms). CPHONE_STREAM_ROOM_GRACE_MS, default 30000 */
+  readonly roomGraceMs: number;
 }
 
 export interface AgentConfig {
@@ -63,6 +95,7 @@ export interface AgentConfig {
    * <data dir>/scrcpy-server-v3.3.3
    */
   readonly scrcpyServer: string;
+  readonly stream: StreamConfig;
 }
 
 /** A setting with a bad value: names the variable and the value. */
@@ -137,6 +170,93 @@ function credential(env: Env): string {
   return text;
 }
 
+function ip(env: Env, name: string, fallback: string): string {
+  const raw = set(env, name) ?? fallback;
+  if (
+    !/^(\d{1,3}(\.\d{1,3}){3}|[0-9a-fA-F:]+)$/.test(raw) ||
+    (raw.includes('.') && raw.split('.').some((o) => Number(o) > 255))
+  ) {
+    throw new ConfigError(name, raw, 'must be an IPv4 or IPv6 address');
+  }
+  return raw;
+}
+
+function streamConfig(env: Env): StreamConfig {
+  const enabled = set(env, 'CPHONE_STREAM') ?? 'on';
+  if (enabled !== 'on' && enabled !== 'off')
+    throw new ConfigError('CPHONE_STREAM', enabled, 'must be on or off');
+  const port = int(env, 'CPHONE_STREAM_PORT', 4443, 0, 65535);
+  const publicUrl = set(env, 'CPHONE_STREAM_PUBLIC_URL');
+  if (publicUrl !== undefined) {
+    let url: URL | undefined;
+    try {
+      url = new URL(publicUrl);
+    } catch {}
+    if (url?.protocol !== 'wss:' || url.search !== '' || url.hash !== '') {
+      throw new ConfigError(
+        'CPHONE_STREAM_PUBLIC_URL',
+        publicUrl,
+        'must be a wss:// URL without query or fragment',
+      );
+    }
+  }
+  const cert = set(env, 'CPHONE_STREAM_TLS_CERT');
+  const key = set(env, 'CPHONE_STREAM_TLS_KEY');
+  if ((cert === undefined) !== (key === undefined)) {
+    const missing = cert === undefined ? 'CPHONE_STREAM_TLS_CERT' : 'CPHONE_STREAM_TLS_KEY';
+    throw new ConfigError(
+      missing,
+      undefined,
+      'set both CPHONE_STREAM_TLS_CERT and CPHONE_STREAM_TLS_KEY, or neither',
+    );
+  }
+  for (const [name, file] of [
+    ['CPHONE_STREAM_TLS_CERT', cert],
+    ['CPHONE_STREAM_TLS_KEY', key],
+  ] as const) {
+    if (file === undefined) continue;
+    try {
+      readFileSync(file);
+    } catch (err) {
+      throw new ConfigError(name, file, `cannot be read: ${(err as Error).message}`);
+    }
+  }
+  const announced = set(env, 'CPHONE_RTC_ANNOUNCED_ADDRESS');
+  if (announced !== undefined && !/^[A-Za-z0-9.:-]{1,253}$/.test(announced)) {
+    throw new ConfigError('CPHONE_RTC_ANNOUNCED_ADDRESS', announced, 'must be an IP address or a host name');
+  }
+  const rtcPort = int(env, 'CPHONE_RTC_PORT', 40_000, 0, 65535);
+  const workers = int(env, 'CPHONE_SFU_WORKERS', Math.max(1, Math.floor(availableParallelism() / 2)), 1, 256);
+  if (rtcPort !== 0 && rtcPort + workers - 1 > 65535) {
+    throw new ConfigError(
+      'CPHONE_RTC_PORT',
+      String(rtcPort),
+      `leaves no room for ${workers} workers (one port each)`,
+    );
+  }
+  return Object.freeze({
+    enabled: enabled === 'on',
+    bind: ip(env, 'CPHONE_STREAM_BIND', '0.0.0.0'),
+    port,
+    publicUrl,
+    tlsCertFile: cert,
+    tlsKeyFile: key,
+    rtcListenIp: ip(env, 'CPHONE_RTC_LISTEN_IP', '0.0.0.0'),
+    rtcAnnouncedAddress: announced,
+    rtcPort,
+    workers,
+    controlSeats: int(env, 'CPHONE_STREAM_CONTROL_SEATS', 1, 1, 64),
+    maxViewers: int(env, 'CPHONE_STREAM_MAX_VIEWERS', 10, 1, 1000),
+    roomGraceMs: int(env, 'CPHONE_STREAM_ROOM_GRACE_MS', 30_000, 0, 3_600_000),
+  });
+}
+
+/** The stream endpoint told to the control plane: the configured URL, else wss://<hostname>:<port>. */
+export function streamEndpoint(stream: StreamConfig, boundPort: number, host: string = osHostname()): string {
+  if (!stream.enabled) return '';
+  return stream.publicUrl ?? `wss://${host}:${boundPort}`;
+}
+
 /** Node's os.arch() in the scheduler's naming. */
 export function defaultArch(nodeArch: string = osArch()): string {
   return nodeArch === 'x64' ? 'amd64' : nodeArch;
@@ -197,6 +317,7 @@ export function loadConfig(env: Env = process.env): AgentConfig {
     scrcpyServer: resolve(
       set(env, 'CPHONE_SCRCPY_SERVER') ?? `${dataDir}/scrcpy-server-v${SCRCPY_SERVER_VERSION}`,
     ),
+    stream: streamConfig(env),
   });
 }
 

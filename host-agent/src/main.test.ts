@@ -67,6 +67,11 @@ test('SIGTERM closes the stream and exits 0; the phones stay recorded as running
     CPHONE_RUNTIME: 'sim',
     CPHONE_AGENT_DATA_DIR: dataDir,
     CPHONE_AGENT_HTTP_PORT: '0',
+    CPHONE_STREAM_BIND: '127.0.0.1',
+    CPHONE_STREAM_PORT: '0',
+    CPHONE_RTC_LISTEN_IP: '127.0.0.1',
+    CPHONE_RTC_PORT: '0',
+    CPHONE_SFU_WORKERS: '1',
   });
   await waitFor(
     'd-1 RUNNING',
