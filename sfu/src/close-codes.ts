@@ -7,7 +7,7 @@ export const CloseCode = {
   NORMAL: 1000,
   /** The sfu is shutting down; another host may serve the phone later. */
   SHUTDOWN: 1001,
-  /** A message larger than the signaling limit (ws's own code for it). */
+  /** A frame far over the signaling limit, not even read (ws's own code for it; no reason text). */
   TOO_BIG: 1009,
   /** A malformed, unknown or out-of-order signaling message, or a malformed input message. */
   BAD_MESSAGE: 4400,

@@ -15,7 +15,7 @@ import { type ResolvedSfuOptions, resolveOptions, type SfuOptions } from './opti
 import { Room } from './room.js';
 import { Session, type SessionInfo } from './session.js';
 import { type ConnectionHandler, SignalConnection } from './signaling/connection.js';
-import { badMessage, MAX_SIGNAL_BYTES, type Request } from './signaling/protocol.js';
+import { badMessage, MAX_SIGNAL_FRAME_BYTES, type Request } from './signaling/protocol.js';
 import { ViewerMedia } from './viewer-media.js';
 import { WorkerPool } from './worker-pool.js';
 
@@ -64,7 +64,7 @@ export class Sfu implements ConnectionHandler {
   readonly #metrics: SfuMetrics;
   readonly #wss = new WebSocketServer({
     noServer: true,
-    maxPayload: MAX_SIGNAL_BYTES,
+    maxPayload: MAX_SIGNAL_FRAME_BYTES,
     perMessageDeflate: false,
   });
   readonly #viewers = new Map<SignalConnection, Viewer>();

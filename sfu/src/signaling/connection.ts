@@ -4,7 +4,7 @@
 import type { Logger } from 'pino';
 import type { WebSocket } from 'ws';
 import { CloseCode, SignalClose } from '../close-codes.js';
-import { badMessage, parseRequest, type Request } from './protocol.js';
+import { badMessage, MAX_SIGNAL_BYTES, parseRequest, type Request } from './protocol.js';
 
 /** What a connection needs from the sfu. */
 export interface ConnectionHandler {
@@ -40,6 +40,10 @@ export class SignalConnection {
       const raw = Buffer.isBuffer(data)
         ? data
         : Buffer.concat(Array.isArray(data) ? data : [Buffer.from(data)]);
+      if (raw.byteLength > MAX_SIGNAL_BYTES) {
+        this.#handler.fail(this, badMessage(`a message must be at most ${MAX_SIGNAL_BYTES} bytes`));
+        return;
+      }
       this.#queue = this.#queue.then(() => this.#dispatch(raw.toString('utf8')));
     });
     socket.on('pong', () => {

@@ -5,8 +5,10 @@
 // capabilities, SCTP) are checked here for shape only; mediasoup checks their content.
 import { CloseCode, SignalClose } from '../close-codes.js';
 
-/** The largest signaling message accepted (a browser's RTP capabilities are ~10 KiB). */
+/** The largest signaling message accepted (a browser's RTP capabilities are ~10 KiB): larger closes with 4400. */
 export const MAX_SIGNAL_BYTES = 64 * 1024;
+/** Frames larger than this are not even read: ws closes the socket with 1009. */
+export const MAX_SIGNAL_FRAME_BYTES = 4 * MAX_SIGNAL_BYTES;
 
 /** Glass-to-glass samples one `report` may carry. */
 export const MAX_REPORT_SAMPLES = 300;
