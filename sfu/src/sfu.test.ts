@@ -70,7 +70,7 @@ const nothingLeft = {
 };
 
 test('50 joins and leaves leave no router, transport, producer or consumer behind after the grace', async () => {
-  const t = await startTestSfu({ graceMs: 200, maxViewers: 5, controlSeats: 1 });
+  const t = await startTestSfu({ graceMs: 200, resumeWindowMs: 100, maxViewers: 100 });
   try {
     for (let round = 0; round < 10; round++) {
       const viewers = await Promise.all([

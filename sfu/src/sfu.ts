@@ -220,6 +220,10 @@ export class Sfu implements ConnectionHandler {
     viewer.media?.close();
     const session = viewer.session;
     if (!session || session.ended || session.connection !== connection) return;
+    if (connection.brokeProtocol) {
+      this.#end(session, badMessage('the socket broke the WebSocket protocol'));
+      return;
+    }
     // The socket dropped: the seat waits for the same session to join again.
     session.connection = undefined;
     session.disconnect(this.#options.now());

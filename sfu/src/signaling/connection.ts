@@ -22,6 +22,8 @@ export class SignalConnection {
   readonly remoteAddress: string | undefined;
   /** Answered pings since the last keep-alive round. */
   alive = true;
+  /** The viewer broke the WebSocket protocol (ws closed the socket, e.g. 1009): not a mere drop. */
+  brokeProtocol = false;
   #queue: Promise<void> = Promise.resolve();
   #closing = false;
   readonly #handler: ConnectionHandler;
@@ -50,8 +52,10 @@ export class SignalConnection {
       this.alive = true;
     });
     socket.on('error', (error) => {
-      // ws closes the socket itself after a protocol error (e.g. 1009 for an oversize frame).
-      log.info({ err: error }, 'signaling socket error');
+      // ws emits this for protocol errors only (an oversize frame, invalid UTF-8) and closes the
+      // socket itself with the matching code.
+      this.brokeProtocol = true;
+      log.info({ err: error }, 'signaling socket broke the protocol');
     });
     socket.on('close', () => {
       this.#closing = true;
