@@ -146,9 +146,10 @@ export class Room {
 
   /** Closes the feed and the router (which closes every transport, producer and consumer on it). */
   close(): void {
+    clearTimeout(this.idleTimer);
+    this.idleTimer = undefined;
     if (this.#closed) return;
     this.#closed = true;
-    clearTimeout(this.idleTimer);
     const feed = this.#feed;
     this.#feed = undefined;
     if (feed) {

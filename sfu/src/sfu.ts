@@ -398,7 +398,7 @@ export class Sfu implements ConnectionHandler {
   /** Starts the room's grace once no session holds a seat on the phone. */
   #releaseIfIdle(deviceId: string): void {
     const room = this.#rooms.get(deviceId);
-    if (!room || room.idleTimer) return;
+    if (!room || room.closed || room.idleTimer) return;
     if ([...this.#sessions.values()].some((s) => s.deviceId === deviceId)) return;
     room.idleTimer = setTimeout(() => {
       if (![...this.#sessions.values()].some((s) => s.deviceId === deviceId)) this.#closeRoom(room);
