@@ -3,6 +3,8 @@
 import * as assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { waitFor } from '@cphone/proto/testing';
+import type { types } from 'mediasoup';
+import * as mediasoup from 'mediasoup';
 import type { Browser } from 'playwright-core';
 import { CloseCode } from './close-codes.js';
 import { launchChromium, startTestSfu, type TestSfu, ViewerPage } from './testing/index.js';
@@ -215,4 +217,35 @@ test('a viewer whose socket drops rejoins with its session id and gets the pictu
       ],
     );
   });
+});
+
+test('a viewer’s key frame request (PLI) reaches the feed', async () => {
+  const consumers: types.Consumer[] = [];
+  const onWorker = (w: types.Worker) =>
+    w.observer.on('newrouter', (r) =>
+      r.observer.on('newtransport', (tr) => tr.observer.on('newconsumer', (c) => consumers.push(c))),
+    );
+  mediasoup.observer.on('newworker', onWorker);
+  try {
+    await withSfu({}, async (t) => {
+      const viewer = await page();
+      await viewer.start({ url: t.url, token: await t.tokens.sign({ deviceId: 'p' }) });
+      await waitFor(
+        'frames',
+        () => viewer.state(),
+        (s) => s.frames > 0,
+      );
+      const feed = t.feeds.of('p')[0]!;
+      const before = feed.keyframeRequests;
+      // What a browser's PLI does on arrival: mediasoup asks the producer's source for a key frame.
+      await consumers.find((c) => c.kind === 'video')!.requestKeyFrame();
+      await waitFor(
+        'the request at the feed',
+        () => feed.keyframeRequests,
+        (n) => n > before,
+      );
+    });
+  } finally {
+    mediasoup.observer.off('newworker', onWorker);
+  }
 });

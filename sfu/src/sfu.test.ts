@@ -326,23 +326,21 @@ test('a session rejoins with its token: it replaces its old socket, or takes its
 });
 
 test('an expired token keeps its open session but cannot rejoin', async () => {
-  const t = await startTestSfu({ resumeWindowMs: 10_000 });
+  let clock = Date.now();
+  const t = await startTestSfu({ resumeWindowMs: 10_000, now: () => clock });
   try {
-    const token = await t.tokens.sign({ deviceId: 'p', expiresAt: Math.floor(Date.now() / 1000) + 1 });
+    const token = await t.tokens.sign({ deviceId: 'p', expiresAt: Math.floor(clock / 1000) + 60 });
     const { client } = await viewer(t, { deviceId: 'p' }, { media: false });
     const holder = await SignalClient.connect(t.url);
     await holder.request('join', { token });
-    await waitFor(
-      'the token to expire',
-      () =>
-        t.tokens.verify(token).then(
-          () => false,
-          () => true,
-        ),
-      (expired) => expired,
-    );
+    clock += 61_000;
     assert.deepEqual(await holder.request('report', { fps: 30 }), {}, 'the open session goes on');
     holder.socket.terminate();
+    await waitFor(
+      'the seat to be held',
+      () => t.sfu.sessions(),
+      (s) => s.some((x) => !x.connected),
+    );
     assert.deepEqual(await refusal(t, token), {
       code: CloseCode.BAD_TOKEN,
       reason: 'BAD_TOKEN: the stream token has expired',
@@ -427,6 +425,28 @@ test('a dead worker is replaced; its rooms close with 4503 and viewers can join 
     assert.match(await t.sfu.registry.metrics(), /cphone_sfu_worker_deaths_total 1/);
   } finally {
     mediasoup.observer.off('newworker', onWorker);
+    await t.close();
+  }
+});
+
+test('a socket that stops answering pings is cut, and its seat held for a rejoin', async () => {
+  const t = await startTestSfu({ pingIntervalMs: 50 });
+  try {
+    const token = await t.tokens.sign({ deviceId: 'p' });
+    const mute = await SignalClient.connect(t.url, { autoPong: false });
+    await mute.request('join', { token });
+    const closed = await mute.closed;
+    assert.equal(closed.code, 1006, 'cut without a close frame');
+    await waitFor(
+      'the seat held',
+      () => t.sfu.sessions(),
+      (s) => s.length === 1 && !s[0]!.connected,
+    );
+    const back = await SignalClient.connect(t.url);
+    assert.equal((await back.request<{ resumed: boolean }>('join', { token })).resumed, true);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    assert.equal(back.closeInfo, undefined, 'a socket that answers pings stays');
+  } finally {
     await t.close();
   }
 });

@@ -1,6 +1,6 @@
 // A viewer's signaling socket from Node, for tests: requests with ids, answers matched by id,
 // events kept in order, and how the socket closed.
-import { WebSocket } from 'ws';
+import { type ClientOptions, WebSocket } from 'ws';
 
 export interface CloseInfo {
   readonly code: number;
@@ -41,8 +41,8 @@ export class SignalClient {
     socket.on('error', () => {});
   }
 
-  static async connect(url: string): Promise<SignalClient> {
-    const socket = new WebSocket(url);
+  static async connect(url: string, options: ClientOptions = {}): Promise<SignalClient> {
+    const socket = new WebSocket(url, options);
     const client = new SignalClient(socket);
     await new Promise<void>((resolve, reject) => {
       socket.once('open', () => resolve());

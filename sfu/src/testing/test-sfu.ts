@@ -22,7 +22,7 @@ export interface TestSfu {
 export async function startTestSfu(
   options: Partial<Omit<SfuOptions, 'feeds'>> & { feeds?: FixtureFeeds } = {},
 ): Promise<TestSfu> {
-  const tokens = testTokens();
+  const tokens = testTokens(options.now ? { now: options.now } : {});
   const feeds = options.feeds ?? new FixtureFeeds();
   const events: SessionEvent[] = [];
   const sfu = await createSfu({

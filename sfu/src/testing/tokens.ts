@@ -18,7 +18,14 @@ export interface TestTokens {
   verify(token: string): Promise<StreamTokenClaims>;
 }
 
-export function testTokens(hostId = 'host-test'): TestTokens {
+/** `now` (ms) is the clock tokens are checked against (default Date.now), so tests can let them expire. */
+export function testTokens({
+  hostId = 'host-test',
+  now = Date.now,
+}: {
+  hostId?: string;
+  now?: () => number;
+} = {}): TestTokens {
   const { privateKey } = generateKeyPairSync('ed25519');
   const key: StreamSigningKey = { keyId: 'test-key', privateKey, publicKey: rawPublicKey(privateKey) };
   return {
@@ -29,11 +36,12 @@ export function testTokens(hostId = 'host-test'): TestTokens {
         hostId,
         tenantId: 'tenant-test',
         rights: 'view',
-        expiresAt: Math.floor(Date.now() / 1000) + 3600,
+        expiresAt: Math.floor(now() / 1000) + 3600,
+        issuedAt: now() / 1000,
         ...claims,
       }),
     verify: async (token) => {
-      const claims = await verifyStreamToken(token, [key]);
+      const claims = await verifyStreamToken(token, [key], { now: now() });
       if (claims.hostId !== hostId) throw new StreamTokenError('the stream token is for another host');
       return claims;
     },
