@@ -7,16 +7,18 @@ import { type StreamTokenClaims, StreamTokenError } from '@cphone/proto';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import { WebSocketServer } from 'ws';
-import { CloseCode, DeviceUnavailableError, SignalClose } from './close-codes.js';
+import { CloseCode, SignalClose } from './close-codes.js';
 import type { VideoSize } from './feed.js';
 import { InputError, parseViewerInput } from './input.js';
 import { createSfuMetrics, type SfuMetrics } from './metrics.js';
 import { type ResolvedSfuOptions, resolveOptions, type SfuOptions } from './options.js';
-import { Room } from './room.js';
+import type { Room } from './room.js';
+import { Rooms } from './rooms.js';
 import { Session, type SessionInfo } from './session.js';
 import { type ConnectionHandler, SignalConnection } from './signaling/connection.js';
 import { badMessage, MAX_SIGNAL_FRAME_BYTES, type Request } from './signaling/protocol.js';
 import { ViewerMedia } from './viewer-media.js';
+import { answerViewerRequest } from './viewer-requests.js';
 import { WorkerPool } from './worker-pool.js';
 
 /** Which open sessions a revocation ends: every field given must match. */
@@ -69,7 +71,7 @@ export class Sfu implements ConnectionHandler {
   });
   readonly #viewers = new Map<SignalConnection, Viewer>();
   readonly #sessions = new Map<string, Session>();
-  readonly #rooms = new Map<string, Room>();
+  readonly #rooms: Rooms;
   /** Joins of one phone run one at a time: seat counts and room opening stay consistent. */
   readonly #deviceLocks = new Map<string, Promise<unknown>>();
   #revocations: { at: number; match: SessionMatch; reason: string; message: string }[] = [];
@@ -81,6 +83,15 @@ export class Sfu implements ConnectionHandler {
     this.#options = options;
     this.registry = options.registry;
     this.#pool = pool;
+    this.#rooms = new Rooms({
+      pool,
+      feeds: options.feeds,
+      graceMs: options.graceMs,
+      log,
+      metrics,
+      onVideoSize: (deviceId, size) => this.#videoSize(deviceId, size),
+      onLost: (room) => this.#roomLost(room),
+    });
     this.#log = log;
     this.#metrics = metrics;
     this.#timers = [
@@ -125,7 +136,7 @@ export class Sfu implements ConnectionHandler {
     for (const session of ended)
       this.#end(session, new SignalClose(CloseCode.DEVICE_STOPPED, message, reason));
     const room = this.#rooms.get(deviceId);
-    if (room) this.#closeRoom(room);
+    if (room) this.#rooms.close(room);
     return ended.length;
   }
 
@@ -136,7 +147,7 @@ export class Sfu implements ConnectionHandler {
 
   /** Devices with a room open now. */
   rooms(): string[] {
-    return [...this.#rooms.keys()];
+    return this.#rooms.devices();
   }
 
   /** Ends every session with 1001, closes every room and worker; resolves once the sockets are closed. */
@@ -153,7 +164,7 @@ export class Sfu implements ConnectionHandler {
         ),
     );
     for (const connection of this.#viewers.keys()) this.#closeSocket(connection, shutdown);
-    for (const room of [...this.#rooms.values()]) this.#closeRoom(room);
+    this.#rooms.closeAll();
     await Promise.all(sockets);
     this.#wss.close();
     this.#pool.close();
@@ -171,39 +182,12 @@ export class Sfu implements ConnectionHandler {
     }
     const { session, media } = viewer;
     if (!session || !media) throw badMessage(`join before ${request.type}`);
-    const control = session.rights === 'control';
-    switch (request.type) {
-      case 'createTransport':
-        if (request.direction === 'send' && !control)
-          throw new SignalClose(CloseCode.FORBIDDEN, 'this session may watch the phone, not control it');
-        return media.createTransport(request.direction, session.id);
-      case 'connectTransport':
-        await media.connectTransport(request.transportId, request.dtlsParameters);
-        return {};
-      case 'consume':
-        return media.consume(request.kind, request.rtpCapabilities);
-      case 'resume':
-        await media.resume(request.consumerId);
-        return {};
-      case 'consumeData':
-        if (!control)
-          throw new SignalClose(CloseCode.FORBIDDEN, 'the phone’s output is for a controlling session');
-        return media.consumeOutput();
-      case 'produceData':
-        if (!control)
-          throw new SignalClose(CloseCode.FORBIDDEN, 'this session may watch the phone, not control it');
-        return media.produceInput(request.transportId, request.sctpStreamParameters, (text) =>
-          this.#input(session, text),
-        );
-      case 'report':
-        session.report(request.report);
-        return {};
-      case 'stats':
-        return session.stats(await media.videoFigures(), false);
-      case 'leave':
-        this.#end(session, new SignalClose(CloseCode.NORMAL, 'the viewer left'));
-        return undefined;
-    }
+    return answerViewerRequest(request, {
+      session,
+      media,
+      onInput: (text) => this.#input(session, text),
+      leave: () => this.#end(session, new SignalClose(CloseCode.NORMAL, 'the viewer left')),
+    });
   }
 
   fail(connection: SignalConnection, error: SignalClose): void {
@@ -327,7 +311,7 @@ export class Sfu implements ConnectionHandler {
           : `this phone already has ${cap} viewers`,
       );
     }
-    const room = await this.#room(claims.deviceId);
+    const room = await this.#rooms.acquire(claims.deviceId);
     if (connection.closing) {
       this.#releaseIfIdle(claims.deviceId);
       throw gone();
@@ -344,36 +328,6 @@ export class Sfu implements ConnectionHandler {
     viewer.media = new ViewerMedia(session.room);
     session.connection = connection;
     session.connect(this.#options.now());
-  }
-
-  async #room(deviceId: string): Promise<Room> {
-    const existing = this.#rooms.get(deviceId);
-    if (existing && !existing.closed) {
-      clearTimeout(existing.idleTimer);
-      existing.idleTimer = undefined;
-      return existing;
-    }
-    const slot = this.#pool.pick((s) => [...this.#rooms.values()].filter((r) => r.slot === s).length);
-    let room: Room;
-    try {
-      room = await Room.open({
-        deviceId,
-        slot,
-        feeds: this.#options.feeds,
-        log: this.#log.child({ deviceId }),
-        onVideoSize: (size) => this.#videoSize(deviceId, size),
-        onWorkerClosed: (lost) => this.#roomLost(lost),
-      });
-    } catch (error) {
-      if (error instanceof DeviceUnavailableError)
-        throw new SignalClose(CloseCode.DEVICE_GONE, error.message);
-      this.#log.error({ err: error, deviceId }, 'could not open a room');
-      throw new SignalClose(CloseCode.INTERNAL, 'the phone’s stream could not be opened');
-    }
-    this.#rooms.set(deviceId, room);
-    this.#metrics.rooms.set(this.#rooms.size);
-    this.#log.info({ deviceId, worker: slot.index }, 'room opened');
-    return room;
   }
 
   #end(session: Session, close: SignalClose): void {
@@ -397,25 +351,12 @@ export class Sfu implements ConnectionHandler {
 
   /** Starts the room's grace once no session holds a seat on the phone. */
   #releaseIfIdle(deviceId: string): void {
-    const room = this.#rooms.get(deviceId);
-    if (!room || room.closed || room.idleTimer) return;
-    if ([...this.#sessions.values()].some((s) => s.deviceId === deviceId)) return;
-    room.idleTimer = setTimeout(() => {
-      if (![...this.#sessions.values()].some((s) => s.deviceId === deviceId)) this.#closeRoom(room);
-    }, this.#options.graceMs);
-  }
-
-  #closeRoom(room: Room): void {
-    room.close();
-    if (this.#rooms.get(room.deviceId) === room) this.#rooms.delete(room.deviceId);
-    this.#metrics.rooms.set(this.#rooms.size);
-    this.#log.info({ deviceId: room.deviceId }, 'room closed');
+    this.#rooms.release(deviceId, () => [...this.#sessions.values()].some((s) => s.deviceId === deviceId));
   }
 
   #roomLost(room: Room): void {
     const close = new SignalClose(CloseCode.MEDIA_RESTART, 'the media server restarted; join again');
     for (const session of [...this.#sessions.values()]) if (session.room === room) this.#end(session, close);
-    this.#closeRoom(room);
   }
 
   #input(session: Session, text: string): void {
