@@ -104,6 +104,9 @@ test('50 joins and leaves leave no router, transport, producer or consumer behin
     assert.deepEqual(roomObjects(), nothingLeft);
     assert.deepEqual(t.sfu.rooms(), []);
     assert.equal(t.feeds.live.length, 0, 'every feed closed');
+    const metrics = await t.sfu.registry.metrics();
+    assert.doesNotMatch(metrics, /cphone_sfu_viewers\{/, 'no seat series left');
+    assert.match(metrics, /cphone_sfu_rooms 0/);
     assert.equal(t.events.filter((e) => e.type === 'ended').length, 50);
     assert.ok(census.made.consumers >= 100 && census.made.dataConsumers >= 20, 'the media really was set up');
   } finally {

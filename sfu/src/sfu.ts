@@ -318,7 +318,7 @@ export class Sfu implements ConnectionHandler {
     }
     const session = new Session(claims, room, this.#options.now());
     this.#sessions.set(session.id, session);
-    this.#metrics.viewers.inc({ device_id: session.deviceId, rights: session.rights });
+    this.#countSeats(session);
     this.#attach(connection, viewer, session);
     return { session, resumed: false };
   }
@@ -343,10 +343,18 @@ export class Sfu implements ConnectionHandler {
     }
     session.disconnect(now);
     this.#sessions.delete(session.id);
-    this.#metrics.viewers.dec({ device_id: session.deviceId, rights: session.rights });
+    this.#countSeats(session);
     this.#metrics.sessionsEnded.inc({ reason: close.reason });
     this.#event(session, 'ended', { viewerSeconds: session.viewerSeconds(now), endReason: close.reason });
     this.#releaseIfIdle(session.deviceId);
+  }
+
+  /** Sets the phone's seat gauge; a phone nobody watches leaves no series behind. */
+  #countSeats({ deviceId, rights }: Session): void {
+    const labels = { device_id: deviceId, rights };
+    const seats = [...this.#sessions.values()].filter((s) => s.deviceId === deviceId && s.rights === rights);
+    if (seats.length) this.#metrics.viewers.set(labels, seats.length);
+    else this.#metrics.viewers.remove(labels);
   }
 
   /** Starts the room's grace once no session holds a seat on the phone. */
