@@ -324,6 +324,7 @@ export class Sfu implements ConnectionHandler {
   }
 
   #attach(connection: SignalConnection, viewer: Viewer, session: Session): void {
+    clearTimeout(viewer.joinTimer);
     viewer.session = session;
     viewer.media = new ViewerMedia(session.room);
     session.connection = connection;
