@@ -1,5 +1,14 @@
 // @cphone/sfu: the phone's screen and sound to browsers over WebRTC, and the viewers' input back.
 export {
+  CLOSE_REASONS,
+  CloseCode,
+  closeFrameReason,
+  DeviceUnavailableError,
+  SignalClose,
+} from './close-codes.js';
+export { AUDIO_PAYLOAD_TYPE, H264_PROFILE_LEVEL_ID, MEDIA_CODECS, VIDEO_PAYLOAD_TYPE } from './codecs.js';
+export type { Feed, FeedProvider, FeedWiring, MediaSink, RtpSource, VideoSize } from './feed.js';
+export {
   type ClipboardInput,
   type GetClipboardInput,
   InputError,
@@ -15,3 +24,14 @@ export {
   type TouchInput,
   type ViewerInput,
 } from './input.js';
+export type { SfuMetrics } from './metrics.js';
+export type { SfuOptions } from './options.js';
+export type { SessionEvent, SessionEventType, SessionInfo, SessionStats } from './session.js';
+export { createSfu, type SessionMatch, Sfu } from './sfu.js';
+export {
+  type ClientReport,
+  MAX_REPORT_SAMPLES,
+  MAX_SIGNAL_BYTES,
+  type Request as SignalRequest,
+  type RequestType as SignalRequestType,
+} from './signaling/protocol.js';

@@ -1,0 +1,67 @@
+import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+
+/** The sfu's metrics, registered on the registry its owner passes in (the agent's /metrics). */
+export function createSfuMetrics(registry: Registry) {
+  const registers = [registry];
+  return {
+    workers: new Gauge({
+      name: 'cphone_sfu_workers',
+      help: 'mediasoup workers running',
+      registers,
+    }),
+    workerDeaths: new Counter({
+      name: 'cphone_sfu_worker_deaths_total',
+      help: 'mediasoup workers that died and were replaced',
+      registers,
+    }),
+    rooms: new Gauge({
+      name: 'cphone_sfu_rooms',
+      help: 'Phones with a room open (a router and a feed)',
+      registers,
+    }),
+    viewers: new Gauge({
+      name: 'cphone_sfu_viewers',
+      help: 'Sessions holding a seat, by device and rights (view, control)',
+      labelNames: ['device_id', 'rights'] as const,
+      registers,
+    }),
+    joins: new Counter({
+      name: 'cphone_sfu_joins_total',
+      help: 'Join requests by outcome (joined, resumed, or the refusal reason)',
+      labelNames: ['outcome'] as const,
+      registers,
+    }),
+    sessionsEnded: new Counter({
+      name: 'cphone_sfu_sessions_ended_total',
+      help: 'Sessions ended, by end reason',
+      labelNames: ['reason'] as const,
+      registers,
+    }),
+    joinDuration: new Histogram({
+      name: 'cphone_sfu_join_duration_seconds',
+      help: 'From a join request to its answer (token check, room open on a first viewer)',
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+      registers,
+    }),
+    consumerBitrate: new Histogram({
+      name: 'cphone_sfu_consumer_bitrate_bps',
+      help: 'Video bitrate sent to a viewer, sampled each stats period',
+      buckets: [100e3, 250e3, 500e3, 1e6, 2e6, 4e6, 8e6],
+      registers,
+    }),
+    inputMessages: new Counter({
+      name: 'cphone_sfu_input_messages_total',
+      help: 'Input data channel messages by outcome (forwarded, malformed, failed)',
+      labelNames: ['outcome'] as const,
+      registers,
+    }),
+    signalingClosed: new Counter({
+      name: 'cphone_sfu_signaling_closed_total',
+      help: 'Signaling sockets closed by the sfu, by close code',
+      labelNames: ['code'] as const,
+      registers,
+    }),
+  };
+}
+
+export type SfuMetrics = ReturnType<typeof createSfuMetrics>;

@@ -1,0 +1,54 @@
+// What a joined viewer may ask for, and what its rights allow: every request but `join`, answered
+// on the viewer's own media. A VIEW session never gets a sending transport nor the phone's output.
+import { CloseCode, SignalClose } from './close-codes.js';
+import type { Session } from './session.js';
+import type { Request } from './signaling/protocol.js';
+import type { ViewerMedia } from './viewer-media.js';
+
+export interface JoinedViewer {
+  readonly session: Session;
+  readonly media: ViewerMedia;
+  /** A message from the viewer's input channel. */
+  onInput(text: string): void;
+  /** `leave`: end the session (the socket closes with 1000; there is no answer). */
+  leave(): void;
+}
+
+const watchOnly = () =>
+  new SignalClose(CloseCode.FORBIDDEN, 'this session may watch the phone, not control it');
+
+export async function answerViewerRequest(
+  request: Exclude<Request, { type: 'join' }>,
+  viewer: JoinedViewer,
+): Promise<unknown> {
+  const { session, media } = viewer;
+  const control = session.rights === 'control';
+  switch (request.type) {
+    case 'createTransport':
+      if (request.direction === 'send' && !control) throw watchOnly();
+      return media.createTransport(request.direction, session.id);
+    case 'connectTransport':
+      await media.connectTransport(request.transportId, request.dtlsParameters);
+      return {};
+    case 'consume':
+      return media.consume(request.kind, request.rtpCapabilities);
+    case 'resume':
+      await media.resume(request.consumerId);
+      return {};
+    case 'consumeData':
+      if (!control)
+        throw new SignalClose(CloseCode.FORBIDDEN, 'the phone’s output is for a controlling session');
+      return media.consumeOutput();
+    case 'produceData':
+      if (!control) throw watchOnly();
+      return media.produceInput(request.transportId, request.sctpStreamParameters, viewer.onInput);
+    case 'report':
+      session.report(request.report);
+      return {};
+    case 'stats':
+      return session.stats(await media.videoFigures(), false);
+    case 'leave':
+      viewer.leave();
+      return undefined;
+  }
+}
