@@ -3,7 +3,7 @@
 // Node's own test runner, so the summary line shows what ran. Extra args narrow the set:
 //   npm test -- host-agent            (paths containing "host-agent")
 import { spawnSync } from 'node:child_process';
-import { readdirSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { join, relative } from 'node:path';
 
@@ -32,13 +32,21 @@ if (selected.length === 0) {
   process.exit(1);
 }
 // The host agent's docker runtime and adb interop suites and the end-to-end suites (one runs the
-// docker runtime) need podman's Docker API and Debian's adb; the setup scripts are idempotent and
-// quick once done, so a fresh machine needs nothing but this command.
-if (process.env.CPHONE_SKIP_SETUP !== '1' && selected.some((f) => /^(host-agent|tests\/e2e)\//.test(f))) {
-  for (const script of ['scripts/setup-system.sh', 'scripts/setup-podman.sh']) {
-    const setup = spawnSync('bash', [script], { cwd: root, stdio: ['ignore', 'ignore', 'inherit'] });
-    if (setup.status !== 0) {
-      console.error(`${script} failed (exit ${setup.status}); set CPHONE_SKIP_SETUP=1 to run without it`);
+// docker runtime) need podman's Docker API and Debian's adb; the sfu's suites need mediasoup's worker
+// (built from Debian's libraries, see README.md) and Debian's Chromium. The setup scripts are
+// idempotent and quick once done (the worker takes minutes once per machine, then comes from a
+// cache), so a fresh machine needs nothing but this command.
+const needs = (pattern) => selected.some((f) => pattern.test(f));
+const setup = [];
+if (needs(/^(host-agent|tests\/e2e|sfu)\//)) setup.push('scripts/setup-system.sh');
+if (needs(/^(host-agent|tests\/e2e)\//)) setup.push('scripts/setup-podman.sh');
+const worker = join(root, 'node_modules/mediasoup/worker/out/Release/mediasoup-worker');
+if (needs(/^(sfu|web)\//) && !existsSync(worker)) setup.push('scripts/mediasoup-worker.sh');
+if (process.env.CPHONE_SKIP_SETUP !== '1') {
+  for (const script of setup) {
+    const run = spawnSync('bash', [script], { cwd: root, stdio: ['ignore', 'ignore', 'inherit'] });
+    if (run.status !== 0) {
+      console.error(`${script} failed (exit ${run.status}); set CPHONE_SKIP_SETUP=1 to run without it`);
       process.exit(1);
     }
   }
