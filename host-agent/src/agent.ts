@@ -1,6 +1,6 @@
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { mkdir } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import { hostname, release } from 'node:os';
 import { join } from 'node:path';
@@ -15,10 +15,12 @@ import { createLogger } from './logger.js';
 import { createMetrics, type Metrics } from './metrics.js';
 import { type BootProbe, DesiredStore, Reconciler, type ReconcilerOptions } from './reconciler/index.js';
 import { type ContainerRuntime, createDockerRuntime, createSimRuntime } from './runtime/index.js';
+import type { ScrcpyServerBinary } from './screen/index.js';
 import { runCommand } from './session/commands.js';
 import { Session, type SessionOptions } from './session/session.js';
 import { UsageSender } from './session/usage-sender.js';
 import { UsageSampler, UsageSpool } from './spool/index.js';
+import { Streaming } from './stream/streaming.js';
 
 export const AGENT_VERSION: string = (
   JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }
@@ -38,6 +40,11 @@ export interface AgentDeps {
   readonly session?: Partial<Pick<SessionOptions, 'backoff' | 'stableAfterMs' | 'welcomeTimeoutMs'>>;
   /** Resend unacknowledged usage after this, ms. */
   readonly usageResendAfterMs?: number;
+  /**
+   * The scrcpy server file pushed to phones. Default: the pinned release at config.scrcpyServer; on
+   * the sim runtime, whose virtual phones run no jar, a stand-in file checked by its own hash.
+   */
+  readonly scrcpyServer?: ScrcpyServerBinary;
 }
 
 export interface Agent {
@@ -51,6 +58,8 @@ export interface Agent {
   readonly httpPort: number;
   /** True after a Drain notice on the current run. */
   readonly draining: boolean;
+  /** The stream endpoint and sfu; undefined with CPHONE_STREAM=off. */
+  readonly streaming: Streaming | undefined;
   /** Closes the session, the HTTP server and the agent's resources. Phones keep running. */
   close(): Promise<void>;
 }
@@ -69,6 +78,14 @@ async function openRuntime(config: AgentConfig): Promise<ContainerRuntime> {
     });
   }
   return createDockerRuntime({ socketPath: config.dockerSocket, config: { scope: config.runtimeScope } });
+}
+
+/** The stand-in server file virtual phones are given (they emulate the server; nothing runs it). */
+async function virtualPhoneServer(dataDir: string): Promise<ScrcpyServerBinary> {
+  const bytes = Buffer.from('PK\x03\x04 cphone virtual phone: the scrcpy server is emulated\n');
+  const path = join(dataDir, 'scrcpy-server-virtual-phone');
+  await writeFile(path, bytes);
+  return { path, sha256: createHash('sha256').update(bytes).digest('hex') };
 }
 
 /** Starts a host agent: adopts the runtime's phones, connects to the control plane, meters usage. */
@@ -98,6 +115,7 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps = {}): Pro
   }
 
   let session: Session | undefined;
+  let streaming: Streaming | undefined;
   const reconciler = new Reconciler({
     concurrency: config.reconcileConcurrency,
     stopTimeoutMs: config.stopTimeoutMs,
@@ -108,7 +126,10 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps = {}): Pro
     logger,
     metrics,
     store: new DesiredStore(config.dataDir),
-    onStatus: (device) => session?.send({ body: { case: 'deviceStatus', value: { device } } }),
+    onStatus: (device) => {
+      session?.send({ body: { case: 'deviceStatus', value: { device } } });
+      streaming?.deviceChanged(device);
+    },
   });
   const spool = await UsageSpool.open({ dir: join(config.dataDir, 'usage') });
   const usage = new UsageSender({
@@ -131,6 +152,36 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps = {}): Pro
 
   await reconciler.start();
   sampler.start();
+
+  if (config.stream.enabled) {
+    pool ??= new AdbPool({
+      credentialStore: await FileCredentialStore.open({ dataDir: config.dataDir }),
+      logger,
+    });
+    const adb = pool;
+    try {
+      streaming = await Streaming.start({
+        config,
+        phones: reconciler,
+        device: (endpoint) => adb.device(endpoint),
+        server:
+          deps.scrcpyServer ??
+          (config.runtime === 'sim'
+            ? await virtualPhoneServer(config.dataDir)
+            : { path: config.scrcpyServer }),
+        send: (report) => session?.send({ body: { case: 'streamSessionReport', value: report } }) ?? false,
+        logger,
+        registry: metrics.registry,
+      });
+    } catch (error) {
+      await sampler.stop();
+      await reconciler.close();
+      await spool.close();
+      await pool?.close();
+      if (deps.runtime === undefined) await runtime.close();
+      throw error;
+    }
+  }
 
   session = new Session({
     address: config.controlPlane,
@@ -171,6 +222,7 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps = {}): Pro
           desiredRevision: reconciler.desiredRevision,
           agentInstanceId: instanceId,
           kernelVersion: release(),
+          streamEndpoint: streaming?.endpoint ?? '',
         };
       },
       async load() {
@@ -190,7 +242,9 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps = {}): Pro
       },
       async welcomed(welcome, link) {
         draining = false;
+        streaming?.setKeys(welcome.streamTokenKeys);
         await usage.welcomed(link, Number(welcome.usageAckSequence));
+        streaming?.welcomed();
       },
       received(message, link) {
         const fail = (what: string) => (err: unknown) => log.error({ err }, `${what} failed`);
@@ -220,6 +274,12 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps = {}): Pro
             );
             break;
           }
+          case 'streamKeys':
+            streaming?.setKeys(message.body.value.keys);
+            break;
+          case 'streamRevocation':
+            streaming?.revoke(message.body.value);
+            break;
           case 'drain':
             draining = true;
             metrics.drains.inc();
@@ -262,9 +322,12 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps = {}): Pro
     get draining() {
       return draining;
     },
+    streaming,
     close() {
       closing ??= (async () => {
         log.info('agent stopping; phones keep running');
+        // Viewers first: they are told the agent is going (1001) and their ENDED reports still go out.
+        await streaming?.close();
         await activeSession.close();
         await sampler.stop();
         await reconciler.close();

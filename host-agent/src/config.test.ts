@@ -104,7 +104,7 @@ test('stream settings: documented defaults, every variable read, bad values name
   assert.equal(defaults.maxViewers, 10);
   assert.equal(defaults.roomGraceMs, 30_000);
   assert.ok(Object.isFrozen(defaults));
-  assert.equal(streamEndpoint(defaults, 4443, 'rack3-h12'), 'wss://rack3-h12:4443');
+  assert.equal(streamEndpoint(defaults, 4443, 'rack3-h12'), 'wss://rack3-h12:4443/signal');
 
   const cert = join(dir, 'stream.pem');
   await writeFile(cert, 'pem');
@@ -141,7 +141,12 @@ test('stream settings: documented defaults, every variable read, bad values name
       roomGraceMs: 500,
     },
   );
-  assert.equal(streamEndpoint(stream, 4443), 'wss://h12.example.net:443');
+  assert.equal(streamEndpoint(stream, 4443), 'wss://h12.example.net/signal');
+  assert.equal(
+    streamEndpoint({ ...stream, publicUrl: 'wss://edge.example.net/agents/h12/ws' }, 4443),
+    'wss://edge.example.net/agents/h12/ws',
+  );
+  assert.equal(streamEndpoint({ ...stream, publicUrl: undefined }, 4501), 'wss://127.0.0.1:4501/signal');
   assert.equal(streamEndpoint(loadConfig({ ...base, CPHONE_STREAM: 'off' }).stream, 4443), '');
 
   rejects({ CPHONE_STREAM: 'yes' }, 'CPHONE_STREAM', 'yes');

@@ -26,7 +26,8 @@ export interface StreamConfig {
   readonly port: number;
   /**
    * URL browsers reach the signaling server at, told to the control plane (it goes into every stream
-   * session as sfu_url). CPHONE_STREAM_PUBLIC_URL, `wss://…`; default wss://<hostname>:<port>
+   * session as sfu_url; /signal is added when it has no path). CPHONE_STREAM_PUBLIC_URL, `wss://…`;
+   * default wss://<bind address, or the host name when bound to all>:<port>/signal
    */
   readonly publicUrl: string | undefined;
   /** PEM certificate chain and key of the signaling server. CPHONE_STREAM_TLS_CERT, CPHONE_STREAM_TLS_KEY; both or neither. Unset: a self-signed certificate made under <data dir>/stream-tls on the first start */
@@ -251,10 +252,18 @@ function streamConfig(env: Env): StreamConfig {
   });
 }
 
-/** The stream endpoint told to the control plane: the configured URL, else wss://<hostname>:<port>. */
+/**
+ * The stream endpoint told to the control plane (it becomes every session's sfu_url): the configured
+ * URL, else wss://<bind address, or the host name when bound to every address>:<port>; a URL with
+ * no path gets the signaling path, /signal.
+ */
 export function streamEndpoint(stream: StreamConfig, boundPort: number, host: string = osHostname()): string {
   if (!stream.enabled) return '';
-  return stream.publicUrl ?? `wss://${host}:${boundPort}`;
+  const wildcard = stream.bind === '0.0.0.0' || stream.bind === '::';
+  const name = wildcard ? host : stream.bind.includes(':') ? `[${stream.bind}]` : stream.bind;
+  const url = new URL(stream.publicUrl ?? `wss://${name}:${boundPort}`);
+  if (url.pathname === '/') url.pathname = '/signal';
+  return url.href;
 }
 
 /** Node's os.arch() in the scheduler's naming. */

@@ -43,7 +43,8 @@ export function launchChromium(): Promise<Browser> {
 export class ViewerPage {
   private constructor(readonly page: Page) {}
 
-  static async open(browser: Browser): Promise<ViewerPage> {
+  /** In a browser, or in a context of one (e.g. one that trusts a test certificate). */
+  static async open(browser: Pick<Browser, 'newPage'>): Promise<ViewerPage> {
     const page = await browser.newPage();
     await page.setContent('<!doctype html><html><body></body></html>');
     await page.addScriptTag({ content: await viewerBundle() });

@@ -1,0 +1,73 @@
+// The sfu's feeds on this host: a phone's first viewer opens a screen ingest (scrcpy over the
+// phone's ADB, packetized into the room's producers); the room's end closes it. Only a phone this
+// agent runs can be opened, and only while it is RUNNING.
+import { agentv1 } from '@cphone/proto';
+import { DeviceUnavailableError, type Feed, type FeedProvider, type FeedWiring } from '@cphone/sfu';
+import type { Logger } from 'pino';
+import type { AdbEndpoint } from '../adb/index.js';
+import type { CaptureSettings, FrameInfo, ScrcpyServerBinary, ScreenDevice } from '../screen/index.js';
+import { type ScreenIngest, startScreenIngest } from '../screen/index.js';
+
+/** What the feeds read of the agent's phones. */
+export interface PhoneDirectory {
+  observed(deviceId: string): agentv1.ObservedDevice | undefined;
+  adbEndpoint(deviceId: string): AdbEndpoint | undefined;
+}
+
+export interface ScreenFeedsOptions {
+  readonly phones: PhoneDirectory;
+  /** The ADB client of an endpoint (the agent's pool). */
+  device(endpoint: AdbEndpoint): ScreenDevice;
+  readonly server: ScrcpyServerBinary;
+  readonly capture?: Partial<CaptureSettings>;
+  /** Every frame sent, for latency telemetry. */
+  onFrame?(deviceId: string, frame: FrameInfo): void;
+  readonly logger: Logger;
+}
+
+/** Opens one screen ingest per watched phone; `ingest(id)` reaches it for quality changes. */
+export class ScreenFeeds implements FeedProvider {
+  readonly #o: ScreenFeedsOptions;
+  readonly #open = new Map<string, ScreenIngest>();
+
+  constructor(options: ScreenFeedsOptions) {
+    this.#o = options;
+  }
+
+  /** The running ingest of a watched phone. */
+  ingest(deviceId: string): ScreenIngest | undefined {
+    return this.#open.get(deviceId);
+  }
+
+  open(deviceId: string, wiring: FeedWiring): Feed {
+    const observed = this.#o.phones.observed(deviceId);
+    const endpoint = this.#o.phones.adbEndpoint(deviceId);
+    if (observed === undefined) throw new DeviceUnavailableError(`phone ${deviceId} is not on this host`);
+    if (observed.state !== agentv1.DeviceState.RUNNING || endpoint === undefined) {
+      const state = agentv1.DeviceState[observed.state] ?? 'UNKNOWN';
+      throw new DeviceUnavailableError(`phone ${deviceId} is ${state}, not RUNNING`);
+    }
+    const ingest = startScreenIngest({
+      device: this.#o.device(endpoint),
+      server: this.#o.server,
+      sink: wiring.sink,
+      video: wiring.video,
+      audio: wiring.audio,
+      ...(this.#o.capture !== undefined ? { capture: this.#o.capture } : {}),
+      onClipboard: (text) => wiring.onClipboard(text),
+      onVideoSize: (size) => wiring.onVideoSize(size),
+      ...(this.#o.onFrame !== undefined ? { onFrame: (frame) => this.#o.onFrame?.(deviceId, frame) } : {}),
+      logger: this.#o.logger.child({ deviceId }),
+    });
+    this.#open.set(deviceId, ingest);
+    return {
+      requestKeyframe: () => ingest.requestKeyframe(),
+      input: (message) => ingest.input(message),
+      videoSize: () => ingest.videoSize,
+      close: async () => {
+        if (this.#open.get(deviceId) === ingest) this.#open.delete(deviceId);
+        await ingest.close();
+      },
+    };
+  }
+}

@@ -1,0 +1,227 @@
+// The agent's streaming side: the public HTTPS/WSS endpoint (signaling at /signal), the sfu, the
+// screen feeds it opens, stream-token checks with the control plane's keys, revocations, and the
+// session reports sent back for the audit trail and metering. Built once per agent; the control
+// session hands it keys and revocations, the reconciler tells it when a phone stops.
+import { createServer, type Server } from 'node:https';
+import type { AddressInfo } from 'node:net';
+import type { MessageInitShape } from '@bufbuild/protobuf';
+import { timestampFromMs } from '@bufbuild/protobuf/wkt';
+import { agentv1 } from '@cphone/proto';
+import { createSfu, type SessionEvent, type Sfu } from '@cphone/sfu';
+import type { Logger } from 'pino';
+import type { Registry } from 'prom-client';
+import type { AdbEndpoint } from '../adb/index.js';
+import { type AgentConfig, streamEndpoint } from '../config.js';
+import type { ScrcpyServerBinary, ScreenDevice } from '../screen/index.js';
+import { type PhoneDirectory, ScreenFeeds } from './screen-feeds.js';
+import { StreamAuth } from './stream-auth.js';
+import { loadStreamTls } from './stream-tls.js';
+
+export type StreamReportInit = MessageInitShape<typeof agentv1.StreamSessionReportSchema>;
+
+/** Reports kept while the control session is down (sent after the next Welcome); the oldest go first. */
+const MAX_QUEUED_REPORTS = 10_000;
+
+export interface StreamingOptions {
+  readonly config: Pick<AgentConfig, 'hostId' | 'dataDir' | 'stream'>;
+  readonly phones: PhoneDirectory;
+  device(endpoint: AdbEndpoint): ScreenDevice;
+  readonly server: ScrcpyServerBinary;
+  /** Sends a report on the control session; false when it is down. */
+  send(report: StreamReportInit): boolean;
+  readonly logger: Logger;
+  readonly registry: Registry;
+  /** Wall clock, ms (tests). */
+  readonly now?: () => number;
+}
+
+const EVENT: Record<SessionEvent['type'], agentv1.StreamSessionReport_Event> = {
+  joined: agentv1.StreamSessionReport_Event.JOINED,
+  stats: agentv1.StreamSessionReport_Event.STATS,
+  ended: agentv1.StreamSessionReport_Event.ENDED,
+};
+
+/** A session event as the control plane records it. */
+export function toStreamReport(event: SessionEvent): StreamReportInit {
+  const s = event.stats;
+  return {
+    sessionId: event.sessionId,
+    deviceId: event.deviceId,
+    event: EVENT[event.type],
+    time: timestampFromMs(event.at.getTime()),
+    viewerSeconds: BigInt(Math.round(event.viewerSeconds ?? 0)),
+    endReason: event.endReason ?? '',
+    fps: s?.fps ?? 0,
+    bitrateBps: BigInt(Math.round(s?.bitrateBps ?? 0)),
+    packetLoss: s?.packetLoss ?? 0,
+    rttMs: s?.rttMs ?? 0,
+    jitterBufferMs: s?.jitterBufferMs ?? 0,
+    glassToGlassP50Ms: s?.glassToGlassP50Ms ?? 0,
+    glassToGlassP95Ms: s?.glassToGlassP95Ms ?? 0,
+    framesDecoded: BigInt(Math.round(s?.framesDecoded ?? 0)),
+  };
+}
+
+export class Streaming {
+  readonly auth: StreamAuth;
+  readonly feeds: ScreenFeeds;
+  readonly #o: StreamingOptions;
+  readonly #log: Logger;
+  readonly #queued: StreamReportInit[] = [];
+  #sfu: Sfu | undefined;
+  #server: Server | undefined;
+  #port = 0;
+
+  private constructor(options: StreamingOptions) {
+    this.#o = options;
+    this.#log = options.logger.child({ module: 'streaming' });
+    this.auth = new StreamAuth({
+      hostId: options.config.hostId,
+      ...(options.now ? { now: options.now } : {}),
+    });
+    this.feeds = new ScreenFeeds({
+      phones: options.phones,
+      device: (endpoint) => options.device(endpoint),
+      server: options.server,
+      logger: options.logger,
+    });
+  }
+
+  /** Starts the sfu and the public endpoint; fails (and leaves nothing running) if either cannot. */
+  static async start(options: StreamingOptions): Promise<Streaming> {
+    const streaming = new Streaming(options);
+    try {
+      await streaming.#start();
+    } catch (error) {
+      await streaming.close();
+      throw error;
+    }
+    return streaming;
+  }
+
+  async #start(): Promise<void> {
+    const { stream, dataDir } = this.#o.config;
+    const tls = await loadStreamTls(stream, dataDir);
+    this.#sfu = await createSfu({
+      feeds: this.feeds,
+      verifyToken: (token) => this.auth.verify(token),
+      onSessionEvent: (event) => this.#report(event),
+      logger: this.#o.logger,
+      registry: this.#o.registry,
+      workers: stream.workers,
+      listenIp: stream.rtcListenIp,
+      ...(stream.rtcAnnouncedAddress !== undefined ? { announcedAddress: stream.rtcAnnouncedAddress } : {}),
+      rtcPort: stream.rtcPort,
+      graceMs: stream.roomGraceMs,
+      maxViewers: stream.maxViewers,
+      controlSeats: stream.controlSeats,
+      ...(this.#o.now ? { now: this.#o.now } : {}),
+    });
+    const sfu = this.#sfu;
+    const server = createServer({ cert: tls.cert, key: tls.key }, (req, res) => {
+      if (req.method === 'GET' && req.url === '/healthz') {
+        res.writeHead(200, { 'content-type': 'application/json' }).end('{"status":"ok"}');
+        return;
+      }
+      res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');
+    });
+    server.on('upgrade', (req, socket, head) => {
+      const path = new URL(req.url ?? '/', 'https://agent').pathname;
+      if (path !== '/signal') {
+        socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\n\r\n');
+        return;
+      }
+      sfu.handleUpgrade(req, socket, head);
+    });
+    // A TLS handshake that fails (a scanner, a browser that refused the certificate) is no error of ours.
+    server.on('tlsClientError', (err) => this.#log.debug({ err }, 'stream endpoint TLS handshake failed'));
+    this.#server = server;
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(stream.port, stream.bind, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+    this.#port = (server.address() as AddressInfo).port;
+    this.#log.info({ endpoint: this.endpoint, rtcPort: stream.rtcPort }, 'stream endpoint listening');
+  }
+
+  /** The port the signaling server listens on. */
+  get port(): number {
+    return this.#port;
+  }
+
+  /** The URL viewers are sent to (Hello.stream_endpoint). */
+  get endpoint(): string {
+    return streamEndpoint(this.#o.config.stream, this.#port);
+  }
+
+  get sfu(): Sfu {
+    if (!this.#sfu) throw new Error('streaming is not started');
+    return this.#sfu;
+  }
+
+  /** Keys from a Welcome or a StreamKeys rotation. */
+  setKeys(keys: readonly agentv1.StreamTokenKey[]): void {
+    this.auth.setKeys(keys);
+  }
+
+  /** A StreamRevocation: refuse its tokens from now on and end the sessions it names at once. */
+  revoke(revocation: agentv1.StreamRevocation): number {
+    const match = this.auth.revoke(revocation);
+    if (match === undefined || this.#sfu === undefined) return 0;
+    const { reason, message, ...which } = match;
+    const ended = this.#sfu.revoke(which, reason, message);
+    this.#log.info({ ...which, reason, ended }, 'stream sessions revoked');
+    return ended;
+  }
+
+  /** A phone's state changed: when it no longer runs here, its viewers are told and its room closes. */
+  deviceChanged(device: agentv1.ObservedDevice): void {
+    if (this.#sfu === undefined || device.state === agentv1.DeviceState.RUNNING) return;
+    if (!this.#sfu.rooms().includes(device.deviceId)) return;
+    const state = agentv1.DeviceState[device.state] ?? 'UNKNOWN';
+    const reason =
+      device.state === agentv1.DeviceState.DELETED || device.state === agentv1.DeviceState.DELETING
+        ? 'DEVICE_DELETED'
+        : 'DEVICE_STOPPED';
+    this.#sfu.closeDevice(device.deviceId, reason, `the phone is ${state.toLowerCase()}`);
+  }
+
+  /** The control session is up again: send what was kept while it was down. */
+  welcomed(): void {
+    while (this.#queued.length > 0) {
+      if (!this.#o.send(this.#queued[0]!)) return;
+      this.#queued.shift();
+    }
+  }
+
+  #report(event: SessionEvent): void {
+    const report = toStreamReport(event);
+    if (this.#queued.length === 0 && this.#o.send(report)) return;
+    // Stats are only worth their moment; joins and ends are the audit trail and the meter.
+    if (event.type === 'stats') return;
+    this.#queued.push(report);
+    if (this.#queued.length > MAX_QUEUED_REPORTS) {
+      const dropped = this.#queued.shift();
+      this.#log.warn(
+        { sessionId: dropped?.sessionId },
+        'stream report queue full: the oldest report dropped',
+      );
+    }
+  }
+
+  /** Ends every session (1001), closes the endpoint and the sfu; sends the ENDED reports it can. */
+  async close(): Promise<void> {
+    // The sfu first: its sockets get their 1001 close frame before the server goes.
+    await this.#sfu?.close();
+    this.#sfu = undefined;
+    const server = this.#server;
+    this.#server = undefined;
+    if (server) {
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
+  }
+}
