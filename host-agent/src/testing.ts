@@ -2,6 +2,10 @@
 // beyond its main export. This package's own tests import these modules directly.
 // What a ContainerRuntime written outside this package (bench's remote-phone runtime) builds on.
 export { EventHub } from './runtime/event-queue.js';
+// The sim runtime with a launcher of the test's own, to reach the virtual phones it starts.
+export { createSimRuntime } from './runtime/index.js';
 export { deviceLabels } from './runtime/labels.js';
 export { volumeName } from './runtime/redroid-options.js';
+export { launchVirtualPhone } from './runtime/sim-launcher.js';
 export { bundleStandinPhone, connectEngine, engineSocket, removeScope } from './runtime/test-engine.js';
+export type { VirtualPhone } from './virtual-phone/index.js';

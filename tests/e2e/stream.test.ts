@@ -4,8 +4,10 @@
 // decoded at the phone's size, sound received, touches landing at device coordinates, text in any
 // script typed intact, the clipboard both ways, revocation and a stopped phone ending the session.
 import assert from 'node:assert/strict';
+import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { Agent } from '@cphone/host-agent';
+import { createSimRuntime, launchVirtualPhone, type VirtualPhone } from '@cphone/host-agent/testing';
 import { DeviceState, HostState, StreamRights } from '@cphone/proto';
 import { waitFor } from '@cphone/proto/testing';
 import { launchChromium, ViewerPage } from '@cphone/sfu/testing';
@@ -17,10 +19,22 @@ let agent: Agent;
 let browser: Browser;
 let context: BrowserContext;
 const pages: ViewerPage[] = [];
+/** The sim runtime's phones by serial (the device id), to read back what reached them. */
+const phones = new Map<string, VirtualPhone>();
+let runtime: Awaited<ReturnType<typeof createSimRuntime>>;
 
 before(async () => {
   h = await startHarness();
-  agent = await h.startAgent();
+  runtime = await createSimRuntime({
+    dataDir: join(h.agentDataDir, 'sim'),
+    scope: `e2e-${h.hostId}`,
+    launch: async (options) => {
+      const phone = await launchVirtualPhone(options);
+      phones.set(options.serial, phone);
+      return phone;
+    },
+  });
+  agent = await h.startAgent({ deps: { runtime } });
   await h.waitForHost(HostState.READY, true);
   browser = await launchChromium();
   // The agent's endpoint has a certificate from its generated CA, which this browser does not know.
@@ -31,8 +45,21 @@ after(async () => {
   await Promise.all(pages.map((p) => p.close().catch(() => undefined)));
   await browser?.close();
   await agent?.close();
+  await runtime?.close();
   await h?.close();
 });
+
+function phone(deviceId: string): VirtualPhone {
+  const found = phones.get(deviceId);
+  if (!found) throw new Error(`no virtual phone ${deviceId}`);
+  return found;
+}
+
+async function shell(deviceId: string, command: string): Promise<string> {
+  const r = await h.devices.execShell({ deviceId, command });
+  assert.equal(r.exitCode, 0, `${command}: ${Buffer.from(r.stderr).toString()}`);
+  return Buffer.from(r.stdout).toString('utf8');
+}
 
 async function runningPhone(name: string): Promise<string> {
   const phone = await h.createPhone(name);
@@ -44,6 +71,16 @@ async function session(deviceId: string, rights = StreamRights.CONTROL) {
   const { streamSession } = await h.devices.createStreamSession({ deviceId, rights });
   assert.ok(streamSession);
   return streamSession;
+}
+
+/** Leaves properly (a closed page would hold its seat for the resume window). */
+async function leave(page: ViewerPage): Promise<void> {
+  await page.request('leave').catch(() => undefined);
+  await waitFor(
+    'the socket closed',
+    () => page.state(),
+    (v) => v.closed !== undefined,
+  );
 }
 
 async function viewer(): Promise<ViewerPage> {
@@ -76,5 +113,179 @@ describe('a phone in the browser', () => {
       () => page.received(),
       (r) => r.audio > 20,
     );
+  });
+});
+
+describe('touch, text, clipboard and rotation reach the phone', () => {
+  let deviceId: string;
+
+  before(async () => {
+    deviceId = await runningPhone('touched');
+  });
+
+  test('a tap at video coordinates lands at the device coordinates; text in any script arrives intact', async () => {
+    const s = await session(deviceId);
+    const page = await viewer();
+    await page.start({ url: s.sfuUrl, token: s.token });
+    await waitFor(
+      'frames and input',
+      () => page.state(),
+      (v) => v.frames > 0 && v.inputOpen,
+    );
+    // The viewer shows the 720x1280 phone scaled to 360x640: (90, 480) there is (180, 960) on the phone.
+    const touch = { type: 'touch', pointerId: 0, x: 90, y: 480, frameWidth: 360, frameHeight: 640 };
+    await page.sendInput({ ...touch, action: 'down', pressure: 1 });
+    await page.sendInput({ ...touch, action: 'up', pressure: 0 });
+    const down = await phone(deviceId).events.waitForInput((e) => e.kind === 'motion' && e.action === 'down');
+    assert.ok(down.kind === 'motion');
+    assert.deepEqual([down.x, down.y], [180, 960]);
+    await phone(deviceId).events.waitForInput((e) => e.kind === 'motion' && e.action === 'up');
+
+    const text = 'Hello, 你好，世界 こんにちは 안녕하세요 🙂';
+    await page.sendInput({ type: 'text', text });
+    const dump = await waitFor(
+      'the text in the focused field',
+      () => shell(deviceId, 'uiautomator dump /dev/tty'),
+      (xml) => xml.includes('🙂'),
+    );
+    assert.ok(dump.includes(`text="${text}"`), dump);
+    await leave(page);
+  });
+
+  test('the clipboard goes both ways', async () => {
+    const s = await session(deviceId);
+    const page = await viewer();
+    await page.start({ url: s.sfuUrl, token: s.token });
+    await waitFor(
+      'input open',
+      () => page.state(),
+      (v) => v.inputOpen,
+    );
+    await page.sendInput({ type: 'clipboard', text: '剪贴板 from the browser', paste: false });
+    await waitFor(
+      'the phone clipboard',
+      () => shell(deviceId, 'cmd clipboard get-text'),
+      (t) => t.includes('剪贴板 from the browser'),
+    );
+    await shell(deviceId, "cmd clipboard set-text 'copied on the phone 📋'");
+    await waitFor(
+      'the clipboard pushed to the viewer',
+      () => page.state(),
+      (v) => v.outputs.some((o) => JSON.stringify(o).includes('copied on the phone 📋')),
+    );
+    await leave(page);
+  });
+
+  test('rotating the phone changes the video size the browser decodes, without reconnecting', async () => {
+    const s = await session(deviceId);
+    const page = await viewer();
+    await page.start({ url: s.sfuUrl, token: s.token });
+    await waitFor(
+      'portrait frames',
+      () => page.state(),
+      (v) => v.frames > 0 && v.inputOpen,
+    );
+    await page.sendInput({ type: 'rotate' });
+    const landscape = await waitFor(
+      'landscape frames',
+      () => page.state(),
+      (v) => v.width > v.height,
+    );
+    assert.deepEqual([landscape.width, landscape.height], [1280, 720]);
+    assert.equal(landscape.closed, undefined);
+    await page.sendInput({ type: 'rotate' });
+    await waitFor(
+      'portrait again',
+      () => page.state(),
+      (v) => v.height > v.width,
+    );
+  });
+});
+
+describe('who may watch, and for how long', () => {
+  let deviceId: string;
+
+  before(async () => {
+    deviceId = await runningPhone('guarded');
+  });
+
+  test('a VIEW session watches, but its input channel is refused', async () => {
+    const s = await session(deviceId, StreamRights.VIEW);
+    const page = await viewer();
+    await page.startQuietly({ url: s.sfuUrl, token: s.token, input: true });
+    const state = await waitFor(
+      'the refusal',
+      () => page.state(),
+      (v) => v.closed !== undefined,
+    );
+    assert.equal(state.closed?.code, 4403);
+  });
+
+  test('a forged token and a tampered one are refused with 4401', async () => {
+    const s = await session(deviceId);
+    const [head, body, signature] = s.token.split('.');
+    const claims = JSON.parse(Buffer.from(body ?? '', 'base64url').toString()) as Record<string, unknown>;
+    const otherBody = Buffer.from(JSON.stringify({ ...claims, dev: 'someone-else' })).toString('base64url');
+    const forged = `${head}.${otherBody}.${signature}`;
+    const tampered = `${head}.${body}.${(signature ?? '').slice(0, -4)}AAAA`;
+    for (const token of [forged, tampered]) {
+      const page = await viewer();
+      await page.startQuietly({ url: s.sfuUrl, token });
+      const state = await waitFor(
+        'the refusal',
+        () => page.state(),
+        (v) => v.closed !== undefined,
+      );
+      assert.equal(state.closed?.code, 4401, state.closed?.reason);
+    }
+  });
+
+  test('revoking the session through the API ends it with the reason shown; its token joins no more', async () => {
+    const s = await session(deviceId);
+    const page = await viewer();
+    await page.start({ url: s.sfuUrl, token: s.token });
+    await waitFor(
+      'frames',
+      () => page.state(),
+      (v) => v.frames > 0,
+    );
+    await h.devices.revokeStreamSession({ sessionId: s.sessionId, reason: 'support call over' });
+    const state = await waitFor(
+      'the close',
+      () => page.state(),
+      (v) => v.closed !== undefined,
+    );
+    assert.equal(state.closed?.code, 4410);
+    assert.match(state.closed?.reason ?? '', /support call over/);
+    const again = await viewer();
+    await again.startQuietly({ url: s.sfuUrl, token: s.token });
+    const refused = await waitFor(
+      'the refusal',
+      () => again.state(),
+      (v) => v.closed !== undefined,
+    );
+    assert.equal(refused.closed?.code, 4401);
+  });
+
+  test('stopping the phone ends its sessions with a reason', async () => {
+    const s = await session(deviceId);
+    const page = await viewer();
+    await page.start({ url: s.sfuUrl, token: s.token });
+    await waitFor(
+      'frames',
+      () => page.state(),
+      (v) => v.frames > 0,
+    );
+    await h.devices.stopDevice({ deviceId });
+    const state = await waitFor(
+      'the close',
+      () => page.state(),
+      (v) => v.closed !== undefined,
+    );
+    assert.ok(
+      [4410, 4411].includes(state.closed?.code ?? 0),
+      `${state.closed?.code} ${state.closed?.reason}`,
+    );
+    assert.match(state.closed?.reason ?? '', /STOPPED|stopped/);
   });
 });

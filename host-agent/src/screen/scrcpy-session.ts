@@ -33,6 +33,8 @@ export interface SessionHandlers {
   videoFrame(frame: { pts: bigint; keyframe: boolean; data: Uint8Array }, arrivedMs: number): void;
   audioPacket(packet: { pts: bigint; data: Uint8Array }, arrivedMs: number): void;
   clipboard(text: string): void;
+  /** A line the server printed (its log). */
+  serverOutput?(line: string): void;
 }
 
 /** One running scrcpy server and the streams it serves. */
@@ -123,6 +125,10 @@ export async function startScrcpySession(
     }),
   ];
   if (client.clipboard) streams.push(pump(client.clipboard, handlers.clipboard));
+  // The server's log (stdout and stderr of its shell) is read to the end: unread, the shell stream's
+  // window fills after a few dozen lines and the server blocks in its next log call, with it every
+  // control message after (a paste, a rotation). Its end is the server's exit, watched above.
+  void pump(client.output, (line) => handlers.serverOutput?.(line)).catch(() => {});
   if (settings.audio) {
     const audio = await client.audioStream;
     // Before Android 11 (or without an encoder) the phone disables audio; video goes on.

@@ -316,6 +316,7 @@ export class ScreenIngest {
         this.#clipboard = text;
         this.#options.onClipboard?.(text);
       },
+      serverOutput: (line) => this.#log.debug({ line }, 'scrcpy server'),
     });
     try {
       this.#sessions++;
