@@ -67,9 +67,9 @@ test('the sfu’s glass-to-glass figure matches the truth within 5 ms with the p
     const stats = await viewer.request('stats');
     assert.ok((stats.glassToGlassP50Ms as number) >= CAPTURE_DELAY_MS, JSON.stringify(stats));
     assert.ok((stats.glassToGlassP95Ms as number) >= (stats.glassToGlassP50Ms as number));
-    const histogram = await sfu.sfu.registry.getSingleMetric('cphone_stream_glass_to_glass_seconds')?.get();
-    const count = histogram?.values.find((v) => v.metricName === 'cphone_stream_glass_to_glass_seconds_count');
-    assert.ok((count?.value ?? 0) >= compared.length, 'every measured frame is in the histogram');
+    const metrics = await sfu.sfu.registry.metrics();
+    const count = Number(/cphone_stream_glass_to_glass_seconds_count (\d+)/.exec(metrics)?.[1]);
+    assert.ok(count >= compared.length, `every measured frame is in the histogram (${count})`);
   } finally {
     await viewer.close();
     await sfu.close();

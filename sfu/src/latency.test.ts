@@ -37,7 +37,11 @@ test('the clock offset comes from the round with the smallest RTT, whatever its 
   for (let i = 0; i < 4; i++) clock.add(round(host + 3000 + i, 5, 3), host + 3100);
   assert.equal(clock.offsetMs, -3000 + 1, 'the best round is forgotten after `keep` more');
   assert.equal(clock.add({ t0: 10, serverTimeMs: host, t1: 5 }, host), false, 'an RTT below 0');
-  assert.equal(clock.add({ t0: 0, serverTimeMs: host + 60_000, t1: 1 }, host), false, 'a host time not given yet');
+  assert.equal(
+    clock.add({ t0: 0, serverTimeMs: host + 60_000, t1: 1 }, host),
+    false,
+    'a host time not given yet',
+  );
   assert.equal(clock.add({ t0: 0, serverTimeMs: 5, t1: 1 }, host), false, 'a host time from another clock');
 });
 

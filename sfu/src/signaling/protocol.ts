@@ -140,8 +140,13 @@ function report(m: Json): ClientReport {
         ? { rtpTimestamp, presentedAtMs }
         : undefined,
   );
-  const clockSync = list(m, 'clockSync', MAX_CLOCK_SAMPLES, '{ t0, serverTimeMs, t1 }', ({ t0, serverTimeMs, t1 }) =>
-    finite(t0) && finite(serverTimeMs) && finite(t1) ? { t0, serverTimeMs, t1 } : undefined,
+  const clockSync = list(
+    m,
+    'clockSync',
+    MAX_CLOCK_SAMPLES,
+    '{ t0, serverTimeMs, t1 }',
+    ({ t0, serverTimeMs, t1 }) =>
+      finite(t0) && finite(serverTimeMs) && finite(t1) ? { t0, serverTimeMs, t1 } : undefined,
   );
   return {
     ...(fps !== undefined ? { fps } : {}),
