@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { Agent } from '@cphone/host-agent';
-import { DeviceState, HostState, StreamRights } from '@cphone/proto';
+import { DeviceState, HostState, StreamRights, StreamSessionState } from '@cphone/proto';
 import { waitFor } from '@cphone/proto/testing';
 import { launchChromium, ViewerPage } from '@cphone/sfu/testing';
 import type { Browser, BrowserContext } from 'playwright-core';
@@ -75,6 +75,39 @@ describe('a phone in the browser', () => {
       'audio packets',
       () => page.received(),
       (r) => r.audio > 20,
+    );
+  });
+
+  test('a reporting viewer’s glass-to-glass latency and fps reach the control plane', async (t) => {
+    const s = await session(deviceId, StreamRights.VIEW);
+    const page = await viewer();
+    await page.start({ url: s.sfuUrl, token: s.token, reportEveryMs: 200 });
+    const state = await waitFor(
+      '60 presented frames measured',
+      () => page.state(),
+      (v) => v.presented.filter((f) => typeof f.glassToGlassMs === 'number').length >= 60,
+    );
+    await page.request('leave').catch(() => undefined);
+    const ended = await waitFor(
+      'the session ended with its figures',
+      async () =>
+        (await h.devices.listStreamSessions({ deviceId })).streamSessions.find(
+          (r) => r.sessionId === s.sessionId,
+        ),
+      (r) => r?.state === StreamSessionState.ENDED,
+    );
+    const stats = ended?.stats;
+    assert.ok(
+      stats && stats.glassToGlassP50Ms > 0 && stats.fps > 0,
+      JSON.stringify(stats, (_k, v) => (typeof v === 'bigint' ? Number(v) : v)),
+    );
+    assert.ok(stats.glassToGlassP95Ms >= stats.glassToGlassP50Ms);
+    const metrics = await agent.streaming?.sfu.registry.metrics();
+    assert.match(metrics ?? '', /cphone_stream_glass_to_glass_seconds_count\{[^}]*\} [1-9]/);
+    assert.match(metrics ?? '', /cphone_stream_ingest_frames_total\{[^}]*kind="key"[^}]*\} [1-9]/);
+    t.diagnostic(
+      `virtual phone on loopback: glass-to-glass p50 ${stats.glassToGlassP50Ms} ms, ` +
+        `p95 ${stats.glassToGlassP95Ms} ms, fps ${stats.fps}, clock RTT ${state.clockRttMs?.toFixed(2)} ms`,
     );
   });
 });
