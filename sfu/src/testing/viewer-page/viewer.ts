@@ -110,7 +110,7 @@ let input: types.DataProducer | undefined;
 let recv: types.Transport | undefined;
 let skewMs = 0;
 /** The player's clock, epoch ms: what a browser whose clock is off by skewMs would read. */
-const clock = (performanceMs = performance.now()) => performance.timeOrigin + performanceMs + skewMs;
+const clock = () => performance.timeOrigin + performance.now() + skewMs;
 /** Presented frames and clock rounds not reported yet. */
 let unreported: { frames: PresentedFrameRecord[]; clockSync: Json[] } = { frames: [], clockSync: [] };
 
