@@ -83,9 +83,14 @@ describe('a phone in the browser', () => {
     const page = await viewer();
     await page.start({ url: s.sfuUrl, token: s.token, reportEveryMs: 200 });
     const state = await waitFor(
-      '60 presented frames measured',
-      () => page.state(),
-      (v) => v.presented.filter((f) => typeof f.glassToGlassMs === 'number').length >= 60,
+      '60 presented frames measured and a frame rate reported',
+      async () => {
+        const { presented, frames, reported, clockRttMs, closed, errors } = await page.state();
+        const measured = presented.filter((f) => typeof f.glassToGlassMs === 'number').length;
+        const unmeasured = presented.filter((f) => f.glassToGlassMs === null).length;
+        return { measured, unmeasured, frames, reported, clockRttMs, closed, errors };
+      },
+      (v) => v.measured >= 60 && (v.reported?.fps ?? 0) > 0,
     );
     await page.request('leave').catch(() => undefined);
     const ended = await waitFor(

@@ -45,6 +45,8 @@ export interface ViewerState {
   /** The sfu's estimate of host clock − player clock, and the RTT it rests on (from report answers). */
   clockOffsetMs: number | undefined;
   clockRttMs: number | undefined;
+  /** The figures of the last report the sfu answered. */
+  reported: { fps: number; framesDecoded: number; jitterBufferMs: number } | undefined;
 }
 
 type Json = Record<string, unknown>;
@@ -104,6 +106,7 @@ const state: ViewerState = {
   presented: [],
   clockOffsetMs: undefined,
   clockRttMs: undefined,
+  reported: undefined,
 };
 let signal: Signal | undefined;
 let input: types.DataProducer | undefined;
@@ -267,6 +270,7 @@ async function report(s: Signal): Promise<void> {
   frames.forEach((f, i) => {
     f.glassToGlassMs = latencies[i] ?? null;
   });
+  state.reported = { fps, framesDecoded, jitterBufferMs };
   state.clockOffsetMs = answer.clockOffsetMs as number | undefined;
   state.clockRttMs = answer.clockRttMs as number | undefined;
 }
