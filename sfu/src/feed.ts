@@ -2,6 +2,7 @@
 // key frames and input out. The sfu opens a feed when a phone's first viewer joins and closes it
 // when the room's grace after the last viewer ends.
 import type { ViewerInput } from './input.js';
+import type { FrameTiming } from './latency.js';
 
 /** Where the feed pushes RTP: one packet per call, header included, on the SSRCs it was given. */
 export interface MediaSink {
@@ -31,6 +32,11 @@ export interface FeedWiring {
   onClipboard(text: string): void;
   /** The video size changed (first frame, rotation): sent to every viewer. */
   onVideoSize(size: VideoSize): void;
+  /**
+   * A video frame was sent: its RTP timestamp and when the phone captured it, in ms on this host's
+   * clock (`performance.timeOrigin + performance.now()`). Glass-to-glass latency starts there.
+   */
+  onFrame(frame: FrameTiming): void;
 }
 
 /** One phone's media while it is watched. */

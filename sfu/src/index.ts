@@ -24,14 +24,17 @@ export {
   type TouchInput,
   type ViewerInput,
 } from './input.js';
+export { type ClockSample, type FrameTiming, hostTimeMs, type PresentedFrame } from './latency.js';
 export type { SfuMetrics } from './metrics.js';
 export type { SfuOptions } from './options.js';
 export type { SessionEvent, SessionEventType, SessionInfo, SessionStats } from './session.js';
 export { createSfu, type SessionMatch, Sfu } from './sfu.js';
 export {
   type ClientReport,
+  MAX_CLOCK_SAMPLES,
   MAX_REPORT_SAMPLES,
   MAX_SIGNAL_BYTES,
+  type ReportResult,
   type Request as SignalRequest,
   type RequestType as SignalRequestType,
 } from './signaling/protocol.js';

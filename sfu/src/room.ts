@@ -13,6 +13,7 @@ import {
 } from './codecs.js';
 import type { Feed, FeedProvider, VideoSize } from './feed.js';
 import type { PhoneOutput } from './input.js';
+import { FrameTimes } from './latency.js';
 import type { WorkerSlot } from './worker-pool.js';
 
 /** Messages the sfu relays between viewers and the phone: a clipboard of 64 KiB plus framing. */
@@ -38,6 +39,8 @@ export class Room {
   readonly video: types.Producer;
   readonly audio: types.Producer;
   readonly output: types.DataProducer;
+  /** Capture times of the frames sent lately, by RTP timestamp (glass-to-glass latency). */
+  readonly frames = new FrameTimes();
   readonly #log: Logger;
   #feed: Feed | undefined;
   #closed = false;
@@ -102,6 +105,7 @@ export class Room {
         onVideoSize: (size) => {
           if (!opened.#closed) options.onVideoSize(size);
         },
+        onFrame: (frame) => opened.frames.add(frame),
       });
       if (room.#closed) {
         await feed.close();

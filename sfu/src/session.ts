@@ -2,9 +2,11 @@
 // a viewer whose socket drops keeps the seat for the resume window and takes it back by joining
 // again with the same token; a join of a session already connected replaces its socket.
 import type { StreamRightsName, StreamTokenClaims } from '@cphone/proto';
+import { ClockOffset, glassToGlass, LatencyDigest, type LatencyMiss } from './latency.js';
 import type { Room } from './room.js';
 import type { SignalConnection } from './signaling/connection.js';
 import type { ClientReport } from './signaling/protocol.js';
+import type { SendFigures } from './viewer-media.js';
 
 /** What a session reports: mediasoup's figures for the video it sends and the player's own. */
 export interface SessionStats {
@@ -19,7 +21,10 @@ export interface SessionStats {
   readonly jitterBufferMs: number;
   /** Frames the player decoded since its video started (reported). */
   readonly framesDecoded: number;
-  /** Glass-to-glass latency percentiles over the samples the player reported this period; 0 without samples. */
+  /**
+   * Glass-to-glass latency percentiles, ms: over this period's samples in a 'stats' event, over the
+   * session's life in an 'ended' one; 0 without samples.
+   */
   readonly glassToGlassP50Ms: number;
   readonly glassToGlassP95Ms: number;
 }
@@ -40,7 +45,7 @@ export interface SessionEvent {
   readonly viewerSeconds?: number;
   /** Set on 'ended', UPPER_SNAKE_CASE (LEFT, DISCONNECTED, REVOKED, ...). */
   readonly endReason?: string;
-  /** Set on 'stats'. */
+  /** Set on 'stats' and 'ended' (the last figures, and the latency over the session's life). */
   readonly stats?: SessionStats;
 }
 
@@ -69,6 +74,10 @@ export class Session {
   #connectedMs = 0;
   #report: ClientReport = {};
   #samples: number[] = [];
+  readonly #lifetime = new LatencyDigest();
+  #sent: SendFigures | undefined;
+  /** The player's clock against the host's (its `time` rounds). */
+  readonly clock = new ClockOffset();
 
   constructor(claims: StreamTokenClaims, room: Room, now: number) {
     this.claims = claims;
@@ -108,24 +117,46 @@ export class Session {
     return Math.round((this.#connectedMs + open) / 1000);
   }
 
-  /** Keeps the player's latest figures; glass-to-glass samples pile up until the next stats. */
-  report(report: ClientReport): void {
-    const { glassToGlassMs, ...figures } = report;
+  /**
+   * Keeps the player's latest figures and its clock rounds, and works out the glass-to-glass
+   * latency of the frames it presented; the latencies pile up until the next stats. Returns each
+   * presented frame's latency (ms) or why there is none, in order.
+   */
+  report(report: ClientReport): (number | LatencyMiss)[] {
+    const { glassToGlassMs, frames, clockSync, ...figures } = report;
     this.#report = { ...this.#report, ...figures };
-    if (glassToGlassMs) {
-      this.#samples.push(...glassToGlassMs);
-      // A player that reports and is never asked for stats must not grow this without bound.
-      if (this.#samples.length > 3000) this.#samples.splice(0, this.#samples.length - 3000);
-    }
+    for (const sample of clockSync ?? []) this.clock.add(sample);
+    const measured = frames ? glassToGlass(frames, this.clock, this.room.frames) : [];
+    const latencies = [...(glassToGlassMs ?? []), ...measured.filter((m) => typeof m === 'number')];
+    for (const ms of latencies) this.#lifetime.add(ms);
+    this.#samples.push(...latencies);
+    // A player that reports and is never asked for stats must not grow this without bound.
+    if (this.#samples.length > 3000) this.#samples.splice(0, this.#samples.length - 3000);
+    return measured;
   }
 
   /** The period's figures; takes (and forgets) the glass-to-glass samples when `drain`. */
-  stats(
-    sent: { bitrateBps: number; packetLoss: number; rttMs: number } | undefined,
-    drain: boolean,
-  ): SessionStats {
+  stats(sent: SendFigures | undefined, drain: boolean): SessionStats {
+    if (sent) this.#sent = sent;
     const samples = [...this.#samples].sort((a, b) => a - b);
     if (drain) this.#samples = [];
+    return {
+      ...this.#figures(sent),
+      glassToGlassP50Ms: percentile(samples, 0.5),
+      glassToGlassP95Ms: percentile(samples, 0.95),
+    };
+  }
+
+  /** What an ended session leaves: the last figures, and the latency over its whole life. */
+  summary(): SessionStats {
+    return {
+      ...this.#figures(this.#sent),
+      glassToGlassP50Ms: this.#lifetime.percentile(0.5),
+      glassToGlassP95Ms: this.#lifetime.percentile(0.95),
+    };
+  }
+
+  #figures(sent: SendFigures | undefined) {
     return {
       fps: this.#report.fps ?? 0,
       bitrateBps: Math.round(sent?.bitrateBps ?? 0),
@@ -133,8 +164,6 @@ export class Session {
       rttMs: sent?.rttMs ?? 0,
       jitterBufferMs: this.#report.jitterBufferMs ?? 0,
       framesDecoded: this.#report.framesDecoded ?? 0,
-      glassToGlassP50Ms: percentile(samples, 0.5),
-      glassToGlassP95Ms: percentile(samples, 0.95),
     };
   }
 

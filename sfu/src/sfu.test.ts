@@ -7,6 +7,8 @@ import { waitFor } from '@cphone/proto/testing';
 import type { types } from 'mediasoup';
 import * as mediasoup from 'mediasoup';
 import { CloseCode, DeviceUnavailableError } from './close-codes.js';
+import { hostTimeMs } from './latency.js';
+import type { ReportResult } from './signaling/protocol.js';
 import {
   FixtureFeeds,
   SignalClient,
@@ -337,7 +339,11 @@ test('an expired token keeps its open session but cannot rejoin', async () => {
     const holder = await SignalClient.connect(t.url);
     await holder.request('join', { token });
     clock += 61_000;
-    assert.deepEqual(await holder.request('report', { fps: 30 }), {}, 'the open session goes on');
+    assert.deepEqual(
+      await holder.request('report', { fps: 30 }),
+      { glassToGlassMs: [] },
+      'the open session goes on',
+    );
     holder.socket.terminate();
     await waitFor(
       'the seat to be held',
@@ -399,6 +405,59 @@ test('stats events carry mediasoup figures and the player’s reports', async ()
     assert.match(text, /cphone_sfu_joins_total\{outcome="joined"\} 1/);
     assert.match(text, /cphone_sfu_rooms 1/);
     assert.match(text, /cphone_sfu_workers 1/);
+  } finally {
+    await t.close();
+  }
+});
+
+test('presented frames are measured against the phone’s capture times; the ended event keeps the session’s figures', async () => {
+  const t = await startTestSfu({ feeds: new FixtureFeeds({ captureDelayMs: 40 }), statsIntervalMs: 60_000 });
+  try {
+    const { client } = await viewer(t, { deviceId: 'p' });
+    const feed = t.feeds.of('p')[0]!;
+    const [rtpTimestamp, capturedAt] = await waitFor(
+      'a frame sent',
+      () => [...feed.captureTimes][0],
+      (f) => f !== undefined,
+    );
+    // A player whose clock is 500 ms ahead, presenting that frame 80 ms after its capture.
+    const skew = 500;
+    const t0 = hostTimeMs() + skew;
+    const { serverTimeMs } = await client.request<{ serverTimeMs: number }>('time');
+    const t1 = hostTimeMs() + skew;
+    const answer = await client.request<ReportResult>('report', {
+      fps: 30,
+      framesDecoded: 50,
+      clockSync: [{ t0, serverTimeMs, t1 }],
+      frames: [
+        { rtpTimestamp, presentedAtMs: capturedAt + 80 + skew },
+        { rtpTimestamp: (rtpTimestamp + 1) >>> 0, presentedAtMs: capturedAt + 80 + skew },
+      ],
+    });
+    assert.ok(
+      Math.abs(answer.clockOffsetMs! + skew) <= answer.clockRttMs! / 2 + 0.01,
+      JSON.stringify(answer),
+    );
+    assert.ok(
+      Math.abs(answer.glassToGlassMs[0]! - 80) <= answer.clockRttMs! / 2 + 0.1,
+      JSON.stringify(answer),
+    );
+    assert.equal(answer.glassToGlassMs[1], null, 'a frame the phone never sent');
+    await client.request('report', { glassToGlassMs: [300] });
+    client.request('leave').catch(() => {});
+    const ended = await waitFor(
+      'the ended event',
+      () => t.events.find((e) => e.type === 'ended'),
+      (e) => e !== undefined,
+    );
+    assert.equal(ended.stats?.fps, 30);
+    assert.equal(ended.stats?.framesDecoded, 50);
+    assert.equal(ended.stats?.glassToGlassP50Ms, 80);
+    assert.equal(ended.stats?.glassToGlassP95Ms, 300);
+    const text = await t.sfu.registry.metrics();
+    assert.match(text, /cphone_stream_latency_samples_total\{outcome="measured"\} 1/);
+    assert.match(text, /cphone_stream_latency_samples_total\{outcome="unknown_frame"\} 1/);
+    assert.match(text, /cphone_stream_glass_to_glass_seconds_count 1/);
   } finally {
     await t.close();
   }

@@ -16,7 +16,13 @@ import type { Room } from './room.js';
 import { Rooms } from './rooms.js';
 import { Session, type SessionInfo } from './session.js';
 import { type ConnectionHandler, SignalConnection } from './signaling/connection.js';
-import { badMessage, MAX_SIGNAL_FRAME_BYTES, type Request } from './signaling/protocol.js';
+import {
+  badMessage,
+  type ClientReport,
+  MAX_SIGNAL_FRAME_BYTES,
+  type ReportResult,
+  type Request,
+} from './signaling/protocol.js';
 import { ViewerMedia } from './viewer-media.js';
 import { answerViewerRequest } from './viewer-requests.js';
 import { WorkerPool } from './worker-pool.js';
@@ -186,6 +192,7 @@ export class Sfu implements ConnectionHandler {
       session,
       media,
       onInput: (text) => this.#input(session, text),
+      report: (report) => this.#clientReport(session, report),
       leave: () => this.#end(session, new SignalClose(CloseCode.NORMAL, 'the viewer left')),
     });
   }
@@ -346,7 +353,11 @@ export class Sfu implements ConnectionHandler {
     this.#sessions.delete(session.id);
     this.#countSeats(session);
     this.#metrics.sessionsEnded.inc({ reason: close.reason });
-    this.#event(session, 'ended', { viewerSeconds: session.viewerSeconds(now), endReason: close.reason });
+    this.#event(session, 'ended', {
+      viewerSeconds: session.viewerSeconds(now),
+      endReason: close.reason,
+      stats: session.summary(),
+    });
     this.#releaseIfIdle(session.deviceId);
   }
 
@@ -391,6 +402,20 @@ export class Sfu implements ConnectionHandler {
     );
   }
 
+  #clientReport(session: Session, report: ClientReport): ReportResult {
+    const measured = session.report(report);
+    for (const m of measured) {
+      if (typeof m === 'number') this.#metrics.glassToGlass.observe(m / 1000);
+      this.#metrics.latencySamples.inc({ outcome: typeof m === 'number' ? 'measured' : m });
+    }
+    const { offsetMs, rttMs } = session.clock;
+    return {
+      glassToGlassMs: measured.map((m) => (typeof m === 'number' ? Math.round(m * 10) / 10 : null)),
+      ...(offsetMs !== undefined ? { clockOffsetMs: offsetMs } : {}),
+      ...(rttMs !== undefined ? { clockRttMs: rttMs } : {}),
+    };
+  }
+
   #videoSize(deviceId: string, size: VideoSize): void {
     for (const session of this.#sessions.values()) {
       if (session.deviceId === deviceId)
@@ -423,7 +448,16 @@ export class Sfu implements ConnectionHandler {
         const figures = await media.videoFigures();
         if (session.ended) continue;
         const stats = session.stats(figures, true);
-        if (figures) this.#metrics.consumerBitrate.observe(stats.bitrateBps);
+        if (figures) {
+          this.#metrics.consumerBitrate.observe(stats.bitrateBps);
+          this.#metrics.packetLoss.observe(stats.packetLoss);
+          this.#metrics.rtt.observe(stats.rttMs / 1000);
+        }
+        // 0 until the player reports: no figure, not a frozen picture.
+        if (stats.framesDecoded > 0) {
+          this.#metrics.fps.observe(stats.fps);
+          this.#metrics.jitterBuffer.observe(stats.jitterBufferMs / 1000);
+        }
         this.#event(session, 'stats', { stats });
       } catch (error) {
         this.#log.debug({ err: error, sessionId: session.id }, 'stats unavailable');

@@ -1,8 +1,9 @@
 // What a joined viewer may ask for, and what its rights allow: every request but `join`, answered
 // on the viewer's own media. A VIEW session never gets a sending transport nor the phone's output.
 import { CloseCode, SignalClose } from './close-codes.js';
+import { hostTimeMs } from './latency.js';
 import type { Session } from './session.js';
-import type { Request } from './signaling/protocol.js';
+import type { ClientReport, ReportResult, Request } from './signaling/protocol.js';
 import type { ViewerMedia } from './viewer-media.js';
 
 export interface JoinedViewer {
@@ -10,6 +11,8 @@ export interface JoinedViewer {
   readonly media: ViewerMedia;
   /** A message from the viewer's input channel. */
   onInput(text: string): void;
+  /** A `report`: the session takes it; the answer gives the presented frames' latencies. */
+  report(report: ClientReport): ReportResult;
   /** `leave`: end the session (the socket closes with 1000; there is no answer). */
   leave(): void;
 }
@@ -43,8 +46,10 @@ export async function answerViewerRequest(
       if (!control) throw watchOnly();
       return media.produceInput(request.transportId, request.sctpStreamParameters, viewer.onInput);
     case 'report':
-      session.report(request.report);
-      return {};
+      return viewer.report(request.report);
+    case 'time':
+      // Taken as late as possible: the answer leaves right after.
+      return { serverTimeMs: hostTimeMs() };
     case 'stats':
       return session.stats(await media.videoFigures(), false);
     case 'leave':

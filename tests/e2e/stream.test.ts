@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { Agent } from '@cphone/host-agent';
 import { createSimRuntime, launchVirtualPhone, type VirtualPhone } from '@cphone/host-agent/testing';
-import { DeviceState, HostState, StreamRights } from '@cphone/proto';
+import { DeviceState, HostState, StreamRights, StreamSessionState } from '@cphone/proto';
 import { waitFor } from '@cphone/proto/testing';
 import { launchChromium, ViewerPage } from '@cphone/sfu/testing';
 import type { Browser, BrowserContext } from 'playwright-core';
@@ -112,6 +112,44 @@ describe('a phone in the browser', () => {
       'audio packets',
       () => page.received(),
       (r) => r.audio > 20,
+    );
+  });
+
+  test('a reporting viewer’s glass-to-glass latency and fps reach the control plane', async (t) => {
+    const s = await session(deviceId, StreamRights.VIEW);
+    const page = await viewer();
+    await page.start({ url: s.sfuUrl, token: s.token, reportEveryMs: 200 });
+    const state = await waitFor(
+      '60 presented frames measured and a frame rate reported',
+      async () => {
+        const { presented, frames, reported, clockRttMs, closed, errors } = await page.state();
+        const measured = presented.filter((f) => typeof f.glassToGlassMs === 'number').length;
+        const unmeasured = presented.filter((f) => f.glassToGlassMs === null).length;
+        return { measured, unmeasured, frames, reported, clockRttMs, closed, errors };
+      },
+      (v) => v.measured >= 60 && (v.reported?.fps ?? 0) > 0,
+    );
+    await page.request('leave').catch(() => undefined);
+    const ended = await waitFor(
+      'the session ended with its figures',
+      async () =>
+        (await h.devices.listStreamSessions({ deviceId })).streamSessions.find(
+          (r) => r.sessionId === s.sessionId,
+        ),
+      (r) => r?.state === StreamSessionState.ENDED,
+    );
+    const stats = ended?.stats;
+    assert.ok(
+      stats && stats.glassToGlassP50Ms > 0 && stats.fps > 0,
+      JSON.stringify(stats, (_k, v) => (typeof v === 'bigint' ? Number(v) : v)),
+    );
+    assert.ok(stats.glassToGlassP95Ms >= stats.glassToGlassP50Ms);
+    const metrics = await agent.streaming?.sfu.registry.metrics();
+    assert.match(metrics ?? '', /cphone_stream_glass_to_glass_seconds_count\{[^}]*\} [1-9]/);
+    assert.match(metrics ?? '', /cphone_stream_ingest_frames_total\{[^}]*kind="key"[^}]*\} [1-9]/);
+    t.diagnostic(
+      `virtual phone on loopback: glass-to-glass p50 ${stats.glassToGlassP50Ms} ms, ` +
+        `p95 ${stats.glassToGlassP95Ms} ms, fps ${stats.fps}, clock RTT ${state.clockRttMs?.toFixed(2)} ms`,
     );
   });
 });

@@ -229,6 +229,14 @@ test('the host reports joins, figures and ends: recorded for ops, metering and t
     async () => (await devices.listStreamSessions({ deviceId })).streamSessions[0],
     (s) => s?.state === StreamSessionState.ACTIVE,
   );
+  report(agentv1.StreamSessionReport_Event.STATS, { fps: 24, glassToGlassP50Ms: 41 });
+  const live = await waitFor(
+    'the figures of a live session',
+    async () => (await devices.listStreamSessions({ deviceId, activeOnly: true })).streamSessions[0],
+    (s) => s?.stats?.glassToGlassP50Ms === 41,
+  );
+  assert.equal(live?.stats?.fps, 24);
+  assert.equal(live?.state, StreamSessionState.ACTIVE);
   report(agentv1.StreamSessionReport_Event.ENDED, {
     viewerSeconds: 42n,
     endReason: 'VIEWER_LEFT',

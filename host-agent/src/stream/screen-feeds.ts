@@ -56,7 +56,10 @@ export class ScreenFeeds implements FeedProvider {
       ...(this.#o.capture !== undefined ? { capture: this.#o.capture } : {}),
       onClipboard: (text) => wiring.onClipboard(text),
       onVideoSize: (size) => wiring.onVideoSize(size),
-      ...(this.#o.onFrame !== undefined ? { onFrame: (frame) => this.#o.onFrame?.(deviceId, frame) } : {}),
+      onFrame: (frame) => {
+        wiring.onFrame(frame);
+        this.#o.onFrame?.(deviceId, frame);
+      },
       logger: this.#o.logger.child({ deviceId }),
     });
     this.#open.set(deviceId, ingest);

@@ -16,6 +16,7 @@ import type { ScrcpyServerBinary, ScreenDevice } from '../screen/index.js';
 import { type PhoneDirectory, ScreenFeeds } from './screen-feeds.js';
 import { StreamAuth } from './stream-auth.js';
 import { loadStreamTls } from './stream-tls.js';
+import { createStreamTelemetry } from './telemetry.js';
 
 export type StreamReportInit = MessageInitShape<typeof agentv1.StreamSessionReportSchema>;
 
@@ -79,10 +80,12 @@ export class Streaming {
       hostId: options.config.hostId,
       ...(options.now ? { now: options.now } : {}),
     });
+    const telemetry = createStreamTelemetry(options.registry);
     this.feeds = new ScreenFeeds({
       phones: options.phones,
       device: (endpoint) => options.device(endpoint),
       server: options.server,
+      onFrame: (_deviceId, frame) => telemetry.frame(frame),
       logger: options.logger,
     });
   }

@@ -27,6 +27,20 @@ test('requests parse to their typed form', () => {
     { id: 4, type: 'report', report: { fps: 29.5, framesDecoded: 10, glassToGlassMs: [80, 90] } },
   );
   assert.deepEqual(parseRequest('{"id":5,"type":"leave","extra":1}'), { id: 5, type: 'leave' });
+  assert.deepEqual(parseRequest('{"id":6,"type":"time","t0":1}'), { id: 6, type: 'time' });
+  assert.deepEqual(
+    parseRequest(
+      '{"id":7,"type":"report","frames":[{"rtpTimestamp":4294967295,"presentedAtMs":1.5,"x":1}],"clockSync":[{"t0":1,"serverTimeMs":2,"t1":3}]}',
+    ),
+    {
+      id: 7,
+      type: 'report',
+      report: {
+        frames: [{ rtpTimestamp: 4294967295, presentedAtMs: 1.5 }],
+        clockSync: [{ t0: 1, serverTimeMs: 2, t1: 3 }],
+      },
+    },
+  );
 });
 
 test('malformed requests are refused with what was wrong', () => {
@@ -43,6 +57,15 @@ test('malformed requests are refused with what was wrong', () => {
   refused('{"id":1,"type":"produceData","transportId":"t","sctpStreamParameters":{},"label":"x"}', /label/);
   refused('{"id":1,"type":"report","fps":-1}', /fps/);
   refused(`{"id":1,"type":"report","glassToGlassMs":[${Array(301).fill(1).join(',')}]}`, /glassToGlassMs/);
+  refused('{"id":1,"type":"report","frames":[{"rtpTimestamp":4294967296,"presentedAtMs":1}]}', /frames/);
+  refused('{"id":1,"type":"report","frames":[{"rtpTimestamp":1.5,"presentedAtMs":1}]}', /frames/);
+  refused('{"id":1,"type":"report","frames":[{"rtpTimestamp":1}]}', /frames/);
+  refused(
+    `{"id":1,"type":"report","frames":[${Array(301).fill('{"rtpTimestamp":1,"presentedAtMs":1}')}]}`,
+    /frames/,
+  );
+  refused('{"id":1,"type":"report","clockSync":[{"t0":1,"serverTimeMs":"2","t1":3}]}', /clockSync/);
+  refused('{"id":1,"type":"report","clockSync":{}}', /clockSync/);
 });
 
 test('a close frame reason is cut to 123 bytes without splitting a character', () => {

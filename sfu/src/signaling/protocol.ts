@@ -4,14 +4,17 @@
 // also sends events `{ event, ... }` without an id. mediasoup's own parameter objects (DTLS, RTP
 // capabilities, SCTP) are checked here for shape only; mediasoup checks their content.
 import { CloseCode, SignalClose } from '../close-codes.js';
+import type { ClockSample, PresentedFrame } from '../latency.js';
 
 /** The largest signaling message accepted (a browser's RTP capabilities are ~10 KiB): larger closes with 4400. */
 export const MAX_SIGNAL_BYTES = 64 * 1024;
 /** Frames larger than this are not even read: ws closes the socket with 1009. */
 export const MAX_SIGNAL_FRAME_BYTES = 4 * MAX_SIGNAL_BYTES;
 
-/** Glass-to-glass samples one `report` may carry. */
+/** Glass-to-glass samples, or presented frames, one `report` may carry. */
 export const MAX_REPORT_SAMPLES = 300;
+/** Clock rounds one `report` may carry. */
+export const MAX_CLOCK_SAMPLES = 16;
 
 type Json = Record<string, unknown>;
 
@@ -24,6 +27,7 @@ export type Request =
   | { id: number; type: 'consumeData' }
   | { id: number; type: 'produceData'; transportId: string; sctpStreamParameters: Json; label: 'input' }
   | { id: number; type: 'report'; report: ClientReport }
+  | { id: number; type: 'time' }
   | { id: number; type: 'stats' }
   | { id: number; type: 'leave' };
 
@@ -37,8 +41,22 @@ export interface ClientReport {
   readonly framesDecoded?: number;
   /** Average jitter buffer delay (jitterBufferDelay / jitterBufferEmittedCount), ms. */
   readonly jitterBufferMs?: number;
-  /** Glass-to-glass latencies measured since the last report, ms. */
+  /** Glass-to-glass latencies the player measured itself since the last report, ms. */
   readonly glassToGlassMs?: readonly number[];
+  /** Frames presented since the last report (the sfu works out their glass-to-glass latency). */
+  readonly frames?: readonly PresentedFrame[];
+  /** `time` rounds since the last report: the player's clock against the host's. */
+  readonly clockSync?: readonly ClockSample[];
+}
+
+/** The answer to a `report`. */
+export interface ReportResult {
+  /** Per presented frame, in order: its glass-to-glass latency, ms, or null when none could be worked out. */
+  readonly glassToGlassMs: (number | null)[];
+  /** Host clock − player clock, ms, as estimated so far (absent before a clock round). */
+  readonly clockOffsetMs?: number;
+  /** The RTT of the round the estimate comes from, ms: twice its worst-case error. */
+  readonly clockRttMs?: number;
 }
 
 export function badMessage(message: string): SignalClose {
@@ -73,6 +91,28 @@ function figure(m: Json, field: string, max: number): number | undefined {
   return v;
 }
 
+const finite = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v);
+
+/** An optional list of at most `max` objects, each checked by `item` (undefined: malformed). */
+function list<T>(
+  m: Json,
+  field: string,
+  max: number,
+  shape: string,
+  item: (v: Json) => T | undefined,
+): T[] | undefined {
+  const v = m[field];
+  if (v === undefined) return undefined;
+  const what = `${field} must be at most ${max} objects ${shape}`;
+  if (!Array.isArray(v) || v.length > max) throw badMessage(what);
+  return v.map((entry) => {
+    const parsed =
+      typeof entry === 'object' && entry !== null && !Array.isArray(entry) ? item(entry as Json) : undefined;
+    if (parsed === undefined) throw badMessage(what);
+    return parsed;
+  });
+}
+
 function report(m: Json): ClientReport {
   const samples = m.glassToGlassMs;
   if (
@@ -86,11 +126,35 @@ function report(m: Json): ClientReport {
   const fps = figure(m, 'fps', 1000);
   const framesDecoded = figure(m, 'framesDecoded', Number.MAX_SAFE_INTEGER);
   const jitterBufferMs = figure(m, 'jitterBufferMs', 60_000);
+  const frames = list(
+    m,
+    'frames',
+    MAX_REPORT_SAMPLES,
+    '{ rtpTimestamp (0..2^32-1), presentedAtMs }',
+    ({ rtpTimestamp, presentedAtMs }) =>
+      finite(rtpTimestamp) &&
+      Number.isInteger(rtpTimestamp) &&
+      rtpTimestamp >= 0 &&
+      rtpTimestamp <= 0xffff_ffff &&
+      finite(presentedAtMs)
+        ? { rtpTimestamp, presentedAtMs }
+        : undefined,
+  );
+  const clockSync = list(
+    m,
+    'clockSync',
+    MAX_CLOCK_SAMPLES,
+    '{ t0, serverTimeMs, t1 }',
+    ({ t0, serverTimeMs, t1 }) =>
+      finite(t0) && finite(serverTimeMs) && finite(t1) ? { t0, serverTimeMs, t1 } : undefined,
+  );
   return {
     ...(fps !== undefined ? { fps } : {}),
     ...(framesDecoded !== undefined ? { framesDecoded } : {}),
     ...(jitterBufferMs !== undefined ? { jitterBufferMs } : {}),
     ...(samples !== undefined ? { glassToGlassMs: samples as number[] } : {}),
+    ...(frames !== undefined ? { frames } : {}),
+    ...(clockSync !== undefined ? { clockSync } : {}),
   };
 }
 
@@ -143,13 +207,15 @@ export function parseRequest(raw: string): Request {
       };
     case 'report':
       return { id, type: 'report', report: report(m) };
+    case 'time':
+      return { id, type: 'time' };
     case 'stats':
       return { id, type: 'stats' };
     case 'leave':
       return { id, type: 'leave' };
     default:
       throw badMessage(
-        'type must be one of join, createTransport, connectTransport, consume, resume, consumeData, produceData, report, stats, leave',
+        'type must be one of join, createTransport, connectTransport, consume, resume, consumeData, produceData, report, time, stats, leave',
       );
   }
 }

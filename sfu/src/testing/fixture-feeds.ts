@@ -1,7 +1,10 @@
 // A FeedProvider for tests: every phone streams the committed recordings in a loop at their real
-// rate, answers key frame requests by jumping to the next IDR, and records what reaches it.
+// rate, answers key frame requests by jumping to the next IDR, and records what reaches it. Each
+// frame's capture time is the moment it is sent, less `captureDelayMs`: a phone whose latency
+// before the sfu is known exactly.
 import type { Feed, FeedProvider, FeedWiring, VideoSize } from '../feed.js';
 import type { ViewerInput } from '../input.js';
+import { hostTimeMs } from '../latency.js';
 import {
   FIXTURE_FPS,
   type H264Recording,
@@ -20,6 +23,8 @@ export interface FixtureFeed {
   /** Video frames and audio packets sent so far. */
   videoFrames: number;
   audioPackets: number;
+  /** The capture time (host clock, ms) each recent frame was stamped with, by RTP timestamp. */
+  readonly captureTimes: Map<number, number>;
 }
 
 export interface FixtureFeedsOptions {
@@ -27,6 +32,8 @@ export interface FixtureFeedsOptions {
   open?(deviceId: string): void;
   /** How long the phone takes to take an input. Default: at once. */
   inputDelayMs?: number;
+  /** How long before it is sent each frame is said to have been captured, ms. Default 0. */
+  captureDelayMs?: number;
 }
 
 export class FixtureFeeds implements FeedProvider {
@@ -62,7 +69,9 @@ export class FixtureFeeds implements FeedProvider {
       closed: false,
       videoFrames: 0,
       audioPackets: 0,
+      captureTimes: new Map(),
     };
+    const captureDelayMs = this.#options.captureDelayMs ?? 0;
     this.feeds.push(state);
     const video = new RtpPacketizer(wiring.video.ssrc, wiring.video.payloadType);
     const sound = new RtpPacketizer(wiring.audio.ssrc, wiring.audio.payloadType);
@@ -81,7 +90,11 @@ export class FixtureFeeds implements FeedProvider {
       const frame = recording.frames[index % recording.frames.length]!;
       index = (index + 1) % recording.frames.length;
       const timestamp = videoBase + Math.round(((performance.now() - started) * 90_000) / 1000);
+      const captureTimeMs = hostTimeMs() - captureDelayMs;
       for (const packet of video.h264(frame, timestamp)) wiring.sink.sendVideoRtp(packet);
+      wiring.onFrame({ rtpTimestamp: timestamp >>> 0, captureTimeMs });
+      state.captureTimes.set(timestamp >>> 0, captureTimeMs);
+      if (state.captureTimes.size > 1000) state.captureTimes.delete(state.captureTimes.keys().next().value!);
       if (state.videoFrames === 0) wiring.onVideoSize(size);
       state.videoFrames++;
     }, 1000 / FIXTURE_FPS);

@@ -2,7 +2,10 @@
 // The smallest player that speaks the sfu's signaling protocol, for tests in a real browser:
 // bundled with mediasoup-client by bundle.ts and driven through `window.cphoneViewer`. It joins,
 // receives video and audio, counts decoded frames (requestVideoFrameCallback), and for a CONTROL
-// session opens the output channel and the input channel.
+// session opens the output channel and the input channel. With `reportEveryMs` it reports like a
+// real player: its figures from getStats, a `time` round against the host's clock, and each frame
+// it presented (RTP timestamp, presentation time on its clock) for the sfu to measure
+// glass-to-glass latency.
 import { Device, type types } from 'mediasoup-client';
 
 export interface ViewerStartOptions {
@@ -13,6 +16,17 @@ export interface ViewerStartOptions {
   readonly input?: boolean;
   /** Send a `report` this often, ms. Default: never. */
   readonly reportEveryMs?: number;
+  /** Test hook: the player's clock reads this far ahead of the machine's, ms. Default 0. */
+  readonly clockSkewMs?: number;
+}
+
+/** A frame the player presented, and the glass-to-glass latency the sfu worked out for it. */
+export interface PresentedFrameRecord {
+  readonly rtpTimestamp: number;
+  /** When it was presented, on the machine's clock (epoch ms, no skew): a test's own truth. */
+  readonly presentedAtMs: number;
+  /** The sfu's answer: ms, null when it had none; undefined until reported. */
+  glassToGlassMs?: number | null;
 }
 
 export interface ViewerState {
@@ -26,6 +40,13 @@ export interface ViewerState {
   events: unknown[];
   errors: string[];
   inputOpen: boolean;
+  /** The last presented frames (at most 600), once reporting. */
+  presented: PresentedFrameRecord[];
+  /** The sfu's estimate of host clock − player clock, and the RTT it rests on (from report answers). */
+  clockOffsetMs: number | undefined;
+  clockRttMs: number | undefined;
+  /** The figures of the last report the sfu answered. */
+  reported: { fps: number; framesDecoded: number; jitterBufferMs: number } | undefined;
 }
 
 type Json = Record<string, unknown>;
@@ -82,10 +103,19 @@ const state: ViewerState = {
   events: [],
   errors: [],
   inputOpen: false,
+  presented: [],
+  clockOffsetMs: undefined,
+  clockRttMs: undefined,
+  reported: undefined,
 };
 let signal: Signal | undefined;
 let input: types.DataProducer | undefined;
 let recv: types.Transport | undefined;
+let skewMs = 0;
+/** The player's clock, epoch ms: what a browser whose clock is off by skewMs would read. */
+const clock = () => performance.timeOrigin + performance.now() + skewMs;
+/** Presented frames and clock rounds not reported yet. */
+let unreported: { frames: PresentedFrameRecord[]; clockSync: Json[] } = { frames: [], clockSync: [] };
 
 function transportOptions(t: Json) {
   return {
@@ -99,6 +129,7 @@ function transportOptions(t: Json) {
 
 async function start(options: ViewerStartOptions): Promise<Json> {
   signal = new Signal(options.url, state);
+  skewMs = options.clockSkewMs ?? 0;
   const s = signal;
   await s.opened();
   const joined = await s.request('join', {
@@ -138,6 +169,17 @@ async function start(options: ViewerStartOptions): Promise<Json> {
     state.frames++;
     state.width = meta.width;
     state.height = meta.height;
+    if (options.reportEveryMs && meta.rtpTimestamp !== undefined) {
+      // expectedDisplayTime: when the compositor will show it, the "glass" end of glass-to-glass.
+      const record = {
+        rtpTimestamp: meta.rtpTimestamp,
+        presentedAtMs: performance.timeOrigin + meta.expectedDisplayTime,
+      };
+      state.presented.push(record);
+      if (state.presented.length > 600) state.presented.shift();
+      unreported.frames.push(record);
+      if (unreported.frames.length > 300) unreported.frames.shift();
+    }
     video.requestVideoFrameCallback(onFrame);
   };
   video.requestVideoFrameCallback(onFrame);
@@ -177,6 +219,8 @@ async function start(options: ViewerStartOptions): Promise<Json> {
     state.inputOpen = true;
   }
   if (options.reportEveryMs) {
+    // A few rounds at once: the smallest RTT among them sets the first estimate.
+    for (let i = 0; i < 5; i++) await timeRound(s);
     const timer = setInterval(() => {
       if (state.closed) clearInterval(timer);
       else void report(s);
@@ -185,8 +229,18 @@ async function start(options: ViewerStartOptions): Promise<Json> {
   return joined;
 }
 
-/** The figures a player reports: from getStats of the video receiver. */
+/** One NTP-style round: the player's send time, the host's time, the player's receive time. */
+async function timeRound(s: Signal): Promise<void> {
+  const t0 = clock();
+  const { serverTimeMs } = await s.request('time');
+  const t1 = clock();
+  unreported.clockSync.push({ t0, serverTimeMs, t1 });
+  if (unreported.clockSync.length > 16) unreported.clockSync.shift();
+}
+
+/** What a player reports: getStats of the video receiver, clock rounds, presented frames. */
 async function report(s: Signal): Promise<void> {
+  await timeRound(s).catch(() => {});
   const stats = await recv?.getStats();
   let fps = 0;
   let framesDecoded = 0;
@@ -199,7 +253,26 @@ async function report(s: Signal): Promise<void> {
       jitterBufferMs = emitted ? (Number(entry.jitterBufferDelay ?? 0) / emitted) * 1000 : 0;
     }
   });
-  await s.request('report', { fps, framesDecoded, jitterBufferMs }).catch(() => {});
+  const { frames, clockSync } = unreported;
+  unreported = { frames: [], clockSync: [] };
+  const answer = await s
+    .request('report', {
+      fps,
+      framesDecoded,
+      jitterBufferMs,
+      clockSync,
+      // On the player's own clock, as a browser whose clock is off would say it.
+      frames: frames.map((f) => ({ rtpTimestamp: f.rtpTimestamp, presentedAtMs: f.presentedAtMs + skewMs })),
+    })
+    .catch(() => undefined);
+  if (!answer) return;
+  const latencies = answer.glassToGlassMs as (number | null)[];
+  frames.forEach((f, i) => {
+    f.glassToGlassMs = latencies[i] ?? null;
+  });
+  state.reported = { fps, framesDecoded, jitterBufferMs };
+  state.clockOffsetMs = answer.clockOffsetMs as number | undefined;
+  state.clockRttMs = answer.clockRttMs as number | undefined;
 }
 
 /** Packets received per kind, from the receive transport's getStats. */
