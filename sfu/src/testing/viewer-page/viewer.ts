@@ -13,6 +13,10 @@ export interface ViewerStartOptions {
   readonly input?: boolean;
   /** Send a `report` this often, ms. Default: never. */
   readonly reportEveryMs?: number;
+  /** STUN/TURN servers for both transports (e.g. a stream session's ice_servers). Default: none. */
+  readonly iceServers?: RTCIceServer[];
+  /** 'relay' allows TURN candidates only. Default: 'all'. */
+  readonly iceTransportPolicy?: RTCIceTransportPolicy;
 }
 
 export interface ViewerState {
@@ -26,6 +30,11 @@ export interface ViewerState {
   events: unknown[];
   errors: string[];
   inputOpen: boolean;
+  /** The receive transport's connection state ('new' until it exists). */
+  connectionState: string;
+  iceGatheringState: string;
+  /** Its ICE candidate errors (a TURN server refusing credentials answers 401). */
+  iceErrors: { code: number; url: string }[];
 }
 
 type Json = Record<string, unknown>;
@@ -82,13 +91,18 @@ const state: ViewerState = {
   events: [],
   errors: [],
   inputOpen: false,
+  connectionState: 'new',
+  iceGatheringState: 'new',
+  iceErrors: [],
 };
 let signal: Signal | undefined;
 let input: types.DataProducer | undefined;
 let recv: types.Transport | undefined;
 
-function transportOptions(t: Json) {
+function transportOptions(t: Json, options: ViewerStartOptions) {
   return {
+    ...(options.iceServers ? { iceServers: options.iceServers } : {}),
+    ...(options.iceTransportPolicy ? { iceTransportPolicy: options.iceTransportPolicy } : {}),
     id: t.transportId as string,
     iceParameters: t.iceParameters as types.IceParameters,
     iceCandidates: t.iceCandidates as types.IceCandidate[],
@@ -110,9 +124,16 @@ async function start(options: ViewerStartOptions): Promise<Json> {
   await device.load({ routerRtpCapabilities: joined.routerRtpCapabilities as types.RtpCapabilities });
 
   const r = device.createRecvTransport(
-    transportOptions(await s.request('createTransport', { direction: 'recv' })),
+    transportOptions(await s.request('createTransport', { direction: 'recv' }), options),
   );
   recv = r;
+  r.on('connectionstatechange', (connectionState) => {
+    state.connectionState = connectionState;
+  });
+  r.on('icegatheringstatechange', (gathering) => {
+    state.iceGatheringState = gathering;
+  });
+  r.on('icecandidateerror', (e) => state.iceErrors.push({ code: e.errorCode, url: e.url }));
   r.on('connect', ({ dtlsParameters }, ok, fail) => {
     s.request('connectTransport', { transportId: r.id, dtlsParameters }).then(() => ok(), fail);
   });
@@ -157,7 +178,7 @@ async function start(options: ViewerStartOptions): Promise<Json> {
   }
   if (options.input ?? control) {
     const send = device.createSendTransport(
-      transportOptions(await s.request('createTransport', { direction: 'send' })),
+      transportOptions(await s.request('createTransport', { direction: 'send' }), options),
     );
     send.on('connect', ({ dtlsParameters }, ok, fail) => {
       s.request('connectTransport', { transportId: send.id, dtlsParameters }).then(() => ok(), fail);
@@ -213,6 +234,30 @@ async function received(): Promise<{ video: number; audio: number }> {
   return out;
 }
 
+/**
+ * The candidate types of the receive transport's selected ICE pair ('host', 'relay', …), and the
+ * STUN/TURN server URL the local one came from.
+ */
+async function selectedCandidates(): Promise<
+  { local: string; remote: string; localUrl?: string } | undefined
+> {
+  const stats = await recv?.getStats();
+  const byId = new Map<unknown, Json>();
+  stats?.forEach((entry: Json) => {
+    byId.set(entry.id, entry);
+  });
+  const transport = [...byId.values()].find((e) => e.type === 'transport' && e.selectedCandidatePairId);
+  const pair = byId.get(transport?.selectedCandidatePairId);
+  const local = byId.get(pair?.localCandidateId);
+  const remote = byId.get(pair?.remoteCandidateId);
+  if (!local || !remote) return undefined;
+  return {
+    local: local.candidateType as string,
+    remote: remote.candidateType as string,
+    ...(local.url ? { localUrl: local.url as string } : {}),
+  };
+}
+
 function sendInput(message: unknown): void {
   if (!input) throw new Error('no input channel');
   input.send(typeof message === 'string' ? message : JSON.stringify(message));
@@ -228,6 +273,6 @@ function drop(): void {
   signal?.ws.close(4000, 'dropped');
 }
 
-const api = { start, state, sendInput, received, request, drop };
+const api = { start, state, sendInput, received, selectedCandidates, request, drop };
 export type ViewerApi = typeof api;
 (globalThis as unknown as { cphoneViewer: ViewerApi }).cphoneViewer = api;
