@@ -43,6 +43,8 @@ export interface HarnessOptions {
   heartbeatIntervalMs?: number;
   heartbeatTtlMs?: number;
   lostGraceMs?: number;
+  /** TURN servers handed out by CreateStreamSession, with coturn's static-auth-secret. Default: none. */
+  turn?: { urls: string[]; secret: string };
 }
 
 export interface AgentOptions {
@@ -94,6 +96,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     heartbeatIntervalMs: options.heartbeatIntervalMs ?? 300,
     heartbeatTtlMs: options.heartbeatTtlMs ?? 60_000,
     lostGraceMs: options.lostGraceMs ?? 60_000,
+    ...(options.turn ? { turnUrls: options.turn.urls, turnSecret: options.turn.secret } : {}),
   };
   let plane: ControlPlane | undefined = await startControlPlane(
     loadConfig({}, { ...settings, grpcPort: 0 }),

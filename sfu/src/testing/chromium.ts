@@ -71,6 +71,11 @@ export class ViewerPage {
     return this.page.evaluate(() => cphoneViewer.received());
   }
 
+  /** Candidate types of the selected ICE pair of the receive transport; undefined until one is. */
+  selectedCandidates(): Promise<{ local: string; remote: string; localUrl?: string } | undefined> {
+    return this.page.evaluate(() => cphoneViewer.selectedCandidates());
+  }
+
   sendInput(message: unknown): Promise<void> {
     return this.page.evaluate((m) => cphoneViewer.sendInput(m), message);
   }

@@ -16,6 +16,10 @@ export interface ViewerStartOptions {
   readonly input?: boolean;
   /** Send a `report` this often, ms. Default: never. */
   readonly reportEveryMs?: number;
+  /** STUN/TURN servers for both transports (e.g. a stream session's ice_servers). Default: none. */
+  readonly iceServers?: RTCIceServer[];
+  /** 'relay' allows TURN candidates only. Default: 'all'. */
+  readonly iceTransportPolicy?: RTCIceTransportPolicy;
   /** Test hook: the player's clock reads this far ahead of the machine's, ms. Default 0. */
   readonly clockSkewMs?: number;
 }
@@ -47,6 +51,11 @@ export interface ViewerState {
   clockRttMs: number | undefined;
   /** The figures of the last report the sfu answered. */
   reported: { fps: number; framesDecoded: number; jitterBufferMs: number } | undefined;
+  /** The receive transport's connection state ('new' until it exists). */
+  connectionState: string;
+  iceGatheringState: string;
+  /** Its ICE candidate errors (a TURN server refusing credentials answers 401). */
+  iceErrors: { code: number; url: string }[];
 }
 
 type Json = Record<string, unknown>;
@@ -107,6 +116,9 @@ const state: ViewerState = {
   clockOffsetMs: undefined,
   clockRttMs: undefined,
   reported: undefined,
+  connectionState: 'new',
+  iceGatheringState: 'new',
+  iceErrors: [],
 };
 let signal: Signal | undefined;
 let input: types.DataProducer | undefined;
@@ -117,8 +129,10 @@ const clock = () => performance.timeOrigin + performance.now() + skewMs;
 /** Presented frames and clock rounds not reported yet. */
 let unreported: { frames: PresentedFrameRecord[]; clockSync: Json[] } = { frames: [], clockSync: [] };
 
-function transportOptions(t: Json) {
+function transportOptions(t: Json, options: ViewerStartOptions) {
   return {
+    ...(options.iceServers ? { iceServers: options.iceServers } : {}),
+    ...(options.iceTransportPolicy ? { iceTransportPolicy: options.iceTransportPolicy } : {}),
     id: t.transportId as string,
     iceParameters: t.iceParameters as types.IceParameters,
     iceCandidates: t.iceCandidates as types.IceCandidate[],
@@ -141,9 +155,16 @@ async function start(options: ViewerStartOptions): Promise<Json> {
   await device.load({ routerRtpCapabilities: joined.routerRtpCapabilities as types.RtpCapabilities });
 
   const r = device.createRecvTransport(
-    transportOptions(await s.request('createTransport', { direction: 'recv' })),
+    transportOptions(await s.request('createTransport', { direction: 'recv' }), options),
   );
   recv = r;
+  r.on('connectionstatechange', (connectionState) => {
+    state.connectionState = connectionState;
+  });
+  r.on('icegatheringstatechange', (gathering) => {
+    state.iceGatheringState = gathering;
+  });
+  r.on('icecandidateerror', (e) => state.iceErrors.push({ code: e.errorCode, url: e.url }));
   r.on('connect', ({ dtlsParameters }, ok, fail) => {
     s.request('connectTransport', { transportId: r.id, dtlsParameters }).then(() => ok(), fail);
   });
@@ -199,7 +220,7 @@ async function start(options: ViewerStartOptions): Promise<Json> {
   }
   if (options.input ?? control) {
     const send = device.createSendTransport(
-      transportOptions(await s.request('createTransport', { direction: 'send' })),
+      transportOptions(await s.request('createTransport', { direction: 'send' }), options),
     );
     send.on('connect', ({ dtlsParameters }, ok, fail) => {
       s.request('connectTransport', { transportId: send.id, dtlsParameters }).then(() => ok(), fail);
@@ -286,6 +307,30 @@ async function received(): Promise<{ video: number; audio: number }> {
   return out;
 }
 
+/**
+ * The candidate types of the receive transport's selected ICE pair ('host', 'relay', …), and the
+ * STUN/TURN server URL the local one came from.
+ */
+async function selectedCandidates(): Promise<
+  { local: string; remote: string; localUrl?: string } | undefined
+> {
+  const stats = await recv?.getStats();
+  const byId = new Map<unknown, Json>();
+  stats?.forEach((entry: Json) => {
+    byId.set(entry.id, entry);
+  });
+  const transport = [...byId.values()].find((e) => e.type === 'transport' && e.selectedCandidatePairId);
+  const pair = byId.get(transport?.selectedCandidatePairId);
+  const local = byId.get(pair?.localCandidateId);
+  const remote = byId.get(pair?.remoteCandidateId);
+  if (!local || !remote) return undefined;
+  return {
+    local: local.candidateType as string,
+    remote: remote.candidateType as string,
+    ...(local.url ? { localUrl: local.url as string } : {}),
+  };
+}
+
 function sendInput(message: unknown): void {
   if (!input) throw new Error('no input channel');
   input.send(typeof message === 'string' ? message : JSON.stringify(message));
@@ -301,6 +346,6 @@ function drop(): void {
   signal?.ws.close(4000, 'dropped');
 }
 
-const api = { start, state, sendInput, received, request, drop };
+const api = { start, state, sendInput, received, selectedCandidates, request, drop };
 export type ViewerApi = typeof api;
 (globalThis as unknown as { cphoneViewer: ViewerApi }).cphoneViewer = api;
