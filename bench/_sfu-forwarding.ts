@@ -61,7 +61,11 @@ async function window(
 ): Promise<Step> {
   player.paused = true;
   await sleep(400);
-  const a = { ...(await sentAndIn()), sink: await sink.ask<Counts>({ op: 'counts' }), udp: await udpCounters() };
+  const a = {
+    ...(await sentAndIn()),
+    sink: await sink.ask<Counts>({ op: 'counts' }),
+    udp: await udpCounters(),
+  };
   const meter = await cpuMeter([forwarderPid, sink.process.pid ?? 0]);
   const t0 = performance.now();
   player.paused = false;
@@ -70,7 +74,11 @@ async function window(
   const [forwarderCpuPct = 0, sinkCpuPct = 0] = await meter();
   const wall = (performance.now() - t0) / 1000;
   await sleep(400);
-  const b = { ...(await sentAndIn()), sink: await sink.ask<Counts>({ op: 'counts' }), udp: await udpCounters() };
+  const b = {
+    ...(await sentAndIn()),
+    sink: await sink.ask<Counts>({ op: 'counts' }),
+    udp: await udpCounters(),
+  };
   const packetsIn = b.packetsIn - a.packetsIn;
   const expected = packetsIn * viewers;
   const sent = b.sent - a.sent;

@@ -19,7 +19,15 @@ export type IngestRequest =
   | { op: 'close' };
 export type IngestReply =
   | { op: 'ready' }
-  | { op: 'cpu'; pct: number; frames: number; videoPackets: number; audioPackets: number; videoBytes: number; seconds: number }
+  | {
+      op: 'cpu';
+      pct: number;
+      frames: number;
+      videoPackets: number;
+      audioPackets: number;
+      videoBytes: number;
+      seconds: number;
+    }
   | { op: 'start' }
   | { op: 'profile'; places: [string, number][]; totalMs: number }
   | { op: 'close' };
@@ -75,7 +83,8 @@ async function profile(seconds: number): Promise<IngestReply> {
   const { profile } = (await session.post('Profiler.stop')) as unknown as { profile: CpuProfile };
   session.disconnect();
   const place = new Map<number, string>();
-  for (const node of profile.nodes) place.set(node.id, placeOf(node.callFrame.url, node.callFrame.functionName));
+  for (const node of profile.nodes)
+    place.set(node.id, placeOf(node.callFrame.url, node.callFrame.functionName));
   const byPlace = new Map<string, number>();
   let totalMs = 0;
   profile.samples?.forEach((id, i) => {

@@ -124,12 +124,20 @@ export async function cpuMeter(pids: readonly number[]): Promise<() => Promise<n
 }
 
 /** The kernel's UDP counters (/proc/net/snmp): datagrams in, and those dropped for a full receive buffer. */
-export async function udpCounters(): Promise<{ inDatagrams: number; rcvbufErrors: number; sndbufErrors: number }> {
+export async function udpCounters(): Promise<{
+  inDatagrams: number;
+  rcvbufErrors: number;
+  sndbufErrors: number;
+}> {
   const lines = (await readFile('/proc/net/snmp', 'utf8')).split('\n').filter((l) => l.startsWith('Udp:'));
   const names = lines[0]!.split(/\s+/);
   const values = lines[1]!.split(/\s+/).map(Number);
   const get = (name: string) => values[names.indexOf(name)] ?? 0;
-  return { inDatagrams: get('InDatagrams'), rcvbufErrors: get('RcvbufErrors'), sndbufErrors: get('SndbufErrors') };
+  return {
+    inDatagrams: get('InDatagrams'),
+    rcvbufErrors: get('RcvbufErrors'),
+    sndbufErrors: get('SndbufErrors'),
+  };
 }
 
 export function percentile(values: readonly number[], p: number): number {

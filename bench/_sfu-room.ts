@@ -6,11 +6,11 @@
 import { randomBytes } from 'node:crypto';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { waitFor } from '@cphone/proto/testing';
 import { createSfu, type FeedProvider } from '@cphone/sfu';
 import { SignalClient, testTokens } from '@cphone/sfu/testing';
-import { waitFor } from '@cphone/proto/testing';
-import * as mediasoup from 'mediasoup';
 import type { types } from 'mediasoup';
+import * as mediasoup from 'mediasoup';
 import pino from 'pino';
 
 /** The suite every WebRTC endpoint must offer (RFC 7714 GCM is optional), and the costlier one per packet. */
@@ -57,7 +57,11 @@ export async function openBenchRoom(feeds: FeedProvider, deviceId = 'bench-phone
   const { port } = server.address() as AddressInfo;
   const viewer = await SignalClient.connect(`ws://127.0.0.1:${port}/signal`);
   await viewer.request('join', { token: await tokens.sign({ deviceId }) });
-  await waitFor('the room and its video producer', async () => producer, (p) => p !== undefined);
+  await waitFor(
+    'the room and its video producer',
+    async () => producer,
+    (p) => p !== undefined,
+  );
   const transports: types.PlainTransport[] = [];
   return {
     worker: worker!,

@@ -16,7 +16,15 @@ import {
   startAgent,
   startVirtualPhone,
 } from '@cphone/host-agent';
-import { DeviceService, DeviceState, HostService, HostState, ImageService, TenantKind, TenantService } from '@cphone/proto';
+import {
+  DeviceService,
+  DeviceState,
+  HostService,
+  HostState,
+  ImageService,
+  TenantKind,
+  TenantService,
+} from '@cphone/proto';
 import { waitFor } from '@cphone/proto/testing';
 import pino from 'pino';
 
@@ -60,12 +68,19 @@ export async function startStack({
   const devices = client(DeviceService);
   const enrolled = await hosts.enrollHost({ name: 'bench-host', arch: 'arm64', labels: { pool: 'bench' } });
   const hostId = enrolled.host?.hostId ?? '';
-  const tenant = await client(TenantService).createTenant({ kind: TenantKind.RESELLER, displayName: 'bench' });
+  const tenant = await client(TenantService).createTenant({
+    kind: TenantKind.RESELLER,
+    displayName: 'bench',
+  });
   const tenantId = tenant.tenant?.tenantId ?? '';
   const imageId = 'android-14-bench';
   await client(ImageService).createImage({
     imageId,
-    image: { displayName: 'Android 14', containerImage: 'redroid/redroid:14.0.0_64only-latest', archs: ['arm64'] },
+    image: {
+      displayName: 'Android 14',
+      containerImage: 'redroid/redroid:14.0.0_64only-latest',
+      archs: ['arm64'],
+    },
   });
 
   const runtime: SimRuntime = await createSimRuntime({
