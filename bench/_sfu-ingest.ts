@@ -130,6 +130,8 @@ process.on('message', async (m: IngestRequest & { id: number }) => {
     await rm(dir, { recursive: true, force: true });
     reply = { op: 'close' };
   }
-  process.send?.({ ...reply, id: m.id });
+  process.send?.({ ...reply, id: m.id }, () => {
+    if (m.op === 'close') process.exit(0);
+  });
 });
 process.send?.({ op: 'ready', id: -1 });

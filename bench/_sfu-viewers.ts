@@ -1,4 +1,3 @@
-/// <reference lib="dom" />
 // The figures bench/sfu.ts takes through the public API, on the real control plane and agent
 // (_sfu-stack.ts): glass-to-glass in Chromium, and revocations reaching viewers' sockets.
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -68,23 +67,20 @@ export async function measureGlassToGlass(
       (s) => s.frames >= 30,
       { timeoutMs: 30_000 },
     );
-    await page.page.evaluate(() => {
-      const video = document.querySelector('video')!;
-      const samples: number[][] = [];
-      (globalThis as unknown as { g2g: number[][] }).g2g = samples;
+    // A string, so that the bundler's helpers (tsx names functions) stay out of the page.
+    await page.page.evaluate(`(() => {
+      const video = document.querySelector('video');
+      const samples = [];
+      globalThis.g2g = samples;
       const origin = performance.timeOrigin;
-      const onFrame = (_now: number, m: VideoFrameCallbackMetadata) => {
-        samples.push([
-          m.rtpTimestamp ?? -1,
-          origin + m.presentationTime,
-          m.receiveTime ? origin + m.receiveTime : -1,
-        ]);
+      const onFrame = (_now, m) => {
+        samples.push([m.rtpTimestamp ?? -1, origin + m.presentationTime, m.receiveTime ? origin + m.receiveTime : -1]);
         video.requestVideoFrameCallback(onFrame);
       };
       video.requestVideoFrameCallback(onFrame);
-    });
+    })()`);
     await sleep(seconds * 1000);
-    const samples = await page.page.evaluate(() => (globalThis as unknown as { g2g: number[][] }).g2g);
+    const samples = (await page.page.evaluate('globalThis.g2g')) as number[][];
     await page.close();
     // The linear map RTP timestamp -> capture time: 90 kHz, offset by the smallest transit.
     const entries = [...handed];

@@ -50,7 +50,6 @@ async function main(): Promise<void> {
   const steps = Array.from({ length: Math.floor(maxViewers / step) }, (_, i) => (i + 1) * step);
   const fwd = await measureForwarding({ steps, windowS });
   const last = fwd.mediasoup.find((s) => s.viewers === fwd.streamsPerCore);
-  const atTarget = (list: typeof fwd.baseline) => list.find((s) => s.viewers === TARGETS.streams);
   console.log(
     `${elapsed()} streams_per_core: ${fwd.streamsPerCore} (stopped by ${fwd.stoppedBy}); ${fwd.packetsPerFrame.toFixed(1)} RTP packets a frame, ${(fwd.packetsPerFrame * 30).toFixed(0)} a second per viewer; worker CPU there ${last?.forwarderCpuPct.toFixed(0) ?? 'n/a'} %, so ${last ? ((last.viewers * 100) / Math.max(1, last.forwarderCpuPct)).toFixed(0) : 'n/a'} viewers per core by CPU; = ${(fwd.streamsPerCore / TARGETS.streams).toFixed(2)} x the ${TARGETS.streams} target`,
   );
@@ -85,7 +84,7 @@ async function main(): Promise<void> {
   const [phonePct = 0] = await phoneCpu();
   const profile = await ingest.ask<Extract<IngestReply, { op: 'profile' }>>({ op: 'profile', seconds: 10 });
   await ingest.ask({ op: 'close' });
-  await ingest.stop();
+  await ingest.exited;
   const ingestPct = Math.max(0, busy.pct - idle.pct);
   const share = (test: (place: string) => boolean) =>
     profile.places.filter(([p]) => test(p)).reduce((n, [, t]) => n + t, 0) / Math.max(1, profile.totalMs);
@@ -139,7 +138,8 @@ async function main(): Promise<void> {
   await rm(fixtures, { recursive: true, force: true });
 
   const round = (v: number, d = 2) => Number(v.toFixed(d));
-  const base400 = atTarget(fwd.baseline);
+  const lastBase = fwd.baseline.at(-1);
+  const lastStep = fwd.mediasoup.at(-1);
   console.log(
     JSON.stringify({
       bench: 'sfu',
@@ -154,8 +154,10 @@ async function main(): Promise<void> {
       streams_sfu_loss_at_max_pct: round((last?.forwarderLoss ?? 0) * 100, 3),
       streams_sink_kernel_drops: fwd.mediasoup.map((s) => s.kernelDrops),
       streams_sink_other_drops: fwd.mediasoup.map((s) => s.otherDrops),
-      baseline_raw_udp_cpu_pct_at_400: round(base400?.forwarderCpuPct ?? Number.NaN, 0),
-      baseline_raw_udp_loss_at_400_pct: round((base400?.deliveryLoss ?? Number.NaN) * 100, 3),
+      streams_last_step_viewers: lastStep?.viewers ?? 0,
+      streams_worker_cpu_pct_last_step: round(lastStep?.forwarderCpuPct ?? 0, 0),
+      baseline_raw_udp_cpu_pct_last_step: round(lastBase?.forwarderCpuPct ?? 0, 0),
+      baseline_raw_udp_loss_last_step_pct: round((lastBase?.deliveryLoss ?? 0) * 100, 3),
       ingest_adb_share_pct: round(adbShare * 100, 0),
       virtual_phone_cpu_pct: round(phonePct),
       baseline_bare_udp_hop_p99_ms: round(percentile(lat.bare, 99)),
