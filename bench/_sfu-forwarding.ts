@@ -73,12 +73,20 @@ async function window(
   player.paused = true;
   const [forwarderCpuPct = 0, sinkCpuPct = 0] = await meter();
   const wall = (performance.now() - t0) / 1000;
-  await sleep(400);
-  const b = {
+  // A worker behind (a busy machine) still has packets queued: count once every counter stands still.
+  const read = async () => ({
     ...(await sentAndIn()),
     sink: await sink.ask<Counts>({ op: 'counts' }),
     udp: await udpCounters(),
-  };
+  });
+  let b = await read();
+  for (let tries = 0; tries < 20; tries++) {
+    await sleep(300);
+    const again = await read();
+    const still = again.sent === b.sent && again.packetsIn === b.packetsIn && again.sink.rtp === b.sink.rtp;
+    b = again;
+    if (still) break;
+  }
   const packetsIn = b.packetsIn - a.packetsIn;
   const expected = packetsIn * viewers;
   const sent = b.sent - a.sent;
