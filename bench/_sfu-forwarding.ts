@@ -19,8 +19,13 @@ export interface Step {
   viewers: number;
   /** Packets in per viewer over the window (the producer's, or the forwarder's input). */
   packetsIn: number;
-  /** Share of viewer packets the forwarder did not send. */
+  /**
+   * Share of viewer packets lost on the way, the kernel's receive-buffer drops at the sink aside:
+   * (expected - received by the sink - kernel drops) / expected. The sfu's loss.
+   */
   forwarderLoss: number;
+  /** Share by which the forwarder's own count of packets sent falls short (mediasoup's consumer stats). */
+  countedShort: number;
   /** Share of viewer packets that did not reach the sink's sockets (any cause). */
   deliveryLoss: number;
   /** Datagrams the kernel dropped for full receive buffers (all sockets of the machine). */
@@ -48,7 +53,7 @@ type Sink = Child<SinkRequest, SinkReply>;
 type Counts = Extract<SinkReply, { op: 'counts' }>;
 
 const line = (name: string, s: Step) =>
-  `  ${name} ${String(s.viewers).padStart(5)} viewers: ${s.mbps.toFixed(0).padStart(5)} Mbit/s out, forwarder CPU ${s.forwarderCpuPct.toFixed(0).padStart(3)} %, loss in forwarder ${(s.forwarderLoss * 100).toFixed(3)} %, delivered loss ${(s.deliveryLoss * 100).toFixed(3)} % (kernel rcvbuf drops ${s.kernelDrops}, other ${s.otherDrops}), sink CPU ${s.sinkCpuPct.toFixed(0)} %`;
+  `  ${name} ${String(s.viewers).padStart(5)} viewers: ${s.mbps.toFixed(0).padStart(5)} Mbit/s out, forwarder CPU ${s.forwarderCpuPct.toFixed(0).padStart(3)} %, loss ${(s.forwarderLoss * 100).toFixed(3)} % (delivered ${(s.deliveryLoss * 100).toFixed(3)} % short, kernel rcvbuf drops ${s.kernelDrops}; the forwarder's own sent count ${(s.countedShort * 100).toFixed(3)} % short), sink CPU ${s.sinkCpuPct.toFixed(0)} %`;
 
 /** One measuring window: pause, snapshot, play `seconds`, pause, drain, snapshot. */
 async function window(
@@ -95,7 +100,8 @@ async function window(
   return {
     viewers,
     packetsIn,
-    forwarderLoss: expected > 0 ? Math.max(0, expected - sent) / expected : 0,
+    forwarderLoss: expected > 0 ? Math.max(0, expected - received - kernelDrops) / expected : 0,
+    countedShort: expected > 0 ? Math.max(0, expected - sent) / expected : 0,
     deliveryLoss: expected > 0 ? Math.max(0, expected - received) / expected : 0,
     kernelDrops,
     otherDrops: Math.max(0, sent - received - kernelDrops),
