@@ -4,6 +4,7 @@
 // decoded at the phone's size, sound received, touches landing at device coordinates, text in any
 // script typed intact, the clipboard both ways, revocation and a stopped phone ending the session.
 import assert from 'node:assert/strict';
+import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { Agent } from '@cphone/host-agent';
@@ -22,6 +23,9 @@ const pages: ViewerPage[] = [];
 /** The sim runtime's phones by serial (the device id), to read back what reached them. */
 const phones = new Map<string, VirtualPhone>();
 let runtime: Awaited<ReturnType<typeof createSimRuntime>>;
+let streamPort: number;
+const startStreamingAgent = () =>
+  h.startAgent({ env: { CPHONE_STREAM_PORT: String(streamPort) }, deps: { runtime } });
 
 before(async () => {
   h = await startHarness();
@@ -34,7 +38,14 @@ before(async () => {
       return phone;
     },
   });
-  agent = await h.startAgent({ deps: { runtime } });
+  // A fixed stream port, as in production: a restarted agent is found at the URL the sessions name.
+  streamPort = await new Promise<number>((resolve) => {
+    const probe = createServer().listen(0, '127.0.0.1', () => {
+      const { port } = probe.address() as { port: number };
+      probe.close(() => resolve(port));
+    });
+  });
+  agent = await startStreamingAgent();
   await h.waitForHost(HostState.READY, true);
   browser = await launchChromium();
   // The agent's endpoint has a certificate from its generated CA, which this browser does not know.
@@ -325,5 +336,37 @@ describe('who may watch, and for how long', () => {
       `${state.closed?.code} ${state.closed?.reason}`,
     );
     assert.match(state.closed?.reason ?? '', /STOPPED|stopped/);
+  });
+});
+
+describe('an agent restart', () => {
+  test('the page joins again by itself with the same session and the video resumes', async () => {
+    const deviceId = await runningPhone('restarted');
+    const s = await session(deviceId);
+    const page = await viewer();
+    await page.start({ url: s.sfuUrl, token: s.token, reconnect: true });
+    await waitFor(
+      'frames',
+      () => page.state(),
+      (v) => v.frames > 0,
+    );
+    await agent.close();
+    // The phone keeps running (its runtime is not the agent's); the viewer is told the agent went.
+    const gone = await waitFor(
+      'the close',
+      () => page.state(),
+      (v) => v.closed !== undefined,
+    );
+    assert.ok([1001, 1006].includes(gone.closed?.code ?? 0), `${gone.closed?.code} ${gone.closed?.reason}`);
+    const before = gone.frames;
+    agent = await startStreamingAgent();
+    const back = await waitFor(
+      'the page back with new frames',
+      () => page.state(),
+      (v) => v.reconnects >= 1 && v.closed === undefined && v.frames > before + 10,
+      { timeoutMs: 30_000 },
+    );
+    assert.equal(back.joined?.sessionId, s.sessionId);
+    assert.deepEqual([back.width, back.height], [720, 1280]);
   });
 });

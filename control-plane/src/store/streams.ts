@@ -23,11 +23,24 @@ export function findStreamSession(db: Db, tenants: readonly string[], sessionId:
     .executeTakeFirst();
 }
 
+/**
+ * Why the control plane itself ends sessions: each bars the session's token for good (the agent is
+ * told, and told again after it reconnects). Any other end is the viewer's side (it left, its
+ * connection dropped, its agent restarted): the token may join again while it is in force.
+ */
+export const BARRING_END_REASONS = [
+  'REVOKED',
+  'TENANT_SUSPENDED',
+  'DEVICE_STOPPED',
+  'DEVICE_DELETED',
+] as const;
+export type BarringEndReason = (typeof BARRING_END_REASONS)[number];
+
 /** Ends sessions not ended yet; returns them (with their host, to tell its agent). */
 export function endStreamSessions(
   db: Db,
   where: { sessionId?: string; deviceId?: string; tenantIds?: readonly string[] },
-  reason: string,
+  reason: BarringEndReason,
   now: Date,
 ): Promise<StreamSessionRow[]> {
   let query = db
@@ -48,10 +61,10 @@ export async function markJoined(db: Db, sessionId: string, at: Date): Promise<S
   return db
     .updateTable('stream_session')
     .set({
-      state: sql`case when state = 'ended' and end_reason != 'VIEWER_LEFT' then state else 'active' end`,
+      state: sql`case when state = 'ended' and end_reason in (${sql.join(BARRING_END_REASONS)}) then state else 'active' end`,
       start_time: sql`coalesce(start_time, ${at})`,
-      end_time: sql`case when state = 'ended' and end_reason != 'VIEWER_LEFT' then end_time else null end`,
-      end_reason: sql`case when state = 'ended' and end_reason != 'VIEWER_LEFT' then end_reason else '' end`,
+      end_time: sql`case when state = 'ended' and end_reason in (${sql.join(BARRING_END_REASONS)}) then end_time else null end`,
+      end_reason: sql`case when state = 'ended' and end_reason in (${sql.join(BARRING_END_REASONS)}) then end_reason else '' end`,
       update_time: at,
     })
     .where('id', '=', sessionId)
@@ -88,14 +101,14 @@ export async function recordStats(db: Db, sessionId: string, stats: Record<strin
     .execute();
 }
 
-/** Sessions of a host that were ended by the control plane and whose tokens are still in force. */
+/** Sessions of a host that the control plane ended (barred) and whose tokens are still in force. */
 export function revokedInForce(db: Db, hostId: string, now: Date) {
   return db
     .selectFrom('stream_session')
     .select(['id', 'device_id', 'end_reason'])
     .where('host_id', '=', hostId)
     .where('state', '=', 'ended')
-    .where('end_reason', '!=', 'VIEWER_LEFT')
+    .where('end_reason', 'in', BARRING_END_REASONS)
     .where('expire_time', '>', now)
     .execute();
 }

@@ -185,10 +185,12 @@ export class Streaming {
     if (this.#sfu === undefined || device.state === agentv1.DeviceState.RUNNING) return;
     if (!this.#sfu.rooms().includes(device.deviceId)) return;
     const state = agentv1.DeviceState[device.state] ?? 'UNKNOWN';
+    // Names of the agent's own: the control plane's DEVICE_STOPPED / DEVICE_DELETED bar a token for
+    // good, where a phone this agent saw stop (a crash, a reboot) may be watched again once it runs.
     const reason =
       device.state === agentv1.DeviceState.DELETED || device.state === agentv1.DeviceState.DELETING
-        ? 'DEVICE_DELETED'
-        : 'DEVICE_STOPPED';
+        ? 'PHONE_REMOVED'
+        : 'PHONE_NOT_RUNNING';
     this.#sfu.closeDevice(device.deviceId, reason, `the phone is ${state.toLowerCase()}`);
   }
 

@@ -22,7 +22,16 @@ export interface ViewerStartOptions {
   readonly iceTransportPolicy?: RTCIceTransportPolicy;
   /** Test hook: the player's clock reads this far ahead of the machine's, ms. Default 0. */
   readonly clockSkewMs?: number;
+  /**
+   * Join again by itself, with the same token and session id, when the socket closes for a reason
+   * that is not final (the agent restarting: 1001 or a dropped connection, 1006; a media restart,
+   * 4503), as a player must. Default false.
+   */
+  readonly reconnect?: boolean;
 }
+
+/** Closes after which a player joins again by itself; any other close is final. */
+const RETRYABLE_CLOSES = new Set([1001, 1006, 4503]);
 
 /** A frame the player presented, and the glass-to-glass latency the sfu worked out for it. */
 export interface PresentedFrameRecord {
@@ -40,6 +49,8 @@ export interface ViewerState {
   height: number;
   /** How the signaling socket closed. */
   closed: { code: number; reason: string } | undefined;
+  /** Joins again after a retryable close (with `reconnect`). */
+  reconnects: number;
   outputs: unknown[];
   events: unknown[];
   errors: string[];
@@ -108,6 +119,7 @@ const state: ViewerState = {
   width: 0,
   height: 0,
   closed: undefined,
+  reconnects: 0,
   outputs: [],
   events: [],
   errors: [],
@@ -142,6 +154,33 @@ function transportOptions(t: Json, options: ViewerStartOptions) {
 }
 
 async function start(options: ViewerStartOptions): Promise<Json> {
+  const joined = await connect(options);
+  if (options.reconnect) watch({ ...options, sessionId: joined.sessionId as string }, signal);
+  return joined;
+}
+
+/** Rejoins after a retryable close of `current`, with backoff, until a join succeeds or a close is final. */
+function watch(options: ViewerStartOptions, current: Signal | undefined): void {
+  current?.ws.addEventListener('close', async (e) => {
+    if (!RETRYABLE_CLOSES.has(e.code)) return;
+    for (let delayMs = 250; ; delayMs = Math.min(delayMs * 2, 2000)) {
+      await new Promise((r) => setTimeout(r, delayMs));
+      try {
+        recv?.close();
+        await connect(options);
+        state.closed = undefined;
+        state.reconnects++;
+        watch(options, signal);
+        return;
+      } catch (error) {
+        state.errors.push(`rejoin: ${String(error)}`);
+        if (state.closed && !RETRYABLE_CLOSES.has(state.closed.code)) return;
+      }
+    }
+  });
+}
+
+async function connect(options: ViewerStartOptions): Promise<Json> {
   signal = new Signal(options.url, state);
   skewMs = options.clockSkewMs ?? 0;
   const s = signal;
@@ -185,7 +224,7 @@ async function start(options: ViewerStartOptions): Promise<Json> {
   video.autoplay = true;
   video.playsInline = true;
   video.srcObject = stream;
-  document.body.append(video);
+  document.body.replaceChildren(video);
   const onFrame = (_now: number, meta: VideoFrameCallbackMetadata) => {
     state.frames++;
     state.width = meta.width;
