@@ -2,7 +2,7 @@
 // on the viewer's own media. A VIEW session never gets a sending transport nor the phone's output.
 import { CloseCode, SignalClose } from './close-codes.js';
 import type { Session } from './session.js';
-import type { Request } from './signaling/protocol.js';
+import type { QualityPreset, Request } from './signaling/protocol.js';
 import type { ViewerMedia } from './viewer-media.js';
 
 export interface JoinedViewer {
@@ -10,6 +10,8 @@ export interface JoinedViewer {
   readonly media: ViewerMedia;
   /** A message from the viewer's input channel. */
   onInput(text: string): void;
+  /** `setQuality`: the session asks for another picture. */
+  setQuality(quality: QualityPreset): void;
   /** `leave`: end the session (the socket closes with 1000; there is no answer). */
   leave(): void;
 }
@@ -47,6 +49,9 @@ export async function answerViewerRequest(
       return {};
     case 'stats':
       return session.stats(await media.videoFigures(), false);
+    case 'setQuality':
+      viewer.setQuality(request.quality);
+      return {};
     case 'leave':
       viewer.leave();
       return undefined;

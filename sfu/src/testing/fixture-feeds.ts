@@ -1,6 +1,6 @@
 // A FeedProvider for tests: every phone streams the committed recordings in a loop at their real
 // rate, answers key frame requests by jumping to the next IDR, and records what reaches it.
-import type { Feed, FeedProvider, FeedWiring, VideoSize } from '../feed.js';
+import type { Feed, FeedProvider, FeedViewer, FeedWiring, VideoSize, ViewerLink } from '../feed.js';
 import type { ViewerInput } from '../input.js';
 import {
   FIXTURE_FPS,
@@ -20,6 +20,10 @@ export interface FixtureFeed {
   /** Video frames and audio packets sent so far. */
   videoFrames: number;
   audioPackets: number;
+  /** The viewers joined now, by session id (setViewer / removeViewer). */
+  readonly viewers: Map<string, FeedViewer>;
+  /** Every link figure the sfu gave, in order. */
+  readonly links: { sessionId: string; link: ViewerLink; at: number }[];
 }
 
 export interface FixtureFeedsOptions {
@@ -62,6 +66,8 @@ export class FixtureFeeds implements FeedProvider {
       closed: false,
       videoFrames: 0,
       audioPackets: 0,
+      viewers: new Map(),
+      links: [],
     };
     this.feeds.push(state);
     const video = new RtpPacketizer(wiring.video.ssrc, wiring.video.payloadType);
@@ -102,6 +108,9 @@ export class FixtureFeeds implements FeedProvider {
         state.inputs.push(message);
       },
       videoSize: () => (state.videoFrames > 0 ? size : undefined),
+      setViewer: (viewer) => state.viewers.set(viewer.sessionId, viewer),
+      removeViewer: (sessionId) => state.viewers.delete(sessionId),
+      viewerLink: (sessionId, link) => state.links.push({ sessionId, link, at: performance.now() }),
       close: () => {
         state.closed = true;
         clearInterval(videoTimer);

@@ -13,6 +13,8 @@ export interface ViewerStartOptions {
   readonly input?: boolean;
   /** Send a `report` this often, ms. Default: never. */
   readonly reportEveryMs?: number;
+  /** The picture to ask for in `join` ('auto', '1080p', '720p', '480p'). Default: not sent. */
+  readonly quality?: string;
 }
 
 export interface ViewerState {
@@ -104,6 +106,7 @@ async function start(options: ViewerStartOptions): Promise<Json> {
   const joined = await s.request('join', {
     token: options.token,
     ...(options.sessionId ? { sessionId: options.sessionId } : {}),
+    ...(options.quality ? { quality: options.quality } : {}),
   });
   state.joined = joined;
   const device = new Device({ handlerName: 'Chrome111' });
