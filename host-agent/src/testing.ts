@@ -5,3 +5,10 @@ export { EventHub } from './runtime/event-queue.js';
 export { deviceLabels } from './runtime/labels.js';
 export { volumeName } from './runtime/redroid-options.js';
 export { bundleStandinPhone, connectEngine, engineSocket, removeScope } from './runtime/test-engine.js';
+// What the phone's scrcpy server was asked for (quality tests end to end).
+export type { ScrcpyServerOptions } from './virtual-phone/scrcpy/server-options.js';
+export {
+  recordScrcpyServerStarts,
+  type ScrcpyServerStart,
+  type ScrcpyServerStarts,
+} from './virtual-phone/scrcpy/server-starts.js';

@@ -40,6 +40,8 @@ export class Room {
   readonly video: types.Producer;
   readonly audio: types.Producer;
   readonly output: types.DataProducer;
+  /** The video's declared ceiling, bits/s: where viewers' bandwidth estimates start. */
+  readonly videoMaxBitrate: number;
   readonly #log: Logger;
   #feed: Feed | undefined;
   #closed = false;
@@ -59,6 +61,7 @@ export class Room {
     this.deviceId = options.deviceId;
     this.slot = options.slot;
     this.server = options.slot.server;
+    this.videoMaxBitrate = options.videoMaxBitrate;
     this.#log = options.log;
     ({
       router: this.router,

@@ -78,6 +78,10 @@ export class ViewerMedia {
       enableSctp: true,
       numSctpStreams: SCTP_STREAMS,
       maxSctpMessageSize: MAX_SCTP_MESSAGE_BYTES,
+      // mediasoup's estimate starts at 600 kbit/s and probes up over seconds; a phone already
+      // sending more than that would read to its viewers' feed as a narrow link at every join. From
+      // the ceiling, a narrow link shows within a second or two, as the delay it adds.
+      initialAvailableOutgoingBitrate: this.#room.videoMaxBitrate,
       appData: { sessionId, direction },
     });
     if (this.#closed) {
