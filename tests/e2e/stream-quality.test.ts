@@ -115,7 +115,7 @@ test('a narrow link steps the phone down; once it widens, the phone steps back u
   assert.ok(down.maxSize < 1280, `a smaller size under 250 kbit/s: ${settings(down)}`);
   assert.ok(down.videoBitRate <= 250_000, `at most the link: ${settings(down)}`);
   const downSeconds = (down.at - limited) / 1000;
-  assert.equal(starts(), before + 1, 'one step down');
+  assert.equal(starts(), before + 1, `one step down: ${servers.of(deviceId).map(settings).join(' | ')}`);
 
   const lifted = performance.now();
   assert.equal(await sfu.limitOutgoingBitrate(sessionId, 0), true);
