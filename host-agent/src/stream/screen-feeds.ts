@@ -10,7 +10,6 @@ import type { AdbEndpoint } from '../adb/index.js';
 import type { CaptureSettings, FrameInfo, ScrcpyServerBinary, ScreenDevice } from '../screen/index.js';
 import { type ScreenIngest, startScreenIngest } from '../screen/index.js';
 import { createQualityMetrics, FeedQuality, type QualityMetrics } from './feed-quality.js';
-import type { QualityControllerOptions } from './quality.js';
 
 /** What the feeds read of the agent's phones. */
 export interface PhoneDirectory {
@@ -28,8 +27,6 @@ export interface ScreenFeedsOptions {
   onFrame?(deviceId: string, frame: FrameInfo): void;
   /** Where the quality metrics go. */
   readonly registry: Registry;
-  /** Tuning of each feed's quality controller (tests). */
-  readonly quality?: Omit<QualityControllerOptions, 'initial'>;
   readonly logger: Logger;
 }
 
@@ -47,11 +44,6 @@ export class ScreenFeeds implements FeedProvider {
   /** The running ingest of a watched phone. */
   ingest(deviceId: string): ScreenIngest | undefined {
     return this.#open.get(deviceId)?.ingest;
-  }
-
-  /** The quality rung a watched phone captures at now (1080p30, 720p30, 480p15, ...). */
-  rung(deviceId: string): string | undefined {
-    return this.#open.get(deviceId)?.quality.rung;
   }
 
   open(deviceId: string, wiring: FeedWiring): Feed {
@@ -79,7 +71,6 @@ export class ScreenFeeds implements FeedProvider {
       ingest,
       metrics: this.#metrics,
       logger: logger.child({ module: 'stream-quality' }),
-      ...(this.#o.quality !== undefined ? { controller: this.#o.quality } : {}),
     });
     const open = { ingest, quality };
     this.#open.set(deviceId, open);
