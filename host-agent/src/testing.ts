@@ -9,3 +9,10 @@ export { volumeName } from './runtime/redroid-options.js';
 export { launchVirtualPhone } from './runtime/sim-launcher.js';
 export { bundleStandinPhone, connectEngine, engineSocket, removeScope } from './runtime/test-engine.js';
 export type { VirtualPhone } from './virtual-phone/index.js';
+// What the phone's scrcpy server was asked for (quality tests end to end).
+export type { ScrcpyServerOptions } from './virtual-phone/scrcpy/server-options.js';
+export {
+  recordScrcpyServerStarts,
+  type ScrcpyServerStart,
+  type ScrcpyServerStarts,
+} from './virtual-phone/scrcpy/server-starts.js';

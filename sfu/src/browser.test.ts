@@ -7,6 +7,7 @@ import type { types } from 'mediasoup';
 import * as mediasoup from 'mediasoup';
 import type { Browser } from 'playwright-core';
 import { CloseCode } from './close-codes.js';
+import type { ViewerLink } from './feed.js';
 import { launchChromium, startTestSfu, type TestSfu, ViewerPage } from './testing/index.js';
 
 let browser: Browser;
@@ -248,4 +249,50 @@ test('a viewer’s key frame request (PLI) reaches the feed', async () => {
   } finally {
     mediasoup.observer.off('newworker', onWorker);
   }
+});
+
+test('the feed hears of its viewers, their quality and their links; a transport limit caps the estimate', async () => {
+  await withSfu({ linkIntervalMs: 200 }, async (t) => {
+    const viewer = await page();
+    const joined = await viewer.start({
+      url: t.url,
+      token: await t.tokens.sign({ deviceId: 'p', rights: 'control' }),
+      quality: '480p',
+    });
+    const sessionId = joined.sessionId as string;
+    assert.equal(joined.quality, '480p');
+    const feed = t.feeds.of('p')[0]!;
+    assert.deepEqual(feed.viewers.get(sessionId), { sessionId, rights: 'control', quality: '480p' });
+    // Chromium's transport-cc feedback gives mediasoup an estimate; the declared 4 Mbit/s ceiling
+    // lets it probe above the 600 kbit/s it starts from.
+    const links = () => feed.links.filter((l) => l.sessionId === sessionId).map((l) => l.link);
+    const first = await waitFor(
+      'a link figure',
+      () => links().at(-1),
+      (l): l is ViewerLink => l !== undefined && l.sendBitrate > 0,
+    );
+    assert.ok(first.lossFraction >= 0 && first.lossFraction <= 1 && first.score >= 0 && first.score <= 10);
+    await waitFor(
+      'an estimate probed above the start',
+      () => links().at(-1)?.availableBitrate ?? 0,
+      (bps) => bps > 1_000_000,
+    );
+
+    assert.equal(await t.sfu.limitOutgoingBitrate(sessionId, 200_000), true);
+    const count = links().length;
+    await waitFor(
+      'the estimate under the limit',
+      () => links().slice(count + 1),
+      (l) => l.length > 0 && l.every((x) => x.availableBitrate <= 200_000),
+    );
+
+    await viewer.request('setQuality', { quality: 'auto' });
+    assert.equal(feed.viewers.get(sessionId)?.quality, 'auto');
+    await viewer.drop();
+    await waitFor(
+      'the viewer gone from the feed',
+      () => feed.viewers.size,
+      (n) => n === 0,
+    );
+  });
 });

@@ -19,8 +19,12 @@ export const MEDIA_CODECS: types.RouterRtpCodecCapability[] = [
   { kind: 'audio', mimeType: 'audio/opus', clockRate: 48_000, channels: 2 },
 ];
 
-/** The video producer's parameters: PLI and FIR make mediasoup ask the feed for key frames. */
-export function videoRtpParameters(ssrc: number): types.RtpParameters {
+/**
+ * The video producer's parameters: PLI and FIR make mediasoup ask the feed for key frames.
+ * `maxBitrate` goes to every consumer's encoding, and mediasoup wants that much for each viewer:
+ * its bandwidth estimator probes up to it (see SfuOptions.videoMaxBitrate).
+ */
+export function videoRtpParameters(ssrc: number, maxBitrate: number): types.RtpParameters {
   return {
     codecs: [
       {
@@ -34,7 +38,7 @@ export function videoRtpParameters(ssrc: number): types.RtpParameters {
         ],
       },
     ],
-    encodings: [{ ssrc }],
+    encodings: [{ ssrc, maxBitrate }],
   };
 }
 

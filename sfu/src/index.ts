@@ -7,7 +7,16 @@ export {
   SignalClose,
 } from './close-codes.js';
 export { AUDIO_PAYLOAD_TYPE, H264_PROFILE_LEVEL_ID, MEDIA_CODECS, VIDEO_PAYLOAD_TYPE } from './codecs.js';
-export type { Feed, FeedProvider, FeedWiring, MediaSink, RtpSource, VideoSize } from './feed.js';
+export type {
+  Feed,
+  FeedProvider,
+  FeedViewer,
+  FeedWiring,
+  MediaSink,
+  RtpSource,
+  VideoSize,
+  ViewerLink,
+} from './feed.js';
 export {
   type ClipboardInput,
   type GetClipboardInput,
@@ -34,6 +43,8 @@ export {
   MAX_CLOCK_SAMPLES,
   MAX_REPORT_SAMPLES,
   MAX_SIGNAL_BYTES,
+  QUALITY_PRESETS,
+  type QualityPreset,
   type ReportResult,
   type Request as SignalRequest,
   type RequestType as SignalRequestType,

@@ -31,6 +31,13 @@ export interface SfuOptions {
   readonly rtcPorts?: readonly number[];
   /** Worker i listens on rtcPort + i. 0: any free port (tests). Default 40000. */
   readonly rtcPort?: number;
+  /**
+   * The most the phone's video may use, bits/s, declared on the video producer. mediasoup wants
+   * this much for every viewer, so its bandwidth estimator probes up to 1.35 times it; without it
+   * the estimate never rises above max(600 kbit/s, 1.35 × what the phone sends now), and a feed
+   * following viewers' links could never learn there is room for more. Default 4 Mbit/s.
+   */
+  readonly videoMaxBitrate?: number;
   /** A room (router, feed) stays this long after its last seat is given up. Default 30 s. */
   readonly graceMs?: number;
   /** A session whose socket dropped keeps its seat this long for a rejoin. Default 15 s. */
@@ -41,6 +48,11 @@ export interface SfuOptions {
   readonly controlSeats?: number;
   /** How often a 'stats' event is emitted per connected session. Default 10 s. */
   readonly statsIntervalMs?: number;
+  /**
+   * How often each joined viewer's link (bandwidth estimate, loss) is sampled for the feed, when
+   * the feed takes it (`Feed.viewerLink`). Default 1 s.
+   */
+  readonly linkIntervalMs?: number;
   /** How often sockets are pinged; one missing pong cuts the socket. Default 15 s. */
   readonly pingIntervalMs?: number;
   /** A socket must join within this. Default 10 s. */
@@ -69,11 +81,13 @@ export function resolveOptions({
   announcedAddress,
   rtcPort = 40_000,
   rtcPorts,
+  videoMaxBitrate = 4_000_000,
   graceMs = 30_000,
   resumeWindowMs = 15_000,
   maxViewers = 10,
   controlSeats = 1,
   statsIntervalMs = 10_000,
+  linkIntervalMs = 1000,
   pingIntervalMs = 15_000,
   joinTimeoutMs = 10_000,
   workerLogLevel = 'warn',
@@ -82,6 +96,8 @@ export function resolveOptions({
   if (!Number.isInteger(workers) || workers < 1)
     throw new RangeError(`workers must be a positive integer, not ${workers}`);
   const ports = rtcPorts ?? Array.from({ length: workers }, (_, i) => (rtcPort === 0 ? 0 : rtcPort + i));
+  if (!Number.isInteger(videoMaxBitrate) || videoMaxBitrate < 100_000)
+    throw new RangeError(`videoMaxBitrate must be an integer of at least 100000, not ${videoMaxBitrate}`);
   if (ports.length !== workers)
     throw new RangeError(`rtcPorts names ${ports.length} ports for ${workers} workers`);
   return {
@@ -94,11 +110,13 @@ export function resolveOptions({
     listenIp,
     announcedAddress,
     rtcPorts: ports,
+    videoMaxBitrate,
     graceMs,
     resumeWindowMs,
     maxViewers,
     controlSeats,
     statsIntervalMs,
+    linkIntervalMs,
     pingIntervalMs,
     joinTimeoutMs,
     workerLogLevel,

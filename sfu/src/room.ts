@@ -11,7 +11,7 @@ import {
   VIDEO_PAYLOAD_TYPE,
   videoRtpParameters,
 } from './codecs.js';
-import type { Feed, FeedProvider, VideoSize } from './feed.js';
+import type { Feed, FeedProvider, FeedViewer, VideoSize, ViewerLink } from './feed.js';
 import type { PhoneOutput } from './input.js';
 import { FrameTimes } from './latency.js';
 import type { WorkerSlot } from './worker-pool.js';
@@ -23,6 +23,8 @@ export interface RoomOptions {
   readonly deviceId: string;
   readonly slot: WorkerSlot;
   readonly feeds: FeedProvider;
+  /** The video's declared ceiling (SfuOptions.videoMaxBitrate). */
+  readonly videoMaxBitrate: number;
   readonly log: Logger;
   onVideoSize(size: VideoSize): void;
   /** The worker under the room went away: the room is closed already. */
@@ -41,6 +43,8 @@ export class Room {
   readonly output: types.DataProducer;
   /** Capture times of the frames sent lately, by RTP timestamp (glass-to-glass latency). */
   readonly frames = new FrameTimes();
+  /** The video's declared ceiling, bits/s: where viewers' bandwidth estimates start. */
+  readonly videoMaxBitrate: number;
   readonly #log: Logger;
   #feed: Feed | undefined;
   #closed = false;
@@ -60,6 +64,7 @@ export class Room {
     this.deviceId = options.deviceId;
     this.slot = options.slot;
     this.server = options.slot.server;
+    this.videoMaxBitrate = options.videoMaxBitrate;
     this.#log = options.log;
     ({
       router: this.router,
@@ -78,7 +83,10 @@ export class Room {
       const direct = await router.createDirectTransport({ maxMessageSize: MAX_DATA_MESSAGE_BYTES });
       const videoSsrc = randomInt(1, 0xffff_ffff);
       const audioSsrc = randomInt(1, 0xffff_ffff);
-      const video = await direct.produce({ kind: 'video', rtpParameters: videoRtpParameters(videoSsrc) });
+      const video = await direct.produce({
+        kind: 'video',
+        rtpParameters: videoRtpParameters(videoSsrc, options.videoMaxBitrate),
+      });
       const audio = await direct.produce({ kind: 'audio', rtpParameters: audioRtpParameters(audioSsrc) });
       const output = await direct.produceData({ label: 'output' });
       room = new Room(options, { router, direct, video, audio, output });
@@ -142,6 +150,23 @@ export class Room {
     return this.#feed?.videoSize();
   }
 
+  /** Whether the feed takes viewers' link figures (sampling them costs two stats requests each). */
+  get followsLinks(): boolean {
+    return !this.#closed && this.#feed?.viewerLink !== undefined;
+  }
+
+  setViewer(viewer: FeedViewer): void {
+    this.#tell('setViewer', (feed) => feed.setViewer?.(viewer));
+  }
+
+  removeViewer(sessionId: string): void {
+    this.#tell('removeViewer', (feed) => feed.removeViewer?.(sessionId));
+  }
+
+  viewerLink(sessionId: string, link: ViewerLink): void {
+    this.#tell('viewerLink', (feed) => feed.viewerLink?.(sessionId, link));
+  }
+
   /** Sends the phone's output to every CONTROL viewer (they consume `output`). */
   send(message: PhoneOutput): void {
     if (this.#closed || this.output.closed) return;
@@ -162,6 +187,16 @@ export class Room {
         .catch((error: unknown) => this.#log.warn({ err: error }, 'feed failed to close'));
     }
     this.router.close();
+  }
+
+  /** What the feed makes of its viewers is its own business: a failure is logged, never the sfu's. */
+  #tell(what: string, call: (feed: Feed) => void): void {
+    if (this.#closed || !this.#feed) return;
+    try {
+      call(this.#feed);
+    } catch (error) {
+      this.#log.warn({ err: error, call: what }, 'feed failed to take viewer news');
+    }
   }
 
   #send(producer: types.Producer, packet: Uint8Array): void {

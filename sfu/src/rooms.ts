@@ -11,6 +11,7 @@ import type { WorkerPool } from './worker-pool.js';
 export interface RoomsOptions {
   readonly pool: WorkerPool;
   readonly feeds: FeedProvider;
+  readonly videoMaxBitrate: number;
   readonly graceMs: number;
   readonly log: Logger;
   readonly metrics: SfuMetrics;
@@ -51,6 +52,7 @@ export class Rooms {
         deviceId,
         slot,
         feeds,
+        videoMaxBitrate: this.#options.videoMaxBitrate,
         log: log.child({ deviceId }),
         onVideoSize: (size) => this.#options.onVideoSize(deviceId, size),
         onWorkerClosed: (lost) => {

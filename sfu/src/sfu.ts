@@ -20,6 +20,7 @@ import {
   badMessage,
   type ClientReport,
   MAX_SIGNAL_FRAME_BYTES,
+  type QualityPreset,
   type ReportResult,
   type Request,
 } from './signaling/protocol.js';
@@ -40,6 +41,8 @@ const REVOCATION_MEMORY_MS = 60_000;
 interface Viewer {
   session: Session | undefined;
   media: ViewerMedia | undefined;
+  /** What this socket's join (or a later setQuality) asked for. */
+  quality: QualityPreset;
   joining: boolean;
   joinTimer: NodeJS.Timeout | undefined;
 }
@@ -82,6 +85,7 @@ export class Sfu implements ConnectionHandler {
   readonly #deviceLocks = new Map<string, Promise<unknown>>();
   #revocations: { at: number; match: SessionMatch; reason: string; message: string }[] = [];
   readonly #timers: NodeJS.Timeout[];
+  #sampling = false;
   #closed = false;
 
   /** Use createSfu. */
@@ -92,6 +96,7 @@ export class Sfu implements ConnectionHandler {
     this.#rooms = new Rooms({
       pool,
       feeds: options.feeds,
+      videoMaxBitrate: options.videoMaxBitrate,
       graceMs: options.graceMs,
       log,
       metrics,
@@ -103,6 +108,7 @@ export class Sfu implements ConnectionHandler {
     this.#timers = [
       setInterval(() => this.#keepAlive(), options.pingIntervalMs),
       setInterval(() => void this.#emitStats(), options.statsIntervalMs),
+      setInterval(() => void this.#sampleLinks(), options.linkIntervalMs),
     ];
     for (const timer of this.#timers) timer.unref();
   }
@@ -116,7 +122,13 @@ export class Sfu implements ConnectionHandler {
     this.#wss.handleUpgrade(request, socket, head, (ws) => {
       const remoteAddress = request.socket.remoteAddress;
       const connection = new SignalConnection(ws, this, this.#log.child({ remoteAddress }), remoteAddress);
-      const viewer: Viewer = { session: undefined, media: undefined, joining: false, joinTimer: undefined };
+      const viewer: Viewer = {
+        session: undefined,
+        media: undefined,
+        quality: 'auto',
+        joining: false,
+        joinTimer: undefined,
+      };
       viewer.joinTimer = setTimeout(() => {
         if (!viewer.session && !viewer.joining)
           this.#closeSocket(connection, new SignalClose(CloseCode.JOIN_TIMEOUT, 'no join came in time'));
@@ -144,6 +156,18 @@ export class Sfu implements ConnectionHandler {
     const room = this.#rooms.get(deviceId);
     if (room) this.#rooms.close(room);
     return ended.length;
+  }
+
+  /**
+   * Caps what mediasoup lets itself send to a session's viewer (mediasoup's
+   * `setMaxOutgoingBitrate` on its receiving transport; 0 lifts it): its bandwidth estimate, and so
+   * what the feed hears of the link, stays under the cap. The media is not paced by it. Resolves
+   * false when the session has no receiving transport now. For tests and experiments.
+   */
+  async limitOutgoingBitrate(sessionId: string, bitrate: number): Promise<boolean> {
+    const connection = this.#sessions.get(sessionId)?.connection;
+    const media = connection && this.#viewers.get(connection)?.media;
+    return media ? media.limitOutgoing(bitrate) : false;
   }
 
   sessions(): SessionInfo[] {
@@ -193,6 +217,11 @@ export class Sfu implements ConnectionHandler {
       media,
       onInput: (text) => this.#input(session, text),
       report: (report) => this.#clientReport(session, report),
+      setQuality: (quality) => {
+        viewer.quality = quality;
+        if (session.connection === connection)
+          session.room.setViewer({ sessionId: session.id, rights: session.rights, quality });
+      },
       leave: () => this.#end(session, new SignalClose(CloseCode.NORMAL, 'the viewer left')),
     });
   }
@@ -217,6 +246,7 @@ export class Sfu implements ConnectionHandler {
     }
     // The socket dropped: the seat waits for the same session to join again.
     session.connection = undefined;
+    session.room.removeViewer(session.id);
     session.disconnect(this.#options.now());
     session.resumeTimer = setTimeout(
       () =>
@@ -234,6 +264,7 @@ export class Sfu implements ConnectionHandler {
     const started = this.#options.now();
     const timer = this.#metrics.joinDuration.startTimer();
     viewer.joining = true;
+    viewer.quality = request.quality ?? 'auto';
     try {
       const claims = await this.#verify(request.token);
       if (request.sessionId && request.sessionId !== claims.sessionId)
@@ -257,6 +288,7 @@ export class Sfu implements ConnectionHandler {
         rights: session.rights,
         expiresAt: session.claims.expiresAt,
         resumed,
+        quality: viewer.quality,
         routerRtpCapabilities: session.room.router.rtpCapabilities,
         ...(videoSize ? { videoSize } : {}),
       };
@@ -297,6 +329,7 @@ export class Sfu implements ConnectionHandler {
       const old = existing.connection;
       if (old) {
         existing.connection = undefined;
+        existing.room.removeViewer(existing.id);
         this.#viewers.get(old)?.media?.close();
         this.#closeSocket(
           old,
@@ -336,6 +369,7 @@ export class Sfu implements ConnectionHandler {
     viewer.media = new ViewerMedia(session.room);
     session.connection = connection;
     session.connect(this.#options.now());
+    session.room.setViewer({ sessionId: session.id, rights: session.rights, quality: viewer.quality });
   }
 
   #end(session: Session, close: SignalClose): void {
@@ -350,6 +384,7 @@ export class Sfu implements ConnectionHandler {
       this.#closeSocket(connection, close);
     }
     session.disconnect(now);
+    session.room.removeViewer(session.id);
     this.#sessions.delete(session.id);
     this.#countSeats(session);
     this.#metrics.sessionsEnded.inc({ reason: close.reason });
@@ -462,6 +497,31 @@ export class Sfu implements ConnectionHandler {
       } catch (error) {
         this.#log.debug({ err: error, sessionId: session.id }, 'stats unavailable');
       }
+    }
+  }
+
+  /** Each joined viewer's link, to its room's feed; a round still running when the next is due is not doubled. */
+  async #sampleLinks(): Promise<void> {
+    if (this.#sampling) return;
+    this.#sampling = true;
+    try {
+      await Promise.all(
+        [...this.#sessions.values()].map(async (session) => {
+          const connection = session.connection;
+          const media = connection && this.#viewers.get(connection)?.media;
+          if (!media || !session.room.followsLinks) return;
+          try {
+            const link = await media.link();
+            if (link && !session.ended && session.connection === connection)
+              session.room.viewerLink(session.id, link);
+          } catch (error) {
+            // A transport closing under the request: the viewer is leaving.
+            this.#log.debug({ err: error, sessionId: session.id }, 'link figures unavailable');
+          }
+        }),
+      );
+    } finally {
+      this.#sampling = false;
     }
   }
 

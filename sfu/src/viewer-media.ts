@@ -5,6 +5,7 @@
 // DirectTransport, which is how its messages reach Node. Closing this closes all of it.
 import type { types } from 'mediasoup';
 import { CloseCode, SignalClose } from './close-codes.js';
+import type { ViewerLink } from './feed.js';
 import type { Room } from './room.js';
 import { badMessage } from './signaling/protocol.js';
 
@@ -77,6 +78,10 @@ export class ViewerMedia {
       enableSctp: true,
       numSctpStreams: SCTP_STREAMS,
       maxSctpMessageSize: MAX_SCTP_MESSAGE_BYTES,
+      // mediasoup's estimate starts at 600 kbit/s and probes up over seconds; a phone already
+      // sending more than that would read to its viewers' feed as a narrow link at every join. From
+      // the ceiling, a narrow link shows within a second or two, as the delay it adds.
+      initialAvailableOutgoingBitrate: this.#room.videoMaxBitrate,
       appData: { sessionId, direction },
     });
     if (this.#closed) {
@@ -189,6 +194,37 @@ export class ViewerMedia {
       packetLoss: sent.fractionLost / 256,
       rttMs: sent.roundTripTime ?? 0,
     };
+  }
+
+  /**
+   * The link as mediasoup sees it, or undefined until the video consumer runs and the transport
+   * has a bandwidth estimate (the viewer's transport-cc feedback or REMB).
+   */
+  async link(): Promise<ViewerLink | undefined> {
+    const transport = this.#recv;
+    const consumer = [...this.#consumers.values()].find((c) => c.kind === 'video');
+    if (!transport || !consumer || consumer.closed || consumer.paused) return undefined;
+    const [transportStats, consumerStats] = await Promise.all([transport.getStats(), consumer.getStats()]);
+    const available = transportStats[0]?.availableOutgoingBitrate;
+    const sent = consumerStats.find((s) => s.type === 'outbound-rtp') as types.ConsumerStat | undefined;
+    if (available === undefined || !sent) return undefined;
+    return {
+      availableBitrate: available,
+      lossFraction: sent.fractionLost / 256,
+      sendBitrate: transportStats[0]!.sendBitrate,
+      score: sent.score,
+    };
+  }
+
+  /**
+   * Caps what mediasoup lets itself send on the receiving transport (0 lifts the cap): its
+   * bandwidth estimate stays under it, as under a narrow link. The H.264 passes through
+   * unpaced, so the media itself is not held back. False before the transport exists.
+   */
+  async limitOutgoing(bitrate: number): Promise<boolean> {
+    if (!this.#recv || this.#recv.closed) return false;
+    await this.#recv.setMaxOutgoingBitrate(bitrate);
+    return true;
   }
 
   close(): void {

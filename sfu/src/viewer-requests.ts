@@ -3,7 +3,7 @@
 import { CloseCode, SignalClose } from './close-codes.js';
 import { hostTimeMs } from './latency.js';
 import type { Session } from './session.js';
-import type { ClientReport, ReportResult, Request } from './signaling/protocol.js';
+import type { ClientReport, QualityPreset, ReportResult, Request } from './signaling/protocol.js';
 import type { ViewerMedia } from './viewer-media.js';
 
 export interface JoinedViewer {
@@ -13,6 +13,8 @@ export interface JoinedViewer {
   onInput(text: string): void;
   /** A `report`: the session takes it; the answer gives the presented frames' latencies. */
   report(report: ClientReport): ReportResult;
+  /** `setQuality`: the session asks for another picture. */
+  setQuality(quality: QualityPreset): void;
   /** `leave`: end the session (the socket closes with 1000; there is no answer). */
   leave(): void;
 }
@@ -52,6 +54,9 @@ export async function answerViewerRequest(
       return { serverTimeMs: hostTimeMs() };
     case 'stats':
       return session.stats(await media.videoFigures(), false);
+    case 'setQuality':
+      viewer.setQuality(request.quality);
+      return {};
     case 'leave':
       viewer.leave();
       return undefined;

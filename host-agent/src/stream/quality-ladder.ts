@@ -1,8 +1,9 @@
 // The sizes and frame rates the phone may be asked to capture at, and the bit rates each suits.
+import type { QualityPreset } from '@cphone/sfu';
 import type { CaptureSettings } from '../screen/index.js';
 
-/** What a viewer asks for: the controller's choice, or one size held whatever the link. */
-export type QualityPreset = 'auto' | '1080p' | '720p' | '480p';
+/** What a viewer asks for (the sfu's `join` and `setQuality`): the controller's choice, or one size held whatever the link. */
+export type { QualityPreset };
 export type FixedPreset = Exclude<QualityPreset, 'auto'>;
 
 /** The capture settings quality decides; the rest of CaptureSettings stays as the ingest has it. */

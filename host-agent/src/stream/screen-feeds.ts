@@ -1,12 +1,15 @@
 // The sfu's feeds on this host: a phone's first viewer opens a screen ingest (scrcpy over the
-// phone's ADB, packetized into the room's producers); the room's end closes it. Only a phone this
-// agent runs can be opened, and only while it is RUNNING.
+// phone's ADB, packetized into the room's producers) and its adaptive quality (the viewers' links
+// steering the phone's encoder); the room's end closes both. Only a phone this agent runs can be
+// opened, and only while it is RUNNING.
 import { agentv1 } from '@cphone/proto';
 import { DeviceUnavailableError, type Feed, type FeedProvider, type FeedWiring } from '@cphone/sfu';
 import type { Logger } from 'pino';
+import type { Registry } from 'prom-client';
 import type { AdbEndpoint } from '../adb/index.js';
 import type { CaptureSettings, FrameInfo, ScrcpyServerBinary, ScreenDevice } from '../screen/index.js';
 import { type ScreenIngest, startScreenIngest } from '../screen/index.js';
+import { createQualityMetrics, FeedQuality, type QualityMetrics } from './feed-quality.js';
 
 /** What the feeds read of the agent's phones. */
 export interface PhoneDirectory {
@@ -22,21 +25,25 @@ export interface ScreenFeedsOptions {
   readonly capture?: Partial<CaptureSettings>;
   /** Every frame sent, for latency telemetry. */
   onFrame?(deviceId: string, frame: FrameInfo): void;
+  /** Where the quality metrics go. */
+  readonly registry: Registry;
   readonly logger: Logger;
 }
 
 /** Opens one screen ingest per watched phone; `ingest(id)` reaches it for quality changes. */
 export class ScreenFeeds implements FeedProvider {
   readonly #o: ScreenFeedsOptions;
-  readonly #open = new Map<string, ScreenIngest>();
+  readonly #open = new Map<string, { ingest: ScreenIngest; quality: FeedQuality }>();
+  readonly #metrics: QualityMetrics;
 
   constructor(options: ScreenFeedsOptions) {
     this.#o = options;
+    this.#metrics = createQualityMetrics(options.registry);
   }
 
   /** The running ingest of a watched phone. */
   ingest(deviceId: string): ScreenIngest | undefined {
-    return this.#open.get(deviceId);
+    return this.#open.get(deviceId)?.ingest;
   }
 
   open(deviceId: string, wiring: FeedWiring): Feed {
@@ -47,6 +54,7 @@ export class ScreenFeeds implements FeedProvider {
       const state = agentv1.DeviceState[observed.state] ?? 'UNKNOWN';
       throw new DeviceUnavailableError(`phone ${deviceId} is ${state}, not RUNNING`);
     }
+    const logger = this.#o.logger.child({ deviceId });
     const ingest = startScreenIngest({
       device: this.#o.device(endpoint),
       server: this.#o.server,
@@ -60,15 +68,25 @@ export class ScreenFeeds implements FeedProvider {
         wiring.onFrame(frame);
         this.#o.onFrame?.(deviceId, frame);
       },
-      logger: this.#o.logger.child({ deviceId }),
+      logger,
     });
-    this.#open.set(deviceId, ingest);
+    const quality = new FeedQuality({
+      ingest,
+      metrics: this.#metrics,
+      logger: logger.child({ module: 'stream-quality' }),
+    });
+    const open = { ingest, quality };
+    this.#open.set(deviceId, open);
     return {
       requestKeyframe: () => ingest.requestKeyframe(),
       input: (message) => ingest.input(message),
       videoSize: () => ingest.videoSize,
+      setViewer: (viewer) => quality.setViewer(viewer),
+      removeViewer: (sessionId) => quality.removeViewer(sessionId),
+      viewerLink: (sessionId, link) => quality.link(sessionId, link),
       close: async () => {
-        if (this.#open.get(deviceId) === ingest) this.#open.delete(deviceId);
+        if (this.#open.get(deviceId) === open) this.#open.delete(deviceId);
+        quality.close();
         await ingest.close();
       },
     };

@@ -13,6 +13,7 @@ import type { Registry } from 'prom-client';
 import type { AdbEndpoint } from '../adb/index.js';
 import { type AgentConfig, streamEndpoint } from '../config.js';
 import type { ScrcpyServerBinary, ScreenDevice } from '../screen/index.js';
+import { RUNGS } from './quality.js';
 import { type PhoneDirectory, ScreenFeeds } from './screen-feeds.js';
 import { StreamAuth } from './stream-auth.js';
 import { loadStreamTls } from './stream-tls.js';
@@ -86,6 +87,7 @@ export class Streaming {
       device: (endpoint) => options.device(endpoint),
       server: options.server,
       onFrame: (_deviceId, frame) => telemetry.frame(frame),
+      registry: options.registry,
       logger: options.logger,
     });
   }
@@ -115,6 +117,8 @@ export class Streaming {
       listenIp: stream.rtcListenIp,
       ...(stream.rtcAnnouncedAddress !== undefined ? { announcedAddress: stream.rtcAnnouncedAddress } : {}),
       rtcPort: stream.rtcPort,
+      // mediasoup probes each viewer's link up to this: the quality ladder's top can be reached.
+      videoMaxBitrate: RUNGS['1080p30'].maxBitRate,
       graceMs: stream.roomGraceMs,
       maxViewers: stream.maxViewers,
       controlSeats: stream.controlSeats,

@@ -41,6 +41,17 @@ test('requests parse to their typed form', () => {
       },
     },
   );
+  assert.deepEqual(parseRequest('{"id":6,"type":"join","token":"t","quality":"480p"}'), {
+    id: 6,
+    type: 'join',
+    token: 't',
+    quality: '480p',
+  });
+  assert.deepEqual(parseRequest('{"id":7,"type":"setQuality","quality":"auto"}'), {
+    id: 7,
+    type: 'setQuality',
+    quality: 'auto',
+  });
 });
 
 test('malformed requests are refused with what was wrong', () => {
@@ -51,6 +62,11 @@ test('malformed requests are refused with what was wrong', () => {
   refused('{"id":1,"type":"dance"}', /type must be one of/);
   refused('{"id":1,"type":"join"}', /token/);
   refused('{"id":1,"type":"join","token":""}', /token/);
+  refused(
+    '{"id":1,"type":"join","token":"t","quality":"4k"}',
+    /quality must be one of auto, 1080p, 720p, 480p/,
+  );
+  refused('{"id":1,"type":"setQuality"}', /quality/);
   refused('{"id":1,"type":"createTransport","direction":"both"}', /direction/);
   refused('{"id":1,"type":"connectTransport","transportId":"t","dtlsParameters":[]}', /dtlsParameters/);
   refused('{"id":1,"type":"consume","kind":"data","rtpCapabilities":{}}', /kind/);

@@ -16,10 +16,18 @@ export const MAX_REPORT_SAMPLES = 300;
 /** Clock rounds one `report` may carry. */
 export const MAX_CLOCK_SAMPLES = 16;
 
+/**
+ * The picture a session asks for: 'auto' follows its link; a size is held whatever the link
+ * (only the frame rate and bit rate give way). The phone has one encoder, so the agent decides
+ * among its viewers' asks (the host agent's quality controller).
+ */
+export const QUALITY_PRESETS = ['auto', '1080p', '720p', '480p'] as const;
+export type QualityPreset = (typeof QUALITY_PRESETS)[number];
+
 type Json = Record<string, unknown>;
 
 export type Request =
-  | { id: number; type: 'join'; token: string; sessionId?: string }
+  | { id: number; type: 'join'; token: string; sessionId?: string; quality?: QualityPreset }
   | { id: number; type: 'createTransport'; direction: 'recv' | 'send' }
   | { id: number; type: 'connectTransport'; transportId: string; dtlsParameters: Json }
   | { id: number; type: 'consume'; kind: 'video' | 'audio'; rtpCapabilities: Json }
@@ -29,6 +37,7 @@ export type Request =
   | { id: number; type: 'report'; report: ClientReport }
   | { id: number; type: 'time' }
   | { id: number; type: 'stats' }
+  | { id: number; type: 'setQuality'; quality: QualityPreset }
   | { id: number; type: 'leave' };
 
 export type RequestType = Request['type'];
@@ -175,7 +184,14 @@ export function parseRequest(raw: string): Request {
   switch (m.type) {
     case 'join': {
       const sessionId = m.sessionId === undefined ? undefined : str(m, 'sessionId', 200);
-      return { id, type: 'join', token: str(m, 'token', 8192), ...(sessionId ? { sessionId } : {}) };
+      const quality = m.quality === undefined ? undefined : oneOf(m, 'quality', QUALITY_PRESETS);
+      return {
+        id,
+        type: 'join',
+        token: str(m, 'token', 8192),
+        ...(sessionId ? { sessionId } : {}),
+        ...(quality ? { quality } : {}),
+      };
     }
     case 'createTransport':
       return { id, type: 'createTransport', direction: oneOf(m, 'direction', ['recv', 'send'] as const) };
@@ -211,11 +227,13 @@ export function parseRequest(raw: string): Request {
       return { id, type: 'time' };
     case 'stats':
       return { id, type: 'stats' };
+    case 'setQuality':
+      return { id, type: 'setQuality', quality: oneOf(m, 'quality', QUALITY_PRESETS) };
     case 'leave':
       return { id, type: 'leave' };
     default:
       throw badMessage(
-        'type must be one of join, createTransport, connectTransport, consume, resume, consumeData, produceData, report, time, stats, leave',
+        'type must be one of join, createTransport, connectTransport, consume, resume, consumeData, produceData, report, time, stats, setQuality, leave',
       );
   }
 }

@@ -2,7 +2,7 @@
 // rate, answers key frame requests by jumping to the next IDR, and records what reaches it. Each
 // frame's capture time is the moment it is sent, less `captureDelayMs`: a phone whose latency
 // before the sfu is known exactly.
-import type { Feed, FeedProvider, FeedWiring, VideoSize } from '../feed.js';
+import type { Feed, FeedProvider, FeedViewer, FeedWiring, VideoSize, ViewerLink } from '../feed.js';
 import type { ViewerInput } from '../input.js';
 import { hostTimeMs } from '../latency.js';
 import {
@@ -25,6 +25,10 @@ export interface FixtureFeed {
   audioPackets: number;
   /** The capture time (host clock, ms) each recent frame was stamped with, by RTP timestamp. */
   readonly captureTimes: Map<number, number>;
+  /** The viewers joined now, by session id (setViewer / removeViewer). */
+  readonly viewers: Map<string, FeedViewer>;
+  /** Every link figure the sfu gave, in order. */
+  readonly links: { sessionId: string; link: ViewerLink; at: number }[];
 }
 
 export interface FixtureFeedsOptions {
@@ -70,6 +74,8 @@ export class FixtureFeeds implements FeedProvider {
       videoFrames: 0,
       audioPackets: 0,
       captureTimes: new Map(),
+      viewers: new Map(),
+      links: [],
     };
     const captureDelayMs = this.#options.captureDelayMs ?? 0;
     this.feeds.push(state);
@@ -115,6 +121,9 @@ export class FixtureFeeds implements FeedProvider {
         state.inputs.push(message);
       },
       videoSize: () => (state.videoFrames > 0 ? size : undefined),
+      setViewer: (viewer) => state.viewers.set(viewer.sessionId, viewer),
+      removeViewer: (sessionId) => state.viewers.delete(sessionId),
+      viewerLink: (sessionId, link) => state.links.push({ sessionId, link, at: performance.now() }),
       close: () => {
         state.closed = true;
         clearInterval(videoTimer);

@@ -28,6 +28,8 @@ export interface ViewerStartOptions {
    * 4503), as a player must. Default false.
    */
   readonly reconnect?: boolean;
+  /** The picture to ask for in `join` ('auto', '1080p', '720p', '480p'). Default: not sent. */
+  readonly quality?: string;
 }
 
 /** Closes after which a player joins again by itself; any other close is final. */
@@ -188,6 +190,7 @@ async function connect(options: ViewerStartOptions): Promise<Json> {
   const joined = await s.request('join', {
     token: options.token,
     ...(options.sessionId ? { sessionId: options.sessionId } : {}),
+    ...(options.quality ? { quality: options.quality } : {}),
   });
   state.joined = joined;
   const device = new Device({ handlerName: 'Chrome111' });
