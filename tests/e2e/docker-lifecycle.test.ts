@@ -3,13 +3,16 @@
 // bundle, with Redroid's create options. Containers and volumes of this file's scope are removed in
 // `after`. Without podman or the stand-in image this file fails naming the missing piece.
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
-import { rm } from 'node:fs/promises';
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { type Agent, DockerRuntime, LABEL_DEVICE_ID, LABEL_SCOPE } from '@cphone/host-agent';
 import { bundleStandinPhone, connectEngine, removeScope, volumeName } from '@cphone/host-agent/testing';
-import { DeviceState, HostState } from '@cphone/proto';
+import { DeviceState, HostState, StreamRights } from '@cphone/proto';
 import { waitFor } from '@cphone/proto/testing';
+import { launchChromium, ViewerPage } from '@cphone/sfu/testing';
 import type Docker from 'dockerode';
 import { type Harness, startHarness } from './harness.js';
 
@@ -20,6 +23,11 @@ let runtime: DockerRuntime;
 let engine: Awaited<ReturnType<typeof connectEngine>>;
 let bundle: { dir: string; binds: string[] } | undefined;
 const scope = `e2e-${randomBytes(3).toString('hex')}`;
+/** The stand-in phone emulates scrcpy's server: it is pushed a stand-in file, checked by its own hash. */
+let scrcpyServer: { path: string; sha256: string };
+let serverDir: string | undefined;
+const startDockerAgent = () =>
+  (h as Harness).startAgent({ env: { CPHONE_RUNTIME: 'docker' }, deps: { runtime, scrcpyServer } });
 
 /** A runtime as a fresh agent process opens it: same engine, same label scope. */
 function openRuntime(): DockerRuntime {
@@ -40,8 +48,15 @@ before(async () => {
   docker = engine.docker;
   bundle = await bundleStandinPhone();
   runtime = openRuntime();
+  serverDir = await mkdtemp(join(tmpdir(), 'cphone-scrcpy-'));
+  const jar = Buffer.from('PK\x03\x04 stand-in scrcpy server');
+  scrcpyServer = {
+    path: join(serverDir, 'scrcpy-server'),
+    sha256: createHash('sha256').update(jar).digest('hex'),
+  };
+  await writeFile(scrcpyServer.path, jar);
   h = await startHarness();
-  agent = await h.startAgent({ env: { CPHONE_RUNTIME: 'docker' }, deps: { runtime } });
+  agent = await startDockerAgent();
   await h.waitForHost(HostState.READY, true);
 });
 
@@ -51,6 +66,7 @@ after(async () => {
   await runtime?.close();
   if (docker) await removeScope(docker, scope);
   if (bundle) await rm(bundle.dir, { recursive: true, force: true });
+  if (serverDir) await rm(serverDir, { recursive: true, force: true });
 });
 
 test('a phone in a container goes from create to deleted through the API', async () => {
@@ -98,6 +114,38 @@ test('a phone in a container goes from create to deleted through the API', async
   assert.equal(host?.allocated?.devices, 0);
 });
 
+test('a phone in a container streams its screen and sound to Chromium through the agent', async () => {
+  assert.ok(h);
+  const created = await h.createPhone('docker-stream');
+  await h.waitForState(created.deviceId, DeviceState.RUNNING, 40_000);
+  const { streamSession: s } = await h.devices.createStreamSession({
+    deviceId: created.deviceId,
+    rights: StreamRights.CONTROL,
+  });
+  assert.ok(s);
+  const browser = await launchChromium();
+  try {
+    const page = await ViewerPage.open(await browser.newContext({ ignoreHTTPSErrors: true }));
+    await page.start({ url: s.sfuUrl, token: s.token });
+    const state = await waitFor(
+      'frames from the container',
+      () => page.state(),
+      (v) => v.frames >= 10,
+    );
+    assert.ok(state.width > 0 && state.height > state.width, `${state.width}x${state.height}`);
+    await waitFor(
+      'sound from the container',
+      () => page.received(),
+      (r) => r.audio > 20,
+    );
+    await page.request('leave').catch(() => undefined);
+  } finally {
+    await browser.close();
+  }
+  await h.devices.deleteDevice({ deviceId: created.deviceId });
+  await h.waitForState(created.deviceId, DeviceState.DELETED, 20_000);
+});
+
 test('an agent killed while its phone boots is replaced by one that adopts the container', async () => {
   assert.ok(h && docker);
   const created = await h.createPhone('docker-crash');
@@ -114,7 +162,7 @@ test('an agent killed while its phone boots is replaced by one that adopts the c
   await runtime.close();
 
   runtime = openRuntime();
-  agent = await h.startAgent({ env: { CPHONE_RUNTIME: 'docker' }, deps: { runtime } });
+  agent = await startDockerAgent();
   await h.waitForState(created.deviceId, DeviceState.RUNNING, 40_000);
   const containers = await docker.listContainers({ all: true, filters });
   assert.deepEqual(
