@@ -9,7 +9,13 @@
 # stubs in scripts/mediasoup-worker/subprojects (each wraps a Debian library; libsrtp3 adds a shim
 # for the libsrtp 3 calls over Debian's 2.5), and two lines are patched (see patch_worker). The binary
 # is cached outside node_modules, keyed by mediasoup's version and a hash of this script and the
-# stubs, so a machine builds it once (about 6 minutes on 2 cores) and every later `npm ci` costs a copy.
+# stubs, so a machine builds it once (about 5 minutes on 2 cores) and every later `npm ci` costs a copy.
+# It links Debian's shared libuv1, libssl3, libsrtp2-1, libusrsctp2 and libabsl, which the build
+# packages pull in.
+#
+# Written for mediasoup 3.18.1. Later versions (3.27 for one) add a subproject, unordered-dense, and
+# call libsrtp 3's opaque policy API (srtp_policy_create and friends): on those the script stops,
+# naming the subproject that has no stub here, and the shim needs the new calls.
 #
 #   bash scripts/mediasoup-worker.sh              ensure the worker: build into the cache if needed, install
 #   bash scripts/mediasoup-worker.sh --if-missing  return at once when a worker is installed already
@@ -97,7 +103,7 @@ trap 'rm -rf "$work"' EXIT
 buildlog=$cache_root/$key.build.log
 : >"$buildlog"
 
-log "building mediasoup $version worker from Debian's libraries (about 6 min on 2 cores; log: $buildlog)"
+log "building mediasoup $version worker from Debian's libraries (about 5 min on 2 cores; log: $buildlog)"
 cp -a "$pkg/worker" "$work/worker"
 src=$work/worker
 rm -rf "$src/out"

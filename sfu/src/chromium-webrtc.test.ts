@@ -48,10 +48,13 @@ after(() => browser.close());
 test('Chromium connects ICE and DTLS to the worker and media flows both ways over SRTP', async (t) => {
   const worker = await createWorker({ logLevel: 'warn' });
   t.after(() => worker.close());
-  let died: Error | undefined;
-  worker.on('died', (error) => {
-    died = error;
-  });
+  // A worker that dies (as one without the DTLS fix does, with SIGSEGV at the browser's first
+  // ClientHello) fails the waits below at once, with mediasoup's account of the exit.
+  const died = new Promise<never>((_, reject) =>
+    worker.once('died', (error) => reject(new Error(`the mediasoup worker died ${error.message}`))),
+  );
+  died.catch(() => {});
+  const unlessWorkerDies = <T>(wait: Promise<T>) => Promise.race([wait, died]);
   const router = await worker.createRouter({
     mediaCodecs: [{ kind: 'video', mimeType: 'video/VP8', clockRate: 90000 }],
   });
@@ -79,20 +82,26 @@ test('Chromium connects ICE and DTLS to the worker and media flows both ways ove
   );
   await page.addScriptTag({ content: bundle });
 
-  const rtpCapabilities = await page.evaluate((args) => (globalThis as unknown as PeerPage).peer.send(args), {
-    routerRtpCapabilities: router.rtpCapabilities,
-    transport: parameters(transports.send),
-  });
-  await waitFor(
-    'the send transport to connect DTLS',
-    () => transports.send.dtlsState,
-    (s) => s === 'connected',
+  const rtpCapabilities = await unlessWorkerDies(
+    page.evaluate((args) => (globalThis as unknown as PeerPage).peer.send(args), {
+      routerRtpCapabilities: router.rtpCapabilities,
+      transport: parameters(transports.send),
+    }),
+  );
+  await unlessWorkerDies(
+    waitFor(
+      'the send transport to connect DTLS',
+      () => transports.send.dtlsState,
+      (s) => s === 'connected',
+    ),
   );
   assert.ok(producer, 'the browser produced on the send transport');
-  await waitFor(
-    'RTP from the browser, decrypted by the worker',
-    async () => (await producer!.getStats()).reduce((sum, s) => sum + s.byteCount, 0),
-    (bytes) => bytes > 0,
+  await unlessWorkerDies(
+    waitFor(
+      'RTP from the browser, decrypted by the worker',
+      async () => (await producer!.getStats()).reduce((sum, s) => sum + s.byteCount, 0),
+      (bytes) => bytes > 0,
+    ),
   );
 
   const consumer = await transports.recv.consume({ producerId: producer.id, rtpCapabilities });
@@ -105,17 +114,21 @@ test('Chromium connects ICE and DTLS to the worker and media flows both ways ove
       rtpParameters: consumer.rtpParameters,
     },
   });
-  await waitFor(
-    'the receive transport to connect DTLS',
-    () => transports.recv.dtlsState,
-    (s) => s === 'connected',
+  await unlessWorkerDies(
+    waitFor(
+      'the receive transport to connect DTLS',
+      () => transports.recv.dtlsState,
+      (s) => s === 'connected',
+    ),
   );
-  await waitFor(
-    'RTP from the worker, decrypted by the browser',
-    () => page.evaluate(() => (globalThis as unknown as PeerPage).peer.receivedBytes()),
-    (bytes) => bytes > 0,
+  await unlessWorkerDies(
+    waitFor(
+      'RTP from the worker, decrypted by the browser',
+      () => page.evaluate(() => (globalThis as unknown as PeerPage).peer.receivedBytes()),
+      (bytes) => bytes > 0,
+    ),
   );
 
-  assert.equal(died, undefined, 'the worker survived both handshakes');
+  assert.equal(worker.died, false, 'the worker survived both handshakes');
   assert.ok((await worker.getResourceUsage()).ru_maxrss > 0, 'the worker still answers');
 });
