@@ -1,6 +1,7 @@
 // `cphone up` (`npm start`): the embedded platform on one machine. The control plane on PGlite
 // (data in ./.data), one host agent with the `sim` runtime enrolled on it, and a handful of virtual
-// phones that speak real ADB (their addresses are printed for `adb connect`). A second start reuses
+// phones that speak real ADB (their addresses are printed for `adb connect`) and stream (a link to
+// the agent's test player is printed for each). A second start reuses
 // the data: the same host, the same phones. Stops cleanly on SIGTERM/SIGINT; phones are the sim
 // runtime's, so they stop with the process and come back on the next start.
 import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
@@ -16,7 +17,15 @@ import {
   startControlPlane,
 } from '@cphone/control-plane';
 import { type Agent, loadConfig as loadAgentConfig, startAgent } from '@cphone/host-agent';
-import { DeviceService, DeviceState, HostService, HostState, ImageService } from '@cphone/proto';
+import {
+  DeviceService,
+  DeviceState,
+  HostService,
+  HostState,
+  ImageService,
+  StreamRights,
+} from '@cphone/proto';
+import { playerPageHtml } from '@cphone/sfu/testing';
 
 /** How many phones the embedded default creates on its first start. */
 const DEFAULT_PHONES = 3;
@@ -124,6 +133,24 @@ async function waitForPhones(transport: Transport, logger: Logger, timeoutMs = 6
   }
 }
 
+/** A day-long CONTROL session per running phone, as a link to the agent's test player. */
+async function playerLinks(transport: Transport): Promise<string[]> {
+  const devices = createClient(DeviceService, transport);
+  const { devices: list } = await devices.listDevices({ pageSize: 100 });
+  const links: string[] = [];
+  for (const d of list.filter((x) => x.state === DeviceState.RUNNING)) {
+    const { streamSession: s } = await devices.createStreamSession({
+      deviceId: d.deviceId,
+      rights: StreamRights.CONTROL,
+      ttlSeconds: 86_400,
+    });
+    if (!s?.sfuUrl) continue;
+    const url = new URL(s.sfuUrl);
+    links.push(`${d.deviceId}  https://${url.host}/view#token=${s.token}`);
+  }
+  return links;
+}
+
 export interface EmbeddedPlatform {
   plane: ControlPlane;
   agent: Agent;
@@ -133,7 +160,7 @@ export interface EmbeddedPlatform {
 /** Starts the embedded platform and returns once the phones run (or a minute has passed). */
 export async function startEmbedded(
   env: NodeJS.ProcessEnv = process.env,
-): Promise<EmbeddedPlatform & { phones: string[] }> {
+): Promise<EmbeddedPlatform & { phones: string[]; players: string[] }> {
   const config = loadConfig(env, env.CPHONE_GRPC_HOST ? {} : { grpcHost: '127.0.0.1' });
   const logger = createLogger(config.logLevel);
   const agentDir = resolve(env.CPHONE_AGENT_DATA_DIR || join(config.dataDir, '..', 'agent'));
@@ -159,17 +186,25 @@ export async function startEmbedded(
         CPHONE_LABELS: 'zone=local,runtime=sim',
         CPHONE_LOG_LEVEL: config.logLevel,
         CPHONE_SIM_BOOT_DELAY_MS: env.CPHONE_SIM_BOOT_DELAY_MS ?? '1000',
+        // Streams on this machine only: signaling and WebRTC on loopback.
+        CPHONE_STREAM_BIND: '127.0.0.1',
+        CPHONE_STREAM_PORT: env.CPHONE_STREAM_PORT ?? '4443',
+        CPHONE_RTC_LISTEN_IP: '127.0.0.1',
+        CPHONE_RTC_PORT: env.CPHONE_RTC_PORT ?? '40000',
+        CPHONE_SFU_WORKERS: '1',
       }),
-      { logger },
+      { logger, streamPage: playerPageHtml },
     );
     await waitForHostReady(admin, host.hostId);
     await ensurePhones(admin);
     const phones = await waitForPhones(admin, logger);
+    const players = await playerLinks(admin);
     const started = agent;
     return {
       plane,
       agent: started,
       phones,
+      players,
       close: async () => {
         await started.close();
         await plane.close();
@@ -194,6 +229,9 @@ export async function up(): Promise<void> {
       `  admin key file: ${plane.deps.config.dataDir}/bootstrap-admin-key${plane.bootstrapToken ? ' (created now)' : ''}`,
       '  phones:',
       ...platform.phones.map((p) => `    ${p}`),
+      "  watch and touch them in a browser (links valid for 24 h; the agent's certificate is its own,",
+      '  made for this machine: accept it once):',
+      ...platform.players.map((p) => `    ${p}`),
       '',
     ].join('\n'),
   );

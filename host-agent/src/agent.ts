@@ -45,6 +45,8 @@ export interface AgentDeps {
    * the sim runtime, whose virtual phones run no jar, a stand-in file checked by its own hash.
    */
   readonly scrcpyServer?: ScrcpyServerBinary;
+  /** A player page the stream endpoint serves at /view (the embedded default's test player). */
+  readonly streamPage?: () => Promise<string>;
 }
 
 export interface Agent {
@@ -172,6 +174,7 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps = {}): Pro
         send: (report) => session?.send({ body: { case: 'streamSessionReport', value: report } }) ?? false,
         logger,
         registry: metrics.registry,
+        ...(deps.streamPage !== undefined ? { page: deps.streamPage } : {}),
       });
     } catch (error) {
       await sampler.stop();

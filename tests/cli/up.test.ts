@@ -2,6 +2,7 @@
 // phones that answer ADB, and come back with the same host and phones on a second start.
 import assert from 'node:assert/strict';
 import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import { get as httpsGet } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
@@ -19,6 +20,8 @@ const env = {
   CPHONE_AGENT_HTTP_PORT: '0',
   CPHONE_LOG_LEVEL: 'silent',
   CPHONE_SIM_BOOT_DELAY_MS: '100',
+  CPHONE_STREAM_PORT: '0',
+  CPHONE_RTC_PORT: '0',
 };
 
 function phoneIds(lines: string[]): string[] {
@@ -38,6 +41,20 @@ test('the embedded default starts on PGlite with running phones, and restarts on
     const adb = await connectAdbTcp('127.0.0.1', port);
     adb.close();
     assert.equal((await stat(join(root, 'agent', 'host-credential'))).mode & 0o777, 0o600);
+    // A test player link per phone, on the agent's stream endpoint, which serves the page.
+    assert.equal(first.players.length, 3);
+    const link = new URL(first.players[0]?.split(/\s+/)[1] ?? '');
+    assert.match(link.hash, /^#token=ey/);
+    const page = await new Promise<string>((resolve, reject) => {
+      httpsGet(link, { rejectUnauthorized: false }, (res) => {
+        let body = '';
+        res
+          .setEncoding('utf8')
+          .on('data', (c) => (body += c))
+          .on('end', () => resolve(body));
+      }).on('error', reject);
+    });
+    assert.match(page, /cphoneViewer\s*\.start/);
     ids = phoneIds(first.phones);
   } finally {
     await first.close();

@@ -35,6 +35,8 @@ export interface StreamingOptions {
   readonly registry: Registry;
   /** Wall clock, ms (tests). */
   readonly now?: () => number;
+  /** A player page served at /view (the embedded default's test player); none when unset. */
+  page?(): Promise<string>;
 }
 
 const EVENT: Record<SessionEvent['type'], agentv1.StreamSessionReport_Event> = {
@@ -126,8 +128,23 @@ export class Streaming {
     });
     const sfu = this.#sfu;
     const server = createServer({ cert: tls.cert, key: tls.key }, (req, res) => {
-      if (req.method === 'GET' && req.url === '/healthz') {
+      const path = new URL(req.url ?? '/', 'https://agent').pathname;
+      if (req.method === 'GET' && path === '/healthz') {
         res.writeHead(200, { 'content-type': 'application/json' }).end('{"status":"ok"}');
+        return;
+      }
+      const page = this.#o.page;
+      if (req.method === 'GET' && path === '/view' && page !== undefined) {
+        page().then(
+          (html) =>
+            res
+              .writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store' })
+              .end(html),
+          (err: unknown) => {
+            this.#log.error({ err }, 'player page failed');
+            res.writeHead(500, { 'content-type': 'text/plain' }).end('player page failed\n');
+          },
+        );
         return;
       }
       res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');

@@ -17,6 +17,7 @@ export {
   RtpPacketizer,
   splitAnnexB,
 } from './media-fixtures.js';
+export { playerPageHtml } from './player-page.js';
 export { type CloseInfo, SignalClient } from './signal-client.js';
 export { startTestSfu, type TestSfu } from './test-sfu.js';
 export { type TestTokens, testTokens } from './tokens.js';

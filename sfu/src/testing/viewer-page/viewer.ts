@@ -227,7 +227,7 @@ async function connect(options: ViewerStartOptions): Promise<Json> {
   video.autoplay = true;
   video.playsInline = true;
   video.srcObject = stream;
-  document.body.replaceChildren(video);
+  (document.getElementById('screen') ?? document.body).replaceChildren(video);
   const onFrame = (_now: number, meta: VideoFrameCallbackMetadata) => {
     state.frames++;
     state.width = meta.width;
