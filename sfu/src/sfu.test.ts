@@ -492,7 +492,8 @@ test('a dead worker is replaced; its rooms close with 4503 and viewers can join 
 });
 
 test('a socket that stops answering pings is cut, and its seat held for a rejoin', async () => {
-  const t = await startTestSfu({ pingIntervalMs: 50 });
+  // Long enough that a join on a loaded machine is answered before the first missed pong cuts.
+  const t = await startTestSfu({ pingIntervalMs: 300 });
   try {
     const token = await t.tokens.sign({ deviceId: 'p' });
     const mute = await SignalClient.connect(t.url, { autoPong: false });
@@ -505,9 +506,17 @@ test('a socket that stops answering pings is cut, and its seat held for a rejoin
       (s) => s.length === 1 && !s[0]!.connected,
     );
     const back = await SignalClient.connect(t.url);
+    let pings = 0;
+    back.socket.on('ping', () => pings++);
     assert.equal((await back.request<{ resumed: boolean }>('join', { token })).resumed, true);
-    await new Promise((resolve) => setTimeout(resolve, 200));
+    // Answered pings keep it: three rounds later it is still open and holds the seat.
+    await waitFor(
+      'three pings answered',
+      async () => pings,
+      (n) => n >= 3,
+    );
     assert.equal(back.closeInfo, undefined, 'a socket that answers pings stays');
+    assert.equal(t.sfu.sessions()[0]?.connected, true);
   } finally {
     await t.close();
   }
