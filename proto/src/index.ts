@@ -78,5 +78,7 @@ export {
   createCertificateAuthority,
   type IssueOptions,
   issueServerCertificate,
+  type KeptCertificates,
+  keptCertificates,
   type PemKeyPair,
 } from './tls.js';

@@ -3,6 +3,8 @@
 // way. @peculiar/x509 builds the certificates over WebCrypto, which Node cannot do on its own.
 import 'reflect-metadata';
 import { webcrypto } from 'node:crypto';
+import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import * as x509 from '@peculiar/x509';
 
 x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0]);
@@ -93,4 +95,64 @@ export async function issueServerCertificate(ca: PemKeyPair, options: IssueOptio
     ],
   });
   return { cert: cert.toString('pem'), key: await exportKey(keys.privateKey as unknown as CryptoKey) };
+}
+
+async function readIfExists(path: string): Promise<string | undefined> {
+  try {
+    return await readFile(path, 'utf8');
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw error;
+  }
+}
+
+async function writeSecret(path: string, contents: string): Promise<void> {
+  await writeFile(path, contents, { mode: 0o600 });
+  // mode applies only when the file is created; a leftover file must not stay readable.
+  await chmod(path, 0o600);
+}
+
+/** A server certificate and the CA that signed it, as PEM. */
+export interface KeptCertificates extends PemKeyPair {
+  readonly caPem: string;
+}
+
+/**
+ * The generated TLS material a server keeps in `dir` (ca.pem, ca-key.pem, server.pem,
+ * server-key.pem; keys 0600): a CA made on first use and kept, so whoever trusts it keeps trusting
+ * the server, and a server certificate issued by it, issued again when `leaf` names other names.
+ */
+export async function keptCertificates(
+  dir: string,
+  options: { caName: string; leaf: IssueOptions },
+): Promise<KeptCertificates> {
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  const paths = {
+    ca: join(dir, 'ca.pem'),
+    caKey: join(dir, 'ca-key.pem'),
+    cert: join(dir, 'server.pem'),
+    key: join(dir, 'server-key.pem'),
+    names: join(dir, 'server-names.json'),
+  };
+  let [caPem, caKey, cert, key, names] = await Promise.all(
+    [paths.ca, paths.caKey, paths.cert, paths.key, paths.names].map(readIfExists),
+  );
+  if (!caPem || !caKey) {
+    const ca = await createCertificateAuthority(options.caName);
+    caPem = ca.cert;
+    caKey = ca.key;
+    await writeSecret(paths.caKey, caKey);
+    await writeFile(paths.ca, caPem);
+    cert = undefined;
+  }
+  const wanted = JSON.stringify({ dnsNames: options.leaf.dnsNames, ips: options.leaf.ips });
+  if (!cert || !key || (names !== undefined && names !== wanted)) {
+    const leaf = await issueServerCertificate({ cert: caPem, key: caKey }, options.leaf);
+    cert = leaf.cert;
+    key = leaf.key;
+    await writeSecret(paths.key, key);
+    await writeFile(paths.cert, cert);
+  }
+  await writeFile(paths.names, wanted);
+  return { cert, key, caPem };
 }

@@ -1,10 +1,10 @@
 // TLS material of the agent gateway. Production passes the operator's certificate and key (and the
 // CA agents should trust); the embedded default makes its own CA and server certificate under
 // <dataDir>/tls at the first start and reuses them afterwards, so enrolled agents keep trusting it.
-import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
-import { createCertificateAuthority, issueServerCertificate } from '@cphone/proto';
+import { keptCertificates } from '@cphone/proto';
 import type { ControlPlaneConfig } from '../config.js';
 import { InvalidArgumentError } from '../errors.js';
 
@@ -24,21 +24,6 @@ export function tlsDir(config: Pick<ControlPlaneConfig, 'dataDir'>): string {
   return join(config.dataDir, 'tls');
 }
 
-async function readIfExists(path: string): Promise<string | undefined> {
-  try {
-    return await readFile(path, 'utf8');
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw error;
-  }
-}
-
-async function writeSecret(path: string, contents: string): Promise<void> {
-  await writeFile(path, contents, { mode: 0o600 });
-  // mode applies only when the file is created; a leftover file must not stay readable.
-  await chmod(path, 0o600);
-}
-
 /** Loads the operator's TLS files, or makes (first start) and reuses the embedded CA and certificate. */
 export async function loadGatewayTls(config: TlsConfig): Promise<GatewayTls> {
   if (config.tlsCertFile || config.tlsKeyFile) {
@@ -53,39 +38,10 @@ export async function loadGatewayTls(config: TlsConfig): Promise<GatewayTls> {
     ]);
     return { cert, key, caPem };
   }
-  const dir = tlsDir(config);
-  await mkdir(dir, { recursive: true, mode: 0o700 });
-  const paths = {
-    ca: join(dir, 'ca.pem'),
-    caKey: join(dir, 'ca-key.pem'),
-    cert: join(dir, 'server.pem'),
-    key: join(dir, 'server-key.pem'),
-  };
-  let [caPem, caKey, cert, key] = await Promise.all([
-    readIfExists(paths.ca),
-    readIfExists(paths.caKey),
-    readIfExists(paths.cert),
-    readIfExists(paths.key),
-  ]);
-  if (!caPem || !caKey) {
-    const ca = await createCertificateAuthority('cphone agent CA');
-    caPem = ca.cert;
-    caKey = ca.key;
-    await writeSecret(paths.caKey, caKey);
-    await writeFile(paths.ca, caPem);
-    cert = undefined;
-  }
-  if (!cert || !key) {
-    const leaf = await issueServerCertificate(
-      { cert: caPem, key: caKey },
-      { commonName: 'cphone control plane', dnsNames: ['localhost', hostname()] },
-    );
-    cert = leaf.cert;
-    key = leaf.key;
-    await writeSecret(paths.key, key);
-    await writeFile(paths.cert, cert);
-  }
-  return { cert, key, caPem };
+  return keptCertificates(tlsDir(config), {
+    caName: 'cphone agent CA',
+    leaf: { commonName: 'cphone control plane', dnsNames: ['localhost', hostname()] },
+  });
 }
 
 /** The CA certificate agents should trust (generated on first use in the embedded default). */

@@ -3,11 +3,11 @@
 // makes its own CA and a certificate for the names browsers use to reach it, under
 // <data dir>/stream-tls, once; a browser that imports ca.pem trusts the endpoint from then on. The
 // certificate is reissued when those names change (a new public URL or announced address).
-import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
-import { createCertificateAuthority, issueServerCertificate } from '@cphone/proto';
+import { keptCertificates } from '@cphone/proto';
 import type { StreamConfig } from '../config.js';
 
 export interface StreamTls {
@@ -15,20 +15,6 @@ export interface StreamTls {
   readonly key: string;
   /** The generated CA (undefined with the operator's own certificate). */
   readonly caPem: string | undefined;
-}
-
-async function readIfExists(path: string): Promise<string | undefined> {
-  try {
-    return await readFile(path, 'utf8');
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw error;
-  }
-}
-
-async function writeSecret(path: string, contents: string): Promise<void> {
-  await writeFile(path, contents, { mode: 0o600 });
-  await chmod(path, 0o600);
 }
 
 /** The DNS names and IPs the generated certificate covers. */
@@ -62,37 +48,8 @@ export async function loadStreamTls(stream: StreamConfig, dataDir: string): Prom
     ]);
     return { cert, key, caPem: undefined };
   }
-  const dir = join(dataDir, 'stream-tls');
-  await mkdir(dir, { recursive: true, mode: 0o700 });
-  const paths = {
-    ca: join(dir, 'ca.pem'),
-    caKey: join(dir, 'ca-key.pem'),
-    cert: join(dir, 'server.pem'),
-    key: join(dir, 'server-key.pem'),
-    names: join(dir, 'names.json'),
-  };
-  let [caPem, caKey, cert, key, names] = await Promise.all(
-    [paths.ca, paths.caKey, paths.cert, paths.key, paths.names].map(readIfExists),
-  );
-  if (!caPem || !caKey) {
-    const ca = await createCertificateAuthority('cphone stream endpoint CA');
-    caPem = ca.cert;
-    caKey = ca.key;
-    await writeSecret(paths.caKey, caKey);
-    await writeFile(paths.ca, caPem);
-    cert = undefined;
-  }
-  const wanted = streamCertificateNames(stream);
-  if (!cert || !key || names !== JSON.stringify(wanted)) {
-    const leaf = await issueServerCertificate(
-      { cert: caPem, key: caKey },
-      { commonName: 'cphone stream endpoint', ...wanted },
-    );
-    cert = leaf.cert;
-    key = leaf.key;
-    await writeSecret(paths.key, key);
-    await writeFile(paths.cert, cert);
-    await writeFile(paths.names, JSON.stringify(wanted));
-  }
-  return { cert, key, caPem };
+  return keptCertificates(join(dataDir, 'stream-tls'), {
+    caName: 'cphone stream endpoint CA',
+    leaf: { commonName: 'cphone stream endpoint', ...streamCertificateNames(stream) },
+  });
 }

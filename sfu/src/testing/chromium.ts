@@ -2,8 +2,8 @@
 // test file, one page per viewer. The player is bundled with esbuild once per process and loaded
 // into an empty page, so no web server is needed; it reaches the sfu over loopback only.
 import { fileURLToPath } from 'node:url';
-import { build } from 'esbuild';
-import { type Browser, chromium, type Page } from 'playwright-core';
+import { bundleForBrowser, launchChromium as launchDebianChromium } from '@cphone/proto/testing/browser';
+import type { Browser, Page } from 'playwright-core';
 import type { ViewerApi, ViewerStartOptions, ViewerState } from './viewer-page/viewer.js';
 
 export type { ViewerStartOptions, ViewerState };
@@ -12,25 +12,15 @@ const ENTRY = fileURLToPath(new URL('./viewer-page/viewer.ts', import.meta.url))
 
 let bundled: Promise<string> | undefined;
 
-/** The player as one browser script (mediasoup-client included). */
+/** The player as one browser script (mediasoup-client included), bundled once per process. */
 export function viewerBundle(): Promise<string> {
-  bundled ??= build({
-    entryPoints: [ENTRY],
-    bundle: true,
-    format: 'iife',
-    platform: 'browser',
-    target: 'chrome120',
-    write: false,
-    logLevel: 'silent',
-  }).then((result) => result.outputFiles[0]!.text);
+  bundled ??= bundleForBrowser(ENTRY);
   return bundled;
 }
 
-/** Headless Chromium; CHROMIUM_PATH overrides Debian's /usr/bin/chromium. */
+/** Debian's headless Chromium (the shared launcher), with autoplay on and plain loopback ICE candidates. */
 export function launchChromium(): Promise<Browser> {
-  return chromium.launch({
-    executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium',
-    headless: true,
+  return launchDebianChromium({
     args: [
       '--autoplay-policy=no-user-gesture-required',
       // Host candidates as plain loopback addresses, not mDNS names nothing here resolves.
