@@ -69,7 +69,8 @@ export async function openBenchRoom(feeds: FeedProvider, deviceId = 'bench-phone
     producer: producer!,
     async addViewer(sinkPort) {
       const transport = await router!.createPlainTransport({
-        listenInfo: { protocol: 'udp', ip: '127.0.0.1' },
+        // The same socket buffers as the sfu's WebRtcServer gives its shared UDP socket.
+        listenInfo: { protocol: 'udp', ip: '127.0.0.1', sendBufferSize: 4 * 1024 * 1024 },
         rtcpMux: true,
         comedia: false,
         enableSrtp: true,

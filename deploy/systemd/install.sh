@@ -36,5 +36,12 @@ if [[ ! -e /etc/cphone/agent.env ]]; then
   log "wrote /etc/cphone/agent.env from agent.env.example: fill it in"
 fi
 install -m 0644 "$here/cphone-agent.service" /etc/systemd/system/cphone-agent.service
+# Each sfu worker sends to all its viewers from one UDP socket and asks for 4 MiB buffers; the
+# kernel caps that at these limits (208 KiB by default).
+cat > /etc/sysctl.d/60-cphone-sfu.conf <<'SYSCTL'
+net.core.wmem_max = 4194304
+net.core.rmem_max = 4194304
+SYSCTL
+sysctl -q -p /etc/sysctl.d/60-cphone-sfu.conf || log "sysctl: could not apply the socket buffer limits now"
 systemctl daemon-reload
 log "done; after editing /etc/cphone/agent.env: systemctl enable --now cphone-agent"

@@ -8,6 +8,9 @@ import * as mediasoup from 'mediasoup';
 import type { Logger } from 'pino';
 import type { SfuMetrics } from './metrics.js';
 
+/** Send and receive buffer of each worker's shared UDP socket. */
+const UDP_BUFFER_BYTES = 4 * 1024 * 1024;
+
 export interface WorkerPoolOptions {
   readonly count: number;
   readonly listenIp: string;
@@ -77,6 +80,10 @@ export class WorkerPool {
       ip: listenIp,
       ...(announcedAddress ? { announcedAddress } : {}),
       ...(port ? { port } : {}),
+      // Every viewer of this worker shares the one UDP socket: room for a frame's burst to a few
+      // hundred viewers beyond the kernel's default 208 KiB. The kernel caps this at
+      // net.core.wmem_max / rmem_max (deploy/systemd/install.sh raises them).
+      ...(protocol === 'udp' ? { sendBufferSize: UDP_BUFFER_BYTES, recvBufferSize: UDP_BUFFER_BYTES } : {}),
     });
     let server: types.WebRtcServer;
     try {
