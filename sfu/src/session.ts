@@ -41,6 +41,8 @@ export interface SessionEvent {
   readonly at: Date;
   /** Set on 'joined': whether the session took its seat back (a rejoin of a live session). */
   readonly resumed?: boolean;
+  /** Set on 'joined': the viewer's address as the sfu saw it (a proxy's, behind one). */
+  readonly viewerAddress?: string;
   /** Set on 'ended': seconds a viewer's socket was joined over the session's life. */
   readonly viewerSeconds?: number;
   /** Set on 'ended', UPPER_SNAKE_CASE (LEFT, DISCONNECTED, REVOKED, ...). */

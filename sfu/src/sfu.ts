@@ -278,7 +278,10 @@ export class Sfu implements ConnectionHandler {
         this.#seat(connection, viewer, claims),
       );
       this.#metrics.joins.inc({ outcome: resumed ? 'resumed' : 'joined' });
-      this.#event(session, 'joined', { resumed });
+      this.#event(session, 'joined', {
+        resumed,
+        ...(connection.remoteAddress !== undefined ? { viewerAddress: connection.remoteAddress } : {}),
+      });
       connection.log.info({ sessionId: session.id, deviceId: session.deviceId, resumed }, 'viewer joined');
       const videoSize = session.room.videoSize();
       return {

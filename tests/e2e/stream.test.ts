@@ -123,7 +123,19 @@ describe('a phone in the browser', () => {
       'audio packets',
       () => page.received(),
       (r) => r.audio > 20,
+    ); // The join is in the audit trail, with who watched from where.
+    const joined = await waitFor(
+      'the join audited',
+      () =>
+        h.plane.deps.db
+          .selectFrom('audit_log')
+          .select(['method', 'detail', 'resource'])
+          .where('method', '=', 'StreamSession/Joined')
+          .execute(),
+      (rows) => rows.some((r) => String(r.resource).includes(s.sessionId)),
     );
+    const row = joined.find((r) => String(r.resource).includes(s.sessionId));
+    assert.match(JSON.stringify(row?.detail), /viewer_address[^,]*127\.0\.0\.1/);
   });
 
   test('a reporting viewer’s glass-to-glass latency and fps reach the control plane', async (t) => {

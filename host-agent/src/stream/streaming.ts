@@ -55,6 +55,7 @@ export function toStreamReport(event: SessionEvent): StreamReportInit {
     time: timestampFromMs(event.at.getTime()),
     viewerSeconds: BigInt(Math.round(event.viewerSeconds ?? 0)),
     endReason: event.endReason ?? '',
+    viewerAddress: event.viewerAddress ?? '',
     fps: s?.fps ?? 0,
     bitrateBps: BigInt(Math.round(s?.bitrateBps ?? 0)),
     packetLoss: s?.packetLoss ?? 0,

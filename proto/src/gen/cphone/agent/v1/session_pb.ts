@@ -119,7 +119,7 @@ export type Hello = Message<"cphone.agent.v1.Hello"> & {
 
   /**
    * Public URL of the agent's stream endpoint (its sfu's signaling WebSocket), e.g.
-   * "wss://host-12.example.com:4443"; empty when the agent serves no streams.
+   * "wss://host-12.example.com:4443/signal"; empty when the agent serves no streams.
    *
    * @generated from field: string stream_endpoint = 14;
    */
@@ -482,7 +482,8 @@ export type StreamSessionReport = Message<"cphone.agent.v1.StreamSessionReport">
   time?: Timestamp | undefined;
 
   /**
-   * Seconds a viewer was connected in this join (set on ENDED).
+   * Seconds a viewer was connected while this host held the session's seat, rejoins included (set
+   * on ENDED); the control plane adds up what each host reports.
    *
    * @generated from field: int64 viewer_seconds = 5;
    */
