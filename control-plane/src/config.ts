@@ -57,6 +57,14 @@ export interface ControlPlaneConfig {
    * the first start and kept in dataDir/page-token-key, which replicas sharing a data dir agree on.
    */
   readonly pageTokenKeys: readonly PageTokenKey[];
+  /**
+   * How long an API key's authentication (its principal and tenant scope) is kept, in ms; every
+   * revocation and tenant change drops it at once on every replica (auth/auth-cache.ts). 0 reads
+   * the database on every call. CPHONE_AUTH_CACHE_TTL_MS, default 5000
+   */
+  readonly authCacheTtlMs: number;
+  /** Most keys whose authentication is kept (least recently used dropped). CPHONE_AUTH_CACHE_MAX_ENTRIES, default 10000 */
+  readonly authCacheMaxEntries: number;
 }
 
 type Env = Record<string, string | undefined>;
@@ -146,6 +154,8 @@ export function loadConfig(
     turnSecret: env.CPHONE_TURN_SECRET || undefined,
     turnTtlSeconds: int(env, 'CPHONE_TURN_TTL_SECONDS', 86_400, 60),
     pageTokenKeys: pageTokenKeys(env, 'CPHONE_PAGE_TOKEN_KEYS'),
+    authCacheTtlMs: int(env, 'CPHONE_AUTH_CACHE_TTL_MS', 5000, 0),
+    authCacheMaxEntries: int(env, 'CPHONE_AUTH_CACHE_MAX_ENTRIES', 10_000, 1),
     ...overrides,
   };
   const config: ControlPlaneConfig = {

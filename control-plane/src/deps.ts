@@ -1,4 +1,5 @@
 import type { Kysely } from 'kysely';
+import type { AuthCache } from './auth/auth-cache.js';
 import type { Clock } from './clock.js';
 import type { ControlPlaneConfig } from './config.js';
 import type { AgentGateway } from './gateway/types.js';
@@ -22,6 +23,8 @@ export interface Deps {
   readonly planner: Planner;
   /** The leader's drainer (absent where no drains run, as in some tests): nudge() asks for a pass. */
   readonly drainer?: { nudge(): unknown } | undefined;
+  /** Authentication answers kept between calls; services that change them invalidate it. */
+  readonly authCache?: AuthCache | undefined;
   /** Stream sessions: the keys tokens are signed with and the ICE servers viewers get. */
   readonly streams?: { readonly keys: StreamKeys; readonly ice: IceConfig } | undefined;
 }

@@ -42,6 +42,12 @@ export function createMetrics() {
       labelNames: ['direction', 'via'] as const,
       registers: [registry],
     }),
+    authCache: new Counter({
+      name: 'cphone_auth_cache_total',
+      help: 'API key authentications answered from the cache (hit) or the database (miss)',
+      labelNames: ['outcome'] as const,
+      registers: [registry],
+    }),
     clusterLeader: new Gauge({
       name: 'cphone_cluster_leader',
       help: '1 while this replica holds the leadership and runs the periodic jobs',

@@ -11,6 +11,7 @@ import { mountAgentArtifacts } from './artifacts/agent-download.js';
 import { mountAgentUpload } from './artifacts/agent-upload.js';
 import { blobStoreFor } from './artifacts/artifact-service.js';
 import { UploadSweeper } from './artifacts/upload-sweeper.js';
+import { AuthCache } from './auth/auth-cache.js';
 import { bootstrap } from './auth/bootstrap.js';
 import { type Clock, systemClock } from './clock.js';
 import { Cluster, newReplicaId } from './cluster/cluster.js';
@@ -127,6 +128,18 @@ export async function startControlPlane(
     });
     await cluster.start();
     closers.push(() => cluster.close());
+    const authCache = new AuthCache({
+      ttlMs: config.authCacheTtlMs,
+      maxEntries: config.authCacheMaxEntries,
+      publish: (change) => cluster.publish(undefined, { kind: 'auth', change }),
+      onLookup: (outcome) => metrics.authCache.inc({ outcome }),
+      logger,
+    });
+    cluster.onMessage(({ message }) => {
+      if (message.kind === 'auth') authCache.apply(message.change);
+    });
+    // Changes told while this replica's session was down were lost with it.
+    cluster.onResync(() => authCache.clear());
     // The planner and the drainer tell the gateway of desired-state changes; the gateway settles
     // the plans its agents' reports apply through the planner: made in that order, linked late.
     let gateway: Awaited<ReturnType<typeof startAgentGateway>> | undefined;
@@ -165,7 +178,7 @@ export async function startControlPlane(
     closers.push(() => planner.close());
     closers.push(() => drainer.close().then(() => undefined));
     streamKeys.onChange(() => started.streamKeysChanged());
-    const deps: Deps = { ...base, gateway: started, planner, drainer, streams };
+    const deps: Deps = { ...base, gateway: started, planner, drainer, streams, authCache };
     const bootstrapToken = await bootstrap(database.db, config.dataDir, logger);
     usePageTokenKeys(await loadPageTokenKeys(config));
 

@@ -11,6 +11,7 @@ import {
 } from '@cphone/proto';
 import type { Kysely, Selectable } from 'kysely';
 import { createApiKey } from '../auth/api-keys.js';
+import type { AuthCache } from '../auth/auth-cache.js';
 import { hasRole } from '../auth/principal.js';
 import { requireRole, resolveTenant } from '../auth/scope.js';
 import { AlreadyExistsError, NotFoundError, PermissionDeniedError } from '../errors.js';
@@ -38,7 +39,7 @@ function toProto(row: Selectable<ApiKeyTable>): ApiKey {
   );
 }
 
-export type ApiKeyServiceDeps = { db: Kysely<Database> };
+export type ApiKeyServiceDeps = { db: Kysely<Database>; authCache?: AuthCache | undefined };
 
 async function load(deps: ApiKeyServiceDeps, tenants: readonly string[], id: string) {
   const row = await deps.db
@@ -119,6 +120,8 @@ export async function revokeKey(deps: ApiKeyServiceDeps, req: RevokeApiKeyReques
     .where('id', '=', row.id)
     .returningAll()
     .executeTakeFirstOrThrow();
+  // Before the answer: the caller's next call, on any replica, must find the key refused.
+  await deps.authCache?.changed({ kind: 'key', keyId: row.id });
   return { apiKey: toProto(revoked) };
 }
 

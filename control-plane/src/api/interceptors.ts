@@ -2,6 +2,7 @@ import type { DescMessage, Message } from '@bufbuild/protobuf';
 import { Code, type Interceptor } from '@connectrpc/connect';
 import type { Kysely } from 'kysely';
 import { authenticate } from '../auth/api-keys.js';
+import type { AuthCache } from '../auth/auth-cache.js';
 import type { Clock } from '../clock.js';
 import { isInternal, toConnectError } from '../error-codes.js';
 import type { Logger } from '../logger.js';
@@ -62,6 +63,7 @@ export function apiInterceptor(deps: {
   logger: Logger;
   metrics: Metrics;
   clock: Clock;
+  authCache?: AuthCache | undefined;
 }): Interceptor {
   const log = deps.logger.child({ module: 'api' });
   return (next) => async (req) => {
@@ -74,6 +76,7 @@ export function apiInterceptor(deps: {
       principal = await authenticate(deps.db, header.replace(/^Bearer\s+/i, '') || undefined, {
         now: deps.clock.now(),
         logger: log,
+        cache: deps.authCache,
       });
       req.contextValues.set(principalKey, principal);
       if (req.stream) return await next({ ...req, message: checkedStream(req.method.input, req.message) });

@@ -4,6 +4,7 @@ import { InvalidArgumentError, NotFoundError, quote, UnauthenticatedError } from
 import { newId, newSecret } from '../ids.js';
 import type { Logger } from '../logger.js';
 import type { Database, Role } from '../store/schema.js';
+import type { AuthCache } from './auth-cache.js';
 import type { Principal } from './principal.js';
 
 const ROLES: readonly Role[] = ['platform_admin', 'ops', 'tenant_admin', 'tenant_user'];
@@ -134,6 +135,33 @@ export interface AuthenticateOptions {
   now?: Date;
   /** Where a failed last-use write is reported; it never fails the call. */
   logger: Logger;
+  /** Answers kept between calls (auth-cache.ts); absent, every call reads the database. */
+  cache?: AuthCache | undefined;
+}
+
+/**
+ * Records the key's use in the background when the recorded one is a use window old, and says once
+ * per window that a stored fleet role acts as tenant_admin.
+ */
+function noteUse(
+  db: Kysely<Database>,
+  key: { principal: Principal; storedRole: Role; lastUsedMs: number | null },
+  now: Date,
+  logger: Logger,
+): boolean {
+  const staleBefore = new Date(now.getTime() - KEY_USE_RESOLUTION_MS);
+  if (key.lastUsedMs !== null && key.lastUsedMs > staleBefore.getTime()) return false;
+  const { keyId, tenantId, role } = key.principal;
+  recordKeyUse(db, keyId, now, staleBefore).catch((err: unknown) =>
+    logger.warn({ err, keyId }, 'recording API key use failed'),
+  );
+  if (role !== key.storedRole) {
+    logger.warn(
+      { keyId, tenantId, storedRole: key.storedRole, role },
+      'API key holds a fleet-wide role outside the platform tenant; it acts as tenant_admin: mint a new key',
+    );
+  }
+  return true;
 }
 
 /**
@@ -146,13 +174,20 @@ export async function authenticate(
   options: AuthenticateOptions,
 ): Promise<Principal> {
   const now = options.now ?? new Date();
+  const { cache, logger } = options;
   // Made only when thrown: an error's stack costs more than the rest of a successful check.
   const refused = () => new UnauthenticatedError('missing, malformed, unknown, expired or revoked API key');
   if (!token || token.length > MAX_TOKEN_CHARS) throw refused();
   const dot = token.indexOf('.');
   if (dot <= 0) throw refused();
   const keyId = token.slice(0, dot);
-  const secret = token.slice(dot + 1);
+  const secretHash = hashSecret(token.slice(dot + 1));
+  const hit = cache?.get(secretHash, keyId, now.getTime());
+  if (hit) {
+    if (noteUse(db, hit, now, logger)) hit.lastUsedMs = now.getTime();
+    return hit.principal;
+  }
+  const generation = cache?.generation() ?? 0;
   const row = await db
     .selectFrom('api_key')
     .innerJoin('tenant', 'tenant.id', 'api_key.tenant_id')
@@ -170,24 +205,24 @@ export async function authenticate(
     .executeTakeFirst();
   if (!row || row.revoke_time || (row.expire_time && row.expire_time <= now)) throw refused();
   const expected = Buffer.from(row.secret_hash, 'hex');
-  const actual = Buffer.from(hashSecret(secret), 'hex');
+  const actual = Buffer.from(secretHash, 'hex');
   if (expected.length !== actual.length || !timingSafeEqual(expected, actual)) throw refused();
   if (await suspendedOnPath(db, row.tenant_id)) throw refused();
   const visibleTenants = await tenantSubtree(db, row.tenant_id);
   if (visibleTenants.length === 0) throw refused();
-  const role = effectiveRole(row.role, row.tenant_kind);
-  const staleBefore = new Date(now.getTime() - KEY_USE_RESOLUTION_MS);
-  if (!row.last_used_time || row.last_used_time <= staleBefore) {
-    recordKeyUse(db, row.id, now, staleBefore).catch((err: unknown) =>
-      options.logger.warn({ err, keyId: row.id }, 'recording API key use failed'),
-    );
-    // Said once per use window, not on every call.
-    if (role !== row.role) {
-      options.logger.warn(
-        { keyId: row.id, tenantId: row.tenant_id, storedRole: row.role, role },
-        'API key holds a fleet-wide role outside the platform tenant; it acts as tenant_admin: mint a new key',
-      );
-    }
-  }
-  return { keyId: row.id, tenantId: row.tenant_id, role, visibleTenants };
+  const principal: Principal = {
+    keyId: row.id,
+    tenantId: row.tenant_id,
+    role: effectiveRole(row.role, row.tenant_kind),
+    visibleTenants,
+  };
+  const key = {
+    principal,
+    storedRole: row.role,
+    expireMs: row.expire_time?.getTime() ?? null,
+    lastUsedMs: row.last_used_time?.getTime() ?? null,
+  };
+  if (noteUse(db, key, now, logger)) key.lastUsedMs = now.getTime();
+  cache?.set(secretHash, key, generation, now.getTime());
+  return principal;
 }

@@ -168,6 +168,8 @@ export async function startAgentGateway(
       case 'result':
         relay?.receive(message);
         return;
+      case 'auth':
+        return;
     }
   });
   // Nudges sent while this replica was cut off from the database are lost: resend every set.

@@ -4,6 +4,7 @@
 import { create, fromBinary, toBinary } from '@bufbuild/protobuf';
 import { agentv1 } from '@cphone/proto';
 import type { Kysely } from 'kysely';
+import type { AuthChange } from '../auth/auth-cache.js';
 import type { Cluster } from '../cluster/cluster.js';
 import {
   AbortedError,
@@ -43,7 +44,9 @@ export type GatewayMessage =
   /** `command` is a cphone.agent.v1.Command (binary, base64) without its id. */
   | { kind: 'command'; id: string; hostId: string; command: string; deadlineMs: number }
   /** `result` is a CommandResult (binary, base64). */
-  | { kind: 'result'; id: string; result?: string; error?: { kind: ErrorKind; message: string } };
+  | { kind: 'result'; id: string; result?: string; error?: { kind: ErrorKind; message: string } }
+  /** Cached authentications to drop (auth/auth-cache.ts); the cache listens for it, not the gateway. */
+  | { kind: 'auth'; change: AuthChange };
 
 /** An error raised on the replica that ran the command, with its kind (and so its code) kept. */
 export class RelayedError extends DomainError {

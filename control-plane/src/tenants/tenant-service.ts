@@ -25,6 +25,7 @@ import { maskPaths } from '../api/field-mask.js';
 import { idempotent } from '../api/idempotency.js';
 import { pageOf, readPage } from '../api/pagination.js';
 import { tenantSubtree } from '../auth/api-keys.js';
+import type { AuthCache } from '../auth/auth-cache.js';
 import type { Principal } from '../auth/principal.js';
 import { requireRole, resolveTenant } from '../auth/scope.js';
 import type { Clock } from '../clock.js';
@@ -54,6 +55,8 @@ export interface TenantServiceDeps {
   readonly logger: Logger;
   /** To stop a suspended tenant's phones and cut its viewers (absent in some tests). */
   readonly gateway?: Pick<AgentGateway, 'desiredChanged' | 'revokeStreams'> | undefined;
+  /** Cached authentications: a new, deleted, suspended or reactivated tenant changes their scope. */
+  readonly authCache?: AuthCache | undefined;
 }
 
 /** Which kinds each kind may have as children. Only platform admins create resellers. */
@@ -147,6 +150,8 @@ export async function createTenant(
     },
     { save: (r) => r, load: (saved) => saved as { tenantId: string } },
   );
+  // The ancestors' keys see the new tenant on their next call (also after a retried request).
+  await deps.authCache?.changed({ kind: 'tenants' });
   const row = await deps.db
     .selectFrom('tenant')
     .selectAll()
@@ -238,6 +243,7 @@ export async function updateTenant(
       ended: await endStreamSessions(trx, { tenantIds: subtree }, 'TENANT_SUSPENDED', now),
     };
   });
+  if (set.state !== undefined && set.state !== row.state) await deps.authCache?.changed({ kind: 'tenants' });
   // Suspending stops the subtree's phones and cuts their viewers at once.
   for (const hostId of new Set(stopped)) deps.gateway?.desiredChanged(hostId);
   for (const s of ended) {
@@ -320,6 +326,7 @@ export async function deleteTenant(
       .where('id', '=', row.id)
       .execute();
   });
+  await deps.authCache?.changed({ kind: 'tenants' });
   return {};
 }
 
