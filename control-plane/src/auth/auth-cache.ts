@@ -105,9 +105,11 @@ export class AuthCache {
   async changed(change: AuthChange): Promise<void> {
     this.apply(change);
     if (!this.options.publish) return;
-    await this.options.publish(change).catch((err: unknown) =>
-      this.#log.error({ err, change }, 'telling the other replicas of an auth change failed'),
-    );
+    await this.options
+      .publish(change)
+      .catch((err: unknown) =>
+        this.#log.error({ err, change }, 'telling the other replicas of an auth change failed'),
+      );
   }
 
   /** Drops the answers a change affects, on this replica only (a change told by another). */
