@@ -210,12 +210,13 @@ export async function authenticate(
   if (await suspendedOnPath(db, row.tenant_id)) throw refused();
   const visibleTenants = await tenantSubtree(db, row.tenant_id);
   if (visibleTenants.length === 0) throw refused();
-  const principal: Principal = {
+  // Frozen: a cached principal is shared by every call the key makes until it is dropped.
+  const principal: Principal = Object.freeze({
     keyId: row.id,
     tenantId: row.tenant_id,
     role: effectiveRole(row.role, row.tenant_kind),
-    visibleTenants,
-  };
+    visibleTenants: Object.freeze(visibleTenants),
+  });
   const key = {
     principal,
     storedRole: row.role,
