@@ -1,7 +1,6 @@
 import { mkdir } from 'node:fs/promises';
-import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
-import { type ServerType, serve } from '@hono/node-server';
+import { getRequestListener } from '@hono/node-server';
 import { sql } from 'kysely';
 import { apiInterceptor } from './api/interceptors.js';
 import { loadPageTokenKeys } from './api/page-token-keys.js';
@@ -21,6 +20,7 @@ import { type AgentGatewayOptions, startAgentGateway } from './gateway/gateway.j
 import type { GatewayMessage } from './gateway/relay.js';
 import { Drainer } from './hosts/drainer.js';
 import { createHttpApp } from './http/app.js';
+import { listenHttp } from './http/listen.js';
 import { createLogger, type Logger } from './logger.js';
 import { createMetrics } from './metrics.js';
 import { Planner } from './placement/planner.js';
@@ -29,7 +29,7 @@ import { migrateToLatest } from './store/migrate.js';
 import type { Database } from './store/schema.js';
 import { StreamKeys } from './streams/keys.js';
 
-type FetchCallback = Parameters<typeof serve>[0]['fetch'];
+type FetchCallback = Parameters<typeof getRequestListener>[0];
 
 export interface ControlPlane {
   /** Base URL of the HTTP server (API, health, metrics). */
@@ -94,24 +94,18 @@ export async function startControlPlane(
     // Listening before the services exist (they answer 503 until then) so that a port picked by the
     // system (0) is known to the public URL agents download artifacts from.
     let handle: FetchCallback = () => new Response('starting', { status: 503 });
-    const server: ServerType = serve({
-      fetch: (request, env) => handle(request, env),
+    // One port for HTTP/1.1 (browsers, Connect, gRPC-web) and h2c (plain gRPC).
+    const server = await listenHttp({
+      listener: getRequestListener((request, env) => handle(request, env)),
       port: config.httpPort,
       hostname: config.httpHost,
     });
-    await new Promise<void>((resolve, reject) => {
-      server.once('listening', resolve);
-      server.once('error', reject);
-    });
     let ready = true;
-    stopHttp = () =>
-      new Promise<void>((resolve) => {
-        ready = false;
-        server.close(() => resolve());
-        // Idle keep-alive sockets would hold close() open.
-        (server as { closeIdleConnections?: () => void }).closeIdleConnections?.();
-      });
-    const address = server.address() as AddressInfo;
+    stopHttp = () => {
+      ready = false;
+      return server.close();
+    };
+    const address = server.address();
     const publicUrl = new URL(config.publicUrl);
     if (publicUrl.port === '0') {
       publicUrl.port = String(address.port);

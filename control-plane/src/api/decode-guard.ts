@@ -11,14 +11,11 @@ import {
   createContextValues,
   type Interceptor,
 } from '@connectrpc/connect';
-import {
-  type UniversalHandler,
-  universalServerRequestFromFetch,
-  universalServerResponseToFetch,
-} from '@connectrpc/connect/protocol';
+import { type UniversalHandler, universalServerRequestFromFetch } from '@connectrpc/connect/protocol';
 import { parseContentType as parseConnect } from '@connectrpc/connect/protocol-connect';
 import { parseContentType as parseGrpc } from '@connectrpc/connect/protocol-grpc';
 import { parseContentType as parseGrpcWeb } from '@connectrpc/connect/protocol-grpc-web';
+import { respondConnect } from '@cphone/proto';
 import type { MiddlewareHandler } from 'hono';
 import { InvalidArgumentError } from '../errors.js';
 import { checkBinaryBody, checkJsonBody } from './body-check.js';
@@ -154,7 +151,7 @@ export function createDecodeGuard({ interceptors, readMaxBytes }: DecodeGuardOpt
       ...universalServerRequestFromFetch(substitute, {}),
       contextValues: createContextValues().set(refusalKey, finding),
     });
-    return universalServerResponseToFetch(response);
+    return respondConnect(c, response);
   };
 
   return {

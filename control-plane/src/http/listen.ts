@@ -1,0 +1,114 @@
+// One cleartext port for HTTP/1.1 and HTTP/2 with prior knowledge (h2c). Browsers, curl and the
+// Connect and gRPC-web protocols speak HTTP/1.1; plain gRPC needs HTTP/2. Node's
+// http2.createServer ignores allowHTTP1 without TLS (it has no ALPN to go by), so each connection's
+// first bytes are read: the HTTP/2 client preface sends it to the http2 server, anything else to
+// the http1 server, with the bytes put back first.
+import http, { type IncomingMessage, type ServerResponse } from 'node:http';
+import http2, { type Http2ServerRequest, type Http2ServerResponse, type Http2Session } from 'node:http2';
+import net, { type AddressInfo, type Socket } from 'node:net';
+
+export type RequestListener = (
+  request: IncomingMessage | Http2ServerRequest,
+  response: ServerResponse | Http2ServerResponse,
+) => void;
+
+export interface HttpListenOptions {
+  port: number;
+  hostname: string;
+  /** Called for every request of either HTTP version. */
+  listener: RequestListener;
+  /** A connection that sends nothing this long is dropped (default 10 s). */
+  firstBytesTimeoutMs?: number;
+}
+
+export interface HttpListener {
+  address(): AddressInfo;
+  /** Stops accepting; requests in flight finish, idle connections close; resolves when all are gone. */
+  close(): Promise<void>;
+}
+
+const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
+
+/** Listens on one port for HTTP/1.1 and h2c; resolves once listening. */
+export async function listenHttp({
+  port,
+  hostname,
+  listener,
+  firstBytesTimeoutMs = 10_000,
+}: HttpListenOptions): Promise<HttpListener> {
+  const http1 = http.createServer(listener);
+  const h2c = http2.createServer(listener);
+  const sessions = new Set<Http2Session>();
+  let closing = false;
+  h2c.on('session', (session) => {
+    sessions.add(session);
+    session.once('close', () => sessions.delete(session));
+    if (closing) session.close();
+  });
+
+  // Connections that have not yet said which protocol they speak.
+  const undecided = new Set<Socket>();
+  const route = (socket: Socket) => {
+    if (closing) {
+      socket.destroy();
+      return;
+    }
+    undecided.add(socket);
+    let head = Buffer.alloc(0);
+    const timer = setTimeout(() => socket.destroy(), firstBytesTimeoutMs);
+    const onReadable = () => {
+      for (let chunk = socket.read() as Buffer | null; chunk; chunk = socket.read() as Buffer | null) {
+        head = Buffer.concat([head, chunk]);
+      }
+      const seen = Math.min(head.byteLength, PREFACE.byteLength);
+      const h2 = head.subarray(0, seen).equals(PREFACE.subarray(0, seen));
+      // Still a prefix of the preface: wait for more.
+      if (h2 && seen < PREFACE.byteLength) return;
+      clearTimeout(timer);
+      undecided.delete(socket);
+      socket.off('readable', onReadable);
+      socket.off('end', onEnd);
+      socket.unshift(head);
+      (h2 ? h2c : http1).emit('connection', socket);
+    };
+    const onEnd = () => {
+      clearTimeout(timer);
+      undecided.delete(socket);
+      socket.destroy();
+    };
+    socket.on('readable', onReadable);
+    socket.once('end', onEnd);
+    socket.on('error', () => socket.destroy());
+    socket.once('close', () => {
+      clearTimeout(timer);
+      undecided.delete(socket);
+    });
+  };
+
+  const server = net.createServer(route);
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, hostname, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  // http.Server tracks its connections (idle ones to close, header and request timeouts) only
+  // from its 'listening' event; this one never listens itself.
+  http1.emit('listening');
+  return {
+    address: () => server.address() as AddressInfo,
+    close: () =>
+      new Promise<void>((resolve) => {
+        closing = true;
+        // The net server's callback waits for every socket it accepted, whichever server holds it.
+        server.close(() => resolve());
+        // HTTP/1.1 answers in flight with Connection: close; idle keep-alive sockets close now.
+        http1.close();
+        http1.closeIdleConnections();
+        // GOAWAY: streams in flight finish, no new ones open, then the session ends.
+        for (const session of sessions) session.close();
+        for (const socket of undecided) socket.destroy();
+      }),
+  };
+}
