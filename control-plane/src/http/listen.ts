@@ -85,7 +85,9 @@ export async function listenHttp({
     });
   };
 
-  const server = net.createServer(route);
+  // noDelay as http.createServer sets it on the sockets it accepts itself: these are accepted here,
+  // and with Nagle on, a response written in two pieces waits for the client's delayed ACK (~40 ms).
+  const server = net.createServer({ noDelay: true }, route);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(port, hostname, () => {
