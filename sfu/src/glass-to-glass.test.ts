@@ -55,7 +55,12 @@ test('the sfu’s glass-to-glass figure matches the truth within 5 ms with the p
     const worst = Math.max(...errors);
     assert.ok(worst < 5, `worst error ${worst.toFixed(2)} ms over ${compared.length} frames`);
     const truths = compared.map((c) => c.truth).sort((a, b) => a - b);
-    assert.ok(truths[0]! >= CAPTURE_DELAY_MS, 'no frame is shown before the phone captured it');
+    // Chromium's performance.timeOrigin and Node's clock agree to a few ms, not exactly: the same
+    // 5 ms the figure is held to.
+    assert.ok(
+      truths[0]! >= CAPTURE_DELAY_MS - 5,
+      `no frame is shown before the phone captured it (earliest ${truths[0]!.toFixed(2)} ms)`,
+    );
     const unmeasured = state.presented.filter((f) => f.glassToGlassMs === null).length;
     t.diagnostic(
       `glass-to-glass truth p50 ${truths[Math.floor(truths.length / 2)]!.toFixed(1)} ms ` +
