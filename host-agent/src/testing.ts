@@ -8,6 +8,8 @@ export { deviceLabels } from './runtime/labels.js';
 export { volumeName } from './runtime/redroid-options.js';
 export { launchVirtualPhone } from './runtime/sim-launcher.js';
 export { bundleStandinPhone, connectEngine, engineSocket, removeScope } from './runtime/test-engine.js';
+// The stand-in scrcpy server file virtual phones are pushed (checked by its own hash).
+export { writeStandInServer } from './screen/testing.js';
 export type { VirtualPhone } from './virtual-phone/index.js';
 // What the phone's scrcpy server was asked for (quality tests end to end).
 export type { ScrcpyServerOptions } from './virtual-phone/scrcpy/server-options.js';

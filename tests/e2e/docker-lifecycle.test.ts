@@ -3,13 +3,19 @@
 // bundle, with Redroid's create options. Containers and volumes of this file's scope are removed in
 // `after`. Without podman or the stand-in image this file fails naming the missing piece.
 import assert from 'node:assert/strict';
-import { createHash, randomBytes } from 'node:crypto';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { type Agent, DockerRuntime, LABEL_DEVICE_ID, LABEL_SCOPE } from '@cphone/host-agent';
-import { bundleStandinPhone, connectEngine, removeScope, volumeName } from '@cphone/host-agent/testing';
+import {
+  bundleStandinPhone,
+  connectEngine,
+  removeScope,
+  volumeName,
+  writeStandInServer,
+} from '@cphone/host-agent/testing';
 import { DeviceState, HostState, StreamRights } from '@cphone/proto';
 import { waitFor } from '@cphone/proto/testing';
 import { launchChromium, ViewerPage } from '@cphone/sfu/testing';
@@ -49,12 +55,7 @@ before(async () => {
   bundle = await bundleStandinPhone();
   runtime = openRuntime();
   serverDir = await mkdtemp(join(tmpdir(), 'cphone-scrcpy-'));
-  const jar = Buffer.from('PK\x03\x04 stand-in scrcpy server');
-  scrcpyServer = {
-    path: join(serverDir, 'scrcpy-server'),
-    sha256: createHash('sha256').update(jar).digest('hex'),
-  };
-  await writeFile(scrcpyServer.path, jar);
+  scrcpyServer = await writeStandInServer(serverDir);
   h = await startHarness();
   agent = await startDockerAgent();
   await h.waitForHost(HostState.READY, true);
