@@ -8,6 +8,12 @@ export interface ControlPlaneConfig {
   readonly dataDir: string;
   /** PostgreSQL URL; PGlite in dataDir when unset. DATABASE_URL */
   readonly databaseUrl: string | undefined;
+  /**
+   * Connections this process keeps to PostgreSQL (ignored on PGlite). Every replica holds this
+   * many, so replicas x pool size must stay under the server's max_connections. CPHONE_DB_POOL_SIZE,
+   * default 10
+   */
+  readonly dbPoolSize: number;
   /** Run migrations at start. CPHONE_MIGRATE, default true */
   readonly migrate: boolean;
   /** HTTP listen address (API, assets, health, metrics). CPHONE_HTTP_HOST/CPHONE_HTTP_PORT, default 127.0.0.1:8080 */
@@ -133,6 +139,7 @@ export function loadConfig(
   const merged: ControlPlaneConfig = {
     dataDir: resolve(env.CPHONE_DATA_DIR || '.data/control-plane'),
     databaseUrl: env.DATABASE_URL || undefined,
+    dbPoolSize: int(env, 'CPHONE_DB_POOL_SIZE', 10, 1),
     migrate: bool(env, 'CPHONE_MIGRATE', true),
     httpHost,
     httpPort,

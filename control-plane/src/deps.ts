@@ -1,4 +1,5 @@
 import type { Kysely } from 'kysely';
+import type { AuditWriter } from './api/audit-writer.js';
 import type { AuthCache } from './auth/auth-cache.js';
 import type { Clock } from './clock.js';
 import type { ControlPlaneConfig } from './config.js';
@@ -17,6 +18,8 @@ export interface Deps {
   readonly logger: Logger;
   readonly metrics: Metrics;
   readonly clock: Clock;
+  /** The API's audit rows, written beside the calls; flush() before reading audit_log. */
+  readonly audit: AuditWriter;
   /** The agent gateway: push desired-state changes, send commands and drains to hosts. */
   readonly gateway: AgentGateway;
   /** The replica's one placement entry point: plans are group-committed through it. */

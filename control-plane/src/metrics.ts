@@ -1,8 +1,10 @@
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import type { PoolStats } from './store/database.js';
 
 /** The control plane's metrics, on a registry of its own so several instances can share a process. */
 export function createMetrics() {
   const registry = new Registry();
+  let poolStats: (() => PoolStats) | undefined;
   registry.setDefaultLabels({ service: 'control-plane' });
   collectDefaultMetrics({ register: registry, eventLoopMonitoringPrecision: 100 });
   return {
@@ -89,6 +91,29 @@ export function createMetrics() {
       labelNames: ['result'] as const,
       registers: [registry],
     }),
+    dbPoolWait: new Histogram({
+      name: 'cphone_db_pool_wait_seconds',
+      help: 'Time each query waited for a connection from the PostgreSQL pool',
+      buckets: [0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1],
+      registers: [registry],
+    }),
+    dbPoolConnections: new Gauge({
+      name: 'cphone_db_pool_connections',
+      help: 'PostgreSQL pool connections by state (idle, busy) and checkouts waiting for one',
+      labelNames: ['state'] as const,
+      registers: [registry],
+      collect() {
+        const stats = poolStats?.();
+        if (!stats) return;
+        this.set({ state: 'idle' }, stats.idle);
+        this.set({ state: 'busy' }, stats.total - stats.idle);
+        this.set({ state: 'waiting' }, stats.waiting);
+      },
+    }),
+    /** Reports the pool's connections on every scrape. */
+    watchPool(stats: () => PoolStats): void {
+      poolStats = stats;
+    },
   };
 }
 

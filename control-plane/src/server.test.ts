@@ -73,6 +73,7 @@ test('the Connect API authenticates, scopes and audits calls', async () => {
   await admin.revokeApiKey({ apiKeyId: created.apiKey?.apiKeyId ?? '' });
   await assert.rejects(ops.listApiKeys({}), (e) => ConnectError.from(e).code === Code.Unauthenticated);
 
+  await plane.deps.audit.flush();
   const audit = await plane.deps.db
     .selectFrom('audit_log')
     .select(['method', 'outcome', 'role'])

@@ -1,7 +1,7 @@
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { getRequestListener } from '@hono/node-server';
 import { sql } from 'kysely';
+import { AuditWriter } from './api/audit-writer.js';
 import { apiInterceptor } from './api/interceptors.js';
 import { loadPageTokenKeys } from './api/page-token-keys.js';
 import { usePageTokenKeys } from './api/pagination.js';
@@ -20,7 +20,7 @@ import { type AgentGatewayOptions, startAgentGateway } from './gateway/gateway.j
 import type { GatewayMessage } from './gateway/relay.js';
 import { Drainer } from './hosts/drainer.js';
 import { createHttpApp } from './http/app.js';
-import { listenHttp } from './http/listen.js';
+import { listenHttp, type RequestListener } from './http/listen.js';
 import { createLogger, type Logger } from './logger.js';
 import { createMetrics } from './metrics.js';
 import { Planner } from './placement/planner.js';
@@ -28,8 +28,6 @@ import { type OpenDatabase, openDatabase } from './store/database.js';
 import { migrateToLatest } from './store/migrate.js';
 import type { Database } from './store/schema.js';
 import { StreamKeys } from './streams/keys.js';
-
-type FetchCallback = Parameters<typeof getRequestListener>[0];
 
 export interface ControlPlane {
   /** Base URL of the HTTP server (API, health, metrics). */
@@ -73,12 +71,16 @@ export async function startControlPlane(
   const logger = options.logger ?? createLogger(config.logLevel);
   logger.info({ config: describeConfig(config) }, 'starting control plane');
   await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
+  const metrics = createMetrics();
   const database =
     options.database ??
     (await openDatabase<Database>({
       url: config.databaseUrl,
       pgliteDir: config.databaseUrl ? undefined : join(config.dataDir, 'pglite'),
+      poolSize: config.dbPoolSize,
+      onPoolWait: (seconds) => metrics.dbPoolWait.observe(seconds),
     }));
+  if (database.poolStats) metrics.watchPool(database.poolStats);
   const closers: (() => Promise<void>)[] = options.database ? [] : [() => database.close()];
   // The HTTP listener stops first (no new requests, in-flight ones finish), then the rest in reverse.
   let stopHttp: (() => Promise<void>) | undefined;
@@ -93,10 +95,12 @@ export async function startControlPlane(
     }
     // Listening before the services exist (they answer 503 until then) so that a port picked by the
     // system (0) is known to the public URL agents download artifacts from.
-    let handle: FetchCallback = () => new Response('starting', { status: 503 });
+    let handle: RequestListener = (_request, response) => {
+      response.writeHead(503, { 'content-type': 'text/plain' }).end('starting');
+    };
     // One port for HTTP/1.1 (browsers, Connect, gRPC-web) and h2c (plain gRPC).
     const server = await listenHttp({
-      listener: getRequestListener((request, env) => handle(request, env)),
+      listener: (request, response) => handle(request, response),
       port: config.httpPort,
       hostname: config.httpHost,
     });
@@ -112,8 +116,10 @@ export async function startControlPlane(
       config = Object.freeze({ ...config, publicUrl: publicUrl.href.replace(/\/$/, '') });
     }
 
-    const metrics = createMetrics();
-    const base = { config, db: database.db, logger, metrics, clock: options.clock ?? systemClock };
+    const audit = new AuditWriter({ db: database.db, logger });
+    // Closed late: every call has answered (and queued its row) before the last rows are written.
+    closers.push(() => audit.flush());
+    const base = { config, db: database.db, logger, metrics, clock: options.clock ?? systemClock, audit };
     const cluster = new Cluster<GatewayMessage>({
       ...base,
       openSession: () => database.session(),
@@ -125,7 +131,8 @@ export async function startControlPlane(
     const authCache = new AuthCache({
       ttlMs: config.authCacheTtlMs,
       maxEntries: config.authCacheMaxEntries,
-      publish: (change) => cluster.publish(undefined, { kind: 'auth', change }),
+      // Heard back before the call that made the change answers: the other replicas hold it too.
+      publish: (change) => cluster.publish(undefined, { kind: 'auth', change }, { heard: 1000 }),
       onLookup: (outcome) => metrics.authCache.inc({ outcome }),
       logger,
     });
@@ -176,7 +183,7 @@ export async function startControlPlane(
     const bootstrapToken = await bootstrap(database.db, config.dataDir, logger);
     usePageTokenKeys(await loadPageTokenKeys(config));
 
-    const { app, rpcPaths } = createHttpApp({
+    const { listener, rpcPaths } = createHttpApp({
       logger,
       metrics,
       ready: async () => {
@@ -197,7 +204,7 @@ export async function startControlPlane(
         });
       },
     });
-    handle = app.fetch;
+    handle = listener;
     // Each replica sweeps the uploads staged on its own disk.
     const uploadSweeper = new UploadSweeper(base);
     closers.push(() => uploadSweeper.close());

@@ -11,7 +11,6 @@ export * as agentv1 from './agent-v1.js';
 // api.v1 messages handed to an agent as their agent.v1 copies.
 export { toAgentDeviceSpec, toAgentInputEvents } from './api-agent.js';
 // Wire helpers: protobuf-es services on grpc-js, Connect-RPC on Hono, TLS material for the agent link.
-export { type ConnectHonoOptions, mountConnect, respondConnect } from './connect-hono.js';
 // The device-spec contract shared by the control plane and the host agent: one validator, one set
 // of limits (and the enums' spellings, from spellings.js below).
 export {

@@ -11,12 +11,14 @@ import {
   createContextValues,
   type Interceptor,
 } from '@connectrpc/connect';
-import { type UniversalHandler, universalServerRequestFromFetch } from '@connectrpc/connect/protocol';
+import type {
+  UniversalHandler,
+  UniversalServerRequest,
+  UniversalServerResponse,
+} from '@connectrpc/connect/protocol';
 import { parseContentType as parseConnect } from '@connectrpc/connect/protocol-connect';
 import { parseContentType as parseGrpc } from '@connectrpc/connect/protocol-grpc';
 import { parseContentType as parseGrpcWeb } from '@connectrpc/connect/protocol-grpc-web';
-import { respondConnect } from '@cphone/proto';
-import type { MiddlewareHandler } from 'hono';
 import { InvalidArgumentError } from '../errors.js';
 import { checkBinaryBody, checkJsonBody } from './body-check.js';
 
@@ -87,23 +89,29 @@ function emptyBody(format: Format): Uint8Array {
   return framed;
 }
 
-/** The body, or undefined when it is larger than `max` (Connect then refuses it by its size). */
-async function readBody(request: Request, max: number): Promise<Uint8Array | undefined> {
-  const declared = Number(request.headers.get('content-length') ?? Number.NaN);
+/** The body, or undefined when it is declared larger than `max` (Connect then refuses it by its size). */
+async function readBody(request: UniversalServerRequest, max: number): Promise<Uint8Array | undefined> {
+  const declared = Number(request.header.get('content-length') ?? Number.NaN);
   if (declared > max) return undefined;
-  const reader = request.body?.getReader();
-  if (!reader) return new Uint8Array(0);
+  const body = request.body;
+  if (!isAsyncIterable(body)) return undefined;
   const chunks: Uint8Array[] = [];
   let size = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    chunks.push(value);
-    size += value.byteLength;
+  for await (const chunk of body) {
+    chunks.push(chunk);
+    size += chunk.byteLength;
     // Handed on as read so far: still over the limit, so Connect refuses it.
     if (size > max) break;
   }
   return Buffer.concat(chunks, size);
+}
+
+function isAsyncIterable(value: unknown): value is AsyncIterable<Uint8Array> {
+  return typeof value === 'object' && value !== null && Symbol.asyncIterator in value;
+}
+
+async function* once(body: Uint8Array): AsyncIterable<Uint8Array> {
+  yield body;
 }
 
 const refusalKey = createContextKey<InvalidArgumentError | undefined>(undefined, {
@@ -117,9 +125,12 @@ export interface DecodeGuardOptions {
   readMaxBytes: number;
 }
 
+/** What the guard made of a call: the request to hand the router, or the refusal's response. */
+export type Admission = { request: UniversalServerRequest } | { response: UniversalServerResponse };
+
 export interface DecodeGuard {
-  /** Install before the RPC routes. */
-  readonly middleware: MiddlewareHandler;
+  /** Checks a call to `path` before the router's handler decodes it. */
+  admit(path: string, request: UniversalServerRequest): Promise<Admission>;
   /** Guards every method registered on `router` so far (call it once the services are registered). */
   cover(router: ConnectRouter): void;
 }
@@ -131,31 +142,26 @@ export function createDecodeGuard({ interceptors, readMaxBytes }: DecodeGuardOpt
   const twin = createConnectRouter({ interceptors: [...interceptors, refuse], readMaxBytes });
   const guarded = new Map<string, { schema: DescMessage; refusal: UniversalHandler }>();
 
-  const middleware: MiddlewareHandler = async (c, next) => {
-    const route = c.req.method === 'POST' ? guarded.get(c.req.path) : undefined;
-    const raw = c.req.raw;
-    const format = route && formatOf(raw.headers.get('content-type'));
-    const encoding = format && raw.headers.get(format.encodingHeader);
-    if (!route || !format || (encoding && encoding !== 'identity')) return next();
-    const body = await readBody(raw, readMaxBytes);
-    if (body === undefined) return next();
-    const finding = body.byteLength > readMaxBytes ? undefined : check(route.schema, format, body);
-    if (!finding) {
-      c.req.raw = new Request(raw, { body });
-      return next();
-    }
-    const headers = new Headers(raw.headers);
-    headers.delete('content-length');
-    const substitute = new Request(raw, { body: emptyBody(format), headers });
-    const response = await route.refusal({
-      ...universalServerRequestFromFetch(substitute, {}),
-      contextValues: createContextValues().set(refusalKey, finding),
-    });
-    return respondConnect(c, response);
-  };
-
   return {
-    middleware,
+    async admit(path, request) {
+      const route = request.method === 'POST' ? guarded.get(path) : undefined;
+      const format = route && formatOf(request.header.get('content-type'));
+      const encoding = format && request.header.get(format.encodingHeader);
+      if (!route || !format || (encoding && encoding !== 'identity')) return { request };
+      const body = await readBody(request, readMaxBytes);
+      if (body === undefined) return { request };
+      const finding = body.byteLength > readMaxBytes ? undefined : check(route.schema, format, body);
+      if (!finding) return { request: { ...request, body: once(body) } };
+      const header = new Headers(request.header);
+      header.delete('content-length');
+      const response = await route.refusal({
+        ...request,
+        header,
+        body: once(emptyBody(format)),
+        contextValues: createContextValues().set(refusalKey, finding),
+      });
+      return { response };
+    },
     cover(router) {
       const services = new Set(router.handlers.map((h) => h.service));
       for (const service of services) {

@@ -217,6 +217,7 @@ describe('sizes and echoes are bounded', () => {
     const deviceId = `dev_${'z'.repeat(50_000)}`;
     assert.equal((await json('DeviceService/DeleteDevice', { deviceId })).code, 'not_found');
     assert.equal((await json('DeviceService/DeleteDevice', { deviceId: 'dev_\0' })).code, 'invalid_argument');
+    await testPlane.plane.deps.audit.flush();
     const rows = await testPlane.plane.deps.db
       .selectFrom('audit_log')
       .select(['resource', 'outcome'])

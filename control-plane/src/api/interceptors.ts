@@ -8,6 +8,7 @@ import { isInternal, toConnectError } from '../error-codes.js';
 import type { Logger } from '../logger.js';
 import type { Metrics } from '../metrics.js';
 import type { Database } from '../store/schema.js';
+import type { AuditWriter } from './audit-writer.js';
 import { principalKey } from './context.js';
 import { checkRequest } from './request-check.js';
 
@@ -55,7 +56,7 @@ async function* checkedStream(schema: DescMessage, messages: AsyncIterable<Messa
 
 /**
  * Every API call: authenticate the bearer key, check the request against the edge rules, run the
- * handler, map its error, record metrics, and write an audit row for every mutating call (whatever
+ * handler, map its error, record metrics, and queue an audit row for every mutating call (whatever
  * its outcome).
  */
 export function apiInterceptor(deps: {
@@ -64,6 +65,7 @@ export function apiInterceptor(deps: {
   metrics: Metrics;
   clock: Clock;
   authCache?: AuthCache | undefined;
+  audit: AuditWriter;
 }): Interceptor {
   const log = deps.logger.child({ module: 'api' });
   return (next) => async (req) => {
@@ -90,19 +92,18 @@ export function apiInterceptor(deps: {
     } finally {
       deps.metrics.rpcDuration.observe({ procedure, code }, (performance.now() - started) / 1000);
       if (principal && !READ_ONLY.test(req.method.name)) {
-        await deps.db
-          .insertInto('audit_log')
-          .values({
-            tenant_id: principal.tenantId,
-            actor: principal.keyId,
-            role: principal.role,
-            method: procedure,
-            resource: req.stream ? '' : resourceOf(req.message),
-            outcome: code,
-            detail: JSON.stringify({}),
-          })
-          .execute()
-          .catch((err: unknown) => log.error({ err, procedure }, 'audit write failed'));
+        // Queued, not awaited: the row is written beside the response (audit-writer.ts).
+        const full = deps.audit.record({
+          tenant_id: principal.tenantId,
+          actor: principal.keyId,
+          role: principal.role,
+          method: procedure,
+          resource: req.stream ? '' : resourceOf(req.message),
+          outcome: code,
+          detail: JSON.stringify({}),
+          create_time: deps.clock.now(),
+        });
+        if (full) await full;
       }
     }
   };

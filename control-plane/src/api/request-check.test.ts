@@ -17,6 +17,7 @@ import { systemClock } from '../clock.js';
 import { createMetrics } from '../metrics.js';
 import type { Database } from '../store/schema.js';
 import { createTestStore, type TestDatabase } from '../testing.js';
+import { AuditWriter } from './audit-writer.js';
 import { apiInterceptor } from './interceptors.js';
 import { checkRequest, MAX_ENTRIES, MAX_STRING_CHARS } from './request-check.js';
 import { connectError } from './test-api.js';
@@ -132,6 +133,7 @@ test('the interceptor refuses before the handler runs, on any method', async () 
     logger: pino({ level: 'silent' }),
     metrics: createMetrics(),
     clock: systemClock,
+    audit: new AuditWriter({ db: store.db, logger: pino({ level: 'silent' }) }),
   });
   const transport = createRouterTransport(
     (router) =>

@@ -2,12 +2,10 @@
 // test store, with only the services a suite registers. API keys are minted straight in the store.
 import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { DescService } from '@bufbuild/protobuf';
 import { type Client, Code, ConnectError, type ConnectRouter, createClient } from '@connectrpc/connect';
-import { type ServerType, serve } from '@hono/node-server';
 import type { Hono } from 'hono';
 import type { Kysely } from 'kysely';
 import pino from 'pino';
@@ -16,10 +14,12 @@ import { PLATFORM_TENANT_ID } from '../auth/bootstrap.js';
 import { systemClock } from '../clock.js';
 import { type ControlPlaneConfig, loadConfig } from '../config.js';
 import { createHttpApp } from '../http/app.js';
+import { listenHttp } from '../http/listen.js';
 import type { Logger } from '../logger.js';
 import { createMetrics, type Metrics } from '../metrics.js';
 import type { Database, Role, TenantKind } from '../store/schema.js';
 import { insertTenant } from '../store/tenants.js';
+import { AuditWriter } from './audit-writer.js';
 import { bearerTransport } from './bearer-transport.js';
 import { apiInterceptor } from './interceptors.js';
 
@@ -29,6 +29,8 @@ export interface TestApiDeps {
   readonly logger: Logger;
   readonly metrics: Metrics;
   readonly clock: typeof systemClock;
+  /** The API's audit rows; flush() before reading audit_log. */
+  readonly audit: AuditWriter;
 }
 
 export interface TestApiOptions {
@@ -67,12 +69,14 @@ export function connectError(expected: Code, pattern?: RegExp) {
 export async function startTestApi(options: TestApiOptions): Promise<TestApi> {
   const dataDir = await mkdtemp(join(tmpdir(), 'cphone-api-'));
   const config = loadConfig({}, { dataDir, httpPort: 0, ...options.config });
+  const logger = pino({ level: 'silent' });
   const deps: TestApiDeps = {
     config,
     db: options.db,
-    logger: pino({ level: 'silent' }),
+    logger,
     metrics: createMetrics(),
     clock: systemClock,
+    audit: new AuditWriter({ db: options.db, logger }),
   };
   const tenant = async (id: string, kind: TenantKind, parentId: string | null) => {
     await insertTenant(
@@ -85,7 +89,7 @@ export async function startTestApi(options: TestApiOptions): Promise<TestApi> {
     (await createApiKey(options.db, { tenantId, role, displayName: `test ${role}` })).token;
   await tenant(PLATFORM_TENANT_ID, 'platform', null);
   const adminToken = await token(PLATFORM_TENANT_ID, 'platform_admin');
-  const { app } = createHttpApp({
+  const { listener } = createHttpApp({
     logger: deps.logger,
     metrics: deps.metrics,
     ready: async () => true,
@@ -93,12 +97,8 @@ export async function startTestApi(options: TestApiOptions): Promise<TestApi> {
     interceptors: [apiInterceptor(deps)],
     extend: (hono) => options.extend?.(hono, deps),
   });
-  const server: ServerType = serve({ fetch: app.fetch, port: 0, hostname: '127.0.0.1' });
-  await new Promise<void>((resolve, reject) => {
-    server.once('listening', resolve);
-    server.once('error', reject);
-  });
-  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const server = await listenHttp({ listener, port: 0, hostname: '127.0.0.1' });
+  const url = `http://127.0.0.1:${server.address().port}`;
   return {
     url,
     deps,
@@ -107,10 +107,8 @@ export async function startTestApi(options: TestApiOptions): Promise<TestApi> {
     tenant,
     client: (service, bearer) => createClient(service, bearerTransport(url, bearer)),
     close: async () => {
-      await new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        (server as { closeIdleConnections?: () => void }).closeIdleConnections?.();
-      });
+      await server.close();
+      await deps.audit.flush();
       await rm(dataDir, { recursive: true, force: true });
     },
   };

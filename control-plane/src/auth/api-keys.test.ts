@@ -7,6 +7,7 @@ import { waitFor } from '@cphone/proto/testing';
 import type { Kysely, KyselyPlugin } from 'kysely';
 import pino from 'pino';
 import { apiKeyService } from '../api/api-key-service.js';
+import { AuditWriter } from '../api/audit-writer.js';
 import { apiInterceptor } from '../api/interceptors.js';
 import type { Clock } from '../clock.js';
 import { createMetrics } from '../metrics.js';
@@ -57,7 +58,17 @@ function updateSpy(options: { fail?: boolean } = {}) {
 function apiAt(db: Kysely<Database>, clock: Clock, token: string, logLines: string[] = []) {
   const logger = pino({ level: 'warn' }, { write: (line: string) => void logLines.push(line) });
   const transport = createRouterTransport((router) => router.service(ApiKeyService, apiKeyService({ db })), {
-    router: { interceptors: [apiInterceptor({ db, logger, metrics: createMetrics(), clock })] },
+    router: {
+      interceptors: [
+        apiInterceptor({
+          db,
+          logger,
+          metrics: createMetrics(),
+          clock,
+          audit: new AuditWriter({ db, logger }),
+        }),
+      ],
+    },
     transport: {
       interceptors: [
         (next) => (req) => {

@@ -100,7 +100,9 @@ export class AuthCache {
 
   /**
    * A committed change: drops the answers it affects here, then tells every other replica and
-   * resolves once the NOTIFY is sent. A failed NOTIFY is logged; the TTL bounds the staleness left.
+   * resolves once `publish` does (server.ts: once this replica has heard its own NOTIFY back, which
+   * PostgreSQL hands to every replica's listening session at the same time). A failed NOTIFY is
+   * logged; the TTL bounds the staleness left.
    */
   async changed(change: AuthChange): Promise<void> {
     this.apply(change);

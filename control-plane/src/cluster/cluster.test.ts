@@ -92,6 +92,54 @@ test('messages reach the replica they name or every other one, large ones throug
   assert.equal(rows.length, 0, 'the relay row was consumed by the replica it named');
 });
 
+test('a publish that waits to be heard resolves only once its own session got the message back', async () => {
+  // The publisher's listening session holds what it receives until the test lets it through.
+  const held: (() => void)[] = [];
+  const a = new Cluster<Message>({
+    db: database.db,
+    replicaId: 'echo-a',
+    logger: pino({ level: 'silent' }),
+    metrics: createMetrics(),
+    clock: systemClock,
+    leaderPollMs: 50,
+    async openSession() {
+      const session = await database.session();
+      return {
+        ...session,
+        listen: (channel, onPayload) => session.listen(channel, (p) => held.push(() => onPayload(p))),
+      };
+    },
+  });
+  clusters.push(a);
+  const b = replica('echo-b');
+  await Promise.all([a.start(), b.cluster.start()]);
+  let resolved = false;
+  const waiting = a.publish(undefined, { text: 'heard' }, { heard: 60_000 }).then(() => {
+    resolved = true;
+  });
+  await waitFor(
+    'b heard',
+    () => b.received.length,
+    (n) => n === 1,
+  );
+  await waitFor(
+    'the echo arrived, held',
+    () => held.length,
+    (n) => n === 1,
+  );
+  assert.equal(resolved, false, 'not resolved while its own copy is held');
+  for (const release of held.splice(0)) release();
+  await waiting;
+  assert.equal(resolved, true);
+  // Without `heard`, a publish resolves once sent.
+  await a.publish(undefined, { text: 'sent' });
+  await waitFor(
+    'b heard both',
+    () => b.received.length,
+    (n) => n === 2,
+  );
+});
+
 test('a broadcast relay row stays for every replica until the leader sweeps it', async () => {
   // Relay rows take the database's time; the clock starts at the wall clock so the two agree.
   const clock = new ManualClock();

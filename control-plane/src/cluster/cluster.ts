@@ -59,6 +59,8 @@ interface Wire {
   /** The message itself, or the id of the relay row holding it. */
   m?: unknown;
   ref?: string;
+  /** Set when the sender waits to hear its own message back (publish's `heard`). */
+  echo?: number | undefined;
 }
 
 export class Cluster<M> {
@@ -70,6 +72,9 @@ export class Cluster<M> {
   #backoffMs = 0;
   #handlers: ((envelope: Envelope<M>) => void)[] = [];
   #resync: (() => void)[] = [];
+  #echoes = 0;
+  /** Own messages published with `heard`, by echo number: resolves the publisher's wait. */
+  readonly #awaitingEcho = new Map<number, () => void>();
   readonly #log: Logger;
 
   constructor(private readonly options: ClusterOptions) {
@@ -105,22 +110,48 @@ export class Cluster<M> {
     this.#timer.unref();
   }
 
-  /** Sends `message` to replica `to`, or to every other replica. Resolves once the NOTIFY is sent. */
-  async publish(to: string | undefined, message: M): Promise<void> {
+  /**
+   * Sends `message` to replica `to`, or to every other replica. Resolves once the NOTIFY is sent,
+   * or with `heard`, once this replica's own listening session has received it back (at most
+   * `heard` ms): PostgreSQL hands a NOTIFY to every listening session at the same commit, so by
+   * then the others have it in hand too, bar their own scheduling.
+   */
+  async publish(to: string | undefined, message: M, options: { heard?: number } = {}): Promise<void> {
     const { db } = this.options;
     const from = this.options.replicaId;
-    let payload = JSON.stringify({ from, to, m: message } satisfies Wire);
+    const echo = options.heard !== undefined && this.#session ? ++this.#echoes : undefined;
+    let payload = JSON.stringify({ from, to, m: message, echo } satisfies Wire);
     if (Buffer.byteLength(payload) > MAX_INLINE_BYTES) {
       const id = `relay_${randomBytes(12).toString('hex')}`;
       await db.insertInto('gateway_relay').values({ id, payload }).execute();
-      payload = JSON.stringify({ from, to, ref: id } satisfies Wire);
+      payload = JSON.stringify({ from, to, ref: id, echo } satisfies Wire);
       this.options.metrics.clusterMessages.inc({ direction: 'out', via: 'relay' });
     } else {
       this.options.metrics.clusterMessages.inc({ direction: 'out', via: 'notify' });
     }
-    await db
-      .selectNoFrom((eb) => eb.fn('pg_notify', [eb.val(CLUSTER_CHANNEL), eb.val(payload)]).as('sent'))
-      .execute();
+    if (echo === undefined) {
+      await db
+        .selectNoFrom((eb) => eb.fn('pg_notify', [eb.val(CLUSTER_CHANNEL), eb.val(payload)]).as('sent'))
+        .execute();
+      return;
+    }
+    let timer: NodeJS.Timeout | undefined;
+    const heard = new Promise<void>((resolve) => {
+      this.#awaitingEcho.set(echo, resolve);
+      timer = setTimeout(() => {
+        this.#log.warn({ waitedMs: options.heard }, 'own cluster message not heard back in time');
+        resolve();
+      }, options.heard);
+    });
+    try {
+      await db
+        .selectNoFrom((eb) => eb.fn('pg_notify', [eb.val(CLUSTER_CHANNEL), eb.val(payload)]).as('sent'))
+        .execute();
+      await heard;
+    } finally {
+      clearTimeout(timer);
+      this.#awaitingEcho.delete(echo);
+    }
   }
 
   /**
@@ -229,6 +260,7 @@ export class Cluster<M> {
       return;
     }
     const me = this.options.replicaId;
+    if (wire.from === me && wire.echo !== undefined) this.#awaitingEcho.get(wire.echo)?.();
     if (wire.from === me || (wire.to !== undefined && wire.to !== me)) return;
     let body = wire.m;
     if (wire.ref !== undefined) {

@@ -13,7 +13,18 @@ export interface OpenDatabaseOptions {
   /** Folder for PGlite's files; in-memory when absent. */
   pgliteDir?: string | undefined;
   /** Pool size for PostgreSQL (default 10). */
-  poolSize?: number;
+  poolSize?: number | undefined;
+  /** Told how long each checkout from the PostgreSQL pool waited for a connection, in seconds. */
+  onPoolWait?: ((seconds: number) => void) | undefined;
+}
+
+/** The PostgreSQL pool's connections right now. */
+export interface PoolStats {
+  /** Connections open (idle and checked out). */
+  total: number;
+  idle: number;
+  /** Checkouts waiting for a connection. */
+  waiting: number;
 }
 
 export interface OpenDatabase<DB> {
@@ -24,6 +35,8 @@ export interface OpenDatabase<DB> {
    * LISTEN and session-level advisory locks.
    */
   session(): Promise<DatabaseSession>;
+  /** The pool's connections (PostgreSQL only: PGlite is one in-process session). */
+  poolStats?: () => PoolStats;
   close(): Promise<void>;
 }
 
@@ -51,9 +64,28 @@ pg.types.setTypeParser(INT8_OID, parseInt8);
 export async function openDatabase<DB>(options: OpenDatabaseOptions = {}): Promise<OpenDatabase<DB>> {
   if (options.url) {
     const pool = new pg.Pool({ connectionString: options.url, max: options.poolSize ?? 10 });
-    const db = new Kysely<DB>({ dialect: new PostgresDialect({ pool }) });
+    const onWait = options.onPoolWait;
+    // Every query Kysely runs checks a connection out through here, so the wait is timed once.
+    const timed = onWait
+      ? {
+          connect: async () => {
+            const started = performance.now();
+            const client = await pool.connect();
+            onWait((performance.now() - started) / 1000);
+            return client;
+          },
+          end: () => pool.end(),
+        }
+      : pool;
+    const db = new Kysely<DB>({ dialect: new PostgresDialect({ pool: timed }) });
     const url = options.url;
-    return { db, kind: 'postgres', session: () => openPgSession(url), close: () => db.destroy() };
+    return {
+      db,
+      kind: 'postgres',
+      session: () => openPgSession(url),
+      poolStats: () => ({ total: pool.totalCount, idle: pool.idleCount, waiting: pool.waitingCount }),
+      close: () => db.destroy(),
+    };
   }
   // PGlite makes its own folder but not the folders above it.
   if (options.pgliteDir) await mkdir(dirname(options.pgliteDir), { recursive: true, mode: 0o700 });

@@ -254,6 +254,7 @@ test('the host reports joins, figures and ends: recorded for ops, metering and t
   assert.equal(ended?.stats?.fps, 29.5);
   assert.equal(ended?.stats?.glassToGlassP50Ms, 38);
   assert.ok(ended?.startTime);
+  await testPlane.plane.deps.audit.flush();
   const audit = await db()
     .selectFrom('audit_log')
     .select(['method', 'tenant_id'])
