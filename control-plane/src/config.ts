@@ -19,6 +19,13 @@ export interface ControlPlaneConfig {
   /** HTTP listen address (API, assets, health, metrics). CPHONE_HTTP_HOST/CPHONE_HTTP_PORT, default 127.0.0.1:8080 */
   readonly httpHost: string;
   readonly httpPort: number;
+  /**
+   * PEM certificate chain and key for the HTTP port: when both are set it serves HTTPS, HTTP/2 and
+   * HTTP/1.1 by ALPN (plain gRPC, Connect, gRPC-web); unset, cleartext HTTP/1.1 and h2c (the
+   * embedded default, or behind a TLS-terminating proxy). CPHONE_HTTP_TLS_CERT/CPHONE_HTTP_TLS_KEY
+   */
+  readonly httpTlsCertFile: string | undefined;
+  readonly httpTlsKeyFile: string | undefined;
   /** Agent gateway (gRPC over TLS) listen address. CPHONE_GRPC_HOST/CPHONE_GRPC_PORT, default 0.0.0.0:8443 */
   readonly grpcHost: string;
   readonly grpcPort: number;
@@ -32,7 +39,7 @@ export interface ControlPlaneConfig {
   readonly heartbeatTtlMs: number;
   /** An unreachable host's phones become lost after this grace (ms). CPHONE_LOST_GRACE_MS, default 60000 */
   readonly lostGraceMs: number;
-  /** Public base URL the agents use to download artifacts. CPHONE_PUBLIC_URL, default http://<httpHost>:<httpPort> */
+  /** Public base URL the agents use to download artifacts. CPHONE_PUBLIC_URL, default http(s)://<httpHost>:<httpPort> */
   readonly publicUrl: string;
   /** Largest artifact (APK or file) an upload may declare, in bytes. CPHONE_MAX_ARTIFACT_BYTES, default 512 MiB */
   readonly maxArtifactBytes: number;
@@ -143,6 +150,8 @@ export function loadConfig(
     migrate: bool(env, 'CPHONE_MIGRATE', true),
     httpHost,
     httpPort,
+    httpTlsCertFile: env.CPHONE_HTTP_TLS_CERT || undefined,
+    httpTlsKeyFile: env.CPHONE_HTTP_TLS_KEY || undefined,
     grpcHost: env.CPHONE_GRPC_HOST || '0.0.0.0',
     grpcPort: int(env, 'CPHONE_GRPC_PORT', 8443),
     tlsCertFile: env.CPHONE_TLS_CERT || undefined,
@@ -172,8 +181,18 @@ export function loadConfig(
     streamKeysDir: merged.streamKeysDir || join(merged.dataDir, 'stream-keys'),
     publicUrl:
       merged.publicUrl ||
-      `http://${merged.httpHost.includes(':') ? `[${merged.httpHost}]` : merged.httpHost}:${merged.httpPort}`,
+      `${merged.httpTlsCertFile ? 'https' : 'http'}://${merged.httpHost.includes(':') ? `[${merged.httpHost}]` : merged.httpHost}:${merged.httpPort}`,
   };
+  if (!config.httpTlsCertFile !== !config.httpTlsKeyFile) {
+    const [name, value] = config.httpTlsCertFile
+      ? ['CPHONE_HTTP_TLS_KEY', config.httpTlsKeyFile]
+      : ['CPHONE_HTTP_TLS_CERT', config.httpTlsCertFile];
+    throw new InvalidArgumentError(
+      name,
+      String(value ?? ''),
+      'must be set together with the other of CPHONE_HTTP_TLS_CERT and CPHONE_HTTP_TLS_KEY',
+    );
+  }
   if (config.heartbeatTtlMs <= config.heartbeatIntervalMs) {
     throw new InvalidArgumentError(
       'CPHONE_HEARTBEAT_TTL_MS',

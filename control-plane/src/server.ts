@@ -1,4 +1,4 @@
-import { mkdir } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { sql } from 'kysely';
 import { AuditWriter } from './api/audit-writer.js';
@@ -103,6 +103,10 @@ export async function startControlPlane(
       listener: (request, response) => handle(request, response),
       port: config.httpPort,
       hostname: config.httpHost,
+      tls:
+        config.httpTlsCertFile && config.httpTlsKeyFile
+          ? { cert: await readFile(config.httpTlsCertFile), key: await readFile(config.httpTlsKeyFile) }
+          : undefined,
     });
     let ready = true;
     stopHttp = () => {
@@ -208,7 +212,7 @@ export async function startControlPlane(
     // Each replica sweeps the uploads staged on its own disk.
     const uploadSweeper = new UploadSweeper(base);
     closers.push(() => uploadSweeper.close());
-    const httpUrl = `http://${config.httpHost.includes(':') ? `[${config.httpHost}]` : config.httpHost}:${address.port}`;
+    const httpUrl = `${config.httpTlsCertFile ? 'https' : 'http'}://${config.httpHost.includes(':') ? `[${config.httpHost}]` : config.httpHost}:${address.port}`;
     logger.info({ httpUrl, grpcPort: started.port, rpcs: rpcPaths.length }, 'control plane listening');
     return { httpUrl, grpcPort: started.port, deps, bootstrapToken, cluster, close: closeAll };
   } catch (error) {

@@ -3,11 +3,19 @@
 import type { Transport } from '@connectrpc/connect';
 import { createConnectTransport } from '@connectrpc/connect-node';
 
-/** HTTP/1.1 to `baseUrl`, every call carrying `Bearer <token>`; without a token, anonymous calls. */
-export function bearerTransport(baseUrl: string, token?: string): Transport {
+/**
+ * HTTP/1.1 to `baseUrl`, every call carrying `Bearer <token>`; without a token, anonymous calls.
+ * `ca` (PEM) is the authority to trust for an https URL beside the system's.
+ */
+export function bearerTransport(
+  baseUrl: string,
+  token?: string,
+  options: { ca?: string | undefined } = {},
+): Transport {
   return createConnectTransport({
     baseUrl,
     httpVersion: '1.1',
+    ...(options.ca ? { nodeOptions: { ca: options.ca } } : {}),
     interceptors: token
       ? [
           (next) => (req) => {

@@ -1,11 +1,13 @@
-// One cleartext port for HTTP/1.1 and HTTP/2 with prior knowledge (h2c). Browsers, curl and the
-// Connect and gRPC-web protocols speak HTTP/1.1; plain gRPC needs HTTP/2. Node's
+// One port for HTTP/1.1 and HTTP/2. Browsers, curl and the Connect and gRPC-web protocols speak
+// HTTP/1.1; plain gRPC needs HTTP/2. With TLS, ALPN picks the version (Node's secure http2 server
+// with allowHTTP1). In cleartext, HTTP/2 comes with prior knowledge (h2c), and Node's
 // http2.createServer ignores allowHTTP1 without TLS (it has no ALPN to go by), so each connection's
 // first bytes are read: the HTTP/2 client preface sends it to the http2 server, anything else to
 // the http1 server, with the bytes put back first.
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import http2, { type Http2ServerRequest, type Http2ServerResponse, type Http2Session } from 'node:http2';
 import net, { type AddressInfo, type Socket } from 'node:net';
+import type { TLSSocket } from 'node:tls';
 
 export type RequestListener = (
   request: IncomingMessage | Http2ServerRequest,
@@ -17,8 +19,10 @@ export interface HttpListenOptions {
   hostname: string;
   /** Called for every request of either HTTP version. */
   listener: RequestListener;
-  /** A connection that sends nothing this long is dropped (default 10 s). */
+  /** A connection that sends nothing (or does not finish its TLS handshake) this long is dropped (default 10 s). */
   firstBytesTimeoutMs?: number;
+  /** PEM certificate chain and key: HTTPS with ALPN h2 and http/1.1 instead of cleartext. */
+  tls?: { cert: string | Buffer; key: string | Buffer } | undefined;
 }
 
 export interface HttpListener {
@@ -30,12 +34,9 @@ export interface HttpListener {
 const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
 
 /** Listens on one port for HTTP/1.1 and h2c; resolves once listening. */
-export async function listenHttp({
-  port,
-  hostname,
-  listener,
-  firstBytesTimeoutMs = 10_000,
-}: HttpListenOptions): Promise<HttpListener> {
+export async function listenHttp(options: HttpListenOptions): Promise<HttpListener> {
+  if (options.tls) return listenHttps(options, options.tls);
+  const { port, hostname, listener, firstBytesTimeoutMs = 10_000 } = options;
   const http1 = http.createServer(listener);
   const h2c = http2.createServer(listener);
   const sessions = new Set<Http2Session>();
@@ -88,13 +89,7 @@ export async function listenHttp({
   // noDelay as http.createServer sets it on the sockets it accepts itself: these are accepted here,
   // and with Nagle on, a response written in two pieces waits for the client's delayed ACK (~40 ms).
   const server = net.createServer({ noDelay: true }, route);
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, hostname, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
+  await listening(server, port, hostname);
   // http.Server tracks its connections (idle ones to close, header and request timeouts) only
   // from its 'listening' event; this one never listens itself.
   http1.emit('listening');
@@ -113,4 +108,63 @@ export async function listenHttp({
         for (const socket of undecided) socket.destroy();
       }),
   };
+}
+
+async function listenHttps(
+  { port, hostname, listener, firstBytesTimeoutMs = 10_000 }: HttpListenOptions,
+  tls: { cert: string | Buffer; key: string | Buffer },
+): Promise<HttpListener> {
+  const server = http2.createSecureServer(
+    { ...tls, allowHTTP1: true, noDelay: true, handshakeTimeout: firstBytesTimeoutMs },
+    listener,
+  );
+  const sessions = new Set<Http2Session>();
+  // HTTP/1.1 connections and how many of their requests are unanswered: idle ones close on close().
+  const http1 = new Map<TLSSocket, number>();
+  let closing = false;
+  server.on('session', (session) => {
+    sessions.add(session);
+    session.once('close', () => sessions.delete(session));
+    if (closing) session.close();
+  });
+  server.on('secureConnection', (socket: TLSSocket) => {
+    if (socket.alpnProtocol === 'h2') return;
+    if (closing) {
+      socket.destroy();
+      return;
+    }
+    http1.set(socket, 0);
+    socket.once('close', () => http1.delete(socket));
+  });
+  server.on('request', (request: IncomingMessage | Http2ServerRequest, response) => {
+    if (request.httpVersionMajor !== 1) return;
+    const socket = request.socket as TLSSocket;
+    http1.set(socket, (http1.get(socket) ?? 0) + 1);
+    response.once('close', () => {
+      const left = (http1.get(socket) ?? 1) - 1;
+      http1.set(socket, left);
+      if (closing && left === 0) socket.end();
+    });
+  });
+  await listening(server, port, hostname);
+  return {
+    address: () => server.address() as AddressInfo,
+    close: () =>
+      new Promise<void>((resolve) => {
+        closing = true;
+        server.close(() => resolve());
+        for (const session of sessions) session.close();
+        for (const [socket, unanswered] of http1) if (unanswered === 0) socket.end();
+      }),
+  };
+}
+
+function listening(server: net.Server, port: number, hostname: string): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, hostname, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
 }
