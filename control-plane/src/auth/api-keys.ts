@@ -81,15 +81,20 @@ export async function createApiKey(
   return { id, token: formatToken(id, secret) };
 }
 
-/** The tenant and all its descendants (a reseller sees its customers). */
-export async function tenantSubtree(db: Kysely<Database>, tenantId: string): Promise<string[]> {
-  const result = await sql<{ id: string }>`
+/** The ids of the tenant and all its descendants, as a subquery to use inside another statement. */
+export function tenantSubtreeQuery(tenantId: string) {
+  return sql<{ id: string }>`(
     with recursive sub(id) as (
       select id from tenant where id = ${tenantId} and delete_time is null
       union all
       select t.id from tenant t join sub on t.parent_id = sub.id where t.delete_time is null
     )
-    select id from sub`.execute(db);
+    select id from sub)`;
+}
+
+/** The tenant and all its descendants (a reseller sees its customers). */
+export async function tenantSubtree(db: Kysely<Database>, tenantId: string): Promise<string[]> {
+  const result = await sql<{ id: string }>`select id from ${tenantSubtreeQuery(tenantId)} as subtree`.execute(db);
   return result.rows.map((r) => r.id);
 }
 

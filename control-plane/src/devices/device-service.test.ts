@@ -59,6 +59,7 @@ before(async () => {
     { id: 'life-1', labels: { pool: 'life' } },
     { id: 'iso-1', labels: { pool: 'iso' } },
     { id: 'act-1', labels: { pool: 'act' } },
+    { id: 'tree-1', labels: { pool: 'tree' } },
   ]);
 });
 
@@ -324,6 +325,26 @@ test('start, stop, reboot and delete follow the state machine and record events'
   assert.deepEqual(
     listed.devices.map((d) => d.deviceId),
     [id],
+  );
+});
+
+test('includeDescendants lists a reseller’s and its customers’ devices, never a parent’s or a sibling’s', async () => {
+  const reseller = server.clients(await server.addTenant('tree-r', 'tenant_admin'));
+  const customer = server.clients(await server.addTenant('tree-c1', 'tenant_user', 'tree-r'));
+  const sibling = server.clients(await server.addTenant('tree-c2', 'tenant_user', 'tree-r'));
+  const made = async (c: typeof reseller) =>
+    (await c.devices.batchCreateDevices({ requests: [phone('tree')] })).devices[0]?.deviceId ?? '';
+  const [ownId, customerId, siblingId] = [await made(reseller), await made(customer), await made(sibling)];
+  const ids = async (c: typeof reseller, tenantId?: string) =>
+    (await c.devices.listDevices({ includeDescendants: true, ...(tenantId ? { tenantId } : {}) })).devices
+      .map((d) => d.deviceId)
+      .sort();
+  assert.deepEqual(await ids(reseller), [ownId, customerId, siblingId].sort());
+  assert.deepEqual(await ids(reseller, 'tree-c1'), [customerId]);
+  assert.deepEqual(await ids(customer), [customerId]);
+  await assert.rejects(
+    customer.devices.listDevices({ includeDescendants: true, tenantId: 'tree-r' }),
+    connectError(Code.NotFound, /tenant "tree-r"/),
   );
 });
 

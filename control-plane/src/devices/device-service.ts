@@ -26,7 +26,7 @@ import { principalOf } from '../api/context.js';
 import { dateOf } from '../api/convert.js';
 import { maskPaths } from '../api/field-mask.js';
 import { pageOf, readPage } from '../api/pagination.js';
-import { tenantSubtree } from '../auth/api-keys.js';
+import { tenantSubtreeQuery } from '../auth/api-keys.js';
 import { isOperator, type Principal } from '../auth/principal.js';
 import { resolveTenant } from '../auth/scope.js';
 import type { Deps } from '../deps.js';
@@ -118,9 +118,6 @@ export async function getDevice(deps: DeviceServiceDeps, req: GetDeviceRequest, 
 export async function listDevices(deps: DeviceServiceDeps, req: ListDevicesRequest, context: HandlerContext) {
   const principal = principalOf(context);
   const tenantId = resolveTenant(principal, req.tenantId);
-  const tenants = req.includeDescendants
-    ? (await tenantSubtree(deps.db, tenantId)).filter((t) => principal.visibleTenants.includes(t))
-    : [tenantId];
   const states = req.states.map((s, i) => {
     const name = stateFromProto(s);
     if (!name) throw new InvalidArgumentError(`states[${i}]`, s, 'is not a DeviceState');
@@ -136,10 +133,16 @@ export async function listDevices(deps: DeviceServiceDeps, req: ListDevicesReque
     imageId: req.imageId,
     selector,
   });
+  // One statement either way. The descendants of a tenant the caller sees are all visible to it
+  // (its scope is its own tenant's subtree), so the subtree needs no second filter.
   let query = deps.db
     .selectFrom('device')
     .selectAll()
-    .where('tenant_id', 'in', tenants)
+    .where((eb) =>
+      req.includeDescendants
+        ? sql<boolean>`${sql.ref('device.tenant_id')} in ${tenantSubtreeQuery(tenantId)}`
+        : eb('tenant_id', '=', tenantId),
+    )
     .orderBy('id', 'desc')
     .limit(page.limit);
   query = states.length > 0 ? query.where('state', 'in', states) : query.where('state', '!=', 'deleted');

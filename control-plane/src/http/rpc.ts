@@ -1,17 +1,29 @@
 // Serves the Connect services on Node's own request and response objects, the way connect-node's
-// connectNodeAdapter does, with one step added: the decode guard reads and checks each body before
-// the router decodes it, which the adapter has no hook for. Everything that is not an RPC goes on
-// to the fallback (the Hono app: health, metrics, artifacts).
+// connectNodeAdapter does, with two differences:
+// - the decode guard reads and checks each body before the router decodes it, which the adapter
+//   has no hook for;
+// - the request's abort signal fires only when the client goes away before its answer is
+//   written. connect-node's universalRequestFromNodeRequest aborts its signal on every response
+//   close, finished or not, and each abort without a reason builds a DOMException with a stack:
+//   one per call on the success path, beside the one Connect's handler makes itself when it aborts
+//   the call's context at the end.
+// Everything that is not an RPC goes on to the fallback (the Hono app: health, metrics, artifacts).
 //
 // Measured against the earlier bridge (Connect's universal handlers under Hono through fetch
-// Request/Response objects) with `npm run bench -- api` on the same machine: the fetch bridge
-// turned every call into web streams and Request/Response objects on both sides, which cost more
-// CPU than auth, the query and the handler together; Node's objects avoid all of it.
-
-import type { ConnectRouter } from '@connectrpc/connect';
-import { Code, ConnectError, type ConnectRouterOptions, createConnectRouter } from '@connectrpc/connect';
-import type { UniversalServerResponse } from '@connectrpc/connect/protocol';
-import { universalRequestFromNodeRequest, universalResponseToNodeResponse } from '@connectrpc/connect-node';
+// Request/Response objects) with `npm run bench -- api`: see the control plane's README,
+// Benchmarks. The fetch bridge turned every call into web streams and Request/Response objects on
+// both sides; Node's objects avoid all of it.
+import type { IncomingMessage } from 'node:http';
+import type { Http2ServerRequest } from 'node:http2';
+import {
+  Code,
+  ConnectError,
+  type ConnectRouter,
+  type ConnectRouterOptions,
+  createConnectRouter,
+} from '@connectrpc/connect';
+import type { UniversalServerRequest, UniversalServerResponse } from '@connectrpc/connect/protocol';
+import { universalResponseToNodeResponse } from '@connectrpc/connect-node';
 import type { DecodeGuard } from '../api/decode-guard.js';
 import type { Logger } from '../logger.js';
 import type { RequestListener } from './listen.js';
@@ -24,6 +36,42 @@ export interface RpcListenerOptions extends ConnectRouterOptions {
   /** Every request that names no RPC. */
   fallback: RequestListener;
   logger: Logger;
+}
+
+type NodeRequest = IncomingMessage | Http2ServerRequest;
+type NodeResponse = Parameters<RequestListener>[1];
+
+/** Node's headers as fetch Headers, without HTTP/2's pseudo-headers. */
+function headersOf(request: NodeRequest): Headers {
+  const header = new Headers();
+  for (const [name, value] of Object.entries(request.headers)) {
+    if (value === undefined || name.startsWith(':')) continue;
+    if (Array.isArray(value)) for (const v of value) header.append(name, v);
+    else header.append(name, String(value));
+  }
+  return header;
+}
+
+function universalRequest(
+  request: NodeRequest,
+  response: NodeResponse,
+  path: string,
+): UniversalServerRequest {
+  const controller = new AbortController();
+  // 'close' comes after the last byte is handed on, or when the connection or stream ends early.
+  response.once('close', () => {
+    if (!response.writableFinished) controller.abort(new ConnectError('the client went away', Code.Canceled));
+  });
+  const encrypted = 'encrypted' in request.socket && request.socket.encrypted === true;
+  const authority = 'authority' in request ? request.authority : request.headers.host;
+  return {
+    httpVersion: request.httpVersion,
+    method: request.method ?? '',
+    url: `${encrypted ? 'https' : 'http'}://${authority ?? 'localhost'}${request.url ?? path}`,
+    header: headersOf(request),
+    body: request as AsyncIterable<Uint8Array>,
+    signal: controller.signal,
+  };
 }
 
 export function createRpcListener(options: RpcListenerOptions): {
@@ -44,17 +92,15 @@ export function createRpcListener(options: RpcListenerOptions): {
       return;
     }
     const answer = async () => {
-      const admitted = await guard.admit(
-        path,
-        universalRequestFromNodeRequest(request, response, undefined, undefined),
-      );
+      const admitted = await guard.admit(path, universalRequest(request, response, path));
       const universal: UniversalServerResponse =
         'response' in admitted ? admitted.response : await handler(admitted.request);
       await universalResponseToNodeResponse(universal, response);
     };
     answer().catch((reason: unknown) => {
       // The client went away mid-call: there is no one left to answer.
-      if (ConnectError.from(reason).code !== Code.Aborted) {
+      const code = ConnectError.from(reason).code;
+      if (code !== Code.Aborted && code !== Code.Canceled) {
         logger.error(
           { err: reason, procedure: `${handler.service.typeName}/${handler.method.name}` },
           'rpc failed',
