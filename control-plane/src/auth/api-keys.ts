@@ -94,7 +94,9 @@ export function tenantSubtreeQuery(tenantId: string) {
 
 /** The tenant and all its descendants (a reseller sees its customers). */
 export async function tenantSubtree(db: Kysely<Database>, tenantId: string): Promise<string[]> {
-  const result = await sql<{ id: string }>`select id from ${tenantSubtreeQuery(tenantId)} as subtree`.execute(db);
+  const result = await sql<{ id: string }>`select id from ${tenantSubtreeQuery(tenantId)} as subtree`.execute(
+    db,
+  );
   return result.rows.map((r) => r.id);
 }
 
