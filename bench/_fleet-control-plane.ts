@@ -1,65 +1,66 @@
-// The control-plane side of bench/fleet.ts, run as a child process and driven over IPC: starts the
-// control plane, enrolls hosts (each with one running phone) straight into the store, reports its
-// own CPU and memory, sends commands through the gateway and counts lost transitions.
-import { performance } from 'node:perf_hooks';
+// The control plane of bench/fleet.ts, run as a child process so its memory and CPU are its own, and
+// driven over IPC: starts the control plane on the bench's database, enrolls hosts straight into
+// the store (a credential each, and room for one phone), and reports its own memory, CPU and
+// event-loop delay. No command starts here: the bench sends them through the public API.
+import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import { loadConfig, startControlPlane } from '@cphone/control-plane';
-import { hashSecret, insertTestDevice, newHostRow, newSecret } from '@cphone/control-plane/testing';
+import { hashSecret, newHostRow, newSecret } from '@cphone/control-plane/testing';
 import pino from 'pino';
+import type { FleetHost } from './_fleet-agents.js';
 
 export type ServeRequest =
   | { op: 'ready' }
   | { op: 'enroll'; count: number }
   | { op: 'stats' }
-  | { op: 'commands'; count: number; concurrency: number }
+  | { op: 'running' }
   | { op: 'lost' };
 
 export type ServeReply =
-  | { op: 'ready' }
+  | { op: 'ready'; grpcPort: number; httpUrl: string; bootstrapToken: string | undefined }
+  | { op: 'enrolled'; caPem: string; hosts: FleetHost[] }
   | {
-      op: 'enrolled';
-      port: number;
-      caPem: string;
-      hosts: { hostId: string; credential: string; deviceId: string }[];
+      op: 'stats';
+      rss: number;
+      heapUsed: number;
+      external: number;
+      arrayBuffers: number;
+      cpuMicros: number;
+      wallMs: number;
+      connected: number;
+      /** Event-loop delay since the previous stats, ms: how long work waited for this process's thread. */
+      loopP99Ms: number;
+      loopMaxMs: number;
     }
-  | { op: 'stats'; rss: number; heapUsed: number; cpuMicros: number; wallMs: number; connected: number }
-  | { op: 'commands'; count: number; p50: number; p99: number; perSecond: number }
+  | { op: 'running'; running: number }
   | { op: 'lost'; lost: number; unreachable: number };
 
 const env = process.env;
-const heartbeatMs = Number(env.FLEET_HEARTBEAT_MS ?? 10_000);
 const plane = await startControlPlane(
   loadConfig(
     {},
     {
       dataDir: env.FLEET_DATA_DIR ?? '.data/fleet',
-      databaseUrl: env.DATABASE_URL || undefined,
+      databaseUrl: env.DATABASE_URL,
       httpPort: 0,
       grpcHost: '127.0.0.1',
-      grpcPort: Number(env.FLEET_GRPC_PORT),
-      heartbeatIntervalMs: heartbeatMs,
-      heartbeatTtlMs: 3 * heartbeatMs,
-      lostGraceMs: 6 * heartbeatMs,
+      grpcPort: Number(env.FLEET_GRPC_PORT ?? 0),
     },
   ),
   { logger: pino({ level: env.FLEET_LOG_LEVEL ?? 'silent' }) },
 );
 const { db, gateway } = plane.deps;
+const loop = monitorEventLoopDelay({ resolution: 5 });
+loop.enable();
 
 async function enroll(count: number): Promise<Extract<ServeReply, { op: 'enrolled' }>> {
-  const now = new Date();
-  const hosts: { hostId: string; credential: string; deviceId: string }[] = [];
-  // The first device creates the tenant and image rows the others share.
-  const pad = (k: number) => String(k).padStart(6, '0');
+  const hosts: FleetHost[] = [];
+  const pad = (k: number) => String(k).padStart(5, '0');
   for (let start = 0; start < count; start += 500) {
-    const batch = Array.from({ length: Math.min(500, count - start) }, (_, j) => {
-      const k = start + j;
-      return {
-        hostId: `host_${pad(k)}`,
-        credentialId: `hcred_${pad(k)}`,
-        secret: newSecret('cph'),
-        deviceId: `dev_${pad(k)}`,
-      };
-    });
+    const batch = Array.from({ length: Math.min(500, count - start) }, (_, j) => ({
+      hostId: `host-${pad(start + j)}`,
+      credentialId: `hcred-${pad(start + j)}`,
+      secret: newSecret('cph'),
+    }));
     await db
       .insertInto('host')
       .values(
@@ -68,16 +69,11 @@ async function enroll(count: number): Promise<Extract<ServeReply, { op: 'enrolle
             id: h.hostId,
             name: h.hostId,
             arch: 'arm64',
-            capacity_vcpu_millicores: 64_000,
-            capacity_memory_mib: 262_144,
-            capacity_storage_gib: 4000,
-            capacity_devices: 64,
-            allocated_vcpu_millicores: 2000,
-            allocated_memory_mib: 4096,
-            allocated_storage_gib: 16,
-            allocated_devices: 1,
-            desired_revision: 1,
-            update_time: now,
+            // One phone per host: the scheduler then puts one device on every connected host.
+            capacity_vcpu_millicores: 8000,
+            capacity_memory_mib: 16_384,
+            capacity_storage_gib: 256,
+            capacity_devices: 1,
           }),
         ),
       )
@@ -93,94 +89,52 @@ async function enroll(count: number): Promise<Extract<ServeReply, { op: 'enrolle
         })),
       )
       .execute();
-    for (const h of batch) {
-      hosts.push({ hostId: h.hostId, credential: `${h.credentialId}.${h.secret}`, deviceId: h.deviceId });
-    }
+    for (const h of batch) hosts.push({ hostId: h.hostId, credential: `${h.credentialId}.${h.secret}` });
   }
-  const first = hosts[0];
-  if (first) await insertTestDevice(db, { hostId: first.hostId, deviceId: first.deviceId, state: 'running' });
-  const template = await db
-    .selectFrom('device')
-    .selectAll()
-    .where('id', '=', first?.deviceId ?? '')
-    .executeTakeFirstOrThrow();
-  for (let start = 1; start < hosts.length; start += 500) {
-    await db
-      .insertInto('device')
-      .values(
-        hosts.slice(start, start + 500).map((h) => ({
-          ...template,
-          id: h.deviceId,
-          display_name: h.deviceId,
-          host_id: h.hostId,
-          labels: JSON.stringify(template.labels),
-          properties: JSON.stringify(template.properties),
-          node_selector: JSON.stringify(template.node_selector),
-        })),
-      )
-      .execute();
-  }
-  return { op: 'enrolled', port: gateway.port, caPem: gateway.caPem ?? '', hosts };
-}
-
-function percentile(sorted: number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? Number.NaN;
-}
-
-async function commands(
-  count: number,
-  concurrency: number,
-): Promise<Extract<ServeReply, { op: 'commands' }>> {
-  const hosts = gateway.connectedHosts();
-  const times: number[] = [];
-  let next = 0;
-  const began = performance.now();
-  const worker = async () => {
-    while (next < count) {
-      const k = next++;
-      const hostId = hosts[k % hosts.length] ?? '';
-      const start = performance.now();
-      await gateway.command(
-        hostId,
-        `dev_${hostId.slice(5)}`,
-        { case: 'shell', value: { command: 'echo ok' } },
-        new Date(Date.now() + 30_000),
-      );
-      times.push(performance.now() - start);
-    }
-  };
-  await Promise.all(Array.from({ length: concurrency }, worker));
-  const perSecond = (times.length * 1000) / (performance.now() - began);
-  times.sort((a, b) => a - b);
-  return {
-    op: 'commands',
-    count: times.length,
-    p50: percentile(times, 50),
-    p99: percentile(times, 99),
-    perSecond,
-  };
+  return { op: 'enrolled', caPem: gateway.caPem ?? '', hosts };
 }
 
 async function handle(request: ServeRequest): Promise<ServeReply> {
   switch (request.op) {
     case 'ready':
-      return { op: 'ready' };
+      return {
+        op: 'ready',
+        grpcPort: gateway.port,
+        httpUrl: plane.httpUrl,
+        bootstrapToken: plane.bootstrapToken,
+      };
     case 'enroll':
       return enroll(request.count);
     case 'stats': {
+      const delay = { p99: loop.percentile(99) / 1e6, max: loop.max / 1e6 };
+      // Twice: the first collection's finalizers free more for the second.
       globalThis.gc?.();
+      globalThis.gc?.();
+      // After the forced collections, which would otherwise count as the next window's delay.
+      loop.reset();
+      const memory = process.memoryUsage();
       const cpu = process.cpuUsage();
       return {
         op: 'stats',
-        rss: process.memoryUsage().rss,
-        heapUsed: process.memoryUsage().heapUsed,
+        rss: memory.rss,
+        heapUsed: memory.heapUsed,
+        external: memory.external,
+        arrayBuffers: memory.arrayBuffers,
         cpuMicros: cpu.user + cpu.system,
         wallMs: performance.now(),
         connected: gateway.connectedHosts().length,
+        loopP99Ms: delay.p99,
+        loopMaxMs: delay.max,
       };
     }
-    case 'commands':
-      return commands(request.count, request.concurrency);
+    case 'running': {
+      const row = await db
+        .selectFrom('device')
+        .select((eb) => eb.fn.countAll<number>().as('n'))
+        .where('state', '=', 'running')
+        .executeTakeFirstOrThrow();
+      return { op: 'running', running: Number(row.n) };
+    }
     case 'lost': {
       const lost = await db
         .selectFrom('device_event')

@@ -10,6 +10,7 @@ import { LivenessMonitor } from '../hosts/liveness.js';
 import { releaseStreams } from '../store/hosts.js';
 import { CommandRelay, type GatewayMessage } from './relay.js';
 import { type AgentCall, AgentSession, type SessionContext } from './session.js';
+import { type CancelSpread, spreadOver } from './spread.js';
 import { closeCall } from './stream-status.js';
 import { type GatewayTls, loadGatewayTls } from './tls.js';
 import type { AgentGateway, CommandKind, GatewayDeps } from './types.js';
@@ -199,8 +200,10 @@ export async function startAgentGateway(
     ),
   );
 
+  const monitorIntervalMs = options.monitorIntervalMs ?? Math.max(50, Math.floor(config.heartbeatTtlMs / 3));
+  let cancelPings: CancelSpread = () => {};
   const monitor = new LivenessMonitor(deps, logger, {
-    intervalMs: options.monitorIntervalMs ?? Math.max(50, Math.floor(config.heartbeatTtlMs / 3)),
+    intervalMs: monitorIntervalMs,
     // The liveness jobs run on the leader only; its TTL counts from when it took over at the earliest.
     leadingSince: () => (cluster ? cluster.leaderSince : startedAt),
     replicaId,
@@ -208,6 +211,7 @@ export async function startAgentGateway(
     async beforeTick() {
       await heartbeats.flush();
       const now = deps.clock.now().getTime();
+      const live: AgentSession[] = [];
       for (const session of sessions.values()) {
         if (now - session.lastSeenMs > config.heartbeatTtlMs) {
           session.close(
@@ -215,11 +219,15 @@ export async function startAgentGateway(
             `nothing received within the heartbeat TTL (${config.heartbeatTtlMs} ms)`,
           );
         } else {
-          // Agents reconnect after a TTL without hearing from the control plane; a ping every
-          // third of it keeps idle streams up.
-          session.ping();
+          live.push(session);
         }
       }
+      // Agents reconnect after a TTL without hearing from the control plane; a ping every third of
+      // it keeps idle streams up. The pings go out in slices over half a pass (spread.ts), so a
+      // large fleet's pings never hold the event loop in one piece; a stream that closed in the
+      // meantime is skipped (ping() sends nothing on a closed stream).
+      cancelPings();
+      cancelPings = spreadOver(live, monitorIntervalMs / 2, (session) => session.ping());
     },
     onUnreachable(hostIds) {
       for (const id of hostIds) sessions.get(id)?.close(grpc.status.UNAVAILABLE, 'host marked unreachable');
@@ -290,6 +298,7 @@ export async function startAgentGateway(
       if (closing) return;
       closing = true;
       await monitor.close();
+      cancelPings();
       // Agents reconnect (to another replica behind the load balancer, or to this one restarted).
       for (const session of [...streams])
         session.close(grpc.status.UNAVAILABLE, 'control plane shutting down');
