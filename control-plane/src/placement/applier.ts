@@ -218,9 +218,10 @@ export async function applyPlans(
     placer?.release();
     throw error;
   }
-  // The rows as written carry the placements: they go onto the view, the holds go.
-  cache?.apply(applied.values().next().value?.hosts ?? [], { uncommitted: true });
-  placer?.settle();
+  // The rows as written carry the placements: they go onto the view, and the holds with them.
+  const written = applied.values().next().value?.hosts ?? [];
+  if (cache) cache.apply(written, { uncommitted: true, settled: placer?.written() ?? [] });
+  else placer?.settle();
   return plans.map((_, i) => {
     const error = refused.get(i);
     if (error) return { ok: false, error };

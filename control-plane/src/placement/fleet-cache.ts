@@ -19,7 +19,7 @@ import type { Metrics } from '../metrics.js';
 import { type SchedulingRow, selectSchedulingRows } from '../store/hosts.js';
 import type { Database } from '../store/schema.js';
 import type { FleetFeed } from './fleet-feed.js';
-import { FleetView } from './fleet-view.js';
+import { FleetView, type Hold } from './fleet-view.js';
 import { tenantDeviceCounts } from './host-input.js';
 
 type Db = Kysely<Database> | Transaction<Database>;
@@ -85,13 +85,17 @@ export class FleetCache {
   /**
    * Applies host rows as they now are: committed ones (a plan's settle), or, with `uncommitted`,
    * ones the planner's open transaction wrote or read (its rollback then reloads the view).
+   * `settled`: the holds of the placements these rows carry (FleetView.apply).
    */
-  apply(rows: readonly SchedulingRow[], options: { uncommitted?: boolean } = {}): void {
-    if (rows.length === 0) return;
+  apply(
+    rows: readonly SchedulingRow[],
+    options: { uncommitted?: boolean; settled?: readonly Hold[] } = {},
+  ): void {
+    if (rows.length === 0 && !options.settled?.length) return;
     if (options.uncommitted) this.#uncommitted = true;
     this.#during?.push({ kind: 'rows', rows });
     try {
-      this.#view?.apply(rows);
+      this.#view?.apply(rows, options.settled);
     } catch (err) {
       // The caller's work is done (often committed): the view is what is wrong. Read it again.
       this.#log.error({ err }, 'fleet view update failed: the next plan reads the whole fleet');

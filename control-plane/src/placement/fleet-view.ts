@@ -1,11 +1,11 @@
 // One replica's picture of the fleet, as the scheduler reads it: the host rows (SCHEDULING_COLUMNS)
-// held as two live snapshots, one where only hosts with an open agent stream are ready and one
-// where hosts briefly without one count as ready too (the fallback when nothing else fits). Rows
-// are applied host by host, newest change_seq wins, and each costs O(1) plus one block of the
-// capacity index; only a host joining or leaving the schedulable set re-indexes the snapshots
-// (in memory, O(hosts)). Holds are placements taken on the view but not yet written: later plans
-// of the same group see them, and a row applied meanwhile keeps them on top of its allocation.
-// No I/O here: fleet-cache.ts feeds it.
+// held as a live snapshot where only hosts with an open agent stream are ready, plus a variant of
+// it sharing its columns where hosts briefly without one count as ready too (the fallback when
+// nothing else fits; its capacity index catches up only when it is read). Rows are applied host by
+// host, newest change_seq wins, and each costs O(1) plus one block of the capacity index; only a
+// host joining or leaving the schedulable set re-indexes (in memory, O(hosts)). Holds are
+// placements taken on the view but not yet written: later plans of the same group see them, and a
+// row applied meanwhile keeps them on top of its allocation. No I/O here: fleet-cache.ts feeds it.
 import {
   addAllocation,
   addResources,
@@ -13,6 +13,7 @@ import {
   checkHost,
   type HostInput,
   NO_RESOURCES,
+  ReadyVariant,
   type Resources,
   type Snapshot,
   setHost,
@@ -39,8 +40,6 @@ export interface Hold {
   readonly index: number;
 }
 
-const asReady = (h: HostInput): HostInput => (h.state === 'disconnected' ? { ...h, state: 'ready' } : h);
-
 /**
  * The row as the scheduler takes it; undefined for a host it cannot place on: an architecture no
  * image runs on, or numbers no snapshot holds (a negative allocation only a broken ledger has).
@@ -61,7 +60,7 @@ export class FleetView {
   /** Hosts deleted, with the change_seq of their deletion: an older read of them is not applied. */
   readonly #removed = new Map<string, number>();
   #connected!: Snapshot;
-  #all!: Snapshot;
+  #all!: ReadyVariant;
   #disconnected = 0;
   /** When each tenant's device counts were read (tenant spread); dropped on re-index. */
   #tenantsReadAt = new Map<string, number>();
@@ -81,7 +80,7 @@ export class FleetView {
 
   /** The snapshot to place on; see the file comment. Changed in place as rows and holds arrive. */
   snapshot(includeDisconnected = false): Snapshot {
-    return includeDisconnected ? this.#all : this.#connected;
+    return includeDisconnected ? this.#all.snapshot : this.#connected;
   }
 
   /** Whether a host is disconnected now (the fallback snapshot could find room there). */
@@ -107,17 +106,27 @@ export class FleetView {
 
   /**
    * Applies rows as they now are (committed, or written by the transaction placing on the view):
-   * each replaces its host's unless the view holds a newer change of it. Returns how many applied.
+   * each replaces its host's unless the view holds a newer change of it. `settled` are holds whose
+   * placements these rows carry (see settle()): they go in the same pass, so each host is written
+   * once. Returns how many rows applied.
    */
-  apply(rows: Iterable<SchedulingRow>): number {
-    let applied = 0;
-    let reindex = false;
+  apply(rows: Iterable<SchedulingRow>, settled: readonly Hold[] = []): number {
+    const fresh: SchedulingRow[] = [];
     for (const row of rows) {
       const entry = this.#entries.get(row.id);
       if (entry && row.change_seq <= entry.row.change_seq) continue;
       if (row.change_seq <= (this.#removed.get(row.id) ?? -1)) continue;
+      fresh.push(row);
+    }
+    for (const hold of settled) {
+      if (fresh.some((r) => r.id === hold.hostId)) this.#dropHeld(hold);
+      else this.#unhold(hold);
+    }
+    let reindex = false;
+    for (const row of fresh) {
+      const entry = this.#entries.get(row.id);
+      if (entry && row.change_seq <= entry.row.change_seq) continue;
       this.#removed.delete(row.id);
-      applied++;
       const input = schedulable(row);
       if (!entry) {
         this.#entries.set(row.id, { row, input, held: NO_RESOURCES });
@@ -130,12 +139,11 @@ export class FleetView {
       if (!was !== !input) reindex = true;
       if (reindex || !was || !input) continue;
       this.#disconnected += (input.state === 'disconnected' ? 1 : 0) - (was.state === 'disconnected' ? 1 : 0);
-      const current = this.#withHeld(input, entry.held);
-      setHost(this.#connected, current);
-      setHost(this.#all, asReady(current));
+      setHost(this.#connected, this.#withHeld(input, entry.held));
+      this.#all.follow(this.#connected.indexById.get(row.id) as number);
     }
     if (reindex) this.#reindex();
-    return applied;
+    return fresh.length;
   }
 
   /** The host was deleted by the change numbered `seq`. */
@@ -149,8 +157,8 @@ export class FleetView {
   }
 
   /**
-   * Takes one device of `resources` on the host, in both snapshots, until the hold is released or
-   * settled; the tenant's count there goes up by one if its counts are loaded.
+   * Takes one device of `resources` on the host until the hold is released or settled; the
+   * tenant's count there goes up by one if its counts are loaded.
    */
   hold(hostId: string, resources: Resources, tenantId: string): Hold {
     const entry = this.#entries.get(hostId);
@@ -159,7 +167,7 @@ export class FleetView {
     const one = { ...resources, devices: 1 };
     entry.held = addResources(entry.held, one);
     addAllocation(this.#connected, index, one);
-    addAllocation(this.#all, index, one);
+    this.#all.follow(index);
     const counts = this.#connected.tenants.get(tenantId) as Map<number, number> | undefined;
     counts?.set(index, (counts.get(index) ?? 0) + 1);
     return { view: this, hostId, resources: one, counts, index };
@@ -193,21 +201,23 @@ export class FleetView {
       const index = this.#connected.indexById.get(hostId);
       if (index !== undefined && n > 0) byIndex.set(index, n);
     }
-    // Both snapshots index hosts alike: they share the one map.
-    (this.#all.tenants as Map<string, Map<number, number>>).set(tenantId, byIndex);
     this.#tenantsReadAt.set(tenantId, at);
   }
 
   #unhold(hold: Hold): void {
-    if (hold.view !== this) return;
-    const entry = this.#entries.get(hold.hostId);
-    if (!entry) return;
-    const back = addResources(NO_RESOURCES, hold.resources, -1);
-    entry.held = addResources(entry.held, back);
+    const entry = this.#dropHeld(hold);
     const index = this.#connected.indexById.get(hold.hostId);
-    if (index === undefined || !entry.input) return;
-    addAllocation(this.#connected, index, back);
-    addAllocation(this.#all, index, back);
+    if (!entry?.input || index === undefined) return;
+    addAllocation(this.#connected, index, addResources(NO_RESOURCES, hold.resources, -1));
+    this.#all.follow(index);
+  }
+
+  /** Takes the hold off its host's held amount, leaving the columns to the caller. */
+  #dropHeld(hold: Hold): Entry | undefined {
+    if (hold.view !== this) return undefined;
+    const entry = this.#entries.get(hold.hostId);
+    if (entry) entry.held = addResources(entry.held, hold.resources, -1);
+    return entry;
   }
 
   #withHeld(input: HostInput, held: Resources): HostInput {
@@ -225,7 +235,7 @@ export class FleetView {
       if (entry.input.state === 'disconnected') this.#disconnected++;
     }
     this.#connected = buildSnapshot(current);
-    this.#all = buildSnapshot(current.map(asReady));
+    this.#all = new ReadyVariant(this.#connected, 'disconnected');
     // Counts are kept by host index: read them again against the new one.
     this.#tenantsReadAt = new Map();
     this.reindexes++;

@@ -4,7 +4,7 @@ export { FleetCache, type LoadReason } from './fleet-cache.js';
 export { clusterFleetFeed, FLEET_CHANNEL, type FleetFeed, sessionFleetFeed } from './fleet-feed.js';
 export { FleetView, type Hold } from './fleet-view.js';
 export { hostState, loadHostInputs, normalizeArch, toHostInput } from './host-input.js';
-export { type Labelled, Placer, recheck } from './placer.js';
+export { arriving, type Labelled, Placer, recheck } from './placer.js';
 export type { Ask, Move, NewDevice, Plan, Release } from './plan.js';
 export { type JobContext, type PlanJob, Planner } from './planner.js';
 export { isRetryableConflict } from './retry.js';

@@ -71,19 +71,31 @@ export class Placer {
     for (const hold of this.#holds.splice(0)) this.view.settle(hold);
   }
 
+  /**
+   * The placements were written: hands over the holds, to be settled by the view together with
+   * the rows written (FleetView.apply), and keeps none.
+   */
+  written(): Hold[] {
+    return this.#holds.splice(0);
+  }
+
   #placeOn(
     asks: readonly Labelled[],
     tenantId: string,
     seed: string | undefined,
     includeDisconnected: boolean,
   ): string[] {
+    // Asks alike are placed as one request (a batch); a single ask needs no key.
     const groups = new Map<string, number[]>();
-    asks.forEach((a, index) => {
-      const key = askKey(a.ask);
-      const group = groups.get(key);
-      if (group) group.push(index);
-      else groups.set(key, [index]);
-    });
+    if (asks.length === 1) groups.set('', [0]);
+    else {
+      asks.forEach((a, index) => {
+        const key = askKey(a.ask);
+        const group = groups.get(key);
+        if (group) group.push(index);
+        else groups.set(key, [index]);
+      });
+    }
     const hostOf: string[] = new Array(asks.length);
     const mine: Hold[] = [];
     try {

@@ -6,6 +6,7 @@ export { DEFAULT_CANDIDATE_LIMIT, MAX_BATCH } from './request.js';
 export { SCORERS, type Scorer } from './scorers.js';
 export { buildSnapshot, checkHost, type Snapshot, type SnapshotOptions } from './snapshot.js';
 export { addAllocation, setHost, tenantCounts, withAssignments } from './snapshot-update.js';
+export { ReadyVariant } from './snapshot-variant.js';
 export {
   ARCHES,
   type Arch,

@@ -40,6 +40,7 @@ export function withAssignments(
     allocated,
     tenants,
     blockFree: copyColumns(snapshot.blockFree),
+    blockLabels: snapshot.blockLabels.slice(),
   };
   for (const b of touchedBlocks) refreshBlock(next, b);
   return next;

@@ -39,6 +39,32 @@ export interface Snapshot {
    * arch. Split by arch so a fleet's amd64 minority does not keep full arm64 blocks looking open.
    */
   readonly blockFree: ResourceColumns;
+  /** Per host: one bit per label pair it carries (labelBit), so a block's labels are one OR. */
+  readonly labelBits: Uint32Array;
+  /**
+   * Beside blockFree, per block and arch: the OR of labelBits over the block's ready hosts of that
+   * arch with a free device slot. A block lacking a bit the request's labels need holds no host
+   * with room that carries them, so a selective node selector skips full or unlabelled blocks.
+   */
+  readonly blockLabels: Uint32Array;
+}
+
+/** The bit of one label pair (key=value): a 32-bit hash folded to 0..31. */
+export function labelBit(key: string, value: string): number {
+  let h = 0x811c9dc5;
+  const text = `${key}=${value}`;
+  for (let i = 0; i < text.length; i++) {
+    h ^= text.charCodeAt(i);
+    h = Math.imul(h, 0x01000193);
+  }
+  return 1 << ((h >>> 0) % 32);
+}
+
+/** The OR of labelBit over the pairs. */
+export function labelMask(labels: Iterable<readonly [string, string]>): number {
+  let mask = 0;
+  for (const [key, value] of labels) mask |= labelBit(key, value);
+  return mask;
 }
 
 /** cpu in millicores, memory in MiB, storage in GiB, slots in devices. */
@@ -86,6 +112,8 @@ export function buildSnapshot(hosts: Iterable<HostInput>, options: SnapshotOptio
     order,
     position,
     blockFree: columns(Math.ceil(n / BLOCK_SIZE) * ARCHES.length),
+    labelBits: new Uint32Array(n),
+    blockLabels: new Uint32Array(Math.ceil(n / BLOCK_SIZE) * ARCHES.length),
   };
   for (let i = 0; i < n; i++) {
     const h = sorted[i]!;
@@ -172,13 +200,32 @@ export function writeHost(snapshot: Snapshot, i: number, h: HostInput): void {
   s.overcommitMemory[i] = v.overcommitMemory;
   [s.capacity.cpu[i], s.capacity.memory[i], s.capacity.storage[i], s.capacity.slots[i]] = v.capacity;
   [s.allocated.cpu[i], s.allocated.memory[i], s.allocated.storage[i], s.allocated.slots[i]] = v.allocated;
-  s.labels[i] = new Map(Object.entries(h.labels ?? {}));
+  // A host's labels seldom change while its allocation does all the time: keep the map if equal.
+  const labels = h.labels ?? {};
+  if (!sameLabels(s.labels[i], labels)) {
+    const entries = Object.entries(labels);
+    s.labels[i] = new Map(entries);
+    s.labelBits[i] = labelMask(entries);
+  }
   s.images[i] = h.images === undefined ? undefined : new Set(h.images);
 }
 
-/** Recomputes one block's free maxima; non-ready hosts count as -Infinity so their blocks skip. */
+function sameLabels(map: ReadonlyMap<string, string> | undefined, labels: Readonly<Record<string, string>>) {
+  if (!map) return false;
+  let n = 0;
+  for (const key in labels) {
+    if (map.get(key) !== labels[key]) return false;
+    n++;
+  }
+  return n === map.size;
+}
+
+/**
+ * Recomputes one block's free maxima and label bits; non-ready hosts count as -Infinity (and no
+ * labels) so their blocks skip.
+ */
 export function refreshBlock(snapshot: Snapshot, block: number): void {
-  const { order, capacity: cap, allocated: al, ready, archBit, blockFree } = snapshot;
+  const { order, capacity: cap, allocated: al, ready, archBit, blockFree, labelBits, blockLabels } = snapshot;
   const end = Math.min(order.length, (block + 1) << BLOCK_SHIFT);
   for (let a = 0; a < ARCHES.length; a++) {
     const bit = 1 << a;
@@ -186,19 +233,23 @@ export function refreshBlock(snapshot: Snapshot, block: number): void {
     let memory = cpu;
     let storage = cpu;
     let slots = cpu;
+    let labels = 0;
     for (let p = block << BLOCK_SHIFT; p < end; p++) {
       const i = order[p]!;
       if (ready[i] === 0 || archBit[i] !== bit) continue;
       cpu = Math.max(cpu, cap.cpu[i]! - al.cpu[i]!);
       memory = Math.max(memory, cap.memory[i]! - al.memory[i]!);
       storage = Math.max(storage, cap.storage[i]! - al.storage[i]!);
-      slots = Math.max(slots, cap.slots[i]! - al.slots[i]!);
+      const free = cap.slots[i]! - al.slots[i]!;
+      slots = Math.max(slots, free);
+      if (free >= 1) labels |= labelBits[i]!;
     }
     const e = block * ARCHES.length + a;
     blockFree.cpu[e] = cpu;
     blockFree.memory[e] = memory;
     blockFree.storage[e] = storage;
     blockFree.slots[e] = slots;
+    blockLabels[e] = labels;
   }
 }
 
