@@ -83,6 +83,11 @@ export function createMetrics() {
       labelNames: ['reason'] as const,
       registers: [registry],
     }),
+    placementDecisionSeconds: new Counter({
+      name: 'cphone_placement_decision_seconds_total',
+      help: 'Time the plan applier spent deciding on the fleet view: placing, re-checking, applying the rows written',
+      registers: [registry],
+    }),
     fleetViewRereads: new Counter({
       name: 'cphone_fleet_view_rereads_total',
       help: 'Host rows the placement view re-read after a change notice (other replicas, agents, operators)',

@@ -168,6 +168,7 @@ export async function applyPlans(
             view.setTenantCounts(tenantId, await tenantDeviceCounts(trx, tenantId), 0);
           }
         }
+        const deciding = performance.now();
         placer = new Placer(view);
         const failed = new Map<number, Error>();
         hostOf = new Map();
@@ -181,6 +182,7 @@ export async function applyPlans(
             failed.set(i, error);
           }
         }
+        cache?.decided(performance.now() - deciding);
         // A view behind the database may lack capacity freed or added since: catch up and place again.
         if (cache && !current && failed.size > 0) {
           placer.release();
@@ -194,12 +196,14 @@ export async function applyPlans(
           ...placed.flatMap((i) => hostOf.get(i) ?? []),
           ...live().flatMap((i) => [...leavingOf(plans[i] as Plan).keys()]),
         ]);
+        const checking = performance.now();
         shortage = recheck(
           locked,
           placed.flatMap((i) => hostOf.get(i) ?? []),
           placed.flatMap((i) => asksOf(plans[i] as Plan)),
           placer.usedDisconnected,
         );
+        cache?.decided(performance.now() - checking);
         if (!shortage) break;
         // The locked rows are the hosts as they now are: place again on them.
         placer.release();
@@ -220,8 +224,11 @@ export async function applyPlans(
   }
   // The rows as written carry the placements: they go onto the view, and the holds with them.
   const written = applied.values().next().value?.hosts ?? [];
-  if (cache) cache.apply(written, { uncommitted: true, settled: placer?.written() ?? [] });
-  else placer?.settle();
+  if (cache) {
+    const applying = performance.now();
+    cache.apply(written, { uncommitted: true, settled: placer?.written() ?? [] });
+    cache.decided(performance.now() - applying);
+  } else placer?.settle();
   return plans.map((_, i) => {
     const error = refused.get(i);
     if (error) return { ok: false, error };

@@ -61,6 +61,11 @@ export class FleetCache {
   readonly loads: Record<LoadReason, number> = { start: 0, gap: 0, unconfirmed: 0, rollback: 0 };
   /** Host rows re-read after a notice. */
   rereads = 0;
+  /**
+   * Milliseconds spent deciding on the view: placing, re-checking against the locked rows, and
+   * applying the rows written (the applier reports them; database round trips not included).
+   */
+  decisionMs = 0;
 
   constructor(private readonly options: FleetCacheOptions) {
     this.#log = options.logger.child({ module: 'fleet-cache' });
@@ -138,6 +143,12 @@ export class FleetCache {
       const counts = await tenantDeviceCounts(db, tenantId);
       view.setTenantCounts(tenantId, counts, performance.now());
     }
+  }
+
+  /** The applier spent `ms` deciding on the view (see decisionMs). */
+  decided(ms: number): void {
+    this.decisionMs += ms;
+    this.options.metrics?.placementDecisionSeconds.inc(ms / 1000);
   }
 
   /** The planner's transaction committed: what it applied stands. */
