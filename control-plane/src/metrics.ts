@@ -79,6 +79,22 @@ export function createMetrics() {
       buckets: [1, 2, 4, 8, 16, 32, 64],
       registers: [registry],
     }),
+    fleetViewLoads: new Counter({
+      name: 'cphone_fleet_view_loads_total',
+      help: 'Whole-fleet reads by the placement view: start, gap (feed lost), unconfirmed (barrier unanswered), rollback',
+      labelNames: ['reason'] as const,
+      registers: [registry],
+    }),
+    placementDecisionSeconds: new Counter({
+      name: 'cphone_placement_decision_seconds_total',
+      help: 'Time the plan applier spent deciding on the fleet view: placing, re-checking, applying the rows written',
+      registers: [registry],
+    }),
+    fleetViewRereads: new Counter({
+      name: 'cphone_fleet_view_rereads_total',
+      help: 'Host rows the placement view re-read after a change notice (other replicas, agents, operators)',
+      registers: [registry],
+    }),
     quotaRejections: new Counter({
       name: 'cphone_quota_rejections_total',
       help: 'Plans refused by quota admission, by the dimension whose limit they would pass',

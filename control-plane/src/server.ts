@@ -23,6 +23,7 @@ import { createHttpApp } from './http/app.js';
 import { listenHttp, type RequestListener } from './http/listen.js';
 import { createLogger, type Logger } from './logger.js';
 import { createMetrics } from './metrics.js';
+import { clusterFleetFeed } from './placement/fleet-feed.js';
 import { Planner } from './placement/planner.js';
 import { type OpenDatabase, openDatabase } from './store/database.js';
 import { migrateToLatest } from './store/migrate.js';
@@ -149,7 +150,10 @@ export async function startControlPlane(
     // the plans its agents' reports apply through the planner: made in that order, linked late.
     let gateway: Awaited<ReturnType<typeof startAgentGateway>> | undefined;
     const desiredChanged = (hostId: string) => gateway?.desiredChanged(hostId);
-    const planner = new Planner({ ...base, desiredChanged });
+    // The fleet view follows the host table's change feed on the cluster's session; it reads the
+    // fleet now, so the first create does not wait for it.
+    const planner = new Planner({ ...base, desiredChanged, feed: clusterFleetFeed(cluster) });
+    planner.fleet.ready().catch((err: unknown) => logger.warn({ err }, 'fleet view: first read failed'));
     const streamKeys = await StreamKeys.open(config.streamKeysDir, {
       // The embedded default makes its first key; an operator's folder must hold one.
       create: config.streamKeysDir === join(config.dataDir, 'stream-keys'),

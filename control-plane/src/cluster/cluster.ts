@@ -1,7 +1,9 @@
 // The replicas of one control plane find each other through their database: messages ride
 // PostgreSQL NOTIFY on one channel (payloads too large for NOTIFY's 8000 bytes go through the
 // gateway_relay table and the notification carries the row id), and the periodic jobs run on the
-// one replica holding a session-level advisory lock. Both live on a session of their own; when it
+// one replica holding a session-level advisory lock. Other channels can be heard on the same session
+// (listen(): the host table's change feed, which the fleet view follows), with a barrier that
+// tells when everything committed so far has arrived. All live on a session of their own; when it
 // ends the replica steps down, reconnects with backoff and tells its listeners to resync, because
 // notifications sent meanwhile are lost.
 import { randomBytes } from 'node:crypto';
@@ -75,6 +77,9 @@ export class Cluster<M> {
   #echoes = 0;
   /** Own messages published with `heard`, by echo number: resolves the publisher's wait. */
   readonly #awaitingEcho = new Map<number, () => void>();
+  /** Other channels heard on the session (see listen()), and those the current session listens on. */
+  #channels = new Map<string, (payload: string) => void>();
+  #listening = new Set<string>();
   readonly #log: Logger;
 
   constructor(private readonly options: ClusterOptions) {
@@ -102,6 +107,25 @@ export class Cluster<M> {
   /** Called after the session to the database was lost and is back: notifications may be missed. */
   onResync(handler: () => void): void {
     this.#resync.push(handler);
+  }
+
+  /**
+   * Hears `channel` too, on this replica's session (again after every reconnect; onResync tells
+   * what was missed meanwhile). Resolves once the current session listens, if there is one.
+   */
+  async listen(channel: string, handler: (payload: string) => void): Promise<void> {
+    this.#channels.set(channel, handler);
+    if (this.#session) await this.#listenChannels(this.#session);
+  }
+
+  /**
+   * Resolves once every notification on `channel` (one passed to listen()) committed before the
+   * call has been handled here; rejects while this replica has no session.
+   */
+  barrier(channel: string): Promise<void> {
+    const session = this.#session;
+    if (!session) return Promise.reject(new Error('no database session: reconnecting'));
+    return session.barrier(channel);
   }
 
   async start(): Promise<void> {
@@ -228,7 +252,17 @@ export class Cluster<M> {
       return;
     }
     this.#session = session;
+    this.#listening = new Set();
+    await this.#listenChannels(session);
     await this.#tryLead(session);
+  }
+
+  async #listenChannels(session: DatabaseSession): Promise<void> {
+    for (const [channel, handler] of this.#channels) {
+      if (this.#listening.has(channel)) continue;
+      this.#listening.add(channel);
+      await session.listen(channel, handler);
+    }
   }
 
   async #tryLead(session: DatabaseSession): Promise<void> {

@@ -8,6 +8,7 @@ import { startTestApi, type TestApi } from '../api/test-api.js';
 import { createStubGateway } from '../gateway/testing.js';
 import type { CommandKind } from '../gateway/types.js';
 import { imageService } from '../images/image-service.js';
+import { sessionFleetFeed } from '../placement/fleet-feed.js';
 import { Planner } from '../placement/planner.js';
 import type { Database, Role } from '../store/schema.js';
 import type { TestDatabase } from '../store/test-database.js';
@@ -66,7 +67,11 @@ export async function startDeviceTestServer(): Promise<DeviceTestServer> {
       deps = {
         ...base,
         gateway,
-        planner: new Planner({ ...base, desiredChanged: (id) => gateway.desiredChanged(id) }),
+        planner: new Planner({
+          ...base,
+          desiredChanged: (id) => gateway.desiredChanged(id),
+          feed: sessionFleetFeed(() => store.session()),
+        }),
       };
       router.service(DeviceService, deviceService(deps));
       router.service(ImageService, imageService(deps));
@@ -90,6 +95,7 @@ export async function startDeviceTestServer(): Promise<DeviceTestServer> {
     },
     async close() {
       await api.close();
+      await ready.planner.close();
       await store.close();
     },
   });

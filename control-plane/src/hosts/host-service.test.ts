@@ -5,6 +5,7 @@ import { DrainMode, DrainState, HostService, HostState, PowerState } from '@cpho
 import { connectError, startTestApi, type TestApi } from '../api/test-api.js';
 import { loadDesiredSet } from '../devices/desired-set.js';
 import { insertTestDevice } from '../gateway/testing.js';
+import { sessionFleetFeed } from '../placement/fleet-feed.js';
 import { Planner } from '../placement/planner.js';
 import { allocationReport, insertHosts, TEST_REPLICA } from '../placement/testing.js';
 import type { Database, DeviceStateName } from '../store/schema.js';
@@ -16,6 +17,7 @@ import { hostService } from './host-service.js';
 let store: TestDatabase<Database>;
 let api: TestApi;
 let drainer: Drainer;
+let planner: Planner;
 const gatewayCalls: string[] = [];
 
 before(async () => {
@@ -36,9 +38,10 @@ before(async () => {
       ),
   });
   // Passes are run by hand here (a replica's leader runs them on a timer): reads never advance a drain.
-  const planner = new Planner({
+  planner = new Planner({
     ...api.deps,
     desiredChanged: (hostId) => gatewayCalls.push(`desired ${hostId}`),
+    feed: sessionFleetFeed(() => store.session()),
   });
   drainer = new Drainer({
     ...api.deps,
@@ -69,6 +72,7 @@ before(async () => {
 
 after(async () => {
   await api?.close();
+  await planner?.close();
   await store?.close();
 });
 

@@ -1,11 +1,12 @@
 // The plan applier (Nomad's plan_apply): the one writer of the host ledger (host.allocated_*) and of
 // device host assignments. Inside the caller's transaction it admits plans against the quotas,
-// places what they place on a view of the fleet, locks every host they touch in id order,
-// re-checks the chosen hosts' free capacity against the locked rows, and only then writes: the
-// ledger of each host (placements add, releases and moves' old hosts subtract), their desired
-// revisions, the new devices, the moved devices' hosts. If another transaction took the capacity
-// first, it places again on a fresh read (the locked rows are then current), up to
-// MAX_PLACEMENT_ATTEMPTS rounds.
+// places what they place on the replica's fleet view (placer.ts), locks every host they touch in
+// id order, re-checks the chosen hosts' free capacity against the locked rows, and only then
+// writes: the ledger of each host (placements add, releases and moves' old hosts subtract), their
+// desired revisions, the new devices, the moved devices' hosts. The rows the ledger write returns
+// go onto the view at once. If another transaction took the capacity first, the locked rows go
+// onto the view and it places again, up to MAX_PLACEMENT_ATTEMPTS rounds; a plan that fits nowhere
+// on the view is refused only once the view has caught up with every commit (FleetCache.catchUp).
 //
 // Several plans apply together (the planner's group commit): each is all or nothing on its own —
 // a plan refused by a quota, or with a device that fits nowhere, fails with RESOURCE_EXHAUSTED
@@ -15,30 +16,29 @@
 import type { Transaction } from 'kysely';
 import { assertTransition, recordEvents, transition } from '../devices/state-machine.js';
 import { ResourceExhaustedError } from '../errors.js';
-import {
-  addResources,
-  buildSnapshot,
-  type HostInput,
-  NO_RESOURCES,
-  type PlacementRequest,
-  place,
-  type Resources,
-  type Snapshot,
-  withAssignments,
-} from '../scheduler/index.js';
+import { addResources, NO_RESOURCES, type Resources } from '../scheduler/index.js';
 import { type DeviceRow, insertDevices, unassignHost } from '../store/devices.js';
-import { adjustAllocation, lockHosts, type SchedulingRow } from '../store/hosts.js';
+import {
+  type AllocationChange,
+  adjustAllocations,
+  lockHosts,
+  type SchedulingRow,
+  selectSchedulingRows,
+} from '../store/hosts.js';
 import type { Database } from '../store/schema.js';
 import { admitAll, type QuotaUse } from '../tenants/admission.js';
-import { type FleetCache, type FleetView, fleetView } from './fleet-cache.js';
-import { allocationOf, loadHostInputs, toHostInput } from './host-input.js';
-import type { Ask, Plan } from './plan.js';
+import type { FleetCache } from './fleet-cache.js';
+import { FleetView } from './fleet-view.js';
+import { tenantDeviceCounts } from './host-input.js';
+import { arriving, type Labelled, Placer, recheck } from './placer.js';
+import type { Plan } from './plan.js';
 
 export interface ApplyContext {
   readonly now: Date;
   /**
-   * The replica's fleet (refreshed by the caller before opening the transaction): the first round
-   * places on it instead of reading every host; fresh reads replace it. Absent: every round reads.
+   * The replica's fleet view (made ready by the caller before opening the transaction): plans are
+   * placed on it and the rows written go onto it. The caller tells it when the transaction commits
+   * or rolls back. Absent: every round reads the fleet in the transaction.
    */
   readonly fleet?: FleetCache | undefined;
 }
@@ -71,12 +71,6 @@ export async function applyPlan(
   if (!outcome) throw new Error('no outcome for the plan');
   if (!outcome.ok) throw outcome.error;
   return outcome.applied;
-}
-
-interface Labelled {
-  readonly ask: Ask;
-  /** How errors name the device: `requests[3]` or `device dev-x`. */
-  readonly label: string;
 }
 
 function asksOf(plan: Plan): Labelled[] {
@@ -131,9 +125,10 @@ export async function applyPlans(
 
   const live = () => plans.map((_, i) => i).filter((i) => !refused.has(i));
   const placing = live().filter((i) => asksOf(plans[i] as Plan).length > 0);
+  const cache = context.fleet;
   let hostOf = new Map<number, string[]>();
-  let disconnected = false;
   let locked: SchedulingRow[] = [];
+  let placer: Placer | undefined;
   let attempts = 1;
   if (placing.length === 0) {
     locked = await lockHosts(
@@ -141,69 +136,99 @@ export async function applyPlans(
       live().flatMap((i) => [...leavingOf(plans[i] as Plan).keys()]),
     );
   } else {
-    // Tenant spread needs per-host counts of one tenant, which the shared cache does not hold.
-    const spreadTenant = placing.find((i) => asksOf(plans[i] as Plan).some((a) => a.ask.spreadTenant));
-    const spreadFor = spreadTenant === undefined ? undefined : (plans[spreadTenant]?.tenantId ?? '');
+    const spreading = placing
+      .filter((i) => asksOf(plans[i] as Plan).some((a) => a.ask.spreadTenant))
+      .map((i) => plans[i]?.tenantId ?? '');
+    // Whether the view is known to hold every commit so far (caught up in this transaction).
+    let current = cache === undefined;
     let shortage = '';
-    for (attempts = 1; ; attempts++) {
-      if (attempts > MAX_PLACEMENT_ATTEMPTS) {
-        for (const i of placing) {
-          if (!refused.has(i)) {
-            refused.set(
-              i,
-              new ResourceExhaustedError(
-                `the fleet changed under ${MAX_PLACEMENT_ATTEMPTS} placement rounds; last conflict: ${shortage}`,
-              ),
-            );
+    // A database error leaves the transaction to roll back: the view must not keep its holds.
+    try {
+      for (attempts = 1; ; attempts++) {
+        if (attempts > MAX_PLACEMENT_ATTEMPTS) {
+          for (const i of placing) {
+            if (!refused.has(i)) {
+              refused.set(
+                i,
+                new ResourceExhaustedError(
+                  `the fleet changed under ${MAX_PLACEMENT_ATTEMPTS} placement rounds; last conflict: ${shortage}`,
+                ),
+              );
+            }
+          }
+          break;
+        }
+        let view: FleetView;
+        if (cache) {
+          view = cache.view;
+          await cache.tenantCounts(trx, spreading);
+        } else {
+          view = new FleetView(await selectSchedulingRows(trx));
+          for (const tenantId of new Set(spreading)) {
+            view.setTenantCounts(tenantId, await tenantDeviceCounts(trx, tenantId), 0);
           }
         }
-        break;
-      }
-      const cached = attempts === 1 && spreadFor === undefined ? context.fleet?.peek() : undefined;
-      let view = cached;
-      if (!view) {
-        const inputs = await loadHostInputs(trx, { tenantId: spreadFor });
-        if (spreadFor === undefined) context.fleet?.replace(inputs);
-        view = fleetView(inputs);
-      }
-      const placer = new Placer(view);
-      const failed = new Map<number, Error>();
-      hostOf = new Map();
-      for (const i of placing) {
-        if (refused.has(i)) continue;
-        const plan = plans[i] as Plan;
-        try {
-          hostOf.set(i, placer.place(asksOf(plan), plan.tenantId ?? '', plan.seed));
-        } catch (error) {
-          if (!(error instanceof ResourceExhaustedError)) throw error;
-          failed.set(i, error);
+        const deciding = performance.now();
+        placer = new Placer(view);
+        const failed = new Map<number, Error>();
+        hostOf = new Map();
+        for (const i of placing) {
+          if (refused.has(i)) continue;
+          const plan = plans[i] as Plan;
+          try {
+            hostOf.set(i, placer.place(asksOf(plan), plan.tenantId ?? '', plan.seed));
+          } catch (error) {
+            if (!(error instanceof ResourceExhaustedError)) throw error;
+            failed.set(i, error);
+          }
         }
+        cache?.decided(performance.now() - deciding);
+        // A view behind the database may lack capacity freed or added since: catch up and place again.
+        if (cache && !current && failed.size > 0) {
+          placer.release();
+          await cache.catchUp(trx);
+          current = true;
+          continue;
+        }
+        for (const [i, error] of failed) refused.set(i, error);
+        const placed = [...hostOf.keys()];
+        locked = await lockHosts(trx, [
+          ...placed.flatMap((i) => hostOf.get(i) ?? []),
+          ...live().flatMap((i) => [...leavingOf(plans[i] as Plan).keys()]),
+        ]);
+        const checking = performance.now();
+        shortage = recheck(
+          locked,
+          placed.flatMap((i) => hostOf.get(i) ?? []),
+          placed.flatMap((i) => asksOf(plans[i] as Plan)),
+          placer.usedDisconnected,
+        );
+        cache?.decided(performance.now() - checking);
+        if (!shortage) break;
+        // The locked rows are the hosts as they now are: place again on them.
+        placer.release();
+        placer = undefined;
+        cache?.apply(locked, { uncommitted: true });
       }
-      // A cached fleet may be missing capacity freed or added since: never final.
-      if (cached && failed.size > 0) continue;
-      for (const [i, error] of failed) refused.set(i, error);
-      disconnected = placer.usedDisconnected;
-      const placed = [...hostOf.keys()];
-      locked = await lockHosts(trx, [
-        ...placed.flatMap((i) => hostOf.get(i) ?? []),
-        ...live().flatMap((i) => [...leavingOf(plans[i] as Plan).keys()]),
-      ]);
-      shortage = recheck(
-        locked,
-        placed.flatMap((i) => hostOf.get(i) ?? []),
-        placed.flatMap((i) => asksOf(plans[i] as Plan)),
-        disconnected,
-      );
-      if (!shortage) break;
-      context.fleet?.patch(locked);
+    } catch (error) {
+      placer?.release();
+      throw error;
     }
   }
-  const applied = await write(trx, plans, context.now, {
-    live: live(),
-    hostOf,
-    locked,
-    attempts,
-  });
+  let applied: Map<number, AppliedPlan>;
+  try {
+    applied = await write(trx, plans, context.now, { live: live(), hostOf, locked, attempts });
+  } catch (error) {
+    placer?.release();
+    throw error;
+  }
+  // The rows as written carry the placements: they go onto the view, and the holds with them.
+  const written = applied.values().next().value?.hosts ?? [];
+  if (cache) {
+    const applying = performance.now();
+    cache.apply(written, { uncommitted: true, settled: placer?.written() ?? [] });
+    cache.decided(performance.now() - applying);
+  } else placer?.settle();
   return plans.map((_, i) => {
     const error = refused.get(i);
     if (error) return { ok: false, error };
@@ -226,195 +251,6 @@ function quotaDelta(plan: Plan): QuotaUse {
     memoryMib += c.ask.resources.memoryMib;
   }
   return { devices, runningDevices, vcpuMillicores, memoryMib };
-}
-
-function askKey(d: Ask): string {
-  return JSON.stringify([
-    d.resources,
-    d.image,
-    Object.entries(d.nodeSelector).sort(),
-    d.strategy,
-    d.spreadTenant,
-    d.pinHostId ?? '',
-  ]);
-}
-
-/**
- * Places plan after plan on one view of the fleet, each seeing the ones before it allocated. Hosts
- * with an open agent stream come first; when a plan fits nowhere there but hosts briefly without
- * one could take it, it goes there (an agent reconnecting still gets its desired set).
- */
-class Placer {
-  #connected: Snapshot;
-  #all: Snapshot | undefined;
-  /** Hosts as inputs, kept in step, for pinned asks (placed on a snapshot of one host). */
-  #hosts: Map<string, HostInput>;
-  #history: { request: PlacementRequest; hostIds: string[] }[] = [];
-  usedDisconnected = false;
-
-  constructor(private readonly view: FleetView) {
-    this.#connected = view.snapshot(false);
-    this.#hosts = new Map(view.inputs.map((h) => [h.id, h]));
-  }
-
-  /** The host of each ask, all placed or none (RESOURCE_EXHAUSTED naming the first that fits nowhere). */
-  place(asks: readonly Labelled[], tenantId: string, seed: string | undefined): string[] {
-    try {
-      return this.#placeOn(asks, tenantId, seed, false);
-    } catch (error) {
-      if (!(error instanceof ResourceExhaustedError) || !this.view.hasDisconnected) throw error;
-      try {
-        const hostOf = this.#placeOn(asks, tenantId, seed, true);
-        this.usedDisconnected = true;
-        return hostOf;
-      } catch {
-        throw error;
-      }
-    }
-  }
-
-  #all_(): Snapshot {
-    if (!this.#all) {
-      let all = this.view.snapshot(true);
-      for (const step of this.#history) {
-        all = withAssignments(
-          all,
-          step.request,
-          step.hostIds.map((hostId, index) => ({ index, hostId })),
-        );
-      }
-      this.#all = all;
-    }
-    return this.#all;
-  }
-
-  #placeOn(
-    asks: readonly Labelled[],
-    tenantId: string,
-    seed: string | undefined,
-    includeDisconnected: boolean,
-  ) {
-    const groups = new Map<string, number[]>();
-    asks.forEach((a, index) => {
-      const key = askKey(a.ask);
-      groups.set(key, [...(groups.get(key) ?? []), index]);
-    });
-    const hostOf: string[] = new Array(asks.length);
-    const steps: { request: PlacementRequest; hostIds: string[] }[] = [];
-    let connected = this.#connected;
-    let all = includeDisconnected ? this.#all_() : undefined;
-    const hosts = new Map(this.#hosts);
-    for (const indexes of groups.values()) {
-      const first = asks[indexes[0] ?? 0] as Labelled;
-      const d = first.ask;
-      const request: PlacementRequest = {
-        count: indexes.length,
-        resources: d.resources,
-        image: d.image,
-        tenantId,
-        nodeSelector: d.nodeSelector,
-        strategy: d.strategy,
-        spreadTenant: d.spreadTenant,
-        ...(seed ? { seed } : {}),
-      };
-      let snapshot: Snapshot;
-      if (d.pinHostId) {
-        const pinned = hosts.get(d.pinHostId);
-        const usable =
-          pinned && includeDisconnected && pinned.state === 'disconnected'
-            ? { ...pinned, state: 'ready' as const }
-            : pinned;
-        snapshot = buildSnapshot(usable ? [usable] : []);
-      } else snapshot = all ?? connected;
-      const result = place(snapshot, request);
-      if (!result.ok) {
-        const label = asks[indexes[result.failedIndex] ?? 0]?.label ?? first.label;
-        const where = d.pinHostId ? ` (pinned to host ${JSON.stringify(d.pinHostId)})` : '';
-        throw new ResourceExhaustedError(`${label} cannot be placed${where}: ${result.message}`);
-      }
-      const hostIds = result.assignments.map((a) => a.hostId);
-      result.assignments.forEach((a, k) => {
-        const index = indexes[a.index];
-        if (index !== undefined) hostOf[index] = hostIds[k] ?? a.hostId;
-      });
-      const assignments = hostIds.map((hostId, index) => ({ index, hostId }));
-      // Every view in step: the snapshots that know the hosts, and the inputs.
-      if (connected.indexById.size > 0 && hostIds.every((id) => connected.indexById.has(id))) {
-        connected = withAssignments(connected, request, assignments);
-      }
-      if (all) all = withAssignments(all, request, assignments);
-      for (const hostId of hostIds) {
-        const h = hosts.get(hostId);
-        if (h) hosts.set(hostId, allocate(h, d.resources, tenantId));
-      }
-      steps.push({ request, hostIds });
-    }
-    this.#connected = connected;
-    if (all) this.#all = all;
-    this.#hosts = hosts;
-    this.#history.push(...steps);
-    return hostOf;
-  }
-}
-
-function allocate(h: HostInput, ask: Resources, tenantId: string): HostInput {
-  return {
-    ...h,
-    allocated: addResources(h.allocated ?? NO_RESOURCES, { ...ask, devices: 1 }),
-    tenantDevices: { ...h.tenantDevices, [tenantId]: (h.tenantDevices?.[tenantId] ?? 0) + 1 },
-  };
-}
-
-/** What the placed asks add to each chosen host. */
-function arriving(hostOf: readonly string[], asks: readonly Labelled[]): Map<string, Resources> {
-  const out = new Map<string, Resources>();
-  hostOf.forEach((hostId, i) => {
-    const r = asks[i]?.ask.resources;
-    if (r) out.set(hostId, addResources(out.get(hostId) ?? NO_RESOURCES, { ...r, devices: 1 }));
-  });
-  return out;
-}
-
-// Overcommit ratios are floats: a sliver of tolerance keeps 0.1 * 3 from refusing an exact fit.
-const EPSILON = 1e-6;
-
-/** What the locked rows cannot take, as a sentence; empty when the placement still fits. */
-export function recheck(
-  locked: readonly SchedulingRow[],
-  hostOf: readonly string[],
-  asks: readonly Labelled[],
-  disconnectedAllowed: boolean,
-): string {
-  const rows = new Map(locked.map((r) => [r.id, r]));
-  for (const [hostId, d] of arriving(hostOf, asks)) {
-    const row = rows.get(hostId);
-    const input = row && toHostInput(row);
-    if (!row || !input) return `host ${hostId} is gone`;
-    if (input.state !== 'ready' && !(disconnectedAllowed && input.state === 'disconnected')) {
-      return `host ${hostId} is ${input.state}`;
-    }
-    const checks: [string, number, number, string][] = [
-      [
-        'vcpu',
-        d.vcpuMillicores,
-        row.capacity_vcpu_millicores * row.overcommit_cpu - row.allocated_vcpu_millicores,
-        'm',
-      ],
-      [
-        'memory',
-        d.memoryMib,
-        row.capacity_memory_mib * row.overcommit_memory - row.allocated_memory_mib,
-        ' MiB',
-      ],
-      ['storage', d.storageGib, row.capacity_storage_gib - row.allocated_storage_gib, ' GiB'],
-      ['slots', d.devices, row.capacity_devices - row.allocated_devices, ' devices'],
-    ];
-    for (const [what, need, free, unit] of checks) {
-      if (need > free + EPSILON)
-        return `host ${hostId} is short of ${what}: needs ${need}${unit}, ${free}${unit} free`;
-    }
-  }
-  return '';
 }
 
 interface Decided {
@@ -448,22 +284,16 @@ async function write(
     changedOf.set(i, mine);
     for (const h of mine) changed.add(h);
   }
-  const rows = new Map(locked.map((r) => [r.id, r]));
-  const after: SchedulingRow[] = [];
-  for (const hostId of [...net.keys()].sort()) {
-    const delta = net.get(hostId) ?? NO_RESOURCES;
-    const row = rows.get(hostId);
-    if (!row) continue;
-    await adjustAllocation(trx, hostId, delta, { bumpRevision: changed.has(hostId), now });
-    const allocated = addResources(allocationOf(row), delta);
-    after.push({
-      ...row,
-      allocated_vcpu_millicores: allocated.vcpuMillicores,
-      allocated_memory_mib: allocated.memoryMib,
-      allocated_storage_gib: allocated.storageGib,
-      allocated_devices: allocated.devices,
-    });
-  }
+  const lockedIds = new Set(locked.map((r) => r.id));
+  const changes: AllocationChange[] = [...net.keys()]
+    .filter((hostId) => lockedIds.has(hostId))
+    .sort()
+    .map((hostId) => ({
+      hostId,
+      delta: net.get(hostId) ?? NO_RESOURCES,
+      bumpRevision: changed.has(hostId),
+    }));
+  const after = await adjustAllocations(trx, changes, now);
   const names = new Map(locked.map((r) => [r.id, r.name]));
   const nameOf = (id: string) => `${names.get(id) ?? id} (${id})`;
 

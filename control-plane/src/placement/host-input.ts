@@ -99,7 +99,7 @@ export async function loadHostInputs(db: Db, options: LoadHostsOptions = {}): Pr
 }
 
 /** host id -> the tenant's devices there that hold resources (every state but DELETED). */
-async function tenantDeviceCounts(db: Db, tenantId: string): Promise<Map<string, number>> {
+export async function tenantDeviceCounts(db: Db, tenantId: string): Promise<Map<string, number>> {
   const rows = await db
     .selectFrom('device')
     .select(['host_id', (eb) => eb.fn.countAll<number>().as('n')])

@@ -22,11 +22,12 @@ import { Drainer } from '../hosts/drainer.js';
 import { forceRemoveDevices } from '../hosts/force-delete.js';
 import { createMetrics } from '../metrics.js';
 import { lockDevices } from '../store/devices.js';
-import { deleteHost, endDrain, lockHosts } from '../store/hosts.js';
+import { deleteHost, endDrain, lockHosts, selectSchedulingRows } from '../store/hosts.js';
 import type { Database } from '../store/schema.js';
 import { insertTenant } from '../store/tenants.js';
 import type { TestDatabase } from '../store/test-database.js';
 import { createTestStore } from '../testing.js';
+import { sessionFleetFeed } from './fleet-feed.js';
 import { Planner } from './planner.js';
 import { allocationReport, insertHosts } from './testing.js';
 
@@ -76,7 +77,7 @@ before(async () => {
     })
     .execute();
   const base = { db: store.db, clock: systemClock, logger, metrics: createMetrics() };
-  planner = new Planner({ ...base, desiredChanged: () => {} });
+  planner = new Planner({ ...base, desiredChanged: () => {}, feed: sessionFleetFeed(() => store.session()) });
   drainer = new Drainer({ ...base, planner, isLeader: () => true, desiredChanged: () => {} });
 });
 
@@ -337,14 +338,32 @@ test('the ledger equals the sum of its phones after every step of a random seque
     })?.[1];
     if (!step) break;
     trail.push(await step(pick));
+    const where = `seed ${seed}, step ${i} (${trail.at(-1)})`;
     for (const h of await allocationReport(db())) {
       assert.deepEqual(
         h.allocated,
         h.devices,
-        `seed ${seed}, step ${i} (${trail.at(-1)}): host ${h.id} allocation differs from its phones\n${trail.join('\n')}`,
+        `${where}: host ${h.id} allocation differs from its phones\n${trail.join('\n')}`,
+      );
+    }
+    // The planner's fleet view, caught up with the change feed, holds every host row as the table
+    // does: the planner's own plans, the settled reports, and the writes the test makes itself.
+    await planner.fleet.catchUp();
+    const rows = await selectSchedulingRows(db());
+    const view = planner.fleet.view;
+    assert.equal(view.size, rows.length, `${where}: hosts in the view`);
+    for (const row of rows) {
+      assert.deepEqual(view.row(row.id), row, `${where}: host ${row.id} in the view`);
+      const index = view.snapshot().indexById.get(row.id) ?? -1;
+      assert.equal(
+        view.snapshot().allocated.slots[index],
+        row.allocated_devices,
+        `${where}: ${row.id} slots`,
       );
     }
   }
   const kinds = new Set(trail.map((t) => t.split(' ')[0]));
   assert.ok(kinds.size >= 5, `the sequence exercised several kinds of step: ${[...kinds].join(', ')}`);
+  // ...and it never read the fleet whole after its first read.
+  assert.deepEqual(planner.fleet.loads, { start: 1, gap: 0, unconfirmed: 0, rollback: 0 });
 });

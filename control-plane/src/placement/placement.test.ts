@@ -8,10 +8,9 @@ import { SCHEDULING_COLUMNS } from '../store/hosts.js';
 import type { Database } from '../store/schema.js';
 import type { TestDatabase } from '../store/test-database.js';
 import { createTestStore } from '../testing.js';
-import { recheck } from './applier.js';
 import { explainPlacement } from './explain.js';
-import { FleetCache } from './fleet-cache.js';
 import { hostState, loadHostInputs } from './host-input.js';
+import { recheck } from './placer.js';
 import type { Ask } from './plan.js';
 import { insertHosts } from './testing.js';
 
@@ -202,26 +201,4 @@ test('explainPlacement explains every host and names what a create would choose'
     ),
     /image \(spec.image_id\) "nope" not found/,
   );
-});
-
-test('the fleet cache serves its last read, patched with committed rows, until it is stale', async () => {
-  const cache = new FleetCache(store.db, 60_000);
-  assert.equal(cache.peek(), undefined);
-  await cache.refresh();
-  const allocatedOn = (id: string) => cache.peek()?.inputs.find((h) => h.id === id)?.allocated?.devices;
-  assert.equal(allocatedOn('h-big'), 0);
-  const [row] = await store.db
-    .selectFrom('host')
-    .select(SCHEDULING_COLUMNS)
-    .where('id', '=', 'h-big')
-    .execute();
-  assert.ok(row);
-  cache.patch([{ ...row, allocated_devices: 7 }]);
-  assert.equal(allocatedOn('h-big'), 7);
-  assert.equal(
-    cache.peek()?.snapshot().allocated.slots[cache.peek()?.snapshot().indexById.get('h-big') ?? -1],
-    7,
-  );
-  cache.invalidate();
-  assert.equal(cache.peek(), undefined, 'an invalidated cache is read again');
 });

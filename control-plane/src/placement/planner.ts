@@ -5,7 +5,8 @@
 // each keeps its own idempotency key, its own all-or-nothing plan and its own error. Jobs (drain
 // moves) run one after another in the same transaction, each in a savepoint of its own. Groups run
 // one at a time, so this replica's plans never race each other for hosts, on the replica's one
-// FleetCache, patched with every plan it commits.
+// fleet view (FleetCache): read whole once, then kept in step by the rows each plan writes and by
+// the host table's change feed, never read whole per plan.
 import { type Kysely, sql, type Transaction } from 'kysely';
 import { claimKeys, type IdempotencyScope, releaseKeys, saveResponses } from '../api/idempotency.js';
 import type { Clock } from '../clock.js';
@@ -16,6 +17,7 @@ import type { Database } from '../store/schema.js';
 import { QuotaExceededError } from '../tenants/admission.js';
 import { type AppliedPlan, applyPlan, applyPlans } from './applier.js';
 import { FleetCache } from './fleet-cache.js';
+import type { FleetFeed } from './fleet-feed.js';
 import type { Plan } from './plan.js';
 import { isRetryableConflict } from './retry.js';
 
@@ -67,6 +69,8 @@ export interface PlannerOptions {
   readonly metrics: Metrics;
   /** Called after a commit for every host whose desired device set changed. */
   readonly desiredChanged: (hostId: string) => void;
+  /** Changes to host rows made by anyone (fleet-feed.ts): what keeps the fleet view current. */
+  readonly feed: FleetFeed;
   /** How long the first item of an idle planner waits for company (default 1 ms). */
   readonly gatherMs?: number;
   /** Most items per group (default 128). */
@@ -110,7 +114,12 @@ export class Planner {
   readonly #log: Logger;
 
   constructor(private readonly options: PlannerOptions) {
-    this.fleet = new FleetCache(options.db);
+    this.fleet = new FleetCache({
+      db: options.db,
+      feed: options.feed,
+      logger: options.logger,
+      metrics: options.metrics,
+    });
     this.#log = options.logger.child({ module: 'planner' });
   }
 
@@ -146,7 +155,7 @@ export class Planner {
   settle(applied: AppliedPlan | readonly AppliedPlan[]): void {
     const list: readonly AppliedPlan[] = Array.isArray(applied) ? applied : [applied as AppliedPlan];
     for (const plan of list) {
-      this.fleet.patch(plan.hosts);
+      this.fleet.apply(plan.hosts);
       for (const hostId of plan.desiredChanged) {
         try {
           this.options.desiredChanged(hostId);
@@ -162,6 +171,7 @@ export class Planner {
   async close(): Promise<void> {
     this.#closed = true;
     await this.#running;
+    await this.fleet.close();
   }
 
   async #drain(): Promise<void> {
@@ -176,11 +186,8 @@ export class Planner {
       this.options.metrics.planGroups.observe(group.length);
       let outcomes: Outcome[];
       try {
-        // Read outside the transaction: see FleetCache.
-        await this.fleet.refresh();
         outcomes = await this.#commit(group);
       } catch (error) {
-        this.fleet.invalidate();
         for (const q of group) q.reject(error);
         continue;
       }
@@ -220,9 +227,13 @@ export class Planner {
   async #commit(group: readonly Queued[]): Promise<Outcome[]> {
     for (let attempt = 1; ; attempt++) {
       try {
-        return await this.options.db.transaction().execute((trx) => this.#once(trx, group));
+        // Outside the transaction: a first read (or one after a gap) of the whole fleet.
+        await this.fleet.ready();
+        const outcomes = await this.options.db.transaction().execute((trx) => this.#once(trx, group));
+        this.fleet.committed();
+        return outcomes;
       } catch (error) {
-        this.fleet.invalidate();
+        this.fleet.rolledBack();
         if (attempt >= 5 || !isRetryableConflict(error)) throw error;
         await new Promise((resolve) => setTimeout(resolve, Math.random() * 10 * attempt));
       }
@@ -310,7 +321,6 @@ export class Planner {
       trx,
       claimed.filter((p) => !outcomes[p.at]?.ok).map((p) => p.request.idempotency?.scope as IdempotencyScope),
     );
-    for (const o of outcomes) if (o?.ok) for (const a of o.applied) this.fleet.patch(a.hosts);
   }
 
   /** One job in a savepoint of its own. */
@@ -330,12 +340,12 @@ export class Planner {
         },
       });
       await sql`release savepoint ${savepoint}`.execute(trx);
-      // The next item of the group places on the fleet as this one leaves it.
-      for (const a of applied) this.fleet.patch(a.hosts);
       return { ok: true, value, applied };
     } catch (error) {
       if (!isRefusal(error)) throw error;
       await sql`rollback to savepoint ${savepoint}`.execute(trx);
+      // Rows it wrote went onto the fleet view; rolled back, they are gone from the database.
+      if (applied.length > 0) this.fleet.rolledBack();
       return { ok: false, error };
     }
   }

@@ -23,12 +23,21 @@ import { ARCHES } from './types.js';
  *   and slots among each block's ready hosts, per arch. A block whose maxima cannot hold the ask
  *   for any arch the image accepts is skipped unseen. Once bin-pack has filled the head of the
  *   order, the scan jumps over it in 1/64th of the steps instead of re-checking every full host.
- *   Labels are not indexed: a selective node selector over a filling fleet still walks the full
- *   hosts of other label values (bounded by one pass over the fleet); an index per static host
- *   class (arch, labels, images), as Nomad's computed classes, is the step beyond this.
+ *   Each block also keeps the OR of its label bits (one bit per key=value pair, hashed into 32)
+ *   over the hosts that still have a free slot, so a selective node selector (gpu=true) skips
+ *   blocks whose hosts with room carry none of its labels, instead of walking the hosts of other
+ *   label values. Hash collisions only make a block look possible; it is then scanned, never
+ *   wrongly skipped. Image offers (HostInput.images) are not indexed.
  */
 /** Whether some ready host of an arch the request accepts may fit the ask in block `b`. */
-function mayFit(blockFree: ResourceColumns, b: number, request: PreparedRequest, arches: number): boolean {
+function mayFit(
+  blockFree: ResourceColumns,
+  blockLabels: Uint32Array,
+  b: number,
+  request: PreparedRequest,
+  arches: number,
+): boolean {
+  const labels = request.labelMask;
   for (let a = 0; a < arches; a++) {
     if ((request.archMask & (1 << a)) === 0) continue;
     const e = b * arches + a;
@@ -36,7 +45,8 @@ function mayFit(blockFree: ResourceColumns, b: number, request: PreparedRequest,
       blockFree.cpu[e]! >= request.cpu &&
       blockFree.memory[e]! >= request.memory &&
       blockFree.storage[e]! >= request.storage &&
-      blockFree.slots[e]! >= 1
+      blockFree.slots[e]! >= 1 &&
+      (blockLabels[e]! & labels) === labels
     ) {
       return true;
     }
@@ -70,7 +80,7 @@ export function selectHost(
   const blockMayFit = mayFit;
   const arches = ARCHES.length;
   const { snapshot, request } = ctx;
-  const { order, blockFree } = snapshot;
+  const { order, blockFree, blockLabels } = snapshot;
   const n = snapshot.size;
   const limit = request.candidateLimit;
   let best = -1;
@@ -82,7 +92,7 @@ export function selectHost(
   while (remaining > 0) {
     if (atBlockStart) {
       const b = (p / blockSize) | 0;
-      if (!blockMayFit(blockFree, b, request, arches)) {
+      if (!blockMayFit(blockFree, blockLabels, b, request, arches)) {
         const end = Math.min(n, (b + 1) * blockSize);
         const skip = Math.min(end - p, remaining);
         metrics.hostsSkipped += skip;

@@ -17,7 +17,7 @@ export function explain(snapshot: Snapshot, request: PlacementRequest): Explanat
   const ctx: EvalContext = {
     snapshot,
     request: prepared,
-    work: workingState(snapshot, prepared.tenantId, false),
+    work: workingState(snapshot, prepared.tenantId),
   };
   const scored: number[] = [];
   const { host: chosen } = selectHost(ctx, scanStart(prepared, snapshot.size), emptyMetrics(), scored);

@@ -4,8 +4,9 @@ export { FILTERS, type Filter } from './filters.js';
 export { place } from './place.js';
 export { DEFAULT_CANDIDATE_LIMIT, MAX_BATCH } from './request.js';
 export { SCORERS, type Scorer } from './scorers.js';
-export { buildSnapshot, type Snapshot, type SnapshotOptions } from './snapshot.js';
-export { withAssignments } from './snapshot-update.js';
+export { buildSnapshot, checkHost, type Snapshot, type SnapshotOptions } from './snapshot.js';
+export { addAllocation, setHost, tenantCounts, withAssignments } from './snapshot-update.js';
+export { ReadyVariant } from './snapshot-variant.js';
 export {
   ARCHES,
   type Arch,

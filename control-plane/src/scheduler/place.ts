@@ -3,23 +3,30 @@ import { type EvalContext, emptyCounts, FILTERS, firstFailure } from './filters.
 import { prepareRequest } from './request.js';
 import type { Snapshot } from './snapshot.js';
 import type { Assignment, FilterCounts, Placement, PlacementMetrics, PlacementRequest } from './types.js';
-import { commit, workingState } from './working-state.js';
+import { commit, restore, workingState } from './working-state.js';
 
 /**
  * Places `request.count` devices, one after another, against a working copy of the snapshot's
  * allocations: each placed device takes its resources, slot and tenant count before the next one
  * is placed. All or nothing: if one device fits nowhere, no assignment is returned, only why.
  *
- * Pure: reads the snapshot, never writes it, and uses no clock or randomness, so the same inputs
- * give the same placement on every replica. Throws InvalidArgumentError on a malformed request.
+ * Pure: leaves the snapshot as it found it (a batch's devices are written into its allocation
+ * columns as they are placed and the old values put back before returning) and uses no clock or
+ * randomness, so the same inputs give the same placement on every replica. Throws
+ * InvalidArgumentError on a malformed request.
  */
 export function place(snapshot: Snapshot, request: PlacementRequest): Placement {
   const prepared = prepareRequest(request);
-  const ctx: EvalContext = {
-    snapshot,
-    request: prepared,
-    work: workingState(snapshot, prepared.tenantId, prepared.count > 1),
-  };
+  const ctx: EvalContext = { snapshot, request: prepared, work: workingState(snapshot, prepared.tenantId) };
+  try {
+    return placeAll(ctx);
+  } finally {
+    restore(ctx.work);
+  }
+}
+
+function placeAll(ctx: EvalContext): Placement {
+  const { snapshot, request: prepared } = ctx;
   const metrics = emptyMetrics();
   const assignments: Assignment[] = [];
   let start = scanStart(prepared, snapshot.size);

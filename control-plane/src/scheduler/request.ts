@@ -1,4 +1,5 @@
 import { InvalidArgumentError } from './errors.js';
+import { labelMask } from './snapshot.js';
 import { ARCHES, type Arch, type PlacementRequest, type ScoreBreakdown, type Strategy } from './types.js';
 
 export const MAX_BATCH = 100;
@@ -21,6 +22,8 @@ export interface PreparedRequest {
   readonly archMask: number;
   readonly imageLabels: readonly (readonly [string, string])[];
   readonly selector: readonly (readonly [string, string])[];
+  /** labelMask of the image's labels and the selector: the bits a block must hold to be scanned. */
+  readonly labelMask: number;
   readonly tenantId: string;
   readonly strategy: Strategy;
   readonly weights: Readonly<ScoreBreakdown>;
@@ -61,6 +64,8 @@ export function prepareRequest(r: PlacementRequest): PreparedRequest {
   if (!Number.isInteger(candidateLimit) || candidateLimit < 1) {
     throw new InvalidArgumentError('candidateLimit', candidateLimit, 'must be an integer >= 1');
   }
+  const imageLabels = pairs('image.requiredLabels', r.image.requiredLabels);
+  const selector = pairs('nodeSelector', r.nodeSelector);
   return {
     count: r.count,
     cpu,
@@ -69,8 +74,9 @@ export function prepareRequest(r: PlacementRequest): PreparedRequest {
     imageId,
     arch,
     archMask,
-    imageLabels: pairs('image.requiredLabels', r.image.requiredLabels),
-    selector: pairs('nodeSelector', r.nodeSelector),
+    imageLabels,
+    selector,
+    labelMask: labelMask([...imageLabels, ...selector]),
     tenantId,
     strategy,
     weights,

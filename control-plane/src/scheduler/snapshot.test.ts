@@ -3,7 +3,7 @@ import { describe, it } from 'node:test';
 import { InvalidArgumentError } from './errors.js';
 import { place } from './place.js';
 import { buildSnapshot } from './snapshot.js';
-import { withAssignments } from './snapshot-update.js';
+import { addAllocation, setHost, tenantCounts, withAssignments } from './snapshot-update.js';
 import { host, request } from './test-hosts.js';
 
 describe('buildSnapshot', () => {
@@ -80,5 +80,56 @@ describe('withAssignments', () => {
         field: 'assignments[0].hostId',
       },
     );
+  });
+});
+
+describe('in-place changes', () => {
+  it('place() leaves the snapshot as it found it, batches included', () => {
+    const s = buildSnapshot([
+      host('h1'),
+      host('h2', { allocated: { vcpuMillicores: 2000, memoryMib: 4096, storageGib: 32, devices: 1 } }),
+    ]);
+    const before = JSON.stringify([s.allocated, s.blockFree]);
+    assert.equal(place(s, request({ count: 6 })).ok, true);
+    assert.equal(place(s, request({ count: 20 })).ok, false);
+    assert.equal(JSON.stringify([s.allocated, s.blockFree]), before);
+  });
+
+  it('setHost and addAllocation change one host and keep the capacity index exact', () => {
+    const s = buildSnapshot([host('h1'), host('h2')]);
+    const h2 = s.indexById.get('h2')!;
+    setHost(
+      s,
+      host('h2', {
+        state: 'cordoned',
+        capacity: { vcpuMillicores: 4000, memoryMib: 8192, storageGib: 100, devices: 2 },
+      }),
+    );
+    assert.equal(s.ready[h2], 0);
+    assert.equal(s.capacity.cpu[h2], 4000);
+    const placed = place(s, request({ count: 5 }));
+    assert.equal(placed.ok, false, 'h1 holds four, h2 takes none while cordoned');
+    // h1 fills up: the index now skips its block.
+    addAllocation(s, s.indexById.get('h1')!, {
+      vcpuMillicores: 8000,
+      memoryMib: 0,
+      storageGib: 0,
+      devices: 1,
+    });
+    const full = place(s, request());
+    assert.equal(full.ok, false);
+    assert.equal(full.metrics.hostsSkipped, 2);
+    assert.throws(() => setHost(s, host('nope')), { field: 'host.id' });
+    assert.throws(() => setHost(s, host('h1', { overcommit: { cpu: 0, memory: 1 } })), {
+      field: 'hosts[h1].overcommit.cpu',
+    });
+    assert.equal(s.capacity.cpu[s.indexById.get('h1')!], 8000, 'a refused input changes nothing');
+  });
+
+  it('tenantCounts hands the owner the map place() reads for tenant spread', () => {
+    const s = buildSnapshot([host('h1'), host('h2')]);
+    tenantCounts(s, 'tenant-a').set(s.indexById.get('h1')!, 3);
+    const placed = place(s, request({ strategy: 'spread', spreadTenant: true }));
+    assert.equal(placed.ok && placed.assignments[0]?.hostId, 'h2');
   });
 });

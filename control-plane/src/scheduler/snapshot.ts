@@ -1,10 +1,12 @@
 import { InvalidArgumentError } from './errors.js';
-import { ARCHES, type Arch, HOST_STATES, type HostInput, type HostState } from './types.js';
+import { ARCHES, type Arch, HOST_STATES, type HostInput, type HostState, NO_RESOURCES } from './types.js';
 
 /**
- * A read-only, column-oriented view of the fleet. Hosts are sorted by id (index = position in
- * that order), numbers sit in typed arrays so the filters touch no objects on the hot path, and the
- * cpu/memory capacities already include overcommit. place() never writes to a snapshot.
+ * A column-oriented view of the fleet. Hosts are sorted by id (index = position in that order),
+ * numbers sit in typed arrays so the filters touch no objects on the hot path, and the cpu/memory
+ * capacities already include overcommit. place() and explain() leave a snapshot as they found it;
+ * between calls its owner may change hosts in place (snapshot-update.ts), so a snapshot kept for a
+ * long time follows the fleet at the cost of the hosts that changed, not of the fleet.
  */
 export interface Snapshot {
   readonly size: number;
@@ -37,6 +39,32 @@ export interface Snapshot {
    * arch. Split by arch so a fleet's amd64 minority does not keep full arm64 blocks looking open.
    */
   readonly blockFree: ResourceColumns;
+  /** Per host: one bit per label pair it carries (labelBit), so a block's labels are one OR. */
+  readonly labelBits: Uint32Array;
+  /**
+   * Beside blockFree, per block and arch: the OR of labelBits over the block's ready hosts of that
+   * arch with a free device slot. A block lacking a bit the request's labels need holds no host
+   * with room that carries them, so a selective node selector skips full or unlabelled blocks.
+   */
+  readonly blockLabels: Uint32Array;
+}
+
+/** The bit of one label pair (key=value): a 32-bit hash folded to 0..31. */
+export function labelBit(key: string, value: string): number {
+  let h = 0x811c9dc5;
+  const text = `${key}=${value}`;
+  for (let i = 0; i < text.length; i++) {
+    h ^= text.charCodeAt(i);
+    h = Math.imul(h, 0x01000193);
+  }
+  return 1 << ((h >>> 0) % 32);
+}
+
+/** The OR of labelBit over the pairs. */
+export function labelMask(labels: Iterable<readonly [string, string]>): number {
+  let mask = 0;
+  for (const [key, value] of labels) mask |= labelBit(key, value);
+  return mask;
 }
 
 /** cpu in millicores, memory in MiB, storage in GiB, slots in devices. */
@@ -60,88 +88,144 @@ const DEFAULT_SEED = 0x5eed;
 export function buildSnapshot(hosts: Iterable<HostInput>, options: SnapshotOptions = {}): Snapshot {
   const sorted = [...hosts].sort((a, b) => compareIds(a.id, b.id));
   const n = sorted.length;
-  const capacity = columns(n);
-  const allocated = columns(n);
-  const overcommitCpu = new Float64Array(n);
-  const overcommitMemory = new Float64Array(n);
-  const archBit = new Uint8Array(n);
-  const ready = new Uint8Array(n);
   const indexById = new Map<string, number>();
-  const labels: ReadonlyMap<string, string>[] = [];
-  const images: (ReadonlySet<string> | undefined)[] = [];
   const tenants = new Map<string, Map<number, number>>();
-
-  for (let i = 0; i < n; i++) {
-    const h = sorted[i]!;
-    const at = `hosts[${h.id}]`;
-    if (typeof h.id !== 'string' || h.id === '')
-      throw new InvalidArgumentError(`${at}.id`, h.id, 'must be a non-empty string');
-    if (indexById.has(h.id)) throw new InvalidArgumentError(`${at}.id`, h.id, 'must be unique');
-    indexById.set(h.id, i);
-    const archIndex = ARCHES.indexOf(h.arch);
-    if (archIndex < 0)
-      throw new InvalidArgumentError(`${at}.arch`, h.arch, `must be one of ${ARCHES.join(', ')}`);
-    archBit[i] = 1 << archIndex;
-    if (!HOST_STATES.includes(h.state)) {
-      throw new InvalidArgumentError(`${at}.state`, h.state, `must be one of ${HOST_STATES.join(', ')}`);
-    }
-    ready[i] = h.state === 'ready' ? 1 : 0;
-
-    const oc = h.overcommit ?? { cpu: 1, memory: 1 };
-    overcommitCpu[i] = positive(`${at}.overcommit.cpu`, oc.cpu);
-    overcommitMemory[i] = positive(`${at}.overcommit.memory`, oc.memory);
-    const c = h.capacity;
-    capacity.cpu[i] = nonNegative(`${at}.capacity.vcpuMillicores`, c.vcpuMillicores) * oc.cpu;
-    capacity.memory[i] = nonNegative(`${at}.capacity.memoryMib`, c.memoryMib) * oc.memory;
-    capacity.storage[i] = nonNegative(`${at}.capacity.storageGib`, c.storageGib);
-    capacity.slots[i] = nonNegative(`${at}.capacity.devices`, c.devices);
-    const a = h.allocated;
-    if (a) {
-      allocated.cpu[i] = nonNegative(`${at}.allocated.vcpuMillicores`, a.vcpuMillicores);
-      allocated.memory[i] = nonNegative(`${at}.allocated.memoryMib`, a.memoryMib);
-      allocated.storage[i] = nonNegative(`${at}.allocated.storageGib`, a.storageGib);
-      allocated.slots[i] = nonNegative(`${at}.allocated.devices`, a.devices);
-    }
-    labels.push(new Map(Object.entries(h.labels ?? {})));
-    images.push(h.images === undefined ? undefined : new Set(h.images));
-    for (const [tenant, count] of Object.entries(h.tenantDevices ?? {})) {
-      if (nonNegative(`${at}.tenantDevices.${tenant}`, count) === 0) continue;
-      const perHost = tenants.get(tenant) ?? new Map<number, number>();
-      tenants.set(tenant, perHost);
-      perHost.set(i, count);
-    }
-  }
-
   const order = shuffledOrder(n, options.seed ?? DEFAULT_SEED);
   const position = new Int32Array(n);
   for (let p = 0; p < n; p++) position[order[p]!] = p;
   const snapshot: Snapshot = {
     size: n,
-    ids: sorted.map((h) => h.id),
-    names: sorted.map((h) => h.name),
+    ids: new Array<string>(n),
+    names: new Array<string>(n),
     indexById,
-    arch: sorted.map((h) => h.arch),
-    archBit,
-    state: sorted.map((h) => h.state),
-    ready,
-    labels,
-    images,
-    overcommitCpu,
-    overcommitMemory,
-    capacity,
-    allocated,
+    arch: new Array<Arch>(n),
+    archBit: new Uint8Array(n),
+    state: new Array<HostState>(n),
+    ready: new Uint8Array(n),
+    labels: new Array<ReadonlyMap<string, string>>(n),
+    images: new Array<ReadonlySet<string> | undefined>(n),
+    overcommitCpu: new Float64Array(n),
+    overcommitMemory: new Float64Array(n),
+    capacity: columns(n),
+    allocated: columns(n),
     tenants,
     order,
     position,
     blockFree: columns(Math.ceil(n / BLOCK_SIZE) * ARCHES.length),
+    labelBits: new Uint32Array(n),
+    blockLabels: new Uint32Array(Math.ceil(n / BLOCK_SIZE) * ARCHES.length),
   };
+  for (let i = 0; i < n; i++) {
+    const h = sorted[i]!;
+    if (typeof h.id !== 'string' || h.id === '')
+      throw new InvalidArgumentError(`hosts[${h.id}].id`, h.id, 'must be a non-empty string');
+    if (indexById.has(h.id)) throw new InvalidArgumentError(`hosts[${h.id}].id`, h.id, 'must be unique');
+    indexById.set(h.id, i);
+    writeHost(snapshot, i, h);
+    for (const [tenant, count] of Object.entries(h.tenantDevices ?? {})) {
+      if (nonNegative(`hosts[${h.id}].tenantDevices.${tenant}`, count) === 0) continue;
+      const perHost = tenants.get(tenant) ?? new Map<number, number>();
+      tenants.set(tenant, perHost);
+      perHost.set(i, count);
+    }
+  }
   for (let b = 0; b * BLOCK_SIZE < n; b++) refreshBlock(snapshot, b);
   return snapshot;
 }
 
-/** Recomputes one block's free maxima; non-ready hosts count as -Infinity so their blocks skip. */
+/** The snapshot's per-host columns as their owner writes them (snapshot-update.ts). */
+interface Writable {
+  ids: string[];
+  names: string[];
+  arch: Arch[];
+  state: HostState[];
+  labels: ReadonlyMap<string, string>[];
+  images: (ReadonlySet<string> | undefined)[];
+}
+
+/**
+ * Throws InvalidArgumentError, naming the field, for a host no snapshot can hold (an unknown arch
+ * or state, a negative or non-finite amount, an overcommit ratio not above 0).
+ */
+export function checkHost(h: HostInput): void {
+  checked(h);
+}
+
+/** The host's numbers as the columns hold them, validated. */
+function checked(h: HostInput) {
+  const at = `hosts[${h.id}]`;
+  const archIndex = ARCHES.indexOf(h.arch);
+  if (archIndex < 0)
+    throw new InvalidArgumentError(`${at}.arch`, h.arch, `must be one of ${ARCHES.join(', ')}`);
+  if (!HOST_STATES.includes(h.state)) {
+    throw new InvalidArgumentError(`${at}.state`, h.state, `must be one of ${HOST_STATES.join(', ')}`);
+  }
+  const oc = h.overcommit ?? { cpu: 1, memory: 1 };
+  const c = h.capacity;
+  const a = h.allocated ?? NO_RESOURCES;
+  return {
+    archIndex,
+    overcommitCpu: positive(`${at}.overcommit.cpu`, oc.cpu),
+    overcommitMemory: positive(`${at}.overcommit.memory`, oc.memory),
+    capacity: [
+      nonNegative(`${at}.capacity.vcpuMillicores`, c.vcpuMillicores) * oc.cpu,
+      nonNegative(`${at}.capacity.memoryMib`, c.memoryMib) * oc.memory,
+      nonNegative(`${at}.capacity.storageGib`, c.storageGib),
+      nonNegative(`${at}.capacity.devices`, c.devices),
+    ],
+    allocated: [
+      nonNegative(`${at}.allocated.vcpuMillicores`, a.vcpuMillicores),
+      nonNegative(`${at}.allocated.memoryMib`, a.memoryMib),
+      nonNegative(`${at}.allocated.storageGib`, a.storageGib),
+      nonNegative(`${at}.allocated.devices`, a.devices),
+    ],
+  } as const;
+}
+
+/**
+ * Writes every column of host index `i` from `h` (validated first, so a refused host leaves its old
+ * columns whole; the id must already be at `i`), but not its tenant counts. The caller refreshes
+ * the host's block of the capacity index.
+ */
+export function writeHost(snapshot: Snapshot, i: number, h: HostInput): void {
+  const v = checked(h);
+  const s = snapshot as Snapshot & Writable;
+  s.ids[i] = h.id;
+  s.names[i] = h.name;
+  s.arch[i] = h.arch;
+  s.archBit[i] = 1 << v.archIndex;
+  s.state[i] = h.state;
+  s.ready[i] = h.state === 'ready' ? 1 : 0;
+  s.overcommitCpu[i] = v.overcommitCpu;
+  s.overcommitMemory[i] = v.overcommitMemory;
+  [s.capacity.cpu[i], s.capacity.memory[i], s.capacity.storage[i], s.capacity.slots[i]] = v.capacity;
+  [s.allocated.cpu[i], s.allocated.memory[i], s.allocated.storage[i], s.allocated.slots[i]] = v.allocated;
+  // A host's labels seldom change while its allocation does all the time: keep the map if equal.
+  const labels = h.labels ?? {};
+  if (!sameLabels(s.labels[i], labels)) {
+    const entries = Object.entries(labels);
+    s.labels[i] = new Map(entries);
+    s.labelBits[i] = labelMask(entries);
+  }
+  s.images[i] = h.images === undefined ? undefined : new Set(h.images);
+}
+
+function sameLabels(map: ReadonlyMap<string, string> | undefined, labels: Readonly<Record<string, string>>) {
+  if (!map) return false;
+  let n = 0;
+  for (const key in labels) {
+    if (map.get(key) !== labels[key]) return false;
+    n++;
+  }
+  return n === map.size;
+}
+
+/**
+ * Recomputes one block's free maxima and label bits; non-ready hosts count as -Infinity (and no
+ * labels) so their blocks skip.
+ */
 export function refreshBlock(snapshot: Snapshot, block: number): void {
-  const { order, capacity: cap, allocated: al, ready, archBit, blockFree } = snapshot;
+  const { order, capacity: cap, allocated: al, ready, archBit, blockFree, labelBits, blockLabels } = snapshot;
   const end = Math.min(order.length, (block + 1) << BLOCK_SHIFT);
   for (let a = 0; a < ARCHES.length; a++) {
     const bit = 1 << a;
@@ -149,19 +233,23 @@ export function refreshBlock(snapshot: Snapshot, block: number): void {
     let memory = cpu;
     let storage = cpu;
     let slots = cpu;
+    let labels = 0;
     for (let p = block << BLOCK_SHIFT; p < end; p++) {
       const i = order[p]!;
       if (ready[i] === 0 || archBit[i] !== bit) continue;
       cpu = Math.max(cpu, cap.cpu[i]! - al.cpu[i]!);
       memory = Math.max(memory, cap.memory[i]! - al.memory[i]!);
       storage = Math.max(storage, cap.storage[i]! - al.storage[i]!);
-      slots = Math.max(slots, cap.slots[i]! - al.slots[i]!);
+      const free = cap.slots[i]! - al.slots[i]!;
+      slots = Math.max(slots, free);
+      if (free >= 1) labels |= labelBits[i]!;
     }
     const e = block * ARCHES.length + a;
     blockFree.cpu[e] = cpu;
     blockFree.memory[e] = memory;
     blockFree.storage[e] = storage;
     blockFree.slots[e] = slots;
+    blockLabels[e] = labels;
   }
 }
 

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { mkdir } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { PGlite } from '@electric-sql/pglite';
@@ -44,6 +45,12 @@ export interface OpenDatabase<DB> {
 export interface DatabaseSession {
   /** Delivers every NOTIFY on `channel` (sent by any session, once committed) to `onPayload`. */
   listen(channel: string, onPayload: (payload: string) => void): Promise<void>;
+  /**
+   * Resolves once every NOTIFY on `channel` (a channel this session listens on) committed before
+   * the call has been delivered to its listener: PostgreSQL delivers notifications in commit order,
+   * so a marker sent now comes back after all of them. Rejects if the session ends first.
+   */
+  barrier(channel: string): Promise<void>;
   /** pg_try_advisory_lock: true when this session holds (or now took) the lock. */
   tryAdvisoryLock(key: number): Promise<boolean>;
   /** pg_advisory_unlock: lets go of a lock this session holds. */
@@ -57,6 +64,8 @@ export interface DatabaseSession {
 // (sequences, byte counts, milliseconds) stays far below 2^53, so both drivers parse it to a number
 // and the two dialects return the same shapes.
 const INT8_OID = 20;
+/** Starts the payload of a barrier's NOTIFY (never a payload of the project's channels). */
+const BARRIER_MARKER = '~barrier:';
 const parseInt8 = (value: string): number => Number(value);
 pg.types.setTypeParser(INT8_OID, parseInt8);
 
@@ -152,9 +161,23 @@ async function openPgSession(url: string): Promise<DatabaseSession> {
   const end = (error: Error) => {
     if (ended) return;
     ended = true;
+    for (const waiting of barriers.values()) waiting.reject(error);
+    barriers.clear();
     lost?.(error);
   };
-  client.on('notification', (n) => handlers.get(n.channel)?.(n.payload ?? ''));
+  // Barrier markers reach every listener of the channel; each session answers only its own.
+  const barriers = new Map<string, { resolve: () => void; reject: (error: Error) => void }>();
+  const marker = `${BARRIER_MARKER}${randomBytes(6).toString('hex')}:`;
+  let nextBarrier = 0;
+  client.on('notification', (n) => {
+    const payload = n.payload ?? '';
+    if (payload.startsWith(BARRIER_MARKER)) {
+      barriers.get(payload)?.resolve();
+      barriers.delete(payload);
+      return;
+    }
+    handlers.get(n.channel)?.(payload);
+  });
   client.on('error', (error) => end(error));
   client.on('end', () => end(new Error('database session ended')));
   await client.connect();
@@ -162,6 +185,18 @@ async function openPgSession(url: string): Promise<DatabaseSession> {
     async listen(channel, onPayload) {
       handlers.set(channel, onPayload);
       await client.query(`listen ${client.escapeIdentifier(channel)}`);
+    },
+    async barrier(channel) {
+      if (ended) throw new Error('database session ended');
+      const token = `${marker}${nextBarrier++}`;
+      const arrived = new Promise<void>((resolve, reject) => barriers.set(token, { resolve, reject }));
+      try {
+        await client.query('select pg_notify($1, $2)', [channel, token]);
+      } catch (error) {
+        barriers.delete(token);
+        throw error;
+      }
+      await arrived;
     },
     async tryAdvisoryLock(key) {
       const { rows } = await client.query<{ locked: boolean }>('select pg_try_advisory_lock($1) as locked', [
@@ -199,6 +234,10 @@ function openPgliteSession(pglite: PGlite): DatabaseSession {
   return {
     async listen(channel, onPayload) {
       unlisten.push(await pglite.listen(channel, onPayload));
+    },
+    async barrier() {
+      // PGlite runs a transaction's listeners before the statement that committed it returns, so
+      // whatever committed before this call has been delivered already.
     },
     async tryAdvisoryLock(key) {
       const holder = held.get(key);

@@ -5,9 +5,13 @@
 // then quota rows (tenant id order, tenants/admission.ts), then host rows (id order). A Hello, a
 // loss, a plan and a drain all follow it.
 //
-// The ledger (`allocated_*`) is written by adjustAllocation alone, and adjustAllocation is called by
-// the plan applier alone (placement/applier.ts): the allocation of a host always equals the sum of
-// the devices placed on it that are not DELETED, at every commit.
+// The ledger (`allocated_*`) is written by adjustAllocations alone, and adjustAllocations is called
+// by the plan applier alone (placement/applier.ts): the allocation of a host always equals the sum
+// of the devices placed on it that are not DELETED, at every commit.
+//
+// Every write to a column in SCHEDULING_COLUMNS, whoever makes it, bumps the row's change_seq and
+// tells every replica's fleet view through a NOTIFY (a trigger: migration
+// 2026-12-02T0100-host-change-feed), so nothing here has to remember to.
 import { type Insertable, type Kysely, type Selectable, sql, type Transaction } from 'kysely';
 import type { Resources } from '../scheduler/index.js';
 import type { Database, DrainMode, DrainStateName, HostConnection, HostTable } from './schema.js';
@@ -34,6 +38,7 @@ export const SCHEDULING_COLUMNS = [
   'allocated_memory_mib',
   'allocated_storage_gib',
   'allocated_devices',
+  'change_seq',
 ] as const;
 
 export type SchedulingRow = Pick<Selectable<HostTable>, (typeof SCHEDULING_COLUMNS)[number]>;
@@ -114,28 +119,44 @@ export function lockHosts(trx: Transaction<Database>, hostIds: readonly string[]
     .execute();
 }
 
+/** One host's part of a ledger write. */
+export interface AllocationChange {
+  readonly hostId: string;
+  /** Added to the allocation; negative amounts release. */
+  readonly delta: Resources;
+  /** Whether the host's desired device set changed (its revision goes up by one). */
+  readonly bumpRevision: boolean;
+}
+
 /**
- * THE ledger write: adds `delta` (negative to release) to the host's allocation, and bumps its
- * desired revision when its desired device set changed. Only the plan applier calls it.
+ * THE ledger write: adds each change's delta to its host's allocation (and bumps the desired
+ * revision where asked), in one statement, and returns the rows as they now are. Only the plan
+ * applier calls it, on hosts it has locked.
  */
-export async function adjustAllocation(
+export async function adjustAllocations(
   trx: Transaction<Database>,
-  hostId: string,
-  delta: Resources,
-  options: { bumpRevision: boolean; now: Date },
-): Promise<void> {
-  await trx
-    .updateTable('host')
-    .set((eb) => ({
-      allocated_vcpu_millicores: eb('allocated_vcpu_millicores', '+', delta.vcpuMillicores),
-      allocated_memory_mib: eb('allocated_memory_mib', '+', delta.memoryMib),
-      allocated_storage_gib: eb('allocated_storage_gib', '+', delta.storageGib),
-      allocated_devices: eb('allocated_devices', '+', delta.devices),
-      ...(options.bumpRevision ? { desired_revision: eb('desired_revision', '+', 1) } : {}),
-      update_time: options.now,
-    }))
-    .where('id', '=', hostId)
-    .execute();
+  changes: readonly AllocationChange[],
+  now: Date,
+): Promise<SchedulingRow[]> {
+  if (changes.length === 0) return [];
+  const values = changes.map(
+    ({ hostId, delta, bumpRevision }) =>
+      sql`(${hostId}::text, ${delta.vcpuMillicores}::bigint, ${delta.memoryMib}::bigint,
+        ${delta.storageGib}::bigint, ${delta.devices}::integer, ${bumpRevision ? 1 : 0}::bigint)`,
+  );
+  const columns = sql.join(SCHEDULING_COLUMNS.map((c) => sql.ref(`host.${c}`)));
+  const result = await sql<SchedulingRow>`
+    update host set
+      allocated_vcpu_millicores = host.allocated_vcpu_millicores + v.cpu,
+      allocated_memory_mib = host.allocated_memory_mib + v.memory,
+      allocated_storage_gib = host.allocated_storage_gib + v.storage,
+      allocated_devices = host.allocated_devices + v.devices,
+      desired_revision = host.desired_revision + v.bump,
+      update_time = ${now.toISOString()}::timestamptz
+    from (values ${sql.join(values)}) as v(id, cpu, memory, storage, devices, bump)
+    where host.id = v.id
+    returning ${columns}`.execute(trx);
+  return result.rows;
 }
 
 /** The host's desired device set changed: its revision goes up by one. */

@@ -7,6 +7,7 @@ import * as drainDevices from './migrations/2026-11-24T0100-drain-devices.js';
 import * as gatewayReplicas from './migrations/2026-11-25T0100-gateway-replicas.js';
 import * as typedSpecsQuotaRows from './migrations/2026-12-01T0100-typed-specs-quota-rows.js';
 import * as streamSessions from './migrations/2026-12-01T0200-stream-sessions.js';
+import * as hostChangeFeed from './migrations/2026-12-02T0100-host-change-feed.js';
 
 // Migrations are listed here rather than read from a folder, so they bundle and type-check with
 // the code; names sort by timestamp.
@@ -19,6 +20,7 @@ const migrations: Record<string, Migration> = {
   '2026-11-25T0100-gateway-replicas': gatewayReplicas,
   '2026-12-01T0100-typed-specs-quota-rows': typedSpecsQuotaRows,
   '2026-12-01T0200-stream-sessions': streamSessions,
+  '2026-12-02T0100-host-change-feed': hostChangeFeed,
 };
 
 const provider: MigrationProvider = { getMigrations: async () => migrations };

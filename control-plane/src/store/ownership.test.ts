@@ -1,5 +1,5 @@
 // One owner per fact, checked on the source: every query on the `host` table lives in
-// store/hosts.ts, and the host ledger (allocated_*) is written there alone (adjustAllocation, which
+// store/hosts.ts, and the host ledger (allocated_*) is written there alone (adjustAllocations, which
 // only the plan applier calls). Test support (testing.ts, test-*.ts, *.test.ts) and migrations
 // are exempt: they set up rows as the store would leave them.
 import assert from 'node:assert/strict';
@@ -49,7 +49,7 @@ test('queries on host live in store/hosts.ts, and so does the one ledger write',
   // And store/hosts.ts's ledger write has one caller: the plan applier.
   const callers: string[] = [];
   for (const path of await sources(root)) {
-    if ((await readFile(path, 'utf8')).includes('adjustAllocation(')) callers.push(relative(root, path));
+    if ((await readFile(path, 'utf8')).includes('adjustAllocations(')) callers.push(relative(root, path));
   }
   assert.deepEqual(callers.sort(), ['placement/applier.ts', 'store/hosts.ts']);
 });

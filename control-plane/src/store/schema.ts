@@ -121,6 +121,11 @@ export interface HostTable {
   unreachable_since: Timestamp | null;
   /** Revision of the host's desired device set; bumped by every change to it. */
   desired_revision: number;
+  /**
+   * Set by the database on every change to a column the scheduler reads (migration
+   * 2026-12-02T0100-host-change-feed): grows with each change of the row, so a newer read of it wins.
+   */
+  change_seq: ColumnType<number, never, never>;
   create_time: CreatedAt;
   update_time: Timestamp;
 }

@@ -4,7 +4,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Kysely } from 'kysely';
 import pg from 'pg';
-import { type DatabaseKind, openDatabase } from './database.js';
+import { type DatabaseKind, type DatabaseSession, openDatabase } from './database.js';
 
 export interface TestDatabase<DB> {
   db: Kysely<DB>;
@@ -13,6 +13,8 @@ export interface TestDatabase<DB> {
   name: string;
   /** The URL of the database (PostgreSQL only), for code that opens its own connections. */
   url: string | undefined;
+  /** Opens a session of its own (LISTEN, session-level locks), as OpenDatabase.session does. */
+  session(): Promise<DatabaseSession>;
   close(): Promise<void>;
 }
 
@@ -39,7 +41,7 @@ export async function createTestDatabase<DB>(
   let result: TestDatabase<DB>;
   if (kind === 'pglite') {
     const open = await openDatabase<DB>();
-    result = { db: open.db, kind, name: 'memory', url: undefined, close: open.close };
+    result = { db: open.db, kind, name: 'memory', url: undefined, session: open.session, close: open.close };
   } else {
     const adminUrl = process.env.DATABASE_URL;
     if (!adminUrl) throw new Error('DATABASE_URL is not set: cannot create a PostgreSQL test database');
@@ -59,6 +61,7 @@ export async function createTestDatabase<DB>(
       kind,
       name,
       url: url.toString(),
+      session: open.session,
       close: async () => {
         await open.close();
         const dropper = new pg.Client({ connectionString: adminUrl });
