@@ -1,7 +1,7 @@
 // The agents of bench/placements.ts, run as a child process: one real AgentService.Connect stream
 // per host over TLS, STREAMS_PER_CONNECTION streams multiplexed on each HTTP/2 connection, each
-// saying Hello (no devices: the hosts start empty) and then heartbeating every 10 s, spread evenly
-// over the interval. What the control plane sends back (Welcome, desired device sets as creates
+// saying Hello (no devices: the hosts start empty; at most HELLOS_IN_FLIGHT unanswered at a time)
+// and then heartbeating every 10 s, spread evenly over the interval. What the control plane sends back (Welcome, desired device sets as creates
 // land, pings) is read and not acted on: these agents run no phones. A stream that ends is opened
 // again after a short jittered wait, as a real agent does.
 import { create } from '@bufbuild/protobuf';
@@ -12,6 +12,7 @@ import type { EnrolledHost } from './_placements-control-plane.js';
 
 export const STREAMS_PER_CONNECTION = 500;
 const HEARTBEAT_MS = 10_000;
+const HELLOS_IN_FLIGHT = 200;
 
 export type AgentsRequest =
   | { op: 'connect'; port: number; caPem: string; hosts: EnrolledHost[] }
@@ -27,6 +28,8 @@ export type AgentsReply =
       /** Desired device sets received (one per create that landed on the host, at most). */
       desiredSets: number;
       ended: number;
+      /** Why streams ended: gRPC status code and details, with how many. */
+      ends: Record<string, number>;
     };
 
 interface Agent {
@@ -41,6 +44,7 @@ const clients: GrpcClient<typeof agentv1.AgentService>[] = [];
 let welcomed = 0;
 let desiredSets = 0;
 let ended = 0;
+const ends = new Map<string, number>();
 let stopped = false;
 let timer: NodeJS.Timeout | undefined;
 
@@ -55,10 +59,12 @@ function open(agent: Agent, client: GrpcClient<typeof agentv1.AgentService>): vo
     } else if (message.body.case === 'desiredDevices') desiredSets++;
   });
   let retried = false;
-  const retry = () => {
+  const retry = (status?: { code?: number; details?: string }) => {
     if (retried || stopped) return;
     retried = true;
     ended++;
+    const why = `${status?.code ?? '?'} ${status?.details ?? ''}`.slice(0, 100);
+    ends.set(why, (ends.get(why) ?? 0) + 1);
     agent.call = undefined;
     setTimeout(() => open(agent, client), 200 + Math.random() * 800);
   };
@@ -93,14 +99,7 @@ async function connect(port: number, caPem: string, hosts: EnrolledHost[]): Prom
       }),
     );
   }
-  for (const [i, host] of hosts.entries()) {
-    const agent: Agent = { host, call: undefined, welcomed: false, seq: 0n };
-    agents.push(agent);
-    const client = clients[Math.floor(i / STREAMS_PER_CONNECTION)];
-    if (client) open(agent, client);
-    // Hellos in waves, so the connect is a storm the gateway can take, not a wall.
-    if (i % 250 === 249) await new Promise((r) => setTimeout(r, 20));
-  }
+  // Heartbeats run from the start: the first agents welcomed must not go silent while the rest connect.
   const tick = 100;
   const slices = HEARTBEAT_MS / tick;
   let slice = 0;
@@ -115,6 +114,16 @@ async function connect(port: number, caPem: string, hosts: EnrolledHost[]): Prom
     }
     slice = (slice + 1) % slices;
   }, tick);
+  for (const [i, host] of hosts.entries()) {
+    const agent: Agent = { host, call: undefined, welcomed: false, seq: 0n };
+    agents.push(agent);
+    const client = clients[Math.floor(i / STREAMS_PER_CONNECTION)];
+    if (client) open(agent, client);
+    // At most HELLOS_IN_FLIGHT Hellos unanswered: the fleet connects as fast as the control plane
+    // welcomes it, without Hellos timing out and coming back as a retry storm (that storm is what
+    // bench/fleet.ts measures; here the connect is only the set-up).
+    while (agents.length - welcomed >= HELLOS_IN_FLIGHT) await new Promise((r) => setTimeout(r, 10));
+  }
 }
 
 async function handle(request: AgentsRequest): Promise<AgentsReply> {
@@ -140,6 +149,7 @@ function status(): AgentsReply {
     live: agents.filter((a) => a.call !== undefined && a.welcomed).length,
     desiredSets,
     ended,
+    ends: Object.fromEntries(ends),
   };
 }
 

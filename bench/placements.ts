@@ -84,6 +84,8 @@ try {
     { timeoutMs: 150_000, intervalMs: 500 },
   );
   const connectS = (performance.now() - connectStart) / 1000;
+  const afterConnect = await agents.ask<Status>({ op: 'status' });
+  if (afterConnect.ended > 0) console.log('  streams ended while connecting:', afterConnect.ends);
   await waitFor('every host in the view', stats, (s) => s.viewHosts >= HOSTS && s.connected >= HOSTS, {
     timeoutMs: 30_000,
     intervalMs: 200,
@@ -182,6 +184,7 @@ try {
     `  hosts    ${f?.used ?? 0} of ${HOSTS} hold phones, ${f?.full ?? 0} full (${f?.devices ?? 0} phones); ` +
       `${agentsEnd.desiredSets} desired sets reached the agents; ${agentsEnd.live} streams live, ${agentsEnd.ended} reopened`,
   );
+  if (agentsEnd.ended > afterConnect.ended) console.log('  streams ended:', agentsEnd.ends);
   console.log(
     `  view     whole reads ${JSON.stringify(end.loads)}, ${end.rereads} rows re-read after notices, ` +
       `${end.reindexes} re-indexes (hosts joining)`,

@@ -1,5 +1,6 @@
-// The replica's fleet view kept current without reading the fleet: read whole once (at the first
-// plan) and again only after a gap; from then on every change reaches it as a delta.
+// The replica's fleet view kept current without reading the fleet: read whole once (when the
+// replica starts, or at its first plan) and again only after a gap; from then on every change
+// reaches it as a delta.
 //
 //  - This replica's own writes: the applier applies the host rows its ledger write returns, in the
 //    transaction that wrote them (so the next plan of the group sees them), and the planner's
