@@ -9,7 +9,6 @@ import { CreateDeviceRequestSchema } from '@cphone/proto';
 import { waitFor } from '@cphone/proto/testing';
 import { sql } from 'kysely';
 import pino from 'pino';
-import type { Principal } from '../auth/principal.js';
 import { systemClock } from '../clock.js';
 import { Cluster } from '../cluster/cluster.js';
 import { draftDevices } from '../devices/drafts.js';
@@ -23,58 +22,21 @@ import {
   writeHeartbeats,
 } from '../store/hosts.js';
 import type { Database } from '../store/schema.js';
-import { insertTenant } from '../store/tenants.js';
 import { defaultDatabaseKind, type TestDatabase } from '../store/test-database.js';
 import { createTestStore } from '../testing.js';
 import type { AppliedPlan } from './applier.js';
 import { clusterFleetFeed, type FleetFeed, sessionFleetFeed } from './fleet-feed.js';
 import { Planner } from './planner.js';
-import { insertHosts, TEST_REPLICA } from './testing.js';
+import { insertHosts, seedTenantsAndImage, TEST_PRINCIPAL, TEST_REPLICA } from './testing.js';
 
 const logger = pino({ level: 'silent' });
 let store: TestDatabase<Database>;
 const planners: Planner[] = [];
-const principal: Principal = {
-  keyId: 'k',
-  tenantId: 'platform',
-  role: 'platform_admin',
-  visibleTenants: ['platform', 'acme'],
-};
+const principal = TEST_PRINCIPAL;
 
 before(async () => {
   store = await createTestStore();
-  const now = new Date();
-  await insertTenant(store.db, {
-    id: 'platform',
-    parent_id: null,
-    kind: 'platform',
-    display_name: 'P',
-    update_time: now,
-  });
-  await insertTenant(store.db, {
-    id: 'acme',
-    parent_id: 'platform',
-    kind: 'reseller',
-    display_name: 'A',
-    update_time: now,
-  });
-  await store.db
-    .insertInto('image')
-    .values({
-      id: 'img',
-      tenant_id: null,
-      display_name: 'img',
-      image_ref: 'redroid/redroid:14.0.0-latest',
-      android_version: '14',
-      arches: JSON.stringify(['arm64']),
-      required_labels: '{}',
-      default_spec: JSON.stringify({ vcpuMillicores: 1000, memoryMib: 1024, storageGib: 4 }),
-      min_vcpu_millicores: 0,
-      min_memory_mib: 0,
-      min_storage_gib: 0,
-      update_time: now,
-    })
-    .execute();
+  await seedTenantsAndImage(store.db);
 });
 
 after(async () => {

@@ -10,7 +10,6 @@ import { after, before, test } from 'node:test';
 import { create } from '@bufbuild/protobuf';
 import { agentv1, CreateDeviceRequestSchema, DeviceState } from '@cphone/proto';
 import pino from 'pino';
-import type { Principal } from '../auth/principal.js';
 import { systemClock } from '../clock.js';
 import { draftDevices } from '../devices/drafts.js';
 import { requestDeletion } from '../devices/lifecycle.js';
@@ -24,58 +23,21 @@ import { createMetrics } from '../metrics.js';
 import { lockDevices } from '../store/devices.js';
 import { deleteHost, endDrain, lockHosts, selectSchedulingRows } from '../store/hosts.js';
 import type { Database } from '../store/schema.js';
-import { insertTenant } from '../store/tenants.js';
 import type { TestDatabase } from '../store/test-database.js';
 import { createTestStore } from '../testing.js';
 import { sessionFleetFeed } from './fleet-feed.js';
 import { Planner } from './planner.js';
-import { allocationReport, insertHosts } from './testing.js';
+import { allocationReport, insertHosts, seedTenantsAndImage, TEST_PRINCIPAL } from './testing.js';
 
 const logger = pino({ level: 'silent' });
 let store: TestDatabase<Database>;
 let planner: Planner;
 let drainer: Drainer;
-const principal: Principal = {
-  keyId: 'k',
-  tenantId: 'platform',
-  role: 'platform_admin',
-  visibleTenants: ['platform', 'acme'],
-};
+const principal = TEST_PRINCIPAL;
 
 before(async () => {
   store = await createTestStore();
-  const now = new Date();
-  await insertTenant(store.db, {
-    id: 'platform',
-    parent_id: null,
-    kind: 'platform',
-    display_name: 'P',
-    update_time: now,
-  });
-  await insertTenant(store.db, {
-    id: 'acme',
-    parent_id: 'platform',
-    kind: 'reseller',
-    display_name: 'A',
-    update_time: now,
-  });
-  await store.db
-    .insertInto('image')
-    .values({
-      id: 'img',
-      tenant_id: null,
-      display_name: 'img',
-      image_ref: 'redroid/redroid:14.0.0-latest',
-      android_version: '14',
-      arches: JSON.stringify(['arm64']),
-      required_labels: '{}',
-      default_spec: JSON.stringify({ vcpuMillicores: 1000, memoryMib: 1024, storageGib: 4 }),
-      min_vcpu_millicores: 0,
-      min_memory_mib: 0,
-      min_storage_gib: 0,
-      update_time: now,
-    })
-    .execute();
+  await seedTenantsAndImage(store.db);
   const base = { db: store.db, clock: systemClock, logger, metrics: createMetrics() };
   planner = new Planner({ ...base, desiredChanged: () => {}, feed: sessionFleetFeed(() => store.session()) });
   drainer = new Drainer({ ...base, planner, isLeader: () => true, desiredChanged: () => {} });

@@ -1,7 +1,9 @@
 // Test support: host rows as an enrolled, connected agent would leave them.
 import type { Insertable, Kysely } from 'kysely';
+import type { Principal } from '../auth/principal.js';
 import { newHostRow } from '../hosts/host-row.js';
 import type { Database, HostTable } from '../store/schema.js';
+import { insertTenant } from '../store/tenants.js';
 
 export interface TestHost {
   id: string;
@@ -99,4 +101,48 @@ export async function allocationReport(db: Kysely<Database>) {
       desiredRevision: h.desired_revision,
     };
   });
+}
+
+/** A platform admin who sees the platform tenant and its reseller `acme`. */
+export const TEST_PRINCIPAL: Principal = {
+  keyId: 'k',
+  tenantId: 'platform',
+  role: 'platform_admin',
+  visibleTenants: ['platform', 'acme'],
+};
+
+/** The platform tenant, its reseller `acme` and a public arm64 image `img`, for placing on. */
+export async function seedTenantsAndImage(db: Kysely<Database>): Promise<void> {
+  const now = new Date();
+  await insertTenant(db, {
+    id: 'platform',
+    parent_id: null,
+    kind: 'platform',
+    display_name: 'P',
+    update_time: now,
+  });
+  await insertTenant(db, {
+    id: 'acme',
+    parent_id: 'platform',
+    kind: 'reseller',
+    display_name: 'A',
+    update_time: now,
+  });
+  await db
+    .insertInto('image')
+    .values({
+      id: 'img',
+      tenant_id: null,
+      display_name: 'img',
+      image_ref: 'redroid/redroid:14.0.0-latest',
+      android_version: '14',
+      arches: JSON.stringify(['arm64']),
+      required_labels: '{}',
+      default_spec: JSON.stringify({ vcpuMillicores: 1000, memoryMib: 1024, storageGib: 4 }),
+      min_vcpu_millicores: 0,
+      min_memory_mib: 0,
+      min_storage_gib: 0,
+      update_time: now,
+    })
+    .execute();
 }
