@@ -140,3 +140,22 @@ test('bars are forgotten once every token they could refuse has expired', async 
   );
   await auth.verify(await sign({ sessionId: 'strm_9', issuedAt: late / 1000, expiresAt: late / 1000 + 60 }));
 });
+
+test('a join that comes before the first keys waits for them and is admitted once they arrive', async () => {
+  const { key, sign } = setup();
+  const fresh = new StreamAuth({ hostId: 'host_a', now: () => T0 + 1000, keysWaitMs: 60_000 });
+  let settled = false;
+  const joining = fresh.verify(await sign()).finally(() => {
+    settled = true;
+  });
+  await new Promise((resolve) => setImmediate(resolve));
+  assert.equal(settled, false, 'still waiting while no key is held');
+  fresh.setKeys([
+    create(agentv1.StreamTokenKeySchema, {
+      keyId: key.keyId,
+      algorithm: 'Ed25519',
+      publicKey: key.publicKey,
+    }),
+  ]);
+  assert.equal((await joining).sessionId, 'strm_1');
+});

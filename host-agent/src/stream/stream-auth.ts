@@ -12,6 +12,8 @@ export interface StreamAuthOptions {
   readonly hostId: string;
   /** Wall clock in ms (tests move it). */
   readonly now?: () => number;
+  /** How long a join that comes before the first keys waits for them, in ms (default 5000). */
+  readonly keysWaitMs?: number;
 }
 
 /** What a revocation ends among the sessions open now. */
@@ -37,13 +39,17 @@ export class StreamAuth {
   readonly #sessions = new Map<string, number>();
   readonly #devices = new Map<string, Bar>();
   readonly #tenants = new Map<string, Bar>();
+  readonly #keysWaitMs: number;
+  /** Woken by the first keys: joins that came before them wait a little rather than fail. */
+  #keysArrived: (() => void)[] = [];
 
   constructor(options: StreamAuthOptions) {
     this.#hostId = options.hostId;
     this.#now = options.now ?? Date.now;
+    this.#keysWaitMs = options.keysWaitMs ?? 5000;
   }
 
-  /** Whether any key is held: until the first Welcome, every join is refused. */
+  /** Whether any key is held: until the first Welcome, joins wait (keysWaitMs), then are refused. */
   get ready(): boolean {
     return this.#keys.length > 0;
   }
@@ -53,6 +59,23 @@ export class StreamAuth {
     this.#keys = keys
       .filter((k) => k.algorithm === '' || k.algorithm === 'Ed25519')
       .map((k) => ({ keyId: k.keyId, publicKey: k.publicKey }));
+    if (this.ready) for (const wake of this.#keysArrived.splice(0)) wake();
+  }
+
+  /**
+   * A viewer that rejoins the moment a restarted agent listens again comes before the agent's first
+   * Welcome has brought the keys; it waits for them up to keysWaitMs instead of being refused.
+   */
+  async #keysReady(): Promise<boolean> {
+    if (this.ready || this.#keysWaitMs <= 0) return this.ready;
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, this.#keysWaitMs);
+      this.#keysArrived.push(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+    return this.ready;
   }
 
   /** Records a revocation; returns what to end among open sessions, or undefined if it names nothing. */
@@ -80,7 +103,8 @@ export class StreamAuth {
 
   /** The claims of a token that may join this host's sfu now; StreamTokenError says why not. */
   async verify(token: string): Promise<StreamTokenClaims> {
-    if (!this.ready) throw new StreamTokenError('this host has not received the control plane’s keys yet');
+    if (!(await this.#keysReady()))
+      throw new StreamTokenError('this host has not received the control plane’s keys yet');
     const now = this.#now();
     const claims = await verifyStreamToken(token, this.#keys, { now });
     if (claims.hostId !== this.#hostId) throw new StreamTokenError('the stream token is for another host');
