@@ -102,8 +102,14 @@ async function load(deps: HostServiceDeps, hostId: string): Promise<HostRow> {
 async function present(deps: HostServiceDeps, row: HostRow) {
   const mode = row.drain_last_mode;
   if (!mode) return hostToProto(row);
-  const remaining = await drainRemaining(deps.db, row.id, mode);
-  const migrate = mode === 'migrate' ? await migrateProgress(deps.db, row.id) : undefined;
+  // One snapshot for both counts, so a move that commits between them is seen by both or neither.
+  const { remaining, migrate } = await deps.db
+    .transaction()
+    .setIsolationLevel('repeatable read')
+    .execute(async (trx) => ({
+      remaining: await drainRemaining(trx, row.id, mode),
+      migrate: mode === 'migrate' ? await migrateProgress(trx, row.id) : undefined,
+    }));
   return hostToProto(row, remaining, migrate);
 }
 
