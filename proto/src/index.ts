@@ -8,6 +8,8 @@
 
 // cphone.agent.v1: the host agent <-> control plane stream.
 export * as agentv1 from './agent-v1.js';
+// cphone.api.v1: the public API (resellers, CLI, web player); api.ts is also what browsers import.
+export * from './api.js';
 // api.v1 messages handed to an agent as their agent.v1 copies.
 export { toAgentDeviceSpec, toAgentInputEvents } from './api-agent.js';
 // Wire helpers: protobuf-es services on grpc-js, Connect-RPC on Hono, TLS material for the agent link.
@@ -20,28 +22,6 @@ export {
   deviceSpecViolation,
   type SpecViolation,
 } from './device-spec.js';
-// cphone.api.v1: the public API (resellers, CLI, web player).
-export * from './gen/cphone/api/v1/api_key_pb.js';
-export * from './gen/cphone/api/v1/api_key_service_pb.js';
-export * from './gen/cphone/api/v1/artifact_pb.js';
-export * from './gen/cphone/api/v1/artifact_service_pb.js';
-export * from './gen/cphone/api/v1/audit_pb.js';
-export * from './gen/cphone/api/v1/audit_service_pb.js';
-export * from './gen/cphone/api/v1/device_action_pb.js';
-export * from './gen/cphone/api/v1/device_pb.js';
-export * from './gen/cphone/api/v1/device_service_pb.js';
-export * from './gen/cphone/api/v1/host_pb.js';
-export * from './gen/cphone/api/v1/host_service_pb.js';
-export * from './gen/cphone/api/v1/image_pb.js';
-export * from './gen/cphone/api/v1/image_service_pb.js';
-export * from './gen/cphone/api/v1/input_pb.js';
-export * from './gen/cphone/api/v1/stream_session_pb.js';
-export * from './gen/cphone/api/v1/tenant_pb.js';
-export * from './gen/cphone/api/v1/tenant_service_pb.js';
-export * from './gen/cphone/api/v1/usage_pb.js';
-export * from './gen/cphone/api/v1/usage_service_pb.js';
-export * from './gen/cphone/api/v1/webhook_pb.js';
-export * from './gen/cphone/api/v1/webhook_service_pb.js';
 export {
   addGrpcService,
   createGrpcClient,

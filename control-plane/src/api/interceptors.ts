@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import type { DescMessage, Message } from '@bufbuild/protobuf';
 import { Code, type Interceptor } from '@connectrpc/connect';
 import type { Kysely } from 'kysely';
@@ -43,6 +44,15 @@ function resourceOf(message: unknown): string {
   return resource.length <= AUDIT_RESOURCE_CHARS ? resource : `${resource.slice(0, AUDIT_RESOURCE_CHARS)}…`;
 }
 
+/** A caller's own request id is kept when it is plain and short; otherwise the server makes one. */
+const CALLER_REQUEST_ID = /^[A-Za-z0-9._:-]{1,64}$/;
+
+/** The id a call's answer and logs carry in `x-request-id`, so a person can quote it. */
+function requestIdOf(header: Headers): string {
+  const given = header.get('x-request-id');
+  return given && CALLER_REQUEST_ID.test(given) ? given : `req_${randomBytes(9).toString('base64url')}`;
+}
+
 /** Refuses, before any handler, a request message that breaks the edge rules (request-check.ts). */
 function checked(schema: DescMessage, message: Message): Message {
   const problem = checkRequest(schema, message);
@@ -55,7 +65,8 @@ async function* checkedStream(schema: DescMessage, messages: AsyncIterable<Messa
 }
 
 /**
- * Every API call: authenticate the bearer key, check the request against the edge rules, run the
+ * Every API call: give it a request id (`x-request-id` on its answer, error or not, and in its logs),
+ * authenticate the bearer key, check the request against the edge rules, run the
  * handler, map its error, record metrics, and queue an audit row for every mutating call (whatever
  * its outcome).
  */
@@ -73,6 +84,7 @@ export function apiInterceptor(deps: {
     const procedure = `${req.service.name}/${req.method.name}`;
     let code = 'ok';
     let principal: Awaited<ReturnType<typeof authenticate>> | undefined;
+    const requestId = requestIdOf(req.header);
     try {
       const header = req.header.get('authorization') ?? '';
       principal = await authenticate(deps.db, header.replace(/^Bearer\s+/i, '') || undefined, {
@@ -81,13 +93,20 @@ export function apiInterceptor(deps: {
         cache: deps.authCache,
       });
       req.contextValues.set(principalKey, principal);
-      if (req.stream) return await next({ ...req, message: checkedStream(req.method.input, req.message) });
+      if (req.stream) {
+        const res = await next({ ...req, message: checkedStream(req.method.input, req.message) });
+        res.header.set('x-request-id', requestId);
+        return res;
+      }
       checked(req.method.input, req.message);
-      return await next(req);
+      const res = await next(req);
+      res.header.set('x-request-id', requestId);
+      return res;
     } catch (error) {
       const mapped = toConnectError(error);
       code = Code[mapped.code] ?? String(mapped.code);
-      if (isInternal(error)) log.error({ err: error, procedure }, 'handler failed');
+      mapped.metadata.set('x-request-id', requestId);
+      if (isInternal(error)) log.error({ err: error, procedure, requestId }, 'handler failed');
       throw mapped;
     } finally {
       deps.metrics.rpcDuration.observe({ procedure, code }, (performance.now() - started) / 1000);
