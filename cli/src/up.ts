@@ -26,6 +26,7 @@ import {
   StreamRights,
 } from '@cphone/proto';
 import { playerPageHtml } from '@cphone/sfu/testing';
+import { ensureConsoleBuilt } from '@cphone/web/build';
 
 /** How many phones the embedded default creates on its first start. */
 const DEFAULT_PHONES = 3;
@@ -161,7 +162,13 @@ export interface EmbeddedPlatform {
 export async function startEmbedded(
   env: NodeJS.ProcessEnv = process.env,
 ): Promise<EmbeddedPlatform & { phones: string[]; players: string[] }> {
-  const config = loadConfig(env, env.CPHONE_GRPC_HOST ? {} : { grpcHost: '127.0.0.1' });
+  // The web console, built when its sources changed (a few seconds), served at / unless
+  // CPHONE_CONSOLE_DIR names another build.
+  const consoleDir = env.CPHONE_CONSOLE_DIR ? undefined : await ensureConsoleBuilt();
+  const config = loadConfig(env, {
+    ...(env.CPHONE_GRPC_HOST ? {} : { grpcHost: '127.0.0.1' }),
+    ...(consoleDir ? { consoleDir } : {}),
+  });
   const logger = createLogger(config.logLevel);
   const agentDir = resolve(env.CPHONE_AGENT_DATA_DIR || join(config.dataDir, '..', 'agent'));
   const plane = await startControlPlane(config, { logger });

@@ -78,6 +78,11 @@ export interface ControlPlaneConfig {
   readonly authCacheTtlMs: number;
   /** Most keys whose authentication is kept (least recently used dropped). CPHONE_AUTH_CACHE_MAX_ENTRIES, default 10000 */
   readonly authCacheMaxEntries: number;
+  /**
+   * A built web console (web/dist/console: `npm run build -w @cphone/web`) to serve at `/`; unset,
+   * no console is served (production serves the static build from any web server). CPHONE_CONSOLE_DIR
+   */
+  readonly consoleDir: string | undefined;
 }
 
 type Env = Record<string, string | undefined>;
@@ -172,6 +177,7 @@ export function loadConfig(
     pageTokenKeys: pageTokenKeys(env, 'CPHONE_PAGE_TOKEN_KEYS'),
     authCacheTtlMs: int(env, 'CPHONE_AUTH_CACHE_TTL_MS', 5000, 0),
     authCacheMaxEntries: int(env, 'CPHONE_AUTH_CACHE_MAX_ENTRIES', 10_000, 1),
+    consoleDir: env.CPHONE_CONSOLE_DIR ? resolve(env.CPHONE_CONSOLE_DIR) : undefined,
     ...overrides,
   };
   const config: ControlPlaneConfig = {

@@ -20,6 +20,7 @@ import { type AgentGatewayOptions, startAgentGateway } from './gateway/gateway.j
 import type { GatewayMessage } from './gateway/relay.js';
 import { Drainer } from './hosts/drainer.js';
 import { createHttpApp } from './http/app.js';
+import { mountConsole } from './http/console.js';
 import { listenHttp, type RequestListener } from './http/listen.js';
 import { createLogger, type Logger } from './logger.js';
 import { createMetrics } from './metrics.js';
@@ -202,6 +203,7 @@ export async function startControlPlane(
       routes: (router) => registerServices(router, deps),
       interceptors: [apiInterceptor(deps)],
       extend: (hono) => {
+        if (config.consoleDir) mountConsole(hono, config.consoleDir);
         const blobs = blobStoreFor(config);
         mountAgentArtifacts(hono, { db: database.db, blobs });
         mountAgentUpload(hono, {

@@ -1,2 +1,2 @@
-// @cphone/web: not built yet (see README.md); the package exists so the workspace layout is complete.
-export {};
+// @cphone/web: the web console (src/console) and its build; see README.md.
+export { buildConsole, CONSOLE_DIR, ensureConsoleBuilt } from './build.js';

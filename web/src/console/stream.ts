@@ -1,0 +1,33 @@
+// What a <cphone-player> in the console plays: a stream session created through the API for the
+// signed-in user, asked again whenever the player needs a fresh token (first connect, expiry).
+import { StreamRights, type StreamSession } from '@cphone/proto/api';
+import { api } from './api.js';
+
+export interface PlayerSession {
+  sfuUrl: string;
+  token: string;
+  sessionId: string;
+  iceServers: RTCIceServer[];
+}
+
+export function playerSession(session: StreamSession | undefined): PlayerSession {
+  if (!session) throw new Error('CreateStreamSession answered without a session');
+  return {
+    sfuUrl: session.sfuUrl,
+    token: session.token,
+    sessionId: session.sessionId,
+    iceServers: session.iceServers.map((s) => ({
+      urls: s.urls,
+      ...(s.username ? { username: s.username, credential: s.credential } : {}),
+    })),
+  };
+}
+
+/** A token provider for the player: a new CONTROL (or VIEW) session of the device each time. */
+export function sessionProvider(
+  deviceId: string,
+  rights = StreamRights.CONTROL,
+): () => Promise<PlayerSession> {
+  return async () =>
+    playerSession((await api.devices.createStreamSession({ deviceId, rights })).streamSession);
+}
