@@ -51,6 +51,18 @@ if (process.env.CPHONE_SKIP_SETUP !== '1') {
     }
   }
 }
+// The web console's static build, which the browser suites and `cphone up` serve: built once here,
+// before suites that run side by side could each start the same build.
+if (needs(/^(web|cli|tests\/e2e)\//)) {
+  const build = spawnSync(process.execPath, ['--import', 'tsx', 'web/src/build.ts', '--if-stale'], {
+    cwd: root,
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
+  if (build.status !== 0) {
+    console.error(`building the web console failed (exit ${build.status})`);
+    process.exit(1);
+  }
+}
 const concurrency = process.env.TEST_CONCURRENCY ?? String(Math.max(2, availableParallelism()));
 const result = spawnSync(
   process.execPath,

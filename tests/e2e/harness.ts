@@ -45,6 +45,8 @@ export interface HarnessOptions {
   lostGraceMs?: number;
   /** TURN servers handed out by CreateStreamSession, with coturn's static-auth-secret. Default: none. */
   turn?: { urls: string[]; secret: string };
+  /** A built web console to serve at / (web/src/build.ts). Default: none. */
+  consoleDir?: string;
 }
 
 export interface AgentOptions {
@@ -97,6 +99,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     heartbeatTtlMs: options.heartbeatTtlMs ?? 60_000,
     lostGraceMs: options.lostGraceMs ?? 60_000,
     ...(options.turn ? { turnUrls: options.turn.urls, turnSecret: options.turn.secret } : {}),
+    ...(options.consoleDir ? { consoleDir: options.consoleDir } : {}),
   };
   let plane: ControlPlane | undefined = await startControlPlane(
     loadConfig({}, { ...settings, grpcPort: 0 }),

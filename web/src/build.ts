@@ -50,7 +50,10 @@ export async function ensureConsoleBuilt(outDir: string = CONSOLE_DIR): Promise<
   return buildConsole(outDir);
 }
 
+// tsx web/src/build.ts [--if-stale] [outDir]
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
-  const out = await buildConsole(process.argv[2] ?? CONSOLE_DIR);
-  process.stdout.write(`console built in ${out}\n`);
+  const args = process.argv.slice(2);
+  const out = args.find((a) => !a.startsWith('--')) ?? CONSOLE_DIR;
+  await (args.includes('--if-stale') ? ensureConsoleBuilt(out) : buildConsole(out));
+  process.stdout.write(`console ready in ${out}\n`);
 }

@@ -1,0 +1,322 @@
+/// <reference lib="dom" />
+// The web console in Debian's Chromium against the real control plane (serving the built console
+// at /), a real agent with the sim runtime and virtual phones: signing in and out, throttling, the
+// phone list, one phone's player and APK install, group control across screens of different sizes,
+// the language switch, and one tenant's user never reaching another tenant's phones. Screenshots of
+// the key steps go to docs/screenshots/.
+import assert from 'node:assert/strict';
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { Code, ConnectError, createClient } from '@connectrpc/connect';
+import { createConnectTransport } from '@connectrpc/connect-node';
+import type { Agent } from '@cphone/host-agent';
+import { createSimRuntime, launchVirtualPhone, type VirtualPhone } from '@cphone/host-agent/testing';
+import {
+  DeviceService,
+  DeviceState,
+  HostState,
+  Role,
+  TenantKind,
+  TenantService,
+  UserService,
+} from '@cphone/proto';
+import { waitFor } from '@cphone/proto/testing';
+import { launchChromium } from '@cphone/sfu/testing';
+import { ensureConsoleBuilt } from '@cphone/web/build';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
+import { type Harness, startHarness } from './harness.js';
+
+const SCREENSHOTS = fileURLToPath(new URL('../../docs/screenshots/', import.meta.url));
+const PASSWORD = 'correct horse battery';
+
+let h: Harness;
+let agent: Agent;
+let browser: Browser;
+let runtime: Awaited<ReturnType<typeof createSimRuntime>>;
+const phones = new Map<string, VirtualPhone>();
+const contexts: BrowserContext[] = [];
+
+/** A user of `tenantId` made the way a tenant admin would: an invitation, accepted. */
+async function makeUser(tenantId: string, email: string, role: Role): Promise<void> {
+  const users = h.client(UserService);
+  const invited = await users.inviteUser({ tenantId, email, role, displayName: email.split('@')[0] ?? '' });
+  await users.acceptInvitation({ token: invited.token, password: PASSWORD, displayName: email });
+}
+
+async function runningPhone(tenantId: string, name: string, width = 720, height = 1280): Promise<string> {
+  const { devices } = await h.devices.batchCreateDevices({
+    tenantId,
+    requests: [
+      {
+        displayName: name,
+        labels: { team: 'qa' },
+        spec: {
+          imageId: h.imageId,
+          vcpuMillicores: 1000,
+          memoryMib: 1024,
+          storageGib: 4,
+          screen: { widthPx: width, heightPx: height, dpi: 320, fps: 30 },
+        },
+        placement: { nodeSelector: { pool: 'e2e' } },
+      },
+    ],
+  });
+  const deviceId = devices[0]?.deviceId ?? '';
+  await h.waitForState(deviceId, DeviceState.RUNNING);
+  return deviceId;
+}
+
+async function newPage(): Promise<Page> {
+  const context = await browser.newContext({
+    ignoreHTTPSErrors: true,
+    viewport: { width: 1360, height: 900 },
+  });
+  contexts.push(context);
+  const page = await context.newPage();
+  await page.goto(`${h.plane.httpUrl}/`);
+  return page;
+}
+
+async function signIn(page: Page, email: string, password = PASSWORD): Promise<void> {
+  await page.getByLabel('Email').fill(email);
+  await page.getByLabel('Password').fill(password);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+}
+
+async function shot(page: Page, name: string): Promise<void> {
+  await mkdir(SCREENSHOTS, { recursive: true });
+  await page.screenshot({ path: join(SCREENSHOTS, name) });
+}
+
+let tenantA: string;
+let tenantB: string;
+let phoneA: string;
+let phoneB: string;
+
+before(async () => {
+  h = await startHarness({ consoleDir: await ensureConsoleBuilt() });
+  runtime = await createSimRuntime({
+    dataDir: join(h.agentDataDir, 'sim'),
+    scope: `e2e-${h.hostId}`,
+    launch: async (options) => {
+      const phone = await launchVirtualPhone(options);
+      phones.set(options.serial, phone);
+      return phone;
+    },
+  });
+  agent = await h.startAgent({ deps: { runtime } });
+  await h.waitForHost(HostState.READY, true);
+  browser = await launchChromium();
+  const tenants = h.client(TenantService);
+  tenantA = (
+    await tenants.createTenant({
+      kind: TenantKind.CUSTOMER,
+      displayName: 'Shop A',
+      parentTenantId: h.tenantId,
+    })
+  ).tenant?.tenantId as string;
+  tenantB = (
+    await tenants.createTenant({
+      kind: TenantKind.CUSTOMER,
+      displayName: 'Shop B',
+      parentTenantId: h.tenantId,
+    })
+  ).tenant?.tenantId as string;
+  await makeUser(tenantA, 'alice@shop-a.test', Role.TENANT_ADMIN);
+  await makeUser(tenantB, 'bob@shop-b.test', Role.TENANT_USER);
+  [phoneA, phoneB] = await Promise.all([
+    runningPhone(tenantA, 'a-phone-1'),
+    runningPhone(tenantB, 'b-phone-1'),
+  ]);
+});
+
+after(async () => {
+  for (const c of contexts) await c.close().catch(() => undefined);
+  await browser?.close();
+  await agent?.close();
+  await runtime?.close();
+  await h?.close();
+});
+
+describe('signing in', () => {
+  test('a wrong password is refused in words; the right one shows my phones and only mine', async () => {
+    const page = await newPage();
+    await shot(page, 'console-sign-in.png');
+    await signIn(page, 'alice@shop-a.test', 'not the password');
+    await page.getByRole('alert').getByText('Wrong email or password.').waitFor();
+    await signIn(page, 'alice@shop-a.test');
+    await page.getByText('Signed in as alice@shop-a.test').waitFor();
+    const row = page.locator(`tr[data-device="${phoneA}"]`);
+    await row.getByText('Running').waitFor();
+    await row.locator('img.thumb').waitFor();
+    assert.equal(
+      await page.locator(`tr[data-device="${phoneB}"]`).count(),
+      0,
+      "tenant B's phone is not listed",
+    );
+    await shot(page, 'console-phones.png');
+  });
+
+  test('repeated failures are throttled with a time to wait', async () => {
+    const page = await newPage();
+    const email = 'throttled@shop-a.test';
+    await makeUser(tenantA, email, Role.TENANT_USER);
+    const throttled = page.getByRole('alert').getByText(/Too many attempts\. Try again in \d+ seconds\./);
+    await waitFor(
+      'the sign-in to be throttled',
+      async () => {
+        await signIn(page, email, 'wrong wrong wrong');
+        await page.getByRole('alert').waitFor();
+        return throttled.count();
+      },
+      (n) => n > 0,
+      { timeoutMs: 20_000 },
+    );
+    // Even the right password waits now.
+    await signIn(page, email);
+    await throttled.waitFor();
+  });
+
+  test('signing out ends the session at once: its cookie opens nothing any more', async () => {
+    const page = await newPage();
+    await signIn(page, 'alice@shop-a.test');
+    await page.getByText('Signed in as alice@shop-a.test').waitFor();
+    const cookie = (await page.context().cookies()).find((c) => c.name === 'cphone_session');
+    assert.ok(cookie, 'the session cookie is set');
+    assert.equal(cookie.httpOnly, true);
+    assert.equal(cookie.sameSite, 'Strict');
+    const withCookie = createClient(
+      DeviceService,
+      createConnectTransport({
+        baseUrl: h.plane.httpUrl,
+        httpVersion: '1.1',
+        interceptors: [
+          (next) => (req) => {
+            req.header.set('cookie', `cphone_session=${cookie.value}`);
+            return next(req);
+          },
+        ],
+      }),
+    );
+    assert.ok((await withCookie.getDevice({ deviceId: phoneA })).device);
+    await page.getByRole('button', { name: 'Sign out' }).click();
+    await page.getByRole('button', { name: 'Sign in' }).waitFor();
+    await assert.rejects(withCookie.getDevice({ deviceId: phoneA }), (e) => {
+      assert.equal(ConnectError.from(e).code, Code.Unauthenticated);
+      return true;
+    });
+  });
+});
+
+describe("one tenant's user never reaches another tenant's phones", () => {
+  test("by address in the console, and by id through the API with the user's own session", async () => {
+    const page = await newPage();
+    await signIn(page, 'bob@shop-b.test');
+    await page.getByText('Signed in as bob@shop-b.test').waitFor();
+    await page.goto(`${h.plane.httpUrl}/#/phones/${phoneA}`);
+    await page.getByRole('alert').getByText('That no longer exists, or you cannot see it.').waitFor();
+    assert.match((await page.getByRole('alert').textContent()) ?? '', /Request id: req_/);
+    // The same through the API, on bob's own cookie and CSRF token, for every kind of call.
+    const answer = await page.evaluate(
+      async ([id]) => {
+        const me = await fetch('/cphone.api.v1.UserService/GetCurrentUser', {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: '{}',
+        }).then((r) => r.json() as Promise<{ csrfToken: string }>);
+        const call = (method: string, body: object) =>
+          fetch(`/cphone.api.v1.DeviceService/${method}`, {
+            method: 'POST',
+            headers: { 'content-type': 'application/json', 'x-cphone-csrf': me.csrfToken },
+            body: JSON.stringify(body),
+          }).then((r) => r.json() as Promise<{ code?: string }>);
+        return Promise.all([
+          call('GetDevice', { deviceId: id }),
+          call('StopDevice', { deviceId: id }),
+          call('TakeScreenshot', { deviceId: id }),
+          call('CreateStreamSession', { deviceId: id, rights: 'STREAM_RIGHTS_CONTROL' }),
+        ]);
+      },
+      [phoneA],
+    );
+    for (const a of answer) assert.equal(a.code, 'not_found', JSON.stringify(a));
+    assert.equal((await h.device(phoneA)).state, DeviceState.RUNNING);
+  });
+});
+
+describe('one phone', () => {
+  test('the player shows the screen, in Chinese when chosen, and an APK dropped in installs', async () => {
+    const page = await newPage();
+    await signIn(page, 'alice@shop-a.test');
+    await page.getByRole('link', { name: 'Open' }).first().click();
+    const video = page.locator('cphone-player video');
+    await waitFor(
+      'frames in the player',
+      () => video.evaluate((v: HTMLVideoElement) => v.videoWidth),
+      (w) => w > 0,
+      { timeoutMs: 20_000 },
+    );
+    await page.getByLabel('Language').selectOption('zh-CN');
+    await page.getByRole('button', { name: '下载截图' }).waitFor();
+    await shot(page, 'console-phone-zh.png');
+    await page.getByLabel('Language').selectOption('en');
+
+    const apk = fileURLToPath(new URL('../../host-agent/fixtures/test-app.apk', import.meta.url));
+    await page.getByTestId('apk-input').setInputFiles(apk);
+    await page
+      .getByRole('status')
+      .getByText(/Installed dev\.cphone\.testapp/)
+      .waitFor({ timeout: 30_000 });
+    const packages = await h.devices.execShell({ deviceId: phoneA, command: 'pm list packages' });
+    assert.match(Buffer.from(packages.stdout).toString(), /package:dev\.cphone\.testapp/);
+    await shot(page, 'console-phone.png');
+  });
+});
+
+describe('group control', () => {
+  test('a tap on the leading phone lands at the same relative place on three phones of different sizes', async () => {
+    const sizes: [number, number][] = [
+      [720, 1280],
+      [1080, 1920],
+      [480, 960],
+    ];
+    const ids = await Promise.all(sizes.map(([w, hgt], i) => runningPhone(tenantA, `group-${i}`, w, hgt)));
+    const page = await newPage();
+    await signIn(page, 'alice@shop-a.test');
+    await page.getByText('Signed in as alice@shop-a.test').waitFor();
+    await page.goto(`${h.plane.httpUrl}/#/group?ids=${ids.join(',')}`);
+    const videos = page.locator('cphone-player video');
+    await waitFor(
+      'frames in all three players',
+      () => videos.evaluateAll((vs) => vs.map((v) => (v as HTMLVideoElement).videoWidth)),
+      (ws) => ws.length === 3 && ws.every((w) => w > 0),
+      { timeoutMs: 30_000 },
+    );
+    const leader = page.locator(`cphone-player[data-device="${ids[0]}"] video`);
+    const box = await leader.boundingBox();
+    assert.ok(box);
+    // Each phone's followers must have their input channel up before the tap is mirrored.
+    await waitFor(
+      'every player able to take input',
+      () =>
+        page
+          .locator('cphone-player')
+          .evaluateAll((ps) => ps.map((p) => (p as HTMLElement & { state?: string }).state ?? '')),
+      (states) => states.length === 3 && states.every((s) => s === 'connected'),
+      { timeoutMs: 20_000 },
+    );
+    await page.mouse.click(box.x + box.width * 0.25, box.y + box.height * 0.75);
+    for (const [i, id] of ids.entries()) {
+      const [w, hgt] = sizes[i] ?? [0, 0];
+      const phone = phones.get(id);
+      assert.ok(phone);
+      const down = await phone.events.waitForInput((e) => e.kind === 'motion' && e.action === 'down', 10_000);
+      assert.ok(down.kind === 'motion');
+      assert.ok(Math.abs(down.x - w * 0.25) <= w * 0.01, `phone ${i}: x ${down.x} of ${w}`);
+      assert.ok(Math.abs(down.y - hgt * 0.75) <= hgt * 0.01, `phone ${i}: y ${down.y} of ${hgt}`);
+    }
+    await shot(page, 'console-group.png');
+  });
+});
