@@ -785,7 +785,7 @@ export const UserService: GenService<{
   },
   /**
    * Changes a user's display name or role. A role above the caller's own is PERMISSION_DENIED; a
-   * role change ends the user's sessions.
+   * new role applies from the user's next call.
    *
    * @generated from rpc cphone.api.v1.UserService.UpdateUser
    */
