@@ -163,7 +163,10 @@ describe('sign-in', () => {
     clock.advance(60_000);
     const error = await browser()
       .signIn('carol@a.example')
-      .catch((e: unknown) => ConnectError.from(e));
+      .then(
+        () => assert.fail('signed in while throttled'),
+        (e: unknown) => ConnectError.from(e),
+      );
     assert.equal(error.code, Code.ResourceExhausted);
     assert.match(error.rawMessage, /retry in 840 seconds/);
     const [retry] = error.findDetails(RetryInfoSchema);
