@@ -229,6 +229,43 @@ describe('sessions', () => {
   });
 });
 
+describe('sessions end', () => {
+  test('at the absolute lifetime, however busy', async () => {
+    await addUser('t_a', 'tenant_user', 'olga@a.example');
+    const b = browser();
+    const lifetimeMs = api.deps.config.sessionLifetimeMs;
+    const { expireTime } = await b.signIn('olga@a.example');
+    assert.equal(Number(expireTime?.seconds), Math.floor((clock.now().getTime() + lifetimeMs) / 1000));
+    for (let used = 0; used + IDLE_MS / 2 < lifetimeMs; used += IDLE_MS / 2) {
+      clock.advance(IDLE_MS / 2);
+      await b.client.getCurrentUser({});
+    }
+    clock.advance(IDLE_MS / 2);
+    await assert.rejects(b.client.getCurrentUser({}), connectError(Code.Unauthenticated));
+  });
+
+  test('ChangePassword ends the other sessions, keeps this one, and the old password stops working', async () => {
+    await addUser('t_a', 'tenant_user', 'pete@a.example');
+    const here = browser();
+    const there = browser();
+    await here.signIn('pete@a.example');
+    await there.signIn('pete@a.example');
+    await assert.rejects(
+      here.client.changePassword({ currentPassword: 'not it at all', newPassword: 'a new password' }),
+      connectError(Code.Unauthenticated, /current_password/),
+    );
+    await assert.rejects(
+      here.client.changePassword({ currentPassword: PASSWORD, newPassword: 'short' }),
+      connectError(Code.InvalidArgument, /invalid new_password "5 characters": must be 10-256 characters/),
+    );
+    await here.client.changePassword({ currentPassword: PASSWORD, newPassword: 'a new password' });
+    await here.client.getCurrentUser({});
+    await assert.rejects(there.client.getCurrentUser({}), connectError(Code.Unauthenticated));
+    await assert.rejects(browser().signIn('pete@a.example'), connectError(Code.Unauthenticated));
+    await browser().signIn('pete@a.example', 'a new password');
+  });
+});
+
 describe('browser checks', () => {
   test('a state-changing call needs the CSRF header; a foreign Origin is refused; a Bearer key needs neither', async () => {
     const adminId = await addUser('t_a', 'tenant_admin', 'hank@a.example');
@@ -283,6 +320,13 @@ describe('browser checks', () => {
         ],
       }),
     );
+    const signIn = await store.db
+      .selectFrom('audit_log')
+      .select(['actor', 'outcome'])
+      .where('method', 'like', '%/SignIn')
+      .where('actor', '=', adminId)
+      .executeTakeFirstOrThrow();
+    assert.equal(signIn.outcome, 'ok');
     const byKey = await keyed.createApiKey({ tenantId: 't_b', displayName: 'k', role: Role.TENANT_USER });
     assert.equal(byKey.apiKey?.tenantId, 't_b');
   });
@@ -332,6 +376,33 @@ describe('users and invitations', () => {
       admin.client.inviteUser({ email: 'x@a.example', role: Role.PLATFORM_ADMIN }),
       connectError(Code.PermissionDenied, /cannot grant role platform_admin/),
     );
+  });
+
+  test("UpdateUser changes name and role within the caller's own; a tenant_user manages no one", async () => {
+    const target = await addUser('t_a', 'tenant_user', 'quinn@a.example');
+    await addUser('t_a', 'tenant_admin', 'rita@a.example');
+    const admin = browser();
+    await admin.signIn('rita@a.example');
+    const { user } = await admin.client.updateUser({
+      user: { userId: target, displayName: 'Quinn', role: Role.TENANT_ADMIN },
+      updateMask: { paths: ['display_name', 'role'] },
+    });
+    assert.deepEqual([user?.displayName, user?.role], ['Quinn', Role.TENANT_ADMIN]);
+    await assert.rejects(
+      admin.client.updateUser({
+        user: { userId: target, role: Role.PLATFORM_ADMIN },
+        updateMask: { paths: ['role'] },
+      }),
+      connectError(Code.PermissionDenied),
+    );
+    await addUser('t_a', 'tenant_user', 'sam@a.example');
+    const plain = browser();
+    await plain.signIn('sam@a.example');
+    await assert.rejects(
+      plain.client.inviteUser({ email: 'y@a.example', role: Role.TENANT_USER }),
+      connectError(Code.PermissionDenied, /needs role tenant_admin/),
+    );
+    await assert.rejects(plain.client.deleteUser({ userId: target }), connectError(Code.PermissionDenied));
   });
 
   test('deleting a user ends its sessions', async () => {
