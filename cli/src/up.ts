@@ -234,6 +234,8 @@ export async function up(): Promise<void> {
       `  health   ${plane.httpUrl}/healthz   metrics ${plane.httpUrl}/metrics`,
       `  agents   gRPC/TLS on port ${plane.grpcPort}; local agent health http://127.0.0.1:${platform.agent.httpPort}/healthz`,
       `  admin key file: ${plane.deps.config.dataDir}/bootstrap-admin-key${plane.bootstrapToken ? ' (created now)' : ''}`,
+      `  sign in: ${plane.httpUrl}/ as admin@localhost, password in ${plane.deps.config.dataDir}/bootstrap-admin-password`,
+      ...(plane.bootstrapPassword ? [`  first start: the password is ${plane.bootstrapPassword}`] : []),
       '  phones:',
       ...platform.phones.map((p) => `    ${p}`),
       "  watch and touch them in a browser (links valid for 24 h; the agent's certificate is its own,",

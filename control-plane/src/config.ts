@@ -83,6 +83,21 @@ export interface ControlPlaneConfig {
    * no console is served (production serves the static build from any web server). CPHONE_CONSOLE_DIR
    */
   readonly consoleDir: string | undefined;
+  /**
+   * A web session unused for this long (ms) ends; each use moves the deadline on (recorded at most
+   * once a minute). CPHONE_SESSION_IDLE_TIMEOUT_MS, default 12 h
+   */
+  readonly sessionIdleTimeoutMs: number;
+  /** A web session ends this long (ms) after its sign-in, used or not. CPHONE_SESSION_LIFETIME_MS, default 7 days */
+  readonly sessionLifetimeMs: number;
+  /** Failed sign-ins counted over this window (ms). CPHONE_SIGN_IN_WINDOW_MS, default 15 min */
+  readonly signInWindowMs: number;
+  /** Failed sign-ins for one email in the window before SignIn refuses it. CPHONE_SIGN_IN_MAX_FAILURES_PER_ACCOUNT, default 5 */
+  readonly signInMaxFailuresPerAccount: number;
+  /** Failed sign-ins from one client address in the window. CPHONE_SIGN_IN_MAX_FAILURES_PER_ADDRESS, default 20 */
+  readonly signInMaxFailuresPerAddress: number;
+  /** How long an invitation may be accepted (ms). CPHONE_INVITATION_TTL_MS, default 7 days */
+  readonly invitationTtlMs: number;
 }
 
 type Env = Record<string, string | undefined>;
@@ -178,6 +193,12 @@ export function loadConfig(
     authCacheTtlMs: int(env, 'CPHONE_AUTH_CACHE_TTL_MS', 5000, 0),
     authCacheMaxEntries: int(env, 'CPHONE_AUTH_CACHE_MAX_ENTRIES', 10_000, 1),
     consoleDir: env.CPHONE_CONSOLE_DIR ? resolve(env.CPHONE_CONSOLE_DIR) : undefined,
+    sessionIdleTimeoutMs: int(env, 'CPHONE_SESSION_IDLE_TIMEOUT_MS', 12 * 3_600_000, 60_000),
+    sessionLifetimeMs: int(env, 'CPHONE_SESSION_LIFETIME_MS', 7 * 86_400_000, 60_000),
+    signInWindowMs: int(env, 'CPHONE_SIGN_IN_WINDOW_MS', 15 * 60_000, 1000),
+    signInMaxFailuresPerAccount: int(env, 'CPHONE_SIGN_IN_MAX_FAILURES_PER_ACCOUNT', 5, 1),
+    signInMaxFailuresPerAddress: int(env, 'CPHONE_SIGN_IN_MAX_FAILURES_PER_ADDRESS', 20, 1),
+    invitationTtlMs: int(env, 'CPHONE_INVITATION_TTL_MS', 7 * 86_400_000, 60_000),
     ...overrides,
   };
   const config: ControlPlaneConfig = {

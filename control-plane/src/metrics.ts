@@ -44,6 +44,12 @@ export function createMetrics() {
       labelNames: ['direction', 'via'] as const,
       registers: [registry],
     }),
+    signIns: new Counter({
+      name: 'cphone_sign_ins_total',
+      help: 'Web sign-ins (SignIn and AcceptInvitation) by outcome: ok, wrong_credentials, throttled, invalid',
+      labelNames: ['outcome'] as const,
+      registers: [registry],
+    }),
     authCache: new Counter({
       name: 'cphone_auth_cache_total',
       help: 'API key authentications answered from the cache (hit) or the database (miss)',

@@ -11,7 +11,7 @@ import { mountAgentUpload } from './artifacts/agent-upload.js';
 import { blobStoreFor } from './artifacts/artifact-service.js';
 import { UploadSweeper } from './artifacts/upload-sweeper.js';
 import { AuthCache } from './auth/auth-cache.js';
-import { bootstrap } from './auth/bootstrap.js';
+import { bootstrap, bootstrapAdminUser } from './auth/bootstrap.js';
 import { type Clock, systemClock } from './clock.js';
 import { Cluster, newReplicaId } from './cluster/cluster.js';
 import { type ControlPlaneConfig, describeConfig } from './config.js';
@@ -39,6 +39,8 @@ export interface ControlPlane {
   readonly deps: Deps;
   /** The bootstrap admin token, only on the start that created it. */
   readonly bootstrapToken: string | undefined;
+  /** The password of the first web user (admin@localhost), only on the start that created it. */
+  readonly bootstrapPassword: string | undefined;
   /** This replica among the others on the same database (leadership, messages). */
   readonly cluster: Cluster<GatewayMessage>;
   close(): Promise<void>;
@@ -190,6 +192,7 @@ export async function startControlPlane(
     streamKeys.onChange(() => started.streamKeysChanged());
     const deps: Deps = { ...base, gateway: started, planner, drainer, streams, authCache };
     const bootstrapToken = await bootstrap(database.db, config.dataDir, logger);
+    const bootstrapPassword = await bootstrapAdminUser(database.db, config.dataDir, logger);
     usePageTokenKeys(await loadPageTokenKeys(config));
 
     const { listener, rpcPaths } = createHttpApp({
@@ -220,7 +223,15 @@ export async function startControlPlane(
     closers.push(() => uploadSweeper.close());
     const httpUrl = `${config.httpTlsCertFile ? 'https' : 'http'}://${config.httpHost.includes(':') ? `[${config.httpHost}]` : config.httpHost}:${address.port}`;
     logger.info({ httpUrl, grpcPort: started.port, rpcs: rpcPaths.length }, 'control plane listening');
-    return { httpUrl, grpcPort: started.port, deps, bootstrapToken, cluster, close: closeAll };
+    return {
+      httpUrl,
+      grpcPort: started.port,
+      deps,
+      bootstrapToken,
+      bootstrapPassword,
+      cluster,
+      close: closeAll,
+    };
   } catch (error) {
     await closeAll();
     throw error;

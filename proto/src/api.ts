@@ -19,5 +19,9 @@ export * from './gen/cphone/api/v1/tenant_pb.js';
 export * from './gen/cphone/api/v1/tenant_service_pb.js';
 export * from './gen/cphone/api/v1/usage_pb.js';
 export * from './gen/cphone/api/v1/usage_service_pb.js';
+export * from './gen/cphone/api/v1/user_pb.js';
+export * from './gen/cphone/api/v1/user_service_pb.js';
 export * from './gen/cphone/api/v1/webhook_pb.js';
 export * from './gen/cphone/api/v1/webhook_service_pb.js';
+// google.rpc.RetryInfo, the error detail a throttled call carries.
+export { type RetryInfo, RetryInfoSchema } from './gen/google/rpc/error_details_pb.js';

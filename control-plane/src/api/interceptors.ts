@@ -2,18 +2,17 @@ import { randomBytes } from 'node:crypto';
 import type { DescMessage, Message } from '@bufbuild/protobuf';
 import { Code, type Interceptor } from '@connectrpc/connect';
 import type { Kysely } from 'kysely';
-import { authenticate } from '../auth/api-keys.js';
 import type { AuthCache } from '../auth/auth-cache.js';
+import type { Principal } from '../auth/principal.js';
 import type { Clock } from '../clock.js';
 import { isInternal, toConnectError } from '../error-codes.js';
 import type { Logger } from '../logger.js';
 import type { Metrics } from '../metrics.js';
 import type { Database } from '../store/schema.js';
 import type { AuditWriter } from './audit-writer.js';
+import { type CallerDeps, callerOf, READ_ONLY } from './caller.js';
 import { principalKey } from './context.js';
 import { checkRequest } from './request-check.js';
-
-const READ_ONLY = /^(Get|List|Explain|Query|Export)/;
 
 /**
  * Bounds of what an audit row takes from a request: each named value, and the whole resource
@@ -66,9 +65,9 @@ async function* checkedStream(schema: DescMessage, messages: AsyncIterable<Messa
 
 /**
  * Every API call: give it a request id (`x-request-id` on its answer, error or not, and in its logs),
- * authenticate the bearer key, check the request against the edge rules, run the
- * handler, map its error, record metrics, and queue an audit row for every mutating call (whatever
- * its outcome).
+ * authenticate the caller (caller.ts: Bearer key or session cookie), check the request against the
+ * edge rules, run the handler, map its error, record metrics, and queue an audit row for every
+ * mutating call (whatever its outcome).
  */
 export function apiInterceptor(deps: {
   db: Kysely<Database>;
@@ -77,21 +76,17 @@ export function apiInterceptor(deps: {
   clock: Clock;
   authCache?: AuthCache | undefined;
   audit: AuditWriter;
+  config: CallerDeps['config'];
 }): Interceptor {
   const log = deps.logger.child({ module: 'api' });
   return (next) => async (req) => {
     const started = performance.now();
     const procedure = `${req.service.name}/${req.method.name}`;
     let code = 'ok';
-    let principal: Awaited<ReturnType<typeof authenticate>> | undefined;
+    let principal: Principal | undefined;
     const requestId = requestIdOf(req.header);
     try {
-      const header = req.header.get('authorization') ?? '';
-      principal = await authenticate(deps.db, header.replace(/^Bearer\s+/i, '') || undefined, {
-        now: deps.clock.now(),
-        logger: log,
-        cache: deps.authCache,
-      });
+      principal = await callerOf(deps, req, { now: deps.clock.now(), logger: log });
       req.contextValues.set(principalKey, principal);
       if (req.stream) {
         const res = await next({ ...req, message: checkedStream(req.method.input, req.message) });
@@ -110,11 +105,13 @@ export function apiInterceptor(deps: {
       throw mapped;
     } finally {
       deps.metrics.rpcDuration.observe({ procedure, code }, (performance.now() - started) / 1000);
+      // A public call that signed someone in set its principal (users/user-service.ts).
+      principal ??= req.contextValues.get(principalKey);
       if (principal && !READ_ONLY.test(req.method.name)) {
         // Queued, not awaited: the row is written beside the response (audit-writer.ts).
         const full = deps.audit.record({
           tenant_id: principal.tenantId,
-          actor: principal.keyId,
+          actor: principal.actor,
           role: principal.role,
           method: procedure,
           resource: req.stream ? '' : resourceOf(req.message),

@@ -14,6 +14,7 @@ import pino from 'pino';
 import { createApiKey } from '../auth/api-keys.js';
 import { PLATFORM_TENANT_ID } from '../auth/bootstrap.js';
 import { systemClock } from '../clock.js';
+import { loadConfig } from '../config.js';
 import { createMetrics } from '../metrics.js';
 import type { Database } from '../store/schema.js';
 import { createTestStore, type TestDatabase } from '../testing.js';
@@ -130,6 +131,7 @@ test('the interceptor refuses before the handler runs, on any method', async () 
   let handled = 0;
   const interceptor = apiInterceptor({
     db: store.db,
+    config: loadConfig({}),
     logger: pino({ level: 'silent' }),
     metrics: createMetrics(),
     clock: systemClock,

@@ -6,6 +6,7 @@ import {
   HostService,
   ImageService,
   TenantService,
+  UserService,
 } from '@cphone/proto';
 import { artifactService } from '../artifacts/artifact-service.js';
 import type { Deps } from '../deps.js';
@@ -13,6 +14,7 @@ import { deviceService } from '../devices/device-service.js';
 import { hostService } from '../hosts/host-service.js';
 import { imageService } from '../images/image-service.js';
 import { tenantService } from '../tenants/tenant-service.js';
+import { userService } from '../users/user-service.js';
 import { apiKeyService } from './api-key-service.js';
 
 /** Every public API service, registered on one router. */
@@ -26,4 +28,5 @@ export function registerServices(router: ConnectRouter, deps: Deps): void {
   router.service(ArtifactService, artifactService(deps));
   router.service(DeviceService, deviceService(deps));
   router.service(ImageService, imageService(deps));
+  router.service(UserService, userService(deps));
 }

@@ -11,7 +11,7 @@ import type { Kysely } from 'kysely';
 import pino from 'pino';
 import { createApiKey } from '../auth/api-keys.js';
 import { PLATFORM_TENANT_ID } from '../auth/bootstrap.js';
-import { systemClock } from '../clock.js';
+import { type Clock, systemClock } from '../clock.js';
 import { type ControlPlaneConfig, loadConfig } from '../config.js';
 import { createHttpApp } from '../http/app.js';
 import { listenHttp } from '../http/listen.js';
@@ -28,7 +28,7 @@ export interface TestApiDeps {
   readonly db: Kysely<Database>;
   readonly logger: Logger;
   readonly metrics: Metrics;
-  readonly clock: typeof systemClock;
+  readonly clock: Clock;
   /** The API's audit rows; flush() before reading audit_log. */
   readonly audit: AuditWriter;
 }
@@ -38,6 +38,8 @@ export interface TestApiOptions {
   routes: (router: ConnectRouter, deps: TestApiDeps) => void;
   extend?: (app: Hono, deps: TestApiDeps) => void;
   config?: Partial<ControlPlaneConfig>;
+  /** Default the system clock. */
+  clock?: Clock;
 }
 
 export interface TestApi {
@@ -75,7 +77,7 @@ export async function startTestApi(options: TestApiOptions): Promise<TestApi> {
     db: options.db,
     logger,
     metrics: createMetrics(),
-    clock: systemClock,
+    clock: options.clock ?? systemClock,
     audit: new AuditWriter({ db: options.db, logger }),
   };
   const tenant = async (id: string, kind: TenantKind, parentId: string | null) => {

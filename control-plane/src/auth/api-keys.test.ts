@@ -10,6 +10,7 @@ import { apiKeyService } from '../api/api-key-service.js';
 import { AuditWriter } from '../api/audit-writer.js';
 import { apiInterceptor } from '../api/interceptors.js';
 import type { Clock } from '../clock.js';
+import { loadConfig } from '../config.js';
 import { createMetrics } from '../metrics.js';
 import type { Database } from '../store/schema.js';
 import { createTestStore, type TestDatabase } from '../testing.js';
@@ -62,6 +63,7 @@ function apiAt(db: Kysely<Database>, clock: Clock, token: string, logLines: stri
       interceptors: [
         apiInterceptor({
           db,
+          config: loadConfig({}),
           logger,
           metrics: createMetrics(),
           clock,

@@ -101,7 +101,7 @@ export async function tenantSubtree(db: Kysely<Database>, tenantId: string): Pro
 }
 
 /** True when the tenant or one of its ancestors is suspended: its keys are refused. */
-async function suspendedOnPath(db: Kysely<Database>, tenantId: string): Promise<boolean> {
+export async function suspendedOnPath(db: Kysely<Database>, tenantId: string): Promise<boolean> {
   const result = await sql<{ n: number }>`
     with recursive up(id, parent_id, state) as (
       select id, parent_id, state from tenant where id = ${tenantId}
@@ -158,7 +158,7 @@ function noteUse(
 ): boolean {
   const staleBefore = new Date(now.getTime() - KEY_USE_RESOLUTION_MS);
   if (key.lastUsedMs !== null && key.lastUsedMs > staleBefore.getTime()) return false;
-  const { keyId, tenantId, role } = key.principal;
+  const { actor: keyId, tenantId, role } = key.principal;
   recordKeyUse(db, keyId, now, staleBefore).catch((err: unknown) =>
     logger.warn({ err, keyId }, 'recording API key use failed'),
   );
@@ -219,6 +219,7 @@ export async function authenticate(
   if (visibleTenants.length === 0) throw refused();
   // Frozen: a cached principal is shared by every call the key makes until it is dropped.
   const principal: Principal = Object.freeze({
+    actor: row.id,
     keyId: row.id,
     tenantId: row.tenant_id,
     role: effectiveRole(row.role, row.tenant_kind),

@@ -7,7 +7,7 @@ const logger = pino({ level: 'silent' });
 
 function answer(keyId: string, tenantId = 'tnt_a', expireMs: number | null = null): CachedKey {
   return {
-    principal: { keyId, tenantId, role: 'tenant_admin', visibleTenants: [tenantId] },
+    principal: { actor: keyId, keyId, tenantId, role: 'tenant_admin', visibleTenants: [tenantId] },
     storedRole: 'tenant_admin',
     expireMs,
     lastUsedMs: null,

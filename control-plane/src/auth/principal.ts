@@ -1,8 +1,26 @@
 import type { Role } from '../store/schema.js';
 
-/** Who is calling: the API key's tenant and role. Every query is scoped by `tenantId`. */
+/**
+ * A person behind a call: today a web user signed in with a password (its session); later any
+ * identity provider's user (OIDC) maps to the same user id and tenant.
+ */
+export interface UserIdentity {
+  readonly userId: string;
+  /** The session the call came with. */
+  readonly sessionId: string;
+}
+
+/**
+ * Who is calling: an API key or a signed-in user, with its tenant and role. Every query is scoped by
+ * `tenantId`; a user of a role may do exactly what a key of that role may.
+ */
 export interface Principal {
-  readonly keyId: string;
+  /** What audit rows and created resources name as the actor: the key id or the user id. */
+  readonly actor: string;
+  /** Set when an API key authenticated the call. */
+  readonly keyId?: string | undefined;
+  /** Set when a signed-in user's session authenticated the call. */
+  readonly user?: UserIdentity | undefined;
   readonly tenantId: string;
   readonly role: Role;
   /** Tenant ids this caller may see: its own and its descendants (resellers see their customers). */

@@ -26,6 +26,7 @@ import type { UniversalServerRequest, UniversalServerResponse } from '@connectrp
 import { universalResponseToNodeResponse } from '@connectrpc/connect-node';
 import type { DecodeGuard } from '../api/decode-guard.js';
 import type { Logger } from '../logger.js';
+import { CLIENT_ADDRESS_HEADER } from '../users/sessions.js';
 import type { RequestListener } from './listen.js';
 
 export interface RpcListenerOptions extends ConnectRouterOptions {
@@ -41,14 +42,20 @@ export interface RpcListenerOptions extends ConnectRouterOptions {
 type NodeRequest = IncomingMessage | Http2ServerRequest;
 type NodeResponse = Parameters<RequestListener>[1];
 
-/** Node's headers as fetch Headers, without HTTP/2's pseudo-headers. */
+/**
+ * Node's headers as fetch Headers, without HTTP/2's pseudo-headers, plus the socket's remote
+ * address in CLIENT_ADDRESS_HEADER (sign-in throttling and sessions read it there: the router sees
+ * only this universal request). A client's own header of that name is dropped, never trusted.
+ */
 function headersOf(request: NodeRequest): Headers {
   const header = new Headers();
   for (const [name, value] of Object.entries(request.headers)) {
-    if (value === undefined || name.startsWith(':')) continue;
+    if (value === undefined || name.startsWith(':') || name === CLIENT_ADDRESS_HEADER) continue;
     if (Array.isArray(value)) for (const v of value) header.append(name, v);
     else header.append(name, String(value));
   }
+  const address = request.socket.remoteAddress;
+  if (address) header.set(CLIENT_ADDRESS_HEADER, address);
   return header;
 }
 

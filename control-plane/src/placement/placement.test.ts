@@ -16,6 +16,7 @@ import { insertHosts } from './testing.js';
 
 let store: TestDatabase<Database>;
 const principal: Principal = {
+  actor: 'key_t',
   keyId: 'key_t',
   tenantId: 'acme',
   role: 'tenant_user',

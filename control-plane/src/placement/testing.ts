@@ -105,6 +105,7 @@ export async function allocationReport(db: Kysely<Database>) {
 
 /** A platform admin who sees the platform tenant and its reseller `acme`. */
 export const TEST_PRINCIPAL: Principal = {
+  actor: 'k',
   keyId: 'k',
   tenantId: 'platform',
   role: 'platform_admin',

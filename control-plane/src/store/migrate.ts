@@ -8,6 +8,7 @@ import * as gatewayReplicas from './migrations/2026-11-25T0100-gateway-replicas.
 import * as typedSpecsQuotaRows from './migrations/2026-12-01T0100-typed-specs-quota-rows.js';
 import * as streamSessions from './migrations/2026-12-01T0200-stream-sessions.js';
 import * as hostChangeFeed from './migrations/2026-12-02T0100-host-change-feed.js';
+import * as webUsers from './migrations/2026-12-02T0200-web-users.js';
 
 // Migrations are listed here rather than read from a folder, so they bundle and type-check with
 // the code; names sort by timestamp.
@@ -21,6 +22,7 @@ const migrations: Record<string, Migration> = {
   '2026-12-01T0100-typed-specs-quota-rows': typedSpecsQuotaRows,
   '2026-12-01T0200-stream-sessions': streamSessions,
   '2026-12-02T0100-host-change-feed': hostChangeFeed,
+  '2026-12-02T0200-web-users': webUsers,
 };
 
 const provider: MigrationProvider = { getMigrations: async () => migrations };

@@ -354,6 +354,10 @@ export interface Database {
   artifact: ArtifactTable;
   upload: UploadTable;
   gateway_relay: GatewayRelayTable;
+  web_user: WebUserTable;
+  web_session: WebSessionTable;
+  invitation: InvitationTable;
+  sign_in_failure: SignInFailureTable;
 }
 
 /** A message between replicas too large for a NOTIFY payload; read and deleted by its receiver. */
@@ -361,4 +365,58 @@ export interface GatewayRelayTable {
   id: string;
   payload: string;
   create_time: CreatedAt;
+}
+
+/** A person who signs in to the web console (migrations/2026-12-02T0200-web-users.ts). */
+export interface WebUserTable {
+  id: string;
+  tenant_id: string;
+  /** Trimmed and lower-cased; unique across the platform. */
+  email: string;
+  display_name: string;
+  role: Role;
+  /** argon2id, PHC string. */
+  password_hash: string;
+  create_time: CreatedAt;
+  last_sign_in_time: Timestamp | null;
+}
+
+/** A signed-in browser; the cookie's value is never stored, only its sha256. */
+export interface WebSessionTable {
+  id: string;
+  user_id: string;
+  tenant_id: string;
+  token_hash: string;
+  csrf_token: string;
+  create_time: Timestamp;
+  last_seen_time: Timestamp;
+  /** The absolute end; the idle timeout ends it sooner (users/sessions.ts). */
+  expire_time: Timestamp;
+  revoke_time: Timestamp | null;
+  user_agent: string;
+  client_address: string;
+}
+
+export interface InvitationTable {
+  id: string;
+  tenant_id: string;
+  email: string;
+  role: Role;
+  display_name: string;
+  /** sha256 of the token; the token itself is shown once. */
+  token_hash: string;
+  /** The principal that created it (a user id or an API key id). */
+  creator: string;
+  create_time: Timestamp;
+  expire_time: Timestamp;
+  accept_time: Timestamp | null;
+  revoke_time: Timestamp | null;
+  user_id: Defaulted<string>;
+}
+
+/** One failed sign-in, counted against the account (email) and the client address. */
+export interface SignInFailureTable {
+  scope: 'email' | 'address';
+  subject: string;
+  create_time: Timestamp;
 }

@@ -101,7 +101,7 @@ export async function createStreamSession(
     device_id: device.id,
     host_id: device.host_id,
     rights,
-    actor: principal.keyId,
+    actor: principal.actor,
     create_time: now,
     expire_time: expireTime,
     update_time: now,
