@@ -12,7 +12,7 @@ import type { Database } from '../store/schema.js';
 import { authenticateSession, CSRF_HEADER, csrfMatches, sessionCookie } from '../users/sessions.js';
 
 /** Calls that change nothing: no CSRF header needed (interceptors.ts audits the others). */
-export const READ_ONLY = /^(Get|List|Explain|Query|Export)/;
+export const READ_ONLY = /^(Get|List|Explain|Query|Export|Download)/;
 
 /** The calls that need no authentication: they are how a browser gets a session. */
 const PUBLIC = new Set(['cphone.api.v1.UserService/SignIn', 'cphone.api.v1.UserService/AcceptInvitation']);

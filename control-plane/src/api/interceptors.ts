@@ -63,6 +63,14 @@ async function* checkedStream(schema: DescMessage, messages: AsyncIterable<Messa
   for await (const message of messages) yield checked(schema, message);
 }
 
+async function* mappedStream<T>(messages: AsyncIterable<T>, answerOf: (error: unknown) => Error) {
+  try {
+    yield* messages;
+  } catch (error) {
+    throw answerOf(error);
+  }
+}
+
 /**
  * Every API call: give it a request id (`x-request-id` on its answer, error or not, and in its logs),
  * authenticate the caller (caller.ts: Bearer key or session cookie), check the request against the
@@ -85,24 +93,26 @@ export function apiInterceptor(deps: {
     let code = 'ok';
     let principal: Principal | undefined;
     const requestId = requestIdOf(req.header);
-    try {
-      principal = await callerOf(deps, req, { now: deps.clock.now(), logger: log });
-      req.contextValues.set(principalKey, principal);
-      if (req.stream) {
-        const res = await next({ ...req, message: checkedStream(req.method.input, req.message) });
-        res.header.set('x-request-id', requestId);
-        return res;
-      }
-      checked(req.method.input, req.message);
-      const res = await next(req);
-      res.header.set('x-request-id', requestId);
-      return res;
-    } catch (error) {
+    // The error the caller sees: mapped to its code, carrying the request id, logged if internal.
+    const answerOf = (error: unknown) => {
       const mapped = toConnectError(error);
       code = Code[mapped.code] ?? String(mapped.code);
       mapped.metadata.set('x-request-id', requestId);
       if (isInternal(error)) log.error({ err: error, procedure, requestId }, 'handler failed');
-      throw mapped;
+      return mapped;
+    };
+    try {
+      principal = await callerOf(deps, req, { now: deps.clock.now(), logger: log });
+      req.contextValues.set(principalKey, principal);
+      if (!req.stream) checked(req.method.input, req.message);
+      const res = req.stream
+        ? await next({ ...req, message: checkedStream(req.method.input, req.message) })
+        : await next(req);
+      res.header.set('x-request-id', requestId);
+      // A streamed answer fails while it is read, after this call returned: map those errors too.
+      return res.stream ? { ...res, message: mappedStream(res.message, answerOf) } : res;
+    } catch (error) {
+      throw answerOf(error);
     } finally {
       deps.metrics.rpcDuration.observe({ procedure, code }, (performance.now() - started) / 1000);
       // A public call that signed someone in set its principal (users/user-service.ts).

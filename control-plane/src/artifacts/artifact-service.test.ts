@@ -11,7 +11,7 @@ import { newHostRow } from '../hosts/host-row.js';
 import type { Database } from '../store/schema.js';
 import { createTestStore, type TestDatabase } from '../testing.js';
 import { mountAgentArtifacts } from './agent-download.js';
-import { artifactService, blobStoreFor } from './artifact-service.js';
+import { artifactService, blobStoreFor, DOWNLOAD_CHUNK_BYTES } from './artifact-service.js';
 
 const APK = await readFile(new URL('../../../host-agent/fixtures/test-app.apk', import.meta.url));
 const MAX_ARTIFACT_BYTES = 64 * 1024;
@@ -288,4 +288,58 @@ test('agents download blobs with a live host credential, whole or by range', asy
 
   await revokeHostCredentials(store.db, 'host_dl', new Date());
   assert.equal((await fetch(url, { headers: auth })).status, 401);
+});
+
+test('an artifact downloads whole or from an offset, in bounded chunks, only by its own tenant', async () => {
+  // Larger than one chunk, so the stream has several.
+  const data = Buffer.alloc(DOWNLOAD_CHUNK_BYTES + 1000, 7);
+  data.write('the end', data.length - 7);
+  const big = await startTestApi({
+    db: store.db,
+    config: { maxArtifactBytes: data.length },
+    routes: (router, deps) => router.service(ArtifactService, artifactService(deps)),
+  });
+  try {
+    await big.tenant('t_dl', 'customer', 'platform');
+    await big.tenant('t_dl_other', 'customer', 'platform');
+    const client = big.client(ArtifactService, await big.token('t_dl', 'tenant_user'));
+    const { upload } = await client.createUpload({
+      kind: ArtifactKind.FILE,
+      filename: 'big.bin',
+      sizeBytes: BigInt(data.length),
+      sha256: sha(data),
+    });
+    const uploadId = upload?.uploadId ?? '';
+    await client.uploadChunk({ uploadId, offset: 0n, data });
+    await client.finalizeUpload({ uploadId });
+
+    const read = async (offset: bigint) => {
+      const chunks: { offset: bigint; size: number }[] = [];
+      const parts: Uint8Array[] = [];
+      for await (const c of client.downloadArtifact({ sha256: sha(data), offset })) {
+        chunks.push({ offset: c.offset, size: c.data.length });
+        parts.push(c.data);
+      }
+      return { chunks, bytes: Buffer.concat(parts) };
+    };
+    const whole = await read(0n);
+    assert.ok(whole.bytes.equals(data), 'the whole artifact, byte for byte');
+    assert.ok(whole.chunks.length >= 2 && whole.chunks.every((c) => c.size <= DOWNLOAD_CHUNK_BYTES));
+    assert.deepEqual(
+      whole.chunks.map((c) => c.offset),
+      whole.chunks.map((_, i) => BigInt(whole.chunks.slice(0, i).reduce((n, c) => n + c.size, 0))),
+      'each chunk says where it begins',
+    );
+    const rest = await read(BigInt(data.length - 7));
+    assert.equal(rest.bytes.toString(), 'the end');
+    assert.equal((await read(BigInt(data.length))).bytes.length, 0, 'from the end: nothing');
+    await assert.rejects(read(BigInt(data.length + 1)), connectError(Code.InvalidArgument, /offset/));
+    const other = big.client(ArtifactService, await big.token('t_dl_other', 'tenant_admin'));
+    await assert.rejects(async () => {
+      for await (const _ of other.downloadArtifact({ sha256: sha(data) }))
+        assert.fail('another tenant read a chunk');
+    }, connectError(Code.NotFound));
+  } finally {
+    await big.close();
+  }
 });

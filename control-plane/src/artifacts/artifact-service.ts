@@ -9,6 +9,7 @@ import {
   ArtifactKind,
   type ArtifactService,
   type CreateUploadRequest,
+  type DownloadArtifactRequest,
   type FinalizeUploadRequest,
   type GetArtifactRequest,
   type GetUploadRequest,
@@ -326,6 +327,40 @@ export async function getArtifact(
   return { artifact: artifactToProto(row) };
 }
 
+/** The largest chunk DownloadArtifact sends. */
+export const DOWNLOAD_CHUNK_BYTES = 256 * 1024;
+
+export async function* downloadArtifact(
+  deps: ArtifactHandlerDeps,
+  req: DownloadArtifactRequest,
+  context: HandlerContext,
+) {
+  const tenantId = resolveTenant(principalOf(context), req.tenantId);
+  const sha256 = validSha(req.sha256);
+  const row = await loadArtifact(deps, tenantId, sha256);
+  if (!row) throw new NotFoundError('artifact', sha256);
+  const size = Number(row.size_bytes);
+  const offset = Number(req.offset);
+  if (!Number.isSafeInteger(offset) || offset < 0 || offset > size) {
+    throw new InvalidArgumentError('offset', req.offset, `must be in 0..${size}`);
+  }
+  if (offset === size) return;
+  const stream = await deps.blobs.get(sha256, { start: offset, end: size - 1 });
+  if (!stream) throw new NotFoundError('artifact', sha256);
+  let at = offset;
+  try {
+    for await (const piece of stream as AsyncIterable<Buffer>) {
+      for (let i = 0; i < piece.length; i += DOWNLOAD_CHUNK_BYTES) {
+        const data = piece.subarray(i, i + DOWNLOAD_CHUNK_BYTES);
+        yield { offset: BigInt(at), data };
+        at += data.length;
+      }
+    }
+  } finally {
+    stream.destroy();
+  }
+}
+
 export async function listArtifacts(
   deps: ArtifactHandlerDeps,
   req: ListArtifactsRequest,
@@ -368,5 +403,6 @@ export function artifactService(deps: ArtifactServiceDeps): Partial<ServiceImpl<
     finalizeUpload: (req, context) => finalizeUpload(shared, req, context),
     getArtifact: (req, context) => getArtifact(shared, req, context),
     listArtifacts: (req, context) => listArtifacts(shared, req, context),
+    downloadArtifact: (req, context) => downloadArtifact(shared, req, context),
   };
 }

@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file cphone/api/v1/artifact_service.proto.
  */
 export const file_cphone_api_v1_artifact_service: GenFile = /*@__PURE__*/
-  fileDesc("CiRjcGhvbmUvYXBpL3YxL2FydGlmYWN0X3NlcnZpY2UucHJvdG8SDWNwaG9uZS5hcGkudjEinQEKE0NyZWF0ZVVwbG9hZFJlcXVlc3QSEgoKcmVxdWVzdF9pZBgBIAEoCRIRCgl0ZW5hbnRfaWQYAiABKAkSKQoEa2luZBgDIAEoDjIbLmNwaG9uZS5hcGkudjEuQXJ0aWZhY3RLaW5kEhAKCGZpbGVuYW1lGAQgASgJEhIKCnNpemVfYnl0ZXMYBSABKAMSDgoGc2hhMjU2GAYgASgJInEKFENyZWF0ZVVwbG9hZFJlc3BvbnNlEiUKBnVwbG9hZBgBIAEoCzIVLmNwaG9uZS5hcGkudjEuVXBsb2FkEjIKEWV4aXN0aW5nX2FydGlmYWN0GAIgASgLMhcuY3Bob25lLmFwaS52MS5BcnRpZmFjdCJFChJVcGxvYWRDaHVua1JlcXVlc3QSEQoJdXBsb2FkX2lkGAEgASgJEg4KBm9mZnNldBgCIAEoAxIMCgRkYXRhGAMgASgMIi8KE1VwbG9hZENodW5rUmVzcG9uc2USGAoQY29tbWl0dGVkX29mZnNldBgBIAEoAyIlChBHZXRVcGxvYWRSZXF1ZXN0EhEKCXVwbG9hZF9pZBgBIAEoCSI6ChFHZXRVcGxvYWRSZXNwb25zZRIlCgZ1cGxvYWQYASABKAsyFS5jcGhvbmUuYXBpLnYxLlVwbG9hZCIqChVGaW5hbGl6ZVVwbG9hZFJlcXVlc3QSEQoJdXBsb2FkX2lkGAEgASgJIkMKFkZpbmFsaXplVXBsb2FkUmVzcG9uc2USKQoIYXJ0aWZhY3QYASABKAsyFy5jcGhvbmUuYXBpLnYxLkFydGlmYWN0IjcKEkdldEFydGlmYWN0UmVxdWVzdBIRCgl0ZW5hbnRfaWQYASABKAkSDgoGc2hhMjU2GAIgASgJIkAKE0dldEFydGlmYWN0UmVzcG9uc2USKQoIYXJ0aWZhY3QYASABKAsyFy5jcGhvbmUuYXBpLnYxLkFydGlmYWN0IpEBChRMaXN0QXJ0aWZhY3RzUmVxdWVzdBIRCgl0ZW5hbnRfaWQYASABKAkSEQoJcGFnZV9zaXplGAIgASgFEhIKCnBhZ2VfdG9rZW4YAyABKAkSKQoEa2luZBgEIAEoDjIbLmNwaG9uZS5hcGkudjEuQXJ0aWZhY3RLaW5kEhQKDHBhY2thZ2VfbmFtZRgFIAEoCSJcChVMaXN0QXJ0aWZhY3RzUmVzcG9uc2USKgoJYXJ0aWZhY3RzGAEgAygLMhcuY3Bob25lLmFwaS52MS5BcnRpZmFjdBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkyoQQKD0FydGlmYWN0U2VydmljZRJXCgxDcmVhdGVVcGxvYWQSIi5jcGhvbmUuYXBpLnYxLkNyZWF0ZVVwbG9hZFJlcXVlc3QaIy5jcGhvbmUuYXBpLnYxLkNyZWF0ZVVwbG9hZFJlc3BvbnNlElQKC1VwbG9hZENodW5rEiEuY3Bob25lLmFwaS52MS5VcGxvYWRDaHVua1JlcXVlc3QaIi5jcGhvbmUuYXBpLnYxLlVwbG9hZENodW5rUmVzcG9uc2USTgoJR2V0VXBsb2FkEh8uY3Bob25lLmFwaS52MS5HZXRVcGxvYWRSZXF1ZXN0GiAuY3Bob25lLmFwaS52MS5HZXRVcGxvYWRSZXNwb25zZRJdCg5GaW5hbGl6ZVVwbG9hZBIkLmNwaG9uZS5hcGkudjEuRmluYWxpemVVcGxvYWRSZXF1ZXN0GiUuY3Bob25lLmFwaS52MS5GaW5hbGl6ZVVwbG9hZFJlc3BvbnNlElQKC0dldEFydGlmYWN0EiEuY3Bob25lLmFwaS52MS5HZXRBcnRpZmFjdFJlcXVlc3QaIi5jcGhvbmUuYXBpLnYxLkdldEFydGlmYWN0UmVzcG9uc2USWgoNTGlzdEFydGlmYWN0cxIjLmNwaG9uZS5hcGkudjEuTGlzdEFydGlmYWN0c1JlcXVlc3QaJC5jcGhvbmUuYXBpLnYxLkxpc3RBcnRpZmFjdHNSZXNwb25zZWIGcHJvdG8z", [file_cphone_api_v1_artifact]);
+  fileDesc("CiRjcGhvbmUvYXBpL3YxL2FydGlmYWN0X3NlcnZpY2UucHJvdG8SDWNwaG9uZS5hcGkudjEinQEKE0NyZWF0ZVVwbG9hZFJlcXVlc3QSEgoKcmVxdWVzdF9pZBgBIAEoCRIRCgl0ZW5hbnRfaWQYAiABKAkSKQoEa2luZBgDIAEoDjIbLmNwaG9uZS5hcGkudjEuQXJ0aWZhY3RLaW5kEhAKCGZpbGVuYW1lGAQgASgJEhIKCnNpemVfYnl0ZXMYBSABKAMSDgoGc2hhMjU2GAYgASgJInEKFENyZWF0ZVVwbG9hZFJlc3BvbnNlEiUKBnVwbG9hZBgBIAEoCzIVLmNwaG9uZS5hcGkudjEuVXBsb2FkEjIKEWV4aXN0aW5nX2FydGlmYWN0GAIgASgLMhcuY3Bob25lLmFwaS52MS5BcnRpZmFjdCJFChJVcGxvYWRDaHVua1JlcXVlc3QSEQoJdXBsb2FkX2lkGAEgASgJEg4KBm9mZnNldBgCIAEoAxIMCgRkYXRhGAMgASgMIi8KE1VwbG9hZENodW5rUmVzcG9uc2USGAoQY29tbWl0dGVkX29mZnNldBgBIAEoAyIlChBHZXRVcGxvYWRSZXF1ZXN0EhEKCXVwbG9hZF9pZBgBIAEoCSI6ChFHZXRVcGxvYWRSZXNwb25zZRIlCgZ1cGxvYWQYASABKAsyFS5jcGhvbmUuYXBpLnYxLlVwbG9hZCIqChVGaW5hbGl6ZVVwbG9hZFJlcXVlc3QSEQoJdXBsb2FkX2lkGAEgASgJIkMKFkZpbmFsaXplVXBsb2FkUmVzcG9uc2USKQoIYXJ0aWZhY3QYASABKAsyFy5jcGhvbmUuYXBpLnYxLkFydGlmYWN0IjcKEkdldEFydGlmYWN0UmVxdWVzdBIRCgl0ZW5hbnRfaWQYASABKAkSDgoGc2hhMjU2GAIgASgJIkwKF0Rvd25sb2FkQXJ0aWZhY3RSZXF1ZXN0EhEKCXRlbmFudF9pZBgBIAEoCRIOCgZzaGEyNTYYAiABKAkSDgoGb2Zmc2V0GAMgASgDIjgKGERvd25sb2FkQXJ0aWZhY3RSZXNwb25zZRIOCgZvZmZzZXQYASABKAMSDAoEZGF0YRgCIAEoDCJAChNHZXRBcnRpZmFjdFJlc3BvbnNlEikKCGFydGlmYWN0GAEgASgLMhcuY3Bob25lLmFwaS52MS5BcnRpZmFjdCKRAQoUTGlzdEFydGlmYWN0c1JlcXVlc3QSEQoJdGVuYW50X2lkGAEgASgJEhEKCXBhZ2Vfc2l6ZRgCIAEoBRISCgpwYWdlX3Rva2VuGAMgASgJEikKBGtpbmQYBCABKA4yGy5jcGhvbmUuYXBpLnYxLkFydGlmYWN0S2luZBIUCgxwYWNrYWdlX25hbWUYBSABKAkiXAoVTGlzdEFydGlmYWN0c1Jlc3BvbnNlEioKCWFydGlmYWN0cxgBIAMoCzIXLmNwaG9uZS5hcGkudjEuQXJ0aWZhY3QSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJMogFCg9BcnRpZmFjdFNlcnZpY2USVwoMQ3JlYXRlVXBsb2FkEiIuY3Bob25lLmFwaS52MS5DcmVhdGVVcGxvYWRSZXF1ZXN0GiMuY3Bob25lLmFwaS52MS5DcmVhdGVVcGxvYWRSZXNwb25zZRJUCgtVcGxvYWRDaHVuaxIhLmNwaG9uZS5hcGkudjEuVXBsb2FkQ2h1bmtSZXF1ZXN0GiIuY3Bob25lLmFwaS52MS5VcGxvYWRDaHVua1Jlc3BvbnNlEk4KCUdldFVwbG9hZBIfLmNwaG9uZS5hcGkudjEuR2V0VXBsb2FkUmVxdWVzdBogLmNwaG9uZS5hcGkudjEuR2V0VXBsb2FkUmVzcG9uc2USXQoORmluYWxpemVVcGxvYWQSJC5jcGhvbmUuYXBpLnYxLkZpbmFsaXplVXBsb2FkUmVxdWVzdBolLmNwaG9uZS5hcGkudjEuRmluYWxpemVVcGxvYWRSZXNwb25zZRJUCgtHZXRBcnRpZmFjdBIhLmNwaG9uZS5hcGkudjEuR2V0QXJ0aWZhY3RSZXF1ZXN0GiIuY3Bob25lLmFwaS52MS5HZXRBcnRpZmFjdFJlc3BvbnNlEloKDUxpc3RBcnRpZmFjdHMSIy5jcGhvbmUuYXBpLnYxLkxpc3RBcnRpZmFjdHNSZXF1ZXN0GiQuY3Bob25lLmFwaS52MS5MaXN0QXJ0aWZhY3RzUmVzcG9uc2USZQoQRG93bmxvYWRBcnRpZmFjdBImLmNwaG9uZS5hcGkudjEuRG93bmxvYWRBcnRpZmFjdFJlcXVlc3QaJy5jcGhvbmUuYXBpLnYxLkRvd25sb2FkQXJ0aWZhY3RSZXNwb25zZTABYgZwcm90bzM", [file_cphone_api_v1_artifact]);
 
 /**
  * Request of CreateUpload.
@@ -269,6 +269,69 @@ export const GetArtifactRequestSchema: GenMessage<GetArtifactRequest> = /*@__PUR
   messageDesc(file_cphone_api_v1_artifact_service, 8);
 
 /**
+ * Request of DownloadArtifact.
+ *
+ * @generated from message cphone.api.v1.DownloadArtifactRequest
+ */
+export type DownloadArtifactRequest = Message<"cphone.api.v1.DownloadArtifactRequest"> & {
+  /**
+   * Owning tenant; empty means the caller's tenant.
+   *
+   * @generated from field: string tenant_id = 1;
+   */
+  tenantId: string;
+
+  /**
+   * SHA-256 of the artifact, 64 lowercase hex characters.
+   *
+   * @generated from field: string sha256 = 2;
+   */
+  sha256: string;
+
+  /**
+   * First byte to send, 0..size_bytes; 0 for the whole artifact.
+   *
+   * @generated from field: int64 offset = 3;
+   */
+  offset: bigint;
+};
+
+/**
+ * Describes the message cphone.api.v1.DownloadArtifactRequest.
+ * Use `create(DownloadArtifactRequestSchema)` to create a new message.
+ */
+export const DownloadArtifactRequestSchema: GenMessage<DownloadArtifactRequest> = /*@__PURE__*/
+  messageDesc(file_cphone_api_v1_artifact_service, 9);
+
+/**
+ * One chunk of DownloadArtifact.
+ *
+ * @generated from message cphone.api.v1.DownloadArtifactResponse
+ */
+export type DownloadArtifactResponse = Message<"cphone.api.v1.DownloadArtifactResponse"> & {
+  /**
+   * Where `data` begins in the artifact.
+   *
+   * @generated from field: int64 offset = 1;
+   */
+  offset: bigint;
+
+  /**
+   * The bytes; the chunks together are the artifact from the requested offset to its end.
+   *
+   * @generated from field: bytes data = 2;
+   */
+  data: Uint8Array;
+};
+
+/**
+ * Describes the message cphone.api.v1.DownloadArtifactResponse.
+ * Use `create(DownloadArtifactResponseSchema)` to create a new message.
+ */
+export const DownloadArtifactResponseSchema: GenMessage<DownloadArtifactResponse> = /*@__PURE__*/
+  messageDesc(file_cphone_api_v1_artifact_service, 10);
+
+/**
  * Response of GetArtifact.
  *
  * @generated from message cphone.api.v1.GetArtifactResponse
@@ -287,7 +350,7 @@ export type GetArtifactResponse = Message<"cphone.api.v1.GetArtifactResponse"> &
  * Use `create(GetArtifactResponseSchema)` to create a new message.
  */
 export const GetArtifactResponseSchema: GenMessage<GetArtifactResponse> = /*@__PURE__*/
-  messageDesc(file_cphone_api_v1_artifact_service, 9);
+  messageDesc(file_cphone_api_v1_artifact_service, 11);
 
 /**
  * Request of ListArtifacts.
@@ -336,7 +399,7 @@ export type ListArtifactsRequest = Message<"cphone.api.v1.ListArtifactsRequest">
  * Use `create(ListArtifactsRequestSchema)` to create a new message.
  */
 export const ListArtifactsRequestSchema: GenMessage<ListArtifactsRequest> = /*@__PURE__*/
-  messageDesc(file_cphone_api_v1_artifact_service, 10);
+  messageDesc(file_cphone_api_v1_artifact_service, 12);
 
 /**
  * Response of ListArtifacts.
@@ -364,7 +427,7 @@ export type ListArtifactsResponse = Message<"cphone.api.v1.ListArtifactsResponse
  * Use `create(ListArtifactsResponseSchema)` to create a new message.
  */
 export const ListArtifactsResponseSchema: GenMessage<ListArtifactsResponse> = /*@__PURE__*/
-  messageDesc(file_cphone_api_v1_artifact_service, 11);
+  messageDesc(file_cphone_api_v1_artifact_service, 13);
 
 /**
  * Uploads APKs and files in resumable chunks and reads artifacts.
@@ -435,6 +498,17 @@ export const ArtifactService: GenService<{
     methodKind: "unary";
     input: typeof ListArtifactsRequestSchema;
     output: typeof ListArtifactsResponseSchema;
+  },
+  /**
+   * Streams an artifact's bytes in order, from `offset` (to resume an interrupted download), in
+   * chunks of at most 256 KiB.
+   *
+   * @generated from rpc cphone.api.v1.ArtifactService.DownloadArtifact
+   */
+  downloadArtifact: {
+    methodKind: "server_streaming";
+    input: typeof DownloadArtifactRequestSchema;
+    output: typeof DownloadArtifactResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_cphone_api_v1_artifact_service, 0);
