@@ -1,4 +1,4 @@
-// A file to an artifact through the resumable upload API (ArtifactService): hash it, open an
+// Files to and from the platform's artifacts. Up: a file to an artifact through the resumable upload API (ArtifactService): hash it, open an
 // upload keyed by the hash (so a retried or interrupted upload of the same file continues where
 // the server's committed offset says), send chunks, finalize. An artifact the tenant already has
 // is not sent again.
@@ -45,4 +45,26 @@ export async function uploadArtifact(
   const done = await api.artifacts.finalizeUpload({ uploadId: upload.uploadId });
   if (!done.artifact) throw new Error('FinalizeUpload answered without an artifact');
   return done.artifact;
+}
+
+/** An artifact's bytes as a Blob, streamed by DownloadArtifact; `onBytes` hears the running total. */
+export async function downloadArtifact(sha256: string, onBytes: (received: number) => void): Promise<Blob> {
+  const parts: Uint8Array<ArrayBuffer>[] = [];
+  let received = 0;
+  for await (const chunk of api.artifacts.downloadArtifact({ sha256 })) {
+    parts.push(chunk.data as Uint8Array<ArrayBuffer>);
+    received += chunk.data.length;
+    onBytes(received);
+  }
+  return new Blob(parts);
+}
+
+/** Hands a Blob to the browser as a download named `filename`. */
+export function saveBlob(blob: Blob, filename: string): void {
+  const url = URL.createObjectURL(blob);
+  const a = document.createElement('a');
+  a.href = url;
+  a.download = filename;
+  a.click();
+  setTimeout(() => URL.revokeObjectURL(url), 10_000);
 }

@@ -8,7 +8,7 @@ import { formatTime, t } from '../i18n.js';
 import type { MessageKey } from '../messages.js';
 import { sessionProvider } from '../stream.js';
 import { problemBanner, shared, stateBadge } from '../ui.js';
-import { uploadArtifact } from '../upload.js';
+import { downloadArtifact, saveBlob, uploadArtifact } from '../upload.js';
 
 const LOGCAT_LINES = 500;
 const LOGCAT_FOLLOW_MS = 2_000;
@@ -120,12 +120,8 @@ export class CpPhone extends LitElement {
   private async screenshot(): Promise<void> {
     try {
       const shot = await api.devices.takeScreenshot({ deviceId: this.deviceId });
-      const url = URL.createObjectURL(new Blob([shot.png as Uint8Array<ArrayBuffer>], { type: 'image/png' }));
-      const a = document.createElement('a');
-      a.href = url;
-      a.download = `${this.device?.displayName || this.deviceId}-${Date.now()}.png`;
-      a.click();
-      setTimeout(() => URL.revokeObjectURL(url), 10_000);
+      const png = new Blob([shot.png as Uint8Array<ArrayBuffer>], { type: 'image/png' });
+      saveBlob(png, `${this.device?.displayName || this.deviceId}-${Date.now()}.png`);
     } catch (error) {
       this.problem = problemOf(error);
     }
@@ -163,6 +159,25 @@ export class CpPhone extends LitElement {
       });
       await api.devices.pushFile({ deviceId: this.deviceId, artifactSha256: artifact.sha256, remotePath });
       this.notice = t('phone.pushDone', { file: file.name, path: remotePath });
+    } catch (error) {
+      this.problem = problemOf(error);
+    } finally {
+      this.progress = undefined;
+    }
+  }
+
+  async pull(remotePath: string): Promise<void> {
+    this.problem = undefined;
+    const file = remotePath.split('/').pop() || 'file';
+    try {
+      const pulled = await api.devices.pullFile({ deviceId: this.deviceId, remotePath });
+      const blob = await downloadArtifact(pulled.artifact?.sha256 ?? '', (bytes) => {
+        this.progress = {
+          text: t('phone.pullProgress', { file, size: `${Math.ceil(bytes / 1024)} KiB` }),
+          fraction: undefined,
+        };
+      });
+      saveBlob(blob, file);
     } catch (error) {
       this.problem = problemOf(error);
     } finally {
@@ -283,6 +298,19 @@ export class CpPhone extends LitElement {
               <input name="file" type="file" aria-label=${t('phone.pushChoose')} required />
               <input name="path" aria-label=${t('phone.pushPath')} value="/sdcard/Download/" required />
               <button>${t('phone.push')}</button>
+            </form>
+            <h2>${t('phone.pull')}</h2>
+            <form
+              class="row"
+              @submit=${(e: SubmitEvent) => {
+                e.preventDefault();
+                const path = ((e.target as HTMLFormElement).elements.namedItem('path') as HTMLInputElement)
+                  .value;
+                void this.pull(path);
+              }}
+            >
+              <input name="path" aria-label=${t('phone.pullPath')} placeholder=${t('phone.pullPathExample')} required />
+              <button>${t('phone.pull')}</button>
             </form>
           </section>
           <section class="card">
