@@ -79,7 +79,8 @@ export class PlayerPage {
   static async open(context: BrowserContext, server: EmbedServer, path = '/'): Promise<PlayerPage> {
     const page = await context.newPage();
     await page.addInitScript(RECORD);
-    await page.goto(`${server.origin}${path}`);
+    // Not 'load': a <video> delays the load event until it has data, which a refused join never gives.
+    await page.goto(`${server.origin}${path}`, { waitUntil: 'domcontentloaded' });
     return new PlayerPage(page);
   }
 

@@ -112,10 +112,18 @@ const playing = (page: PlayerPage, frames = 10) =>
     { timeoutMs: 20_000 },
   );
 
-/** Leaves properly (a closed page holds its seat for the resume window). */
-async function leave(page: PlayerPage): Promise<void> {
+/** Leaves properly (a closed page holds its seat for the resume window) and waits for the seat to be free. */
+async function leave(page: PlayerPage, deviceId: string, sessionId: string): Promise<void> {
   await page.page.evaluate(() =>
     (document.querySelector('cphone-player') as unknown as { disconnect(): void }).disconnect(),
+  );
+  await waitFor(
+    'the session ended',
+    async () =>
+      (await h.devices.listStreamSessions({ deviceId })).streamSessions.find(
+        (r) => r.sessionId === sessionId,
+      ),
+    (r) => r?.state === StreamSessionState.ENDED,
   );
 }
 
@@ -170,14 +178,9 @@ describe('<cphone-player> plays and takes input', () => {
     });
     assert.equal(png.type, 'image/png');
     assert.ok(png.size > 1000);
-    await leave(page);
-    const ended = await waitFor(
-      'the session ended',
-      async () =>
-        (await h.devices.listStreamSessions({ deviceId })).streamSessions.find(
-          (r) => r.sessionId === s.sessionId,
-        ),
-      (r) => r?.state === StreamSessionState.ENDED,
+    await leave(page, deviceId, s.sessionId);
+    const ended = (await h.devices.listStreamSessions({ deviceId })).streamSessions.find(
+      (r) => r.sessionId === s.sessionId,
     );
     assert.ok((ended?.stats?.firstFrameMs ?? 0) > 0);
   });
@@ -223,7 +226,7 @@ describe('<cphone-player> plays and takes input', () => {
     await page.page
       .locator('cphone-player')
       .screenshot({ path: join(SCREENSHOTS, 'player-letterboxed.png') });
-    await leave(page);
+    await leave(page, deviceId, s.sessionId);
   });
 
   test('text through an IME composition arrives intact; Enter and Backspace arrive as key codes', async () => {
@@ -277,7 +280,7 @@ describe('<cphone-player> plays and takes input', () => {
       codes.some(([a, k, m]) => a === 'down' && k === 21 && m === 0x41),
       JSON.stringify(codes),
     );
-    await leave(page);
+    await leave(page, deviceId, s.sessionId);
   });
 
   test('the clipboard goes both ways: a paste reaches the phone, the phone’s clipboard reaches the page', async () => {
@@ -310,7 +313,7 @@ describe('<cphone-player> plays and takes input', () => {
       (e) => e !== undefined,
     );
     assert.deepEqual(event?.detail, { text: 'copied on the phone 📋' });
-    await leave(page);
+    await leave(page, deviceId, s.sessionId);
   });
 
   test('view-only sends nothing and opens no input channel', async () => {
@@ -338,7 +341,7 @@ describe('<cphone-player> plays and takes input', () => {
     // A frame later the phone still got nothing (the player has no channel to send on).
     await playing(page, state.frames + 5);
     assert.deepEqual(got(), []);
-    await leave(page);
+    await leave(page, deviceId, s.sessionId);
   });
 
   test('the toolbar’s nav buttons reach the phone; Tab reaches every button and each has an ARIA label', async () => {
@@ -380,7 +383,7 @@ describe('<cphone-player> plays and takes input', () => {
       JSON.stringify(reached),
     );
     await page.page.locator('cphone-player').screenshot({ path: join(SCREENSHOTS, 'player-zh-CN.png') });
-    await leave(page);
+    await leave(page, deviceId, s.sessionId);
   });
 });
 
@@ -396,7 +399,7 @@ describe('<cphone-player> embedded with a token, and its sessions over time', ()
     const page = await open(`/embed?${new URLSearchParams({ token: s.token, 'sfu-url': s.sfuUrl })}`);
     assert.notEqual(new URL(s.sfuUrl).port, new URL(server.origin).port);
     await playing(page);
-    await leave(page);
+    await leave(page, deviceId, s.sessionId);
 
     const old = await expiredSession(deviceId);
     const refused = await open(`/embed?${new URLSearchParams({ token: old.token, 'sfu-url': old.sfuUrl })}`);
@@ -443,7 +446,7 @@ describe('<cphone-player> embedded with a token, and its sessions over time', ()
       states.some((e) => e.state === 'reconnecting' && /expired/.test(e.text)),
       JSON.stringify(states),
     );
-    await leave(page);
+    await leave(page, deviceId, fresh.sessionId);
   });
 
   test('when the agent restarts the player reconnects by itself and plays on', async () => {
@@ -466,6 +469,6 @@ describe('<cphone-player> embedded with a token, and its sessions over time', ()
       { timeoutMs: 30_000 },
     );
     assert.deepEqual(back.size, { width: 720, height: 1280 });
-    await leave(page);
+    await leave(page, deviceId, s.sessionId);
   });
 });

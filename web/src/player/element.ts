@@ -179,8 +179,10 @@ export class CphonePlayer extends HTMLElement {
   disconnect(): void {
     this.#stopped = true;
     const conn = this.#conn;
-    this.#teardown();
+    this.#conn = undefined;
+    // A leave, not a bare close: the session ends now instead of holding its seat for the resume window.
     conn?.leave();
+    this.#teardown();
     this.#setState('closed', 1000, '');
   }
 
