@@ -10,7 +10,7 @@ import { ANDROID_KEYCODES, isTyping, metaState } from './keymap.js';
 import { closeText, type Messages, messagesFor } from './messages.js';
 import type { Json } from './signal.js';
 import { StreamConnection, type StreamSession } from './stream.js';
-import { NAV_BUTTONS, type NavButton, QUALITIES, template } from './template.js';
+import { ICONS, NAV_BUTTONS, type NavButton, QUALITIES, template } from './template.js';
 
 export type { StreamSession };
 export type PlayerState = 'idle' | 'connecting' | 'connected' | 'reconnecting' | 'closed';
@@ -405,7 +405,7 @@ export class CphonePlayer extends HTMLElement {
     const label = this.#video.muted ? this.#m.unmute : this.#m.mute;
     button.setAttribute('aria-label', label);
     button.title = label;
-    button.textContent = this.#video.muted ? '🔇' : '🔊';
+    button.innerHTML = this.#video.muted ? ICONS.muted : ICONS.sound;
   }
 
   #unmuteOnGesture(): void {

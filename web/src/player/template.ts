@@ -6,17 +6,23 @@ export const NAV_BUTTONS = ['back', 'home', 'app-switch', 'volume-down', 'volume
 export type NavButton = (typeof NAV_BUTTONS)[number];
 export const QUALITIES = ['auto', '1080p', '720p', '480p'] as const;
 
-const ICONS: Record<NavButton | 'rotate' | 'fullscreen' | 'sound' | 'stats', string> = {
-  back: '◁',
-  home: '○',
-  'app-switch': '□',
-  'volume-down': '🔉',
-  'volume-up': '🔊',
-  power: '⏻',
-  rotate: '⟳',
-  fullscreen: '⛶',
-  sound: '🔇',
-  stats: 'ⓘ',
+const SPEAKER = '<path fill="currentColor" d="M3 8h3l4-3.5v11L6 12H3z"/>';
+const svg = (body: string) =>
+  `<svg viewBox="0 0 20 20" width="18" height="18" aria-hidden="true" focusable="false" fill="none" stroke="currentColor" stroke-width="1.8" stroke-linecap="round" stroke-linejoin="round">${body}</svg>`;
+
+/** Inline SVG icons: they draw the same everywhere, with no font to depend on. */
+export const ICONS: Record<NavButton | 'rotate' | 'fullscreen' | 'muted' | 'sound' | 'stats', string> = {
+  back: svg('<path fill="currentColor" d="M14 4 6 10l8 6z"/>'),
+  home: svg('<circle cx="10" cy="10" r="6"/>'),
+  'app-switch': svg('<rect x="4" y="4" width="12" height="12" rx="1.5"/>'),
+  'volume-down': svg(`${SPEAKER}<path d="M13 8a3 3 0 0 1 0 4"/>`),
+  'volume-up': svg(`${SPEAKER}<path d="M13 8a3 3 0 0 1 0 4M15.5 5.5a6.5 6.5 0 0 1 0 9"/>`),
+  power: svg('<path d="M10 3v7M6.2 5.8a6 6 0 1 0 7.6 0"/>'),
+  rotate: svg('<path d="M15.5 11A5.5 5.5 0 1 1 13.7 5.7"/><path d="M14.5 2.5v3.8h-3.8"/>'),
+  fullscreen: svg('<path d="M3 8V3h5M12 3h5v5M17 12v5h-5M8 17H3v-5"/>'),
+  muted: svg(`${SPEAKER}<path d="M13 8l4 4M17 8l-4 4"/>`),
+  sound: svg(`${SPEAKER}<path d="M13 8a3 3 0 0 1 0 4M15.5 5.5a6.5 6.5 0 0 1 0 9"/>`),
+  stats: svg('<path d="M4 16v-5M10 16V4M16 16V8"/>'),
 };
 
 const CSS = `
@@ -36,10 +42,10 @@ textarea { position: absolute; left: 0; top: 0; width: 1px; height: 1px; opacity
   background: rgba(0,0,0,.65); font: 11px ui-monospace, monospace; pointer-events: none; display: none; }
 :host([stats]) .stats { display: block; }
 .unmute { position: absolute; right: 8px; bottom: 8px; }
-.toolbar { display: flex; flex-wrap: wrap; gap: 4px; padding: 4px; background: #1b1b1b; align-items: center;
+.toolbar { display: flex; flex-wrap: wrap; gap: 3px; padding: 4px 2px; background: #1b1b1b; align-items: center;
   justify-content: center; }
-button, select { background: #2c2c2c; color: #eee; border: 1px solid #444; border-radius: 4px; min-width: 32px;
-  height: 30px; font: inherit; cursor: pointer; }
+button, select { background: #2c2c2c; color: #eee; border: 1px solid #444; border-radius: 4px; min-width: 30px; padding: 0 5px;
+  height: 30px; font: inherit; cursor: pointer; display: inline-flex; align-items: center; justify-content: center; }
 button:hover, select:hover { background: #3a3a3a; }
 button:focus-visible, select:focus-visible { outline: 2px solid #4c9ffe; outline-offset: 1px; }
 button[aria-pressed="true"] { background: #2d4f7c; }
@@ -60,7 +66,7 @@ export function template(): string {
     <textarea class="keys" autocomplete="off" autocapitalize="off" spellcheck="false"></textarea>
     <div class="status" role="status" aria-live="polite" part="status"></div>
     <div class="stats" part="stats" aria-hidden="true"></div>
-    <button type="button" class="unmute" data-action="sound">${ICONS.sound}</button>
+    <button type="button" class="unmute" data-action="sound">${ICONS.muted}</button>
   </div>
   <div class="toolbar" role="toolbar" part="toolbar">
     ${nav}
