@@ -11,7 +11,7 @@ import type { Agent } from '@cphone/host-agent';
 import { createSimRuntime, launchVirtualPhone, type VirtualPhone } from '@cphone/host-agent/testing';
 import { DeviceState, HostState, StreamRights, StreamSessionState } from '@cphone/proto';
 import { waitFor } from '@cphone/proto/testing';
-import { launchChromium } from '@cphone/sfu/testing';
+import { launchChromium, playerPageHtml } from '@cphone/sfu/testing';
 import type { Browser, BrowserContext } from 'playwright-core';
 import { type Harness, startHarness } from './harness.js';
 import { type EmbedServer, PlayerPage, startEmbedServer } from './player-page.js';
@@ -31,7 +31,8 @@ const pages: PlayerPage[] = [];
 const startStreamingAgent = () =>
   h.startAgent({
     env: { CPHONE_STREAM_PORT: String(streamPort), CPHONE_STREAM_TLS: 'off' },
-    deps: { runtime },
+    // The embedded default's test page at /view, as `npm start` serves it.
+    deps: { runtime, streamPage: playerPageHtml },
   });
 
 before(async () => {
@@ -416,6 +417,23 @@ describe('<cphone-player> embedded with a token, and its sessions over time', ()
       /The stream token has expired/,
     );
     await refused.page.locator('cphone-player').screenshot({ path: join(SCREENSHOTS, 'player-expired.png') });
+  });
+
+  test('the embedded default’s plain-ws endpoint: its /view page plays in the browser with no certificate to accept', async () => {
+    const s = await session(deviceId);
+    assert.match(s.sfuUrl, /^ws:\/\/127\.0\.0\.1:\d+\/signal$/);
+    const view = await context.newPage();
+    await view.goto(`http://${new URL(s.sfuUrl).host}/view#token=${s.token}`, {
+      waitUntil: 'domcontentloaded',
+    });
+    await waitFor(
+      'the test page watching',
+      () => view.locator('#status').textContent(),
+      (t) => /^watching /.test(t ?? ''),
+      { timeoutMs: 20_000 },
+    );
+    await view.evaluate('cphoneViewer.request("leave")').catch(() => undefined);
+    await view.close();
   });
 
   test('with a tokenProvider the player renews an expired token by itself', async () => {
