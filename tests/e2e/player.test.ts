@@ -4,16 +4,14 @@
 // loopback (CPHONE_STREAM_TLS=off, the embedded default). Screenshots go to docs/screenshots/.
 import assert from 'node:assert/strict';
 import { mkdir } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { Agent } from '@cphone/host-agent';
-import { createSimRuntime, launchVirtualPhone, type VirtualPhone } from '@cphone/host-agent/testing';
-import { DeviceState, HostState, StreamRights, StreamSessionState } from '@cphone/proto';
+import { HostState, StreamRights, StreamSessionState } from '@cphone/proto';
 import { waitFor } from '@cphone/proto/testing';
 import { launchChromium, playerPageHtml } from '@cphone/sfu/testing';
 import type { Browser, BrowserContext } from 'playwright-core';
-import { type Harness, startHarness } from './harness.js';
+import { freePort, type Harness, runningPhone, shell, startHarness, startPhones } from './harness.js';
 import { type EmbedServer, PlayerPage, startEmbedServer } from './player-page.js';
 
 const SCREENSHOTS = join(import.meta.dirname, '..', '..', 'docs', 'screenshots');
@@ -24,9 +22,9 @@ let agent: Agent;
 let browser: Browser;
 let context: BrowserContext;
 let server: EmbedServer;
-let runtime: Awaited<ReturnType<typeof createSimRuntime>>;
+let runtime: Awaited<ReturnType<typeof startPhones>>['runtime'];
+let phone: Awaited<ReturnType<typeof startPhones>>['phone'];
 let streamPort: number;
-const phones = new Map<string, VirtualPhone>();
 const pages: PlayerPage[] = [];
 const startStreamingAgent = () =>
   h.startAgent({
@@ -37,22 +35,8 @@ const startStreamingAgent = () =>
 
 before(async () => {
   h = await startHarness();
-  runtime = await createSimRuntime({
-    dataDir: join(h.agentDataDir, 'sim'),
-    scope: `e2e-${h.hostId}`,
-    launch: async (options) => {
-      const phone = await launchVirtualPhone(options);
-      phones.set(options.serial, phone);
-      return phone;
-    },
-  });
-  // A fixed stream port: a restarted agent is found at the URL the sessions name.
-  streamPort = await new Promise<number>((resolve) => {
-    const probe = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = probe.address() as { port: number };
-      probe.close(() => resolve(port));
-    });
-  });
+  ({ runtime, phone } = await startPhones(h));
+  streamPort = await freePort();
   agent = await startStreamingAgent();
   await h.waitForHost(HostState.READY, true);
   server = await startEmbedServer();
@@ -70,18 +54,6 @@ after(async () => {
   await runtime?.close();
   await h?.close();
 });
-
-function phone(deviceId: string): VirtualPhone {
-  const found = phones.get(deviceId);
-  if (!found) throw new Error(`no virtual phone ${deviceId}`);
-  return found;
-}
-
-async function runningPhone(name: string): Promise<string> {
-  const created = await h.createPhone(name);
-  await h.waitForState(created.deviceId, DeviceState.RUNNING);
-  return created.deviceId;
-}
 
 async function session(deviceId: string, rights = StreamRights.CONTROL, ttlSeconds = 600) {
   const { streamSession } = await h.devices.createStreamSession({ deviceId, rights, ttlSeconds });
@@ -113,6 +85,20 @@ const playing = (page: PlayerPage, frames = 10) =>
     { timeoutMs: 20_000 },
   );
 
+/** A CONTROL player on the phone, playing with its input channel open. */
+async function controlling(deviceId: string, attrs: Record<string, string> = {}, style?: string) {
+  const s = await session(deviceId);
+  const page = await open();
+  await page.add(attrs, s, style);
+  await playing(page);
+  await waitFor(
+    'input open',
+    () => page.snapshot(),
+    (v) => v.inputOpen,
+  );
+  return { s, page };
+}
+
 /** Leaves properly (a closed page holds its seat for the resume window) and waits for the seat to be free. */
 async function leave(page: PlayerPage, deviceId: string, sessionId: string): Promise<void> {
   await page.page.evaluate(() =>
@@ -134,17 +120,11 @@ function inputsFrom(deviceId: string) {
   return () => phone(deviceId).events.input.slice(start);
 }
 
-async function shell(deviceId: string, command: string): Promise<string> {
-  const r = await h.devices.execShell({ deviceId, command });
-  assert.equal(r.exitCode, 0, `${command}: ${Buffer.from(r.stderr).toString()}`);
-  return Buffer.from(r.stdout).toString('utf8');
-}
-
 describe('<cphone-player> plays and takes input', () => {
   let deviceId: string;
 
   before(async () => {
-    deviceId = await runningPhone('player');
+    deviceId = await runningPhone(h, 'player');
   });
 
   test('it plays: frames decode at the phone size, the first-frame event has its ms, and the time reaches the session stats', async () => {
@@ -187,16 +167,8 @@ describe('<cphone-player> plays and takes input', () => {
   });
 
   test('a tap lands at the device coordinates, also when the picture is letterboxed; the letterbox sends nothing', async () => {
-    const s = await session(deviceId);
-    const page = await open();
     // A landscape box for a portrait phone: bars left and right of the picture.
-    await page.add({}, s, 'width:800px;height:450px');
-    await playing(page);
-    await waitFor(
-      'input open',
-      () => page.snapshot(),
-      (v) => v.inputOpen,
-    );
+    const { s, page } = await controlling(deviceId, {}, 'width:800px;height:450px');
     const shown = await page.shownRect();
     assert.ok(shown.left > 100, JSON.stringify(shown));
     const got = inputsFrom(deviceId);
@@ -231,15 +203,7 @@ describe('<cphone-player> plays and takes input', () => {
   });
 
   test('text through an IME composition arrives intact; Enter and Backspace arrive as key codes', async () => {
-    const s = await session(deviceId);
-    const page = await open();
-    await page.add({}, s);
-    await playing(page);
-    await waitFor(
-      'input open',
-      () => page.snapshot(),
-      (v) => v.inputOpen,
-    );
+    const { s, page } = await controlling(deviceId);
     const shown = await page.shownRect();
     await page.page.mouse.click(shown.left + shown.width / 2, shown.top + shown.height / 2); // focus
     const cdp = await context.newCDPSession(page.page);
@@ -248,7 +212,7 @@ describe('<cphone-player> plays and takes input', () => {
     await cdp.send('Input.insertText', { text: TEXT });
     const dump = await waitFor(
       'the text in the focused field',
-      () => shell(deviceId, 'uiautomator dump /dev/tty'),
+      () => shell(h, deviceId, 'uiautomator dump /dev/tty'),
       (xml) => xml.includes('🙂'),
     );
     assert.ok(dump.includes(`text="${TEXT}"`), dump);
@@ -285,15 +249,7 @@ describe('<cphone-player> plays and takes input', () => {
   });
 
   test('the clipboard goes both ways: a paste reaches the phone, the phone’s clipboard reaches the page', async () => {
-    const s = await session(deviceId);
-    const page = await open();
-    await page.add({}, s);
-    await playing(page);
-    await waitFor(
-      'input open',
-      () => page.snapshot(),
-      (v) => v.inputOpen,
-    );
+    const { s, page } = await controlling(deviceId);
     await page.page.evaluate(() => {
       const keys = document.querySelector('cphone-player')?.shadowRoot?.querySelector('textarea');
       const data = new DataTransfer();
@@ -304,10 +260,10 @@ describe('<cphone-player> plays and takes input', () => {
     });
     await waitFor(
       'the phone clipboard',
-      () => shell(deviceId, 'cmd clipboard get-text'),
+      () => shell(h, deviceId, 'cmd clipboard get-text'),
       (t) => t.includes('剪贴板 from the page'),
     );
-    await shell(deviceId, "cmd clipboard set-text 'copied on the phone 📋'");
+    await shell(h, deviceId, "cmd clipboard set-text 'copied on the phone 📋'");
     const event = await waitFor(
       'the cphone-clipboard event',
       async () => (await page.snapshot()).events.find((e) => e.type === 'cphone-clipboard'),
@@ -346,15 +302,7 @@ describe('<cphone-player> plays and takes input', () => {
   });
 
   test('the toolbar’s nav buttons reach the phone; Tab reaches every button and each has an ARIA label', async () => {
-    const s = await session(deviceId);
-    const page = await open();
-    await page.add({ lang: 'zh-CN' }, s);
-    await playing(page);
-    await waitFor(
-      'input open',
-      () => page.snapshot(),
-      (v) => v.inputOpen,
-    );
+    const { s, page } = await controlling(deviceId, { lang: 'zh-CN' });
     const got = inputsFrom(deviceId);
     await page.page.locator('cphone-player button[data-nav="home"]').click();
     await page.page.locator('cphone-player button[data-nav="volume-up"]').click();
@@ -392,7 +340,7 @@ describe('<cphone-player> embedded with a token, and its sessions over time', ()
   let deviceId: string;
 
   before(async () => {
-    deviceId = await runningPhone('embedded');
+    deviceId = await runningPhone(h, 'embedded');
   });
 
   test('a page of another origin plays with only token and sfu-url; an expired token shows why', async () => {
