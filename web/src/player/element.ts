@@ -64,8 +64,7 @@ function textPieces(text: string): string[] {
 export class CphonePlayer extends HTMLElement {
   static readonly observedAttributes = ['token', 'sfu-url', 'view-only', 'quality', 'muted', 'stats', 'lang'];
 
-  /** Called for the first connect when no session is set, and again when the token has expired. */
-  tokenProvider: (() => Promise<StreamSession>) | undefined;
+  #tokenProvider: (() => Promise<StreamSession>) | undefined;
   #session: StreamSession | undefined;
   #conn: StreamConnection | undefined;
   #state: PlayerState = 'idle';
@@ -115,6 +114,16 @@ export class CphonePlayer extends HTMLElement {
   set session(session: StreamSession | undefined) {
     this.#session = session;
     if (session && this.isConnected && this.#state === 'idle') void this.connect();
+  }
+
+  /** Called for the first connect when no session is set, and again when the token has expired. */
+  get tokenProvider(): (() => Promise<StreamSession>) | undefined {
+    return this.#tokenProvider;
+  }
+
+  set tokenProvider(provider: (() => Promise<StreamSession>) | undefined) {
+    this.#tokenProvider = provider;
+    if (provider && this.isConnected && this.#state === 'idle') void this.connect();
   }
 
   get state(): PlayerState {
