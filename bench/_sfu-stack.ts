@@ -15,6 +15,7 @@ import {
   type SimRuntime,
   startAgent,
   startVirtualPhone,
+  type VirtualPhone,
 } from '@cphone/host-agent';
 import {
   DeviceService,
@@ -40,9 +41,15 @@ export interface Stack {
 export async function startStack({
   videoFixturesDir,
   maxViewers,
+  agentEnv = {},
+  phones,
 }: {
   videoFixturesDir: string;
   maxViewers: number;
+  /** Agent settings over the defaults below (e.g. CPHONE_STREAM_TLS=off). */
+  agentEnv?: Record<string, string>;
+  /** Filled with the virtual phones by serial (the device id), to watch what reaches them. */
+  phones?: Map<string, VirtualPhone>;
 }): Promise<Stack> {
   const silent = pino({ level: 'silent' });
   const dir = await mkdtemp(join(tmpdir(), 'cphone-bench-sfu-stack-'));
@@ -87,8 +94,8 @@ export async function startStack({
     dataDir: join(dir, 'sim'),
     scope: `bench-${hostId}`,
     // The sim runtime's own launcher, with the 2 Mbit/s recordings instead of the committed ones.
-    launch: (o) =>
-      startVirtualPhone({
+    launch: async (o) => {
+      const phone = await startVirtualPhone({
         host: o.host,
         port: o.port,
         serial: o.serial,
@@ -96,7 +103,10 @@ export async function startStack({
         screen: { width: o.screen.width, height: o.screen.height, dpi: o.screen.dpi },
         videoFixturesDir,
         ...(o.dataDir !== undefined ? { dataDir: o.dataDir } : {}),
-      }),
+      });
+      phones?.set(o.serial, phone);
+      return phone;
+    },
   });
   const agent = await startAgent(
     loadAgentConfig({
@@ -119,6 +129,7 @@ export async function startStack({
       CPHONE_CAPACITY_MEMORY_MIB: '32768',
       CPHONE_CAPACITY_STORAGE_GIB: '200',
       CPHONE_LOG_LEVEL: 'silent',
+      ...agentEnv,
     }),
     { logger: silent, runtime },
   );

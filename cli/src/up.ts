@@ -147,7 +147,9 @@ async function playerLinks(transport: Transport): Promise<string[]> {
     });
     if (!s?.sfuUrl) continue;
     const url = new URL(s.sfuUrl);
-    links.push(`${d.deviceId}  https://${url.host}/view#token=${s.token}`);
+    links.push(
+      `${d.deviceId}  ${url.protocol === 'ws:' ? 'http' : 'https'}://${url.host}/view#token=${s.token}`,
+    );
   }
   return links;
 }
@@ -193,8 +195,11 @@ export async function startEmbedded(
         CPHONE_LABELS: 'zone=local,runtime=sim',
         CPHONE_LOG_LEVEL: config.logLevel,
         CPHONE_SIM_BOOT_DELAY_MS: env.CPHONE_SIM_BOOT_DELAY_MS ?? '1000',
-        // Streams on this machine only: signaling and WebRTC on loopback.
+        // Streams on this machine only: signaling and WebRTC on loopback, the signaling in plain ws
+        // so a browser here plays without accepting a self-signed certificate (it would refuse the
+        // WebSocket silently). Production keeps wss.
         CPHONE_STREAM_BIND: '127.0.0.1',
+        CPHONE_STREAM_TLS: 'off',
         CPHONE_STREAM_PORT: env.CPHONE_STREAM_PORT ?? '4443',
         CPHONE_RTC_LISTEN_IP: '127.0.0.1',
         CPHONE_RTC_PORT: env.CPHONE_RTC_PORT ?? '40000',

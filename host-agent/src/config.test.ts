@@ -97,6 +97,7 @@ test('stream settings: documented defaults, every variable read, bad values name
   assert.equal(defaults.bind, '0.0.0.0');
   assert.equal(defaults.port, 4443);
   assert.equal(defaults.publicUrl, undefined);
+  assert.equal(defaults.tls, true);
   assert.equal(defaults.rtcListenIp, '0.0.0.0');
   assert.equal(defaults.rtcPort, 40_000);
   assert.ok(defaults.workers >= 1);
@@ -130,6 +131,7 @@ test('stream settings: documented defaults, every variable read, bad values name
       bind: '127.0.0.1',
       port: 0,
       publicUrl: 'wss://h12.example.net:443',
+      tls: true,
       tlsCertFile: cert,
       tlsKeyFile: cert,
       rtcListenIp: '10.0.0.12',
@@ -149,6 +151,22 @@ test('stream settings: documented defaults, every variable read, bad values name
   assert.equal(streamEndpoint({ ...stream, publicUrl: undefined }, 4501), 'wss://127.0.0.1:4501/signal');
   assert.equal(streamEndpoint(loadConfig({ ...base, CPHONE_STREAM: 'off' }).stream, 4443), '');
 
+  // Plain ws on loopback only (the embedded default), for a browser on the same machine.
+  const plain = loadConfig({ ...base, CPHONE_STREAM_BIND: '127.0.0.1', CPHONE_STREAM_TLS: 'off' }).stream;
+  assert.equal(plain.tls, false);
+  assert.equal(streamEndpoint(plain, 4501), 'ws://127.0.0.1:4501/signal');
+  assert.equal(
+    loadConfig({ ...base, CPHONE_STREAM_BIND: '::1', CPHONE_STREAM_TLS: 'off' }).stream.tls,
+    false,
+  );
+  rejects({ CPHONE_STREAM_TLS: 'off' }, 'CPHONE_STREAM_TLS', 'off');
+  rejects({ CPHONE_STREAM_BIND: '10.0.0.12', CPHONE_STREAM_TLS: 'off' }, 'CPHONE_STREAM_TLS', 'off');
+  rejects({ CPHONE_STREAM_TLS: 'plain' }, 'CPHONE_STREAM_TLS', 'plain');
+  rejects(
+    { CPHONE_STREAM_BIND: '127.0.0.1', CPHONE_STREAM_TLS: 'off', CPHONE_STREAM_PUBLIC_URL: 'wss://h:1' },
+    'CPHONE_STREAM_PUBLIC_URL',
+    'wss://h:1',
+  );
   rejects({ CPHONE_STREAM: 'yes' }, 'CPHONE_STREAM', 'yes');
   rejects({ CPHONE_STREAM_PUBLIC_URL: 'https://h12:443' }, 'CPHONE_STREAM_PUBLIC_URL', 'https://h12:443');
   rejects({ CPHONE_STREAM_BIND: '300.1.1.1' }, 'CPHONE_STREAM_BIND', '300.1.1.1');

@@ -30,6 +30,13 @@ export interface StreamConfig {
    * default wss://<bind address, or the host name when bound to all>:<port>/signal
    */
   readonly publicUrl: string | undefined;
+  /**
+   * TLS on the signaling endpoint. CPHONE_STREAM_TLS, `on` (default: wss) or `off` (plain ws), which
+   * is allowed only when CPHONE_STREAM_BIND is a loopback address: a browser on the same machine then
+   * plays without accepting a certificate (browsers refuse a WebSocket to an untrusted certificate
+   * silently), and nothing off the machine can reach the endpoint.
+   */
+  readonly tls: boolean;
   /** PEM certificate chain and key of the signaling server. CPHONE_STREAM_TLS_CERT, CPHONE_STREAM_TLS_KEY; both or neither. Unset: a self-signed certificate made under <data dir>/stream-tls on the first start */
   readonly tlsCertFile: string | undefined;
   readonly tlsKeyFile: string | undefined;
@@ -182,27 +189,48 @@ function ip(env: Env, name: string, fallback: string): string {
   return raw;
 }
 
+/** 127.0.0.0/8 or ::1 (also as an IPv4-mapped address): reachable from this machine only. */
+function isLoopback(address: string): boolean {
+  return /^(::ffff:)?127\./.test(address) || address === '::1';
+}
+
 function streamConfig(env: Env): StreamConfig {
   const enabled = set(env, 'CPHONE_STREAM') ?? 'on';
   if (enabled !== 'on' && enabled !== 'off')
     throw new ConfigError('CPHONE_STREAM', enabled, 'must be on or off');
   const port = int(env, 'CPHONE_STREAM_PORT', 4443, 0, 65535);
+  const bind = ip(env, 'CPHONE_STREAM_BIND', '0.0.0.0');
+  const tlsSetting = set(env, 'CPHONE_STREAM_TLS') ?? 'on';
+  if (tlsSetting !== 'on' && tlsSetting !== 'off')
+    throw new ConfigError('CPHONE_STREAM_TLS', tlsSetting, 'must be on or off');
+  const tls = tlsSetting === 'on';
+  if (!tls && !isLoopback(bind)) {
+    throw new ConfigError(
+      'CPHONE_STREAM_TLS',
+      tlsSetting,
+      `may be off only when CPHONE_STREAM_BIND is a loopback address (it is ${bind})`,
+    );
+  }
+  const scheme = tls ? 'wss:' : 'ws:';
   const publicUrl = set(env, 'CPHONE_STREAM_PUBLIC_URL');
   if (publicUrl !== undefined) {
     let url: URL | undefined;
     try {
       url = new URL(publicUrl);
     } catch {}
-    if (url?.protocol !== 'wss:' || url.search !== '' || url.hash !== '') {
+    if (url?.protocol !== scheme || url.search !== '' || url.hash !== '') {
       throw new ConfigError(
         'CPHONE_STREAM_PUBLIC_URL',
         publicUrl,
-        'must be a wss:// URL without query or fragment',
+        `must be a ${scheme}// URL without query or fragment`,
       );
     }
   }
   const cert = set(env, 'CPHONE_STREAM_TLS_CERT');
   const key = set(env, 'CPHONE_STREAM_TLS_KEY');
+  if (!tls && cert !== undefined) {
+    throw new ConfigError('CPHONE_STREAM_TLS_CERT', cert, 'must be unset when CPHONE_STREAM_TLS is off');
+  }
   if ((cert === undefined) !== (key === undefined)) {
     const missing = cert === undefined ? 'CPHONE_STREAM_TLS_CERT' : 'CPHONE_STREAM_TLS_KEY';
     throw new ConfigError(
@@ -237,9 +265,10 @@ function streamConfig(env: Env): StreamConfig {
   }
   return Object.freeze({
     enabled: enabled === 'on',
-    bind: ip(env, 'CPHONE_STREAM_BIND', '0.0.0.0'),
+    bind,
     port,
     publicUrl,
+    tls,
     tlsCertFile: cert,
     tlsKeyFile: key,
     rtcListenIp: ip(env, 'CPHONE_RTC_LISTEN_IP', '0.0.0.0'),
@@ -254,14 +283,15 @@ function streamConfig(env: Env): StreamConfig {
 
 /**
  * The stream endpoint told to the control plane (it becomes every session's sfu_url): the configured
- * URL, else wss://<bind address, or the host name when bound to every address>:<port>; a URL with
+ * URL, else wss://<bind address, or the host name when bound to every address>:<port> (ws:// with
+ * CPHONE_STREAM_TLS off); a URL with
  * no path gets the signaling path, /signal.
  */
 export function streamEndpoint(stream: StreamConfig, boundPort: number, host: string = osHostname()): string {
   if (!stream.enabled) return '';
   const wildcard = stream.bind === '0.0.0.0' || stream.bind === '::';
   const name = wildcard ? host : stream.bind.includes(':') ? `[${stream.bind}]` : stream.bind;
-  const url = new URL(stream.publicUrl ?? `wss://${name}:${boundPort}`);
+  const url = new URL(stream.publicUrl ?? `${stream.tls ? 'wss' : 'ws'}://${name}:${boundPort}`);
   if (url.pathname === '/') url.pathname = '/signal';
   return url.href;
 }

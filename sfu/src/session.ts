@@ -21,6 +21,8 @@ export interface SessionStats {
   readonly jitterBufferMs: number;
   /** Frames the player decoded since its video started (reported). */
   readonly framesDecoded: number;
+  /** The player's time to first frame, from its connect() to its first decoded frame, ms (reported; 0 until then). */
+  readonly firstFrameMs: number;
   /**
    * Glass-to-glass latency percentiles, ms: over this period's samples in a 'stats' event, over the
    * session's life in an 'ended' one; 0 without samples.
@@ -166,6 +168,7 @@ export class Session {
       rttMs: sent?.rttMs ?? 0,
       jitterBufferMs: this.#report.jitterBufferMs ?? 0,
       framesDecoded: this.#report.framesDecoded ?? 0,
+      firstFrameMs: this.#report.firstFrameMs ?? 0,
     };
   }
 

@@ -388,6 +388,7 @@ test('stats events carry mediasoup figures and the player’s reports', async ()
       fps: 30,
       framesDecoded: 120,
       jitterBufferMs: 25,
+      firstFrameMs: 420,
       glassToGlassMs: [50, 60, 70, 80, 90, 100, 110, 120, 130, 200],
     });
     const stats = await waitFor(
@@ -396,8 +397,8 @@ test('stats events carry mediasoup figures and the player’s reports', async ()
       (s) => s !== undefined,
     );
     assert.deepEqual(
-      [stats.fps, stats.jitterBufferMs, stats.glassToGlassP50Ms, stats.glassToGlassP95Ms],
-      [30, 25, 90, 200],
+      [stats.fps, stats.jitterBufferMs, stats.firstFrameMs, stats.glassToGlassP50Ms, stats.glassToGlassP95Ms],
+      [30, 25, 420, 90, 200],
     );
     assert.ok(t.events.every((e) => e.sessionId === joined.sessionId && e.tenantId === 'tenant-test'));
     const text = await t.sfu.registry.metrics();

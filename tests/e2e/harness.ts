@@ -9,6 +9,7 @@
 // TTL and the grace are long by default, so that on a loaded machine no host goes unreachable
 // unless a test moves the clock on purpose.
 import { mkdtemp, rm } from 'node:fs/promises';
+import { type AddressInfo, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { DescService } from '@bufbuild/protobuf';
@@ -22,6 +23,7 @@ import {
   type TestDatabase,
 } from '@cphone/control-plane/testing';
 import { type Agent, type AgentDeps, loadConfig as loadAgentConfig, startAgent } from '@cphone/host-agent';
+import { createSimRuntime, launchVirtualPhone, type VirtualPhone } from '@cphone/host-agent/testing';
 import {
   type Device,
   DeviceService,
@@ -266,4 +268,57 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     },
   };
   return harness;
+}
+
+/** A sim runtime for the harness's agent that keeps its virtual phones, to read back what reached them. */
+export async function startPhones(h: Harness): Promise<{
+  runtime: Awaited<ReturnType<typeof createSimRuntime>>;
+  phone(deviceId: string): VirtualPhone;
+}> {
+  const phones = new Map<string, VirtualPhone>();
+  const runtime = await createSimRuntime({
+    dataDir: join(h.agentDataDir, 'sim'),
+    scope: `e2e-${h.hostId}`,
+    launch: async (options) => {
+      const phone = await launchVirtualPhone(options);
+      phones.set(options.serial, phone);
+      return phone;
+    },
+  });
+  return {
+    runtime,
+    phone(deviceId) {
+      const found = phones.get(deviceId);
+      if (!found) throw new Error(`no virtual phone ${deviceId}`);
+      return found;
+    },
+  };
+}
+
+/**
+ * A loopback port free now. For a fixed stream port, as in production: a restarted agent is found
+ * at the URL the sessions name.
+ */
+export function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const probe = createServer().listen(0, '127.0.0.1', () => {
+      const { port } = probe.address() as AddressInfo;
+      probe.close(() => resolve(port));
+    });
+  });
+}
+
+/** Creates a phone through the API and waits for it to run; returns its id. */
+export async function runningPhone(h: Harness, name: string): Promise<string> {
+  const created = await h.createPhone(name);
+  await h.waitForState(created.deviceId, DeviceState.RUNNING);
+  return created.deviceId;
+}
+
+/** A shell command on the phone through the API (ExecShell); its stdout. Fails on a non-zero exit. */
+export async function shell(h: Harness, deviceId: string, command: string): Promise<string> {
+  const r = await h.devices.execShell({ deviceId, command });
+  if (r.exitCode !== 0)
+    throw new Error(`${command}: exit ${r.exitCode}: ${Buffer.from(r.stderr).toString()}`);
+  return Buffer.from(r.stdout).toString('utf8');
 }

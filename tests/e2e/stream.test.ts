@@ -4,47 +4,29 @@
 // decoded at the phone's size, sound received, touches landing at device coordinates, text in any
 // script typed intact, the clipboard both ways, revocation and a stopped phone ending the session.
 import assert from 'node:assert/strict';
-import { createServer } from 'node:net';
-import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { Agent } from '@cphone/host-agent';
-import { createSimRuntime, launchVirtualPhone, type VirtualPhone } from '@cphone/host-agent/testing';
-import { DeviceState, HostState, StreamRights, StreamSessionState } from '@cphone/proto';
+import { HostState, StreamRights, StreamSessionState } from '@cphone/proto';
 import { waitFor } from '@cphone/proto/testing';
 import { launchChromium, ViewerPage } from '@cphone/sfu/testing';
 import type { Browser, BrowserContext } from 'playwright-core';
-import { type Harness, startHarness } from './harness.js';
+import { freePort, type Harness, runningPhone, shell, startHarness, startPhones } from './harness.js';
 
 let h: Harness;
 let agent: Agent;
 let browser: Browser;
 let context: BrowserContext;
 const pages: ViewerPage[] = [];
-/** The sim runtime's phones by serial (the device id), to read back what reached them. */
-const phones = new Map<string, VirtualPhone>();
-let runtime: Awaited<ReturnType<typeof createSimRuntime>>;
+let runtime: Awaited<ReturnType<typeof startPhones>>['runtime'];
+let phone: Awaited<ReturnType<typeof startPhones>>['phone'];
 let streamPort: number;
 const startStreamingAgent = () =>
   h.startAgent({ env: { CPHONE_STREAM_PORT: String(streamPort) }, deps: { runtime } });
 
 before(async () => {
   h = await startHarness();
-  runtime = await createSimRuntime({
-    dataDir: join(h.agentDataDir, 'sim'),
-    scope: `e2e-${h.hostId}`,
-    launch: async (options) => {
-      const phone = await launchVirtualPhone(options);
-      phones.set(options.serial, phone);
-      return phone;
-    },
-  });
-  // A fixed stream port, as in production: a restarted agent is found at the URL the sessions name.
-  streamPort = await new Promise<number>((resolve) => {
-    const probe = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = probe.address() as { port: number };
-      probe.close(() => resolve(port));
-    });
-  });
+  ({ runtime, phone } = await startPhones(h));
+  streamPort = await freePort();
   agent = await startStreamingAgent();
   await h.waitForHost(HostState.READY, true);
   browser = await launchChromium();
@@ -59,24 +41,6 @@ after(async () => {
   await runtime?.close();
   await h?.close();
 });
-
-function phone(deviceId: string): VirtualPhone {
-  const found = phones.get(deviceId);
-  if (!found) throw new Error(`no virtual phone ${deviceId}`);
-  return found;
-}
-
-async function shell(deviceId: string, command: string): Promise<string> {
-  const r = await h.devices.execShell({ deviceId, command });
-  assert.equal(r.exitCode, 0, `${command}: ${Buffer.from(r.stderr).toString()}`);
-  return Buffer.from(r.stdout).toString('utf8');
-}
-
-async function runningPhone(name: string): Promise<string> {
-  const phone = await h.createPhone(name);
-  await h.waitForState(phone.deviceId, DeviceState.RUNNING);
-  return phone.deviceId;
-}
 
 async function session(deviceId: string, rights = StreamRights.CONTROL) {
   const { streamSession } = await h.devices.createStreamSession({ deviceId, rights });
@@ -104,7 +68,7 @@ describe('a phone in the browser', () => {
   let deviceId: string;
 
   before(async () => {
-    deviceId = await runningPhone('streamed');
+    deviceId = await runningPhone(h, 'streamed');
   });
 
   test('the session points at this host; Chromium decodes frames at the phone size and receives sound', async () => {
@@ -181,7 +145,7 @@ describe('touch, text, clipboard and rotation reach the phone', () => {
   let deviceId: string;
 
   before(async () => {
-    deviceId = await runningPhone('touched');
+    deviceId = await runningPhone(h, 'touched');
   });
 
   test('a tap at video coordinates lands at the device coordinates; text in any script arrives intact', async () => {
@@ -206,7 +170,7 @@ describe('touch, text, clipboard and rotation reach the phone', () => {
     await page.sendInput({ type: 'text', text });
     const dump = await waitFor(
       'the text in the focused field',
-      () => shell(deviceId, 'uiautomator dump /dev/tty'),
+      () => shell(h, deviceId, 'uiautomator dump /dev/tty'),
       (xml) => xml.includes('🙂'),
     );
     assert.ok(dump.includes(`text="${text}"`), dump);
@@ -225,10 +189,10 @@ describe('touch, text, clipboard and rotation reach the phone', () => {
     await page.sendInput({ type: 'clipboard', text: '剪贴板 from the browser', paste: false });
     await waitFor(
       'the phone clipboard',
-      () => shell(deviceId, 'cmd clipboard get-text'),
+      () => shell(h, deviceId, 'cmd clipboard get-text'),
       (t) => t.includes('剪贴板 from the browser'),
     );
-    await shell(deviceId, "cmd clipboard set-text 'copied on the phone 📋'");
+    await shell(h, deviceId, "cmd clipboard set-text 'copied on the phone 📋'");
     await waitFor(
       'the clipboard pushed to the viewer',
       () => page.state(),
@@ -267,7 +231,7 @@ describe('who may watch, and for how long', () => {
   let deviceId: string;
 
   before(async () => {
-    deviceId = await runningPhone('guarded');
+    deviceId = await runningPhone(h, 'guarded');
   });
 
   test('a VIEW session watches, but its input channel is refused', async () => {
@@ -353,7 +317,7 @@ describe('who may watch, and for how long', () => {
 
 describe('an agent restart', () => {
   test('the page joins again by itself with the same session and the video resumes', async () => {
-    const deviceId = await runningPhone('restarted');
+    const deviceId = await runningPhone(h, 'restarted');
     const s = await session(deviceId);
     const page = await viewer();
     await page.start({ url: s.sfuUrl, token: s.token, reconnect: true });

@@ -17,6 +17,7 @@ function statsOf(report: agentv1.StreamSessionReport): Record<string, number> {
     glassToGlassP50Ms: report.glassToGlassP50Ms,
     glassToGlassP95Ms: report.glassToGlassP95Ms,
     framesDecoded: Number(report.framesDecoded),
+    firstFrameMs: report.firstFrameMs,
   };
 }
 

@@ -211,6 +211,7 @@ test('the host reports joins, figures and ends: recorded for ops, metering and t
       fps?: number;
       glassToGlassP50Ms?: number;
       framesDecoded?: bigint;
+      firstFrameMs?: number;
     } = {},
   ) =>
     agent.send({
@@ -229,13 +230,14 @@ test('the host reports joins, figures and ends: recorded for ops, metering and t
     async () => (await devices.listStreamSessions({ deviceId })).streamSessions[0],
     (s) => s?.state === StreamSessionState.ACTIVE,
   );
-  report(agentv1.StreamSessionReport_Event.STATS, { fps: 24, glassToGlassP50Ms: 41 });
+  report(agentv1.StreamSessionReport_Event.STATS, { fps: 24, glassToGlassP50Ms: 41, firstFrameMs: 380.5 });
   const live = await waitFor(
     'the figures of a live session',
     async () => (await devices.listStreamSessions({ deviceId, activeOnly: true })).streamSessions[0],
     (s) => s?.stats?.glassToGlassP50Ms === 41,
   );
   assert.equal(live?.stats?.fps, 24);
+  assert.equal(live?.stats?.firstFrameMs, 380.5);
   assert.equal(live?.state, StreamSessionState.ACTIVE);
   report(agentv1.StreamSessionReport_Event.ENDED, {
     viewerSeconds: 42n,
@@ -243,6 +245,7 @@ test('the host reports joins, figures and ends: recorded for ops, metering and t
     fps: 29.5,
     glassToGlassP50Ms: 38,
     framesDecoded: 1234n,
+    firstFrameMs: 380.5,
   });
   const ended = await waitFor(
     'ended',
@@ -253,6 +256,7 @@ test('the host reports joins, figures and ends: recorded for ops, metering and t
   assert.equal(ended?.endReason, 'VIEWER_LEFT');
   assert.equal(ended?.stats?.fps, 29.5);
   assert.equal(ended?.stats?.glassToGlassP50Ms, 38);
+  assert.equal(ended?.stats?.firstFrameMs, 380.5);
   assert.ok(ended?.startTime);
   await testPlane.plane.deps.audit.flush();
   const audit = await db()

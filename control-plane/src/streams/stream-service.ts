@@ -252,6 +252,7 @@ export function recordToProto(row: StreamSessionRow): StreamSessionRecord {
         glassToGlassP50Ms: s.glassToGlassP50Ms ?? 0,
         glassToGlassP95Ms: s.glassToGlassP95Ms ?? 0,
         framesDecoded: BigInt(Math.round(s.framesDecoded ?? 0)),
+        firstFrameMs: s.firstFrameMs ?? 0,
       },
     }),
   );

@@ -1,8 +1,15 @@
-// The agent's streaming side: the public HTTPS/WSS endpoint (signaling at /signal), the sfu, the
+// The agent's streaming side: the public HTTPS/WSS endpoint (signaling at /signal; plain HTTP/WS
+// on loopback with CPHONE_STREAM_TLS=off), the sfu, the
 // screen feeds it opens, stream-token checks with the control plane's keys, revocations, and the
 // session reports sent back for the audit trail and metering. Built once per agent; the control
 // session hands it keys and revocations, the reconciler tells it when a phone stops.
-import { createServer, type Server } from 'node:https';
+import {
+  createServer as createHttpServer,
+  type IncomingMessage,
+  type Server,
+  type ServerResponse,
+} from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { MessageInitShape } from '@bufbuild/protobuf';
 import { timestampFromMs } from '@bufbuild/protobuf/wkt';
@@ -64,6 +71,7 @@ export function toStreamReport(event: SessionEvent): StreamReportInit {
     glassToGlassP50Ms: s?.glassToGlassP50Ms ?? 0,
     glassToGlassP95Ms: s?.glassToGlassP95Ms ?? 0,
     framesDecoded: BigInt(Math.round(s?.framesDecoded ?? 0)),
+    firstFrameMs: s?.firstFrameMs ?? 0,
   };
 }
 
@@ -109,7 +117,7 @@ export class Streaming {
 
   async #start(): Promise<void> {
     const { stream, dataDir } = this.#o.config;
-    const tls = await loadStreamTls(stream, dataDir);
+    const tls = stream.tls ? await loadStreamTls(stream, dataDir) : undefined;
     this.#sfu = await createSfu({
       feeds: this.feeds,
       verifyToken: (token) => this.auth.verify(token),
@@ -128,7 +136,7 @@ export class Streaming {
       ...(this.#o.now ? { now: this.#o.now } : {}),
     });
     const sfu = this.#sfu;
-    const server = createServer({ cert: tls.cert, key: tls.key }, (req, res) => {
+    const handle = (req: IncomingMessage, res: ServerResponse) => {
       const path = new URL(req.url ?? '/', 'https://agent').pathname;
       if (req.method === 'GET' && path === '/healthz') {
         res.writeHead(200, { 'content-type': 'application/json' }).end('{"status":"ok"}');
@@ -149,7 +157,10 @@ export class Streaming {
         return;
       }
       res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');
-    });
+    };
+    const server: Server = tls
+      ? createHttpsServer({ cert: tls.cert, key: tls.key }, handle)
+      : createHttpServer(handle);
     server.on('upgrade', (req, socket, head) => {
       const path = new URL(req.url ?? '/', 'https://agent').pathname;
       if (path !== '/signal') {
@@ -159,7 +170,8 @@ export class Streaming {
       sfu.handleUpgrade(req, socket, head);
     });
     // A TLS handshake that fails (a scanner, a browser that refused the certificate) is no error of ours.
-    server.on('tlsClientError', (err) => this.#log.debug({ err }, 'stream endpoint TLS handshake failed'));
+    if (tls)
+      server.on('tlsClientError', (err) => this.#log.debug({ err }, 'stream endpoint TLS handshake failed'));
     this.#server = server;
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);

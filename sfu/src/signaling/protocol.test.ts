@@ -23,8 +23,14 @@ test('requests parse to their typed form', () => {
     direction: 'recv',
   });
   assert.deepEqual(
-    parseRequest('{"id":4,"type":"report","fps":29.5,"framesDecoded":10,"glassToGlassMs":[80,90]}'),
-    { id: 4, type: 'report', report: { fps: 29.5, framesDecoded: 10, glassToGlassMs: [80, 90] } },
+    parseRequest(
+      '{"id":4,"type":"report","fps":29.5,"framesDecoded":10,"firstFrameMs":412.5,"glassToGlassMs":[80,90]}',
+    ),
+    {
+      id: 4,
+      type: 'report',
+      report: { fps: 29.5, framesDecoded: 10, firstFrameMs: 412.5, glassToGlassMs: [80, 90] },
+    },
   );
   assert.deepEqual(parseRequest('{"id":5,"type":"leave","extra":1}'), { id: 5, type: 'leave' });
   assert.deepEqual(parseRequest('{"id":6,"type":"time","t0":1}'), { id: 6, type: 'time' });
@@ -72,6 +78,8 @@ test('malformed requests are refused with what was wrong', () => {
   refused('{"id":1,"type":"consume","kind":"data","rtpCapabilities":{}}', /kind/);
   refused('{"id":1,"type":"produceData","transportId":"t","sctpStreamParameters":{},"label":"x"}', /label/);
   refused('{"id":1,"type":"report","fps":-1}', /fps/);
+  refused('{"id":1,"type":"report","firstFrameMs":"fast"}', /firstFrameMs/);
+  refused('{"id":1,"type":"report","firstFrameMs":600001}', /firstFrameMs/);
   refused(`{"id":1,"type":"report","glassToGlassMs":[${Array(301).fill(1).join(',')}]}`, /glassToGlassMs/);
   refused('{"id":1,"type":"report","frames":[{"rtpTimestamp":4294967296,"presentedAtMs":1}]}', /frames/);
   refused('{"id":1,"type":"report","frames":[{"rtpTimestamp":1.5,"presentedAtMs":1}]}', /frames/);

@@ -50,6 +50,8 @@ export interface ClientReport {
   readonly framesDecoded?: number;
   /** Average jitter buffer delay (jitterBufferDelay / jitterBufferEmittedCount), ms. */
   readonly jitterBufferMs?: number;
+  /** Time to first frame: from the player's connect() to its first decoded frame, ms. */
+  readonly firstFrameMs?: number;
   /** Glass-to-glass latencies the player measured itself since the last report, ms. */
   readonly glassToGlassMs?: readonly number[];
   /** Frames presented since the last report (the sfu works out their glass-to-glass latency). */
@@ -135,6 +137,7 @@ function report(m: Json): ClientReport {
   const fps = figure(m, 'fps', 1000);
   const framesDecoded = figure(m, 'framesDecoded', Number.MAX_SAFE_INTEGER);
   const jitterBufferMs = figure(m, 'jitterBufferMs', 60_000);
+  const firstFrameMs = figure(m, 'firstFrameMs', 600_000);
   const frames = list(
     m,
     'frames',
@@ -161,6 +164,7 @@ function report(m: Json): ClientReport {
     ...(fps !== undefined ? { fps } : {}),
     ...(framesDecoded !== undefined ? { framesDecoded } : {}),
     ...(jitterBufferMs !== undefined ? { jitterBufferMs } : {}),
+    ...(firstFrameMs !== undefined ? { firstFrameMs } : {}),
     ...(samples !== undefined ? { glassToGlassMs: samples as number[] } : {}),
     ...(frames !== undefined ? { frames } : {}),
     ...(clockSync !== undefined ? { clockSync } : {}),

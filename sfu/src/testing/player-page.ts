@@ -1,7 +1,7 @@
 // The test player as a page a person opens: the bundled viewer (viewer-page/viewer.ts), a screen
 // that takes mouse and touch as the phone's touches, a box that types text in any script, and the
 // phone's buttons. The agent serves it at /view on its stream endpoint when asked to (the embedded
-// default does), so the page and its signaling socket share one origin and one certificate.
+// default does), so the page and its signaling socket share one origin (and certificate, over TLS).
 import { viewerBundle } from './chromium.js';
 
 const PAGE_SCRIPT = `
@@ -13,7 +13,7 @@ const show = (text) => { status.textContent = text; };
 if (!token) show('No token: open the link npm start printed (it carries #token=...).');
 else {
   cphoneViewer
-    .start({ url: 'wss://' + location.host + '/signal', token, reconnect: true, reportEveryMs: 1000 })
+    .start({ url: (location.protocol === 'https:' ? 'wss://' : 'ws://') + location.host + '/signal', token, reconnect: true, reportEveryMs: 1000 })
     .then((joined) => show('watching ' + joined.deviceId + (joined.rights === 'control' ? ' (control)' : ' (view only)')))
     .catch((e) => show('could not join: ' + e));
   setInterval(() => {
