@@ -263,10 +263,10 @@ describe('one phone', () => {
       (w) => w > 0,
       { timeoutMs: 20_000 },
     );
-    await page.getByLabel('Language').selectOption('zh-CN');
+    await page.getByLabel('Language', { exact: true }).selectOption('zh-CN');
     await page.getByRole('button', { name: '下载截图' }).waitFor();
     await shot(page, 'console-phone-zh.png');
-    await page.getByLabel('Language').selectOption('en');
+    await page.getByLabel('语言', { exact: true }).selectOption('en');
 
     const apk = fileURLToPath(new URL('../../host-agent/fixtures/test-app.apk', import.meta.url));
     await page.getByTestId('apk-input').setInputFiles(apk);
@@ -276,6 +276,16 @@ describe('one phone', () => {
       .waitFor({ timeout: 30_000 });
     const packages = await h.devices.execShell({ deviceId: phoneA, command: 'pm list packages' });
     assert.match(Buffer.from(packages.stdout).toString(), /package:dev\.cphone\.testapp/);
+    // The logcat, followed and filtered.
+    await page.getByLabel('Follow').check();
+    const logcat = page.locator('pre.logcat');
+    await logcat.getByText(/boot completed/).waitFor();
+    await page.getByLabel('Filter lines').fill('ActivityManager');
+    await waitFor(
+      'only the matching lines',
+      async () => ((await logcat.textContent()) ?? '').split('\n').filter(Boolean),
+      (lines) => lines.length > 0 && lines.every((l) => l.includes('ActivityManager')),
+    );
     await shot(page, 'console-phone.png');
   });
 });
@@ -299,9 +309,20 @@ describe('group control', () => {
       (ws) => ws.length === 3 && ws.every((w) => w > 0),
       { timeoutMs: 30_000 },
     );
-    const leader = page.locator(`cphone-player[data-device="${ids[0]}"] video`);
-    const box = await leader.boundingBox();
-    assert.ok(box);
+    // The picture inside the leader's video box (fitted, aspect kept), where the tap goes.
+    const picture = await page
+      .locator(`cphone-player[data-device="${ids[0]}"] video`)
+      .evaluate((v: HTMLVideoElement) => {
+        const box = v.getBoundingClientRect();
+        const scale = Math.min(box.width / v.videoWidth, box.height / v.videoHeight);
+        const [w, hgt] = [v.videoWidth * scale, v.videoHeight * scale];
+        return {
+          x: box.left + (box.width - w) / 2,
+          y: box.top + (box.height - hgt) / 2,
+          width: w,
+          height: hgt,
+        };
+      });
     // Each phone's followers must have their input channel up before the tap is mirrored.
     await waitFor(
       'every player able to take input',
@@ -312,7 +333,7 @@ describe('group control', () => {
       (states) => states.length === 3 && states.every((s) => s === 'connected'),
       { timeoutMs: 20_000 },
     );
-    await page.mouse.click(box.x + box.width * 0.25, box.y + box.height * 0.75);
+    await page.mouse.click(picture.x + picture.width * 0.25, picture.y + picture.height * 0.75);
     for (const [i, id] of ids.entries()) {
       const [w, hgt] = sizes[i] ?? [0, 0];
       const phone = phones.get(id);

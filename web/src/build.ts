@@ -1,12 +1,17 @@
 // Builds the web console with Vite into a static folder any web server can serve (the control
-// plane serves it at / in the embedded default). `npm run build -w @cphone/web` calls it; so do
+// plane serves it at / in the embedded default), with the embeddable player beside it as one
+// script (cphone-player.js, the file resellers include). `npm run build -w @cphone/web` calls it; so do
 // `npm start` and the browser tests, which build only when a source is newer than the output.
 import { existsSync, readdirSync, statSync } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { playerBundle } from './player/bundle.js';
 
 const WEB = fileURLToPath(new URL('..', import.meta.url));
 const SOURCES = join(WEB, 'src');
+/** The player script's name in the build. */
+export const PLAYER_SCRIPT = 'cphone-player.js';
 /** Where the console is built by default: web/dist/console. */
 export const CONSOLE_DIR = join(WEB, 'dist', 'console');
 
@@ -40,6 +45,7 @@ export async function buildConsole(outDir: string = CONSOLE_DIR): Promise<string
       chunkSizeWarningLimit: 1024,
     },
   });
+  await writeFile(join(outDir, PLAYER_SCRIPT), await playerBundle());
   return outDir;
 }
 

@@ -1,5 +1,5 @@
 // The web console's static build, served at / (the embedded default; in production any web server
-// can serve the same folder). index.html is never cached, so a new build is picked up at once; the
+// can serve the same folder), and the embeddable player script at /cphone-player.js. index.html is never cached, so a new build is picked up at once; the
 // hashed assets are cached for a year. Every answer carries a content security policy that allows
 // only this origin's scripts, and the stream endpoints' WebSockets (on the hosts' own origins).
 import { existsSync } from 'node:fs';
@@ -38,6 +38,17 @@ export function mountConsole(app: Hono, dir: string): void {
     if (c.res.ok) for (const [k, v] of Object.entries(headers(true))) c.res.headers.set(k, v);
   });
   app.get('/assets/*', serveStatic({ root: dir }));
+  // The embeddable player: any site may include it with <script src>, so it is not bound to this
+  // origin's policy; it changes with each build, so it is checked on every load.
+  app.get('/cphone-player.js', async (c, next) => {
+    await next();
+    if (c.res.ok) {
+      c.res.headers.set('cache-control', 'no-cache');
+      c.res.headers.set('x-content-type-options', 'nosniff');
+      c.res.headers.set('cross-origin-resource-policy', 'cross-origin');
+    }
+  });
+  app.get('/cphone-player.js', serveStatic({ root: dir, path: 'cphone-player.js' }));
   app.get('/', async (c, next) => {
     await next();
     if (c.res.ok) for (const [k, v] of Object.entries(headers(false))) c.res.headers.set(k, v);

@@ -1,2 +1,4 @@
-// The console's entry: the shell element (which imports its pages) and the player element.
+// The console's entry: the player element (<cphone-player>, the same one resellers embed) and the
+// shell element, which imports its pages.
+import '../player/index.js';
 import './app.js';

@@ -195,6 +195,11 @@ export class CphonePlayer extends HTMLElement {
     this.#setState('closed', 1000, '');
   }
 
+  /** Bytes of input queued and not yet sent to the phone: a console mirroring input skips a player far behind. */
+  get inputBacklog(): number {
+    return this.#conn?.inputBacklog ?? 0;
+  }
+
   /** Sends one input-channel message (sfu/README.md, "Input and output channels"); false when it cannot. */
   sendInput(message: Json): boolean {
     if (this.viewOnly || !this.#conn?.send(message)) return false;

@@ -145,6 +145,11 @@ export class StreamConnection {
   }
 
   /** Sends one input message; false when there is no open input channel. */
+  /** Bytes queued on the input channel and not yet sent. */
+  get inputBacklog(): number {
+    return this.#input?.bufferedAmount ?? 0;
+  }
+
   send(message: Json): boolean {
     if (!this.inputOpen) return false;
     this.#input?.send(JSON.stringify(message));

@@ -13,10 +13,10 @@ import { problemBanner, shared, stateBadge } from '../ui.js';
 
 /** What the console needs of a <cphone-player> to mirror input into it. */
 interface MirrorTarget extends HTMLElement {
-  sendInput(message: unknown): void;
+  /** False when the player cannot send now (not connected, or its input channel is not open). */
+  sendInput(message: unknown): boolean;
   /** Bytes waiting in the input channel; a player far behind is skipped. */
-  readonly inputBacklog?: number;
-  readonly state?: string;
+  readonly inputBacklog: number;
 }
 
 /** A follower with this much input still unsent is marked behind and skipped until it drains. */
@@ -93,16 +93,11 @@ export class CpGroup extends LitElement {
     for (const player of this.renderRoot.querySelectorAll<MirrorTarget>('cphone-player')) {
       const deviceId = player.dataset.device ?? '';
       if (deviceId === this.leader) continue;
-      if ((player.inputBacklog ?? 0) > BEHIND_BYTES) {
+      if (player.inputBacklog > BEHIND_BYTES) {
         this.setMark(deviceId, 'behind');
         continue;
       }
-      try {
-        player.sendInput(message);
-        this.setMark(deviceId, 'ok');
-      } catch {
-        this.setMark(deviceId, 'failed');
-      }
+      this.setMark(deviceId, player.sendInput(message) ? 'ok' : 'failed');
     }
   }
 

@@ -48,7 +48,7 @@ export class CpPhone extends LitElement {
     shared,
     css`
       .layout { display: grid; grid-template-columns: minmax(320px, 440px) 1fr; gap: 20px; align-items: start; }
-      cphone-player { width: 100%; height: 78vh; background: #000; border-radius: 12px; overflow: hidden; }
+      cphone-player { width: 100%; height: calc(100vh - 190px); min-height: 420px; background: #000; border-radius: 12px; overflow: hidden; }
       .stopped { height: 300px; display: flex; align-items: center; justify-content: center; text-align: center; background: #101828; color: #d0d5dd; border-radius: 12px; padding: 20px; }
       .drop { border: 2px dashed #98a2b3; border-radius: 10px; padding: 16px; text-align: center; }
       .drop.over { border-color: #2563eb; background: #eff4ff; }
