@@ -246,6 +246,21 @@ describe('<cphone-player> plays and takes input', () => {
     await leave(page, deviceId, s.sessionId);
   });
 
+  test('the quality picker switches live: 480p makes the phone send a picture at most 848 high', async () => {
+    const { s, page } = await controlling(deviceId);
+    assert.deepEqual((await page.snapshot()).size, { width: 720, height: 1280 });
+    await page.page.locator('cphone-player select').selectOption('480p');
+    const smaller = await waitFor(
+      'a smaller picture, on the same connection',
+      () => page.snapshot(),
+      (v) => v.size.height > 0 && v.size.height <= 848,
+      { timeoutMs: 20_000 },
+    );
+    assert.equal(smaller.state, 'connected');
+    assert.equal(await page.page.locator('cphone-player').getAttribute('quality'), '480p');
+    await leave(page, deviceId, s.sessionId);
+  });
+
   test('text through an IME composition arrives intact; Enter and Backspace arrive as key codes', async () => {
     const { s, page } = await controlling(deviceId);
     const shown = await page.shownRect();
