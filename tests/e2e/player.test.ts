@@ -133,6 +133,12 @@ describe('<cphone-player> plays and takes input', () => {
     await page.add({ stats: '' }, s);
     const state = await playing(page);
     assert.deepEqual(state.size, { width: 720, height: 1280 });
+    // The stats overlay, on with the `stats` attribute.
+    await waitFor(
+      'the stats overlay',
+      () => page.page.locator('cphone-player .stats').textContent(),
+      (t) => /fps [1-9]/.test(t ?? '') && /first frame \d+ ms/.test(t ?? ''),
+    );
     const first = state.events.find((e) => e.type === 'cphone-first-frame')?.detail as { ms: number };
     assert.ok(first && first.ms > 0 && first.ms === state.firstFrameMs, JSON.stringify(first));
     assert.ok(state.events.some((e) => e.type === 'cphone-video-size'));
@@ -199,6 +205,59 @@ describe('<cphone-player> plays and takes input', () => {
     await page.page
       .locator('cphone-player')
       .screenshot({ path: join(SCREENSHOTS, 'player-letterboxed.png') });
+    await leave(page, deviceId, s.sessionId);
+  });
+
+  test('Ctrl+drag pinches with a second mirrored finger; the wheel scrolls', async () => {
+    const { s, page } = await controlling(deviceId);
+    const shown = await page.shownRect();
+    const got = inputsFrom(deviceId);
+    const at = (fx: number, fy: number) =>
+      [shown.left + shown.width * fx, shown.top + shown.height * fy] as const;
+    await page.page.keyboard.down('Control');
+    await page.page.mouse.move(...at(0.4, 0.4));
+    await page.page.mouse.down();
+    await page.page.mouse.move(...at(0.3, 0.3), { steps: 3 });
+    await page.page.mouse.up();
+    await page.page.keyboard.up('Control');
+    const motions = await waitFor(
+      'both fingers down and up on the phone',
+      async () => got().flatMap((e) => (e.kind === 'motion' ? [e] : [])),
+      (v) => v.some((e) => e.action === 'pointer-up') && v.some((e) => e.action === 'up'),
+    );
+    // The second finger went down while the first was down, mirrored through the centre.
+    const second = motions.find((e) => e.action === 'pointer-down' && e.pointerCount === 2);
+    assert.ok(
+      second,
+      JSON.stringify(motions, (_k, v) => (typeof v === 'bigint' ? Number(v) : v)),
+    );
+    assert.ok(
+      Math.abs(second.x - 720 * 0.6) <= 2 && Math.abs(second.y - 1280 * 0.6) <= 2,
+      `${second.x},${second.y}`,
+    );
+    await page.page.mouse.move(...at(0.5, 0.5));
+    await page.page.mouse.wheel(0, 120);
+    const scroll = await waitFor(
+      'the scroll on the phone',
+      async () => got().find((e) => e.kind === 'scroll'),
+      (e) => e !== undefined,
+    );
+    assert.ok(scroll?.kind === 'scroll' && scroll.vScroll < 0, JSON.stringify(scroll));
+    await leave(page, deviceId, s.sessionId);
+  });
+
+  test('the quality picker switches live: 480p makes the phone send a picture at most 848 high', async () => {
+    const { s, page } = await controlling(deviceId);
+    assert.deepEqual((await page.snapshot()).size, { width: 720, height: 1280 });
+    await page.page.locator('cphone-player select').selectOption('480p');
+    const smaller = await waitFor(
+      'a smaller picture, on the same connection',
+      () => page.snapshot(),
+      (v) => v.size.height > 0 && v.size.height <= 848,
+      { timeoutMs: 20_000 },
+    );
+    assert.equal(smaller.state, 'connected');
+    assert.equal(await page.page.locator('cphone-player').getAttribute('quality'), '480p');
     await leave(page, deviceId, s.sessionId);
   });
 
@@ -270,6 +329,12 @@ describe('<cphone-player> plays and takes input', () => {
       (e) => e !== undefined,
     );
     assert.deepEqual(event?.detail, { text: 'copied on the phone 📋' });
+    // And on the browser's clipboard, which this page may write (the permission is granted).
+    await waitFor(
+      'the browser clipboard',
+      () => page.page.evaluate(() => navigator.clipboard.readText()),
+      (t) => t === 'copied on the phone 📋',
+    );
     await leave(page, deviceId, s.sessionId);
   });
 
