@@ -1,7 +1,7 @@
 // `cphone up` (`npm start`): the embedded platform on one machine. The control plane on PGlite
-// (data in ./.data), one host agent with the `sim` runtime enrolled on it, and a handful of virtual
-// phones that speak real ADB (their addresses are printed for `adb connect`) and stream (a link to
-// the agent's test player is printed for each). A second start reuses
+// (data in ./.data) serving the web console at /, one host agent with the `sim` runtime enrolled on
+// it, and a handful of virtual phones that speak real ADB (their addresses are printed for `adb
+// connect`) and stream (a link to the agent's test player is printed for each). A second start reuses
 // the data: the same host, the same phones. Stops cleanly on SIGTERM/SIGINT; phones are the sim
 // runtime's, so they stop with the process and come back on the next start.
 import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
@@ -236,15 +236,16 @@ export async function up(): Promise<void> {
     [
       '',
       `cphone is up: ${plane.httpUrl}`,
+      `  console  ${plane.httpUrl}/  sign in as admin@localhost, password in ${plane.deps.config.dataDir}/bootstrap-admin-password`,
+      ...(plane.bootstrapPassword
+        ? [`           (first start: the password is ${plane.bootstrapPassword})`]
+        : []),
+      `  API      ${plane.httpUrl} (Connect, gRPC-Web, gRPC); admin key in ${plane.deps.config.dataDir}/bootstrap-admin-key${plane.bootstrapToken ? ' (created now)' : ''}`,
       `  health   ${plane.httpUrl}/healthz   metrics ${plane.httpUrl}/metrics`,
       `  agents   gRPC/TLS on port ${plane.grpcPort}; local agent health http://127.0.0.1:${platform.agent.httpPort}/healthz`,
-      `  admin key file: ${plane.deps.config.dataDir}/bootstrap-admin-key${plane.bootstrapToken ? ' (created now)' : ''}`,
-      `  sign in: ${plane.httpUrl}/ as admin@localhost, password in ${plane.deps.config.dataDir}/bootstrap-admin-password`,
-      ...(plane.bootstrapPassword ? [`  first start: the password is ${plane.bootstrapPassword}`] : []),
       '  phones:',
       ...platform.phones.map((p) => `    ${p}`),
-      "  watch and touch them in a browser (links valid for 24 h; the agent's certificate is its own,",
-      '  made for this machine: accept it once):',
+      '  each phone alone in the test player (links valid for 24 h):',
       ...platform.players.map((p) => `    ${p}`),
       '',
     ].join('\n'),

@@ -2,7 +2,6 @@
 // phones that answer ADB, and come back with the same host and phones on a second start.
 import assert from 'node:assert/strict';
 import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
-import { get as httpsGet } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
@@ -45,16 +44,25 @@ test('the embedded default starts on PGlite with running phones, and restarts on
     assert.equal(first.players.length, 3);
     const link = new URL(first.players[0]?.split(/\s+/)[1] ?? '');
     assert.match(link.hash, /^#token=ey/);
-    const page = await new Promise<string>((resolve, reject) => {
-      httpsGet(link, { rejectUnauthorized: false }, (res) => {
-        let body = '';
-        res
-          .setEncoding('utf8')
-          .on('data', (c) => (body += c))
-          .on('end', () => resolve(body));
-      }).on('error', reject);
-    });
+    // Plain HTTP on loopback (CPHONE_STREAM_TLS=off): a browser here plays it with no certificate.
+    assert.equal(link.protocol, 'http:');
+    const page = await (await fetch(link)).text();
     assert.match(page, /cphoneViewer\s*\.start/);
+    // The console at /, and its first admin signs in with the password of the first start.
+    const index = await fetch(`${first.plane.httpUrl}/`);
+    assert.equal(index.status, 200);
+    assert.match(index.headers.get('content-security-policy') ?? '', /script-src 'self'/);
+    assert.match(await index.text(), /<cp-app>/);
+    assert.equal((await fetch(`${first.plane.httpUrl}/cphone-player.js`)).status, 200);
+    const password = await readFile(join(root, 'control-plane', 'bootstrap-admin-password'), 'utf8');
+    assert.equal(password.trim(), first.plane.bootstrapPassword);
+    const signIn = await fetch(`${first.plane.httpUrl}/cphone.api.v1.UserService/SignIn`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ email: 'admin@localhost', password: password.trim() }),
+    });
+    assert.equal(signIn.status, 200, await signIn.clone().text());
+    assert.match(signIn.headers.get('set-cookie') ?? '', /^cphone_session=.*HttpOnly/);
     ids = phoneIds(first.phones);
   } finally {
     await first.close();

@@ -1,8 +1,8 @@
 // Shared look and small building blocks of the console: the style sheet every page adopts, the
 // problem banner (an API error in words, with its request id), and state badges.
-import { css, html, nothing, type TemplateResult } from 'lit';
+import { css, html, LitElement, nothing, type TemplateResult } from 'lit';
 import type { Problem } from './api.js';
-import { t } from './i18n.js';
+import { localeEvents, t } from './i18n.js';
 import type { MessageKey } from './messages.js';
 
 export const shared = css`
@@ -40,6 +40,21 @@ export const shared = css`
   .badge.STOPPED { background: #f2f4f7; color: #475467; }
   code, pre { font-family: ui-monospace, 'SFMono-Regular', Menlo, monospace; font-size: 12px; }
 `;
+
+/** A console element that renders again in the new language when the reader switches. */
+export class LocalizedElement extends LitElement {
+  private readonly relabel = () => this.requestUpdate();
+
+  override connectedCallback(): void {
+    super.connectedCallback();
+    localeEvents.addEventListener('locale-changed', this.relabel);
+  }
+
+  override disconnectedCallback(): void {
+    localeEvents.removeEventListener('locale-changed', this.relabel);
+    super.disconnectedCallback();
+  }
+}
 
 /** The problem as a banner: its words and the request id to quote. */
 export function problemBanner(

@@ -4,12 +4,12 @@
 // the same relative place on phones of any screen size. A player that is not connected, or whose
 // input channel is backed up, is marked and skipped: it never holds the others back.
 import { type Device, DeviceState } from '@cphone/proto/api';
-import { css, html, LitElement, nothing } from 'lit';
+import { css, html, nothing } from 'lit';
 import { repeat } from 'lit/directives/repeat.js';
 import { api, type Problem, problemOf } from '../api.js';
 import { t } from '../i18n.js';
 import { sessionProvider } from '../stream.js';
-import { problemBanner, shared, stateBadge } from '../ui.js';
+import { LocalizedElement, problemBanner, shared, stateBadge } from '../ui.js';
 
 /** What the console needs of a <cphone-player> to mirror input into it. */
 interface MirrorTarget extends HTMLElement {
@@ -24,7 +24,7 @@ const BEHIND_BYTES = 64 * 1024;
 
 type Mark = 'ok' | 'behind' | 'failed';
 
-export class CpGroup extends LitElement {
+export class CpGroup extends LocalizedElement {
   static override properties = {
     deviceIds: { attribute: false },
     devices: { state: true },

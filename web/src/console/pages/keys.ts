@@ -1,10 +1,10 @@
 // API keys of the admin's tenant: list, create (the secret shown once), revoke.
 import { type ApiKey, Role, type User } from '@cphone/proto/api';
-import { css, html, LitElement, nothing } from 'lit';
+import { css, html, nothing } from 'lit';
 import { api, type Problem, problemOf } from '../api.js';
 import { formatTime, t } from '../i18n.js';
 import type { MessageKey } from '../messages.js';
-import { problemBanner, shared } from '../ui.js';
+import { LocalizedElement, problemBanner, shared } from '../ui.js';
 
 export const ASSIGNABLE_ROLES = [Role.TENANT_USER, Role.TENANT_ADMIN] as const;
 
@@ -16,7 +16,7 @@ export function dateOf(ts: { seconds: bigint } | undefined): Date | undefined {
   return ts ? new Date(Number(ts.seconds) * 1000) : undefined;
 }
 
-export class CpKeys extends LitElement {
+export class CpKeys extends LocalizedElement {
   static override properties = {
     me: { attribute: false },
     keys: { state: true },

@@ -2,12 +2,12 @@
 // a progress bar, through the resumable upload API), sending a file, a screenshot download, the
 // logcat with follow and filter, and its events.
 import { ArtifactKind, type Device, type DeviceEvent, DeviceState } from '@cphone/proto/api';
-import { css, html, LitElement, nothing } from 'lit';
+import { css, html, nothing } from 'lit';
 import { api, type Problem, problemOf } from '../api.js';
 import { formatTime, t } from '../i18n.js';
 import type { MessageKey } from '../messages.js';
 import { sessionProvider } from '../stream.js';
-import { problemBanner, shared, stateBadge } from '../ui.js';
+import { LocalizedElement, problemBanner, shared, stateBadge } from '../ui.js';
 import { downloadArtifact, saveBlob, uploadArtifact } from '../upload.js';
 
 const LOGCAT_LINES = 500;
@@ -19,7 +19,7 @@ interface Progress {
   fraction: number | undefined;
 }
 
-export class CpPhone extends LitElement {
+export class CpPhone extends LocalizedElement {
   static override properties = {
     deviceId: { type: String },
     device: { state: true },

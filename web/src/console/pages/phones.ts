@@ -2,11 +2,11 @@
 // state, name, labels and a thumbnail from the phone's latest screenshot; search and filter;
 // select several to start, stop or reboot them at once, or to control them together.
 import { type Device, DeviceState } from '@cphone/proto/api';
-import { css, html, LitElement, nothing } from 'lit';
+import { css, html, nothing } from 'lit';
 import { api, type Problem, problemOf } from '../api.js';
 import { t } from '../i18n.js';
 import type { MessageKey } from '../messages.js';
-import { problemBanner, shared, stateBadge } from '../ui.js';
+import { LocalizedElement, problemBanner, shared, stateBadge } from '../ui.js';
 
 /** Thumbnails of running phones are taken again this often while the page is open. */
 const THUMBNAIL_EVERY_MS = 15_000;
@@ -27,7 +27,7 @@ export function matches(device: Device, query: string, state: string): boolean {
   return hay.some((s) => s.toLowerCase().includes(q));
 }
 
-export class CpPhones extends LitElement {
+export class CpPhones extends LocalizedElement {
   static override properties = {
     devices: { state: true },
     query: { state: true },

@@ -1,12 +1,12 @@
 // Sign in with email and password, or join through an invitation link (#/accept?token=…). The
 // session lands in an HttpOnly cookie; the page hands the user and the CSRF token to the shell
 // through a `signed-in` event.
-import { css, html, LitElement } from 'lit';
+import { css, html } from 'lit';
 import { api, type Problem, problemOf } from '../api.js';
 import { t } from '../i18n.js';
-import { problemBanner, shared } from '../ui.js';
+import { LocalizedElement, problemBanner, shared } from '../ui.js';
 
-export class CpSignIn extends LitElement {
+export class CpSignIn extends LocalizedElement {
   static override properties = {
     busy: { state: true },
     problem: { state: true },

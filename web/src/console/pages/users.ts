@@ -1,13 +1,13 @@
 // Users of the admin's tenant: list, invite (a one-time link to set a password), remove (their
 // sessions end at once), and the invitations not yet accepted.
 import type { Invitation, User } from '@cphone/proto/api';
-import { html, LitElement, nothing } from 'lit';
+import { html, nothing } from 'lit';
 import { api, type Problem, problemOf } from '../api.js';
 import { formatTime, t } from '../i18n.js';
-import { problemBanner, shared } from '../ui.js';
+import { LocalizedElement, problemBanner, shared } from '../ui.js';
 import { ASSIGNABLE_ROLES, dateOf, roleName } from './keys.js';
 
-export class CpUsers extends LitElement {
+export class CpUsers extends LocalizedElement {
   static override properties = {
     me: { attribute: false },
     users: { state: true },
