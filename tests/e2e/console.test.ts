@@ -12,7 +12,6 @@ import { fileURLToPath } from 'node:url';
 import { Code, ConnectError, createClient } from '@connectrpc/connect';
 import { createConnectTransport } from '@connectrpc/connect-node';
 import type { Agent } from '@cphone/host-agent';
-import { createSimRuntime, launchVirtualPhone, type VirtualPhone } from '@cphone/host-agent/testing';
 import {
   DeviceService,
   DeviceState,
@@ -26,7 +25,7 @@ import { waitFor } from '@cphone/proto/testing';
 import { launchChromium } from '@cphone/sfu/testing';
 import { ensureConsoleBuilt } from '@cphone/web/build';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
-import { type Harness, startHarness } from './harness.js';
+import { type Harness, startHarness, startPhones } from './harness.js';
 
 const SCREENSHOTS = fileURLToPath(new URL('../../docs/screenshots/', import.meta.url));
 const PASSWORD = 'correct horse battery';
@@ -34,8 +33,8 @@ const PASSWORD = 'correct horse battery';
 let h: Harness;
 let agent: Agent;
 let browser: Browser;
-let runtime: Awaited<ReturnType<typeof createSimRuntime>>;
-const phones = new Map<string, VirtualPhone>();
+let runtime: Awaited<ReturnType<typeof startPhones>>['runtime'];
+let phone: Awaited<ReturnType<typeof startPhones>>['phone'];
 const contexts: BrowserContext[] = [];
 
 /** A user of `tenantId` made the way a tenant admin would: an invitation, accepted. */
@@ -97,16 +96,9 @@ let phoneB: string;
 
 before(async () => {
   h = await startHarness({ consoleDir: await ensureConsoleBuilt() });
-  runtime = await createSimRuntime({
-    dataDir: join(h.agentDataDir, 'sim'),
-    scope: `e2e-${h.hostId}`,
-    launch: async (options) => {
-      const phone = await launchVirtualPhone(options);
-      phones.set(options.serial, phone);
-      return phone;
-    },
-  });
-  agent = await h.startAgent({ deps: { runtime } });
+  ({ runtime, phone } = await startPhones(h));
+  // Plain ws on loopback, as the embedded default runs it: the browser needs no certificate.
+  agent = await h.startAgent({ env: { CPHONE_STREAM_TLS: 'off' }, deps: { runtime } });
   await h.waitForHost(HostState.READY, true);
   browser = await launchChromium();
   const tenants = h.client(TenantService);
@@ -336,9 +328,10 @@ describe('group control', () => {
     await page.mouse.click(picture.x + picture.width * 0.25, picture.y + picture.height * 0.75);
     for (const [i, id] of ids.entries()) {
       const [w, hgt] = sizes[i] ?? [0, 0];
-      const phone = phones.get(id);
-      assert.ok(phone);
-      const down = await phone.events.waitForInput((e) => e.kind === 'motion' && e.action === 'down', 10_000);
+      const down = await phone(id).events.waitForInput(
+        (e) => e.kind === 'motion' && e.action === 'down',
+        10_000,
+      );
       assert.ok(down.kind === 'motion');
       assert.ok(Math.abs(down.x - w * 0.25) <= w * 0.01, `phone ${i}: x ${down.x} of ${w}`);
       assert.ok(Math.abs(down.y - hgt * 0.75) <= hgt * 0.01, `phone ${i}: y ${down.y} of ${hgt}`);

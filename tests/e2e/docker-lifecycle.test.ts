@@ -21,6 +21,7 @@ import { waitFor } from '@cphone/proto/testing';
 import { launchChromium, ViewerPage } from '@cphone/sfu/testing';
 import type Docker from 'dockerode';
 import { type Harness, startHarness } from './harness.js';
+import { type EmbedServer, PlayerPage, startEmbedServer } from './player-page.js';
 
 let h: Harness | undefined;
 let agent: Agent | undefined;
@@ -115,7 +116,7 @@ test('a phone in a container goes from create to deleted through the API', async
   assert.equal(host?.allocated?.devices, 0);
 });
 
-test('a phone in a container streams its screen and sound to Chromium through the agent', async () => {
+test('a phone in a container streams its screen and sound to Chromium through the agent, and plays in the player element', async () => {
   assert.ok(h);
   const created = await h.createPhone('docker-stream');
   await h.waitForState(created.deviceId, DeviceState.RUNNING, 40_000);
@@ -125,6 +126,7 @@ test('a phone in a container streams its screen and sound to Chromium through th
   });
   assert.ok(s);
   const browser = await launchChromium();
+  let server: EmbedServer | undefined;
   try {
     const page = await ViewerPage.open(await browser.newContext({ ignoreHTTPSErrors: true }));
     await page.start({ url: s.sfuUrl, token: s.token });
@@ -140,8 +142,27 @@ test('a phone in a container streams its screen and sound to Chromium through th
       (r) => r.audio > 20,
     );
     await page.request('leave').catch(() => undefined);
+    // The same phone in <cphone-player>, as a reseller's page embeds it, on a VIEW session.
+    const { streamSession: view } = await h.devices.createStreamSession({
+      deviceId: created.deviceId,
+      rights: StreamRights.VIEW,
+    });
+    assert.ok(view);
+    server = await startEmbedServer();
+    const player = await PlayerPage.open(await browser.newContext({ ignoreHTTPSErrors: true }), server);
+    await player.add({ 'view-only': '' }, { sfuUrl: view.sfuUrl, token: view.token });
+    const shown = await waitFor(
+      'frames from the container in the player',
+      () => player.snapshot(),
+      (v) => v.frames >= 10,
+    );
+    assert.ok(
+      shown.size.height > shown.size.width && shown.firstFrameMs !== undefined,
+      JSON.stringify(shown.size),
+    );
   } finally {
     await browser.close();
+    await server?.close();
   }
   await h.devices.deleteDevice({ deviceId: created.deviceId });
   await h.waitForState(created.deviceId, DeviceState.DELETED, 20_000);
