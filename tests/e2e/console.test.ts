@@ -102,20 +102,15 @@ before(async () => {
   await h.waitForHost(HostState.READY, true);
   browser = await launchChromium();
   const tenants = h.client(TenantService);
-  tenantA = (
-    await tenants.createTenant({
-      kind: TenantKind.CUSTOMER,
-      displayName: 'Shop A',
-      parentTenantId: h.tenantId,
-    })
-  ).tenant?.tenantId as string;
-  tenantB = (
-    await tenants.createTenant({
-      kind: TenantKind.CUSTOMER,
-      displayName: 'Shop B',
-      parentTenantId: h.tenantId,
-    })
-  ).tenant?.tenantId as string;
+  const [a, b] = await Promise.all(
+    ['Shop A', 'Shop B'].map(
+      async (displayName) =>
+        (await tenants.createTenant({ kind: TenantKind.CUSTOMER, displayName, parentTenantId: h.tenantId }))
+          .tenant?.tenantId as string,
+    ),
+  );
+  assert.ok(a && b);
+  [tenantA, tenantB] = [a, b];
   await makeUser(tenantA, 'alice@shop-a.test', Role.TENANT_ADMIN);
   await makeUser(tenantB, 'bob@shop-b.test', Role.TENANT_USER);
   [phoneA, phoneB] = await Promise.all([

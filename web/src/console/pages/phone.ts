@@ -1,7 +1,7 @@
 // One phone: its screen live in the player, its actions, installing an app by drag and drop (with
 // a progress bar, through the resumable upload API), sending a file, a screenshot download, the
 // logcat with follow and filter, and its events.
-import { ArtifactKind, type Device, type DeviceEvent, DeviceState } from '@cphone/proto/api';
+import { type Artifact, ArtifactKind, type Device, type DeviceEvent, DeviceState } from '@cphone/proto/api';
 import { css, html, nothing } from 'lit';
 import { api, type Problem, problemOf } from '../api.js';
 import { formatTime, t } from '../i18n.js';
@@ -127,19 +127,25 @@ export class CpPhone extends LocalizedElement {
     }
   }
 
-  async install(file: File): Promise<void> {
+  /**
+   * Uploads `file` as an artifact with its progress shown, then runs `use` on it; the outcome
+   * becomes the notice, a failure the problem banner.
+   */
+  private async withUpload(
+    file: File,
+    kind: ArtifactKind,
+    use: (artifact: Artifact) => Promise<string>,
+  ): Promise<void> {
     this.problem = undefined;
     this.notice = '';
     try {
-      const artifact = await uploadArtifact(file, ArtifactKind.APK, (fraction) => {
+      const artifact = await uploadArtifact(file, kind, (fraction) => {
         this.progress = {
           text: t('phone.installUploading', { file: file.name, percent: Math.floor(fraction * 100) }),
           fraction,
         };
       });
-      this.progress = { text: t('phone.installInstalling', { file: file.name }), fraction: undefined };
-      const done = await api.devices.installApp({ deviceId: this.deviceId, artifactSha256: artifact.sha256 });
-      this.notice = t('phone.installDone', { package: done.packageName, version: done.versionName });
+      this.notice = await use(artifact);
     } catch (error) {
       this.problem = problemOf(error);
     } finally {
@@ -147,23 +153,19 @@ export class CpPhone extends LocalizedElement {
     }
   }
 
-  async push(file: File, remotePath: string): Promise<void> {
-    this.problem = undefined;
-    this.notice = '';
-    try {
-      const artifact = await uploadArtifact(file, ArtifactKind.FILE, (fraction) => {
-        this.progress = {
-          text: t('phone.installUploading', { file: file.name, percent: Math.floor(fraction * 100) }),
-          fraction,
-        };
-      });
+  install(file: File): Promise<void> {
+    return this.withUpload(file, ArtifactKind.APK, async (artifact) => {
+      this.progress = { text: t('phone.installInstalling', { file: file.name }), fraction: undefined };
+      const done = await api.devices.installApp({ deviceId: this.deviceId, artifactSha256: artifact.sha256 });
+      return t('phone.installDone', { package: done.packageName, version: done.versionName });
+    });
+  }
+
+  push(file: File, remotePath: string): Promise<void> {
+    return this.withUpload(file, ArtifactKind.FILE, async (artifact) => {
       await api.devices.pushFile({ deviceId: this.deviceId, artifactSha256: artifact.sha256, remotePath });
-      this.notice = t('phone.pushDone', { file: file.name, path: remotePath });
-    } catch (error) {
-      this.problem = problemOf(error);
-    } finally {
-      this.progress = undefined;
-    }
+      return t('phone.pushDone', { file: file.name, path: remotePath });
+    });
   }
 
   async pull(remotePath: string): Promise<void> {
