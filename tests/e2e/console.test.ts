@@ -198,7 +198,7 @@ describe('signing in', () => {
 });
 
 describe("one tenant's user never reaches another tenant's phones", () => {
-  test("by address in the console, and by id through the API with the user's own session", async () => {
+  test("by address in the console, and by device, session or user id through the API with the user's own session", async () => {
     const page = await newPage();
     await signIn(page, 'bob@shop-b.test');
     await page.getByText('Signed in as bob@shop-b.test').waitFor();
@@ -206,10 +206,14 @@ describe("one tenant's user never reaches another tenant's phones", () => {
     await page.getByRole('alert').getByText('That no longer exists, or you cannot see it.').waitFor();
     assert.match((await page.getByRole('alert').textContent()) ?? '', /Request id: req_/);
     // The same through the API, on bob's own cookie and CSRF token, for every kind of call.
+    // A's own stream session and A's admin: known ids that B's user must not reach either.
+    const { streamSession } = await h.devices.createStreamSession({ deviceId: phoneA });
+    const alice = (await h.client(UserService).listUsers({ tenantId: tenantA })).users[0];
+    assert.ok(streamSession && alice);
     // Inline callbacks only: the test's loader names functions it sees assigned, through a helper
     // the page does not have.
     const answer = await page.evaluate(
-      async ([id]) => {
+      async ([id, sessionId, userId]) => {
         const me = (await fetch('/cphone.api.v1.UserService/GetCurrentUser', {
           method: 'POST',
           headers: { 'content-type': 'application/json' },
@@ -220,10 +224,15 @@ describe("one tenant's user never reaches another tenant's phones", () => {
           ['StopDevice', { deviceId: id }],
           ['TakeScreenshot', { deviceId: id }],
           ['CreateStreamSession', { deviceId: id, rights: 'STREAM_RIGHTS_CONTROL' }],
+          ['ListStreamSessions', { deviceId: id }],
+          ['RevokeStreamSession', { sessionId }],
+          ['ListDeviceEvents', { deviceId: id }],
+          ['../cphone.api.v1.UserService/GetUser', { userId }],
+          ['../cphone.api.v1.UserService/DeleteUser', { userId }],
         ];
         return Promise.all(
           calls.map(([method, body]) =>
-            fetch(`/cphone.api.v1.DeviceService/${method}`, {
+            fetch(new URL(method, `${location.origin}/cphone.api.v1.DeviceService/`), {
               method: 'POST',
               headers: { 'content-type': 'application/json', 'x-cphone-csrf': me.csrfToken },
               body: JSON.stringify(body),
@@ -231,10 +240,12 @@ describe("one tenant's user never reaches another tenant's phones", () => {
           ),
         );
       },
-      [phoneA],
+      [phoneA, streamSession.sessionId, alice.userId],
     );
+    assert.equal(answer.length, 9);
     for (const a of answer) assert.equal(a.code, 'not_found', JSON.stringify(a));
     assert.equal((await h.device(phoneA)).state, DeviceState.RUNNING);
+    assert.ok((await h.client(UserService).getUser({ userId: alice.userId })).user, 'alice is still there');
   });
 });
 

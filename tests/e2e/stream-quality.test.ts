@@ -106,16 +106,23 @@ test('a narrow link steps the phone down; once it widens, the phone steps back u
 
   const limited = performance.now();
   assert.equal(await sfu.limitOutgoingBitrate(sessionId, 250_000), true);
+  // GCC's estimate falls to the link over a few seconds; the controller steps down at the first
+  // sample whose budget is far enough below the rate. On a loaded machine that sample can come
+  // before the estimate reached the link (seen: a 400 kbit/s estimate, a 280 kbit/s step), and a
+  // second step follows: the phone ends at most at the link within two restarts.
   const down = await waitFor(
-    'the phone restarted at a lower bit rate',
+    'the phone restarted at most at the link',
     () => servers.of(deviceId).at(-1),
-    (s): s is ScrcpyServerStart => s !== undefined && s.videoBitRate < 2_000_000,
+    (s): s is ScrcpyServerStart => s !== undefined && s.videoBitRate <= 250_000,
     { timeoutMs: 30_000 },
   );
   assert.ok(down.maxSize < 1280, `a smaller size under 250 kbit/s: ${settings(down)}`);
-  assert.ok(down.videoBitRate <= 250_000, `at most the link: ${settings(down)}`);
   const downSeconds = (down.at - limited) / 1000;
-  assert.equal(starts(), before + 1, `one step down: ${servers.of(deviceId).map(settings).join(' | ')}`);
+  const steps = starts() - before;
+  assert.ok(
+    steps >= 1 && steps <= 2,
+    `one step down, or two: ${servers.of(deviceId).map(settings).join(' | ')}`,
+  );
 
   const lifted = performance.now();
   assert.equal(await sfu.limitOutgoingBitrate(sessionId, 0), true);
