@@ -289,7 +289,7 @@ describe('one phone', () => {
 });
 
 describe('group control', () => {
-  test('a tap on the leading phone lands at the same relative place on three phones of different sizes', async () => {
+  test('a tap on the leading phone lands at the same relative place on three phones of different sizes; a phone that goes away is marked and never holds the others up', async () => {
     const sizes: [number, number][] = [
       [720, 1280],
       [1080, 1920],
@@ -327,8 +327,8 @@ describe('group control', () => {
       () =>
         page
           .locator('cphone-player')
-          .evaluateAll((ps) => ps.map((p) => (p as HTMLElement & { state?: string }).state ?? '')),
-      (states) => states.length === 3 && states.every((s) => s === 'connected'),
+          .evaluateAll((ps) => ps.map((p) => (p as HTMLElement & { inputOpen: boolean }).inputOpen)),
+      (open) => open.length === 3 && open.every(Boolean),
       { timeoutMs: 20_000 },
     );
     await page.mouse.click(picture.x + picture.width * 0.25, picture.y + picture.height * 0.75);
@@ -343,6 +343,28 @@ describe('group control', () => {
       assert.ok(Math.abs(down.y - hgt * 0.75) <= hgt * 0.01, `phone ${i}: y ${down.y} of ${hgt}`);
     }
     await shot(page, 'console-group.png');
+
+    // A follower that goes away is marked and skipped; the others still get every tap.
+    const [, second, gone] = ids as [string, string, string];
+    await h.devices.stopDevice({ deviceId: gone });
+    await waitFor(
+      'the stopped phone’s player closed',
+      () =>
+        page
+          .locator(`cphone-player[data-device="${gone}"]`)
+          .evaluate((p) => (p as HTMLElement & { state: string }).state),
+      (state) => state === 'closed',
+      { timeoutMs: 20_000 },
+    );
+    await page.mouse.click(picture.x + picture.width * 0.5, picture.y + picture.height * 0.5);
+    for (const [i, id] of [ids[0] as string, second].entries()) {
+      const [w] = sizes[i] ?? [0, 0];
+      await phone(id).events.waitForInput(
+        (e) => e.kind === 'motion' && e.action === 'down' && Math.abs(e.x - w * 0.5) <= w * 0.01,
+        10_000,
+      );
+    }
+    await page.locator(`[data-cell="${gone}"] [data-mark="failed"]`).getByText('Not reached').waitFor();
   });
 });
 
