@@ -23,11 +23,23 @@ export function playerSession(session: StreamSession | undefined): PlayerSession
   };
 }
 
-/** A token provider for the player: a new CONTROL (or VIEW) session of the device each time. */
+const providers = new Map<string, () => Promise<PlayerSession>>();
+
+/**
+ * A token provider for the player: a new CONTROL (or VIEW) session of the device each time it is
+ * called. One function per device and rights, so a page that renders again hands the element the
+ * same provider.
+ */
 export function sessionProvider(
   deviceId: string,
   rights = StreamRights.CONTROL,
 ): () => Promise<PlayerSession> {
-  return async () =>
-    playerSession((await api.devices.createStreamSession({ deviceId, rights })).streamSession);
+  const key = `${deviceId}/${rights}`;
+  let provider = providers.get(key);
+  if (!provider) {
+    provider = async () =>
+      playerSession((await api.devices.createStreamSession({ deviceId, rights })).streamSession);
+    providers.set(key, provider);
+  }
+  return provider;
 }

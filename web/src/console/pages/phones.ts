@@ -12,6 +12,8 @@ import { LocalizedElement, problemBanner, shared, stateBadge } from '../ui.js';
 const THUMBNAIL_EVERY_MS = 15_000;
 /** Screenshots asked at once: each is an ADB round trip on the phone's host. */
 const THUMBNAIL_CONCURRENCY = 2;
+/** Thumbnails kept fresh: the first rows of the list as shown. */
+const THUMBNAIL_MAX = 48;
 
 type BatchAction = 'start' | 'stop' | 'reboot';
 
@@ -101,8 +103,11 @@ export class CpPhones extends LocalizedElement {
   }
 
   private async refreshThumbnails(): Promise<void> {
-    const running = this.devices.filter((d) => d.state === DeviceState.RUNNING);
-    const queue = [...running];
+    // Only what the list shows now (search and filter applied), and at most its first rows: a
+    // reseller's list can hold thousands of phones, each screenshot is an ADB round trip.
+    const queue = this.shown()
+      .filter((d) => d.state === DeviceState.RUNNING)
+      .slice(0, THUMBNAIL_MAX);
     const worker = async () => {
       for (let d = queue.shift(); d; d = queue.shift()) {
         try {
