@@ -410,3 +410,45 @@ describe('a tenant admin', () => {
     await carol.getByRole('button', { name: 'Sign in' }).waitFor();
   });
 });
+
+describe('my account', () => {
+  test('shows where I am signed in, signs another browser out, and changes my password', async () => {
+    await makeUser(tenantA, 'dave@shop-a.test', Role.TENANT_USER);
+    const laptop = await newPage();
+    const other = await newPage();
+    await signIn(other, 'dave@shop-a.test');
+    await other.getByText('Signed in as dave@shop-a.test').waitFor();
+    await signIn(laptop, 'dave@shop-a.test');
+    await laptop.getByRole('link', { name: 'My account' }).click();
+    const rows = laptop.locator('tr[data-session]');
+    // Three: accepting the invitation signed in too (through the API, in makeUser).
+    await waitFor(
+      'every session listed',
+      () => rows.count(),
+      (n) => n === 3,
+    );
+    await laptop.getByText('This browser').waitFor();
+    for (const left of [2, 1]) {
+      await laptop.getByRole('button', { name: 'Sign out there' }).first().click();
+      await waitFor(
+        'the session gone from the list',
+        () => rows.count(),
+        (n) => n === left,
+      );
+    }
+    await laptop.getByRole('status').getByText('That session has ended.').waitFor();
+    await laptop.getByText('This browser').waitFor();
+    await other.getByRole('button', { name: 'Refresh' }).click();
+    await other.getByRole('button', { name: 'Sign in' }).waitFor();
+
+    const fresh = 'a brand new secret';
+    await laptop.getByLabel('Current password').fill(PASSWORD);
+    await laptop.getByLabel('New password (at least 10 characters)').fill(fresh);
+    await laptop.getByRole('button', { name: 'Change password' }).click();
+    await laptop.getByRole('status').getByText('Password changed.').waitFor();
+    await signIn(other, 'dave@shop-a.test');
+    await other.getByRole('alert').getByText('Wrong email or password.').waitFor();
+    await signIn(other, 'dave@shop-a.test', fresh);
+    await other.getByText('Signed in as dave@shop-a.test').waitFor();
+  });
+});

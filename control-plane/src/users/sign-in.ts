@@ -226,7 +226,12 @@ export async function getCurrentUser(deps: UserServiceDeps, context: HandlerCont
     .select('display_name')
     .where('id', '=', user.tenant_id)
     .executeTakeFirstOrThrow();
-  return { user: userToProto(user), csrfToken: session.csrf_token, tenantDisplayName: tenant.display_name };
+  return {
+    user: userToProto(user),
+    csrfToken: session.csrf_token,
+    tenantDisplayName: tenant.display_name,
+    sessionId,
+  };
 }
 
 export async function changePassword(

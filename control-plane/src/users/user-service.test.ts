@@ -209,8 +209,10 @@ describe('sessions', () => {
     const { sessions } = await laptop.client.listSessions({});
     assert.equal(sessions.length, 2);
     assert.ok(sessions.every((s) => s.userId === userId && s.clientAddress === '127.0.0.1'));
-    // The phone ends the laptop's session: the oldest (ids sort by time).
-    const laptopSession = sessions[0]?.sessionId ?? '';
+    // Each session knows its own id among them.
+    const laptopSession = (await laptop.client.getCurrentUser({})).sessionId;
+    const phoneSession = (await phone.client.getCurrentUser({})).sessionId;
+    assert.deepEqual(sessions.map((s) => s.sessionId).sort(), [laptopSession, phoneSession].sort());
     await phone.client.revokeSession({ sessionId: laptopSession });
     await assert.rejects(laptop.client.getCurrentUser({}), connectError(Code.Unauthenticated));
     await phone.client.getCurrentUser({});

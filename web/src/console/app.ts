@@ -12,9 +12,10 @@ import './pages/phone.js';
 import './pages/group.js';
 import './pages/users.js';
 import './pages/keys.js';
+import './pages/account.js';
 
 interface Route {
-  page: 'phones' | 'phone' | 'group' | 'users' | 'keys' | 'accept';
+  page: 'phones' | 'phone' | 'group' | 'users' | 'keys' | 'account' | 'accept';
   id?: string;
   ids?: string[];
   token?: string;
@@ -26,7 +27,7 @@ export function parseRoute(hash: string): Route {
   const params = new URLSearchParams(query);
   if (first === 'phones' && second) return { page: 'phone', id: decodeURIComponent(second) };
   if (first === 'group') return { page: 'group', ids: (params.get('ids') ?? '').split(',').filter(Boolean) };
-  if (first === 'users' || first === 'keys') return { page: first };
+  if (first === 'users' || first === 'keys' || first === 'account') return { page: first };
   if (first === 'accept') return { page: 'accept', token: params.get('token') ?? '' };
   return { page: 'phones' };
 }
@@ -141,6 +142,8 @@ export class CpApp extends LitElement {
         return html`<cp-group .deviceIds=${r.ids ?? []}></cp-group>`;
       case 'users':
         return this.isAdmin() ? html`<cp-users .me=${this.user}></cp-users>` : html`<cp-phones></cp-phones>`;
+      case 'account':
+        return html`<cp-account></cp-account>`;
       case 'keys':
         return this.isAdmin() ? html`<cp-keys .me=${this.user}></cp-keys>` : html`<cp-phones></cp-phones>`;
       default:
@@ -174,6 +177,7 @@ export class CpApp extends LitElement {
           ${this.link('#/group', t('nav.group'), p === 'group')}
           ${this.isAdmin() ? this.link('#/users', t('nav.users'), p === 'users') : nothing}
           ${this.isAdmin() ? this.link('#/keys', t('nav.keys'), p === 'keys') : nothing}
+          ${this.link('#/account', t('nav.account'), p === 'account')}
         </nav>
         <span class="muted" data-testid="who">${t('app.signedInAs', { email: this.user.email })}${this.tenantName ? ` · ${this.tenantName}` : ''}</span>
         ${languages}
