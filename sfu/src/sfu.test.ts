@@ -453,7 +453,8 @@ test('presented frames are measured against the phone’s capture times; the end
     );
     assert.equal(ended.stats?.fps, 30);
     assert.equal(ended.stats?.framesDecoded, 50);
-    assert.equal(ended.stats?.glassToGlassP50Ms, 80);
+    // The session's figure is the measured one in 1 ms bins: 80 within the clock estimate's error.
+    assert.equal(ended.stats?.glassToGlassP50Ms, Math.round(answer.glassToGlassMs[0]!));
     assert.equal(ended.stats?.glassToGlassP95Ms, 300);
     const text = await t.sfu.registry.metrics();
     assert.match(text, /cphone_stream_latency_samples_total\{outcome="measured"\} 1/);
