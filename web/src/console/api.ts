@@ -2,10 +2,16 @@
 // the console's own origin. The session is an HttpOnly cookie the browser sends by itself; every
 // call also carries the session's CSRF token (x-cphone-csrf), which the control plane requires on
 // every state-changing call made with a cookie.
-import { BinaryReader } from '@bufbuild/protobuf/wire';
 import { type Client, Code, ConnectError, createClient, type Interceptor } from '@connectrpc/connect';
 import { createConnectTransport } from '@connectrpc/connect-web';
-import { ApiKeyService, ArtifactService, DeviceService, TenantService, UserService } from '@cphone/proto/api';
+import {
+  ApiKeyService,
+  ArtifactService,
+  DeviceService,
+  RetryInfoSchema,
+  TenantService,
+  UserService,
+} from '@cphone/proto/api';
 import type { MessageKey } from './messages.js';
 
 let csrfToken = '';
@@ -68,30 +74,10 @@ export const api: Api = {
   tenants: createClient(TenantService, transport),
 };
 
-/** google.rpc.RetryInfo's retry_delay in seconds, read from the error's raw detail. */
+/** The wait a throttled call names (google.rpc.RetryInfo), whole seconds rounded up. */
 function retrySeconds(error: ConnectError): number | undefined {
-  for (const detail of error.details) {
-    if (!('type' in detail) || detail.type !== 'google.rpc.RetryInfo') continue;
-    // RetryInfo { Duration retry_delay = 1 }, Duration { int64 seconds = 1; int32 nanos = 2 }.
-    const outer = new BinaryReader(detail.value);
-    while (outer.pos < outer.len) {
-      const [field, wireType] = outer.tag();
-      if (field !== 1) {
-        outer.skip(wireType);
-        continue;
-      }
-      const inner = new BinaryReader(outer.bytes());
-      let seconds = 0;
-      while (inner.pos < inner.len) {
-        const [f, w] = inner.tag();
-        if (f === 1) seconds = Number(inner.int64());
-        else if (f === 2) seconds += inner.int32() > 0 ? 1 : 0;
-        else inner.skip(w);
-      }
-      return seconds;
-    }
-  }
-  return undefined;
+  const delay = error.findDetails(RetryInfoSchema)[0]?.retryDelay;
+  return delay ? Number(delay.seconds) + (delay.nanos > 0 ? 1 : 0) : undefined;
 }
 
 export interface Problem {

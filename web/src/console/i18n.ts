@@ -1,6 +1,7 @@
 // The console's words in the reader's language: English or Simplified Chinese, chosen from the
 // saved choice, else the browser's languages. Switching re-renders every component that listens
 // for `locale-changed` (the app shell does, and re-renders its pages).
+import { type Timestamp, timestampDate } from '@bufbuild/protobuf/wkt';
 import { en, type MessageKey, type Messages, zhCN } from './messages.js';
 
 export type Locale = 'en' | 'zh-CN';
@@ -40,8 +41,10 @@ export function t(key: MessageKey, params: Record<string, string | number> = {})
   return text.replace(/\{(\w+)\}/g, (whole, name: string) => (name in params ? String(params[name]) : whole));
 }
 
-/** A date and time as the reader writes it. */
-export function formatTime(date: Date | undefined): string {
-  if (!date) return '';
-  return new Intl.DateTimeFormat(current, { dateStyle: 'medium', timeStyle: 'short' }).format(date);
+/** A protobuf timestamp as the reader writes a date and time; empty when unset. */
+export function formatTime(time: Timestamp | undefined): string {
+  if (!time) return '';
+  return new Intl.DateTimeFormat(current, { dateStyle: 'medium', timeStyle: 'short' }).format(
+    timestampDate(time),
+  );
 }

@@ -5,7 +5,6 @@ import { html, nothing } from 'lit';
 import { api, type Problem, problemOf } from '../api.js';
 import { formatTime, t } from '../i18n.js';
 import { LocalizedElement, problemBanner, shared } from '../ui.js';
-import { dateOf } from './keys.js';
 
 export class CpAccount extends LocalizedElement {
   static override properties = {
@@ -110,8 +109,8 @@ export class CpAccount extends LocalizedElement {
           ${this.sessions.map(
             (s) => html`<tr data-session=${s.sessionId}>
               <td>${s.clientAddress} <span class="muted">${s.userAgent}</span></td>
-              <td>${formatTime(dateOf(s.createTime))}</td>
-              <td>${formatTime(dateOf(s.lastSeenTime))}</td>
+              <td>${formatTime(s.createTime)}</td>
+              <td>${formatTime(s.lastSeenTime)}</td>
               <td>
                 ${
                   s.sessionId === this.current

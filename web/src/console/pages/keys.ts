@@ -12,10 +12,6 @@ export function roleName(role: Role): string {
   return t(`role.${Role[role]}` as MessageKey);
 }
 
-export function dateOf(ts: { seconds: bigint } | undefined): Date | undefined {
-  return ts ? new Date(Number(ts.seconds) * 1000) : undefined;
-}
-
 export class CpKeys extends LocalizedElement {
   static override properties = {
     me: { attribute: false },
@@ -110,8 +106,8 @@ export class CpKeys extends LocalizedElement {
               <td>${k.displayName}</td>
               <td>${roleName(k.role)}</td>
               <td><code>${k.secretPrefix}…</code></td>
-              <td>${formatTime(dateOf(k.createTime))}</td>
-              <td>${formatTime(dateOf(k.lastUseTime))}</td>
+              <td>${formatTime(k.createTime)}</td>
+              <td>${formatTime(k.lastUseTime)}</td>
               <td>
                 ${
                   k.revokeTime

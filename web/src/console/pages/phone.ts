@@ -94,12 +94,16 @@ export class CpPhone extends LocalizedElement {
 
   private async load(): Promise<void> {
     try {
-      const [got, events] = await Promise.all([
-        api.devices.getDevice({ deviceId: this.deviceId }),
-        api.devices.listDeviceEvents({ deviceId: this.deviceId, pageSize: 50 }),
-      ]);
-      this.device = got.device;
-      this.events = events.deviceEvents;
+      const { device } = await api.devices.getDevice({ deviceId: this.deviceId });
+      // Events are read again only when the device row changed: an event is written with the
+      // change it records.
+      const [now, before] = [device?.updateTime, this.device?.updateTime];
+      if (!this.device || now?.seconds !== before?.seconds || now?.nanos !== before?.nanos) {
+        this.events = (
+          await api.devices.listDeviceEvents({ deviceId: this.deviceId, pageSize: 50 })
+        ).deviceEvents;
+      }
+      this.device = device;
     } catch (error) {
       this.problem = problemOf(error);
     }
@@ -347,7 +351,7 @@ export class CpPhone extends LocalizedElement {
                 this.events.length
                   ? this.events.map(
                       (e) => html`<li>
-                      <span class="muted">${formatTime(e.createTime ? new Date(Number(e.createTime.seconds) * 1000) : undefined)}</span>
+                      <span class="muted">${formatTime(e.createTime)}</span>
                       ${t('phone.eventLine', {
                         from: t(`state.${DeviceState[e.fromState]}` as MessageKey),
                         to: t(`state.${DeviceState[e.toState]}` as MessageKey),

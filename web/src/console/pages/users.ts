@@ -5,7 +5,7 @@ import { html, nothing } from 'lit';
 import { api, type Problem, problemOf } from '../api.js';
 import { formatTime, t } from '../i18n.js';
 import { LocalizedElement, problemBanner, shared } from '../ui.js';
-import { ASSIGNABLE_ROLES, dateOf, roleName } from './keys.js';
+import { ASSIGNABLE_ROLES, roleName } from './keys.js';
 
 export class CpUsers extends LocalizedElement {
   static override properties = {
@@ -66,7 +66,7 @@ export class CpUsers extends LocalizedElement {
       this.link = {
         email: made.invitation?.email ?? '',
         url,
-        when: formatTime(dateOf(made.invitation?.expireTime)),
+        when: formatTime(made.invitation?.expireTime),
       };
       form.reset();
       await this.load();
@@ -128,8 +128,8 @@ export class CpUsers extends LocalizedElement {
               <td>${u.email}</td>
               <td>${u.displayName}</td>
               <td>${roleName(u.role)}</td>
-              <td>${formatTime(dateOf(u.createTime))}</td>
-              <td>${formatTime(dateOf(u.lastSignInTime)) || t('users.never')}</td>
+              <td>${formatTime(u.createTime)}</td>
+              <td>${formatTime(u.lastSignInTime) || t('users.never')}</td>
               <td>
                 ${
                   u.userId === this.me?.userId
@@ -150,7 +150,7 @@ export class CpUsers extends LocalizedElement {
                   (i) => html`<tr>
                     <td>${i.email}</td>
                     <td>${roleName(i.role)}</td>
-                    <td>${formatTime(dateOf(i.expireTime))}</td>
+                    <td>${formatTime(i.expireTime)}</td>
                     <td><button @click=${() => this.revoke(i)}>${t('users.revoke')}</button></td>
                   </tr>`,
                 )}
