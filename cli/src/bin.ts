@@ -1,23 +1,6 @@
 #!/usr/bin/env node
-import { up } from './up.js';
+import { main } from './main.js';
 
-const USAGE = `usage: cphone <command>
-
-commands:
-  up        start the embedded platform (control plane on PGlite) on localhost
-`;
-
-const [command] = process.argv.slice(2);
-switch (command) {
-  case 'up':
-    await up();
-    break;
-  case undefined:
-  case 'help':
-  case '--help':
-    process.stdout.write(USAGE);
-    break;
-  default:
-    process.stderr.write(`cphone: unknown command ${JSON.stringify(command)}\n${USAGE}`);
-    process.exit(2);
-}
+// main() resolves once the command is done; stdout and stderr are synchronous on Linux pipes and
+// TTYs, so exiting here loses no output and does not wait for idle keep-alive sockets.
+process.exit(await main(process.argv.slice(2)));

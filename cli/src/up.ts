@@ -229,7 +229,7 @@ export async function startEmbedded(
   }
 }
 
-export async function up(): Promise<void> {
+export async function up(_options: { logsToStderr?: boolean } = {}): Promise<void> {
   const platform = await startEmbedded();
   const { plane } = platform;
   process.stdout.write(

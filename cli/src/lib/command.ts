@@ -1,0 +1,101 @@
+// The plumbing every command shares: global flags, the API, output, and examples in --help.
+import type { Command } from 'commander';
+import { type Api, connectApi } from './api.js';
+import { UsageError } from './errors.js';
+import { createOut, type Out } from './output.js';
+
+export interface Globals {
+  context?: string;
+  server?: string;
+  tenant?: string;
+  output?: string;
+  quiet?: boolean;
+  color?: boolean;
+}
+
+export interface Ctx {
+  readonly globals: Globals;
+  readonly out: Out;
+  /** The API of the chosen context (connects on first use). */
+  api(): Promise<Api>;
+  /** The tenant to act for: --tenant, else the context's, else "" (the caller's own). */
+  tenant(): Promise<string>;
+}
+
+export function contextOf(command: Command): Ctx {
+  const globals = command.optsWithGlobals() as Globals;
+  const out = createOut(globals);
+  let api: Promise<Api> | undefined;
+  const ctx: Ctx = {
+    globals,
+    out,
+    api: () => {
+      api ??= connectApi(globals);
+      return api;
+    },
+    tenant: async () => (await ctx.api()).target.tenant ?? '',
+  };
+  return ctx;
+}
+
+/**
+ * A commander action that gets the context, its positional arguments and its own options.
+ * (commander passes args..., options, command.)
+ */
+export function action<O extends object = Record<string, unknown>>(
+  fn: (ctx: Ctx, args: unknown[], opts: O) => Promise<void>,
+): (...params: unknown[]) => Promise<void> {
+  return async (...params: unknown[]) => {
+    const command = params[params.length - 1] as Command;
+    await fn(contextOf(command), params.slice(0, -2), command.opts() as O);
+  };
+}
+
+/** Appends an Examples section to a command's --help. */
+export function examples(command: Command, lines: readonly string[]): Command {
+  return command.addHelpText('after', `\nExamples:\n${lines.map((l) => `  ${l}`).join('\n')}\n`);
+}
+
+/** Collects a repeatable option into a list (`--label a=b --label c=d`). */
+export function collect(value: string, previous: string[] | undefined): string[] {
+  return [...(previous ?? []), value];
+}
+
+export function intOption(flag: string, min = 0, max = Number.MAX_SAFE_INTEGER) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (!Number.isInteger(n) || n < min || n > max) {
+      throw new UsageError(`${flag} "${value}" must be a whole number from ${min} to ${max}`);
+    }
+    return n;
+  };
+}
+
+/** Asks for --yes on destructive commands (never prompts: scripts and 3 a.m. both want certainty). */
+export function requireYes(opts: { yes?: boolean }, what: string): void {
+  if (!opts.yes) throw new UsageError(`${what} cannot be undone: add --yes to go ahead`);
+}
+
+/** Resolves when the process gets SIGINT/SIGTERM, so long waits can stop without killing work. */
+export function interrupted(): { promise: Promise<string>; dispose(): void } {
+  let dispose = () => {};
+  const promise = new Promise<string>((resolve) => {
+    const on = (signal: NodeJS.Signals) => () => resolve(signal);
+    const int = on('SIGINT');
+    const term = on('SIGTERM');
+    process.once('SIGINT', int);
+    process.once('SIGTERM', term);
+    dispose = () => {
+      process.off('SIGINT', int);
+      process.off('SIGTERM', term);
+    };
+  });
+  return { promise, dispose: () => dispose() };
+}
+
+export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/** `--dry-run` as the request's validate_only (AIP-163): every check runs, nothing is committed. */
+export function dryRun(opts: { dryRun?: boolean }): { validateOnly?: boolean } {
+  return opts.dryRun ? { validateOnly: true } : {};
+}
