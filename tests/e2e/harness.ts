@@ -66,6 +66,8 @@ export interface Harness {
   readonly tenantId: string;
   readonly imageId: string;
   readonly agentDataDir: string;
+  /** The bootstrap admin's API key (the platform's own tenant). */
+  readonly token: string;
   readonly devices: Client<typeof DeviceService>;
   readonly hosts: Client<typeof HostService>;
   client<S extends DescService>(service: S): Client<S>;
@@ -154,6 +156,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     tenantId,
     imageId,
     agentDataDir,
+    token,
     get devices() {
       return devices;
     },
