@@ -1,12 +1,16 @@
 // `cphone up` (`npm start`): the embedded platform on one machine. The control plane on PGlite
 // (data in ./.data) serving the web console at /, one host agent with the `sim` runtime enrolled on
 // it, and a handful of virtual phones that speak real ADB (their addresses are printed for `adb
-// connect`) and stream (a link to the agent's test player is printed for each). A second start reuses
-// the data: the same host, the same phones. Stops cleanly on SIGTERM/SIGINT; phones are the sim
-// runtime's, so they stop with the process and come back on the next start.
+// connect`) and stream (the console plays them; a link to the agent's test player is returned for
+// each). A second start reuses the data: the same host, the same phones. It also adds the context
+// "embedded" to the CLI's config, so `npx cphone` works at once. Stops cleanly on SIGTERM/SIGINT;
+// phones are the sim runtime's, so they stop with the process and come back on the next start.
+//
+// On a terminal it prints a short summary; the JSON logs go to .data/logs/cphone.log (and to
+// stderr as well with --logs). A port already taken is one sentence naming the setting to change.
 import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
-import { join, resolve } from 'node:path';
+import { dirname, join, relative, resolve } from 'node:path';
 import { Code, ConnectError, createClient, type Transport } from '@connectrpc/connect';
 import {
   bearerTransport,
@@ -27,6 +31,8 @@ import {
 } from '@cphone/proto';
 import { playerPageHtml } from '@cphone/sfu/testing';
 import { ensureConsoleBuilt } from '@cphone/web/build';
+import pino from 'pino';
+import { configPath, readConfig, upsertContext, writeConfig } from './lib/config.js';
 
 /** How many phones the embedded default creates on its first start. */
 const DEFAULT_PHONES = 3;
@@ -122,7 +128,8 @@ async function waitForPhones(transport: Transport, logger: Logger, timeoutMs = 6
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const { devices: list } = await devices.listDevices({ pageSize: 100 });
-    const live = list.filter((d) => d.state !== DeviceState.DELETED);
+    // Oldest first, as they were made ("phone 1", "phone 2" …); the API lists newest first.
+    const live = list.filter((d) => d.state !== DeviceState.DELETED).reverse();
     if (live.every((d) => d.state === DeviceState.RUNNING) || Date.now() > deadline) {
       return live.map(
         (d) =>
@@ -139,7 +146,7 @@ async function playerLinks(transport: Transport): Promise<string[]> {
   const devices = createClient(DeviceService, transport);
   const { devices: list } = await devices.listDevices({ pageSize: 100 });
   const links: string[] = [];
-  for (const d of list.filter((x) => x.state === DeviceState.RUNNING)) {
+  for (const d of list.filter((x) => x.state === DeviceState.RUNNING).reverse()) {
     const { streamSession: s } = await devices.createStreamSession({
       deviceId: d.deviceId,
       rights: StreamRights.CONTROL,
@@ -163,7 +170,8 @@ export interface EmbeddedPlatform {
 /** Starts the embedded platform and returns once the phones run (or a minute has passed). */
 export async function startEmbedded(
   env: NodeJS.ProcessEnv = process.env,
-): Promise<EmbeddedPlatform & { phones: string[]; players: string[] }> {
+  options: { logger?: Logger } = {},
+): Promise<EmbeddedPlatform & { phones: string[]; players: string[]; context: string | undefined }> {
   // The web console, built when its sources changed (a few seconds), served at / unless
   // CPHONE_CONSOLE_DIR names another build.
   const consoleDir = env.CPHONE_CONSOLE_DIR ? undefined : await ensureConsoleBuilt();
@@ -171,9 +179,11 @@ export async function startEmbedded(
     ...(env.CPHONE_GRPC_HOST ? {} : { grpcHost: '127.0.0.1' }),
     ...(consoleDir ? { consoleDir } : {}),
   });
-  const logger = createLogger(config.logLevel);
+  const logger = options.logger ?? createLogger(config.logLevel);
   const agentDir = resolve(env.CPHONE_AGENT_DATA_DIR || join(config.dataDir, '..', 'agent'));
-  const plane = await startControlPlane(config, { logger });
+  const plane = await startControlPlane(config, { logger }).catch((e: unknown) =>
+    Promise.reject(portInUse(e, env) ?? e),
+  );
   let agent: Agent | undefined;
   try {
     const token = plane.bootstrapToken ?? (await readOptional(join(config.dataDir, 'bootstrap-admin-key')));
@@ -183,7 +193,7 @@ export async function startEmbedded(
       );
     const admin = bearerTransport(plane.httpUrl, token);
     const host = await enrollLocalHost(admin, agentDir);
-    agent = await startAgent(
+    const started: Agent = await startAgent(
       loadAgentConfig({
         CPHONE_HOST_ID: host.hostId,
         CPHONE_HOST_CREDENTIAL: host.credential,
@@ -206,17 +216,19 @@ export async function startEmbedded(
         CPHONE_SFU_WORKERS: '1',
       }),
       { logger, streamPage: playerPageHtml },
-    );
+    ).catch((e: unknown) => Promise.reject(portInUse(e, env) ?? e));
+    agent = started;
     await waitForHostReady(admin, host.hostId);
     await ensurePhones(admin);
     const phones = await waitForPhones(admin, logger);
     const players = await playerLinks(admin);
-    const started = agent;
+    const context = await addEmbeddedContext(env, plane.httpUrl, join(config.dataDir, 'bootstrap-admin-key'));
     return {
       plane,
       agent: started,
       phones,
       players,
+      context,
       close: async () => {
         await started.close();
         await plane.close();
@@ -229,35 +241,121 @@ export async function startEmbedded(
   }
 }
 
-export async function up(_options: { logsToStderr?: boolean } = {}): Promise<void> {
-  const platform = await startEmbedded();
+/** The ports `cphone up` binds, with the setting that moves each. */
+const PORT_SETTINGS: [string, number][] = [
+  ['CPHONE_HTTP_PORT', 8080],
+  ['CPHONE_GRPC_PORT', 8443],
+  ['CPHONE_AGENT_HTTP_PORT', 9102],
+  ['CPHONE_STREAM_PORT', 4443],
+  ['CPHONE_RTC_PORT', 40000],
+];
+
+/** A port already taken, as one sentence naming the setting that moves it (undefined otherwise). */
+export function portInUse(error: unknown, env: NodeJS.ProcessEnv): Error | undefined {
+  const e = error as NodeJS.ErrnoException & { port?: number; address?: string };
+  if (e?.code !== 'EADDRINUSE') return undefined;
+  const port = e.port ?? Number(/:(\d+)\s*$/.exec(e.message)?.[1]);
+  const setting = PORT_SETTINGS.find(([name, fallback]) => Number(env[name] || fallback) === port)?.[0];
+  return new Error(
+    `port ${port} on ${e.address ?? 'this machine'} is already in use (another cphone up, or another program)${
+      setting ? `: stop it, or start with ${setting}=<free port> npm start` : ''
+    }`,
+  );
+}
+
+/**
+ * The context "embedded" in the CLI's config (its key file is the bootstrap admin's), made current
+ * when no context is. Returns its name, or undefined when the config could not be written.
+ */
+async function addEmbeddedContext(
+  env: NodeJS.ProcessEnv,
+  server: string,
+  keyFile: string,
+): Promise<string | undefined> {
+  try {
+    const path = configPath(env);
+    const file = await readConfig(path);
+    upsertContext(file, 'embedded', { server, 'key-file': keyFile });
+    file['current-context'] ??= 'embedded';
+    await writeConfig(path, file);
+    return file['current-context'];
+  } catch {
+    return undefined;
+  }
+}
+
+export async function up(options: { logsToStderr?: boolean } = {}): Promise<void> {
+  const dataRoot = resolve(process.env.CPHONE_DATA_DIR ? join(process.env.CPHONE_DATA_DIR, '..') : '.data');
+  const logFile = join(dataRoot, 'logs', 'cphone.log');
+  await mkdir(dirname(logFile), { recursive: true });
+  const level = process.env.CPHONE_LOG_LEVEL || 'info';
+  const toFile = pino.destination({ dest: logFile, append: true, sync: false });
+  const logger: Logger = pino(
+    { level, base: { service: 'cphone-up' }, timestamp: pino.stdTimeFunctions.isoTime },
+    options.logsToStderr
+      ? pino.multistream([
+          { stream: toFile, level },
+          { stream: process.stderr, level },
+        ])
+      : toFile,
+  ) as unknown as Logger;
+  const say = (line: string) => process.stdout.write(`${line}\n`);
+  say(
+    `starting cphone (logs: ${relativeTo(logFile)}${options.logsToStderr ? ', and here' : '; add --logs to see them here'})`,
+  );
+  let platform: Awaited<ReturnType<typeof startEmbedded>>;
+  try {
+    platform = await startEmbedded(process.env, { logger });
+  } catch (error) {
+    logger.error({ err: error }, 'cphone up failed');
+    toFile.flushSync();
+    process.stderr.write(
+      `cphone up failed: ${(error as Error).message}\n(details in ${relativeTo(logFile)})\n`,
+    );
+    process.exitCode = 1;
+    return;
+  }
   const { plane } = platform;
-  process.stdout.write(
+  const dataDir = plane.deps.config.dataDir;
+  say(
     [
       '',
       `cphone is up: ${plane.httpUrl}`,
-      `  console  ${plane.httpUrl}/  sign in as admin@localhost, password in ${plane.deps.config.dataDir}/bootstrap-admin-password`,
+      `  console   ${plane.httpUrl}/   sign in as admin@localhost, password in ${relativeTo(dataDir)}/bootstrap-admin-password`,
       ...(plane.bootstrapPassword
-        ? [`           (first start: the password is ${plane.bootstrapPassword})`]
+        ? [`            (first start: the password is ${plane.bootstrapPassword})`]
         : []),
-      `  API      ${plane.httpUrl} (Connect, gRPC-Web, gRPC); admin key in ${plane.deps.config.dataDir}/bootstrap-admin-key${plane.bootstrapToken ? ' (created now)' : ''}`,
-      `  health   ${plane.httpUrl}/healthz   metrics ${plane.httpUrl}/metrics`,
-      `  agents   gRPC/TLS on port ${plane.grpcPort}; local agent health http://127.0.0.1:${platform.agent.httpPort}/healthz`,
-      '  phones:',
+      `  CLI       npx cphone devices get${platform.context === 'embedded' ? '' : '   (after: npx cphone config use-context embedded)'}`,
+      `  API       ${plane.httpUrl} (Connect, gRPC-Web, gRPC), admin key in ${relativeTo(dataDir)}/bootstrap-admin-key${plane.bootstrapToken ? ' (created now)' : ''}`,
+      `  health    ${plane.httpUrl}/healthz   metrics ${plane.httpUrl}/metrics`,
+      `  agents    gRPC/TLS on port ${plane.grpcPort}; local agent health http://127.0.0.1:${platform.agent.httpPort}/healthz`,
+      '  phones    (adb connect ADDRESS uses your adb server on port 5037; adb -P PORT for another one)',
       ...platform.phones.map((p) => `    ${p}`),
-      '  each phone alone in the test player (links valid for 24 h):',
-      ...platform.players.map((p) => `    ${p}`),
+      '',
+      'Ctrl-C stops the platform; the virtual phones stop with it and come back on the next start.',
       '',
     ].join('\n'),
   );
   let stopping = false;
-  await new Promise<void>((resolve) => {
+  await new Promise<void>((done) => {
     for (const signal of ['SIGTERM', 'SIGINT'] as const) {
       process.once(signal, () => {
         if (stopping) return;
         stopping = true;
-        platform.close().finally(resolve);
+        say('\nstopping cphone (the virtual phones stop with it) …');
+        platform
+          .close()
+          .then(() => say('stopped.'))
+          .finally(() => {
+            toFile.flushSync();
+            done();
+          });
       });
     }
   });
+}
+
+function relativeTo(path: string): string {
+  const rel = relative(process.cwd(), path);
+  return rel && !rel.startsWith('..') ? rel : path;
 }

@@ -62,7 +62,7 @@ export interface Agent {
   readonly draining: boolean;
   /** The stream endpoint and sfu; undefined with CPHONE_STREAM=off. */
   readonly streaming: Streaming | undefined;
-  /** Closes the session, the HTTP server and the agent's resources. Phones keep running. */
+  /** Closes the session, the HTTP server and the agent's resources. Docker phones keep running; sim phones stop. */
   close(): Promise<void>;
 }
 
@@ -328,7 +328,12 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps = {}): Pro
     streaming,
     close() {
       closing ??= (async () => {
-        log.info('agent stopping; phones keep running');
+        // Docker's phones are the engine's and outlive the agent; the sim runtime's are its children.
+        log.info(
+          config.runtime === 'sim' && deps.runtime === undefined
+            ? 'agent stopping; its virtual phones (sim runtime) stop with it'
+            : 'agent stopping; phones keep running',
+        );
         // Viewers first: they are told the agent is going (1001) and their ENDED reports still go out.
         await streaming?.close();
         await activeSession.close();

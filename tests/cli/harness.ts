@@ -6,6 +6,7 @@ import { spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { Agent } from '@cphone/host-agent';
 // @ts-expect-error plain JavaScript build script, no types
 import { BUNDLE, build, isStale } from '../../cli/build.mjs';
 import { type Harness, startHarness } from '../e2e/harness.js';
@@ -24,6 +25,8 @@ export interface CliRunOptions {
 
 export interface CliPlatform {
   h: Harness;
+  /** The agent started with the platform (a test may close it and start another). */
+  agent: Agent | undefined;
   /** A config home of its own (XDG_CONFIG_HOME). */
   configHome: string;
   /** The environment every run gets: the API URL and the admin key, no colour, the config home. */
@@ -69,9 +72,7 @@ export function runCli(
 export async function startCliPlatform(options: { agent?: boolean } = {}): Promise<CliPlatform> {
   await ensureBundle();
   const h = await startHarness();
-  if (options.agent !== false) {
-    await h.startAgent();
-  }
+  const agent = options.agent === false ? undefined : await h.startAgent();
   const configHome = await mkdtemp(join(tmpdir(), 'cphone-cli-config-'));
   const env = {
     CPHONE_API_URL: h.plane.httpUrl,
@@ -81,6 +82,7 @@ export async function startCliPlatform(options: { agent?: boolean } = {}): Promi
   };
   return {
     h,
+    agent,
     configHome,
     env,
     cli: (args, runOptions) => runCli(args, env, runOptions),

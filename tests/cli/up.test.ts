@@ -7,8 +7,10 @@ import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { startEmbedded } from '@cphone/cli';
 import { connectAdbTcp } from '@cphone/host-agent';
+import { ensureBundle, runCli } from './harness.js';
 
 const root = await mkdtemp(join(tmpdir(), 'cphone-up-'));
+await ensureBundle();
 after(() => rm(root, { recursive: true, force: true }));
 
 const env = {
@@ -21,6 +23,7 @@ const env = {
   CPHONE_SIM_BOOT_DELAY_MS: '100',
   CPHONE_STREAM_PORT: '0',
   CPHONE_RTC_PORT: '0',
+  XDG_CONFIG_HOME: join(root, 'config'),
 };
 
 function phoneIds(lines: string[]): string[] {
@@ -64,6 +67,11 @@ test('the embedded default starts on PGlite with running phones, and restarts on
     assert.equal(signIn.status, 200, await signIn.clone().text());
     assert.match(signIn.headers.get('set-cookie') ?? '', /^cphone_session=.*HttpOnly/);
     ids = phoneIds(first.phones);
+    // The CLI works with no set-up: the start added the context "embedded" and made it current.
+    assert.equal(first.context, 'embedded');
+    const listed = await runCli(['hosts', 'get', '-o', 'name'], { XDG_CONFIG_HOME: env.XDG_CONFIG_HOME });
+    assert.equal(listed.code, 0, listed.stderr);
+    assert.match(listed.stdout, /^local-\S+\n$/);
   } finally {
     await first.close();
   }

@@ -51,8 +51,12 @@ export function action<O extends object = Record<string, unknown>>(
   };
 }
 
+/** Each command's examples, for the generated reference (commands/docs.ts). */
+export const EXAMPLES = new WeakMap<Command, readonly string[]>();
+
 /** Appends an Examples section to a command's --help. */
 export function examples(command: Command, lines: readonly string[]): Command {
+  EXAMPLES.set(command, lines);
   return command.addHelpText('after', `\nExamples:\n${lines.map((l) => `  ${l}`).join('\n')}\n`);
 }
 
