@@ -123,7 +123,7 @@ export function registerCompletion(program: Command): void {
       ),
     [
       'source <(cphone completion bash)            # in ~/.bashrc',
-      'cphone completion zsh > "${fpath[1]}/_cphone"',
+      'cphone completion zsh > ~/.zfunc/_cphone   # a directory on $fpath',
       'cphone completion fish > ~/.config/fish/completions/cphone.fish',
     ],
   );

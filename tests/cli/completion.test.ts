@@ -1,0 +1,61 @@
+// Completion scripts load in a real bash and complete commands, flags, flag values and live host
+// names; the markdown reference in cli/REFERENCE.md is what `cphone docs` prints now.
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { readFile } from 'node:fs/promises';
+import { after, before, test } from 'node:test';
+import { type CliPlatform, startCliPlatform } from './harness.js';
+
+// @ts-expect-error plain JavaScript build script, no types
+import { BUNDLE } from '../../cli/build.mjs';
+
+let p: CliPlatform;
+before(async () => {
+  p = await startCliPlatform({ agent: false });
+});
+after(() => p?.close());
+
+/** What bash completes for a command line whose last word is being typed. */
+function complete(words: string[]): string[] {
+  const script = `
+cphone() { "${process.execPath}" "${BUNDLE}" "$@"; }
+source <(cphone completion bash) || exit 9
+complete -p cphone >/dev/null || exit 8
+COMP_WORDS=(cphone ${words.map((w) => `'${w}'`).join(' ')})
+COMP_CWORD=${words.length}
+_cphone_complete
+printf '%s\\n' "\${COMPREPLY[@]}"
+`;
+  const r = spawnSync('bash', ['-c', script], { encoding: 'utf8', env: { ...process.env, ...p.env } });
+  assert.equal(r.status, 0, r.stderr);
+  return r.stdout.split('\n').filter(Boolean).sort();
+}
+
+test('the bash script completes commands, verbs, flags, flag values and live host names', () => {
+  assert.ok(complete(['']).includes('hosts'));
+  assert.deepEqual(complete(['ho']), ['host', 'hosts'].filter((w) => w === 'hosts'));
+  assert.ok(complete(['hosts', 'dr']).includes('drain'));
+  assert.ok(complete(['hosts', 'drain', '--m']).includes('--mode'));
+  assert.deepEqual(complete(['hosts', 'drain', '--mode', '']), ['migrate', 'stop']);
+  assert.deepEqual(complete(['hosts', 'get', '-o', 'y']), ['yaml']);
+  assert.deepEqual(complete(['hosts', 'describe', '']), ['e2e-host']);
+});
+
+test('zsh and fish scripts are printed; an unknown shell is a usage error', async () => {
+  for (const shell of ['zsh', 'fish']) {
+    const r = await p.cli(['completion', shell]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /cphone __complete --/);
+  }
+  const bad = await p.cli(['completion', 'tcsh']);
+  assert.equal(bad.code, 2);
+  assert.match(bad.stderr, /"tcsh" is not one of bash, zsh, fish/);
+});
+
+test('cli/REFERENCE.md is the reference the command tree generates now', async () => {
+  const r = await p.cli(['docs']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /^### cphone hosts drain$/m);
+  const committed = await readFile(new URL('../../cli/REFERENCE.md', import.meta.url), 'utf8');
+  assert.equal(committed, r.stdout, 'regenerate it: npx cphone docs > cli/REFERENCE.md');
+});
