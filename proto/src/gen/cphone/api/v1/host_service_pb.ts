@@ -64,7 +64,8 @@ export type EnrollHostRequest = Message<"cphone.api.v1.EnrollHostRequest"> & {
   /**
    * Dry run (AIP-163): run every check of the real call (role, fields, a name already taken) and
    * answer the host as it would be enrolled, but change nothing: no host, credential, audit entry,
-   * nor use of request_id. The host's host_id and the credential are empty.
+   * nor use of request_id. The credential is empty, and so is the host's host_id unless request_id
+   * names an earlier enrollment, whose host is answered.
    *
    * @generated from field: bool validate_only = 6;
    */
@@ -456,7 +457,7 @@ export type DrainHostResponse = Message<"cphone.api.v1.DrainHostResponse"> & {
   /**
    * Only for a validate_only MIGRATE drain: each device the drain would move (the devices on the host
    * but those being deleted, in id order), placed one after another on the fleet as it is now, as if
-   * each had stopped. Empty otherwise.
+   * each had stopped. Empty otherwise, and when a drain was already in progress.
    *
    * @generated from field: repeated cphone.api.v1.DrainMovePreview move_previews = 3;
    */

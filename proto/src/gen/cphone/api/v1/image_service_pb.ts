@@ -53,7 +53,8 @@ export type CreateImageRequest = Message<"cphone.api.v1.CreateImageRequest"> & {
   /**
    * Dry run (AIP-163): run every check of the real call (an image_id already taken included) and
    * answer the image as it would be created, but change nothing: no image, audit entry, nor use of
-   * request_id. When image_id is empty, the image's image_id is empty too.
+   * request_id. When image_id is empty, the image's image_id is empty too, unless request_id names
+   * an earlier call, whose image is answered.
    *
    * @generated from field: bool validate_only = 5;
    */

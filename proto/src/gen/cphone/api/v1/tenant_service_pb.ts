@@ -60,7 +60,7 @@ export type CreateTenantRequest = Message<"cphone.api.v1.CreateTenantRequest"> &
   /**
    * Dry run (AIP-163): run every check of the real call and answer the tenant as it would be
    * created, but change nothing: no tenant, audit entry, nor use of request_id. The tenant's
-   * tenant_id is empty.
+   * tenant_id is empty, unless request_id names an earlier call, whose tenant is answered.
    *
    * @generated from field: bool validate_only = 6;
    */
