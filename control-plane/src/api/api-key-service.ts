@@ -19,8 +19,9 @@ import type { ApiKeyTable, Database } from '../store/schema.js';
 import { principalOf } from './context.js';
 import { compact, dateOf, roleFromProto, roleToProto, ts } from './convert.js';
 import { validDisplayName } from './display-name.js';
-import { idempotent } from './idempotency.js';
+import { idempotentIn } from './idempotency.js';
 import { pageOf, readPage } from './pagination.js';
+import { transact } from './validate-only.js';
 
 function toProto(row: Selectable<ApiKeyTable>): ApiKey {
   return create(
@@ -70,24 +71,35 @@ export async function createKey(deps: ApiKeyServiceDeps, req: CreateApiKeyReques
     displayName: validDisplayName(req.displayName),
     expireTime: dateOf(req.expireTime),
   };
-  const { id, token } = await idempotent(
-    deps.db,
-    {
-      tenantId,
-      method: 'CreateApiKey',
-      key: req.requestId,
-      request: { ...input, expireTime: req.expireTime },
-    },
-    (trx) => createApiKey(trx, input),
-    {
-      save: ({ id }) => ({ apiKeyId: id }),
-      load: (saved) => {
-        const apiKeyId = (saved as { apiKeyId?: string } | null)?.apiKeyId ?? '';
-        throw new AlreadyExistsError(`api key ${apiKeyId}`, 'request_id', req.requestId);
+  const { row, token } = await transact(deps.db, req.validateOnly, async (trx) => {
+    const { id, token } = await idempotentIn(
+      trx,
+      {
+        tenantId,
+        method: 'CreateApiKey',
+        key: req.requestId,
+        request: { ...input, expireTime: req.expireTime },
       },
-    },
-  );
-  return { apiKey: toProto(await load(deps, [tenantId], id)), secret: token };
+      (t) => createApiKey(t, input),
+      {
+        save: ({ id }) => ({ apiKeyId: id }),
+        load: (saved) => {
+          const apiKeyId = (saved as { apiKeyId?: string } | null)?.apiKeyId ?? '';
+          throw new AlreadyExistsError(`api key ${apiKeyId}`, 'request_id', req.requestId);
+        },
+      },
+    );
+    return {
+      row: await trx.selectFrom('api_key').selectAll().where('id', '=', id).executeTakeFirstOrThrow(),
+      token,
+    };
+  });
+  const apiKey = toProto(row);
+  if (!req.validateOnly) return { apiKey, secret: token };
+  // A key only made up: no id, and no secret to show.
+  apiKey.apiKeyId = '';
+  apiKey.secretPrefix = '';
+  return { apiKey, secret: '' };
 }
 
 export async function getKey(deps: ApiKeyServiceDeps, req: GetApiKeyRequest, context: HandlerContext) {

@@ -13,6 +13,7 @@ import type { AuditWriter } from './audit-writer.js';
 import { type CallerDeps, callerOf, READ_ONLY } from './caller.js';
 import { principalKey } from './context.js';
 import { checkRequest } from './request-check.js';
+import { isValidateOnly } from './validate-only.js';
 
 /**
  * Bounds of what an audit row takes from a request: each named value, and the whole resource
@@ -117,7 +118,8 @@ export function apiInterceptor(deps: {
       deps.metrics.rpcDuration.observe({ procedure, code }, (performance.now() - started) / 1000);
       // A public call that signed someone in set its principal (users/user-service.ts).
       principal ??= req.contextValues.get(principalKey);
-      if (principal && !READ_ONLY.test(req.method.name)) {
+      // A dry run (validate_only) changes nothing, so there is nothing to audit.
+      if (principal && !READ_ONLY.test(req.method.name) && !isValidateOnly(req.message)) {
         // Queued, not awaited: the row is written beside the response (audit-writer.ts).
         const full = deps.audit.record({
           tenant_id: principal.tenantId,

@@ -25,7 +25,9 @@ import { sql, type Transaction } from 'kysely';
 import { principalOf } from '../api/context.js';
 import { dateOf } from '../api/convert.js';
 import { maskPaths } from '../api/field-mask.js';
+import { type IdempotencyScope, idempotentIn } from '../api/idempotency.js';
 import { pageOf, readPage } from '../api/pagination.js';
+import { transact } from '../api/validate-only.js';
 import { tenantSubtreeQuery } from '../auth/api-keys.js';
 import { isOperator, type Principal } from '../auth/principal.js';
 import { resolveTenant } from '../auth/scope.js';
@@ -33,6 +35,7 @@ import type { Deps } from '../deps.js';
 import { FailedPreconditionError, InvalidArgumentError, ResourceExhaustedError } from '../errors.js';
 import { loadUsableImages } from '../images/image-store.js';
 import { checkLabels } from '../images/validate.js';
+import { type AppliedPlan, applyPlan } from '../placement/applier.js';
 import { type DeviceEdit, updateDevice } from '../store/devices.js';
 import type { Database } from '../store/schema.js';
 import {
@@ -79,16 +82,20 @@ export async function batchCreateDevices(
     tenantId: principal.tenantId,
     method: 'DeviceService/BatchCreateDevices',
     key: req.requestId,
-    request: toJson(BatchCreateDevicesRequestSchema, req),
+    // A dry run and the real call are one request to the key.
+    request: toJson(BatchCreateDevicesRequestSchema, { ...req, validateOnly: false }),
+  } satisfies IdempotencyScope;
+  const codec = {
+    save: (list: Device[]) => list.map((d) => toJson(DeviceSchema, d)),
+    load: (saved: unknown) => (saved as JsonValue[]).map((d) => fromJson(DeviceSchema, d)),
   };
+  const answer = (applied: AppliedPlan) => applied.created.map((r) => deviceToProto(r, view(principal)));
+  if (req.validateOnly)
+    return { devices: await dryCreate(deps, req, scope, codec, answer, principal, tenantId) };
   let devices: Device[];
   try {
     devices = await deps.planner.plan({
-      idempotency: {
-        scope,
-        save: (list: Device[]) => list.map((d) => toJson(DeviceSchema, d)),
-        load: (saved) => (saved as JsonValue[]).map((d) => fromJson(DeviceSchema, d)),
-      },
+      idempotency: { scope, ...codec },
       prepare: async ({ trx, once }) => {
         const creates = await draftDevices(trx, principal, tenantId, req.requests, (t, tenant, ids) =>
           once(`images ${tenant} ${[...new Set(ids)].sort().join(',')}`, () =>
@@ -97,7 +104,7 @@ export async function batchCreateDevices(
         );
         return { tenantId, creates, seed: creates[0]?.row.id ?? tenantId };
       },
-      answer: (applied) => applied.created.map((r) => deviceToProto(r, view(principal))),
+      answer,
     });
   } catch (error) {
     if (error instanceof ResourceExhaustedError)
@@ -106,6 +113,46 @@ export async function batchCreateDevices(
   }
   deps.metrics.placements.inc({ outcome: 'placed' }, devices.length);
   return { devices };
+}
+
+/**
+ * BatchCreateDevices with validate_only: the plan the planner would apply, applied by the same
+ * applier (quota admission, placement on the fleet read in the transaction, host locks and the
+ * re-check) in a transaction rolled back at the end. Not through the planner: its group shares one
+ * transaction and its fleet view would take the rolled-back placements for real ones. No agent is
+ * told, no metric counts it, and the devices it made up lose their ids.
+ */
+async function dryCreate(
+  deps: DeviceServiceDeps,
+  req: BatchCreateDevicesRequest,
+  scope: IdempotencyScope,
+  codec: { save: (list: Device[]) => unknown; load: (saved: unknown) => Device[] },
+  answer: (applied: AppliedPlan) => Device[],
+  principal: Principal,
+  tenantId: string,
+): Promise<Device[]> {
+  let made = false;
+  const devices = await transact(deps.db, true, (trx) =>
+    idempotentIn(
+      trx,
+      scope,
+      async (t) => {
+        const creates = await draftDevices(t, principal, tenantId, req.requests);
+        const seed = creates[0]?.row.id ?? tenantId;
+        const applied = await applyPlan(t, { tenantId, creates, seed }, { now: deps.clock.now() });
+        made = true;
+        return answer(applied);
+      },
+      codec,
+    ),
+  );
+  // A request_id an earlier call used answers that call's devices, ids and all.
+  if (!made) return devices;
+  for (const d of devices) {
+    if (d.displayName === d.deviceId) d.displayName = '';
+    d.deviceId = '';
+  }
+  return devices;
 }
 
 export async function getDevice(deps: DeviceServiceDeps, req: GetDeviceRequest, context: HandlerContext) {
@@ -183,26 +230,33 @@ export async function updateDeviceFields(
   if (paths.has('restart_policy'))
     edit.restart_policy = restartFromProto(device.restartPolicy, 'device.restart_policy');
   return {
-    device: await mutate(deps, principal, device.deviceId, async (trx, row, now) => {
-      if (row.state === 'deleted') {
-        throw new FailedPreconditionError(`device ${JSON.stringify(row.id)} is deleted: cannot update it`);
-      }
-      await updateDevice(trx, row.id, edit, now);
-      // The restart policy is part of what the agent runs; names and labels are not.
-      return edit.restart_policy && edit.restart_policy !== row.restart_policy
-        ? bumpDesiredRevision(trx, row.host_id, now)
-        : null;
-    }),
+    device: await mutate(
+      deps,
+      principal,
+      device.deviceId,
+      async (trx, row, now) => {
+        if (row.state === 'deleted') {
+          throw new FailedPreconditionError(`device ${JSON.stringify(row.id)} is deleted: cannot update it`);
+        }
+        await updateDevice(trx, row.id, edit, now);
+        // The restart policy is part of what the agent runs; names and labels are not.
+        return edit.restart_policy && edit.restart_policy !== row.restart_policy
+          ? bumpDesiredRevision(trx, row.host_id, now)
+          : null;
+      },
+      req.validateOnly,
+    ),
   };
 }
 
 export async function start(deps: DeviceServiceDeps, req: StartDeviceRequest, context: HandlerContext) {
-  return { device: await mutate(deps, principalOf(context), req.deviceId, startDevice) };
+  return { device: await mutate(deps, principalOf(context), req.deviceId, startDevice, req.validateOnly) };
 }
 
 /** Stopping a device also ends its stream sessions, at once, with the reason its viewers see. */
 export async function stop(deps: DeviceServiceDeps, req: StopDeviceRequest, context: HandlerContext) {
-  const device = await mutate(deps, principalOf(context), req.deviceId, stopDevice);
+  const device = await mutate(deps, principalOf(context), req.deviceId, stopDevice, req.validateOnly);
+  if (req.validateOnly) return { device };
   await endDeviceStreams(
     deps,
     { id: device.deviceId, host_id: device.hostId || null },
@@ -214,7 +268,8 @@ export async function stop(deps: DeviceServiceDeps, req: StopDeviceRequest, cont
 
 /** So does deleting it. */
 export async function remove(deps: DeviceServiceDeps, req: DeleteDeviceRequest, context: HandlerContext) {
-  const device = await mutate(deps, principalOf(context), req.deviceId, requestDeletion);
+  const device = await mutate(deps, principalOf(context), req.deviceId, requestDeletion, req.validateOnly);
+  if (req.validateOnly) return { device };
   await endDeviceStreams(
     deps,
     { id: device.deviceId, host_id: device.hostId || null },
@@ -272,13 +327,14 @@ async function mutate(
   principal: Principal,
   deviceId: string,
   apply: (trx: Transaction<Database>, row: DeviceRow, now: Date) => Promise<string | null>,
+  validateOnly = false,
 ): Promise<Device> {
-  const { row, hostId } = await deps.db.transaction().execute(async (trx) => {
+  const { row, hostId } = await transact(deps.db, validateOnly, async (trx) => {
     const current = await loadDevice(trx, principal.visibleTenants, deviceId, { forUpdate: true });
     const hostId = await apply(trx, current, deps.clock.now());
     return { row: await loadDevice(trx, principal.visibleTenants, deviceId), hostId };
   });
-  if (hostId) {
+  if (hostId && !validateOnly) {
     try {
       deps.gateway.desiredChanged(hostId);
     } catch (err) {

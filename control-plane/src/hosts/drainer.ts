@@ -9,17 +9,25 @@
 // Exactly once: a move locks the device and then its host and re-checks both, so a pass of a leader
 // that has just lost the leadership, overlapping the new leader's, moves nothing twice; a drain's
 // end is conditional on it still being in progress, so it ends once.
-import { type Kysely, sql } from 'kysely';
+import { type Kysely, sql, type Transaction } from 'kysely';
 import type { Clock } from '../clock.js';
 import { askOfDevice } from '../devices/drafts.js';
 import { bumpDesiredRevision } from '../devices/lifecycle.js';
 import { DomainError, FailedPreconditionError } from '../errors.js';
 import type { Logger } from '../logger.js';
-import type { Planner } from '../placement/planner.js';
-import { lockDevices } from '../store/devices.js';
+import { applyPlan } from '../placement/applier.js';
+import type { JobContext, Planner } from '../placement/planner.js';
+import { devicesOnHost, lockDevices } from '../store/devices.js';
 import { drainingHosts, endDrain, lockDrain } from '../store/hosts.js';
 import type { Database, DrainMode } from '../store/schema.js';
-import { drainRemaining, lockHostAndDevices, MOVABLE_STATES, recordMove, stopDevicesOn } from './drain.js';
+import {
+  ACTIVE_STATES,
+  drainRemaining,
+  lockHostAndDevices,
+  MOVABLE_STATES,
+  recordMove,
+  stopDevicesOn,
+} from './drain.js';
 
 export interface DrainerOptions {
   readonly db: Kysely<Database>;
@@ -123,7 +131,7 @@ export class Drainer {
       .orderBy('id')
       .execute();
     const outcomes = await Promise.all(
-      candidates.map(({ id }) => this.options.planner.submit({ run: (ctx) => this.#move(ctx, hostId, id) })),
+      candidates.map(({ id }) => this.options.planner.submit({ run: (ctx) => moveDrained(ctx, hostId, id) })),
     );
     for (const outcome of outcomes) {
       if (!outcome) continue;
@@ -192,62 +200,6 @@ export class Drainer {
     }
   }
 
-  /** One move, as a planner job: undefined when the device is no longer this drain's to move. */
-  async #move(
-    { trx, now, apply }: Parameters<Parameters<Planner['submit']>[0]['run']>[0],
-    hostId: string,
-    deviceId: string,
-  ): Promise<MoveOutcome> {
-    const [device] = await lockDevices(trx, [deviceId]);
-    if (
-      !device ||
-      device.host_id !== hostId ||
-      device.delete_time !== null ||
-      !MOVABLE_STATES.includes(device.state)
-    ) {
-      return undefined;
-    }
-    // The host after the device, like every other writer.
-    const drain = await lockDrain(trx, hostId);
-    if (drain?.drain_state !== 'in_progress' || drain.drain_mode !== 'migrate') return undefined;
-    // A refused move writes nothing but its failure: roll back to here, whatever the refusal's point.
-    await sql`savepoint move`.execute(trx);
-    try {
-      const image = await trx
-        .selectFrom('image')
-        .selectAll()
-        .where('id', '=', device.image_id)
-        .executeTakeFirst();
-      if (!image)
-        throw new FailedPreconditionError(`its image ${JSON.stringify(device.image_id)} no longer exists`);
-      const applied = await apply({
-        tenantId: device.tenant_id,
-        moves: [
-          {
-            deviceId,
-            tenantId: device.tenant_id,
-            fromHostId: hostId,
-            fromState: device.state,
-            ask: askOfDevice(device, image),
-            reason: 'MIGRATED',
-            by: 'a drain',
-          },
-        ],
-        seed: deviceId,
-      });
-      const to = applied.hostOf[0] ?? '';
-      await sql`release savepoint move`.execute(trx);
-      await recordMove(trx, hostId, deviceId, { target: to }, now);
-      return { deviceId, from: hostId, to };
-    } catch (error) {
-      if (!(error instanceof DomainError)) throw error;
-      await sql`rollback to savepoint move`.execute(trx);
-      const reason = error.message.replace(`device ${deviceId} `, '');
-      await recordMove(trx, hostId, deviceId, { failure: reason }, now);
-      return { deviceId, reason };
-    }
-  }
-
   /** Ends the drain when nothing remains (COMPLETED) or its deadline passed (FAILED). */
   async #settle(
     hostId: string,
@@ -275,4 +227,108 @@ export class Drainer {
     }
     return state;
   }
+}
+
+/** One move, as a planner job: undefined when the device is no longer this drain's to move. */
+async function moveDrained(
+  { trx, now, apply }: Pick<JobContext, 'trx' | 'now' | 'apply'>,
+  hostId: string,
+  deviceId: string,
+): Promise<MoveOutcome> {
+  const [device] = await lockDevices(trx, [deviceId]);
+  if (
+    !device ||
+    device.host_id !== hostId ||
+    device.delete_time !== null ||
+    !MOVABLE_STATES.includes(device.state)
+  ) {
+    return undefined;
+  }
+  // The host after the device, like every other writer.
+  const drain = await lockDrain(trx, hostId);
+  if (drain?.drain_state !== 'in_progress' || drain.drain_mode !== 'migrate') return undefined;
+  // A refused move writes nothing but its failure: roll back to here, whatever the refusal's point.
+  await sql`savepoint move`.execute(trx);
+  try {
+    const image = await trx
+      .selectFrom('image')
+      .selectAll()
+      .where('id', '=', device.image_id)
+      .executeTakeFirst();
+    if (!image)
+      throw new FailedPreconditionError(`its image ${JSON.stringify(device.image_id)} no longer exists`);
+    const applied = await apply({
+      tenantId: device.tenant_id,
+      moves: [
+        {
+          deviceId,
+          tenantId: device.tenant_id,
+          fromHostId: hostId,
+          fromState: device.state,
+          ask: askOfDevice(device, image),
+          reason: 'MIGRATED',
+          by: 'a drain',
+        },
+      ],
+      seed: deviceId,
+    });
+    const to = applied.hostOf[0] ?? '';
+    await sql`release savepoint move`.execute(trx);
+    await recordMove(trx, hostId, deviceId, { target: to }, now);
+    return { deviceId, from: hostId, to };
+  } catch (error) {
+    if (!(error instanceof DomainError)) throw error;
+    await sql`rollback to savepoint move`.execute(trx);
+    const reason = error.message.replace(`device ${deviceId} `, '');
+    await recordMove(trx, hostId, deviceId, { failure: reason }, now);
+    return { deviceId, reason };
+  }
+}
+
+/** Where a DrainHost dry run would move each device (host-service.ts). */
+export interface MovePreview {
+  deviceId: string;
+  targetHostId: string;
+  failure: string;
+}
+
+/**
+ * Inside a dry run's transaction, just after its MIGRATE drain started: moves every device of the
+ * host the way the drainer would, one after another, each move seeing the capacity the earlier
+ * ones took. The drainer moves a device only once it has stopped, so the devices still active are
+ * first marked stopped, as their agent would report them; the transaction is rolled back after.
+ */
+export async function previewMoves(
+  trx: Transaction<Database>,
+  hostId: string,
+  now: Date,
+): Promise<MovePreview[]> {
+  const devices = await devicesOnHost(trx, hostId)
+    .select(['id', 'state'])
+    .where('state', '!=', 'deleting')
+    .orderBy('id')
+    .execute();
+  const active = devices.filter((d) => ACTIVE_STATES.includes(d.state)).map((d) => d.id);
+  if (active.length > 0) {
+    await trx
+      .updateTable('device')
+      .set({ state: 'stopped', update_time: now })
+      .where('id', 'in', active)
+      .execute();
+  }
+  const previews: MovePreview[] = [];
+  for (const { id } of devices) {
+    const outcome = await moveDrained(
+      { trx, now, apply: (plan) => applyPlan(trx, plan, { now }) },
+      hostId,
+      id,
+    );
+    if (!outcome) continue;
+    previews.push(
+      'to' in outcome
+        ? { deviceId: id, targetHostId: outcome.to, failure: '' }
+        : { deviceId: id, targetHostId: '', failure: outcome.reason },
+    );
+  }
+  return previews;
 }

@@ -18,11 +18,12 @@ import {
   type UncordonHostRequest,
   type UpdateHostRequest,
 } from '@cphone/proto';
-import { type Kysely, sql } from 'kysely';
+import { type Kysely, sql, type Transaction } from 'kysely';
 import { principalOf } from '../api/context.js';
 import { maskPaths } from '../api/field-mask.js';
-import { idempotent } from '../api/idempotency.js';
+import { idempotentIn } from '../api/idempotency.js';
 import { pageOf, readPage } from '../api/pagination.js';
+import { transact } from '../api/validate-only.js';
 import { isOperator, type Principal } from '../auth/principal.js';
 import type { Clock } from '../clock.js';
 import { bumpDesiredRevision } from '../devices/lifecycle.js';
@@ -52,6 +53,7 @@ import {
 import type { Database } from '../store/schema.js';
 import { issueHostCredential, revokeHostCredentials } from './credentials.js';
 import { drainRemaining, lockHostAndDevices, migrateProgress, startDrain } from './drain.js';
+import { previewMoves } from './drainer.js';
 import { forceRemoveDevices } from './force-delete.js';
 import { newHostRow } from './host-row.js';
 import { HOST_STATE_TO_PROTO, type HostRow, type HostStateName, hostToProto } from './host-view.js';
@@ -100,17 +102,28 @@ async function load(deps: HostServiceDeps, hostId: string): Promise<HostRow> {
 
 /** The host as the API shows it, with its drain's live progress read from the rows. */
 async function present(deps: HostServiceDeps, row: HostRow) {
-  const mode = row.drain_last_mode;
-  if (!mode) return hostToProto(row);
+  if (!row.drain_last_mode) return hostToProto(row);
   // One snapshot for both counts, so a move that commits between them is seen by both or neither.
-  const { remaining, migrate } = await deps.db
+  return deps.db
     .transaction()
     .setIsolationLevel('repeatable read')
-    .execute(async (trx) => ({
-      remaining: await drainRemaining(trx, row.id, mode),
-      migrate: mode === 'migrate' ? await migrateProgress(trx, row.id) : undefined,
-    }));
+    .execute((trx) => presentIn(trx, row));
+}
+
+/** present() inside a transaction of the caller's (a dry run's, which sees its own writes). */
+async function presentIn(trx: Transaction<Database>, row: HostRow) {
+  const mode = row.drain_last_mode;
+  if (!mode) return hostToProto(row);
+  const remaining = await drainRemaining(trx, row.id, mode);
+  const migrate = mode === 'migrate' ? await migrateProgress(trx, row.id) : undefined;
   return hostToProto(row, remaining, migrate);
+}
+
+/** The host as a dry run left it, in its transaction. */
+async function reloadIn(trx: Transaction<Database>, hostId: string) {
+  const row = await findHost(trx, hostId);
+  if (!row) throw new NotFoundError('host', hostId);
+  return presentIn(trx, row);
 }
 
 async function reload(deps: HostServiceDeps, hostId: string) {
@@ -153,54 +166,62 @@ export async function enrollHost(deps: HostServiceDeps, req: EnrollHostRequest, 
   // The stored response of an idempotent retry holds the host id only, never the credential: a
   // replay issues a fresh credential (revoking the unseen first one) while the agent has never
   // connected, and none afterwards.
-  let result: { hostId: string; credential: string };
+  let made = false;
+  let result: { hostId: string; credential: string; row: HostRow };
   try {
-    result = await idempotent(
-      db,
-      {
-        tenantId: principal.tenantId,
-        method: 'HostService/EnrollHost',
-        key: req.requestId,
-        request: { name, arch, labels, cpu, memory },
-      },
-      async (trx) => {
-        if (await hostIdByName(trx, name)) throw new AlreadyExistsError('host', 'name', name);
-        const hostId = newId('host');
-        const now = clock.now();
-        await insertHost(
-          trx,
-          newHostRow({
-            id: hostId,
-            name,
-            arch,
-            labels: JSON.stringify(labels),
-            drain_last_mode: null,
-            overcommit_cpu: cpu,
-            overcommit_memory: memory,
-            create_time: now,
-            update_time: now,
-          }),
-        );
-        const { credential } = await issueHostCredential(trx, hostId);
-        return { hostId, credential };
-      },
-      {
-        save: (r) => ({ hostId: r.hostId }),
-        load: (saved) => ({ hostId: (saved as { hostId: string }).hostId, credential: '' }),
-      },
-    );
+    result = await transact(db, req.validateOnly, async (trx) => {
+      const { hostId, credential } = await idempotentIn(
+        trx,
+        {
+          tenantId: principal.tenantId,
+          method: 'HostService/EnrollHost',
+          key: req.requestId,
+          request: { name, arch, labels, cpu, memory },
+        },
+        async (t) => {
+          if (await hostIdByName(t, name)) throw new AlreadyExistsError('host', 'name', name);
+          const hostId = newId('host');
+          const now = clock.now();
+          await insertHost(
+            t,
+            newHostRow({
+              id: hostId,
+              name,
+              arch,
+              labels: JSON.stringify(labels),
+              drain_last_mode: null,
+              overcommit_cpu: cpu,
+              overcommit_memory: memory,
+              create_time: now,
+              update_time: now,
+            }),
+          );
+          const { credential } = await issueHostCredential(t, hostId);
+          made = true;
+          return { hostId, credential };
+        },
+        {
+          save: (r) => ({ hostId: r.hostId }),
+          load: (saved) => ({ hostId: (saved as { hostId: string }).hostId, credential: '' }),
+        },
+      );
+      const row = await findHost(trx, hostId);
+      if (!row) throw new NotFoundError('host', hostId);
+      return { hostId, credential, row };
+    });
   } catch (error) {
     if (isUniqueViolation(error)) throw new AlreadyExistsError('host', 'name', name);
     throw error;
   }
-  if (!result.credential) {
-    const host = await load(deps, result.hostId);
-    if (host.connection === 'new') {
-      result.credential = await db.transaction().execute(async (trx) => {
-        await revokeHostCredentials(trx, host.id, clock.now());
-        return (await issueHostCredential(trx, host.id)).credential;
-      });
-    }
+  if (req.validateOnly) {
+    // No credential is issued; a host only made up has no id either.
+    return { host: hostToProto(made ? { ...result.row, id: '' } : result.row), credential: '' };
+  }
+  if (!result.credential && result.row.connection === 'new') {
+    result.credential = await db.transaction().execute(async (trx) => {
+      await revokeHostCredentials(trx, result.hostId, clock.now());
+      return (await issueHostCredential(trx, result.hostId)).credential;
+    });
   }
   deps.logger.info({ hostId: result.hostId, name, arch }, 'host enrolled');
   return { host: hostToProto(await load(deps, result.hostId)), credential: result.credential };
@@ -246,7 +267,11 @@ export async function updateHost(deps: HostServiceDeps, req: UpdateHostRequest, 
     edit.overcommit_memory = validRatio(input?.overcommit?.memory ?? 0, 'host.overcommit.memory');
   }
   try {
-    await updateHostRow(deps.db, host.id, edit, deps.clock.now());
+    const dry = await transact(deps.db, req.validateOnly, async (trx) => {
+      await updateHostRow(trx, host.id, edit, deps.clock.now());
+      return req.validateOnly ? reloadIn(trx, host.id) : undefined;
+    });
+    if (dry) return { host: dry };
   } catch (error) {
     if (isUniqueViolation(error)) throw new AlreadyExistsError('host', 'name', String(edit.name));
     throw error;
@@ -257,7 +282,11 @@ export async function updateHost(deps: HostServiceDeps, req: UpdateHostRequest, 
 export async function cordonHost(deps: HostServiceDeps, req: CordonHostRequest, context: HandlerContext) {
   requireOperator(principalOf(context), 'cordoning hosts');
   const host = await load(deps, req.hostId);
-  await updateHostRow(deps.db, host.id, { cordoned: true }, deps.clock.now());
+  const dry = await transact(deps.db, req.validateOnly, async (trx) => {
+    await updateHostRow(trx, host.id, { cordoned: true }, deps.clock.now());
+    return req.validateOnly ? reloadIn(trx, host.id) : undefined;
+  });
+  if (dry) return { host: dry };
   deps.logger.info({ hostId: host.id, reason: req.reason }, 'host cordoned');
   return { host: await reload(deps, host.id) };
 }
@@ -304,13 +333,18 @@ export async function drainHost(deps: HostServiceDeps, req: DrainHostRequest, co
     deadline = new Date(now.getTime() + ms);
   }
   const hostId = current.id;
-  await deps.db.transaction().execute(async (trx) => {
+  const dry = await transact(deps.db, req.validateOnly, async (trx) => {
     // Locked (its devices first, as every writer does) so two DrainHost calls cannot both start one.
     await lockHostAndDevices(trx, hostId);
     const again = await findHost(trx, hostId);
-    if (again?.drain_state === 'in_progress') return;
+    if (again?.drain_state === 'in_progress')
+      return req.validateOnly ? { host: await presentIn(trx, again) } : undefined;
     await startDrain(trx, hostId, { mode, reason: req.reason, deadline, now });
+    if (!req.validateOnly) return undefined;
+    const host = await reloadIn(trx, hostId);
+    return { host, movePreviews: mode === 'migrate' ? await previewMoves(trx, hostId, now) : [] };
   });
+  if (dry) return { host: dry.host, drainStatus: dry.host.drain, movePreviews: dry.movePreviews ?? [] };
   deps.logger.info({ hostId, mode, reason: req.reason }, 'drain started');
   notifyDesired(deps, hostId);
   await tell(deps, 'drain', hostId, req.reason, deadline);

@@ -18,8 +18,9 @@ import {
 import { type Kysely, sql } from 'kysely';
 import { principalOf } from '../api/context.js';
 import { maskPaths } from '../api/field-mask.js';
-import { idempotent } from '../api/idempotency.js';
+import { idempotentIn } from '../api/idempotency.js';
 import { pageOf, readPage } from '../api/pagination.js';
+import { transact } from '../api/validate-only.js';
 import { PLATFORM_TENANT_ID } from '../auth/bootstrap.js';
 import type { Principal } from '../auth/principal.js';
 import { requireRole, resolveTenant } from '../auth/scope.js';
@@ -86,38 +87,45 @@ export async function createImage(deps: ImageServiceDeps, req: CreateImageReques
   if (req.imageId) checkImageId(req.imageId);
   const values = imageValues(req.image, IMAGE_MASK_PATHS) as ImageValues;
   checkDefaultsMeetMinimums({ ...values, default_spec: JSON.parse(values.default_spec) });
-  const image = await idempotent(
-    deps.db,
-    {
-      tenantId: principal.tenantId,
-      method: 'ImageService/CreateImage',
-      key: req.requestId,
-      request: toJson(CreateImageRequestSchema, req),
-    },
-    async (trx) => {
-      const id = req.imageId || newId('img');
-      const now = deps.clock.now();
-      const inserted = await trx
-        .insertInto('image')
-        .values({
-          id,
-          tenant_id: platform ? null : owner,
-          ...values,
-          required_labels: '{}',
-          update_time: now,
-          create_time: now,
-        })
-        .onConflict((oc) => oc.column('id').doNothing())
-        .returningAll()
-        .executeTakeFirst();
-      if (!inserted) throw new AlreadyExistsError('image', 'image_id', id);
-      return imageToProto(inserted);
-    },
-    {
-      save: (value) => toJson(ImageSchema, value),
-      load: (saved) => fromJson(ImageSchema, saved as JsonValue),
-    },
+  let made = false;
+  const image = await transact(deps.db, req.validateOnly, (tx) =>
+    idempotentIn(
+      tx,
+      {
+        tenantId: principal.tenantId,
+        method: 'ImageService/CreateImage',
+        key: req.requestId,
+        // A dry run and the real call are one request to the key.
+        request: toJson(CreateImageRequestSchema, { ...req, validateOnly: false }),
+      },
+      async (trx) => {
+        const id = req.imageId || newId('img');
+        const now = deps.clock.now();
+        const inserted = await trx
+          .insertInto('image')
+          .values({
+            id,
+            tenant_id: platform ? null : owner,
+            ...values,
+            required_labels: '{}',
+            update_time: now,
+            create_time: now,
+          })
+          .onConflict((oc) => oc.column('id').doNothing())
+          .returningAll()
+          .executeTakeFirst();
+        if (!inserted) throw new AlreadyExistsError('image', 'image_id', id);
+        made = true;
+        return imageToProto(inserted);
+      },
+      {
+        save: (value) => toJson(ImageSchema, value),
+        load: (saved) => fromJson(ImageSchema, saved as JsonValue),
+      },
+    ),
   );
+  // An id the server would have generated is not known before the real call.
+  if (req.validateOnly && made && !req.imageId) image.imageId = '';
   return { image };
 }
 
@@ -162,7 +170,7 @@ export async function updateImage(deps: ImageServiceDeps, req: UpdateImageReques
   const image = req.image;
   const paths = maskPaths(req.updateMask, IMAGE_MASK_PATHS);
   const values = imageValues(image, [...paths] as ImageMaskPath[]);
-  const updated = await deps.db.transaction().execute(async (trx) => {
+  const updated = await transact(deps.db, req.validateOnly, async (trx) => {
     const row = await loadWritable(deps, principal, image.imageId, true, trx);
     const merged = {
       default_spec: values.default_spec ? JSON.parse(values.default_spec) : row.default_spec,

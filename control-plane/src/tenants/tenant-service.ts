@@ -22,8 +22,9 @@ import type { Kysely, Transaction } from 'kysely';
 import { principalOf } from '../api/context.js';
 import { compact, ts } from '../api/convert.js';
 import { maskPaths } from '../api/field-mask.js';
-import { idempotent } from '../api/idempotency.js';
+import { idempotentIn } from '../api/idempotency.js';
 import { pageOf, readPage } from '../api/pagination.js';
+import { transact } from '../api/validate-only.js';
 import { tenantSubtree } from '../auth/api-keys.js';
 import type { AuthCache } from '../auth/auth-cache.js';
 import type { Principal } from '../auth/principal.js';
@@ -126,37 +127,41 @@ export async function createTenant(
   }
   const displayName = validDisplayName(req.displayName, 'display_name');
   const labels = validLabels(req.labels);
-  const { tenantId } = await idempotent(
-    deps.db,
-    {
-      tenantId: principal.tenantId,
-      method: 'TenantService/CreateTenant',
-      key: req.requestId,
-      request: { parent: parent.id, kind, displayName, labels },
-    },
-    async (trx) => {
-      const id = newId('tnt');
-      const now = deps.clock.now();
-      await insertTenant(trx, {
-        id,
-        parent_id: parent.id,
-        kind,
-        display_name: displayName,
-        labels: JSON.stringify(labels),
-        create_time: now,
-        update_time: now,
-      });
-      return { tenantId: id };
-    },
-    { save: (r) => r, load: (saved) => saved as { tenantId: string } },
-  );
+  let created = false;
+  const row = await transact(deps.db, req.validateOnly, async (trx) => {
+    const { tenantId } = await idempotentIn(
+      trx,
+      {
+        tenantId: principal.tenantId,
+        method: 'TenantService/CreateTenant',
+        key: req.requestId,
+        request: { parent: parent.id, kind, displayName, labels },
+      },
+      async (t) => {
+        const id = newId('tnt');
+        const now = deps.clock.now();
+        await insertTenant(t, {
+          id,
+          parent_id: parent.id,
+          kind,
+          display_name: displayName,
+          labels: JSON.stringify(labels),
+          create_time: now,
+          update_time: now,
+        });
+        created = true;
+        return { tenantId: id };
+      },
+      { save: (r) => r, load: (saved) => saved as { tenantId: string } },
+    );
+    return trx.selectFrom('tenant').selectAll().where('id', '=', tenantId).executeTakeFirstOrThrow();
+  });
+  if (req.validateOnly) {
+    // A tenant a dry run made up has no id; one an earlier call with the same key made keeps its own.
+    return { tenant: created ? tenantToProto({ ...row, id: '' }) : tenantToProto(row) };
+  }
   // The ancestors' keys see the new tenant on their next call (also after a retried request).
   await deps.authCache?.changed({ kind: 'tenants' });
-  const row = await deps.db
-    .selectFrom('tenant')
-    .selectAll()
-    .where('id', '=', tenantId)
-    .executeTakeFirstOrThrow();
   return { tenant: tenantToProto(row) };
 }
 
@@ -219,7 +224,7 @@ export async function updateTenant(
   }
   const now = deps.clock.now();
   const suspending = set.state === 'suspended' && row.state !== 'suspended';
-  const { updated, stopped, ended } = await deps.db.transaction().execute(async (trx) => {
+  const { updated, stopped, ended } = await transact(deps.db, req.validateOnly, async (trx) => {
     const subtree = suspending ? await tenantSubtree(trx, row.id) : [];
     // Lock order is devices, then quota rows (store/hosts.ts): the running phones first, then the
     // tenant's quota row, which waits for admissions in flight below it and makes later ones see
@@ -243,6 +248,7 @@ export async function updateTenant(
       ended: await endStreamSessions(trx, { tenantIds: subtree }, 'TENANT_SUSPENDED', now),
     };
   });
+  if (req.validateOnly) return { tenant: tenantToProto(updated) };
   if (set.state !== undefined && set.state !== row.state) await deps.authCache?.changed({ kind: 'tenants' });
   // Suspending stops the subtree's phones and cuts their viewers at once.
   for (const hostId of new Set(stopped)) deps.gateway?.desiredChanged(hostId);
@@ -368,7 +374,7 @@ export async function setQuota(deps: TenantServiceDeps, req: SetQuotaRequest, co
         `quota.${column}`,
       );
   }
-  const saved = await deps.db.transaction().execute(async (trx) => {
+  const saved = await transact(deps.db, req.validateOnly, async (trx) => {
     const path = await lockQuotaPath(trx, row.id);
     const current = path.find((q) => q.tenant_id === row.id);
     const limits = {} as Limits;

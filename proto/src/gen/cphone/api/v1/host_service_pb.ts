@@ -16,7 +16,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file cphone/api/v1/host_service.proto.
  */
 export const file_cphone_api_v1_host_service: GenFile = /*@__PURE__*/
-  fileDesc("CiBjcGhvbmUvYXBpL3YxL2hvc3Rfc2VydmljZS5wcm90bxINY3Bob25lLmFwaS52MSLlAQoRRW5yb2xsSG9zdFJlcXVlc3QSEgoKcmVxdWVzdF9pZBgBIAEoCRIMCgRuYW1lGAIgASgJEjwKBmxhYmVscxgDIAMoCzIsLmNwaG9uZS5hcGkudjEuRW5yb2xsSG9zdFJlcXVlc3QuTGFiZWxzRW50cnkSDAoEYXJjaBgEIAEoCRIzCgpvdmVyY29tbWl0GAUgASgLMh8uY3Bob25lLmFwaS52MS5PdmVyY29tbWl0UmF0aW9zGi0KC0xhYmVsc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiSwoSRW5yb2xsSG9zdFJlc3BvbnNlEiEKBGhvc3QYASABKAsyEy5jcGhvbmUuYXBpLnYxLkhvc3QSEgoKY3JlZGVudGlhbBgCIAEoCSIhCg5HZXRIb3N0UmVxdWVzdBIPCgdob3N0X2lkGAEgASgJIjQKD0dldEhvc3RSZXNwb25zZRIhCgRob3N0GAEgASgLMhMuY3Bob25lLmFwaS52MS5Ib3N0IvMBChBMaXN0SG9zdHNSZXF1ZXN0EhEKCXBhZ2Vfc2l6ZRgBIAEoBRISCgpwYWdlX3Rva2VuGAIgASgJEigKBnN0YXRlcxgDIAMoDjIYLmNwaG9uZS5hcGkudjEuSG9zdFN0YXRlEkoKDmxhYmVsX3NlbGVjdG9yGAQgAygLMjIuY3Bob25lLmFwaS52MS5MaXN0SG9zdHNSZXF1ZXN0LkxhYmVsU2VsZWN0b3JFbnRyeRIMCgRhcmNoGAUgASgJGjQKEkxhYmVsU2VsZWN0b3JFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIlAKEUxpc3RIb3N0c1Jlc3BvbnNlEiIKBWhvc3RzGAEgAygLMhMuY3Bob25lLmFwaS52MS5Ib3N0EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJnChFVcGRhdGVIb3N0UmVxdWVzdBIhCgRob3N0GAEgASgLMhMuY3Bob25lLmFwaS52MS5Ib3N0Ei8KC3VwZGF0ZV9tYXNrGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLkZpZWxkTWFzayI3ChJVcGRhdGVIb3N0UmVzcG9uc2USIQoEaG9zdBgBIAEoCzITLmNwaG9uZS5hcGkudjEuSG9zdCI0ChFDb3Jkb25Ib3N0UmVxdWVzdBIPCgdob3N0X2lkGAEgASgJEg4KBnJlYXNvbhgCIAEoCSI3ChJDb3Jkb25Ib3N0UmVzcG9uc2USIQoEaG9zdBgBIAEoCzITLmNwaG9uZS5hcGkudjEuSG9zdCImChNVbmNvcmRvbkhvc3RSZXF1ZXN0Eg8KB2hvc3RfaWQYASABKAkiOQoUVW5jb3Jkb25Ib3N0UmVzcG9uc2USIQoEaG9zdBgBIAEoCzITLmNwaG9uZS5hcGkudjEuSG9zdCKHAQoQRHJhaW5Ib3N0UmVxdWVzdBIPCgdob3N0X2lkGAEgASgJEiYKBG1vZGUYAiABKA4yGC5jcGhvbmUuYXBpLnYxLkRyYWluTW9kZRIOCgZyZWFzb24YAyABKAkSKgoHdGltZW91dBgEIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbiJoChFEcmFpbkhvc3RSZXNwb25zZRIhCgRob3N0GAEgASgLMhMuY3Bob25lLmFwaS52MS5Ib3N0EjAKDGRyYWluX3N0YXR1cxgCIAEoCzIaLmNwaG9uZS5hcGkudjEuRHJhaW5TdGF0dXMiKAoVR2V0RHJhaW5TdGF0dXNSZXF1ZXN0Eg8KB2hvc3RfaWQYASABKAkiSgoWR2V0RHJhaW5TdGF0dXNSZXNwb25zZRIwCgxkcmFpbl9zdGF0dXMYASABKAsyGi5jcGhvbmUuYXBpLnYxLkRyYWluU3RhdHVzIkEKG1Jldm9rZUhvc3RDcmVkZW50aWFsUmVxdWVzdBIPCgdob3N0X2lkGAEgASgJEhEKCWlzc3VlX25ldxgCIAEoCCJVChxSZXZva2VIb3N0Q3JlZGVudGlhbFJlc3BvbnNlEiEKBGhvc3QYASABKAsyEy5jcGhvbmUuYXBpLnYxLkhvc3QSEgoKY3JlZGVudGlhbBgCIAEoCSIzChFEZWxldGVIb3N0UmVxdWVzdBIPCgdob3N0X2lkGAEgASgJEg0KBWZvcmNlGAIgASgIIhQKEkRlbGV0ZUhvc3RSZXNwb25zZSKRAQoXRXhwbGFpblBsYWNlbWVudFJlcXVlc3QSEQoJdGVuYW50X2lkGAEgASgJEicKBHNwZWMYAiABKAsyGS5jcGhvbmUuYXBpLnYxLkRldmljZVNwZWMSKwoJcGxhY2VtZW50GAMgASgLMhguY3Bob25lLmFwaS52MS5QbGFjZW1lbnQSDQoFY291bnQYBCABKAUiMAoNRmlsdGVyRmFpbHVyZRIOCgZmaWx0ZXIYASABKAkSDwoHbWVzc2FnZRgCIAEoCSI/Cg5TY29yZUNvbXBvbmVudBIOCgZzY29yZXIYASABKAkSDQoFc2NvcmUYAiABKAESDgoGd2VpZ2h0GAMgASgBIssBChhIb3N0UGxhY2VtZW50RXhwbGFuYXRpb24SDwoHaG9zdF9pZBgBIAEoCRIRCglob3N0X25hbWUYAiABKAkSEAoIZmVhc2libGUYAyABKAgSNQoPZmlsdGVyX2ZhaWx1cmVzGAQgAygLMhwuY3Bob25lLmFwaS52MS5GaWx0ZXJGYWlsdXJlEi0KBnNjb3JlcxgFIAMoCzIdLmNwaG9uZS5hcGkudjEuU2NvcmVDb21wb25lbnQSEwoLZmluYWxfc2NvcmUYBiABKAEijgEKGEV4cGxhaW5QbGFjZW1lbnRSZXNwb25zZRI2CgVob3N0cxgBIAMoCzInLmNwaG9uZS5hcGkudjEuSG9zdFBsYWNlbWVudEV4cGxhbmF0aW9uEhAKCGZlYXNpYmxlGAIgASgIEhcKD2Nob3Nlbl9ob3N0X2lkcxgDIAMoCRIPCgdtZXNzYWdlGAQgASgJMtEHCgtIb3N0U2VydmljZRJRCgpFbnJvbGxIb3N0EiAuY3Bob25lLmFwaS52MS5FbnJvbGxIb3N0UmVxdWVzdBohLmNwaG9uZS5hcGkudjEuRW5yb2xsSG9zdFJlc3BvbnNlEkgKB0dldEhvc3QSHS5jcGhvbmUuYXBpLnYxLkdldEhvc3RSZXF1ZXN0Gh4uY3Bob25lLmFwaS52MS5HZXRIb3N0UmVzcG9uc2USTgoJTGlzdEhvc3RzEh8uY3Bob25lLmFwaS52MS5MaXN0SG9zdHNSZXF1ZXN0GiAuY3Bob25lLmFwaS52MS5MaXN0SG9zdHNSZXNwb25zZRJRCgpVcGRhdGVIb3N0EiAuY3Bob25lLmFwaS52MS5VcGRhdGVIb3N0UmVxdWVzdBohLmNwaG9uZS5hcGkudjEuVXBkYXRlSG9zdFJlc3BvbnNlElEKCkNvcmRvbkhvc3QSIC5jcGhvbmUuYXBpLnYxLkNvcmRvbkhvc3RSZXF1ZXN0GiEuY3Bob25lLmFwaS52MS5Db3Jkb25Ib3N0UmVzcG9uc2USVwoMVW5jb3Jkb25Ib3N0EiIuY3Bob25lLmFwaS52MS5VbmNvcmRvbkhvc3RSZXF1ZXN0GiMuY3Bob25lLmFwaS52MS5VbmNvcmRvbkhvc3RSZXNwb25zZRJOCglEcmFpbkhvc3QSHy5jcGhvbmUuYXBpLnYxLkRyYWluSG9zdFJlcXVlc3QaIC5jcGhvbmUuYXBpLnYxLkRyYWluSG9zdFJlc3BvbnNlEl0KDkdldERyYWluU3RhdHVzEiQuY3Bob25lLmFwaS52MS5HZXREcmFpblN0YXR1c1JlcXVlc3QaJS5jcGhvbmUuYXBpLnYxLkdldERyYWluU3RhdHVzUmVzcG9uc2USbwoUUmV2b2tlSG9zdENyZWRlbnRpYWwSKi5jcGhvbmUuYXBpLnYxLlJldm9rZUhvc3RDcmVkZW50aWFsUmVxdWVzdBorLmNwaG9uZS5hcGkudjEuUmV2b2tlSG9zdENyZWRlbnRpYWxSZXNwb25zZRJRCgpEZWxldGVIb3N0EiAuY3Bob25lLmFwaS52MS5EZWxldGVIb3N0UmVxdWVzdBohLmNwaG9uZS5hcGkudjEuRGVsZXRlSG9zdFJlc3BvbnNlEmMKEEV4cGxhaW5QbGFjZW1lbnQSJi5jcGhvbmUuYXBpLnYxLkV4cGxhaW5QbGFjZW1lbnRSZXF1ZXN0GicuY3Bob25lLmFwaS52MS5FeHBsYWluUGxhY2VtZW50UmVzcG9uc2ViBnByb3RvMw", [file_cphone_api_v1_device, file_cphone_api_v1_host, file_google_protobuf_duration, file_google_protobuf_field_mask]);
+  fileDesc("CiBjcGhvbmUvYXBpL3YxL2hvc3Rfc2VydmljZS5wcm90bxINY3Bob25lLmFwaS52MSL8AQoRRW5yb2xsSG9zdFJlcXVlc3QSEgoKcmVxdWVzdF9pZBgBIAEoCRIMCgRuYW1lGAIgASgJEjwKBmxhYmVscxgDIAMoCzIsLmNwaG9uZS5hcGkudjEuRW5yb2xsSG9zdFJlcXVlc3QuTGFiZWxzRW50cnkSDAoEYXJjaBgEIAEoCRIzCgpvdmVyY29tbWl0GAUgASgLMh8uY3Bob25lLmFwaS52MS5PdmVyY29tbWl0UmF0aW9zEhUKDXZhbGlkYXRlX29ubHkYBiABKAgaLQoLTGFiZWxzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASJLChJFbnJvbGxIb3N0UmVzcG9uc2USIQoEaG9zdBgBIAEoCzITLmNwaG9uZS5hcGkudjEuSG9zdBISCgpjcmVkZW50aWFsGAIgASgJIiEKDkdldEhvc3RSZXF1ZXN0Eg8KB2hvc3RfaWQYASABKAkiNAoPR2V0SG9zdFJlc3BvbnNlEiEKBGhvc3QYASABKAsyEy5jcGhvbmUuYXBpLnYxLkhvc3Qi8wEKEExpc3RIb3N0c1JlcXVlc3QSEQoJcGFnZV9zaXplGAEgASgFEhIKCnBhZ2VfdG9rZW4YAiABKAkSKAoGc3RhdGVzGAMgAygOMhguY3Bob25lLmFwaS52MS5Ib3N0U3RhdGUSSgoObGFiZWxfc2VsZWN0b3IYBCADKAsyMi5jcGhvbmUuYXBpLnYxLkxpc3RIb3N0c1JlcXVlc3QuTGFiZWxTZWxlY3RvckVudHJ5EgwKBGFyY2gYBSABKAkaNAoSTGFiZWxTZWxlY3RvckVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiUAoRTGlzdEhvc3RzUmVzcG9uc2USIgoFaG9zdHMYASADKAsyEy5jcGhvbmUuYXBpLnYxLkhvc3QSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIn4KEVVwZGF0ZUhvc3RSZXF1ZXN0EiEKBGhvc3QYASABKAsyEy5jcGhvbmUuYXBpLnYxLkhvc3QSLwoLdXBkYXRlX21hc2sYAiABKAsyGi5nb29nbGUucHJvdG9idWYuRmllbGRNYXNrEhUKDXZhbGlkYXRlX29ubHkYAyABKAgiNwoSVXBkYXRlSG9zdFJlc3BvbnNlEiEKBGhvc3QYASABKAsyEy5jcGhvbmUuYXBpLnYxLkhvc3QiSwoRQ29yZG9uSG9zdFJlcXVlc3QSDwoHaG9zdF9pZBgBIAEoCRIOCgZyZWFzb24YAiABKAkSFQoNdmFsaWRhdGVfb25seRgDIAEoCCI3ChJDb3Jkb25Ib3N0UmVzcG9uc2USIQoEaG9zdBgBIAEoCzITLmNwaG9uZS5hcGkudjEuSG9zdCImChNVbmNvcmRvbkhvc3RSZXF1ZXN0Eg8KB2hvc3RfaWQYASABKAkiOQoUVW5jb3Jkb25Ib3N0UmVzcG9uc2USIQoEaG9zdBgBIAEoCzITLmNwaG9uZS5hcGkudjEuSG9zdCKeAQoQRHJhaW5Ib3N0UmVxdWVzdBIPCgdob3N0X2lkGAEgASgJEiYKBG1vZGUYAiABKA4yGC5jcGhvbmUuYXBpLnYxLkRyYWluTW9kZRIOCgZyZWFzb24YAyABKAkSKgoHdGltZW91dBgEIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIVCg12YWxpZGF0ZV9vbmx5GAUgASgIIqABChFEcmFpbkhvc3RSZXNwb25zZRIhCgRob3N0GAEgASgLMhMuY3Bob25lLmFwaS52MS5Ib3N0EjAKDGRyYWluX3N0YXR1cxgCIAEoCzIaLmNwaG9uZS5hcGkudjEuRHJhaW5TdGF0dXMSNgoNbW92ZV9wcmV2aWV3cxgDIAMoCzIfLmNwaG9uZS5hcGkudjEuRHJhaW5Nb3ZlUHJldmlldyJOChBEcmFpbk1vdmVQcmV2aWV3EhEKCWRldmljZV9pZBgBIAEoCRIWCg50YXJnZXRfaG9zdF9pZBgCIAEoCRIPCgdmYWlsdXJlGAMgASgJIigKFUdldERyYWluU3RhdHVzUmVxdWVzdBIPCgdob3N0X2lkGAEgASgJIkoKFkdldERyYWluU3RhdHVzUmVzcG9uc2USMAoMZHJhaW5fc3RhdHVzGAEgASgLMhouY3Bob25lLmFwaS52MS5EcmFpblN0YXR1cyJBChtSZXZva2VIb3N0Q3JlZGVudGlhbFJlcXVlc3QSDwoHaG9zdF9pZBgBIAEoCRIRCglpc3N1ZV9uZXcYAiABKAgiVQocUmV2b2tlSG9zdENyZWRlbnRpYWxSZXNwb25zZRIhCgRob3N0GAEgASgLMhMuY3Bob25lLmFwaS52MS5Ib3N0EhIKCmNyZWRlbnRpYWwYAiABKAkiMwoRRGVsZXRlSG9zdFJlcXVlc3QSDwoHaG9zdF9pZBgBIAEoCRINCgVmb3JjZRgCIAEoCCIUChJEZWxldGVIb3N0UmVzcG9uc2UikQEKF0V4cGxhaW5QbGFjZW1lbnRSZXF1ZXN0EhEKCXRlbmFudF9pZBgBIAEoCRInCgRzcGVjGAIgASgLMhkuY3Bob25lLmFwaS52MS5EZXZpY2VTcGVjEisKCXBsYWNlbWVudBgDIAEoCzIYLmNwaG9uZS5hcGkudjEuUGxhY2VtZW50Eg0KBWNvdW50GAQgASgFIjAKDUZpbHRlckZhaWx1cmUSDgoGZmlsdGVyGAEgASgJEg8KB21lc3NhZ2UYAiABKAkiPwoOU2NvcmVDb21wb25lbnQSDgoGc2NvcmVyGAEgASgJEg0KBXNjb3JlGAIgASgBEg4KBndlaWdodBgDIAEoASLLAQoYSG9zdFBsYWNlbWVudEV4cGxhbmF0aW9uEg8KB2hvc3RfaWQYASABKAkSEQoJaG9zdF9uYW1lGAIgASgJEhAKCGZlYXNpYmxlGAMgASgIEjUKD2ZpbHRlcl9mYWlsdXJlcxgEIAMoCzIcLmNwaG9uZS5hcGkudjEuRmlsdGVyRmFpbHVyZRItCgZzY29yZXMYBSADKAsyHS5jcGhvbmUuYXBpLnYxLlNjb3JlQ29tcG9uZW50EhMKC2ZpbmFsX3Njb3JlGAYgASgBIo4BChhFeHBsYWluUGxhY2VtZW50UmVzcG9uc2USNgoFaG9zdHMYASADKAsyJy5jcGhvbmUuYXBpLnYxLkhvc3RQbGFjZW1lbnRFeHBsYW5hdGlvbhIQCghmZWFzaWJsZRgCIAEoCBIXCg9jaG9zZW5faG9zdF9pZHMYAyADKAkSDwoHbWVzc2FnZRgEIAEoCTLRBwoLSG9zdFNlcnZpY2USUQoKRW5yb2xsSG9zdBIgLmNwaG9uZS5hcGkudjEuRW5yb2xsSG9zdFJlcXVlc3QaIS5jcGhvbmUuYXBpLnYxLkVucm9sbEhvc3RSZXNwb25zZRJICgdHZXRIb3N0Eh0uY3Bob25lLmFwaS52MS5HZXRIb3N0UmVxdWVzdBoeLmNwaG9uZS5hcGkudjEuR2V0SG9zdFJlc3BvbnNlEk4KCUxpc3RIb3N0cxIfLmNwaG9uZS5hcGkudjEuTGlzdEhvc3RzUmVxdWVzdBogLmNwaG9uZS5hcGkudjEuTGlzdEhvc3RzUmVzcG9uc2USUQoKVXBkYXRlSG9zdBIgLmNwaG9uZS5hcGkudjEuVXBkYXRlSG9zdFJlcXVlc3QaIS5jcGhvbmUuYXBpLnYxLlVwZGF0ZUhvc3RSZXNwb25zZRJRCgpDb3Jkb25Ib3N0EiAuY3Bob25lLmFwaS52MS5Db3Jkb25Ib3N0UmVxdWVzdBohLmNwaG9uZS5hcGkudjEuQ29yZG9uSG9zdFJlc3BvbnNlElcKDFVuY29yZG9uSG9zdBIiLmNwaG9uZS5hcGkudjEuVW5jb3Jkb25Ib3N0UmVxdWVzdBojLmNwaG9uZS5hcGkudjEuVW5jb3Jkb25Ib3N0UmVzcG9uc2USTgoJRHJhaW5Ib3N0Eh8uY3Bob25lLmFwaS52MS5EcmFpbkhvc3RSZXF1ZXN0GiAuY3Bob25lLmFwaS52MS5EcmFpbkhvc3RSZXNwb25zZRJdCg5HZXREcmFpblN0YXR1cxIkLmNwaG9uZS5hcGkudjEuR2V0RHJhaW5TdGF0dXNSZXF1ZXN0GiUuY3Bob25lLmFwaS52MS5HZXREcmFpblN0YXR1c1Jlc3BvbnNlEm8KFFJldm9rZUhvc3RDcmVkZW50aWFsEiouY3Bob25lLmFwaS52MS5SZXZva2VIb3N0Q3JlZGVudGlhbFJlcXVlc3QaKy5jcGhvbmUuYXBpLnYxLlJldm9rZUhvc3RDcmVkZW50aWFsUmVzcG9uc2USUQoKRGVsZXRlSG9zdBIgLmNwaG9uZS5hcGkudjEuRGVsZXRlSG9zdFJlcXVlc3QaIS5jcGhvbmUuYXBpLnYxLkRlbGV0ZUhvc3RSZXNwb25zZRJjChBFeHBsYWluUGxhY2VtZW50EiYuY3Bob25lLmFwaS52MS5FeHBsYWluUGxhY2VtZW50UmVxdWVzdBonLmNwaG9uZS5hcGkudjEuRXhwbGFpblBsYWNlbWVudFJlc3BvbnNlYgZwcm90bzM", [file_cphone_api_v1_device, file_cphone_api_v1_host, file_google_protobuf_duration, file_google_protobuf_field_mask]);
 
 /**
  * Request of EnrollHost.
@@ -60,6 +60,16 @@ export type EnrollHostRequest = Message<"cphone.api.v1.EnrollHostRequest"> & {
    * @generated from field: cphone.api.v1.OvercommitRatios overcommit = 5;
    */
   overcommit?: OvercommitRatios | undefined;
+
+  /**
+   * Dry run (AIP-163): run every check of the real call (role, fields, a name already taken) and
+   * answer the host as it would be enrolled, but change nothing: no host, credential, audit entry,
+   * nor use of request_id. The credential is empty, and so is the host's host_id unless request_id
+   * names an earlier enrollment, whose host is answered.
+   *
+   * @generated from field: bool validate_only = 6;
+   */
+  validateOnly: boolean;
 };
 
 /**
@@ -235,6 +245,14 @@ export type UpdateHostRequest = Message<"cphone.api.v1.UpdateHostRequest"> & {
    * @generated from field: google.protobuf.FieldMask update_mask = 2;
    */
   updateMask?: FieldMask | undefined;
+
+  /**
+   * Dry run (AIP-163): run every check of the real call and answer the host as it would be updated,
+   * but change nothing (no row or audit entry).
+   *
+   * @generated from field: bool validate_only = 3;
+   */
+  validateOnly: boolean;
 };
 
 /**
@@ -284,6 +302,14 @@ export type CordonHostRequest = Message<"cphone.api.v1.CordonHostRequest"> & {
    * @generated from field: string reason = 2;
    */
   reason: string;
+
+  /**
+   * Dry run (AIP-163): run every check of the real call and answer the host as it would be, but
+   * change nothing (no row or audit entry).
+   *
+   * @generated from field: bool validate_only = 3;
+   */
+  validateOnly: boolean;
 };
 
 /**
@@ -390,6 +416,15 @@ export type DrainHostRequest = Message<"cphone.api.v1.DrainHostRequest"> & {
    * @generated from field: google.protobuf.Duration timeout = 4;
    */
   timeout?: Duration | undefined;
+
+  /**
+   * Dry run (AIP-163): run every check of the real call and answer the host and drain as the real
+   * call would, plus, for MIGRATE, move_previews: where each device would go. Changes nothing: no row,
+   * event, audit entry or agent notice.
+   *
+   * @generated from field: bool validate_only = 5;
+   */
+  validateOnly: boolean;
 };
 
 /**
@@ -418,6 +453,15 @@ export type DrainHostResponse = Message<"cphone.api.v1.DrainHostResponse"> & {
    * @generated from field: cphone.api.v1.DrainStatus drain_status = 2;
    */
   drainStatus?: DrainStatus | undefined;
+
+  /**
+   * Only for a validate_only MIGRATE drain: each device the drain would move (the devices on the host
+   * but those being deleted, in id order), placed one after another on the fleet as it is now, as if
+   * each had stopped. Empty otherwise, and when a drain was already in progress.
+   *
+   * @generated from field: repeated cphone.api.v1.DrainMovePreview move_previews = 3;
+   */
+  movePreviews: DrainMovePreview[];
 };
 
 /**
@@ -426,6 +470,41 @@ export type DrainHostResponse = Message<"cphone.api.v1.DrainHostResponse"> & {
  */
 export const DrainHostResponseSchema: GenMessage<DrainHostResponse> = /*@__PURE__*/
   messageDesc(file_cphone_api_v1_host_service, 13);
+
+/**
+ * Where a MIGRATE drain would move one device (DrainHost with validate_only).
+ *
+ * @generated from message cphone.api.v1.DrainMovePreview
+ */
+export type DrainMovePreview = Message<"cphone.api.v1.DrainMovePreview"> & {
+  /**
+   * The device.
+   *
+   * @generated from field: string device_id = 1;
+   */
+  deviceId: string;
+
+  /**
+   * The host it would be placed on; empty when it fits nowhere.
+   *
+   * @generated from field: string target_host_id = 2;
+   */
+  targetHostId: string;
+
+  /**
+   * Why it fits nowhere (what the scheduler found short); empty when it fits.
+   *
+   * @generated from field: string failure = 3;
+   */
+  failure: string;
+};
+
+/**
+ * Describes the message cphone.api.v1.DrainMovePreview.
+ * Use `create(DrainMovePreviewSchema)` to create a new message.
+ */
+export const DrainMovePreviewSchema: GenMessage<DrainMovePreview> = /*@__PURE__*/
+  messageDesc(file_cphone_api_v1_host_service, 14);
 
 /**
  * Request of GetDrainStatus.
@@ -446,7 +525,7 @@ export type GetDrainStatusRequest = Message<"cphone.api.v1.GetDrainStatusRequest
  * Use `create(GetDrainStatusRequestSchema)` to create a new message.
  */
 export const GetDrainStatusRequestSchema: GenMessage<GetDrainStatusRequest> = /*@__PURE__*/
-  messageDesc(file_cphone_api_v1_host_service, 14);
+  messageDesc(file_cphone_api_v1_host_service, 15);
 
 /**
  * Response of GetDrainStatus.
@@ -467,7 +546,7 @@ export type GetDrainStatusResponse = Message<"cphone.api.v1.GetDrainStatusRespon
  * Use `create(GetDrainStatusResponseSchema)` to create a new message.
  */
 export const GetDrainStatusResponseSchema: GenMessage<GetDrainStatusResponse> = /*@__PURE__*/
-  messageDesc(file_cphone_api_v1_host_service, 15);
+  messageDesc(file_cphone_api_v1_host_service, 16);
 
 /**
  * Request of RevokeHostCredential.
@@ -495,7 +574,7 @@ export type RevokeHostCredentialRequest = Message<"cphone.api.v1.RevokeHostCrede
  * Use `create(RevokeHostCredentialRequestSchema)` to create a new message.
  */
 export const RevokeHostCredentialRequestSchema: GenMessage<RevokeHostCredentialRequest> = /*@__PURE__*/
-  messageDesc(file_cphone_api_v1_host_service, 16);
+  messageDesc(file_cphone_api_v1_host_service, 17);
 
 /**
  * Response of RevokeHostCredential.
@@ -523,7 +602,7 @@ export type RevokeHostCredentialResponse = Message<"cphone.api.v1.RevokeHostCred
  * Use `create(RevokeHostCredentialResponseSchema)` to create a new message.
  */
 export const RevokeHostCredentialResponseSchema: GenMessage<RevokeHostCredentialResponse> = /*@__PURE__*/
-  messageDesc(file_cphone_api_v1_host_service, 17);
+  messageDesc(file_cphone_api_v1_host_service, 18);
 
 /**
  * Request of DeleteHost.
@@ -552,7 +631,7 @@ export type DeleteHostRequest = Message<"cphone.api.v1.DeleteHostRequest"> & {
  * Use `create(DeleteHostRequestSchema)` to create a new message.
  */
 export const DeleteHostRequestSchema: GenMessage<DeleteHostRequest> = /*@__PURE__*/
-  messageDesc(file_cphone_api_v1_host_service, 18);
+  messageDesc(file_cphone_api_v1_host_service, 19);
 
 /**
  * Response of DeleteHost.
@@ -567,7 +646,7 @@ export type DeleteHostResponse = Message<"cphone.api.v1.DeleteHostResponse"> & {
  * Use `create(DeleteHostResponseSchema)` to create a new message.
  */
 export const DeleteHostResponseSchema: GenMessage<DeleteHostResponse> = /*@__PURE__*/
-  messageDesc(file_cphone_api_v1_host_service, 19);
+  messageDesc(file_cphone_api_v1_host_service, 20);
 
 /**
  * Request of ExplainPlacement. Takes the same spec and placement as a create.
@@ -610,7 +689,7 @@ export type ExplainPlacementRequest = Message<"cphone.api.v1.ExplainPlacementReq
  * Use `create(ExplainPlacementRequestSchema)` to create a new message.
  */
 export const ExplainPlacementRequestSchema: GenMessage<ExplainPlacementRequest> = /*@__PURE__*/
-  messageDesc(file_cphone_api_v1_host_service, 20);
+  messageDesc(file_cphone_api_v1_host_service, 21);
 
 /**
  * Why a feasibility filter rejected a host.
@@ -639,7 +718,7 @@ export type FilterFailure = Message<"cphone.api.v1.FilterFailure"> & {
  * Use `create(FilterFailureSchema)` to create a new message.
  */
 export const FilterFailureSchema: GenMessage<FilterFailure> = /*@__PURE__*/
-  messageDesc(file_cphone_api_v1_host_service, 21);
+  messageDesc(file_cphone_api_v1_host_service, 22);
 
 /**
  * One scorer's contribution to a host's score.
@@ -674,7 +753,7 @@ export type ScoreComponent = Message<"cphone.api.v1.ScoreComponent"> & {
  * Use `create(ScoreComponentSchema)` to create a new message.
  */
 export const ScoreComponentSchema: GenMessage<ScoreComponent> = /*@__PURE__*/
-  messageDesc(file_cphone_api_v1_host_service, 22);
+  messageDesc(file_cphone_api_v1_host_service, 23);
 
 /**
  * The scheduler's verdict on one host.
@@ -730,7 +809,7 @@ export type HostPlacementExplanation = Message<"cphone.api.v1.HostPlacementExpla
  * Use `create(HostPlacementExplanationSchema)` to create a new message.
  */
 export const HostPlacementExplanationSchema: GenMessage<HostPlacementExplanation> = /*@__PURE__*/
-  messageDesc(file_cphone_api_v1_host_service, 23);
+  messageDesc(file_cphone_api_v1_host_service, 24);
 
 /**
  * Response of ExplainPlacement.
@@ -773,7 +852,7 @@ export type ExplainPlacementResponse = Message<"cphone.api.v1.ExplainPlacementRe
  * Use `create(ExplainPlacementResponseSchema)` to create a new message.
  */
 export const ExplainPlacementResponseSchema: GenMessage<ExplainPlacementResponse> = /*@__PURE__*/
-  messageDesc(file_cphone_api_v1_host_service, 24);
+  messageDesc(file_cphone_api_v1_host_service, 25);
 
 /**
  * Fleet operations on hosts. Callable by PLATFORM_ADMIN and OPS only.

@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file cphone/api/v1/image_service.proto.
  */
 export const file_cphone_api_v1_image_service: GenFile = /*@__PURE__*/
-  fileDesc("CiFjcGhvbmUvYXBpL3YxL2ltYWdlX3NlcnZpY2UucHJvdG8SDWNwaG9uZS5hcGkudjEicgoSQ3JlYXRlSW1hZ2VSZXF1ZXN0EhIKCnJlcXVlc3RfaWQYASABKAkSEQoJdGVuYW50X2lkGAIgASgJEhAKCGltYWdlX2lkGAMgASgJEiMKBWltYWdlGAQgASgLMhQuY3Bob25lLmFwaS52MS5JbWFnZSI6ChNDcmVhdGVJbWFnZVJlc3BvbnNlEiMKBWltYWdlGAEgASgLMhQuY3Bob25lLmFwaS52MS5JbWFnZSIjCg9HZXRJbWFnZVJlcXVlc3QSEAoIaW1hZ2VfaWQYASABKAkiNwoQR2V0SW1hZ2VSZXNwb25zZRIjCgVpbWFnZRgBIAEoCzIULmNwaG9uZS5hcGkudjEuSW1hZ2UidwoRTGlzdEltYWdlc1JlcXVlc3QSEQoJdGVuYW50X2lkGAEgASgJEhEKCXBhZ2Vfc2l6ZRgCIAEoBRISCgpwYWdlX3Rva2VuGAMgASgJEgwKBGFyY2gYBCABKAkSGgoSaW5jbHVkZV9kZXByZWNhdGVkGAUgASgIIlMKEkxpc3RJbWFnZXNSZXNwb25zZRIkCgZpbWFnZXMYASADKAsyFC5jcGhvbmUuYXBpLnYxLkltYWdlEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJqChJVcGRhdGVJbWFnZVJlcXVlc3QSIwoFaW1hZ2UYASABKAsyFC5jcGhvbmUuYXBpLnYxLkltYWdlEi8KC3VwZGF0ZV9tYXNrGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLkZpZWxkTWFzayI6ChNVcGRhdGVJbWFnZVJlc3BvbnNlEiMKBWltYWdlGAEgASgLMhQuY3Bob25lLmFwaS52MS5JbWFnZSImChJEZWxldGVJbWFnZVJlcXVlc3QSEAoIaW1hZ2VfaWQYASABKAkiFQoTRGVsZXRlSW1hZ2VSZXNwb25zZTKwAwoMSW1hZ2VTZXJ2aWNlElQKC0NyZWF0ZUltYWdlEiEuY3Bob25lLmFwaS52MS5DcmVhdGVJbWFnZVJlcXVlc3QaIi5jcGhvbmUuYXBpLnYxLkNyZWF0ZUltYWdlUmVzcG9uc2USSwoIR2V0SW1hZ2USHi5jcGhvbmUuYXBpLnYxLkdldEltYWdlUmVxdWVzdBofLmNwaG9uZS5hcGkudjEuR2V0SW1hZ2VSZXNwb25zZRJRCgpMaXN0SW1hZ2VzEiAuY3Bob25lLmFwaS52MS5MaXN0SW1hZ2VzUmVxdWVzdBohLmNwaG9uZS5hcGkudjEuTGlzdEltYWdlc1Jlc3BvbnNlElQKC1VwZGF0ZUltYWdlEiEuY3Bob25lLmFwaS52MS5VcGRhdGVJbWFnZVJlcXVlc3QaIi5jcGhvbmUuYXBpLnYxLlVwZGF0ZUltYWdlUmVzcG9uc2USVAoLRGVsZXRlSW1hZ2USIS5jcGhvbmUuYXBpLnYxLkRlbGV0ZUltYWdlUmVxdWVzdBoiLmNwaG9uZS5hcGkudjEuRGVsZXRlSW1hZ2VSZXNwb25zZWIGcHJvdG8z", [file_cphone_api_v1_image, file_google_protobuf_field_mask]);
+  fileDesc("CiFjcGhvbmUvYXBpL3YxL2ltYWdlX3NlcnZpY2UucHJvdG8SDWNwaG9uZS5hcGkudjEiiQEKEkNyZWF0ZUltYWdlUmVxdWVzdBISCgpyZXF1ZXN0X2lkGAEgASgJEhEKCXRlbmFudF9pZBgCIAEoCRIQCghpbWFnZV9pZBgDIAEoCRIjCgVpbWFnZRgEIAEoCzIULmNwaG9uZS5hcGkudjEuSW1hZ2USFQoNdmFsaWRhdGVfb25seRgFIAEoCCI6ChNDcmVhdGVJbWFnZVJlc3BvbnNlEiMKBWltYWdlGAEgASgLMhQuY3Bob25lLmFwaS52MS5JbWFnZSIjCg9HZXRJbWFnZVJlcXVlc3QSEAoIaW1hZ2VfaWQYASABKAkiNwoQR2V0SW1hZ2VSZXNwb25zZRIjCgVpbWFnZRgBIAEoCzIULmNwaG9uZS5hcGkudjEuSW1hZ2UidwoRTGlzdEltYWdlc1JlcXVlc3QSEQoJdGVuYW50X2lkGAEgASgJEhEKCXBhZ2Vfc2l6ZRgCIAEoBRISCgpwYWdlX3Rva2VuGAMgASgJEgwKBGFyY2gYBCABKAkSGgoSaW5jbHVkZV9kZXByZWNhdGVkGAUgASgIIlMKEkxpc3RJbWFnZXNSZXNwb25zZRIkCgZpbWFnZXMYASADKAsyFC5jcGhvbmUuYXBpLnYxLkltYWdlEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSKBAQoSVXBkYXRlSW1hZ2VSZXF1ZXN0EiMKBWltYWdlGAEgASgLMhQuY3Bob25lLmFwaS52MS5JbWFnZRIvCgt1cGRhdGVfbWFzaxgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5GaWVsZE1hc2sSFQoNdmFsaWRhdGVfb25seRgDIAEoCCI6ChNVcGRhdGVJbWFnZVJlc3BvbnNlEiMKBWltYWdlGAEgASgLMhQuY3Bob25lLmFwaS52MS5JbWFnZSImChJEZWxldGVJbWFnZVJlcXVlc3QSEAoIaW1hZ2VfaWQYASABKAkiFQoTRGVsZXRlSW1hZ2VSZXNwb25zZTKwAwoMSW1hZ2VTZXJ2aWNlElQKC0NyZWF0ZUltYWdlEiEuY3Bob25lLmFwaS52MS5DcmVhdGVJbWFnZVJlcXVlc3QaIi5jcGhvbmUuYXBpLnYxLkNyZWF0ZUltYWdlUmVzcG9uc2USSwoIR2V0SW1hZ2USHi5jcGhvbmUuYXBpLnYxLkdldEltYWdlUmVxdWVzdBofLmNwaG9uZS5hcGkudjEuR2V0SW1hZ2VSZXNwb25zZRJRCgpMaXN0SW1hZ2VzEiAuY3Bob25lLmFwaS52MS5MaXN0SW1hZ2VzUmVxdWVzdBohLmNwaG9uZS5hcGkudjEuTGlzdEltYWdlc1Jlc3BvbnNlElQKC1VwZGF0ZUltYWdlEiEuY3Bob25lLmFwaS52MS5VcGRhdGVJbWFnZVJlcXVlc3QaIi5jcGhvbmUuYXBpLnYxLlVwZGF0ZUltYWdlUmVzcG9uc2USVAoLRGVsZXRlSW1hZ2USIS5jcGhvbmUuYXBpLnYxLkRlbGV0ZUltYWdlUmVxdWVzdBoiLmNwaG9uZS5hcGkudjEuRGVsZXRlSW1hZ2VSZXNwb25zZWIGcHJvdG8z", [file_cphone_api_v1_image, file_google_protobuf_field_mask]);
 
 /**
  * Request of CreateImage.
@@ -49,6 +49,16 @@ export type CreateImageRequest = Message<"cphone.api.v1.CreateImageRequest"> & {
    * @generated from field: cphone.api.v1.Image image = 4;
    */
   image?: Image | undefined;
+
+  /**
+   * Dry run (AIP-163): run every check of the real call (an image_id already taken included) and
+   * answer the image as it would be created, but change nothing: no image, audit entry, nor use of
+   * request_id. When image_id is empty, the image's image_id is empty too, unless request_id names
+   * an earlier call, whose image is answered.
+   *
+   * @generated from field: bool validate_only = 5;
+   */
+  validateOnly: boolean;
 };
 
 /**
@@ -219,6 +229,14 @@ export type UpdateImageRequest = Message<"cphone.api.v1.UpdateImageRequest"> & {
    * @generated from field: google.protobuf.FieldMask update_mask = 2;
    */
   updateMask?: FieldMask | undefined;
+
+  /**
+   * Dry run (AIP-163): run every check of the real call and answer the image as it would be updated,
+   * but change nothing (no row or audit entry).
+   *
+   * @generated from field: bool validate_only = 3;
+   */
+  validateOnly: boolean;
 };
 
 /**
