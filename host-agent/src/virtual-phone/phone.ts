@@ -5,7 +5,7 @@ import { DeviceConnection } from './adb/device-connection.js';
 import { AndroidDevice, type ScreenSpec } from './android/android-device.js';
 import { DataVolume, readDataVolume } from './android/data-volume.js';
 import type { InstalledPackage } from './android/package-manager.js';
-import type { DeviceIdentity } from './android/properties.js';
+import { type DeviceIdentity, hostAbi } from './android/properties.js';
 import { builtinCommands } from './android/shell/builtin-commands.js';
 import type { Command } from './android/shell/command.js';
 import { deviceCommands } from './android/shell/device-commands.js';
@@ -30,7 +30,10 @@ export interface VirtualPhoneOptions {
   screen?: ScreenSpec;
   /** How often the screen content changes, frames per second; default 30. */
   fps?: number;
-  /** ro.build.version.sdk / .release; default 30 / "11" (scrcpy captures audio from Android 11 on). */
+  /**
+   * ro.build.version.sdk / .release; default 31 / "12", the image the platform creates (cli's
+   * `cphone up`: redroid 12.0.0_64only). scrcpy captures audio from Android 11 (30) on.
+   */
   android?: { sdk: number; release: string };
   /**
    * Screen recordings to stream instead of the committed ones (files screen-<W>x<H>.h264, made by
@@ -64,6 +67,9 @@ export interface VirtualPhone {
   close(): Promise<void>;
 }
 
+/** What the virtual phone reports unless told otherwise: the image `cphone up` registers. */
+export const DEFAULT_ANDROID = { sdk: 31, release: '12' } as const;
+
 /** Every program the emulated shell knows. */
 export const phoneCommands: ReadonlyMap<string, Command> = new Map([
   ...builtinCommands,
@@ -86,8 +92,9 @@ export async function startVirtualPhone(options: VirtualPhoneOptions): Promise<V
     name: 'cphone_virtual',
     device: 'virtual',
     manufacturer: 'cphone',
-    sdk: options.android?.sdk ?? 30,
-    release: options.android?.release ?? '11',
+    sdk: options.android?.sdk ?? DEFAULT_ANDROID.sdk,
+    release: options.android?.release ?? DEFAULT_ANDROID.release,
+    abi: hostAbi(),
   };
   const { dataDir } = options;
   const saved = dataDir === undefined ? undefined : await readDataVolume(dataDir);

@@ -8,6 +8,7 @@ import {
   ADB_VERSION_SKIP_CHECKSUM,
   AdbCommand,
   type AdbPacket,
+  AdbPacketError,
   AuthType,
   commandName,
   DEVICE_MAX_PAYLOAD,
@@ -58,7 +59,8 @@ export class DeviceConnection implements StreamSink {
   }
 
   async #run(): Promise<void> {
-    const decoder = new PacketDecoder();
+    // Before CNXN adbd accepts its own maximum; after it, what both sides agreed on.
+    const decoder = new PacketDecoder(() => this.maxPayload);
     const reader = this.#options.transport.readable.getReader();
     try {
       for (;;) {
@@ -67,7 +69,13 @@ export class DeviceConnection implements StreamSink {
         for (const packet of decoder.push(value)) await this.#handle(packet);
       }
     } catch (error) {
-      this.#log.debug({ err: error }, 'adb connection ended with error');
+      if (error instanceof AdbPacketError) {
+        // adbd drops a transport that sends a malformed or oversize packet, without reading on.
+        this.#log.warn({ err: error }, 'dropping adb connection: bad packet');
+        this.#options.transport.destroy();
+      } else {
+        this.#log.debug({ err: error }, 'adb connection ended with error');
+      }
     } finally {
       this.#teardown();
     }

@@ -70,14 +70,18 @@ export class AndroidDevice {
     this.#bootDelayMs = options.bootDelayMs;
     this.properties = new Properties(defaultProperties(options.identity));
     this.properties.set('ro.sf.lcd_density', String(options.screen.dpi));
-    this.packages = new PackageManager(this.fs, (event) => {
-      this.logcat.log(
-        'I',
-        'PackageManager',
-        `${event.kind} ${event.pkg.packageName} v${event.pkg.versionCode}`,
-      );
-      this.events.emit('package', event);
-    });
+    this.packages = new PackageManager(
+      this.fs,
+      (event) => {
+        this.logcat.log(
+          'I',
+          'PackageManager',
+          `${event.kind} ${event.pkg.packageName} v${event.pkg.versionCode}`,
+        );
+        this.events.emit('package', event);
+      },
+      options.identity,
+    );
     this.#boot();
   }
 

@@ -34,12 +34,14 @@ export class PackageManager {
   constructor(
     readonly fs: MemoryFileSystem,
     readonly onChange: (event: { kind: 'installed' | 'uninstalled'; pkg: InstalledPackage }) => void,
+    /** The platform's own packages carry the SDK level and release as their version. */
+    platform: { sdk: number; release: string } = { sdk: 31, release: '12' },
   ) {
     for (const name of ['android', 'com.android.settings', 'com.android.shell', 'com.android.systemui']) {
       this.#packages.set(name, {
         packageName: name,
-        versionCode: 29,
-        versionName: '10',
+        versionCode: platform.sdk,
+        versionName: platform.release,
         path: `/system/app/${name}/${name}.apk`,
         size: 0,
         installedAt: new Date(0),

@@ -45,6 +45,13 @@ export interface DeviceIdentity {
   manufacturer: string;
   sdk: number;
   release: string;
+  /** ro.product.cpu.abi: Redroid runs the host's own architecture. */
+  abi: string;
+}
+
+/** The ABI a Redroid image built for this host reports: x86_64 on amd64, arm64-v8a on arm64. */
+export function hostAbi(arch: string = process.arch): string {
+  return arch === 'x64' ? 'x86_64' : arch === 'arm64' ? 'arm64-v8a' : arch;
 }
 
 export function defaultProperties(identity: DeviceIdentity): Record<string, string> {
@@ -55,8 +62,11 @@ export function defaultProperties(identity: DeviceIdentity): Record<string, stri
     'ro.product.device': identity.device,
     'ro.product.brand': 'cphone',
     'ro.product.manufacturer': identity.manufacturer,
-    'ro.product.cpu.abi': 'arm64-v8a',
-    'ro.product.cpu.abilist': 'arm64-v8a',
+    'ro.product.cpu.abi': identity.abi,
+    'ro.product.cpu.abilist': identity.abi,
+    // Redroid's *_64only images carry no 32-bit ABI.
+    'ro.product.cpu.abilist64': identity.abi,
+    'ro.product.cpu.abilist32': '',
     'ro.build.version.sdk': String(identity.sdk),
     'ro.build.version.release': identity.release,
     'ro.build.type': 'userdebug',

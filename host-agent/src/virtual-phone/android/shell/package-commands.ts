@@ -33,7 +33,7 @@ async function install(ctx: CommandContext, args: string[]): Promise<number> {
     return 1;
   }
   try {
-    // Android 10's pm replaces by default; -r is accepted for older clients.
+    // pm replaces by default since Android 10; -r is accepted for older clients.
     await ctx.device.packages.install(apk, { replace: replace || true });
     await ctx.stdout('Success\n');
     return 0;
