@@ -1,6 +1,6 @@
 import { posix } from 'node:path';
 import { type FsEntry, fileSize } from '../file-system.js';
-import type { Command } from './command.js';
+import { type Command, resolvePath } from './command.js';
 import { ShellExit } from './interpreter.js';
 
 function modeString(entry: FsEntry): string {
@@ -26,17 +26,19 @@ const echo: Command = async ({ argv, stdout }) => {
   return 0;
 };
 
-const cat: Command = async ({ argv, device, stdin, stdout }) => {
+const cat: Command = async (ctx) => {
+  const { argv, device, stdin, stdout } = ctx;
   const files = argv.slice(1);
   if (files.length === 0) {
     for (let chunk = await stdin.read(); chunk; chunk = await stdin.read()) await stdout(chunk);
     return 0;
   }
-  for (const file of files) await stdout(device.fs.read(file));
+  for (const file of files) await stdout(device.fs.read(resolvePath(ctx, file)));
   return 0;
 };
 
-const ls: Command = async ({ argv, device, stdout, stderr }) => {
+const ls: Command = async (ctx) => {
+  const { argv, device, stdout, stderr } = ctx;
   const flags = argv
     .slice(1)
     .filter((a) => a.startsWith('-'))
@@ -44,8 +46,8 @@ const ls: Command = async ({ argv, device, stdout, stderr }) => {
   const paths = argv.slice(1).filter((a) => !a.startsWith('-'));
   const long = flags.includes('l');
   let status = 0;
-  for (const path of paths.length ? paths : ['/']) {
-    const entry = device.fs.stat(path);
+  for (const path of paths.length ? paths : ['.']) {
+    const entry = device.fs.stat(resolvePath(ctx, path));
     if (!entry) {
       await stderr(`ls: ${path}: No such file or directory\n`);
       status = 1;
@@ -56,39 +58,37 @@ const ls: Command = async ({ argv, device, stdout, stderr }) => {
       continue;
     }
     const lines = device.fs
-      .list(path)
+      .list(resolvePath(ctx, path))
       .map(({ name, entry: child }) => (long ? longLine(name, child) : `${name}\n`));
     await stdout((long ? `total ${lines.length}\n` : '') + lines.join(''));
   }
   return status;
 };
 
-const rm: Command = async ({ argv, device, stderr }) => {
+const rm: Command = async (ctx) => {
+  const { argv, device, stderr } = ctx;
   const flags = argv
     .slice(1)
     .filter((a) => a.startsWith('-'))
     .join('');
   let status = 0;
   for (const path of argv.slice(1).filter((a) => !a.startsWith('-'))) {
-    if (!device.fs.stat(path)) {
+    if (!device.fs.stat(resolvePath(ctx, path))) {
       if (!flags.includes('f')) {
         await stderr(`rm: ${path}: No such file or directory\n`);
         status = 1;
       }
       continue;
     }
-    device.fs.remove(path, { recursive: flags.includes('r') || flags.includes('R') });
+    device.fs.remove(resolvePath(ctx, path), { recursive: flags.includes('r') || flags.includes('R') });
   }
   return status;
 };
 
-const mkdir: Command = async ({ argv, device }) => {
-  for (const path of argv.slice(1).filter((a) => !a.startsWith('-'))) device.fs.mkdirs(path);
+const mkdir: Command = async (ctx) => {
+  for (const path of ctx.argv.slice(1).filter((a) => !a.startsWith('-')))
+    ctx.device.fs.mkdirs(resolvePath(ctx, path));
   return 0;
-};
-
-const exit: Command = async ({ argv }) => {
-  throw new ShellExit(Number.parseInt(argv[1] ?? '0', 10) & 0xff);
 };
 
 const sh: Command = async (ctx) => {
@@ -195,7 +195,6 @@ export const builtinCommands: ReadonlyMap<string, Command> = new Map<string, Com
   ['ls', ls],
   ['rm', rm],
   ['mkdir', mkdir],
-  ['exit', exit],
   ['sh', sh],
   ['sleep', sleep],
   ['getprop', getprop],
