@@ -9,7 +9,10 @@ import { type DeviceIdentity, hostAbi } from './android/properties.js';
 import { builtinCommands } from './android/shell/builtin-commands.js';
 import type { Command } from './android/shell/command.js';
 import { deviceCommands } from './android/shell/device-commands.js';
+import { fileCommands } from './android/shell/file-commands.js';
 import { packageCommands } from './android/shell/package-commands.js';
+import { systemCommands } from './android/shell/system-commands.js';
+import { textCommands } from './android/shell/text-commands.js';
 import { uiCommands } from './android/shell/ui-commands.js';
 import type { PhoneEvents } from './events.js';
 import { netSocketTransport } from './net-transport.js';
@@ -61,7 +64,7 @@ export interface VirtualPhone {
   /** Input, scrcpy control and package events for tests. */
   readonly events: PhoneEvents;
   installedPackages(): InstalledPackage[];
-  /** Drops every adb connection, boot_completed goes 0, then 1 after the boot delay. */
+  /** Drops every adb connection; sys.boot_completed is unset, then 1 after the boot delay. */
   reboot(): void;
   waitForBoot(): Promise<void>;
   close(): Promise<void>;
@@ -76,6 +79,9 @@ export const phoneCommands: ReadonlyMap<string, Command> = new Map([
   ...packageCommands,
   ...deviceCommands,
   ...uiCommands,
+  ...textCommands,
+  ...fileCommands,
+  ...systemCommands,
   ['app_process', appProcess],
 ]);
 
@@ -138,9 +144,11 @@ export async function startVirtualPhone(options: VirtualPhoneOptions): Promise<V
     connections.add(connection);
     void connection.done.then(() => connections.delete(connection));
   });
-  device.events.on('reboot', () => {
+  const dropConnections = (): void => {
     for (const connection of connections) connection.destroy();
-  });
+  };
+  device.events.on('reboot', dropConnections);
+  device.events.on('adbd-restart', dropConnections);
   const host = options.host ?? '127.0.0.1';
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);

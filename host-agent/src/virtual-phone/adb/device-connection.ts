@@ -19,7 +19,9 @@ import type { ServiceSocket } from './service-socket.js';
 
 /** Runs a service on an opened stream; undefined from the router means "no such service" (CLSE). */
 export type ServiceHandler = (socket: ServiceSocket) => Promise<void>;
-export type ServiceRouter = (service: string) => ServiceHandler | undefined;
+export type ServiceRouter = (service: string, connection: DeviceConnection) => ServiceHandler | undefined;
+
+let nextConnectionId = 1;
 
 export interface DeviceConnectionOptions {
   transport: ByteTransport;
@@ -44,6 +46,10 @@ export class DeviceConnection implements StreamSink {
   #nextLocalId = 1;
   #alive = true;
   maxPayload = DEVICE_MAX_PAYLOAD;
+  /** adbd's name for this transport in `reverse --list` (TCP transports are `host-<n>`). */
+  readonly transportName = `host-${nextConnectionId++}`;
+  /** `adb reverse` rules of this transport, local (phone side) -> remote (host side); gone with it. */
+  readonly reverseForwards = new Map<string, string>();
   /** Resolves when the carrier is gone. */
   readonly done: Promise<void>;
 
@@ -190,7 +196,7 @@ export class DeviceConnection implements StreamSink {
   async #onOpen(packet: AdbPacket): Promise<void> {
     const remoteId = packet.arg0;
     const service = new TextDecoder().decode(packet.payload).replace(/\0+$/, '');
-    const handler = this.#options.router(service);
+    const handler = this.#options.router(service, this);
     if (!handler) {
       this.#log.debug({ service }, 'no such service');
       await this.send(AdbCommand.Close, 0, remoteId);

@@ -116,9 +116,11 @@ export class AndroidDevice {
     this.#lifetime.abort();
     this.#lifetime = new AbortController();
     this.abstractSockets.clear();
-    this.properties.set('sys.boot_completed', '0');
-    this.properties.set('dev.bootcomplete', '0');
+    this.properties.delete('sys.boot_completed');
+    this.properties.delete('dev.bootcomplete');
     this.properties.set('init.svc.bootanim', 'running');
+    // adbd starts unprivileged after a reboot, whatever `adb root` said before.
+    this.properties.set('service.adb.root', '0');
     // Apps start afresh and the clipboard lives in memory; the rotation setting survives.
     this.clipboard.clear();
     this.focusedField.clear();

@@ -20,6 +20,11 @@ export class Properties {
     return true;
   }
 
+  /** Removes a key (init's property area starts empty at boot). */
+  delete(key: string): void {
+    this.#values.delete(key);
+  }
+
   /** Every key starting with `prefix`, with its value. */
   entries(prefix = ''): [string, string][] {
     return [...this.#values.entries()].filter(([key]) => key.startsWith(prefix));
@@ -76,8 +81,7 @@ export function defaultProperties(identity: DeviceIdentity): Record<string, stri
     'ro.secure': '1',
     'ro.adb.secure': '1',
     'persist.sys.timezone': 'UTC',
-    'sys.boot_completed': '0',
-    'dev.bootcomplete': '0',
+    // sys.boot_completed and dev.bootcomplete stay unset until boot completes, as on Android.
     'init.svc.bootanim': 'running',
   };
 }

@@ -1,6 +1,6 @@
 import { posix } from 'node:path';
 import { type FsEntry, fileSize } from '../file-system.js';
-import { type Command, resolvePath } from './command.js';
+import { type Command, type CommandContext, resolvePath } from './command.js';
 import { ShellExit } from './interpreter.js';
 
 function modeString(entry: FsEntry): string {
@@ -140,15 +140,20 @@ const setprop: Command = async ({ argv, device, stderr }) => {
   return 0;
 };
 
-const id: Command = async ({ stdout }) => {
-  await stdout(
-    'uid=2000(shell) gid=2000(shell) groups=2000(shell),1004(input),1007(log),1015(sdcard_rw) context=u:r:shell:s0\n',
+/** After `adb root` adbd (and so every shell it starts) runs as root, as on a userdebug build. */
+const asRoot = (ctx: CommandContext): boolean => ctx.device.properties.get('service.adb.root') === '1';
+
+const id: Command = async (ctx) => {
+  await ctx.stdout(
+    asRoot(ctx)
+      ? 'uid=0(root) gid=0(root) groups=0(root),1004(input),1007(log),1011(adb),1015(sdcard_rw),1028(sdcard_r),3001(net_bt_admin),3002(net_bt),3003(inet),3006(net_bw_stats),3009(readproc),3011(uhid) context=u:r:su:s0\n'
+      : 'uid=2000(shell) gid=2000(shell) groups=2000(shell),1004(input),1007(log),1015(sdcard_rw) context=u:r:shell:s0\n',
   );
   return 0;
 };
 
-const whoami: Command = async ({ stdout }) => {
-  await stdout('shell\n');
+const whoami: Command = async (ctx) => {
+  await ctx.stdout(asRoot(ctx) ? 'root\n' : 'shell\n');
   return 0;
 };
 
