@@ -32,9 +32,14 @@ async function install(ctx: CommandContext, args: string[]): Promise<number> {
     await ctx.stderr('Error: must either specify a package size or an APK file\n');
     return 1;
   }
+  // pm replaces by default since Android 10; -r is accepted for older clients.
+  return reportInstall(ctx, ctx.device.packages.install(apk, { replace: replace || true }));
+}
+
+/** pm's answer to an install: `Success`, or `Failure [CODE: message]` with status 1. */
+async function reportInstall(ctx: CommandContext, installing: Promise<unknown>): Promise<number> {
   try {
-    // pm replaces by default since Android 10; -r is accepted for older clients.
-    await ctx.device.packages.install(apk, { replace: replace || true });
+    await installing;
     await ctx.stdout('Success\n');
     return 0;
   } catch (error) {
@@ -91,15 +96,7 @@ async function packageService(ctx: CommandContext, args: string[]): Promise<numb
     case 'install-write':
       return installWrite(ctx, rest);
     case 'install-commit':
-      try {
-        await packages.commitSession(Number.parseInt(rest[0] ?? '', 10));
-        await ctx.stdout('Success\n');
-        return 0;
-      } catch (error) {
-        if (!(error instanceof InstallError)) throw error;
-        await ctx.stdout(`Failure [${error.code}: ${error.message}]\n`);
-        return 1;
-      }
+      return reportInstall(ctx, packages.commitSession(Number.parseInt(rest[0] ?? '', 10)));
     case 'install-abandon':
       if (!packages.abandonSession(Number.parseInt(rest[0] ?? '', 10))) break;
       await ctx.stdout('Success\n');
