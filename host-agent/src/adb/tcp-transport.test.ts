@@ -5,6 +5,7 @@ import { after, before, test } from 'node:test';
 import { waitFor } from '@cphone/proto/testing';
 import { AdbCommand, type AdbPacketInit } from '@yume-chan/adb';
 import { Consumable } from '@yume-chan/stream-extra';
+import { AdbPacketTooLargeError } from './packet-readable.js';
 import { type AdbTcpConnection, connectAdbTcp } from './tcp-transport.js';
 
 let server: Server;
@@ -125,4 +126,21 @@ test('a write waiting for the socket to drain is released when the peer resets t
   peer.resetAndDestroy();
   await writing;
   assert.equal(client.socket.destroyed, true);
+});
+
+test('a phone announcing a payload larger than negotiated is cut off with a clear error', async () => {
+  const { client, peer } = await connectPair();
+  const reader = client.connection.readable.getReader();
+  const header = wire(packet(AdbCommand.Write, new Uint8Array()));
+  header.writeUInt32LE(128 << 20, 12);
+  // Only the header and a little of the announced payload: the client must not wait for the rest.
+  peer.write(Buffer.concat([header, Buffer.alloc(1000)]));
+  await assert.rejects(reader.read(), (error: unknown) => {
+    assert.ok(error instanceof AdbPacketTooLargeError);
+    assert.equal(error.payloadLength, 128 << 20);
+    assert.match(error.message, /payloadLength=134217728, more than the maximum of 1048576/);
+    return true;
+  });
+  assert.equal(client.socket.destroyed, true);
+  await once(peer, 'close');
 });

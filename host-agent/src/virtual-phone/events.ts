@@ -49,6 +49,8 @@ export interface PhoneEventMap {
   control: [ControlMessage];
   package: [{ kind: 'installed' | 'uninstalled'; pkg: InstalledPackage }];
   reboot: [];
+  /** adbd restarts (after `adb root` / `adb unroot`): every adb connection drops, Android runs on. */
+  'adbd-restart': [];
   boot: [];
 }
 

@@ -5,11 +5,14 @@ import { DeviceConnection } from './adb/device-connection.js';
 import { AndroidDevice, type ScreenSpec } from './android/android-device.js';
 import { DataVolume, readDataVolume } from './android/data-volume.js';
 import type { InstalledPackage } from './android/package-manager.js';
-import type { DeviceIdentity } from './android/properties.js';
+import { type DeviceIdentity, hostAbi } from './android/properties.js';
 import { builtinCommands } from './android/shell/builtin-commands.js';
 import type { Command } from './android/shell/command.js';
 import { deviceCommands } from './android/shell/device-commands.js';
+import { fileCommands } from './android/shell/file-commands.js';
 import { packageCommands } from './android/shell/package-commands.js';
+import { systemCommands } from './android/shell/system-commands.js';
+import { textCommands } from './android/shell/text-commands.js';
 import { uiCommands } from './android/shell/ui-commands.js';
 import type { PhoneEvents } from './events.js';
 import { netSocketTransport } from './net-transport.js';
@@ -30,7 +33,10 @@ export interface VirtualPhoneOptions {
   screen?: ScreenSpec;
   /** How often the screen content changes, frames per second; default 30. */
   fps?: number;
-  /** ro.build.version.sdk / .release; default 30 / "11" (scrcpy captures audio from Android 11 on). */
+  /**
+   * ro.build.version.sdk / .release; default 31 / "12", the image the platform creates (cli's
+   * `cphone up`: redroid 12.0.0_64only). scrcpy captures audio from Android 11 (30) on.
+   */
   android?: { sdk: number; release: string };
   /**
    * Screen recordings to stream instead of the committed ones (files screen-<W>x<H>.h264, made by
@@ -58,11 +64,14 @@ export interface VirtualPhone {
   /** Input, scrcpy control and package events for tests. */
   readonly events: PhoneEvents;
   installedPackages(): InstalledPackage[];
-  /** Drops every adb connection, boot_completed goes 0, then 1 after the boot delay. */
+  /** Drops every adb connection; sys.boot_completed is unset, then 1 after the boot delay. */
   reboot(): void;
   waitForBoot(): Promise<void>;
   close(): Promise<void>;
 }
+
+/** What the virtual phone reports unless told otherwise: the image `cphone up` registers. */
+export const DEFAULT_ANDROID = { sdk: 31, release: '12' } as const;
 
 /** Every program the emulated shell knows. */
 export const phoneCommands: ReadonlyMap<string, Command> = new Map([
@@ -70,6 +79,9 @@ export const phoneCommands: ReadonlyMap<string, Command> = new Map([
   ...packageCommands,
   ...deviceCommands,
   ...uiCommands,
+  ...textCommands,
+  ...fileCommands,
+  ...systemCommands,
   ['app_process', appProcess],
 ]);
 
@@ -86,8 +98,9 @@ export async function startVirtualPhone(options: VirtualPhoneOptions): Promise<V
     name: 'cphone_virtual',
     device: 'virtual',
     manufacturer: 'cphone',
-    sdk: options.android?.sdk ?? 30,
-    release: options.android?.release ?? '11',
+    sdk: options.android?.sdk ?? DEFAULT_ANDROID.sdk,
+    release: options.android?.release ?? DEFAULT_ANDROID.release,
+    abi: hostAbi(),
   };
   const { dataDir } = options;
   const saved = dataDir === undefined ? undefined : await readDataVolume(dataDir);
@@ -131,9 +144,11 @@ export async function startVirtualPhone(options: VirtualPhoneOptions): Promise<V
     connections.add(connection);
     void connection.done.then(() => connections.delete(connection));
   });
-  device.events.on('reboot', () => {
+  const dropConnections = (): void => {
     for (const connection of connections) connection.destroy();
-  });
+  };
+  device.events.on('reboot', dropConnections);
+  device.events.on('adbd-restart', dropConnections);
   const host = options.host ?? '127.0.0.1';
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);

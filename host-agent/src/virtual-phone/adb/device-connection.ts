@@ -8,6 +8,7 @@ import {
   ADB_VERSION_SKIP_CHECKSUM,
   AdbCommand,
   type AdbPacket,
+  AdbPacketError,
   AuthType,
   commandName,
   DEVICE_MAX_PAYLOAD,
@@ -18,7 +19,9 @@ import type { ServiceSocket } from './service-socket.js';
 
 /** Runs a service on an opened stream; undefined from the router means "no such service" (CLSE). */
 export type ServiceHandler = (socket: ServiceSocket) => Promise<void>;
-export type ServiceRouter = (service: string) => ServiceHandler | undefined;
+export type ServiceRouter = (service: string, connection: DeviceConnection) => ServiceHandler | undefined;
+
+let nextConnectionId = 1;
 
 export interface DeviceConnectionOptions {
   transport: ByteTransport;
@@ -43,6 +46,10 @@ export class DeviceConnection implements StreamSink {
   #nextLocalId = 1;
   #alive = true;
   maxPayload = DEVICE_MAX_PAYLOAD;
+  /** adbd's name for this transport in `reverse --list` (TCP transports are `host-<n>`). */
+  readonly transportName = `host-${nextConnectionId++}`;
+  /** `adb reverse` rules of this transport, local (phone side) -> remote (host side); gone with it. */
+  readonly reverseForwards = new Map<string, string>();
   /** Resolves when the carrier is gone. */
   readonly done: Promise<void>;
 
@@ -58,7 +65,8 @@ export class DeviceConnection implements StreamSink {
   }
 
   async #run(): Promise<void> {
-    const decoder = new PacketDecoder();
+    // Before CNXN adbd accepts its own maximum; after it, what both sides agreed on.
+    const decoder = new PacketDecoder(() => this.maxPayload);
     const reader = this.#options.transport.readable.getReader();
     try {
       for (;;) {
@@ -67,7 +75,13 @@ export class DeviceConnection implements StreamSink {
         for (const packet of decoder.push(value)) await this.#handle(packet);
       }
     } catch (error) {
-      this.#log.debug({ err: error }, 'adb connection ended with error');
+      if (error instanceof AdbPacketError) {
+        // adbd drops a transport that sends a malformed or oversize packet, without reading on.
+        this.#log.warn({ err: error }, 'dropping adb connection: bad packet');
+        this.#options.transport.destroy();
+      } else {
+        this.#log.debug({ err: error }, 'adb connection ended with error');
+      }
     } finally {
       this.#teardown();
     }
@@ -182,7 +196,7 @@ export class DeviceConnection implements StreamSink {
   async #onOpen(packet: AdbPacket): Promise<void> {
     const remoteId = packet.arg0;
     const service = new TextDecoder().decode(packet.payload).replace(/\0+$/, '');
-    const handler = this.#options.router(service);
+    const handler = this.#options.router(service, this);
     if (!handler) {
       this.#log.debug({ service }, 'no such service');
       await this.send(AdbCommand.Close, 0, remoteId);

@@ -43,3 +43,19 @@ test('a bad magic is an error', () => {
   bytes[20] = 0;
   assert.throws(() => new PacketDecoder().push(bytes), /bad packet magic/);
 });
+
+test('a header claiming more than the negotiated maximum is refused before its payload arrives', () => {
+  let max = 4096;
+  const decoder = new PacketDecoder(() => max);
+  const header = encodePacket({ command: AdbCommand.Write, arg0: 1, arg1: 2, payload: new Uint8Array(0) });
+  new DataView(header.buffer).setUint32(12, 128 << 20, true);
+  assert.throws(
+    () => decoder.push(header),
+    /WRTE packet claims a 134217728-byte payload, more than the negotiated maximum of 4096/,
+  );
+  // A payload exactly at the maximum is fine.
+  max = 8;
+  const ok = new PacketDecoder(() => max);
+  const packet = encodePacket({ command: AdbCommand.Write, arg0: 1, arg1: 2, payload: new Uint8Array(8) });
+  assert.equal(ok.push(packet).length, 1);
+});

@@ -60,16 +60,28 @@ export class AdbPacketError extends Error {
   override readonly name = 'AdbPacketError';
 }
 
-/** Incremental decoder: feed it whatever the carrier delivers, take whole packets out. */
+/**
+ * Incremental decoder: feed it whatever the carrier delivers, take whole packets out. A header that
+ * claims more than `maxPayload()` bytes is refused at once, as adbd refuses it (it closes the
+ * transport): the payload is never waited for nor buffered. Chunks are kept as they came and
+ * joined once per packet, so a large payload costs one copy, not one per chunk.
+ */
 export class PacketDecoder {
-  #buffer: Uint8Array = new Uint8Array(0);
+  readonly #maxPayload: () => number;
+  #chunks: Uint8Array[] = [];
+  #length = 0;
+
+  constructor(maxPayload: () => number = () => DEVICE_MAX_PAYLOAD) {
+    this.#maxPayload = maxPayload;
+  }
 
   push(chunk: Uint8Array): AdbPacket[] {
-    this.#buffer = this.#buffer.byteLength === 0 ? chunk : concat(this.#buffer, chunk);
+    this.#chunks.push(chunk);
+    this.#length += chunk.byteLength;
     const packets: AdbPacket[] = [];
-    for (;;) {
-      if (this.#buffer.byteLength < HEADER_LENGTH) break;
-      const view = new DataView(this.#buffer.buffer, this.#buffer.byteOffset, HEADER_LENGTH);
+    while (this.#length >= HEADER_LENGTH) {
+      const head = this.#take(HEADER_LENGTH, false);
+      const view = new DataView(head.buffer, head.byteOffset, HEADER_LENGTH);
       const command = view.getUint32(0, true);
       const length = view.getUint32(12, true);
       const magic = view.getUint32(20, true);
@@ -78,23 +90,47 @@ export class PacketDecoder {
           `bad packet magic 0x${magic.toString(16)} for command 0x${command.toString(16)}`,
         );
       }
-      if (this.#buffer.byteLength < HEADER_LENGTH + length) break;
+      const max = this.#maxPayload();
+      if (length > max) {
+        throw new AdbPacketError(
+          `${commandName(command)} packet claims a ${length}-byte payload, more than the negotiated maximum of ${max}`,
+        );
+      }
+      if (this.#length < HEADER_LENGTH + length) break;
+      const whole = this.#take(HEADER_LENGTH + length, true);
       packets.push({
         command,
         arg0: view.getUint32(4, true),
         arg1: view.getUint32(8, true),
-        payload: this.#buffer.slice(HEADER_LENGTH, HEADER_LENGTH + length),
+        payload: whole.slice(HEADER_LENGTH),
       });
-      this.#buffer = this.#buffer.subarray(HEADER_LENGTH + length);
     }
     return packets;
   }
+
+  /** The first `n` buffered bytes as one array (joined if split); `consume` drops them. */
+  #take(n: number, consume: boolean): Uint8Array {
+    let first = this.#chunks[0]!;
+    if (first.byteLength < n) {
+      first = concatAll(this.#chunks, this.#length);
+      this.#chunks = [first];
+    }
+    if (!consume) return first.subarray(0, n);
+    const rest = first.subarray(n);
+    this.#chunks[0] = rest;
+    if (rest.byteLength === 0) this.#chunks.shift();
+    this.#length -= n;
+    return first.subarray(0, n);
+  }
 }
 
-export function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
-  const out = new Uint8Array(a.byteLength + b.byteLength);
-  out.set(a, 0);
-  out.set(b, a.byteLength);
+function concatAll(chunks: readonly Uint8Array[], length: number): Uint8Array {
+  const out = new Uint8Array(length);
+  let offset = 0;
+  for (const chunk of chunks) {
+    out.set(chunk, offset);
+    offset += chunk.byteLength;
+  }
   return out;
 }
 

@@ -70,14 +70,18 @@ export class AndroidDevice {
     this.#bootDelayMs = options.bootDelayMs;
     this.properties = new Properties(defaultProperties(options.identity));
     this.properties.set('ro.sf.lcd_density', String(options.screen.dpi));
-    this.packages = new PackageManager(this.fs, (event) => {
-      this.logcat.log(
-        'I',
-        'PackageManager',
-        `${event.kind} ${event.pkg.packageName} v${event.pkg.versionCode}`,
-      );
-      this.events.emit('package', event);
-    });
+    this.packages = new PackageManager(
+      this.fs,
+      (event) => {
+        this.logcat.log(
+          'I',
+          'PackageManager',
+          `${event.kind} ${event.pkg.packageName} v${event.pkg.versionCode}`,
+        );
+        this.events.emit('package', event);
+      },
+      options.identity,
+    );
     this.#boot();
   }
 
@@ -112,9 +116,11 @@ export class AndroidDevice {
     this.#lifetime.abort();
     this.#lifetime = new AbortController();
     this.abstractSockets.clear();
-    this.properties.set('sys.boot_completed', '0');
-    this.properties.set('dev.bootcomplete', '0');
+    this.properties.delete('sys.boot_completed');
+    this.properties.delete('dev.bootcomplete');
     this.properties.set('init.svc.bootanim', 'running');
+    // adbd starts unprivileged after a reboot, whatever `adb root` said before.
+    this.properties.set('service.adb.root', '0');
     // Apps start afresh and the clipboard lives in memory; the rotation setting survives.
     this.clipboard.clear();
     this.focusedField.clear();

@@ -20,6 +20,11 @@ export class Properties {
     return true;
   }
 
+  /** Removes a key (init's property area starts empty at boot). */
+  delete(key: string): void {
+    this.#values.delete(key);
+  }
+
   /** Every key starting with `prefix`, with its value. */
   entries(prefix = ''): [string, string][] {
     return [...this.#values.entries()].filter(([key]) => key.startsWith(prefix));
@@ -45,6 +50,13 @@ export interface DeviceIdentity {
   manufacturer: string;
   sdk: number;
   release: string;
+  /** ro.product.cpu.abi: Redroid runs the host's own architecture. */
+  abi: string;
+}
+
+/** The ABI a Redroid image built for this host reports: x86_64 on amd64, arm64-v8a on arm64. */
+export function hostAbi(arch: string = process.arch): string {
+  return arch === 'x64' ? 'x86_64' : arch === 'arm64' ? 'arm64-v8a' : arch;
 }
 
 export function defaultProperties(identity: DeviceIdentity): Record<string, string> {
@@ -55,8 +67,11 @@ export function defaultProperties(identity: DeviceIdentity): Record<string, stri
     'ro.product.device': identity.device,
     'ro.product.brand': 'cphone',
     'ro.product.manufacturer': identity.manufacturer,
-    'ro.product.cpu.abi': 'arm64-v8a',
-    'ro.product.cpu.abilist': 'arm64-v8a',
+    'ro.product.cpu.abi': identity.abi,
+    'ro.product.cpu.abilist': identity.abi,
+    // Redroid's *_64only images carry no 32-bit ABI.
+    'ro.product.cpu.abilist64': identity.abi,
+    'ro.product.cpu.abilist32': '',
     'ro.build.version.sdk': String(identity.sdk),
     'ro.build.version.release': identity.release,
     'ro.build.type': 'userdebug',
@@ -66,8 +81,7 @@ export function defaultProperties(identity: DeviceIdentity): Record<string, stri
     'ro.secure': '1',
     'ro.adb.secure': '1',
     'persist.sys.timezone': 'UTC',
-    'sys.boot_completed': '0',
-    'dev.bootcomplete': '0',
+    // sys.boot_completed and dev.bootcomplete stay unset until boot completes, as on Android.
     'init.svc.bootanim': 'running',
   };
 }

@@ -1,6 +1,7 @@
 import type { ServiceRouter } from '../adb/device-connection.js';
 import type { AndroidDevice } from '../android/android-device.js';
 import type { Command } from '../android/shell/command.js';
+import { reverseService, rootService } from './adbd-services.js';
 import { parseShellService, shellService } from './shell-service.js';
 import { syncService } from './sync-service.js';
 
@@ -9,7 +10,7 @@ export function createServiceRouter(
   device: AndroidDevice,
   commands: ReadonlyMap<string, Command>,
 ): ServiceRouter {
-  return (service) => {
+  return (service, connection) => {
     const shell = parseShellService(service);
     if (shell) return shellService(device, commands, shell);
     if (service === 'sync:') return syncService(device);
@@ -19,6 +20,8 @@ export function createServiceRouter(
         setImmediate(() => device.reboot());
       };
     }
+    if (service === 'root:' || service === 'unroot:') return rootService(device, service === 'root:');
+    if (service.startsWith('reverse:')) return reverseService(connection, service.slice('reverse:'.length));
     if (service.startsWith('localabstract:')) {
       return device.abstractSockets.get(service.slice('localabstract:'.length))?.open();
     }

@@ -1,6 +1,6 @@
 import { posix } from 'node:path';
 import { type FsEntry, fileSize } from '../file-system.js';
-import type { Command } from './command.js';
+import { type Command, type CommandContext, resolvePath } from './command.js';
 import { ShellExit } from './interpreter.js';
 
 function modeString(entry: FsEntry): string {
@@ -26,17 +26,19 @@ const echo: Command = async ({ argv, stdout }) => {
   return 0;
 };
 
-const cat: Command = async ({ argv, device, stdin, stdout }) => {
+const cat: Command = async (ctx) => {
+  const { argv, device, stdin, stdout } = ctx;
   const files = argv.slice(1);
   if (files.length === 0) {
     for (let chunk = await stdin.read(); chunk; chunk = await stdin.read()) await stdout(chunk);
     return 0;
   }
-  for (const file of files) await stdout(device.fs.read(file));
+  for (const file of files) await stdout(device.fs.read(resolvePath(ctx, file)));
   return 0;
 };
 
-const ls: Command = async ({ argv, device, stdout, stderr }) => {
+const ls: Command = async (ctx) => {
+  const { argv, device, stdout, stderr } = ctx;
   const flags = argv
     .slice(1)
     .filter((a) => a.startsWith('-'))
@@ -44,8 +46,8 @@ const ls: Command = async ({ argv, device, stdout, stderr }) => {
   const paths = argv.slice(1).filter((a) => !a.startsWith('-'));
   const long = flags.includes('l');
   let status = 0;
-  for (const path of paths.length ? paths : ['/']) {
-    const entry = device.fs.stat(path);
+  for (const path of paths.length ? paths : ['.']) {
+    const entry = device.fs.stat(resolvePath(ctx, path));
     if (!entry) {
       await stderr(`ls: ${path}: No such file or directory\n`);
       status = 1;
@@ -56,39 +58,37 @@ const ls: Command = async ({ argv, device, stdout, stderr }) => {
       continue;
     }
     const lines = device.fs
-      .list(path)
+      .list(resolvePath(ctx, path))
       .map(({ name, entry: child }) => (long ? longLine(name, child) : `${name}\n`));
     await stdout((long ? `total ${lines.length}\n` : '') + lines.join(''));
   }
   return status;
 };
 
-const rm: Command = async ({ argv, device, stderr }) => {
+const rm: Command = async (ctx) => {
+  const { argv, device, stderr } = ctx;
   const flags = argv
     .slice(1)
     .filter((a) => a.startsWith('-'))
     .join('');
   let status = 0;
   for (const path of argv.slice(1).filter((a) => !a.startsWith('-'))) {
-    if (!device.fs.stat(path)) {
+    if (!device.fs.stat(resolvePath(ctx, path))) {
       if (!flags.includes('f')) {
         await stderr(`rm: ${path}: No such file or directory\n`);
         status = 1;
       }
       continue;
     }
-    device.fs.remove(path, { recursive: flags.includes('r') || flags.includes('R') });
+    device.fs.remove(resolvePath(ctx, path), { recursive: flags.includes('r') || flags.includes('R') });
   }
   return status;
 };
 
-const mkdir: Command = async ({ argv, device }) => {
-  for (const path of argv.slice(1).filter((a) => !a.startsWith('-'))) device.fs.mkdirs(path);
+const mkdir: Command = async (ctx) => {
+  for (const path of ctx.argv.slice(1).filter((a) => !a.startsWith('-')))
+    ctx.device.fs.mkdirs(resolvePath(ctx, path));
   return 0;
-};
-
-const exit: Command = async ({ argv }) => {
-  throw new ShellExit(Number.parseInt(argv[1] ?? '0', 10) & 0xff);
 };
 
 const sh: Command = async (ctx) => {
@@ -140,15 +140,20 @@ const setprop: Command = async ({ argv, device, stderr }) => {
   return 0;
 };
 
-const id: Command = async ({ stdout }) => {
-  await stdout(
-    'uid=2000(shell) gid=2000(shell) groups=2000(shell),1004(input),1007(log),1015(sdcard_rw) context=u:r:shell:s0\n',
+/** After `adb root` adbd (and so every shell it starts) runs as root, as on a userdebug build. */
+const asRoot = (ctx: CommandContext): boolean => ctx.device.properties.get('service.adb.root') === '1';
+
+const id: Command = async (ctx) => {
+  await ctx.stdout(
+    asRoot(ctx)
+      ? 'uid=0(root) gid=0(root) groups=0(root),1004(input),1007(log),1011(adb),1015(sdcard_rw),1028(sdcard_r),3001(net_bt_admin),3002(net_bt),3003(inet),3006(net_bw_stats),3009(readproc),3011(uhid) context=u:r:su:s0\n'
+      : 'uid=2000(shell) gid=2000(shell) groups=2000(shell),1004(input),1007(log),1015(sdcard_rw) context=u:r:shell:s0\n',
   );
   return 0;
 };
 
-const whoami: Command = async ({ stdout }) => {
-  await stdout('shell\n');
+const whoami: Command = async (ctx) => {
+  await ctx.stdout(asRoot(ctx) ? 'root\n' : 'shell\n');
   return 0;
 };
 
@@ -195,7 +200,6 @@ export const builtinCommands: ReadonlyMap<string, Command> = new Map<string, Com
   ['ls', ls],
   ['rm', rm],
   ['mkdir', mkdir],
-  ['exit', exit],
   ['sh', sh],
   ['sleep', sleep],
   ['getprop', getprop],

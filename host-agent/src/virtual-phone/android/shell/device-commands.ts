@@ -1,6 +1,7 @@
 import { keyCodeFromName } from '../keyboard.js';
 import { renderScreenPng } from '../png.js';
 import { type Command, untilAborted } from './command.js';
+import { logcat } from './logcat-command.js';
 
 const usage = async (stderr: (s: string) => Promise<void>, text: string): Promise<number> => {
   await stderr(`${text}\n`);
@@ -67,29 +68,6 @@ const screencap: Command = async ({ argv, device, stdout }) => {
   const png = renderScreenPng(device.screen.width, device.screen.height, device.screenshots++);
   if (file) device.fs.write(file, png);
   else await stdout(png);
-  return 0;
-};
-
-const logcat: Command = async ({ argv, device, stdout, signal }) => {
-  const args = argv.slice(1);
-  if (args.includes('-c')) {
-    device.logcat.clear();
-    return 0;
-  }
-  const tIndex = args.indexOf('-t');
-  const tail = tIndex === -1 ? undefined : Number.parseInt(args[tIndex + 1] ?? '', 10);
-  const lines = device.logcat.lines();
-  const shown = tail === undefined || Number.isNaN(tail) ? lines : lines.slice(-tail);
-  await stdout(shown.map((l) => `${l}\n`).join(''));
-  if (args.includes('-d') || tail !== undefined) return 0;
-  // Streaming: follow new lines until the client hangs up or the phone reboots.
-  const pending: Promise<void>[] = [];
-  const unsubscribe = device.logcat.subscribe((line) => {
-    pending.push(stdout(`${line}\n`).catch(() => {}));
-  });
-  await Promise.race([untilAborted(signal), untilAborted(device.lifetime)]);
-  unsubscribe();
-  await Promise.all(pending);
   return 0;
 };
 

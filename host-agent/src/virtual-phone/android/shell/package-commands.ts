@@ -1,5 +1,5 @@
 import { InstallError } from '../package-manager.js';
-import type { Command, CommandContext } from './command.js';
+import { type Command, type CommandContext, resolvePath } from './command.js';
 import { clipboardService } from './ui-commands.js';
 
 /** `pm install` / `cmd package install`: from a file on the phone, or `-S size` streamed on stdin. */
@@ -32,9 +32,14 @@ async function install(ctx: CommandContext, args: string[]): Promise<number> {
     await ctx.stderr('Error: must either specify a package size or an APK file\n');
     return 1;
   }
+  // pm replaces by default since Android 10; -r is accepted for older clients.
+  return reportInstall(ctx, ctx.device.packages.install(apk, { replace: replace || true }));
+}
+
+/** pm's answer to an install: `Success`, or `Failure [CODE: message]` with status 1. */
+async function reportInstall(ctx: CommandContext, installing: Promise<unknown>): Promise<number> {
   try {
-    // Android 10's pm replaces by default; -r is accepted for older clients.
-    await ctx.device.packages.install(apk, { replace: replace || true });
+    await installing;
     await ctx.stdout('Success\n');
     return 0;
   } catch (error) {
@@ -44,12 +49,58 @@ async function install(ctx: CommandContext, args: string[]): Promise<number> {
   }
 }
 
+/** The APK bytes of `install-write -S SIZE SESSION NAME [PATH|-]`: streamed on stdin or a file. */
+async function installWrite(ctx: CommandContext, args: string[]): Promise<number> {
+  let size: number | undefined;
+  const operands: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    if (args[i] === '-S') size = Number.parseInt(args[++i] ?? '', 10);
+    else operands.push(args[i]!);
+  }
+  const [session, name, path = '-'] = operands;
+  const id = Number.parseInt(session ?? '', 10);
+  if (name === undefined || Number.isNaN(id)) {
+    await ctx.stderr('Error: usage: install-write [-S SIZE] SESSION_ID SPLIT_NAME [PATH|-]\n');
+    return 1;
+  }
+  let apk: Uint8Array;
+  if (path !== '-') {
+    const entry = ctx.device.fs.stat(resolvePath(ctx, path));
+    if (entry?.type !== 'file') {
+      await ctx.stderr(`Error: Unable to open file: ${path}\n`);
+      return 1;
+    }
+    apk = entry.data;
+  } else if (size !== undefined && Number.isSafeInteger(size) && size >= 0) {
+    apk = await ctx.stdin.readExactly(size);
+  } else {
+    apk = await ctx.stdin.readAll();
+  }
+  if (!ctx.device.packages.writeSession(id, name, apk)) {
+    await ctx.stderr(`Error: Session ${id} does not exist\n`);
+    return 1;
+  }
+  await ctx.stdout(`Success: streamed ${apk.byteLength} bytes\n`);
+  return 0;
+}
+
 async function packageService(ctx: CommandContext, args: string[]): Promise<number> {
   const [verb, ...rest] = args;
   const { packages } = ctx.device;
   switch (verb) {
     case 'install':
       return install(ctx, rest);
+    case 'install-create':
+      await ctx.stdout(`Success: created install session [${packages.createSession()}]\n`);
+      return 0;
+    case 'install-write':
+      return installWrite(ctx, rest);
+    case 'install-commit':
+      return reportInstall(ctx, packages.commitSession(Number.parseInt(rest[0] ?? '', 10)));
+    case 'install-abandon':
+      if (!packages.abandonSession(Number.parseInt(rest[0] ?? '', 10))) break;
+      await ctx.stdout('Success\n');
+      return 0;
     case 'list': {
       if (rest[0] !== 'packages') break;
       const flags = rest.slice(1).filter((a) => a.startsWith('-'));
