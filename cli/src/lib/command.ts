@@ -100,6 +100,6 @@ export function interrupted(): { promise: Promise<string>; dispose(): void } {
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 /** `--dry-run` as the request's validate_only (AIP-163): every check runs, nothing is committed. */
-export function dryRun(opts: { dryRun?: boolean }): { validateOnly?: boolean } {
-  return opts.dryRun ? { validateOnly: true } : {};
+export function dryRun(opts: { dryRun?: boolean }): { validateOnly: boolean } {
+  return { validateOnly: Boolean(opts.dryRun) };
 }
