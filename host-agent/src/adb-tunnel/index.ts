@@ -1,0 +1,8 @@
+export {
+  type AdbTunnelReportInit,
+  AdbTunnels,
+  type AdbTunnelsOptions,
+  type TunnelMatch,
+  type TunnelPhones,
+  tunnelTokenOf,
+} from './adb-tunnels.js';
