@@ -3,9 +3,8 @@
 // locally (StreamAuth: the control plane's keys, this host, not revoked), the phone it names must run
 // on this host, and only then is the agent's TCP connection to the phone's adbd opened and the
 // upgrade completed, so a refused client gets a plain HTTP status saying why. From then on each
-// binary message is a piece of adb's byte stream, carried as is both ways; each side is paused while
-// the other cannot take more (socket write buffer full, WebSocket send buffer over a bound), so a
-// slow adb client or phone never makes the agent buffer without limit. A phone that stops, a
+// binary message is a piece of adb's byte stream, carried as is both ways with backpressure
+// (bridge.ts), so a slow adb client or phone never makes the agent buffer without limit. A phone that stops, a
 // revocation of its device or tenant, and the agent stopping end the connections at once.
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
@@ -18,6 +17,7 @@ import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import { type WebSocket, WebSocketServer } from 'ws';
 import type { AdbEndpoint } from '../adb/index.js';
+import { bridgeWebSocket } from './bridge.js';
 import { type AdbTunnelMetrics, createAdbTunnelMetrics } from './metrics.js';
 
 export type AdbTunnelReportInit = MessageInitShape<typeof agentv1.AdbTunnelReportSchema>;
@@ -190,44 +190,20 @@ export class AdbTunnels {
       { connectionId: c.id, tunnelId: claims.tunnelId, deviceId: claims.deviceId, clientAddress },
       'ADB tunnel connection opened',
     );
-    // Small adb packets (shell keystrokes, OKAY) go out at once on both legs.
-    (ws as unknown as { _socket?: Socket })._socket?.setNoDelay(true);
     const toDevice = this.#metrics.bytes.labels('to_device');
     const fromDevice = this.#metrics.bytes.labels('from_device');
-    ws.on('message', (data: Buffer, isBinary) => {
-      if (!isBinary) {
-        this.#end(c, 'ERROR', 1003, 'the tunnel carries binary messages only');
-        return;
-      }
-      toDevice.inc(data.length);
-      if (!tcp.write(data)) ws.pause();
-    });
-    tcp.on('drain', () => ws.resume());
-    let paused = false;
-    const sent = () => {
-      if (paused && ws.bufferedAmount < this.#highWaterMark / 2) {
-        paused = false;
-        tcp.resume();
-      }
-    };
-    tcp.on('data', (chunk: Buffer) => {
-      fromDevice.inc(chunk.length);
-      ws.send(chunk, { binary: true }, sent);
-      if (!paused && ws.bufferedAmount >= this.#highWaterMark) {
-        paused = true;
-        tcp.pause();
-      }
-    });
-    tcp.on('end', () => this.#end(c, 'DEVICE_CLOSED', 1000, 'the phone closed the connection'));
-    tcp.on('error', (err) => {
-      this.#log.debug({ err, connectionId: c.id }, 'phone socket error');
-      this.#end(c, 'DEVICE_CLOSED', 1011, 'the connection to the phone failed');
-    });
-    tcp.on('close', () => this.#end(c, 'DEVICE_CLOSED', 1000, 'the phone closed the connection'));
-    ws.on('close', () => this.#end(c, 'CLIENT_CLOSED'));
-    ws.on('error', (err) => {
-      this.#log.debug({ err, connectionId: c.id }, 'client socket error');
-      this.#end(c, 'CLIENT_CLOSED');
+    bridgeWebSocket(ws, tcp, {
+      highWaterMark: this.#highWaterMark,
+      onToSocket: (n) => toDevice.inc(n),
+      onFromSocket: (n) => fromDevice.inc(n),
+      onEnd: (side, error) => {
+        if (error) this.#log.debug({ err: error, side, connectionId: c.id }, 'ADB tunnel connection failed');
+        if (side === 'websocket') {
+          if (error?.message.startsWith('the tunnel carries')) this.#end(c, 'ERROR', 1003, error.message);
+          else this.#end(c, 'CLIENT_CLOSED');
+        } else if (error) this.#end(c, 'DEVICE_CLOSED', 1011, 'the connection to the phone failed');
+        else this.#end(c, 'DEVICE_CLOSED', 1000, 'the phone closed the connection');
+      },
     });
   }
 

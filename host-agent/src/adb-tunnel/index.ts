@@ -6,3 +6,4 @@ export {
   type TunnelPhones,
   tunnelTokenOf,
 } from './adb-tunnels.js';
+export { type BridgeOptions, type BridgeSide, bridgeWebSocket } from './bridge.js';
