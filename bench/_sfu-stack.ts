@@ -33,6 +33,8 @@ export interface Stack {
   readonly plane: ControlPlane;
   readonly agent: Agent;
   readonly devices: Client<typeof DeviceService>;
+  /** The agent's data dir (its stream endpoint's generated CA is stream-tls/ca.pem in it). */
+  readonly agentDataDir: string;
   /** Creates a phone through the API and waits for it to run. */
   runningPhone(name: string): Promise<string>;
   close(): Promise<void>;
@@ -143,6 +145,7 @@ export async function startStack({
     plane,
     agent,
     devices,
+    agentDataDir: join(dir, 'agent'),
     async runningPhone(name) {
       const { devices: created } = await devices.batchCreateDevices({
         tenantId,

@@ -171,7 +171,7 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps = {}): Pro
           (config.runtime === 'sim'
             ? await virtualPhoneServer(config.dataDir)
             : { path: config.scrcpyServer }),
-        send: (report) => session?.send({ body: { case: 'streamSessionReport', value: report } }) ?? false,
+        send: (report) => session?.send({ body: report }) ?? false,
         logger,
         registry: metrics.registry,
         ...(deps.streamPage !== undefined ? { page: deps.streamPage } : {}),

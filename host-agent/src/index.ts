@@ -9,6 +9,7 @@ export {
   type ExecutorDevice,
   FileCredentialStore,
 } from './adb/index.js';
+export { type BridgeOptions, type BridgeSide, bridgeWebSocket } from './adb-tunnel/index.js';
 export { AGENT_VERSION, type Agent, type AgentDeps, startAgent } from './agent.js';
 export {
   type AgentConfig,

@@ -1,5 +1,6 @@
 // cphone.api.v1, the public API, alone: the generated messages and services and nothing that
 // needs Node, so a browser bundle (the web console, the player) can import it.
+export * from './gen/cphone/api/v1/adb_tunnel_pb.js';
 export * from './gen/cphone/api/v1/api_key_pb.js';
 export * from './gen/cphone/api/v1/api_key_service_pb.js';
 export * from './gen/cphone/api/v1/artifact_pb.js';

@@ -41,6 +41,8 @@ export {
   type Spelling,
 } from './spellings.js';
 export {
+  ADB_TUNNEL_TOKEN_AUDIENCE,
+  type AdbTunnelTokenClaims,
   rawPublicKey,
   STREAM_TOKEN_AUDIENCE,
   STREAM_TOKEN_ISSUER,
@@ -49,8 +51,10 @@ export {
   type StreamTokenClaims,
   StreamTokenError,
   type StreamVerifyKey,
+  signAdbTunnelToken,
   signingKey,
   signStreamToken,
+  verifyAdbTunnelToken,
   verifyStreamToken,
 } from './stream-token.js';
 export {

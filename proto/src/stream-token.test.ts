@@ -1,7 +1,14 @@
 import assert from 'node:assert/strict';
 import { generateKeyPairSync } from 'node:crypto';
 import { test } from 'node:test';
-import { StreamTokenError, signingKey, signStreamToken, verifyStreamToken } from './stream-token.js';
+import {
+  StreamTokenError,
+  signAdbTunnelToken,
+  signingKey,
+  signStreamToken,
+  verifyAdbTunnelToken,
+  verifyStreamToken,
+} from './stream-token.js';
 
 const key = (id: string) =>
   signingKey(
@@ -47,4 +54,22 @@ test('forged, foreign-key, expired and malformed tokens are refused with a reaso
     refused(/expired/),
   );
   await assert.rejects(verifyStreamToken('nonsense', [mine]), refused(/malformed/));
+});
+
+test('an ADB tunnel token verifies as one, and neither kind of token passes for the other', async () => {
+  const k = key('k1');
+  const tunnel = {
+    tunnelId: 'adbt_1',
+    deviceId: 'dev_1',
+    hostId: 'host_1',
+    tenantId: 'tnt_1',
+    actor: 'key_1',
+    expiresAt: Math.floor(Date.now() / 1000) + 600,
+    issuedAt: Date.now() / 1000,
+  };
+  const tunnelToken = await signAdbTunnelToken(k, tunnel);
+  assert.deepEqual(await verifyAdbTunnelToken(tunnelToken, [k]), tunnel);
+  const refused = (e: unknown) => e instanceof StreamTokenError && /not valid/.test(e.message);
+  await assert.rejects(verifyStreamToken(tunnelToken, [k]), refused);
+  await assert.rejects(verifyAdbTunnelToken(await signStreamToken(k, claims), [k]), refused);
 });

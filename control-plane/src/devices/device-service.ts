@@ -4,6 +4,7 @@
 // phone is the tenant user's working tool, and quotas, not roles, bound what a tenant may consume.
 // Pinning a device to a host (placement.host_id), choosing its container image and seeing ADB
 // endpoints are for OPS and PLATFORM_ADMIN. CreateStreamSession is not served here.
+
 import { fromJson, type JsonValue, toJson } from '@bufbuild/protobuf';
 import type { HandlerContext, ServiceImpl } from '@connectrpc/connect';
 import {
@@ -22,6 +23,7 @@ import {
   type UpdateDeviceRequest,
 } from '@cphone/proto';
 import { sql, type Transaction } from 'kysely';
+import { createAdbTunnel } from '../adb-tunnels/adb-tunnel-service.js';
 import { principalOf } from '../api/context.js';
 import { dateOf } from '../api/convert.js';
 import { maskPaths } from '../api/field-mask.js';
@@ -367,7 +369,7 @@ export function deviceService(deps: DeviceServiceDeps): Partial<ServiceImpl<type
   };
 }
 
-/** The stream-session methods, where the replica holds stream keys (every server does; some tests not). */
+/** The stream-session and ADB tunnel methods (tokens signed with the stream keys), where the replica holds stream keys (every server does; some tests not). */
 function streamHandlers(deps: DeviceServiceDeps): Partial<ServiceImpl<typeof DeviceService>> {
   const streams = deps.streams;
   if (!streams) return {};
@@ -376,5 +378,6 @@ function streamHandlers(deps: DeviceServiceDeps): Partial<ServiceImpl<typeof Dev
     createStreamSession: (req, context) => createStreamSession(withStreams, req, context),
     revokeStreamSession: (req, context) => revokeStreamSession(withStreams, req, context),
     listStreamSessions: (req, context) => listStreamSessions(withStreams, req, context),
+    createAdbTunnel: (req, context) => createAdbTunnel(withStreams, req, context),
   };
 }

@@ -1,10 +1,12 @@
 // One agent stream: Hello, then heartbeats, observed state, command results and usage in; Welcome,
 // desired state, commands, usage acks and drains out. Inbound messages are handled one at a time
 // in arrival order; outbound ones are bounded so a slow agent costs a bounded amount of memory.
+
 import { create } from '@bufbuild/protobuf';
 import { durationFromMs, timestampFromDate } from '@bufbuild/protobuf/wkt';
 import { agentv1 } from '@cphone/proto';
 import * as grpc from '@grpc/grpc-js';
+import { applyAdbTunnelReport } from '../adb-tunnels/adb-tunnel-service.js';
 import { fingerprint, loadDesiredSet } from '../devices/desired-set.js';
 import {
   applyObserved,
@@ -280,6 +282,9 @@ export class AgentSession {
         return this.#usage(body.value);
       case 'streamSessionReport':
         await applyStreamReport(this.ctx.deps.db, this.hostId, body.value, this.#now());
+        return;
+      case 'adbTunnelReport':
+        await applyAdbTunnelReport(this.ctx.deps, this.hostId, body.value, this.#now());
         return;
       case 'hello':
         this.#log.warn('second hello on one stream ignored');

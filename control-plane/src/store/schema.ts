@@ -335,6 +335,18 @@ export interface StreamSessionTable {
   update_time: ColumnType<Date, Date | string | undefined, Date | string>;
 }
 
+/** A grant to carry ADB to a device through its host agent (migrations/2026-12-03T0100-adb-tunnels.ts). */
+export interface AdbTunnelTable {
+  id: string;
+  tenant_id: string;
+  device_id: string;
+  host_id: string;
+  /** The API key or user it was issued to. */
+  actor: string;
+  create_time: CreatedAt;
+  expire_time: Timestamp;
+}
+
 export interface Database {
   tenant: TenantTable;
   quota: QuotaTable;
@@ -351,6 +363,7 @@ export interface Database {
   usage_cursor: UsageCursorTable;
   usage_rejected: UsageRejectedTable;
   stream_session: StreamSessionTable;
+  adb_tunnel: AdbTunnelTable;
   artifact: ArtifactTable;
   upload: UploadTable;
   gateway_relay: GatewayRelayTable;

@@ -60,8 +60,39 @@ function rightsOf(value: StreamRights): StreamRightsName {
  * Who may drive a device: callers of its own tenant (any role), and operators (support). A
  * reseller may watch its customers' phones but not drive them.
  */
-function mayDrive(principal: Principal, tenantId: string): boolean {
+export function mayDrive(principal: Principal, tenantId: string): boolean {
   return principal.tenantId === tenantId || isOperator(principal);
+}
+
+/** A token lifetime asked for (ttl_seconds, 0 for the default), checked against the bounds. */
+export function tokenTtlSeconds(asked: number): number {
+  const ttl = asked || DEFAULT_TTL_S;
+  if (!Number.isInteger(ttl) || ttl < MIN_TTL_S || ttl > MAX_TTL_S) {
+    throw new InvalidArgumentError('ttl_seconds', asked, `must be in ${MIN_TTL_S}..${MAX_TTL_S}`);
+  }
+  return ttl;
+}
+
+/**
+ * The host of a device that must be running, with the public endpoint its agent serves streams and
+ * ADB tunnels on; FAILED_PRECONDITION naming the device's state (or the host's lack of an endpoint).
+ */
+export async function runningDeviceHost(
+  db: StreamDeps['db'],
+  device: { id: string; state: string; host_id: string | null },
+): Promise<{ id: string; stream_endpoint: string }> {
+  if (device.state !== 'running' || !device.host_id) {
+    throw new FailedPreconditionError(
+      `device ${JSON.stringify(device.id)} is ${device.state}: it must be running`,
+    );
+  }
+  const host = await findHost(db, device.host_id);
+  if (!host?.stream_endpoint) {
+    throw new FailedPreconditionError(
+      `device ${JSON.stringify(device.id)}: its host ${JSON.stringify(device.host_id)} serves no streams or tunnels (its agent runs with CPHONE_STREAM=off)`,
+    );
+  }
+  return host;
 }
 
 export async function createStreamSession(
@@ -71,27 +102,14 @@ export async function createStreamSession(
 ) {
   const principal = principalOf(context);
   const rights = rightsOf(req.rights);
-  const ttl = req.ttlSeconds || DEFAULT_TTL_S;
-  if (!Number.isInteger(ttl) || ttl < MIN_TTL_S || ttl > MAX_TTL_S) {
-    throw new InvalidArgumentError('ttl_seconds', req.ttlSeconds, `must be in ${MIN_TTL_S}..${MAX_TTL_S}`);
-  }
+  const ttl = tokenTtlSeconds(req.ttlSeconds);
   const device = await loadDevice(deps.db, principal.visibleTenants, req.deviceId);
   if (rights === 'control' && !mayDrive(principal, device.tenant_id)) {
     throw new PermissionDeniedError(
       `rights: driving device ${JSON.stringify(device.id)} needs a key of its own tenant, or role ops or platform_admin`,
     );
   }
-  if (device.state !== 'running' || !device.host_id) {
-    throw new FailedPreconditionError(
-      `device ${JSON.stringify(device.id)} is ${device.state}: it must be running`,
-    );
-  }
-  const host = await findHost(deps.db, device.host_id);
-  if (!host?.stream_endpoint) {
-    throw new FailedPreconditionError(
-      `device ${JSON.stringify(device.id)}: its host ${JSON.stringify(device.host_id)} serves no streams`,
-    );
-  }
+  const host = await runningDeviceHost(deps.db, device);
   const now = deps.clock.now();
   const expireTime = new Date(now.getTime() + ttl * 1000);
   const sessionId = newId('strm');
@@ -99,7 +117,7 @@ export async function createStreamSession(
     id: sessionId,
     tenant_id: device.tenant_id,
     device_id: device.id,
-    host_id: device.host_id,
+    host_id: host.id,
     rights,
     actor: principal.actor,
     create_time: now,
@@ -109,7 +127,7 @@ export async function createStreamSession(
   const token = await signStreamToken(deps.streams.keys.current.signer, {
     sessionId,
     deviceId: device.id,
-    hostId: device.host_id,
+    hostId: host.id,
     tenantId: device.tenant_id,
     rights,
     expiresAt: Math.floor(expireTime.getTime() / 1000),
@@ -119,7 +137,7 @@ export async function createStreamSession(
     streamSession: create(StreamSessionSchema, {
       sessionId,
       deviceId: device.id,
-      hostId: device.host_id,
+      hostId: host.id,
       rights: rights === 'control' ? StreamRights.CONTROL : StreamRights.VIEW,
       token,
       sfuUrl: host.stream_endpoint,

@@ -6,7 +6,14 @@ import { generateKeyPairSync } from 'node:crypto';
 import { test } from 'node:test';
 import { create } from '@bufbuild/protobuf';
 import { timestampFromMs } from '@bufbuild/protobuf/wkt';
-import { agentv1, type StreamTokenClaims, signingKey, signStreamToken } from '@cphone/proto';
+import {
+  type AdbTunnelTokenClaims,
+  agentv1,
+  type StreamTokenClaims,
+  signAdbTunnelToken,
+  signingKey,
+  signStreamToken,
+} from '@cphone/proto';
 import { MAX_TOKEN_LIFETIME_MS, StreamAuth } from './stream-auth.js';
 
 function newKey(keyId: string) {
@@ -158,4 +165,29 @@ test('a join that comes before the first keys waits for them and is admitted onc
     }),
   ]);
   assert.equal((await joining).sessionId, 'strm_1');
+});
+
+test('ADB tunnel tokens: admitted for this host, refused for another or once revoked, never as stream tokens', async () => {
+  const { auth, key, sign } = setup();
+  const tunnel: AdbTunnelTokenClaims = {
+    tunnelId: 'adbt_1',
+    deviceId: 'dev_1',
+    hostId: 'host_a',
+    tenantId: 'tenant_1',
+    actor: 'key_1',
+    expiresAt: T0 / 1000 + 600,
+    issuedAt: T0 / 1000,
+  };
+  const signTunnel = (claims: Partial<AdbTunnelTokenClaims> = {}) =>
+    signAdbTunnelToken(key, { ...tunnel, ...claims });
+  assert.deepEqual(await auth.verifyAdbTunnel(await signTunnel()), tunnel);
+  await assert.rejects(
+    auth.verifyAdbTunnel(await signTunnel({ hostId: 'host_b' })),
+    /ADB tunnel token is for another host/,
+  );
+  await assert.rejects(auth.verifyAdbTunnel(await sign()), /ADB tunnel token is not valid/);
+  await assert.rejects(auth.verify(await signTunnel()), /stream token is not valid/);
+  auth.revoke(revocation({ deviceId: 'dev_1', reason: 'DEVICE_STOPPED', issuedBeforeMs: T0 + 500 }));
+  await assert.rejects(auth.verifyAdbTunnel(await signTunnel()), /ADB tunnel token was revoked/);
+  await auth.verifyAdbTunnel(await signTunnel({ issuedAt: (T0 + 501) / 1000 }));
 });

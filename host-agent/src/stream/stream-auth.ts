@@ -1,9 +1,18 @@
-// Who may join this host's sfu: a stream token the control plane signed (checked here, locally, with
+// Who may join this host's sfu (a stream token) or open an ADB tunnel connection (an ADB tunnel
+// token): a token the control plane signed (checked here, locally, with
 // the public keys it sends down the agent stream: no round trip per join), for this host, and not
 // revoked. Revocations arrive on the agent stream too (StreamRevocation) and are kept until no
 // token they could refuse is still valid; the control plane resends those in force after every
 // Hello, so a restarted agent forgets nothing that matters.
-import { type agentv1, type StreamTokenClaims, StreamTokenError, verifyStreamToken } from '@cphone/proto';
+import {
+  type AdbTunnelTokenClaims,
+  type agentv1,
+  type StreamTokenClaims,
+  StreamTokenError,
+  type StreamVerifyKey,
+  verifyAdbTunnelToken,
+  verifyStreamToken,
+} from '@cphone/proto';
 
 /** The longest a stream token lives (CreateStreamSession's ttl_seconds cap). */
 export const MAX_TOKEN_LIFETIME_MS = 86_400_000;
@@ -35,7 +44,7 @@ interface Bar {
 export class StreamAuth {
   readonly #hostId: string;
   readonly #now: () => number;
-  #keys: readonly { keyId: string; publicKey: Uint8Array }[] = [];
+  #keys: readonly StreamVerifyKey[] = [];
   readonly #sessions = new Map<string, number>();
   readonly #devices = new Map<string, Bar>();
   readonly #tenants = new Map<string, Bar>();
@@ -103,19 +112,41 @@ export class StreamAuth {
 
   /** The claims of a token that may join this host's sfu now; StreamTokenError says why not. */
   async verify(token: string): Promise<StreamTokenClaims> {
+    const claims = await verifyStreamToken(token, await this.#keysNow(), { now: this.#now() });
+    this.#admit(claims.sessionId, claims, { token: 'stream token', grant: 'stream session' });
+    return claims;
+  }
+
+  /**
+   * The claims of an ADB tunnel token that may open a connection on this host now (a stream token
+   * is refused, and the other way round); StreamTokenError says why not.
+   */
+  async verifyAdbTunnel(token: string): Promise<AdbTunnelTokenClaims> {
+    const claims = await verifyAdbTunnelToken(token, await this.#keysNow(), { now: this.#now() });
+    this.#admit(claims.tunnelId, claims, { token: 'ADB tunnel token', grant: 'ADB tunnel' });
+    return claims;
+  }
+
+  async #keysNow(): Promise<readonly StreamVerifyKey[]> {
     if (!(await this.#keysReady()))
       throw new StreamTokenError('this host has not received the control plane’s keys yet');
-    const now = this.#now();
-    const claims = await verifyStreamToken(token, this.#keys, { now });
-    if (claims.hostId !== this.#hostId) throw new StreamTokenError('the stream token is for another host');
-    if (this.#sessions.has(claims.sessionId)) throw new StreamTokenError('the stream session was revoked');
+    return this.#keys;
+  }
+
+  /** A verified token's host, and whether a revocation refuses it. */
+  #admit(
+    id: string,
+    claims: { hostId: string; deviceId: string; tenantId: string; issuedAt?: number },
+    what: { token: string; grant: string },
+  ): void {
+    if (claims.hostId !== this.#hostId) throw new StreamTokenError(`the ${what.token} is for another host`);
+    if (this.#sessions.has(id)) throw new StreamTokenError(`the ${what.grant} was revoked`);
     const issuedMs = (claims.issuedAt ?? 0) * 1000;
     const device = this.#devices.get(claims.deviceId);
     const tenant = this.#tenants.get(claims.tenantId);
     if ((device && issuedMs < device.issuedBefore) || (tenant && issuedMs < tenant.issuedBefore)) {
-      throw new StreamTokenError('the stream token was revoked');
+      throw new StreamTokenError(`the ${what.token} was revoked`);
     }
-    return claims;
   }
 
   #prune(now: number): void {

@@ -1,5 +1,5 @@
-// The agent's streaming side: the public HTTPS/WSS endpoint (signaling at /signal; plain HTTP/WS
-// on loopback with CPHONE_STREAM_TLS=off), the sfu, the
+// The agent's streaming side: the public HTTPS/WSS endpoint (signaling at /signal, ADB tunnels at
+// /adb; plain HTTP/WS on loopback with CPHONE_STREAM_TLS=off), the sfu, the
 // screen feeds it opens, stream-token checks with the control plane's keys, revocations, and the
 // session reports sent back for the audit trail and metering. Built once per agent; the control
 // session hands it keys and revocations, the reconciler tells it when a phone stops.
@@ -18,6 +18,7 @@ import { createSfu, type SessionEvent, type Sfu } from '@cphone/sfu';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import type { AdbEndpoint } from '../adb/index.js';
+import { type AdbTunnelReportInit, AdbTunnels } from '../adb-tunnel/index.js';
 import { type AgentConfig, streamEndpoint } from '../config.js';
 import type { ScrcpyServerBinary, ScreenDevice } from '../screen/index.js';
 import { RUNGS } from './quality.js';
@@ -28,6 +29,11 @@ import { createStreamTelemetry } from './telemetry.js';
 
 export type StreamReportInit = MessageInitShape<typeof agentv1.StreamSessionReportSchema>;
 
+/** A report for the control plane: of a stream session, or of an ADB tunnel connection. */
+export type StreamingReport =
+  | { case: 'streamSessionReport'; value: StreamReportInit }
+  | { case: 'adbTunnelReport'; value: AdbTunnelReportInit };
+
 /** Reports kept while the control session is down (sent after the next Welcome); the oldest go first. */
 const MAX_QUEUED_REPORTS = 10_000;
 
@@ -37,7 +43,7 @@ export interface StreamingOptions {
   device(endpoint: AdbEndpoint): ScreenDevice;
   readonly server: ScrcpyServerBinary;
   /** Sends a report on the control session; false when it is down. */
-  send(report: StreamReportInit): boolean;
+  send(report: StreamingReport): boolean;
   readonly logger: Logger;
   readonly registry: Registry;
   /** Wall clock, ms (tests). */
@@ -78,9 +84,10 @@ export function toStreamReport(event: SessionEvent): StreamReportInit {
 export class Streaming {
   readonly auth: StreamAuth;
   readonly feeds: ScreenFeeds;
+  readonly tunnels: AdbTunnels;
   readonly #o: StreamingOptions;
   readonly #log: Logger;
-  readonly #queued: StreamReportInit[] = [];
+  readonly #queued: StreamingReport[] = [];
   #sfu: Sfu | undefined;
   #server: Server | undefined;
   #port = 0;
@@ -100,6 +107,14 @@ export class Streaming {
       onFrame: (_deviceId, frame) => telemetry.frame(frame),
       registry: options.registry,
       logger: options.logger,
+    });
+    this.tunnels = new AdbTunnels({
+      verify: (token) => this.auth.verifyAdbTunnel(token),
+      phones: options.phones,
+      report: (report) => this.#send({ case: 'adbTunnelReport', value: report }),
+      registry: options.registry,
+      logger: options.logger,
+      ...(options.now ? { now: options.now } : {}),
     });
   }
 
@@ -163,11 +178,9 @@ export class Streaming {
       : createHttpServer(handle);
     server.on('upgrade', (req, socket, head) => {
       const path = new URL(req.url ?? '/', 'https://agent').pathname;
-      if (path !== '/signal') {
-        socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\n\r\n');
-        return;
-      }
-      sfu.handleUpgrade(req, socket, head);
+      if (path === '/signal') sfu.handleUpgrade(req, socket, head);
+      else if (path === '/adb') this.tunnels.handleUpgrade(req, socket, head);
+      else socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\n\r\n');
     });
     // A TLS handshake that fails (a scanner, a browser that refused the certificate) is no error of ours.
     if (tls)
@@ -210,15 +223,21 @@ export class Streaming {
     if (match === undefined || this.#sfu === undefined) return 0;
     const { reason, message, ...which } = match;
     const ended = this.#sfu.revoke(which, reason, message);
-    this.#log.info({ ...which, reason, ended }, 'stream sessions revoked');
-    return ended;
+    const tunnels = this.tunnels.end(which, reason, message);
+    this.#log.info({ ...which, reason, ended, tunnels }, 'stream sessions and ADB tunnels revoked');
+    return ended + tunnels;
   }
 
   /** A phone's state changed: when it no longer runs here, its viewers are told and its room closes. */
   deviceChanged(device: agentv1.ObservedDevice): void {
     if (this.#sfu === undefined || device.state === agentv1.DeviceState.RUNNING) return;
-    if (!this.#sfu.rooms().includes(device.deviceId)) return;
     const state = agentv1.DeviceState[device.state] ?? 'UNKNOWN';
+    this.tunnels.end(
+      { deviceId: device.deviceId },
+      'PHONE_NOT_RUNNING',
+      `the phone is ${state.toLowerCase()}`,
+    );
+    if (!this.#sfu.rooms().includes(device.deviceId)) return;
     // Names of the agent's own: the control plane's DEVICE_STOPPED / DEVICE_DELETED bar a token for
     // good, where a phone this agent saw stop (a crash, a reboot) may be watched again once it runs.
     const reason =
@@ -237,22 +256,24 @@ export class Streaming {
   }
 
   #report(event: SessionEvent): void {
-    const report = toStreamReport(event);
-    if (this.#queued.length === 0 && this.#o.send(report)) return;
     // Stats are only worth their moment; joins and ends are the audit trail and the meter.
-    if (event.type === 'stats') return;
+    this.#send({ case: 'streamSessionReport', value: toStreamReport(event) }, event.type !== 'stats');
+  }
+
+  /** Sends a report now, or keeps it for the next Welcome when the control session is down. */
+  #send(report: StreamingReport, keep = true): void {
+    if (this.#queued.length === 0 && this.#o.send(report)) return;
+    if (!keep) return;
     this.#queued.push(report);
     if (this.#queued.length > MAX_QUEUED_REPORTS) {
       const dropped = this.#queued.shift();
-      this.#log.warn(
-        { sessionId: dropped?.sessionId },
-        'stream report queue full: the oldest report dropped',
-      );
+      this.#log.warn({ report: dropped?.case }, 'report queue full: the oldest report dropped');
     }
   }
 
-  /** Ends every session (1001), closes the endpoint and the sfu; sends the ENDED reports it can. */
+  /** Ends every session and tunnel connection (1001), closes the endpoint and the sfu; sends the ENDED reports it can. */
   async close(): Promise<void> {
+    this.tunnels.close();
     // The sfu first: its sockets get their 1001 close frame before the server goes.
     await this.#sfu?.close();
     this.#sfu = undefined;

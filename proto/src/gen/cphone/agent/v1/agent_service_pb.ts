@@ -4,6 +4,8 @@
 
 import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
+import type { AdbTunnelReport } from "./adb_tunnel_pb.js";
+import { file_cphone_agent_v1_adb_tunnel } from "./adb_tunnel_pb.js";
 import type { Command, CommandResult } from "./command_pb.js";
 import { file_cphone_agent_v1_command } from "./command_pb.js";
 import type { DesiredDevices, DeviceRemove, DeviceStatus, DeviceUpsert } from "./device_sync_pb.js";
@@ -18,7 +20,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file cphone/agent/v1/agent_service.proto.
  */
 export const file_cphone_agent_v1_agent_service: GenFile = /*@__PURE__*/
-  fileDesc("CiNjcGhvbmUvYWdlbnQvdjEvYWdlbnRfc2VydmljZS5wcm90bxIPY3Bob25lLmFnZW50LnYxIoYDCgxBZ2VudE1lc3NhZ2USJwoFaGVsbG8YASABKAsyFi5jcGhvbmUuYWdlbnQudjEuSGVsbG9IABIvCgloZWFydGJlYXQYAiABKAsyGi5jcGhvbmUuYWdlbnQudjEuSGVhcnRiZWF0SAASNgoNZGV2aWNlX3N0YXR1cxgDIAEoCzIdLmNwaG9uZS5hZ2VudC52MS5EZXZpY2VTdGF0dXNIABI4Cg5jb21tYW5kX3Jlc3VsdBgEIAEoCzIeLmNwaG9uZS5hZ2VudC52MS5Db21tYW5kUmVzdWx0SAASNAoMdXNhZ2VfcmVwb3J0GAUgASgLMhwuY3Bob25lLmFnZW50LnYxLlVzYWdlUmVwb3J0SAASJQoEcG9uZxgGIAEoCzIVLmNwaG9uZS5hZ2VudC52MS5Qb25nSAASRQoVc3RyZWFtX3Nlc3Npb25fcmVwb3J0GAcgASgLMiQuY3Bob25lLmFnZW50LnYxLlN0cmVhbVNlc3Npb25SZXBvcnRIAEIGCgRib2R5IpIECg5Db250cm9sTWVzc2FnZRIrCgd3ZWxjb21lGAEgASgLMhguY3Bob25lLmFnZW50LnYxLldlbGNvbWVIABI6Cg9kZXNpcmVkX2RldmljZXMYAiABKAsyHy5jcGhvbmUuYWdlbnQudjEuRGVzaXJlZERldmljZXNIABI2Cg1kZXZpY2VfdXBzZXJ0GAMgASgLMh0uY3Bob25lLmFnZW50LnYxLkRldmljZVVwc2VydEgAEjYKDWRldmljZV9yZW1vdmUYBCABKAsyHS5jcGhvbmUuYWdlbnQudjEuRGV2aWNlUmVtb3ZlSAASKwoHY29tbWFuZBgFIAEoCzIYLmNwaG9uZS5hZ2VudC52MS5Db21tYW5kSAASLgoJdXNhZ2VfYWNrGAYgASgLMhkuY3Bob25lLmFnZW50LnYxLlVzYWdlQWNrSAASJwoFZHJhaW4YByABKAsyFi5jcGhvbmUuYWdlbnQudjEuRHJhaW5IABIlCgRwaW5nGAggASgLMhUuY3Bob25lLmFnZW50LnYxLlBpbmdIABIyCgtzdHJlYW1fa2V5cxgJIAEoCzIbLmNwaG9uZS5hZ2VudC52MS5TdHJlYW1LZXlzSAASPgoRc3RyZWFtX3Jldm9jYXRpb24YCiABKAsyIS5jcGhvbmUuYWdlbnQudjEuU3RyZWFtUmV2b2NhdGlvbkgAQgYKBGJvZHkqTAoPUHJvdG9jb2xWZXJzaW9uEiAKHFBST1RPQ09MX1ZFUlNJT05fVU5TUEVDSUZJRUQQABIXChNQUk9UT0NPTF9WRVJTSU9OX1YxEAEyXQoMQWdlbnRTZXJ2aWNlEk0KB0Nvbm5lY3QSHS5jcGhvbmUuYWdlbnQudjEuQWdlbnRNZXNzYWdlGh8uY3Bob25lLmFnZW50LnYxLkNvbnRyb2xNZXNzYWdlKAEwAWIGcHJvdG8z", [file_cphone_agent_v1_command, file_cphone_agent_v1_device_sync, file_cphone_agent_v1_metering, file_cphone_agent_v1_session]);
+  fileDesc("CiNjcGhvbmUvYWdlbnQvdjEvYWdlbnRfc2VydmljZS5wcm90bxIPY3Bob25lLmFnZW50LnYxIsUDCgxBZ2VudE1lc3NhZ2USJwoFaGVsbG8YASABKAsyFi5jcGhvbmUuYWdlbnQudjEuSGVsbG9IABIvCgloZWFydGJlYXQYAiABKAsyGi5jcGhvbmUuYWdlbnQudjEuSGVhcnRiZWF0SAASNgoNZGV2aWNlX3N0YXR1cxgDIAEoCzIdLmNwaG9uZS5hZ2VudC52MS5EZXZpY2VTdGF0dXNIABI4Cg5jb21tYW5kX3Jlc3VsdBgEIAEoCzIeLmNwaG9uZS5hZ2VudC52MS5Db21tYW5kUmVzdWx0SAASNAoMdXNhZ2VfcmVwb3J0GAUgASgLMhwuY3Bob25lLmFnZW50LnYxLlVzYWdlUmVwb3J0SAASJQoEcG9uZxgGIAEoCzIVLmNwaG9uZS5hZ2VudC52MS5Qb25nSAASRQoVc3RyZWFtX3Nlc3Npb25fcmVwb3J0GAcgASgLMiQuY3Bob25lLmFnZW50LnYxLlN0cmVhbVNlc3Npb25SZXBvcnRIABI9ChFhZGJfdHVubmVsX3JlcG9ydBgIIAEoCzIgLmNwaG9uZS5hZ2VudC52MS5BZGJUdW5uZWxSZXBvcnRIAEIGCgRib2R5IpIECg5Db250cm9sTWVzc2FnZRIrCgd3ZWxjb21lGAEgASgLMhguY3Bob25lLmFnZW50LnYxLldlbGNvbWVIABI6Cg9kZXNpcmVkX2RldmljZXMYAiABKAsyHy5jcGhvbmUuYWdlbnQudjEuRGVzaXJlZERldmljZXNIABI2Cg1kZXZpY2VfdXBzZXJ0GAMgASgLMh0uY3Bob25lLmFnZW50LnYxLkRldmljZVVwc2VydEgAEjYKDWRldmljZV9yZW1vdmUYBCABKAsyHS5jcGhvbmUuYWdlbnQudjEuRGV2aWNlUmVtb3ZlSAASKwoHY29tbWFuZBgFIAEoCzIYLmNwaG9uZS5hZ2VudC52MS5Db21tYW5kSAASLgoJdXNhZ2VfYWNrGAYgASgLMhkuY3Bob25lLmFnZW50LnYxLlVzYWdlQWNrSAASJwoFZHJhaW4YByABKAsyFi5jcGhvbmUuYWdlbnQudjEuRHJhaW5IABIlCgRwaW5nGAggASgLMhUuY3Bob25lLmFnZW50LnYxLlBpbmdIABIyCgtzdHJlYW1fa2V5cxgJIAEoCzIbLmNwaG9uZS5hZ2VudC52MS5TdHJlYW1LZXlzSAASPgoRc3RyZWFtX3Jldm9jYXRpb24YCiABKAsyIS5jcGhvbmUuYWdlbnQudjEuU3RyZWFtUmV2b2NhdGlvbkgAQgYKBGJvZHkqTAoPUHJvdG9jb2xWZXJzaW9uEiAKHFBST1RPQ09MX1ZFUlNJT05fVU5TUEVDSUZJRUQQABIXChNQUk9UT0NPTF9WRVJTSU9OX1YxEAEyXQoMQWdlbnRTZXJ2aWNlEk0KB0Nvbm5lY3QSHS5jcGhvbmUuYWdlbnQudjEuQWdlbnRNZXNzYWdlGh8uY3Bob25lLmFnZW50LnYxLkNvbnRyb2xNZXNzYWdlKAEwAWIGcHJvdG8z", [file_cphone_agent_v1_adb_tunnel, file_cphone_agent_v1_command, file_cphone_agent_v1_device_sync, file_cphone_agent_v1_metering, file_cphone_agent_v1_session]);
 
 /**
  * A message from the agent to the control plane.
@@ -87,6 +89,14 @@ export type AgentMessage = Message<"cphone.agent.v1.AgentMessage"> & {
      */
     value: StreamSessionReport;
     case: "streamSessionReport";
+  } | {
+    /**
+     * A connection through an ADB tunnel opened or ended on the agent's tunnel endpoint.
+     *
+     * @generated from field: cphone.agent.v1.AdbTunnelReport adb_tunnel_report = 8;
+     */
+    value: AdbTunnelReport;
+    case: "adbTunnelReport";
   } | { case: undefined; value?: undefined };
 };
 
@@ -182,7 +192,7 @@ export type ControlMessage = Message<"cphone.agent.v1.ControlMessage"> & {
     case: "streamKeys";
   } | {
     /**
-     * End these stream sessions now.
+     * End these stream sessions (and ADB tunnel connections) now.
      *
      * @generated from field: cphone.agent.v1.StreamRevocation stream_revocation = 10;
      */

@@ -226,8 +226,9 @@ export type Welcome = Message<"cphone.agent.v1.Welcome"> & {
   usageAckSequence: bigint;
 
   /**
-   * Keys that verify stream tokens for the in-process sfu: every key a token still in force may be
-   * signed with (the newest signs; older ones stay during a rotation's overlap).
+   * Keys that verify stream tokens for the in-process sfu (and ADB tunnel tokens for the tunnel
+   * endpoint): every key a token still in force may be signed with (the newest signs; older ones
+   * stay during a rotation's overlap).
    *
    * @generated from field: repeated cphone.agent.v1.StreamTokenKey stream_token_keys = 8;
    */
@@ -391,7 +392,8 @@ export const StreamKeysSchema: GenMessage<StreamKeys> = /*@__PURE__*/
 
 /**
  * Stream sessions to end now, with a reason their viewers are shown. Every field set narrows the
- * match; a message with none set matches nothing.
+ * match; a message with none set matches nothing. A device or tenant match also ends the ADB tunnel
+ * connections of that device or tenant and refuses their older tunnel tokens.
  *
  * @generated from message cphone.agent.v1.StreamRevocation
  */
