@@ -87,9 +87,9 @@ export async function candidates(program: Command, words: string[]): Promise<str
   return [];
 }
 
-/** Live names, within a second or not at all (completion must never hang a shell). */
+/** Live names, within 3 s or not at all (completion must never hang a shell). */
 async function withDeadline<T>(work: Promise<T[]>): Promise<T[]> {
-  const timeout = new Promise<T[]>((resolve) => setTimeout(() => resolve([]), 1000).unref());
+  const timeout = new Promise<T[]>((resolve) => setTimeout(() => resolve([]), 3000).unref());
   return Promise.race([work.catch(() => []), timeout]);
 }
 

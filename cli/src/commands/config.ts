@@ -25,7 +25,7 @@ function safe(c: Context): Record<string, string> {
 export function registerConfig(program: Command): void {
   const config = program
     .command('config')
-    .description(`contexts: which API and key to use (${configPath()})`);
+    .description('contexts: which API and key to use ($XDG_CONFIG_HOME/cphone/config.yaml)');
 
   examples(
     config
