@@ -2,8 +2,11 @@
 // commands, help, typo suggestions, no dependencies of its own) parses; each noun's verbs live in
 // commands/<noun>.ts and talk to the public Connect API only (lib/api.ts).
 import { Command, CommanderError, Option } from 'commander';
+import { registerApiKeys } from './commands/api-keys.js';
 import { registerConfig } from './commands/config.js';
 import { registerHosts } from './commands/hosts.js';
+import { registerImages } from './commands/images.js';
+import { registerTenants } from './commands/tenants.js';
 import { registerUp } from './commands/up.js';
 import { CLI_VERSION } from './lib/api.js';
 import { EXIT, renderError } from './lib/errors.js';
@@ -45,6 +48,9 @@ Examples:
 `,
   );
   registerHosts(program);
+  registerTenants(program);
+  registerApiKeys(program);
+  registerImages(program);
   registerConfig(program);
   registerUp(program);
   // Every subcommand: usage errors exit 2 through main(), never process.exit from inside commander.
