@@ -100,10 +100,10 @@ export const LIMITS: readonly Limit[] = [
     field: 'maxDeviceMinutes',
     path: 'max_device_minutes',
     usage: 'deviceMinutes',
-    header: 'DEVICE-MINUTES',
+    header: 'MINUTES',
     flags: '--max-device-minutes <n>',
     option: 'maxDeviceMinutes',
-    help: 'minutes of running phones per period (reported, not yet enforced)',
+    help: 'minutes of running phones per --period (MINUTES in tables; reported, not yet enforced)',
     parse: count('--max-device-minutes', true),
     text: String,
   },
@@ -121,7 +121,7 @@ function quotaColumns(names: ReadonlyMap<string, string>): Column<Quota>[] {
   return [
     { header: 'TENANT', cell: (q) => names.get(q.tenantId) ?? q.tenantId },
     ...LIMITS.map((l) => ({ header: l.header, cell: (q: Quota) => limitText(l, q) })),
-    { header: 'PERIOD', cell: (q) => enumText(QuotaPeriod, q.period) },
+    { header: 'PERIOD', cell: (q) => enumText(QuotaPeriod, q.period), wide: true },
     { header: 'ID', cell: (q) => q.tenantId, wide: true },
   ];
 }
@@ -138,7 +138,7 @@ export function usageColumns(names: ReadonlyMap<string, string>): Column<QuotaUs
         return limit !== undefined && Number(u[l.usage]) >= Number(limit) ? p.red(t) : t;
       },
     })),
-    { header: 'PERIOD', cell: (u) => enumText(QuotaPeriod, u.quota?.period ?? 0) },
+    { header: 'PERIOD', cell: (u) => enumText(QuotaPeriod, u.quota?.period ?? 0), wide: true },
     { header: 'ID', cell: (u) => u.tenantId, wide: true },
   ];
 }
