@@ -3,10 +3,15 @@
 // that fit a narrow terminal, YAML that parses, exit codes named by the API's codes, keys that work
 // until revoked, and a reseller that cannot see another reseller's tenants.
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
+import { waitFor } from '@cphone/proto/testing';
 import { parse } from 'yaml';
+// @ts-expect-error plain JavaScript build script, no types
+import { BUNDLE } from '../../cli/build.mjs';
 import { type CliPlatform, type CliResult, normalize, startCliPlatform } from './harness.js';
 
 const GOLDEN = join(import.meta.dirname, 'golden');
@@ -311,4 +316,30 @@ test('tenants delete: --yes required, children first, then gone', async () => {
     'tenant/globex-shop deleted\ntenant/globex deleted\n',
   );
   await fails(['tenants', 'get', 'globex'], 4);
+});
+
+test('tenants get --watch prints the list, then each new tenant, until Ctrl-C', async () => {
+  const child = spawn(process.execPath, [BUNDLE as string, 'tenants', 'get', '--watch', '-o', 'json'], {
+    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...p.env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  child.stdout.on('data', (c: Buffer) => {
+    out += c.toString();
+  });
+  const names = () =>
+    out
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => (JSON.parse(l) as { displayName: string }).displayName);
+  try {
+    await waitFor('the first list', names, (n) => n.includes('acme'), { timeoutMs: 20_000 });
+    await ok(['tenants', 'create', '--name', 'watched', '--kind', 'customer', '--parent', 'acme']);
+    await waitFor('the new tenant', names, (n) => n.includes('watched'), { timeoutMs: 20_000 });
+    assert.equal(names().filter((n) => n === 'acme').length, 1, 'an unchanged tenant is printed once');
+  } finally {
+    child.kill('SIGINT');
+  }
+  const [code] = await once(child, 'exit');
+  assert.equal(code, 0);
 });
