@@ -163,7 +163,7 @@ test('api-keys: create prints the secret once, the key works until revoked; gold
   fits(await ok(['api-keys', 'get', '--tenant', 'acme'], { COLUMNS: '60' }), 60);
   assert.match(
     await ok(['api-keys', 'get', '--tenant', 'acme']),
-    /^NAME +ID +ROLE +STATE +EXPIRES +LAST USED +AGE\nacme-admin +key_\w+ +tenant-admin +Active +in 29d +(never|\d+s ago) +\d+s\n$/,
+    /^NAME +ID +ROLE +STATE +EXPIRES +LAST USED +AGE\nacme-admin +key_\w+ +tenant-admin +Active +in 30d +(never|\d+s ago) +\d+s\n$/,
   );
 
   // Without --yes nothing is revoked.

@@ -29,7 +29,8 @@ function stateText(k: ApiKey, now = Date.now()): string {
 
 function expiresText(k: ApiKey, now = Date.now()): string {
   if (!k.expireTime) return 'never';
-  const left = timestampMs(k.expireTime) - now;
+  // To the minute, so a key made with --expires 30d reads "in 30d", not "in 29d" a second later.
+  const left = Math.round((timestampMs(k.expireTime) - now) / 60_000) * 60_000;
   return left > 0 ? `in ${shortDuration(left)}` : `${shortDuration(-left)} ago`;
 }
 
