@@ -2,10 +2,13 @@
 // commands, help, typo suggestions, no dependencies of its own) parses; each noun's verbs live in
 // commands/<noun>.ts and talk to the public Connect API only (lib/api.ts).
 import { Command, CommanderError, Option } from 'commander';
+import { registerApiKeys } from './commands/api-keys.js';
 import { registerCompletion } from './commands/completion.js';
 import { registerConfig } from './commands/config.js';
 import { registerDocs } from './commands/docs.js';
 import { registerHosts } from './commands/hosts.js';
+import { registerImages } from './commands/images.js';
+import { registerTenants } from './commands/tenants.js';
 import { registerUp } from './commands/up.js';
 import { CLI_VERSION } from './lib/api.js';
 import { EXIT, renderError } from './lib/errors.js';
@@ -47,6 +50,9 @@ Examples:
 `,
   );
   registerHosts(program);
+  registerTenants(program);
+  registerApiKeys(program);
+  registerImages(program);
   registerConfig(program);
   registerCompletion(program);
   registerDocs(program);

@@ -230,6 +230,25 @@ export function labelsFrom(
   return labels;
 }
 
+/** `--label k=v` sets, `--label k-` removes (kubectl's label grammar), on top of `current`. */
+export function editLabels(
+  current: Record<string, string>,
+  edits: readonly string[],
+): Record<string, string> {
+  const next = { ...current };
+  const sets: string[] = [];
+  for (const e of edits.flatMap((v) => v.split(','))) {
+    if (/^[^=]+-$/.test(e.trim())) delete next[e.trim().slice(0, -1)];
+    else sets.push(e);
+  }
+  return { ...next, ...labelsFrom(sets, '--label') };
+}
+
+/** Whether `labels` has every key=value of `selector` (for lists whose API takes no selector). */
+export function labelsMatch(labels: Record<string, string>, selector: Record<string, string>): boolean {
+  return Object.entries(selector).every(([k, v]) => labels[k] === v);
+}
+
 export function labelsText(labels: Record<string, string> | undefined): string {
   const entries = Object.entries(labels ?? {});
   return entries.length ? entries.map(([k, v]) => `${k}=${v}`).join(',') : '<none>';
@@ -242,6 +261,18 @@ export function enumText(names: Record<number, string>, value: number, prefix = 
   return bare
     .toLowerCase()
     .split('_')
-    .map((w, i) => (i === 0 ? w.charAt(0).toUpperCase() + w.slice(1) : w))
+    .map((w) => w.charAt(0).toUpperCase() + w.slice(1))
     .join('');
+}
+
+/** Millicores as cores: 1500 -> "1.5". */
+export function coresText(millicores: bigint | number): string {
+  return String(Number(millicores) / 1000);
+}
+
+/** MiB as people write sizes: 4096 -> "4Gi", 1536 -> "1536Mi". */
+export function mibText(mib: bigint | number): string {
+  const n = Number(mib);
+  if (n === 0) return '0';
+  return n >= 1024 && n % 1024 === 0 ? `${n / 1024}Gi` : `${n}Mi`;
 }

@@ -99,9 +99,9 @@ export async function deviceRequestFrom(flags: SpecFlags): Promise<CreateDeviceR
   return request;
 }
 
-export function millicores(value: string): number {
+export function millicores(value: string, flag = '--cpu'): number {
   const m = /^(\d+(?:\.\d+)?)(m?)$/.exec(value.trim());
-  if (!m) throw new UsageError(`--cpu "${value}" is not a number of cores (2, 1.5) or millicores (1500m)`);
+  if (!m) throw new UsageError(`${flag} "${value}" is not a number of cores (2, 1.5) or millicores (1500m)`);
   return m[2] ? Math.round(Number(m[1])) : Math.round(Number(m[1]) * 1000);
 }
 
