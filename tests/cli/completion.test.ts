@@ -1,7 +1,8 @@
 // Completion scripts load in a real bash and complete commands, flags, flag values and live host
 // names; the markdown reference in cli/REFERENCE.md is what `cphone docs` prints now.
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import { readFile } from 'node:fs/promises';
 import { after, before, test } from 'node:test';
 import { type CliPlatform, startCliPlatform } from './harness.js';
@@ -15,8 +16,11 @@ before(async () => {
 });
 after(() => p?.close());
 
-/** What bash completes for a command line whose last word is being typed. */
-function complete(words: string[]): string[] {
+/**
+ * What bash completes for a command line whose last word is being typed. (Asynchronously: the
+ * control plane answering the live names runs in this process.)
+ */
+async function complete(words: string[]): Promise<string[]> {
   const script = `
 cphone() { "${process.execPath}" "${BUNDLE}" "$@"; }
 source <(cphone completion bash) || exit 9
@@ -26,19 +30,21 @@ COMP_CWORD=${words.length}
 _cphone_complete
 printf '%s\\n' "\${COMPREPLY[@]}"
 `;
-  const r = spawnSync('bash', ['-c', script], { encoding: 'utf8', env: { ...process.env, ...p.env } });
-  assert.equal(r.status, 0, r.stderr);
+  const r = await promisify(execFile)('bash', ['-c', script], {
+    encoding: 'utf8',
+    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...p.env },
+  });
   return r.stdout.split('\n').filter(Boolean).sort();
 }
 
-test('the bash script completes commands, verbs, flags, flag values and live host names', () => {
-  assert.ok(complete(['']).includes('hosts'));
-  assert.deepEqual(complete(['ho']), ['host', 'hosts'].filter((w) => w === 'hosts'));
-  assert.ok(complete(['hosts', 'dr']).includes('drain'));
-  assert.ok(complete(['hosts', 'drain', '--m']).includes('--mode'));
-  assert.deepEqual(complete(['hosts', 'drain', '--mode', '']), ['migrate', 'stop']);
-  assert.deepEqual(complete(['hosts', 'get', '-o', 'y']), ['yaml']);
-  assert.deepEqual(complete(['hosts', 'describe', '']), ['e2e-host']);
+test('the bash script completes commands, verbs, flags, flag values and live host names', async () => {
+  assert.ok((await complete([''])).includes('hosts'));
+  assert.deepEqual(await complete(['hos']), ['hosts']);
+  assert.ok((await complete(['hosts', 'dr'])).includes('drain'));
+  assert.ok((await complete(['hosts', 'drain', '--m'])).includes('--mode'));
+  assert.deepEqual(await complete(['hosts', 'drain', '--mode', '']), ['migrate', 'stop']);
+  assert.deepEqual(await complete(['hosts', 'get', '-o', 'y']), ['yaml']);
+  assert.deepEqual(await complete(['hosts', 'describe', '']), ['e2e-host']);
 });
 
 test('zsh and fish scripts are printed; an unknown shell is a usage error', async () => {

@@ -96,7 +96,7 @@ export async function startCliPlatform(options: { agent?: boolean } = {}): Promi
 /** Replaces what changes from run to run (ids, times, ports, keys) so JSON can be compared with a golden file. */
 export function normalize(text: string): string {
   return text
-    .replace(/\b(dev|host|ten|key|art|upl|img|evt|ss|tun)_[0-9a-z]{20,}\b/g, '$1_<id>')
+    .replace(/\b(dev|host|tnt|key|art|upl|img|evt|ses|strm|adbt|usr|inv|cmd)_[0-9a-z]{20,}\b/g, '$1_<id>')
     .replace(/\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z/g, '<time>')
     .replace(/127\.0\.0\.1:\d+/g, '127.0.0.1:<port>')
     .replace(/cpk_[0-9a-z]+/g, 'cpk_<secret>');

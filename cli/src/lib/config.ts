@@ -10,7 +10,7 @@
 //       server: https://api.cphone.example
 //       key: cpk_...            # written by `cphone login`; the file is 0600
 //       ca-file: /etc/cphone/ca.pem
-//       tenant: ten_...
+//       tenant: tnt_...
 //
 // CPHONE_API_URL and CPHONE_API_KEY override the context's server and key; CPHONE_CONTEXT names the
 // context as --context does; CPHONE_CONFIG names another file.
