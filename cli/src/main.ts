@@ -2,7 +2,9 @@
 // commands, help, typo suggestions, no dependencies of its own) parses; each noun's verbs live in
 // commands/<noun>.ts and talk to the public Connect API only (lib/api.ts).
 import { Command, CommanderError, Option } from 'commander';
+import { registerArtifacts } from './commands/artifacts.js';
 import { registerConfig } from './commands/config.js';
+import { registerDevices } from './commands/devices.js';
 import { registerHosts } from './commands/hosts.js';
 import { registerUp } from './commands/up.js';
 import { CLI_VERSION } from './lib/api.js';
@@ -45,6 +47,8 @@ Examples:
 `,
   );
   registerHosts(program);
+  registerDevices(program);
+  registerArtifacts(program);
   registerConfig(program);
   registerUp(program);
   // Every subcommand: usage errors exit 2 through main(), never process.exit from inside commander.
