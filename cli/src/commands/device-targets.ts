@@ -89,10 +89,7 @@ export async function forEachDevice(
       process.stderr.write(`error: device/${o.name}: ${o.error.message.replace(/^error: /, '')}\n`);
     else if (ctx.out.format === 'name') ctx.out.write(`${o.name}\n`);
     else if (o.unchanged) ctx.out.write(`device/${o.name} unchanged (${o.unchanged})\n`);
-    else
-      ctx.out.write(
-        `device/${o.name} ${doing}${options.dryRun ? ' (dry run)' : ''}${o.device ? ` (${enumText(DeviceState, o.device.state).toLowerCase()})` : ''}\n`,
-      );
+    else ctx.out.write(`device/${o.name} ${doing}${options.dryRun ? ' (dry run)' : ''}\n`);
   };
   for (const o of items) if (o.error) line(o);
   let next = 0;

@@ -5,7 +5,9 @@ import { createHash } from 'node:crypto';
 import { clone, toJson } from '@bufbuild/protobuf';
 import { timestampDate } from '@bufbuild/protobuf/wkt';
 import {
+  BatchCreateDevicesRequestSchema,
   CreateDeviceRequestSchema,
+  DeleteDeviceRequestSchema,
   type Device,
   type DeviceEvent,
   DeviceEventSchema,
@@ -13,8 +15,11 @@ import {
   DeviceState,
   GpuMode,
   PowerState,
+  RebootDeviceRequestSchema,
   RestartPolicy,
   SpreadStrategy,
+  StartDeviceRequestSchema,
+  StopDeviceRequestSchema,
 } from '@cphone/proto/api';
 import type { Command } from 'commander';
 import { action, type Ctx, collect, dryRun, examples, intOption } from '../lib/command.js';
@@ -252,7 +257,7 @@ async function createDevices(ctx: Ctx, opts: CreateFlags): Promise<void> {
       // A dry run claims no key: the real run after it must not find it taken.
       ...(opts.dryRun ? {} : { requestId: keyOf(b) }),
       requests: slice,
-      ...dryRun(opts),
+      ...dryRun(opts, BatchCreateDevicesRequestSchema),
     });
     created.push(...res.devices);
   }
@@ -386,8 +391,9 @@ function registerLifecycle(devices: Command): void {
   const verbs = [
     {
       verb: 'start',
+      schema: StartDeviceRequestSchema,
       help: 'start stopped phones',
-      done: 'starting',
+      done: 'start requested',
       wait: DeviceState.RUNNING,
       // A phone in ERROR is started again on purpose: the agent retries it.
       unchanged: (d: Device) =>
@@ -395,20 +401,30 @@ function registerLifecycle(devices: Command): void {
           ? 'already set to run'
           : undefined,
       run: (ctx: Ctx, d: Device, opts: LifecycleFlags) =>
-        ctx.api().then((api) => api.devices.startDevice({ deviceId: d.deviceId, ...dryRun(opts) })),
+        ctx
+          .api()
+          .then((api) =>
+            api.devices.startDevice({ deviceId: d.deviceId, ...dryRun(opts, StartDeviceRequestSchema) }),
+          ),
     },
     {
       verb: 'stop',
+      schema: StopDeviceRequestSchema,
       help: 'stop phones (their data is kept)',
-      done: 'stopping',
+      done: 'stop requested',
       wait: DeviceState.STOPPED,
       unchanged: (d: Device) =>
         d.desiredPowerState === PowerState.STOPPED ? 'already set to stop' : undefined,
       run: (ctx: Ctx, d: Device, opts: LifecycleFlags) =>
-        ctx.api().then((api) => api.devices.stopDevice({ deviceId: d.deviceId, ...dryRun(opts) })),
+        ctx
+          .api()
+          .then((api) =>
+            api.devices.stopDevice({ deviceId: d.deviceId, ...dryRun(opts, StopDeviceRequestSchema) }),
+          ),
     },
     {
       verb: 'reboot',
+      schema: RebootDeviceRequestSchema,
       help: 'reboot Android in running phones (--hard restarts the container)',
       done: 'rebooting',
       wait: DeviceState.RUNNING,
@@ -418,15 +434,20 @@ function registerLifecycle(devices: Command): void {
     },
     {
       verb: 'delete',
+      schema: DeleteDeviceRequestSchema,
       help: 'delete phones and their data',
-      done: 'deleting',
+      done: 'deletion requested',
       wait: DeviceState.DELETED,
       unchanged: (d: Device) =>
         d.state === DeviceState.DELETING || d.state === DeviceState.DELETED
           ? 'already being deleted'
           : undefined,
       run: (ctx: Ctx, d: Device, opts: LifecycleFlags) =>
-        ctx.api().then((api) => api.devices.deleteDevice({ deviceId: d.deviceId, ...dryRun(opts) })),
+        ctx
+          .api()
+          .then((api) =>
+            api.devices.deleteDevice({ deviceId: d.deviceId, ...dryRun(opts, DeleteDeviceRequestSchema) }),
+          ),
     },
   ] as const;
   for (const v of verbs) {
@@ -447,6 +468,8 @@ function registerLifecycle(devices: Command): void {
           if (v.verb === 'delete' && !opts.yes && !opts.dryRun) {
             throw new UsageError('deleting phones cannot be undone: add --yes to go ahead');
           }
+          // An unsupported --dry-run is refused before any phone is touched.
+          dryRun(opts, v.schema);
           const targets = await selectDevices(ctx, (names as string[]) ?? [], opts);
           const report = await forEachDevice(ctx, targets, v.done, (d) => v.run(ctx, d, opts), {
             dryRun: Boolean(opts.dryRun),

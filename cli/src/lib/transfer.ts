@@ -138,7 +138,10 @@ async function sendChunks(
 ): Promise<Artifact> {
   const size = Number(upload.sizeBytes);
   const max = upload.maxChunkBytes || 4 * 1024 * 1024;
-  const chunk = Math.max(1, Math.min(options.chunkBytes ?? max, max));
+  // Under a rate limit, chunks of a quarter second's worth keep the pace even (one 4 MiB chunk
+  // would burst, then stall).
+  const paced = options.limitRate ? Math.max(1, Math.floor(options.limitRate / 4)) : max;
+  const chunk = Math.max(1, Math.min(options.chunkBytes ?? paced, paced, max));
   let offset = Number(upload.committedOffset);
   const from = offset;
   ctx.out.note(
