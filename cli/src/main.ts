@@ -3,8 +3,10 @@
 // commands/<noun>.ts and talk to the public Connect API only (lib/api.ts).
 import { Command, CommanderError, Option } from 'commander';
 import { registerApiKeys } from './commands/api-keys.js';
+import { registerArtifacts } from './commands/artifacts.js';
 import { registerCompletion } from './commands/completion.js';
 import { registerConfig } from './commands/config.js';
+import { registerDevices } from './commands/devices.js';
 import { registerDocs } from './commands/docs.js';
 import { registerHosts } from './commands/hosts.js';
 import { registerImages } from './commands/images.js';
@@ -50,9 +52,11 @@ Examples:
 `,
   );
   registerHosts(program);
+  registerDevices(program);
   registerTenants(program);
-  registerApiKeys(program);
   registerImages(program);
+  registerApiKeys(program);
+  registerArtifacts(program);
   registerConfig(program);
   registerCompletion(program);
   registerDocs(program);

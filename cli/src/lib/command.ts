@@ -1,4 +1,5 @@
 // The plumbing every command shares: global flags, the API, output, and examples in --help.
+import type { DescMessage } from '@bufbuild/protobuf';
 import type { Command } from 'commander';
 import { type Api, connectApi } from './api.js';
 import { UsageError } from './errors.js';
@@ -99,7 +100,14 @@ export function interrupted(): { promise: Promise<string>; dispose(): void } {
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
-/** `--dry-run` as the request's validate_only (AIP-163): every check runs, nothing is committed. */
-export function dryRun(opts: { dryRun?: boolean }): { validateOnly: boolean } {
-  return { validateOnly: Boolean(opts.dryRun) };
+/**
+ * `--dry-run` as the request's validate_only (AIP-163): every check runs, nothing is committed.
+ * Given the request's schema, a request without that field is refused here: the server would
+ * ignore the flag and commit.
+ */
+export function dryRun(opts: { dryRun?: boolean }, schema?: DescMessage): { validateOnly?: boolean } {
+  if (opts.dryRun && schema && !schema.fields.some((f) => f.localName === 'validateOnly')) {
+    throw new UsageError(`--dry-run: ${schema.typeName} has no validate_only in this version of the API`);
+  }
+  return opts.dryRun ? { validateOnly: true } : {};
 }
