@@ -2,13 +2,12 @@
 // names; the markdown reference in cli/REFERENCE.md is what `cphone docs` prints now.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { promisify } from 'node:util';
 import { readFile } from 'node:fs/promises';
 import { after, before, test } from 'node:test';
-import { type CliPlatform, startCliPlatform } from './harness.js';
-
+import { promisify } from 'node:util';
 // @ts-expect-error plain JavaScript build script, no types
 import { BUNDLE } from '../../cli/build.mjs';
+import { type CliPlatform, startCliPlatform } from './harness.js';
 
 let p: CliPlatform;
 before(async () => {

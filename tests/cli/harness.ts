@@ -7,6 +7,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Agent } from '@cphone/host-agent';
+import { HostState } from '@cphone/proto';
 // @ts-expect-error plain JavaScript build script, no types
 import { BUNDLE, build, isStale } from '../../cli/build.mjs';
 import { type Harness, startHarness } from '../e2e/harness.js';
@@ -73,6 +74,8 @@ export async function startCliPlatform(options: { agent?: boolean } = {}): Promi
   await ensureBundle();
   const h = await startHarness();
   const agent = options.agent === false ? undefined : await h.startAgent();
+  // Phones can be placed once the agent has said Hello.
+  if (agent) await h.waitForHost(HostState.READY, true);
   const configHome = await mkdtemp(join(tmpdir(), 'cphone-cli-config-'));
   const env = {
     CPHONE_API_URL: h.plane.httpUrl,

@@ -72,12 +72,12 @@ export function renderTable<T>(out: Out, columns: readonly Column<T>[], rows: re
   const shown = columns.filter((c) => !c.wide || out.format === 'wide');
   const cells = rows.map((r) => shown.map((c) => oneLine(c.cell(r))));
   const widths = shown.map((c, i) => Math.max(c.header.length, ...cells.map((row) => len(row[i] ?? ''))));
-  if (out.width)
-    fitWidths(
-      widths,
-      shown.map((c) => c.header.length),
-      out.width,
-    );
+  // The first column (the name people act on) is never cut; the others give way down to their header.
+  const minimums = shown.map((c, i) => (i === 0 ? (widths[0] ?? 0) : c.header.length));
+  // Three spaces between columns as kubectl; two when that is what it takes to fit.
+  const natural = widths.reduce((a, b) => a + b, 0) + 3 * (widths.length - 1);
+  const gap = out.width && natural > out.width ? 2 : 3;
+  if (out.width) fitWidths(widths, minimums, out.width, gap);
   const line = (values: string[], tint?: (i: number, padded: string) => string) =>
     values
       .map((v, i) => {
@@ -86,7 +86,7 @@ export function renderTable<T>(out: Out, columns: readonly Column<T>[], rows: re
         const padded = last ? cut : cut + ' '.repeat((widths[i] ?? 0) - len(cut));
         return tint ? tint(i, padded) : padded;
       })
-      .join('   ')
+      .join(' '.repeat(gap))
       .trimEnd();
   const lines = [line(shown.map((c) => c.header))];
   cells.forEach((row, r) => {
@@ -101,8 +101,8 @@ export function renderTable<T>(out: Out, columns: readonly Column<T>[], rows: re
   return `${lines.join('\n')}\n`;
 }
 
-function fitWidths(widths: number[], minimums: number[], total: number): void {
-  const gaps = 3 * (widths.length - 1);
+function fitWidths(widths: number[], minimums: number[], total: number, gap: number): void {
+  const gaps = gap * (widths.length - 1);
   let over = widths.reduce((a, b) => a + b, 0) + gaps - total;
   while (over > 0) {
     let widest = -1;
