@@ -2,6 +2,7 @@
 // commands, help, typo suggestions, no dependencies of its own) parses; each noun's verbs live in
 // commands/<noun>.ts and talk to the public Connect API only (lib/api.ts).
 import { Command, CommanderError, Option } from 'commander';
+import { registerAdb } from './commands/adb.js';
 import { registerApiKeys } from './commands/api-keys.js';
 import { registerArtifacts } from './commands/artifacts.js';
 import { registerCompletion } from './commands/completion.js';
@@ -57,6 +58,7 @@ Examples:
   registerImages(program);
   registerApiKeys(program);
   registerArtifacts(program);
+  registerAdb(program);
   registerConfig(program);
   registerCompletion(program);
   registerDocs(program);

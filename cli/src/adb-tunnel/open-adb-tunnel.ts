@@ -7,8 +7,9 @@
 import { createServer, type Server, type Socket } from 'node:net';
 import { timestampDate } from '@bufbuild/protobuf/wkt';
 import { type Client, createClient, type Transport } from '@connectrpc/connect';
-import { bridgeWebSocket } from '@cphone/host-agent';
-import { type AdbTunnel, DeviceService } from '@cphone/proto';
+// The bridge alone (not the agent's index): the CLI bundle must not pull in the agent.
+import { bridgeWebSocket } from '@cphone/host-agent/adb-tunnel/bridge';
+import { type AdbTunnel, DeviceService } from '@cphone/proto/api';
 import WebSocket from 'ws';
 
 export interface OpenAdbTunnelOptions {

@@ -19,6 +19,7 @@ import {
   uploadFile,
   uploadOptions,
 } from '../lib/transfer.js';
+import { interactiveAdbShell } from './adb.js';
 import { durationMs } from './device-targets.js';
 
 const structured = (ctx: Ctx) => ctx.out.format === 'json' || ctx.out.format === 'yaml';
@@ -42,17 +43,6 @@ function duration(value: string, flag: string) {
 export function commandLine(argv: readonly string[]): string {
   if (argv.length === 1) return argv[0] as string;
   return argv.map((a) => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replaceAll("'", `'\\''`)}'`)).join(' ');
-}
-
-/**
- * An interactive shell on a TTY rides the ADB tunnel (cli/src/adb-tunnel), which this build does not
- * have yet; until it lands, ask for a command.
- */
-async function interactiveShell(_ctx: Ctx, d: Device): Promise<number> {
-  throw new CliError(
-    `an interactive shell is not available yet: give a command, e.g. cphone devices shell ${JSON.stringify(nameOf(d))} -- getprop ro.build.version.release`,
-    EXIT.usage,
-  );
 }
 
 /** The shell's exit status as the CLI's: -1 (killed on timeout) becomes 124, as timeout(1) has it. */
@@ -330,7 +320,9 @@ export function registerDeviceActions(devices: Command): void {
           const words = (argv as string[] | undefined) ?? [];
           if (words.length) return runShell(ctx, d, commandLine(words), opts);
           if (process.stdin.isTTY) {
-            await interactiveShell(ctx, d);
+            // On a terminal: an interactive shell through the ADB tunnel, by the user's adb.
+            const code = await interactiveAdbShell(ctx, d);
+            if (code !== 0) throw new CliError(`command terminated with exit code ${code}`, code);
             return;
           }
           const script = await readStdin();

@@ -12,11 +12,13 @@ export interface ShellRequest {
   /** Empty for an interactive shell. */
   command: string;
   env: Record<string, string>;
+  /** A pty was asked for (`pty`, or no `raw` and no command, as adbd decides): prompt and echo. */
+  pty: boolean;
 }
 
 /** Parses `shell[,arg…]:command`; `exec:command` is the raw form without a shell prompt. */
 export function parseShellService(service: string): ShellRequest | undefined {
-  if (service.startsWith('exec:')) return { protocol: 'raw', command: service.slice(5), env: {} };
+  if (service.startsWith('exec:')) return { protocol: 'raw', command: service.slice(5), env: {}, pty: false };
   const match = /^shell(,[^:]*)?:(.*)$/s.exec(service);
   if (!match) return undefined;
   const args = (match[1] ?? '').split(',').filter(Boolean);
@@ -25,7 +27,9 @@ export function parseShellService(service: string): ShellRequest | undefined {
     const eq = arg.indexOf('=');
     if (eq > 0) env[arg.slice(0, eq)] = arg.slice(eq + 1);
   }
-  return { protocol: args.includes('v2') ? 'v2' : 'raw', command: match[2] ?? '', env };
+  const command = match[2] ?? '';
+  const pty = args.includes('pty') || (!args.includes('raw') && command.trim() === '');
+  return { protocol: args.includes('v2') ? 'v2' : 'raw', command, env, pty };
 }
 
 export function shellService(
@@ -47,7 +51,9 @@ export function shellService(
     };
     const shell = new ShellInterpreter(device, commands, request.env);
     const status =
-      request.command.trim() === '' ? await interactive(shell, io) : await shell.run(request.command, io);
+      request.command.trim() === ''
+        ? await interactive(shell, io, device, request.pty)
+        : await shell.run(request.command, io);
     if (request.protocol === 'v2' && !socket.isClosed) {
       await socket.write(encodeShellPacket(ShellPacketId.Exit, Uint8Array.of(status & 0xff))).catch(() => {});
     }
@@ -56,18 +62,38 @@ export function shellService(
   };
 }
 
-/** `adb shell` without a command: one command per stdin line until `exit` or hang-up. */
-async function interactive(shell: ShellInterpreter, io: ShellIo): Promise<number> {
+/**
+ * `adb shell` without a command: one command per stdin line until `exit` or hang-up, with the
+ * prompt Android's mksh shows (`<device>:/ $`, `#` as root) and the echo its pty gives.
+ */
+async function interactive(
+  shell: ShellInterpreter,
+  io: ShellIo,
+  device: AndroidDevice,
+  pty: boolean,
+): Promise<number> {
   let status = 0;
   let pending = '';
   const decoder = new TextDecoder();
+  const encoder = new TextEncoder();
+  const prompt = async () => {
+    if (!pty) return;
+    const root = device.properties.get('service.adb.root') === '1';
+    await io.stdout(
+      encoder.encode(`${device.properties.get('ro.product.device') || 'redroid'}:/ ${root ? '#' : '$'} `),
+    );
+  };
+  await prompt();
   for (let chunk = await io.stdin.read(); chunk; chunk = await io.stdin.read()) {
-    pending += decoder.decode(chunk, { stream: true });
+    const text = decoder.decode(chunk, { stream: true });
+    if (pty) await io.stdout(encoder.encode(text.replace(/\r\n?|\n/g, '\r\n')));
+    pending += text;
     for (let newline = pending.search(/[\r\n]/); newline !== -1; newline = pending.search(/[\r\n]/)) {
       const line = pending.slice(0, newline);
       pending = pending.slice(newline + 1);
       if (/^\s*exit(\s|$)/.test(line)) return Number.parseInt(line.trim().split(/\s+/)[1] ?? `${status}`, 10);
       if (line.trim()) status = await shell.run(line, io);
+      await prompt();
     }
   }
   return status;
