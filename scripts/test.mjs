@@ -63,6 +63,17 @@ if (needs(/^(web|cli|tests\/e2e)\//)) {
     process.exit(1);
   }
 }
+// The CLI's bundle (cli/dist/cphone.mjs), which its suites run as a process: built once here too.
+if (needs(/^(cli|tests\/cli|tests\/e2e)\//)) {
+  const build = spawnSync(process.execPath, ['cli/build.mjs', '--if-stale'], {
+    cwd: root,
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
+  if (build.status !== 0) {
+    console.error(`building the CLI failed (exit ${build.status})`);
+    process.exit(1);
+  }
+}
 const concurrency = process.env.TEST_CONCURRENCY ?? String(Math.max(2, availableParallelism()));
 const result = spawnSync(
   process.execPath,

@@ -126,7 +126,7 @@ test('get and describe print the API JSON (golden), tables fit the terminal and 
       ['qa-1', 'qa-2', 'qa-3', 'solo'],
     );
     // At 40 columns the widest cells give way.
-    if (columns === 40) assert.match(table.stdout, /^qa-1 +Running +e2e-ho… +androi… +\S+$/m);
+    if (columns === 40) assert.match(table.stdout, /^qa-1 +Running +e2e-host +android-1… +\S+$/m);
   }
   // In a pipe nothing is cut.
   const piped = await p.cli(['devices', 'get', '-o', 'wide']);
@@ -222,7 +222,7 @@ test('an interrupted install resumes the upload at the committed offset on the n
 test('shell writes the output as is and exits with the remote exit code', async () => {
   const ok = await p.cli(['devices', 'shell', 'qa-1', '--', 'getprop', 'ro.build.version.release']);
   assert.equal(ok.code, 0);
-  assert.equal(ok.stdout, '11\n');
+  assert.equal(ok.stdout, '12\n');
   assert.equal((await p.cli(['devices', 'shell', 'qa-1', '--', 'sh', '-c', 'exit 3'])).code, 3);
   assert.equal((await p.cli(['devices', 'shell', 'qa-1', 'exit 3'])).code, 3);
   const failed = await p.cli(['devices', 'shell', 'qa-1', '--', 'am', 'start', '-n', 'no.such/.Activity']);
