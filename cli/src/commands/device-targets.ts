@@ -46,7 +46,11 @@ export async function selectDevices(
       includeDescendants: Boolean(opts.allTenants),
     });
     if (!matched.length) ctx.out.note(`no phones match --selector ${labelsText(selector)}`);
-    for (const d of matched) targets.push({ name: d.displayName || d.deviceId, device: d });
+    // By name, as `devices get` lists them (the API lists newest first).
+    const byName = [...matched].sort((a, b) =>
+      (a.displayName || a.deviceId).localeCompare(b.displayName || b.deviceId, undefined, { numeric: true }),
+    );
+    for (const d of byName) targets.push({ name: d.displayName || d.deviceId, device: d });
   }
   const seen = new Set<string>();
   return targets.filter((t) => !t.device || (!seen.has(t.device.deviceId) && seen.add(t.device.deviceId)));
