@@ -175,3 +175,61 @@ test('drain: a live progress bar in a terminal; Ctrl-C stops following, not the 
     'the drain stopped both phones',
   );
 });
+
+test('--dry-run runs every check, placement included, and creates nothing', async () => {
+  const enroll = await p.cli(['hosts', 'enroll', 'rack9-node01', '--dry-run']);
+  assert.equal(enroll.code, 0, enroll.stderr);
+  assert.match(enroll.stdout, /would be enrolled \(dry run: nothing was created\)/);
+  assert.equal((await p.cli(['hosts', 'get', '-o', 'name'])).stdout, 'e2e-host\n');
+
+  const before = (await p.h.devices.listDevices({ tenantId: p.h.tenantId })).devices.length;
+  const fits = await p.cli([
+    'devices',
+    'create',
+    '--tenant',
+    p.h.tenantId,
+    '--image',
+    p.h.imageId,
+    '--cpu',
+    '1',
+    '--memory',
+    '1Gi',
+    '--count',
+    '2',
+    '--dry-run',
+    '-o',
+    'json',
+  ]);
+  assert.equal(fits.code, 0, fits.stderr);
+  const preview = JSON.parse(fits.stdout) as {
+    dryRun: boolean;
+    items: { hostId: string; deviceId?: string }[];
+  };
+  assert.equal(preview.items.length, 2);
+  assert.ok(
+    preview.items.every((d) => d.hostId === p.h.hostId && !d.deviceId),
+    'placed on the host, given no id',
+  );
+  const tooMany = await p.cli([
+    'devices',
+    'create',
+    '--tenant',
+    p.h.tenantId,
+    '--image',
+    p.h.imageId,
+    '--cpu',
+    '1',
+    '--memory',
+    '1Gi',
+    '--count',
+    '100',
+    '--dry-run',
+  ]);
+  assert.equal(tooMany.code, 8, tooMany.stderr);
+  assert.match(tooMany.stderr, /RESOURCE_EXHAUSTED/);
+  assert.equal(
+    (await p.h.devices.listDevices({ tenantId: p.h.tenantId })).devices.length,
+    before,
+    'nothing was created',
+  );
+});

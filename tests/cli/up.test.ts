@@ -2,6 +2,7 @@
 // phones that answer ADB, and come back with the same host and phones on a second start.
 import assert from 'node:assert/strict';
 import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import { type AddressInfo, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
@@ -88,5 +89,30 @@ test('the embedded default starts on PGlite with running phones, and restarts on
     );
   } finally {
     await second.close();
+  }
+});
+
+test('a port already in use is one sentence naming the setting that moves it', async () => {
+  const taken = createServer();
+  await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
+  const { port } = taken.address() as AddressInfo;
+  try {
+    await assert.rejects(
+      startEmbedded({
+        ...env,
+        CPHONE_DATA_DIR: join(root, 'busy', 'control-plane'),
+        CPHONE_AGENT_DATA_DIR: join(root, 'busy', 'agent'),
+        CPHONE_HTTP_PORT: String(port),
+      }),
+      (e: Error) => {
+        assert.equal(
+          e.message,
+          `port ${port} on 127.0.0.1 is already in use (another cphone up, or another program): stop it, or start with CPHONE_HTTP_PORT=<free port> npm start`,
+        );
+        return true;
+      },
+    );
+  } finally {
+    taken.close();
   }
 });
