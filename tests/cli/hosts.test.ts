@@ -93,7 +93,19 @@ test('exit codes name the failure', async () => {
 });
 
 test('hosts explain says where a spec fits and why not elsewhere', async () => {
-  const fits = await p.cli(['hosts', 'explain', '--image', p.h.imageId, '--cpu', '1', '--memory', '1Gi']);
+  const create = [
+    'devices',
+    'create',
+    '--tenant',
+    p.h.tenantId,
+    '--image',
+    p.h.imageId,
+    '--cpu',
+    '1',
+    '--memory',
+    '1Gi',
+  ];
+  const fits = await p.cli([...create, '--count', '2', '--dry-run', '-o', 'json']);
   assert.equal(fits.code, 0, fits.stderr);
   assert.match(fits.stdout, /^e2e-host +yes +[\d.]+/m);
   assert.match(fits.stdout, /^fits: 1 on e2e-host$/m);
@@ -210,21 +222,7 @@ test('--dry-run runs every check, placement included, and creates nothing', asyn
     preview.items.every((d) => d.hostId === p.h.hostId && !d.deviceId),
     'placed on the host, given no id',
   );
-  const tooMany = await p.cli([
-    'devices',
-    'create',
-    '--tenant',
-    p.h.tenantId,
-    '--image',
-    p.h.imageId,
-    '--cpu',
-    '1',
-    '--memory',
-    '1Gi',
-    '--count',
-    '100',
-    '--dry-run',
-  ]);
+  const tooMany = await p.cli([...create, '--count', '100', '--dry-run']);
   assert.equal(tooMany.code, 8, tooMany.stderr);
   assert.match(tooMany.stderr, /RESOURCE_EXHAUSTED/);
   assert.equal(
