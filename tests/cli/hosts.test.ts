@@ -93,19 +93,7 @@ test('exit codes name the failure', async () => {
 });
 
 test('hosts explain says where a spec fits and why not elsewhere', async () => {
-  const create = [
-    'devices',
-    'create',
-    '--tenant',
-    p.h.tenantId,
-    '--image',
-    p.h.imageId,
-    '--cpu',
-    '1',
-    '--memory',
-    '1Gi',
-  ];
-  const fits = await p.cli([...create, '--count', '2', '--dry-run', '-o', 'json']);
+  const fits = await p.cli(['hosts', 'explain', '--image', p.h.imageId, '--cpu', '1', '--memory', '1Gi']);
   assert.equal(fits.code, 0, fits.stderr);
   assert.match(fits.stdout, /^e2e-host +yes +[\d.]+/m);
   assert.match(fits.stdout, /^fits: 1 on e2e-host$/m);
@@ -208,112 +196,6 @@ test('--dry-run runs every check, placement included, and creates nothing', asyn
     '1Gi',
   ];
   const fits = await p.cli([...create, '--count', '2', '--dry-run', '-o', 'json']);
-  assert.equal(fits.code, 0, fits.stderr);
-  assert.match(fits.stdout, /^e2e-host +yes +[\d.]+/m);
-  assert.match(fits.stdout, /^fits: 1 on e2e-host$/m);
-  const tooBig = await p.cli([
-    'hosts',
-    'explain',
-    '--image',
-    p.h.imageId,
-    '--cpu',
-    '1',
-    '--memory',
-    '1Gi',
-    '--count',
-    '100',
-  ]);
-  assert.equal(tooBig.code, 8, tooBig.stdout + tooBig.stderr);
-  assert.match(tooBig.stderr, /RESOURCE_EXHAUSTED: does not fit/);
-});
-
-/** tmux on a private socket: a real pseudo-terminal 120 columns wide. */
-function tmux(...args: string[]): string {
-  const r = spawnSync('tmux', ['-L', `cphone-cli-test-${process.pid}`, ...args], { encoding: 'utf8' });
-  if (r.status !== 0) throw new Error(`tmux ${args.join(' ')}: ${r.stderr}`);
-  return r.stdout;
-}
-
-test('drain: a live progress bar in a terminal; Ctrl-C stops following, not the drain; --status picks it up', async () => {
-  after(() => {
-    spawnSync('tmux', ['-L', `cphone-cli-test-${process.pid}`, 'kill-server']);
-  });
-  const second = await p.h.createPhone('cli-hosts-2');
-  await p.h.waitForState(second.deviceId, DeviceState.RUNNING);
-  // Without its agent the host cannot stop its phones: the drain stays in progress until it returns.
-  await p.agent?.close();
-  const env = Object.entries(p.env)
-    .map(([k, v]) => `${k}=${v}`)
-    .join(' ');
-  tmux(
-    'new-session',
-    '-d',
-    '-x',
-    '120',
-    '-y',
-    '20',
-    `env ${env} ${process.execPath} ${BUNDLE} hosts drain e2e-host --mode stop --reason test; echo EXIT=$?; sleep 600`,
-  );
-  const screen = () => tmux('capture-pane', '-p');
-  await waitFor(
-    'the progress bar',
-    async () => screen(),
-    (s) => /draining e2e-host .*remaining 2/.test(s),
-    { timeoutMs: 20_000 },
-  );
-  tmux('send-keys', 'C-c');
-  const stopped = await waitFor(
-    'the exit',
-    async () => screen(),
-    (s) => /EXIT=\d+/.test(s),
-    { timeoutMs: 10_000 },
-  );
-  assert.match(stopped, /the drain goes on\. See it with: cphone hosts drain e2e-host --status/);
-  assert.match(stopped, /EXIT=130/);
-  const status = await p.cli(['hosts', 'drain', 'e2e-host', '--status', '--detach', '-o', 'json']);
-  assert.equal(status.code, 0, status.stderr);
-  assert.equal(JSON.parse(status.stdout).state, 'IN_PROGRESS', 'the drain went on without the CLI');
-
-  p.agent = await p.h.startAgent();
-  // Followed to its end (or shown ended, if the agent was quicker than this command).
-  const followed = await p.cli(['hosts', 'drain', 'e2e-host', '--status']);
-  assert.equal(followed.code, 0, followed.stderr);
-  assert.match(
-    followed.stdout + followed.stderr,
-    /drain of e2e-host completed: Stop: 0 migrated, 0 failed, 0 remaining of 2/,
-  );
-  const phones = await p.h.devices.listDevices({ tenantId: p.h.tenantId });
-  assert.deepEqual(
-    phones.devices.map((d) => DeviceState[d.state]),
-    ['STOPPED', 'STOPPED'],
-    'the drain stopped both phones',
-  );
-});
-
-test('--dry-run runs every check, placement included, and creates nothing', async () => {
-  const enroll = await p.cli(['hosts', 'enroll', 'rack9-node01', '--dry-run']);
-  assert.equal(enroll.code, 0, enroll.stderr);
-  assert.match(enroll.stdout, /would be enrolled \(dry run: nothing was created\)/);
-  assert.equal((await p.cli(['hosts', 'get', '-o', 'name'])).stdout, 'e2e-host\n');
-
-  const before = (await p.h.devices.listDevices({ tenantId: p.h.tenantId })).devices.length;
-  const fits = await p.cli([
-    'devices',
-    'create',
-    '--tenant',
-    p.h.tenantId,
-    '--image',
-    p.h.imageId,
-    '--cpu',
-    '1',
-    '--memory',
-    '1Gi',
-    '--count',
-    '2',
-    '--dry-run',
-    '-o',
-    'json',
-  ]);
   assert.equal(fits.code, 0, fits.stderr);
   const preview = JSON.parse(fits.stdout) as {
     dryRun: boolean;
