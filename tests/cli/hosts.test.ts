@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { after, before, test } from 'node:test';
-import { DeviceState } from '@cphone/proto';
+import { DeviceState, HostState } from '@cphone/proto';
 import { waitFor } from '@cphone/proto/testing';
 import { parse } from 'yaml';
 // @ts-expect-error plain JavaScript build script, no types
@@ -174,6 +174,9 @@ test('drain: a live progress bar in a terminal; Ctrl-C stops following, not the 
     ['STOPPED', 'STOPPED'],
     'the drain stopped both phones',
   );
+  const uncordoned = await p.cli(['hosts', 'uncordon', 'e2e-host']);
+  assert.equal(uncordoned.code, 0, uncordoned.stderr);
+  await p.h.waitForHost(HostState.READY, true);
 });
 
 test('--dry-run runs every check, placement included, and creates nothing', async () => {
