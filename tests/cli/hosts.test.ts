@@ -218,3 +218,23 @@ test('--dry-run runs every check, placement included, and creates nothing', asyn
     'nothing was created',
   );
 });
+
+test('enroll prints the one-time credential and the start line; revoke and delete retire the host', async () => {
+  const enrolled = await p.cli(['hosts', 'enroll', 'rack9-node02', '--label', 'zone=test']);
+  assert.equal(enrolled.code, 0, enrolled.stderr);
+  const credential = /credential \(shown once, keep it secret\): (\S+)/.exec(enrolled.stdout)?.[1];
+  assert.ok(credential, enrolled.stdout);
+  assert.ok(
+    enrolled.stdout.includes(
+      `printf '%s\\n' '${credential}' | sudo install -m 600 /dev/stdin /etc/cphone/agent.credential`,
+    ),
+  );
+  assert.match(enrolled.stdout, /sudo systemctl enable --now cphone-agent\.service/);
+  assert.equal((await p.cli(['hosts', 'get', '-l', 'zone=test', '-o', 'name'])).stdout, 'rack9-node02\n');
+  const rotated = await p.cli(['hosts', 'revoke', 'rack9-node02', '--rotate', '--yes']);
+  assert.equal(rotated.code, 0, rotated.stderr);
+  assert.match(rotated.stdout, /new credential \(shown once\): \S+/);
+  const deleted = await p.cli(['hosts', 'delete', 'rack9-node02', '--yes']);
+  assert.equal(deleted.code, 0, deleted.stderr);
+  assert.equal((await p.cli(['hosts', 'get', '-o', 'name'])).stdout, 'e2e-host\n');
+});

@@ -354,10 +354,10 @@ export function registerHosts(program: Command): void {
                 ? `credential (shown once, keep it secret): ${res.credential}`
                 : 'no new credential: this host was enrolled before with this request id and its agent has connected',
               '',
-              'On the server, put the credential in the agent environment file and start it:',
-              `  printf 'CPHONE_HOST_ID=${host?.hostId}\\nCPHONE_HOST_CREDENTIAL=%s\\nCPHONE_CONTROL_PLANE=<gateway-host>:8443\\n' '<credential>' | sudo tee /etc/cphone/agent.env >/dev/null`,
-              '  sudo chmod 600 /etc/cphone/agent.env',
-              '  sudo systemctl enable --now cphone-agent.service   # deploy/cphone-agent.service',
+              'On the server (deploy/systemd/install.sh puts the unit and /etc/cphone/agent.env in place):',
+              `  printf '%s\\n' '${res.credential || '<credential>'}' | sudo install -m 600 /dev/stdin /etc/cphone/agent.credential`,
+              `  sudo sed -i 's/^CPHONE_HOST_ID=.*/CPHONE_HOST_ID=${host?.hostId}/' /etc/cphone/agent.env`,
+              '  sudo systemctl enable --now cphone-agent.service',
               '',
             ].join('\n'),
           );
