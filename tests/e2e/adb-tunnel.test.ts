@@ -114,14 +114,15 @@ describe('adb through the platform', () => {
     const file = join(workDir, 'big.bin');
     await writeFile(file, data);
     assert.match(await adb.text(['-s', serial, 'push', file, '/data/local/tmp/big.bin']), /1 file pushed/);
-    // The virtual phone's shell has no md5sum: its file system is read directly.
-    const onPhone = phones.phone(deviceId).device.fs.read('/data/local/tmp/big.bin');
-    assert.equal(md5(onPhone), md5(data));
+    // Checked as a user would: the phone's md5sum and ls, through the same tunnel.
     assert.equal(
+      await adb.text(['-s', serial, 'shell', 'md5sum', '/data/local/tmp/big.bin']),
+      `${md5(data)}  /data/local/tmp/big.bin\n`,
+    );
+    assert.ok(
       (await adb.text(['-s', serial, 'shell', 'ls', '-l', '/data/local/tmp/big.bin'])).includes(
         String(16 << 20),
       ),
-      true,
     );
   });
 
