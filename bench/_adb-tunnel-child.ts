@@ -1,26 +1,15 @@
-// The processes of bench/adb-tunnel.ts besides the platform's own, so that no two hops of the path
-// share an event loop (as on a real user's machine, a real host and a real phone):
-//   phone   the virtual phones (the sim runtime's launcher in the agent asks this process for them)
+// Two processes of bench/adb-tunnel.ts, on the user's side of the path:
 //   tunnel  the CLI's tunnel library: CreateAdbTunnel with an API key over the public API, a local
 //           port, WebSockets to the agent's endpoint
 //   shells  an ADB client (@yume-chan/adb, no adb server) timing shell round trips to an address
 // Forked by the bench with one role each; requests over IPC (see _child.ts).
+
+import { createConnectTransport } from '@connectrpc/connect-node';
 import { openAdbTunnel } from '@cphone/cli/adb-tunnel';
-import { bearerTransport } from '@cphone/control-plane';
-import { connectAdbTcp, FileCredentialStore, startVirtualPhone, type VirtualPhone } from '@cphone/host-agent';
+import { connectAdbTcp, FileCredentialStore } from '@cphone/host-agent';
 import { Adb, AdbDaemonTransport } from '@yume-chan/adb';
 
 export type AdbTunnelChildRequest =
-  | {
-      op: 'phone';
-      serial: string;
-      port: number;
-      bootDelayMs: number;
-      screen: { width: number; height: number; dpi: number };
-      videoFixturesDir: string;
-      dataDir?: string;
-    }
-  | { op: 'close-phone'; serial: string }
   | { op: 'tunnel'; apiUrl: string; apiKey: string; deviceId: string; ca?: string }
   | {
       op: 'shells';
@@ -34,13 +23,9 @@ export type AdbTunnelChildRequest =
 
 export type AdbTunnelChildReply =
   | { op: 'ready' }
-  | { op: 'listening'; host: string; port: number }
-  | { op: 'closed' }
+  | { op: 'listening'; port: number }
   | { op: 'times'; ms: number[] }
   | { op: 'failed'; message: string };
-
-const phones = new Map<string, VirtualPhone>();
-
 /** Shell v2 `echo i` round trips, each timed from the request to its whole answer. */
 async function shells(r: Extract<AdbTunnelChildRequest, { op: 'shells' }>): Promise<number[]> {
   const { connection } = await connectAdbTcp(r.host, r.port);
@@ -70,31 +55,24 @@ async function shells(r: Extract<AdbTunnelChildRequest, { op: 'shells' }>): Prom
 
 async function handle(r: AdbTunnelChildRequest): Promise<AdbTunnelChildReply> {
   switch (r.op) {
-    case 'phone': {
-      const phone = await startVirtualPhone({
-        host: '127.0.0.1',
-        port: r.port,
-        serial: r.serial,
-        bootDelayMs: r.bootDelayMs,
-        screen: r.screen,
-        videoFixturesDir: r.videoFixturesDir,
-        ...(r.dataDir !== undefined ? { dataDir: r.dataDir } : {}),
-      });
-      phones.set(r.serial, phone);
-      return { op: 'listening', host: phone.host, port: phone.port };
-    }
-    case 'close-phone':
-      await phones.get(r.serial)?.close();
-      phones.delete(r.serial);
-      return { op: 'closed' };
     case 'tunnel': {
       const tunnel = await openAdbTunnel({
-        transport: bearerTransport(r.apiUrl, r.apiKey),
+        // As the CLI's own API client (cli/src/lib/api.ts) makes it: Connect over HTTP/1.1, the key as Bearer.
+        transport: createConnectTransport({
+          baseUrl: r.apiUrl,
+          httpVersion: '1.1',
+          interceptors: [
+            (next) => (req) => {
+              req.header.set('authorization', `Bearer ${r.apiKey}`);
+              return next(req);
+            },
+          ],
+        }),
         deviceId: r.deviceId,
         ...(r.ca !== undefined ? { ca: r.ca } : {}),
         onError: (e) => console.error('tunnel:', e.message),
       });
-      return { op: 'listening', host: '127.0.0.1', port: tunnel.port };
+      return { op: 'listening', port: tunnel.port };
     }
     case 'shells':
       return { op: 'times', ms: await shells(r) };

@@ -12,7 +12,6 @@ import {
   type Agent,
   createSimRuntime,
   loadConfig as loadAgentConfig,
-  type PhoneLauncher,
   type SimRuntime,
   startAgent,
   startVirtualPhone,
@@ -34,8 +33,6 @@ export interface Stack {
   readonly plane: ControlPlane;
   readonly agent: Agent;
   readonly devices: Client<typeof DeviceService>;
-  /** The tenant the phones are created for. */
-  readonly tenantId: string;
   /** The agent's data dir (its stream endpoint's generated CA is stream-tls/ca.pem in it). */
   readonly agentDataDir: string;
   /** Creates a phone through the API and waits for it to run. */
@@ -48,7 +45,6 @@ export async function startStack({
   maxViewers,
   agentEnv = {},
   phones,
-  launch,
 }: {
   videoFixturesDir: string;
   maxViewers: number;
@@ -56,8 +52,6 @@ export async function startStack({
   agentEnv?: Record<string, string>;
   /** Filled with the virtual phones by serial (the device id), to watch what reaches them. */
   phones?: Map<string, VirtualPhone>;
-  /** Where the phones run instead (another process, say); `phones` stays empty then. */
-  launch?: PhoneLauncher;
 }): Promise<Stack> {
   const silent = pino({ level: 'silent' });
   const dir = await mkdtemp(join(tmpdir(), 'cphone-bench-sfu-stack-'));
@@ -102,21 +96,19 @@ export async function startStack({
     dataDir: join(dir, 'sim'),
     scope: `bench-${hostId}`,
     // The sim runtime's own launcher, with the 2 Mbit/s recordings instead of the committed ones.
-    launch:
-      launch ??
-      (async (o) => {
-        const phone = await startVirtualPhone({
-          host: o.host,
-          port: o.port,
-          serial: o.serial,
-          bootDelayMs: o.bootDelayMs,
-          screen: { width: o.screen.width, height: o.screen.height, dpi: o.screen.dpi },
-          videoFixturesDir,
-          ...(o.dataDir !== undefined ? { dataDir: o.dataDir } : {}),
-        });
-        phones?.set(o.serial, phone);
-        return phone;
-      }),
+    launch: async (o) => {
+      const phone = await startVirtualPhone({
+        host: o.host,
+        port: o.port,
+        serial: o.serial,
+        bootDelayMs: o.bootDelayMs,
+        screen: { width: o.screen.width, height: o.screen.height, dpi: o.screen.dpi },
+        videoFixturesDir,
+        ...(o.dataDir !== undefined ? { dataDir: o.dataDir } : {}),
+      });
+      phones?.set(o.serial, phone);
+      return phone;
+    },
   });
   const agent = await startAgent(
     loadAgentConfig({
@@ -153,7 +145,6 @@ export async function startStack({
     plane,
     agent,
     devices,
-    tenantId,
     agentDataDir: join(dir, 'agent'),
     async runningPhone(name) {
       const { devices: created } = await devices.batchCreateDevices({

@@ -14,24 +14,11 @@ import type { PhonesReply } from './_agent-overhead-phones.js';
 import { summariseProfile } from './_agent-overhead-profile.js';
 import { arg } from './_args.js';
 import { Child } from './_child.js';
+import { cpuSeconds } from './_proc.js';
 
 const MIB = 2 ** 20;
 const TARGET_RSS_MIB = 2;
 const TARGET_CPU_PCT = 0.1;
-
-/**
- * CPU seconds the process has run so far, every thread: the sum of /proc/<pid>/task/<tid>/schedstat
- * (the scheduler's run time in ns). utime/stime in /proc/<pid>/stat are counted in 10 ms ticks, too
- * coarse for an agent that runs for well under a millisecond at a time.
- */
-async function cpuSeconds(pid: number): Promise<number> {
-  let ns = 0;
-  for (const tid of await readdir(`/proc/${pid}/task`)) {
-    const text = await readFile(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').catch(() => '0');
-    ns += Number(text.split(' ')[0]);
-  }
-  return ns / 1e9;
-}
 
 async function openFds(pid: number): Promise<number> {
   return (await readdir(`/proc/${pid}/fd`)).length;
