@@ -36,6 +36,7 @@ import {
 } from '@cphone/proto';
 import { waitFor } from '@cphone/proto/testing';
 import type { AdbTunnelChildReply, AdbTunnelChildRequest } from './_adb-tunnel-child.js';
+import { agentChildEnv } from './_agent-env.js';
 import type { AgentReply, AgentRequest } from './_agent-overhead-agent.js';
 import type { PlaneReply } from './_agent-overhead-control-plane.js';
 import type { PhonesReply, PhonesRequest } from './_agent-overhead-phones.js';
@@ -112,26 +113,24 @@ await writeFile(caFile, planeReady.caPem);
 const agent = Child.start<AgentRequest, AgentReply>('agent', './_agent-overhead-agent.ts', {
   execArgv,
   env: {
-    CPHONE_HOST_ID: hostId,
-    CPHONE_HOST_CREDENTIAL: enrolled.credential,
-    CPHONE_CONTROL_PLANE: `127.0.0.1:${planeReady.grpcPort}`,
-    CPHONE_CA_FILE: caFile,
-    CPHONE_TLS_SERVER_NAME: 'localhost',
-    CPHONE_RUNTIME: 'sim',
-    CPHONE_AGENT_DATA_DIR: join(dir, 'agent'),
-    CPHONE_AGENT_HTTP_PORT: '0',
+    ...agentChildEnv({
+      hostId,
+      credential: enrolled.credential,
+      grpcPort: planeReady.grpcPort,
+      caFile,
+      dir,
+      phonesUrl: phonesReady.url,
+    }),
     CPHONE_STREAM_BIND: '127.0.0.1',
     CPHONE_STREAM_PORT: '0',
     CPHONE_RTC_LISTEN_IP: '127.0.0.1',
     CPHONE_RTC_PORT: '0',
     CPHONE_SFU_WORKERS: '1',
     ...(TLS ? {} : { CPHONE_STREAM_TLS: 'off' }),
-    CPHONE_ARCH: 'arm64',
     CPHONE_CAPACITY_VCPU_MILLICORES: '4000',
     CPHONE_CAPACITY_MEMORY_MIB: '8192',
     CPHONE_CAPACITY_STORAGE_GIB: '32',
     CPHONE_LOG_LEVEL: 'silent',
-    AGENT_OVERHEAD_PHONES_URL: phonesReady.url,
   },
 });
 const adb = new DebianAdb();

@@ -8,6 +8,7 @@ import { bearerTransport } from '@cphone/control-plane';
 import { createTestDatabase } from '@cphone/control-plane/testing';
 import { DeviceService, DeviceState, HostService, ImageService } from '@cphone/proto';
 import { waitFor } from '@cphone/proto/testing';
+import { agentChildEnv } from './_agent-env.js';
 import type { AgentReply, AgentRequest } from './_agent-overhead-agent.js';
 import type { PlaneReply } from './_agent-overhead-control-plane.js';
 import type { PhonesReply } from './_agent-overhead-phones.js';
@@ -106,23 +107,21 @@ async function main(): Promise<void> {
   const agent: AgentChild = Child.start('agent', './_agent-overhead-agent.ts', {
     stdout: logFd,
     env: {
-      CPHONE_HOST_ID: hostId,
-      CPHONE_HOST_CREDENTIAL: enrolled.credential,
-      CPHONE_CONTROL_PLANE: `127.0.0.1:${planeReady.grpcPort}`,
-      CPHONE_CA_FILE: caFile,
-      CPHONE_TLS_SERVER_NAME: 'localhost',
-      CPHONE_RUNTIME: 'sim',
-      CPHONE_AGENT_DATA_DIR: join(dir, 'agent'),
-      CPHONE_AGENT_HTTP_PORT: '0',
+      ...agentChildEnv({
+        hostId,
+        credential: enrolled.credential,
+        grpcPort: planeReady.grpcPort,
+        caFile,
+        dir,
+        phonesUrl: phonesReady.url,
+      }),
       CPHONE_STREAM: 'off',
-      CPHONE_ARCH: 'arm64',
       CPHONE_MAX_DEVICES: String(n),
       CPHONE_CAPACITY_VCPU_MILLICORES: String(n * spec.vcpuMillicores),
       CPHONE_CAPACITY_MEMORY_MIB: String(n * spec.memoryMib),
       CPHONE_CAPACITY_STORAGE_GIB: String(n * spec.storageGib),
       CPHONE_USAGE_INTERVAL_MS: '5000',
       CPHONE_LOG_LEVEL: 'info',
-      AGENT_OVERHEAD_PHONES_URL: phonesReady.url,
       AGENT_OVERHEAD_BOOT_DELAY_MS: String(bootDelayMs),
     },
   });
