@@ -1,10 +1,11 @@
-// The phones of bench/agent-overhead.ts, in a process of their own so that their memory and CPU are
+// The phones of bench/agent-overhead.ts (and bench/adb-tunnel.ts), in a process of their own so that their memory and CPU are
 // not counted as the agent's. Forked by the bench; serves a tiny HTTP control API on 127.0.0.1 that
 // the bench's runtime in the agent process calls (see _agent-overhead-runtime.ts):
 //   GET  /ping                                          -> 204
 //   POST /start {deviceId, bootDelayMs, screen, model?} -> {port}   (idempotent: a running phone answers its port)
 //   POST /stop  {deviceId}                              -> 204      (stopping a stopped phone is a no-op)
-// Reports {op: 'ready', url} over IPC, then answers {op: 'stats'} with its own RSS and phone count.
+// Reports {op: 'ready', url} over IPC, then answers {op: 'stats'} with its own RSS and phone count and
+// {op: 'port', deviceId} with the port of that phone's adbd.
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { startVirtualPhone, type VirtualPhone } from '@cphone/host-agent';
@@ -18,7 +19,8 @@ export interface PhoneStartRequest {
 
 export type PhonesReply =
   | { op: 'ready'; url: string }
-  | { op: 'stats'; rss: number; phones: number; cpuMicros: number };
+  | { op: 'stats'; rss: number; phones: number; cpuMicros: number }
+  | { op: 'port'; port: number | undefined };
 
 const phones = new Map<string, Promise<VirtualPhone>>();
 
@@ -74,8 +76,21 @@ server.keepAliveTimeout = 120_000;
 await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
 const { port } = server.address() as AddressInfo;
 
-process.on('message', (message: { op: 'stats'; id: number }) => {
-  if (message.op !== 'stats') return;
+export type PhonesRequest = { op: 'stats' } | { op: 'port'; deviceId: string };
+
+process.on('message', (message: PhonesRequest & { id: number }) => {
+  if (message.op === 'port') {
+    // Where a phone's adbd listens: bench/adb-tunnel.ts pushes to it directly too.
+    const reply = (port: number | undefined) => process.send?.({ op: 'port', port, id: message.id });
+    const phone = phones.get(message.deviceId);
+    if (phone === undefined) reply(undefined);
+    else
+      phone.then(
+        (p) => reply(p.port),
+        () => reply(undefined),
+      );
+    return;
+  }
   const cpu = process.cpuUsage();
   const reply: PhonesReply = {
     op: 'stats',

@@ -8,30 +8,18 @@ import { bearerTransport } from '@cphone/control-plane';
 import { createTestDatabase } from '@cphone/control-plane/testing';
 import { DeviceService, DeviceState, HostService, ImageService } from '@cphone/proto';
 import { waitFor } from '@cphone/proto/testing';
+import { agentChildEnv } from './_agent-env.js';
 import type { AgentReply, AgentRequest } from './_agent-overhead-agent.js';
 import type { PlaneReply } from './_agent-overhead-control-plane.js';
 import type { PhonesReply } from './_agent-overhead-phones.js';
 import { summariseProfile } from './_agent-overhead-profile.js';
 import { arg } from './_args.js';
 import { Child } from './_child.js';
+import { cpuSeconds } from './_proc.js';
 
 const MIB = 2 ** 20;
 const TARGET_RSS_MIB = 2;
 const TARGET_CPU_PCT = 0.1;
-
-/**
- * CPU seconds the process has run so far, every thread: the sum of /proc/<pid>/task/<tid>/schedstat
- * (the scheduler's run time in ns). utime/stime in /proc/<pid>/stat are counted in 10 ms ticks, too
- * coarse for an agent that runs for well under a millisecond at a time.
- */
-async function cpuSeconds(pid: number): Promise<number> {
-  let ns = 0;
-  for (const tid of await readdir(`/proc/${pid}/task`)) {
-    const text = await readFile(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').catch(() => '0');
-    ns += Number(text.split(' ')[0]);
-  }
-  return ns / 1e9;
-}
 
 async function openFds(pid: number): Promise<number> {
   return (await readdir(`/proc/${pid}/fd`)).length;
@@ -119,23 +107,21 @@ async function main(): Promise<void> {
   const agent: AgentChild = Child.start('agent', './_agent-overhead-agent.ts', {
     stdout: logFd,
     env: {
-      CPHONE_HOST_ID: hostId,
-      CPHONE_HOST_CREDENTIAL: enrolled.credential,
-      CPHONE_CONTROL_PLANE: `127.0.0.1:${planeReady.grpcPort}`,
-      CPHONE_CA_FILE: caFile,
-      CPHONE_TLS_SERVER_NAME: 'localhost',
-      CPHONE_RUNTIME: 'sim',
-      CPHONE_AGENT_DATA_DIR: join(dir, 'agent'),
-      CPHONE_AGENT_HTTP_PORT: '0',
+      ...agentChildEnv({
+        hostId,
+        credential: enrolled.credential,
+        grpcPort: planeReady.grpcPort,
+        caFile,
+        dir,
+        phonesUrl: phonesReady.url,
+      }),
       CPHONE_STREAM: 'off',
-      CPHONE_ARCH: 'arm64',
       CPHONE_MAX_DEVICES: String(n),
       CPHONE_CAPACITY_VCPU_MILLICORES: String(n * spec.vcpuMillicores),
       CPHONE_CAPACITY_MEMORY_MIB: String(n * spec.memoryMib),
       CPHONE_CAPACITY_STORAGE_GIB: String(n * spec.storageGib),
       CPHONE_USAGE_INTERVAL_MS: '5000',
       CPHONE_LOG_LEVEL: 'info',
-      AGENT_OVERHEAD_PHONES_URL: phonesReady.url,
       AGENT_OVERHEAD_BOOT_DELAY_MS: String(bootDelayMs),
     },
   });

@@ -25,11 +25,35 @@ export interface BridgeOptions {
   onEnd(side: BridgeSide, error?: Error): void;
 }
 
+/**
+ * Holds a socket's writes until the current turn of the event loop has delivered everything it read
+ * (setImmediate runs right after the I/O phase), then sends them in one writev. A large adb write
+ * (adb push sends up to 1 MiB per packet, then waits for its OKAY) arrives as several 64 KiB reads;
+ * passed on one by one, each would be a syscall that wakes the next hop for a fraction of a packet,
+ * and on a busy host those wake-ups, not the copies, are what a hop costs.
+ */
+function batcher(socket: Socket): () => void {
+  let corked = false;
+  const flush = () => {
+    corked = false;
+    socket.uncork();
+  };
+  return () => {
+    if (corked) return;
+    corked = true;
+    socket.cork();
+    setImmediate(flush);
+  };
+}
+
 export function bridgeWebSocket(ws: WebSocket, socket: Socket, options: BridgeOptions): void {
   const highWaterMark = options.highWaterMark ?? 1 << 20;
+  const wsSocket = (ws as unknown as { _socket?: Socket })._socket;
   // Small adb packets (shell keystrokes, OKAY) go out at once on both legs.
   socket.setNoDelay(true);
-  (ws as unknown as { _socket?: Socket })._socket?.setNoDelay(true);
+  wsSocket?.setNoDelay(true);
+  const batchToSocket = batcher(socket);
+  const batchToWebSocket = wsSocket ? batcher(wsSocket) : () => undefined;
   const ended = new Set<BridgeSide>();
   const end = (side: BridgeSide, error?: Error) => {
     if (ended.has(side)) return;
@@ -42,6 +66,7 @@ export function bridgeWebSocket(ws: WebSocket, socket: Socket, options: BridgeOp
       return;
     }
     options.onToSocket?.(data.length);
+    batchToSocket();
     if (!socket.write(data)) ws.pause();
   });
   socket.on('drain', () => ws.resume());
@@ -54,6 +79,7 @@ export function bridgeWebSocket(ws: WebSocket, socket: Socket, options: BridgeOp
   };
   socket.on('data', (chunk: Buffer) => {
     options.onFromSocket?.(chunk.length);
+    batchToWebSocket();
     ws.send(chunk, { binary: true }, sent);
     if (!paused && ws.bufferedAmount >= highWaterMark) {
       paused = true;
