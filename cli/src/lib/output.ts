@@ -72,12 +72,17 @@ export function renderTable<T>(out: Out, columns: readonly Column<T>[], rows: re
   const shown = columns.filter((c) => !c.wide || out.format === 'wide');
   const cells = rows.map((r) => shown.map((c) => oneLine(c.cell(r))));
   const widths = shown.map((c, i) => Math.max(c.header.length, ...cells.map((row) => len(row[i] ?? ''))));
-  // The first column (the name people act on) is never cut; the others give way down to their header.
+  // The others give way down to their header first; the first column (the name people act on)
+  // only when that is not enough.
+  const headers = shown.map((c) => c.header.length);
   const minimums = shown.map((c, i) => (i === 0 ? (widths[0] ?? 0) : c.header.length));
   // Three spaces between columns as kubectl; two when that is what it takes to fit.
   const natural = widths.reduce((a, b) => a + b, 0) + 3 * (widths.length - 1);
   const gap = out.width && natural > out.width ? 2 : 3;
-  if (out.width) fitWidths(widths, minimums, out.width, gap);
+  if (out.width) {
+    fitWidths(widths, minimums, out.width, gap);
+    fitWidths(widths, headers, out.width, gap);
+  }
   const line = (values: string[], tint?: (i: number, padded: string) => string) =>
     values
       .map((v, i) => {
