@@ -246,7 +246,11 @@ test('usage samples are resent until acknowledged, across reconnects and agent r
   await s.agent.sampler.sampleNow(Date.now() + 60_000);
   // In order; on a loaded machine the first two may already be resent (no ack) before the last two.
   const firstSeen = () => [...new Set(s.cp.usageReceived)];
-  await waitFor('four samples sent', () => firstSeen().length, (n) => n >= 4);
+  await waitFor(
+    'four samples sent',
+    () => firstSeen().length,
+    (n) => n >= 4,
+  );
   assert.deepEqual(firstSeen().slice(0, 4), [1n, 2n, 3n, 4n]);
   const sample = s.cp.of('usageReport')[0]!.samples[0]!;
   assert.equal(sample.vcpuMillicores, 1000);
