@@ -64,3 +64,33 @@ test('cli/REFERENCE.md is the reference the command tree generates now', async (
   const committed = await readFile(new URL('../../cli/REFERENCE.md', import.meta.url), 'utf8');
   assert.equal(committed, r.stdout, 'regenerate it: npx cphone docs > cli/REFERENCE.md');
 });
+
+test('login stores a key read from stdin in a context; contexts switch with use-context', async () => {
+  const bare = { XDG_CONFIG_HOME: p.configHome, CPHONE_API_URL: '', CPHONE_API_KEY: '' };
+  const wrong = await p.cli(['login', '--context', 'lab', '--server', p.h.plane.httpUrl], {
+    env: bare,
+    input: 'cpk_not_a_key\n',
+  });
+  assert.equal(wrong.code, 5, wrong.stderr);
+  const ok = await p.cli(['login', '--context', 'lab', '--server', p.h.plane.httpUrl], {
+    env: bare,
+    input: `${p.h.token}\n`,
+  });
+  assert.equal(ok.code, 0, ok.stderr);
+  assert.match(ok.stderr, /key stored in context "lab"/);
+  const contexts = await p.cli(['config', 'get-contexts', '-o', 'json'], { env: bare });
+  const doc = JSON.parse(contexts.stdout) as {
+    currentContext: string;
+    contexts: { name: string; key?: string }[];
+  };
+  assert.equal(doc.currentContext, 'lab');
+  assert.deepEqual(doc.contexts, [{ name: 'lab', server: p.h.plane.httpUrl, key: 'REDACTED' }]);
+  assert.equal((await p.cli(['hosts', 'get', '-o', 'name'], { env: bare })).stdout, 'e2e-host\n');
+  await p.cli(['config', 'set-context', 'nowhere', '--server', 'http://127.0.0.1:9'], { env: bare });
+  assert.equal((await p.cli(['config', 'use-context', 'nowhere'], { env: bare })).code, 0);
+  const unreachable = await p.cli(['hosts', 'get'], { env: bare });
+  assert.equal(unreachable.code, 5, 'no key in that context');
+  const missing = await p.cli(['config', 'use-context', 'nope'], { env: bare });
+  assert.equal(missing.code, 2);
+  assert.match(missing.stderr, /no context "nope"/);
+});
