@@ -1,7 +1,7 @@
 // cphone api-keys: keys for the public API. get, create (the secret is printed once), revoke.
 import { randomUUID } from 'node:crypto';
 import { timestampFromMs, timestampMs } from '@bufbuild/protobuf/wkt';
-import { type ApiKey, ApiKeySchema, Role } from '@cphone/proto/api';
+import { type ApiKey, ApiKeySchema, CreateApiKeyRequestSchema, Role } from '@cphone/proto/api';
 import { type Command, Option } from 'commander';
 import { action, dryRun, examples, requireYes } from '../lib/command.js';
 import { UsageError } from '../lib/errors.js';
@@ -124,7 +124,7 @@ export function registerApiKeys(program: Command): void {
             displayName: opts.name,
             role: ROLES[opts.role],
             ...(opts.expires ? { expireTime: timestampFromMs(expiryMs(opts.expires)) } : {}),
-            ...dryRun(opts),
+            ...dryRun(opts, CreateApiKeyRequestSchema),
           });
           const key = res.apiKey;
           if (ctx.out.format === 'json' || ctx.out.format === 'yaml') {

@@ -2,14 +2,18 @@
 // delete, explain.
 import { timestampMs } from '@bufbuild/protobuf/wkt';
 import {
+  CordonHostRequestSchema,
   DeviceState as DEVICE_STATES,
+  DrainHostRequestSchema,
   DrainMode,
   DrainState,
   type DrainStatus,
+  EnrollHostRequestSchema,
   type Host,
   type HostResources,
   HostSchema,
   HostState,
+  UncordonHostRequestSchema,
 } from '@cphone/proto/api';
 import { type Command, Option } from 'commander';
 import {
@@ -332,7 +336,7 @@ export function registerHosts(program: Command): void {
             requestId: opts.requestId ?? `cphone-cli-enroll-${name}`,
             labels: labelsFrom(opts.label, '--label'),
             arch: opts.arch,
-            ...dryRun(opts),
+            ...dryRun(opts, EnrollHostRequestSchema),
             ...(opts.overcommitCpu || opts.overcommitMemory
               ? { overcommit: { cpu: opts.overcommitCpu ?? 1, memory: opts.overcommitMemory ?? 1 } }
               : {}),
@@ -373,13 +377,14 @@ export function registerHosts(program: Command): void {
     ['cordon', 'stop placing new phones on hosts (running phones stay)'],
     ['uncordon', 'let hosts take new phones again'],
   ] as const) {
+    const command = hosts.command(verb);
+    // Only cordon has a dry run (UncordonHost has no validate_only).
+    if (verb === 'cordon') command.option('--dry-run', 'check everything, change nothing');
     examples(
-      hosts
-        .command(verb)
+      command
         .description(help)
         .argument('<hosts...>', 'host names or ids')
         .option('--reason <text>', 'why (kept in the audit log)', '')
-        .option('--dry-run', 'check everything, change nothing')
         .action(
           action<{ reason: string; dryRun?: boolean }>(async (ctx, [names], opts) => {
             const api = await ctx.api();
@@ -387,8 +392,15 @@ export function registerHosts(program: Command): void {
               const host = await resolveHost(api, n);
               const res =
                 verb === 'cordon'
-                  ? await api.hosts.cordonHost({ hostId: host.hostId, reason: opts.reason, ...dryRun(opts) })
-                  : await api.hosts.uncordonHost({ hostId: host.hostId, ...dryRun(opts) });
+                  ? await api.hosts.cordonHost({
+                      hostId: host.hostId,
+                      reason: opts.reason,
+                      ...dryRun(opts, CordonHostRequestSchema),
+                    })
+                  : await api.hosts.uncordonHost({
+                      hostId: host.hostId,
+                      ...dryRun(opts, UncordonHostRequestSchema),
+                    });
               const after = res.host ?? host;
               if (ctx.out.format === 'json' || ctx.out.format === 'yaml') printHosts(ctx, [after], true);
               else ctx.out.write(`host/${after.name} ${verb}ed${opts.dryRun ? ' (dry run)' : ''}\n`);
@@ -447,7 +459,7 @@ export function registerHosts(program: Command): void {
             hostId: host.hostId,
             mode: opts.mode === 'stop' ? DrainMode.STOP : DrainMode.MIGRATE,
             reason: opts.reason,
-            ...dryRun(opts),
+            ...dryRun(opts, DrainHostRequestSchema),
             ...(opts.timeout ? { timeout: { seconds: durationSeconds(opts.timeout), nanos: 0 } } : {}),
           });
           if (opts.dryRun) {

@@ -2,7 +2,15 @@
 // describe, create and update (from flags or a file in the API's Image shape), delete.
 import { randomUUID } from 'node:crypto';
 import { clone, create, fromJson, type JsonValue } from '@bufbuild/protobuf';
-import { DeviceSpecSchema, type Image, ImageSchema, ImageState, ScreenSpecSchema } from '@cphone/proto/api';
+import {
+  CreateImageRequestSchema,
+  DeviceSpecSchema,
+  type Image,
+  ImageSchema,
+  ImageState,
+  ScreenSpecSchema,
+  UpdateImageRequestSchema,
+} from '@cphone/proto/api';
 import { type Command, Option } from 'commander';
 import { action, type Ctx, collect, dryRun, examples, intOption, requireYes } from '../lib/command.js';
 import { UsageError } from '../lib/errors.js';
@@ -286,7 +294,7 @@ export function registerImages(program: Command): void {
           tenantId: await tenantIdOf(api, await ctx.tenant()),
           imageId,
           image,
-          ...dryRun(opts),
+          ...dryRun(opts, CreateImageRequestSchema),
         });
         printImage(ctx, res.image, opts.dryRun ? 'can be created (dry run: nothing was created)' : 'created');
       }),
@@ -319,7 +327,7 @@ export function registerImages(program: Command): void {
         const res = await api.images.updateImage({
           image,
           updateMask: { paths: [...paths] },
-          ...dryRun(opts),
+          ...dryRun(opts, UpdateImageRequestSchema),
         });
         printImage(ctx, res.image, opts.dryRun ? 'can be updated (dry run)' : 'updated');
       }),

@@ -8,6 +8,7 @@ import {
   QuotaSchema,
   type QuotaUsage,
   QuotaUsageSchema,
+  SetQuotaRequestSchema,
   type Tenant,
 } from '@cphone/proto/api';
 import { type Command, Option } from 'commander';
@@ -236,7 +237,10 @@ export function registerQuotas(program: Command): void {
         const tenant = await resolveTenant(api, name as string);
         // The update mask names only the flags given: the API changes those limits and keeps the
         // others in one transaction, so a concurrent change of another limit is not lost.
-        const res = await api.tenants.setQuota({ ...quotaRequest(tenant.tenantId, opts), ...dryRun(opts) });
+        const res = await api.tenants.setQuota({
+          ...quotaRequest(tenant.tenantId, opts),
+          ...dryRun(opts, SetQuotaRequestSchema),
+        });
         if (ctx.out.format === 'table' || ctx.out.format === 'wide') {
           ctx.out.note(
             `quota of tenant/${tenant.displayName} ${opts.dryRun ? 'can be set (dry run)' : 'set'}`,

@@ -2,7 +2,15 @@
 // quotas (limits and usage) are their own noun, registered here too (commands/quotas.ts).
 import { randomUUID } from 'node:crypto';
 import { create } from '@bufbuild/protobuf';
-import { QuotaUsageSchema, type Tenant, TenantKind, TenantSchema, TenantState } from '@cphone/proto/api';
+import {
+  CreateTenantRequestSchema,
+  QuotaUsageSchema,
+  type Tenant,
+  TenantKind,
+  TenantSchema,
+  TenantState,
+  UpdateTenantRequestSchema,
+} from '@cphone/proto/api';
 import { type Command, Option } from 'commander';
 import { action, type Ctx, collect, dryRun, examples, requireYes } from '../lib/command.js';
 import { UsageError } from '../lib/errors.js';
@@ -182,7 +190,7 @@ export function registerTenants(program: Command): void {
             kind: KINDS[opts.kind],
             displayName: opts.name,
             labels: labelsFrom(opts.label, '--label'),
-            ...dryRun(opts),
+            ...dryRun(opts, CreateTenantRequestSchema),
           });
           if (ctx.out.format === 'table' || ctx.out.format === 'wide') {
             ctx.out.write(
@@ -240,7 +248,7 @@ export function registerTenants(program: Command): void {
             const { tenant } = await api.tenants.updateTenant({
               tenant: next,
               updateMask: { paths },
-              ...dryRun(opts),
+              ...dryRun(opts, UpdateTenantRequestSchema),
             });
             if (ctx.out.format === 'table' || ctx.out.format === 'wide') {
               ctx.out.write(

@@ -102,11 +102,10 @@ export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms))
 
 /**
  * `--dry-run` as the request's validate_only (AIP-163): every check runs, nothing is committed.
- * Given the request's schema, a request without that field is refused here: the server would
- * ignore the flag and commit.
+ * A request without that field is refused here: the server would ignore the flag and commit.
  */
-export function dryRun(opts: { dryRun?: boolean }, schema?: DescMessage): { validateOnly?: boolean } {
-  if (opts.dryRun && schema && !schema.fields.some((f) => f.localName === 'validateOnly')) {
+export function dryRun(opts: { dryRun?: boolean }, schema: DescMessage): { validateOnly?: boolean } {
+  if (opts.dryRun && !schema.fields.some((f) => f.localName === 'validateOnly')) {
     throw new UsageError(`--dry-run: ${schema.typeName} has no validate_only in this version of the API`);
   }
   return opts.dryRun ? { validateOnly: true } : {};
