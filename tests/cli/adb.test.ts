@@ -67,7 +67,11 @@ test('adb connect: shell, a 16 MiB push and an install through the tunnel; Ctrl-
       (s) => s === 'device',
       { timeoutMs: 20_000 },
     );
-    assert.equal((await adb.text(['-s', address, 'shell', 'getprop', 'ro.build.version.sdk'])).trim(), '31');
+    assert.equal(
+      (await adb.text(['-s', address, 'shell', 'getprop', 'ro.build.version.sdk'])).trim(),
+      '34',
+      'the Android of the phone image (redroid 14)',
+    );
 
     const file = join(work, 'blob.bin');
     const blob = randomBytes(16 * 1024 * 1024);
@@ -168,7 +172,7 @@ test('devices shell on a terminal is interactive (through the tunnel) and passes
     const screen = () => tmux('capture-pane', '-p');
     await waitFor('the phone prompt', screen, (s) => /[$#] *$/m.test(s), { timeoutMs: 30_000 });
     await tmux('send-keys', 'getprop ro.build.version.sdk', 'Enter');
-    await waitFor('the answer', screen, (s) => /^31\s*$/m.test(s), { timeoutMs: 10_000 });
+    await waitFor('the answer', screen, (s) => /^34\s*$/m.test(s), { timeoutMs: 10_000 });
     await tmux('send-keys', 'exit 3', 'Enter');
     const done = await waitFor('the exit', screen, (s) => /EXIT=\d+/.test(s), { timeoutMs: 10_000 });
     assert.match(done, /EXIT=3/);

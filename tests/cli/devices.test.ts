@@ -222,7 +222,7 @@ test('an interrupted install resumes the upload at the committed offset on the n
 test('shell writes the output as is and exits with the remote exit code', async () => {
   const ok = await p.cli(['devices', 'shell', 'qa-1', '--', 'getprop', 'ro.build.version.release']);
   assert.equal(ok.code, 0);
-  assert.equal(ok.stdout, '12\n');
+  assert.equal(ok.stdout, '14\n');
   assert.equal((await p.cli(['devices', 'shell', 'qa-1', '--', 'sh', '-c', 'exit 3'])).code, 3);
   assert.equal((await p.cli(['devices', 'shell', 'qa-1', 'exit 3'])).code, 3);
   const failed = await p.cli(['devices', 'shell', 'qa-1', '--', 'am', 'start', '-n', 'no.such/.Activity']);

@@ -5,7 +5,12 @@ import type { ContainerRuntime } from './container-runtime.js';
 import { DeviceNotFoundError, RuntimeError, SpecRevisionConflictError } from './errors.js';
 import { EventHub } from './event-queue.js';
 import { deviceLabels } from './labels.js';
-import { type LaunchedPhone, launchVirtualPhone, type PhoneLauncher } from './sim-launcher.js';
+import {
+  androidFromImage,
+  type LaunchedPhone,
+  launchVirtualPhone,
+  type PhoneLauncher,
+} from './sim-launcher.js';
 import { type SimRecord, SimStore } from './sim-store.js';
 import { validateDeviceSpec } from './spec.js';
 import type {
@@ -146,6 +151,7 @@ export class SimRuntime implements ContainerRuntime {
 
   async #startPhone(record: SimRecord, reason: 'start' | 'adopt'): Promise<void> {
     const { spec } = record;
+    const android = androidFromImage(spec.image);
     const launch = (port: number) =>
       this.#launch({
         host: this.#host,
@@ -157,6 +163,7 @@ export class SimRuntime implements ContainerRuntime {
         ...(spec.properties['ro.product.model'] !== undefined
           ? { model: spec.properties['ro.product.model'] }
           : {}),
+        ...(android ? { android } : {}),
       });
     let phone: LaunchedPhone;
     try {

@@ -2,10 +2,10 @@ import * as assert from 'node:assert/strict';
 import { access, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, before, describe, it } from 'node:test';
+import { after, before, describe, it, test } from 'node:test';
 import type { VirtualPhone } from '../virtual-phone/index.js';
 import { runtimeContract } from './contract.js';
-import { launchVirtualPhone, type PhoneLauncher } from './sim-launcher.js';
+import { androidFromImage, launchVirtualPhone, type PhoneLauncher } from './sim-launcher.js';
 import { createSimRuntime, type SimRuntime } from './sim-runtime.js';
 import type { DeviceSpec } from './types.js';
 
@@ -116,4 +116,15 @@ describe('sim phones keep their data like a /data volume', () => {
     assert.deepEqual(packagesOf('keep'), []);
     assert.equal(noteOf('keep'), undefined);
   });
+});
+
+test('a sim phone reports the Android of its Redroid image, as a Redroid phone does', () => {
+  assert.deepEqual(androidFromImage('redroid/redroid:14.0.0_64only-latest'), { release: '14', sdk: 34 });
+  assert.deepEqual(androidFromImage('registry.example/redroid/redroid:12.0.0-latest'), {
+    release: '12',
+    sdk: 31,
+  });
+  assert.deepEqual(androidFromImage('redroid/redroid:11.0.0'), { release: '11', sdk: 30 });
+  assert.equal(androidFromImage('cphone/virtual-phone'), undefined);
+  assert.equal(androidFromImage('redroid/redroid:latest'), undefined);
 });

@@ -34,8 +34,9 @@ export interface VirtualPhoneOptions {
   /** How often the screen content changes, frames per second; default 30. */
   fps?: number;
   /**
-   * ro.build.version.sdk / .release; default 31 / "12", the image the platform creates (cli's
-   * `cphone up`: redroid 12.0.0_64only). scrcpy captures audio from Android 11 (30) on.
+   * ro.build.version.sdk / .release; default 31 / "12". The sim runtime passes the Android of the
+   * device's Redroid image tag (runtime/sim-launcher.ts androidFromImage), as a Redroid phone
+   * reports its image's. scrcpy captures audio from Android 11 (30) on.
    */
   android?: { sdk: number; release: string };
   /**
