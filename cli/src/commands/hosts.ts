@@ -378,15 +378,17 @@ export function registerHosts(program: Command): void {
     ['uncordon', 'let hosts take new phones again'],
   ] as const) {
     const command = hosts.command(verb);
-    // Only cordon has a dry run (UncordonHost has no validate_only).
-    if (verb === 'cordon') command.option('--dry-run', 'check everything, change nothing');
+    // Only cordon has a reason and a dry run (UncordonHost takes neither).
+    if (verb === 'cordon') {
+      command.option('--reason <text>', 'why (kept in the audit log)', '');
+      command.option('--dry-run', 'check everything, change nothing');
+    }
     examples(
       command
         .description(help)
         .argument('<hosts...>', 'host names or ids')
-        .option('--reason <text>', 'why (kept in the audit log)', '')
         .action(
-          action<{ reason: string; dryRun?: boolean }>(async (ctx, [names], opts) => {
+          action<{ reason?: string; dryRun?: boolean }>(async (ctx, [names], opts) => {
             const api = await ctx.api();
             for (const n of names as string[]) {
               const host = await resolveHost(api, n);
@@ -394,7 +396,7 @@ export function registerHosts(program: Command): void {
                 verb === 'cordon'
                   ? await api.hosts.cordonHost({
                       hostId: host.hostId,
-                      reason: opts.reason,
+                      reason: opts.reason ?? '',
                       ...dryRun(opts, CordonHostRequestSchema),
                     })
                   : await api.hosts.uncordonHost({
