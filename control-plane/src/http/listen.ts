@@ -19,7 +19,12 @@ export interface HttpListenOptions {
   hostname: string;
   /** Called for every request of either HTTP version. */
   listener: RequestListener;
-  /** A connection that sends nothing (or does not finish its TLS handshake) this long is dropped (default 10 s). */
+  /**
+   * A connection that sends nothing (or does not finish its TLS handshake) this long is dropped
+   * (default 30 s). Longer than a browser keeps a preconnected socket unused (Chromium: 10 s):
+   * dropping one just as the browser sends its first request on it fails that request, and a
+   * browser retries only on sockets it had used before.
+   */
   firstBytesTimeoutMs?: number;
   /** PEM certificate chain and key: HTTPS with ALPN h2 and http/1.1 instead of cleartext. */
   tls?: { cert: string | Buffer; key: string | Buffer } | undefined;
@@ -31,13 +36,24 @@ export interface HttpListener {
   close(): Promise<void>;
 }
 
+const FIRST_BYTES_TIMEOUT_MS = 30_000;
+/**
+ * Idle HTTP/1.1 keep-alive connections are closed after this: longer than load balancers' usual
+ * idle timeout (60 s), so the server is never the side that closes a connection a client is about
+ * to reuse (Node's default, 5 s, races with every client that keeps sockets longer).
+ */
+const KEEP_ALIVE_TIMEOUT_MS = 65_000;
+
 const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
 
 /** Listens on one port for HTTP/1.1 and h2c; resolves once listening. */
 export async function listenHttp(options: HttpListenOptions): Promise<HttpListener> {
   if (options.tls) return listenHttps(options, options.tls);
-  const { port, hostname, listener, firstBytesTimeoutMs = 10_000 } = options;
-  const http1 = http.createServer(listener);
+  const { port, hostname, listener, firstBytesTimeoutMs = FIRST_BYTES_TIMEOUT_MS } = options;
+  const http1 = http.createServer(
+    { keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS, headersTimeout: KEEP_ALIVE_TIMEOUT_MS + 1000 },
+    listener,
+  );
   const h2c = http2.createServer(listener);
   const sessions = new Set<Http2Session>();
   let closing = false;
@@ -111,7 +127,7 @@ export async function listenHttp(options: HttpListenOptions): Promise<HttpListen
 }
 
 async function listenHttps(
-  { port, hostname, listener, firstBytesTimeoutMs = 10_000 }: HttpListenOptions,
+  { port, hostname, listener, firstBytesTimeoutMs = FIRST_BYTES_TIMEOUT_MS }: HttpListenOptions,
   tls: { cert: string | Buffer; key: string | Buffer },
 ): Promise<HttpListener> {
   const server = http2.createSecureServer(
