@@ -34,6 +34,7 @@ export function createProgram(): Command {
     .showSuggestionAfterError(true)
     .showHelpAfterError('(add --help for usage)')
     .configureHelp({ sortSubcommands: false, showGlobalOptions: true })
+    // Usage errors exit 2 through main(), never process.exit inside commander (subcommands inherit it).
     .exitOverride();
   program.addHelpText(
     'after',
@@ -63,13 +64,6 @@ Examples:
   registerCompletion(program);
   registerDocs(program);
   registerUp(program);
-  // Every subcommand: usage errors exit 2 through main(), never process.exit from inside commander.
-  const walk = (c: Command) => {
-    c.exitOverride();
-    c.showSuggestionAfterError(true);
-    for (const s of c.commands) walk(s);
-  };
-  walk(program);
   return program;
 }
 

@@ -181,8 +181,15 @@ export async function startEmbedded(
   });
   const logger = options.logger ?? createLogger(config.logLevel);
   const agentDir = resolve(env.CPHONE_AGENT_DATA_DIR || join(config.dataDir, '..', 'agent'));
+  // The ports this start binds, by the setting that moves each (a port in use names its setting).
+  const agentPorts = {
+    CPHONE_AGENT_HTTP_PORT: env.CPHONE_AGENT_HTTP_PORT ?? '9102',
+    CPHONE_STREAM_PORT: env.CPHONE_STREAM_PORT ?? '4443',
+    CPHONE_RTC_PORT: env.CPHONE_RTC_PORT ?? '40000',
+  };
+  const ports = { CPHONE_HTTP_PORT: config.httpPort, CPHONE_GRPC_PORT: config.grpcPort, ...agentPorts };
   const plane = await startControlPlane(config, { logger }).catch((e: unknown) =>
-    Promise.reject(portInUse(e, env) ?? e),
+    Promise.reject(portInUse(e, ports) ?? e),
   );
   let agent: Agent | undefined;
   try {
@@ -201,7 +208,7 @@ export async function startEmbedded(
         CPHONE_CA_FILE: join(config.dataDir, 'tls', 'ca.pem'),
         CPHONE_RUNTIME: 'sim',
         CPHONE_AGENT_DATA_DIR: agentDir,
-        CPHONE_AGENT_HTTP_PORT: env.CPHONE_AGENT_HTTP_PORT ?? '9102',
+        ...agentPorts,
         CPHONE_LABELS: 'zone=local,runtime=sim',
         CPHONE_LOG_LEVEL: config.logLevel,
         CPHONE_SIM_BOOT_DELAY_MS: env.CPHONE_SIM_BOOT_DELAY_MS ?? '1000',
@@ -210,13 +217,11 @@ export async function startEmbedded(
         // WebSocket silently). Production keeps wss.
         CPHONE_STREAM_BIND: '127.0.0.1',
         CPHONE_STREAM_TLS: 'off',
-        CPHONE_STREAM_PORT: env.CPHONE_STREAM_PORT ?? '4443',
         CPHONE_RTC_LISTEN_IP: '127.0.0.1',
-        CPHONE_RTC_PORT: env.CPHONE_RTC_PORT ?? '40000',
         CPHONE_SFU_WORKERS: '1',
       }),
       { logger, streamPage: playerPageHtml },
-    ).catch((e: unknown) => Promise.reject(portInUse(e, env) ?? e));
+    ).catch((e: unknown) => Promise.reject(portInUse(e, ports) ?? e));
     agent = started;
     await waitForHostReady(admin, host.hostId);
     await ensurePhones(admin);
@@ -241,21 +246,15 @@ export async function startEmbedded(
   }
 }
 
-/** The ports `cphone up` binds, with the setting that moves each. */
-const PORT_SETTINGS: [string, number][] = [
-  ['CPHONE_HTTP_PORT', 8080],
-  ['CPHONE_GRPC_PORT', 8443],
-  ['CPHONE_AGENT_HTTP_PORT', 9102],
-  ['CPHONE_STREAM_PORT', 4443],
-  ['CPHONE_RTC_PORT', 40000],
-];
-
 /** A port already taken, as one sentence naming the setting that moves it (undefined otherwise). */
-export function portInUse(error: unknown, env: NodeJS.ProcessEnv): Error | undefined {
+export function portInUse(
+  error: unknown,
+  ports: Readonly<Record<string, string | number>>,
+): Error | undefined {
   const e = error as NodeJS.ErrnoException & { port?: number; address?: string };
   if (e?.code !== 'EADDRINUSE') return undefined;
   const port = e.port ?? Number(/:(\d+)\s*$/.exec(e.message)?.[1]);
-  const setting = PORT_SETTINGS.find(([name, fallback]) => Number(env[name] || fallback) === port)?.[0];
+  const setting = Object.entries(ports).find(([, value]) => Number(value) === port)?.[0];
   return new Error(
     `port ${port} on ${e.address ?? 'this machine'} is already in use (another cphone up, or another program)${
       setting ? `: stop it, or start with ${setting}=<free port> npm start` : ''

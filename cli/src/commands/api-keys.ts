@@ -3,7 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { timestampFromMs, timestampMs } from '@bufbuild/protobuf/wkt';
 import { type ApiKey, ApiKeySchema, CreateApiKeyRequestSchema, Role } from '@cphone/proto/api';
 import { type Command, Option } from 'commander';
-import { action, dryRun, examples, requireYes } from '../lib/command.js';
+import { action, dryRun, durationMs, examples, requireYes } from '../lib/command.js';
 import { UsageError } from '../lib/errors.js';
 import { age, type Column, jsonOf, printDoc, printResources, shortDuration } from '../lib/output.js';
 import { listApiKeys, resolveApiKey, tenantIdOf } from '../lib/resolve.js';
@@ -51,11 +51,7 @@ const KEY_COLUMNS: Column<ApiKey>[] = [
 
 /** `30d`, `12h`, `90m` from now, or a date (2026-01-31) or an RFC 3339 time. */
 export function expiryMs(value: string, now = Date.now()): number {
-  const rel = /^(\d+)(m|h|d|w|y)$/.exec(value.trim());
-  if (rel) {
-    const unit = { m: 60, h: 3600, d: 86400, w: 7 * 86400, y: 365 * 86400 }[rel[2] as 'm'];
-    return now + Number(rel[1]) * unit * 1000;
-  }
+  if (/^\d+(m|h|d|w|y)$/.test(value.trim())) return now + durationMs(value, '--expires');
   const at = Date.parse(value);
   if (/^\d{4}-\d\d-\d\d/.test(value) && Number.isFinite(at)) return at;
   throw new UsageError(`--expires "${value}" is not a duration (30d, 12h, 90m, 1y) or a date (2026-01-31)`);

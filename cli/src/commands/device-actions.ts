@@ -5,7 +5,17 @@ import { basename, join } from 'node:path';
 import { timestampDate } from '@bufbuild/protobuf/wkt';
 import { type Artifact, ArtifactKind, type Device, StreamRights } from '@cphone/proto/api';
 import type { Command } from 'commander';
-import { action, type Ctx, collect, examples, interrupted, intOption, sleep } from '../lib/command.js';
+import {
+  action,
+  type Ctx,
+  collect,
+  durationMs,
+  examples,
+  interrupted,
+  intOption,
+  protoDuration,
+  sleep,
+} from '../lib/command.js';
 import { CliError, EXIT, UsageError } from '../lib/errors.js';
 import { printDoc } from '../lib/output.js';
 import { bytesText } from '../lib/progress.js';
@@ -20,7 +30,6 @@ import {
   uploadOptions,
 } from '../lib/transfer.js';
 import { interactiveAdbShell } from './adb.js';
-import { durationMs } from './device-targets.js';
 
 const structured = (ctx: Ctx) => ctx.out.format === 'json' || ctx.out.format === 'yaml';
 
@@ -29,12 +38,6 @@ async function device(ctx: Ctx, nameOrId: string): Promise<Device> {
 }
 
 const nameOf = (d: Device) => d.displayName || d.deviceId;
-
-/** A protobuf Duration from "90s" / "10m". */
-function duration(value: string, flag: string) {
-  const ms = durationMs(value, flag);
-  return { seconds: BigInt(Math.floor(ms / 1000)), nanos: (ms % 1000) * 1_000_000 };
-}
 
 /**
  * argv as one `sh -c` line: a single argument is taken as a command line as written (pipes,
@@ -56,7 +59,7 @@ async function runShell(ctx: Ctx, d: Device, command: string, opts: ShellFlags):
   const res = await api.devices.execShell({
     deviceId: d.deviceId,
     command,
-    ...(opts.timeout ? { timeout: duration(opts.timeout, '--timeout') } : {}),
+    ...(opts.timeout ? { timeout: protoDuration(opts.timeout, '--timeout') } : {}),
   });
   if (structured(ctx)) {
     printDoc(ctx.out, {
@@ -184,7 +187,7 @@ async function install(ctx: Ctx, d: Device, apk: string, opts: InstallFlags): Pr
     artifactSha256: artifact.sha256,
     grantRuntimePermissions: Boolean(opts.grant),
     allowDowngrade: Boolean(opts.downgrade),
-    ...(opts.timeout ? { timeout: duration(opts.timeout, '--timeout') } : {}),
+    ...(opts.timeout ? { timeout: protoDuration(opts.timeout, '--timeout') } : {}),
   });
   if (structured(ctx)) {
     printDoc(ctx.out, {
@@ -218,7 +221,7 @@ async function push(ctx: Ctx, d: Device, local: string, remote: string, opts: Pu
     artifactSha256: artifact.sha256,
     remotePath: target,
     mode,
-    ...(opts.timeout ? { timeout: duration(opts.timeout, '--timeout') } : {}),
+    ...(opts.timeout ? { timeout: protoDuration(opts.timeout, '--timeout') } : {}),
   });
   if (structured(ctx)) {
     printDoc(ctx.out, {
@@ -249,7 +252,7 @@ async function pull(
     deviceId: d.deviceId,
     remotePath: remote,
     ...(opts.maxSize ? { maxBytes: BigInt(opts.maxSize) } : {}),
-    ...(opts.timeout ? { timeout: duration(opts.timeout, '--timeout') } : {}),
+    ...(opts.timeout ? { timeout: protoDuration(opts.timeout, '--timeout') } : {}),
   });
   if (!res.artifact) throw new CliError('PullFile answered without an artifact');
   let path = local ?? basename(remote);

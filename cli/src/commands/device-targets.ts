@@ -170,11 +170,6 @@ export async function refreshDevices(
 }
 
 /** "90s", "10m", "2h", "500ms" in milliseconds. */
-export function durationMs(value: string, flag: string): number {
-  const m = /^(\d+)(ms|s|m|h)$/.exec(value.trim());
-  if (!m) throw new UsageError(`${flag} "${value}" is not a duration such as 500ms, 90s, 10m or 2h`);
-  return Number(m[1]) * { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[m[2] as 's'];
-}
 
 /**
  * Polls the phones until each is in `want` (DELETED also when it is gone). A phone that goes to
@@ -236,11 +231,4 @@ export async function waitForDevices(
   }
   bar.stop(`${current.size} phone(s) ${wantText}`);
   return [...current.values()];
-}
-
-export function indent(text: string): string {
-  return text
-    .split('\n')
-    .map((l) => (l ? `  ${l}` : l))
-    .join('\n');
 }

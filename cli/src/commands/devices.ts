@@ -22,12 +22,13 @@ import {
   StopDeviceRequestSchema,
 } from '@cphone/proto/api';
 import type { Command } from 'commander';
-import { action, type Ctx, collect, dryRun, examples, intOption } from '../lib/command.js';
+import { action, type Ctx, collect, dryRun, durationMs, examples, intOption } from '../lib/command.js';
 import { UsageError } from '../lib/errors.js';
 import {
   age,
   type Column,
   enumText,
+  indent,
   jsonOf,
   labelsFrom,
   labelsText,
@@ -41,9 +42,7 @@ import { watchList } from '../lib/watch.js';
 import { registerDeviceActions } from './device-actions.js';
 import { registerDeviceInput } from './device-input.js';
 import {
-  durationMs,
   forEachDevice,
-  indent,
   refreshDevices,
   selectDevices,
   type TargetFlags,

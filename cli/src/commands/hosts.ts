@@ -23,14 +23,16 @@ import {
   dryRun,
   examples,
   interrupted,
+  protoDuration,
   requireYes,
   sleep,
 } from '../lib/command.js';
-import { CliError, EXIT, UsageError } from '../lib/errors.js';
+import { CliError, EXIT } from '../lib/errors.js';
 import {
   age,
   type Column,
   enumText,
+  indent,
   jsonOf,
   labelsFrom,
   labelsText,
@@ -182,20 +184,6 @@ async function describeHost(ctx: Ctx, nameOrId: string): Promise<void> {
   }
 }
 
-function indent(text: string): string {
-  return text
-    .split('\n')
-    .map((l) => (l ? `  ${l}` : l))
-    .join('\n');
-}
-
-/** 90s, 15m, 2h, 1d as a protobuf Duration's seconds. */
-function durationSeconds(value: string): bigint {
-  const m = /^(\d+)(s|m|h|d)$/.exec(value.trim());
-  if (!m) throw new UsageError(`--timeout "${value}" is not a duration such as 90s, 15m, 2h or 1d`);
-  return BigInt(Number(m[1]) * { s: 1, m: 60, h: 3600, d: 86400 }[m[2] as 's']);
-}
-
 /**
  * Follows a drain until it ends, drawing migrated / failed / remaining. Ctrl-C stops following, not
  * the drain: it runs on the control plane, and `drain --status` picks it up again.
@@ -343,7 +331,7 @@ export function registerHosts(program: Command): void {
           });
           const host = res.host;
           if (ctx.out.format === 'json' || ctx.out.format === 'yaml') {
-            printDoc(ctx.out, { host: host ? jsonHost(host) : null, credential: res.credential });
+            printDoc(ctx.out, { host: host ? jsonOf(HostSchema, host) : null, credential: res.credential });
             return;
           }
           if (opts.dryRun) {
@@ -462,7 +450,7 @@ export function registerHosts(program: Command): void {
             mode: opts.mode === 'stop' ? DrainMode.STOP : DrainMode.MIGRATE,
             reason: opts.reason,
             ...dryRun(opts, DrainHostRequestSchema),
-            ...(opts.timeout ? { timeout: { seconds: durationSeconds(opts.timeout), nanos: 0 } } : {}),
+            ...(opts.timeout ? { timeout: protoDuration(opts.timeout, '--timeout') } : {}),
           });
           if (opts.dryRun) {
             ctx.out.write(
@@ -503,7 +491,10 @@ export function registerHosts(program: Command): void {
             issueNew: Boolean(opts.rotate),
           });
           if (ctx.out.format === 'json' || ctx.out.format === 'yaml') {
-            printDoc(ctx.out, { host: res.host ? jsonHost(res.host) : null, credential: res.credential });
+            printDoc(ctx.out, {
+              host: res.host ? jsonOf(HostSchema, res.host) : null,
+              credential: res.credential,
+            });
             return;
           }
           ctx.out.write(`host/${host.name} credential revoked\n`);
@@ -600,8 +591,4 @@ export function registerHosts(program: Command): void {
       'cphone hosts explain -f phone.yaml --count 20',
     ],
   );
-}
-
-function jsonHost(h: Host): unknown {
-  return jsonOf(HostSchema, h);
 }

@@ -110,3 +110,18 @@ export function dryRun(opts: { dryRun?: boolean }, schema: DescMessage): { valid
   }
   return opts.dryRun ? { validateOnly: true } : {};
 }
+
+const UNIT_MS = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000, y: 31_536_000_000 };
+
+/** "500ms", "90s", "10m", "2h", "1d", "1w", "1y" in milliseconds. */
+export function durationMs(value: string, flag: string): number {
+  const m = /^(\d+)(ms|s|m|h|d|w|y)$/.exec(value.trim());
+  if (!m) throw new UsageError(`${flag} "${value}" is not a duration such as 500ms, 90s, 10m, 2h or 1d`);
+  return Number(m[1]) * UNIT_MS[m[2] as keyof typeof UNIT_MS];
+}
+
+/** The same as a protobuf Duration. */
+export function protoDuration(value: string, flag: string): { seconds: bigint; nanos: number } {
+  const ms = durationMs(value, flag);
+  return { seconds: BigInt(Math.floor(ms / 1000)), nanos: (ms % 1000) * 1_000_000 };
+}

@@ -4,6 +4,7 @@
 import { type DescMessage, type MessageShape, toJson } from '@bufbuild/protobuf';
 import { type Timestamp, timestampMs } from '@bufbuild/protobuf/wkt';
 import pc from 'picocolors';
+import stringWidth from 'string-width';
 import { stringify } from 'yaml';
 import { UsageError } from './errors.js';
 
@@ -71,7 +72,9 @@ export interface Column<T> {
 export function renderTable<T>(out: Out, columns: readonly Column<T>[], rows: readonly T[]): string {
   const shown = columns.filter((c) => !c.wide || out.format === 'wide');
   const cells = rows.map((r) => shown.map((c) => oneLine(c.cell(r))));
-  const widths = shown.map((c, i) => Math.max(c.header.length, ...cells.map((row) => len(row[i] ?? ''))));
+  const widths = shown.map((c, i) =>
+    Math.max(c.header.length, ...cells.map((row) => stringWidth(row[i] ?? ''))),
+  );
   // The others give way down to their header first; the first column (the name people act on)
   // only when that is not enough.
   const headers = shown.map((c) => c.header.length);
@@ -88,7 +91,7 @@ export function renderTable<T>(out: Out, columns: readonly Column<T>[], rows: re
       .map((v, i) => {
         const last = i === values.length - 1;
         const cut = cutTo(v, widths[i] ?? 0);
-        const padded = last ? cut : cut + ' '.repeat((widths[i] ?? 0) - len(cut));
+        const padded = last ? cut : cut + ' '.repeat((widths[i] ?? 0) - stringWidth(cut));
         return tint ? tint(i, padded) : padded;
       })
       .join(' '.repeat(gap))
@@ -126,33 +129,15 @@ function oneLine(s: string): string {
   return s.replace(/[\r\n\t]+/g, ' ');
 }
 
-/** Display width: code points, with East Asian wide characters counting two. */
-function len(s: string): number {
-  let n = 0;
-  for (const ch of s) n += isWide(ch.codePointAt(0) ?? 0) ? 2 : 1;
-  return n;
-}
-
-function isWide(cp: number): boolean {
-  return (
-    (cp >= 0x1100 && cp <= 0x115f) ||
-    (cp >= 0x2e80 && cp <= 0xa4cf) ||
-    (cp >= 0xac00 && cp <= 0xd7a3) ||
-    (cp >= 0xf900 && cp <= 0xfaff) ||
-    (cp >= 0xfe30 && cp <= 0xfe4f) ||
-    (cp >= 0xff00 && cp <= 0xff60) ||
-    (cp >= 0xffe0 && cp <= 0xffe6) ||
-    (cp >= 0x1f300 && cp <= 0x1faff) ||
-    (cp >= 0x20000 && cp <= 0x3fffd)
-  );
-}
-
 function cutTo(s: string, width: number): string {
-  if (len(s) <= width) return s;
+  if (stringWidth(s) <= width) return s;
   let out = '';
+  let used = 0;
   for (const ch of s) {
-    if (len(out + ch) > width - 1) break;
+    const w = stringWidth(ch);
+    if (used + w > width - 1) break;
     out += ch;
+    used += w;
   }
   return `${out}…`;
 }
@@ -280,4 +265,12 @@ export function mibText(mib: bigint | number): string {
   const n = Number(mib);
   if (n === 0) return '0';
   return n >= 1024 && n % 1024 === 0 ? `${n / 1024}Gi` : `${n}Mi`;
+}
+
+/** Every non-empty line two spaces in (tables under a heading of describe). */
+export function indent(text: string): string {
+  return text
+    .split('\n')
+    .map((l) => (l ? `  ${l}` : l))
+    .join('\n');
 }
