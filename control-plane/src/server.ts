@@ -30,6 +30,7 @@ import { type OpenDatabase, openDatabase } from './store/database.js';
 import { migrateToLatest } from './store/migrate.js';
 import type { Database } from './store/schema.js';
 import { StreamKeys } from './streams/keys.js';
+import { MinutesEnforcer } from './tenants/minutes-enforcer.js';
 
 export interface ControlPlane {
   /** Base URL of the HTTP server (API, health, metrics). */
@@ -184,13 +185,21 @@ export async function startControlPlane(
       intervalMs: options.drainIntervalMs,
     });
     drainer.start();
+    const minutes = new MinutesEnforcer({
+      ...base,
+      isLeader: () => cluster.isLeader(),
+      desiredChanged,
+      intervalMs: config.quotaMinutesIntervalMs,
+    });
+    minutes.start();
     const started = gateway;
     // Closed in reverse: the drainer stops, queued plans commit, then the agent streams end.
     closers.push(() => started.close());
     closers.push(() => planner.close());
     closers.push(() => drainer.close().then(() => undefined));
+    closers.push(() => minutes.close().then(() => undefined));
     streamKeys.onChange(() => started.streamKeysChanged());
-    const deps: Deps = { ...base, gateway: started, planner, drainer, streams, authCache };
+    const deps: Deps = { ...base, gateway: started, planner, drainer, minutes, streams, authCache };
     const bootstrapToken = await bootstrap(database.db, config.dataDir, logger);
     const bootstrapPassword = await bootstrapAdminUser(database.db, config.dataDir, logger);
     usePageTokenKeys(await loadPageTokenKeys(config));

@@ -56,6 +56,26 @@ export interface QuotaTable {
   max_memory_mib: number | null;
   max_device_minutes: number | null;
   period: ColumnType<'day' | 'month', 'day' | 'month' | undefined, 'day' | 'month'>;
+  /** What happens when max_device_minutes is used up. */
+  device_minutes_action: ColumnType<
+    DeviceMinutesAction,
+    DeviceMinutesAction | undefined,
+    DeviceMinutesAction
+  >;
+  update_time: Timestamp;
+}
+
+export type DeviceMinutesAction = 'refuse_starts' | 'stop_running';
+
+/** The minutes enforcer's last reading of a limited tenant's subtree in one period. */
+export interface QuotaMinutesTable {
+  tenant_id: string;
+  period_start: Timestamp;
+  used_minutes: number;
+  /** The limit it was read against. */
+  limit_minutes: number;
+  /** The highest threshold (0, 80, 100) announced this period: each goes out once. */
+  announced_percent: ColumnType<number, number | undefined, number>;
   update_time: Timestamp;
 }
 
@@ -350,6 +370,7 @@ export interface AdbTunnelTable {
 export interface Database {
   tenant: TenantTable;
   quota: QuotaTable;
+  quota_minutes: QuotaMinutesTable;
   api_key: ApiKeyTable;
   host: HostTable;
   host_credential: HostCredentialTable;
