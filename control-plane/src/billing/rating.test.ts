@@ -27,7 +27,10 @@ test('half to even: ties go to the even neighbour, everything else to the neares
 test('decimals parse exactly; negatives, exponents and extra digits are refused naming the field', () => {
   assert.equal(parseDecimal('0.0125', 'p', 9), 12_500_000n);
   assert.equal(parseDecimal('12', 'p', 2), 1200n);
-  assert.throws(() => parseDecimal('-0.01', 'tiers[0].unit_price', 9), /tiers\[0\]\.unit_price "-0\.01": must not be negative/);
+  assert.throws(
+    () => parseDecimal('-0.01', 'tiers[0].unit_price', 9),
+    /tiers\[0\]\.unit_price "-0\.01": must not be negative/,
+  );
   assert.throws(() => parseDecimal('1e-3', 'p', 9), /invalid p "1e-3"/);
   assert.throws(() => parseDecimal('0.1234567891', 'p', 9), /at most 12 integer and 9 fraction digits/);
   assert.throws(() => parseDecimal('1.5', 'minimum_charge', 0), /minimum_charge/);
@@ -54,7 +57,13 @@ test('each line is rounded on its own and the total is the sum of the rounded li
   const plan = planPeriod([book], at('2026-10-05T00:00:00Z'), at('2026-10-06T00:00:00Z'));
   const lines = priceMonths(
     plan,
-    () => usage({ a: { device_minutes: 1n }, b: { device_minutes: 1n }, c: { device_minutes: 1n }, d: { device_minutes: 1n } }),
+    () =>
+      usage({
+        a: { device_minutes: 1n },
+        b: { device_minutes: 1n },
+        c: { device_minutes: 1n },
+        d: { device_minutes: 1n },
+      }),
     2,
   );
   assert.deepEqual(
@@ -74,8 +83,18 @@ test('memory and vCPU are exact fractions of their units; JPY has no minor digit
     effectiveFrom: at('2026-10-01T00:00:00Z'),
     minimumCharge: '0',
     prices: [
-      { dimension: 'memory_gib_minutes', deviceClass: '', includedQuantity: 0n, tiers: [{ upTo: 0n, unitPrice: '3' }] },
-      { dimension: 'vcpu_minutes', deviceClass: '', includedQuantity: 0n, tiers: [{ upTo: 0n, unitPrice: '1' }] },
+      {
+        dimension: 'memory_gib_minutes',
+        deviceClass: '',
+        includedQuantity: 0n,
+        tiers: [{ upTo: 0n, unitPrice: '3' }],
+      },
+      {
+        dimension: 'vcpu_minutes',
+        deviceClass: '',
+        includedQuantity: 0n,
+        tiers: [{ upTo: 0n, unitPrice: '1' }],
+      },
     ],
   };
   const plan = planPeriod([book], at('2026-10-05T00:00:00Z'), at('2026-10-06T00:00:00Z'));
@@ -179,11 +198,7 @@ test('a period starting mid-month counts the month before it, shows only its own
     ],
   );
   // 30 minutes before the period: 30 of the 50 free minutes are gone, so 20 of the next 40 are free.
-  const lines = priceMonths(
-    plan,
-    (piece) => usage({ '': { device_minutes: piece.shown ? 40n : 30n } }),
-    2,
-  );
+  const lines = priceMonths(plan, (piece) => usage({ '': { device_minutes: piece.shown ? 40n : 30n } }), 2);
   assert.deepEqual(
     lines.map((l) => [l.start.toISOString().slice(0, 10), l.kind, l.quantity, l.amountMinor]),
     [
