@@ -30,6 +30,7 @@ export async function usageQuantities(
   for (let i = 0; i < tenantIds.length; i += BATCH) {
     const ids = tenantIds.slice(i, i + BATCH);
     const running = sql`s.state in (${sql.join(RUNNING_STATES.map((s) => sql.lit(s)))})`;
+    // Summed per device first, so a device's class is read once per device, not once per sample.
     const result = await sql<{
       tenant_id: string;
       device_class: string;
@@ -39,17 +40,27 @@ export async function usageQuantities(
       memory: string;
       storage: string;
     }>`
-      select s.tenant_id,
+      with per_device as (
+        select s.tenant_id, s.device_id,
+          count(*) filter (where ${running}) as running,
+          count(*) filter (where not ${running}) as stopped,
+          coalesce(sum(s.vcpu_millicores) filter (where ${running}), 0) as vcpu,
+          coalesce(sum(s.memory_mib) filter (where ${running}), 0) as memory,
+          coalesce(sum(s.storage_gib), 0) as storage
+        from usage_sample s
+        where s.tenant_id in (${sql.join(ids)})
+          and s.start_time >= ${start} and s.start_time < ${end}
+        group by 1, 2
+      )
+      select p.tenant_id,
         coalesce(d.labels ->> ${DEVICE_CLASS_LABEL}, '') as device_class,
-        (count(*) filter (where ${running}))::text as running,
-        (count(*) filter (where not ${running}))::text as stopped,
-        coalesce(sum(s.vcpu_millicores) filter (where ${running}), 0)::text as vcpu,
-        coalesce(sum(s.memory_mib) filter (where ${running}), 0)::text as memory,
-        coalesce(sum(s.storage_gib), 0)::text as storage
-      from usage_sample s
-      left join device d on d.id = s.device_id
-      where s.tenant_id in (${sql.join(ids)})
-        and s.start_time >= ${start} and s.start_time < ${end}
+        sum(p.running)::text as running,
+        sum(p.stopped)::text as stopped,
+        sum(p.vcpu)::text as vcpu,
+        sum(p.memory)::text as memory,
+        sum(p.storage)::text as storage
+      from per_device p
+      left join device d on d.id = p.device_id
       group by 1, 2`.execute(db);
     for (const row of result.rows) {
       const q: Quantities = zeroQuantities();

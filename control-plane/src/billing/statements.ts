@@ -21,6 +21,9 @@ export interface Month {
   end: Date;
 }
 
+/** Statements stored per transaction. */
+const CHUNK = 200;
+
 const MONTH = /^(\d{4})-(0[1-9]|1[0-2])$/;
 
 export function parseMonth(text: string, field = 'month'): Month {
@@ -100,60 +103,85 @@ export async function closeStatements(
     }
   }
   const out = new Map<string, StatementRow>();
-  for (const tenantId of order) {
+  const rowOf = (tenantId: string, customers: StoredCustomer[]) => {
     const rating = ratings.get(tenantId);
-    if (!rating) continue;
-    const row = await db.transaction().execute(async (trx) => {
-      const kids = children.get(tenantId) ?? [];
-      const kidStatements =
-        kids.length === 0
-          ? []
-          : await trx
-              .selectFrom('statement')
-              .select(['id', 'tenant_id', 'total'])
-              .where('month', '=', month.text)
-              .where('tenant_id', 'in', kids)
-              .execute();
-      const byKid = new Map(kidStatements.map((s) => [s.tenant_id, s]));
-      const customers: StoredCustomer[] = kids.map((id) => {
-        const s = byKid.get(id);
-        return s
-          ? { tenant_id: id, priced: true, total: s.total, statement_id: s.id }
-          : { tenant_id: id, priced: false, total: formatScaled(0n, rating.exponent), statement_id: '' };
-      });
-      const customersMinor = customers.reduce(
-        (sum, c) => sum + parseDecimal(c.total, 'total', rating.exponent),
-        0n,
-      );
-      const inserted = await trx
-        .insertInto('statement')
-        .values({
-          id: newId('stm'),
-          tenant_id: tenantId,
-          month: month.text,
-          currency: rating.currency,
-          total: formatScaled(rating.totalMinor, rating.exponent),
-          lines: JSON.stringify(rating.lines.map((l) => storedLine(l, rating.exponent))),
-          customers: JSON.stringify(customers),
-          customers_total: formatScaled(customersMinor, rating.exponent),
-          margin: formatScaled(customersMinor - rating.totalMinor, rating.exponent),
-          close_time: clock.now(),
-        })
-        .onConflict((oc) => oc.columns(['tenant_id', 'month']).doNothing())
-        .returningAll()
-        .executeTakeFirst();
-      if (inserted) {
-        await onStatementClosed(trx, inserted);
-        return inserted;
+    if (!rating) throw new Error(`no rating for ${tenantId}`);
+    const customersMinor = customers.reduce(
+      (sum, c) => sum + parseDecimal(c.total, 'total', rating.exponent),
+      0n,
+    );
+    return {
+      id: newId('stm'),
+      tenant_id: tenantId,
+      month: month.text,
+      currency: rating.currency,
+      total: formatScaled(rating.totalMinor, rating.exponent),
+      lines: JSON.stringify(rating.lines.map((l) => storedLine(l, rating.exponent))),
+      customers: JSON.stringify(customers),
+      customers_total: formatScaled(customersMinor, rating.exponent),
+      margin: formatScaled(customersMinor - rating.totalMinor, rating.exponent),
+      close_time: clock.now(),
+    };
+  };
+  // Up to CHUNK statements per transaction, in order: a parent reads its children's statements
+  // after they are written (in an earlier chunk, or earlier in its own).
+  for (let i = 0; i < order.length; i += CHUNK) {
+    await db.transaction().execute(async (trx) => {
+      const pending: ReturnType<typeof rowOf>[] = [];
+      const flush = async () => {
+        if (pending.length === 0) return;
+        const inserted = await trx
+          .insertInto('statement')
+          .values(pending.splice(0))
+          .onConflict((oc) => oc.columns(['tenant_id', 'month']).doNothing())
+          .returningAll()
+          .execute();
+        for (const row of inserted) {
+          await onStatementClosed(trx, row);
+          out.set(row.tenant_id, row);
+        }
+      };
+      for (const tenantId of order.slice(i, i + CHUNK)) {
+        const kids = children.get(tenantId) ?? [];
+        if (kids.length === 0) {
+          pending.push(rowOf(tenantId, []));
+          continue;
+        }
+        await flush();
+        const kidStatements = await trx
+          .selectFrom('statement')
+          .select(['id', 'tenant_id', 'total'])
+          .where('month', '=', month.text)
+          .where('tenant_id', 'in', kids)
+          .execute();
+        const byKid = new Map(kidStatements.map((s) => [s.tenant_id, s]));
+        const zero = formatScaled(0n, ratings.get(tenantId)?.exponent ?? 2);
+        pending.push(
+          rowOf(
+            tenantId,
+            kids.map((id) => {
+              const s = byKid.get(id);
+              return s
+                ? { tenant_id: id, priced: true, total: s.total, statement_id: s.id }
+                : { tenant_id: id, priced: false, total: zero, statement_id: '' };
+            }),
+          ),
+        );
+        await flush();
       }
-      return trx
-        .selectFrom('statement')
-        .selectAll()
-        .where('tenant_id', '=', tenantId)
-        .where('month', '=', month.text)
-        .executeTakeFirstOrThrow();
+      await flush();
     });
-    out.set(tenantId, row);
+  }
+  // Statements a concurrent close stored first.
+  const missing = order.filter((id) => !out.has(id));
+  for (let i = 0; i < missing.length; i += 1000) {
+    const rows = await db
+      .selectFrom('statement')
+      .selectAll()
+      .where('month', '=', month.text)
+      .where('tenant_id', 'in', missing.slice(i, i + 1000))
+      .execute();
+    for (const row of rows) out.set(row.tenant_id, row);
   }
   return out;
 }
