@@ -12,6 +12,7 @@ import { blobStoreFor } from './artifacts/artifact-service.js';
 import { UploadSweeper } from './artifacts/upload-sweeper.js';
 import { AuthCache } from './auth/auth-cache.js';
 import { bootstrap, bootstrapAdminUser } from './auth/bootstrap.js';
+import { StatementCloser } from './billing/closer.js';
 import { type Clock, systemClock } from './clock.js';
 import { Cluster, newReplicaId } from './cluster/cluster.js';
 import { type ControlPlaneConfig, describeConfig } from './config.js';
@@ -192,6 +193,10 @@ export async function startControlPlane(
       intervalMs: config.quotaMinutesIntervalMs,
     });
     minutes.start();
+    // The leader closes each month's statements once the month (and its grace) is over.
+    const statementCloser = new StatementCloser({ ...base, isLeader: () => cluster.isLeader() });
+    statementCloser.start();
+    closers.push(() => statementCloser.close());
     const started = gateway;
     // Closed in reverse: the drainer stops, queued plans commit, then the agent streams end.
     closers.push(() => started.close());
