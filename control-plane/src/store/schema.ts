@@ -414,7 +414,11 @@ export interface WebhookTable {
   secret: string;
   /** The secret before the last rotation, encrypted; signs too until its expire time. */
   previous_secret: ColumnType<string | null, string | null | undefined, string | null>;
-  previous_secret_expire_time: ColumnType<Date | null, Date | string | null | undefined, Date | string | null>;
+  previous_secret_expire_time: ColumnType<
+    Date | null,
+    Date | string | null | undefined,
+    Date | string | null
+  >;
   /** Since when every attempt has failed; null after a success. */
   failing_since: ColumnType<Date | null, Date | string | null | undefined, Date | string | null>;
   create_time: CreatedAt;

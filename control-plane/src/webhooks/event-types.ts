@@ -20,7 +20,9 @@ const NAMES: Record<Exclude<WebhookEventType, WebhookEventType.UNSPECIFIED>, str
   [WebhookEventType.TEST]: 'test',
 };
 
-const BY_NAME = new Map(Object.entries(NAMES).map(([value, name]) => [name, Number(value) as WebhookEventType]));
+const BY_NAME = new Map(
+  Object.entries(NAMES).map(([value, name]) => [name, Number(value) as WebhookEventType]),
+);
 
 /** Fleet events: only webhooks of the platform tenant may subscribe to them. */
 const PLATFORM_ONLY: ReadonlySet<WebhookEventType> = new Set([

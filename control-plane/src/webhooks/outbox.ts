@@ -6,7 +6,7 @@
 // webhook wants is not written at all.
 import { create, type MessageInitShape, toJsonString } from '@bufbuild/protobuf';
 import { timestampFromDate } from '@bufbuild/protobuf/wkt';
-import { type WebhookEventType, WebhookEventSchema } from '@cphone/proto';
+import { WebhookEventSchema, type WebhookEventType } from '@cphone/proto';
 import { type Insertable, sql, type Transaction } from 'kysely';
 import { newId } from '../ids.js';
 import type { Database, WebhookEventTable } from '../store/schema.js';
@@ -165,7 +165,12 @@ export async function enqueueWebhookEvents(
 ): Promise<(string | undefined)[]> {
   if (events.length === 0) return [];
   const only = options.onlyWebhookId;
-  const match = only ? undefined : await webhooksFor(trx, events.map((e) => e.tenantId));
+  const match = only
+    ? undefined
+    : await webhooksFor(
+        trx,
+        events.map((e) => e.tenantId),
+      );
   const built = events.map((input) => ({
     input,
     webhookIds: only ? [only] : (match?.(input.tenantId, input.type) ?? []).map((w) => w.id),

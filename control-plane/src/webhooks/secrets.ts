@@ -44,7 +44,10 @@ export class SecretBox {
     this.#current = first.id;
     // The configured secret may be any length of at least 32 bytes: AES-256 takes its hash.
     this.#keys = new Map(
-      keys.map((k) => [k.id, createHash('sha256').update('cphone webhook secret\0').update(k.secret).digest()]),
+      keys.map((k) => [
+        k.id,
+        createHash('sha256').update('cphone webhook secret\0').update(k.secret).digest(),
+      ]),
     );
   }
 
@@ -60,7 +63,8 @@ export class SecretBox {
   open(sealed: string, context: string): string {
     const [keyId = '', iv = '', data = ''] = sealed.split('.');
     const key = this.#keys.get(keyId);
-    if (!key) throw new Error(`webhook secret sealed with key ${JSON.stringify(keyId)}, which is not configured`);
+    if (!key)
+      throw new Error(`webhook secret sealed with key ${JSON.stringify(keyId)}, which is not configured`);
     const bytes = Buffer.from(data, 'base64url');
     const decipher = createDecipheriv('aes-256-gcm', key, Buffer.from(iv, 'base64url'));
     decipher.setAAD(Buffer.from(context));
