@@ -303,7 +303,8 @@ export class WebhookWorker {
       .where('id', '=', webhookId)
       .returningAll()
       .executeTakeFirstOrThrow();
-    await dropPending(trx, webhookId, now);
+    // Everything pending stops, manual deliveries too; new manual ones still go (to test the URL).
+    await dropPending(trx, webhookId, now, { manualToo: true });
     await enqueueWebhookEvent(
       trx,
       {

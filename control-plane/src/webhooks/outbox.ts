@@ -142,7 +142,7 @@ export async function insertDeliveries(
   if (deliveries.length === 0) return;
   const values = deliveries.map(
     (d) =>
-      sql`(${d.id}, ${d.webhookId}, ${d.eventId}, ${d.eventType}, ${d.manual}, ${d.now.toISOString()}::timestamptz)`,
+      sql`(${d.id}, ${d.webhookId}, ${d.eventId}, ${d.eventType}, ${d.manual}::boolean, ${d.now.toISOString()}::timestamptz)`,
   );
   await sql`
     insert into webhook_delivery
