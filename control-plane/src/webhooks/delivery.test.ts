@@ -31,8 +31,8 @@ import { loadConfig } from '../config.js';
 import { insertHosts } from '../placement/testing.js';
 import { type ControlPlane, startControlPlane } from '../server.js';
 import type { Role } from '../store/schema.js';
-import { createTestDatabase, type TestDatabase } from '../store/test-database.js';
 import { insertTenant } from '../store/tenants.js';
+import { createTestDatabase, type TestDatabase } from '../store/test-database.js';
 import { enqueueWebhookEvent } from './outbox.js';
 
 // ---- the receiver -------------------------------------------------------------------------------
@@ -75,7 +75,9 @@ class Receiver {
         res.on('finish', () => {
           entry.status = answer;
         });
-        res.writeHead(answer, { 'content-type': 'text/plain' }).end(answer < 300 ? 'thanks' : `no (${count})`);
+        res
+          .writeHead(answer, { 'content-type': 'text/plain' })
+          .end(answer < 300 ? 'thanks' : `no (${count})`);
       });
     });
     await new Promise<void>((resolve) => this.#server.listen(0, '127.0.0.1', resolve));
@@ -179,7 +181,13 @@ async function webhooksAs(tenantId: string, role: Role = 'tenant_admin') {
 }
 
 async function tenant(id: string, kind: 'reseller' | 'customer', parent: string) {
-  await insertTenant(plane.deps.db, { id, kind, parent_id: parent, display_name: id, update_time: new Date() });
+  await insertTenant(plane.deps.db, {
+    id,
+    kind,
+    parent_id: parent,
+    display_name: id,
+    update_time: new Date(),
+  });
 }
 
 before(async () => {
@@ -230,29 +238,40 @@ test("a reseller's webhook receives its customer's device events and a statement
     .executeTakeFirstOrThrow();
   assert.ok(!stored.secret.includes(secret.slice(6)), 'the secret is not stored in plain text');
 
-  const devices = createClient(DeviceService, bearerTransport(plane.httpUrl, await token('cust-a', 'tenant_admin')));
+  const devices = createClient(
+    DeviceService,
+    bearerTransport(plane.httpUrl, await token('cust-a', 'tenant_admin')),
+  );
   const created = await devices.batchCreateDevices({ requests: [{ spec: { imageId: 'android-14' } }] });
   const deviceId = created.devices[0]?.deviceId ?? '';
   await devices.deleteDevice({ deviceId });
 
   // Billing's call: an event written in a transaction that rolls back is never delivered.
-  const statement = { tenantId: 'res-a', month: '2026-11', statementId: 'stm_1', totalAmount: '12.50', currency: 'EUR' };
+  const statement = {
+    tenantId: 'res-a',
+    month: '2026-11',
+    statementId: 'stm_1',
+    totalAmount: '12.50',
+    currency: 'EUR',
+  };
   await assert.rejects(
     plane.deps.db.transaction().execute(async (trx) => {
-      await enqueueWebhookEvent(trx, { tenantId: 'res-a', type: WebhookEventType.STATEMENT_CLOSED, statement });
+      await enqueueWebhookEvent(trx, {
+        tenantId: 'res-a',
+        type: WebhookEventType.STATEMENT_CLOSED,
+        statement,
+      });
       throw new Error('the change failed');
     }),
     /the change failed/,
   );
-  const statementId = await plane.deps.db
-    .transaction()
-    .execute((trx) =>
-      enqueueWebhookEvent(trx, {
-        tenantId: 'res-a',
-        type: WebhookEventType.STATEMENT_CLOSED,
-        statement: { ...statement, statementId: 'stm_2' },
-      }),
-    );
+  const statementId = await plane.deps.db.transaction().execute((trx) =>
+    enqueueWebhookEvent(trx, {
+      tenantId: 'res-a',
+      type: WebhookEventType.STATEMENT_CLOSED,
+      statement: { ...statement, statementId: 'stm_2' },
+    }),
+  );
   plane.deps.webhooks?.nudge();
 
   const received = await waitFor(
@@ -287,7 +306,10 @@ test("a reseller's webhook receives its customer's device events and a statement
   assert.equal(new Set(ids).size, ids.length);
 
   // A redelivery is a new delivery of the same event id.
-  const again = await webhooks.redeliverWebhookEvent({ webhookId: webhook?.webhookId ?? '', eventId: statementId ?? '' });
+  const again = await webhooks.redeliverWebhookEvent({
+    webhookId: webhook?.webhookId ?? '',
+    eventId: statementId ?? '',
+  });
   const redelivered = await waitFor(
     'the redelivery',
     () => receiver.at('/devices').filter((r) => r.headers['webhook-id'] === statementId && r.status === 200),
@@ -297,7 +319,9 @@ test("a reseller's webhook receives its customer's device events and a statement
   const log = await waitFor(
     'the redelivery in the log',
     () => webhooks.listWebhookDeliveries({ webhookId: webhook?.webhookId ?? '', eventId: statementId ?? '' }),
-    (page) => page.deliveries.length === 2 && page.deliveries.every((d) => d.deliveryState === WebhookDeliveryState.SUCCEEDED),
+    (page) =>
+      page.deliveries.length === 2 &&
+      page.deliveries.every((d) => d.deliveryState === WebhookDeliveryState.SUCCEEDED),
   );
   assert.deepEqual(
     log.deliveries.map((d) => [d.deliveryId === again.deliveryId, d.manual, d.httpStatus, d.responseExcerpt]),
@@ -320,7 +344,8 @@ test('a receiver that fails 5 times then succeeds gets the event; the log shows 
   const log = await waitFor(
     'six attempts',
     () => webhooks.listWebhookDeliveries({ webhookId }),
-    (page) => page.deliveries.length === 6 && page.deliveries[0]?.outcome === WebhookDeliveryOutcome.SUCCEEDED,
+    (page) =>
+      page.deliveries.length === 6 && page.deliveries[0]?.outcome === WebhookDeliveryOutcome.SUCCEEDED,
   );
   // Newest first.
   assert.deepEqual(
@@ -339,7 +364,11 @@ test('a receiver that fails 5 times then succeeds gets the event; the log shows 
     assert.deepEqual(verify(r, [secret]), [true]);
   }
   assert.equal(eventOf(requests[0] as Received).type, WebhookEventType.TEST);
-  const failures = await webhooks.listWebhookDeliveries({ webhookId, outcome: WebhookDeliveryOutcome.HTTP_ERROR, pageSize: 3 });
+  const failures = await webhooks.listWebhookDeliveries({
+    webhookId,
+    outcome: WebhookDeliveryOutcome.HTTP_ERROR,
+    pageSize: 3,
+  });
   assert.equal(failures.deliveries.length, 3);
   const rest = await webhooks.listWebhookDeliveries({
     webhookId,
@@ -351,7 +380,11 @@ test('a receiver that fails 5 times then succeeds gets the event; the log shows 
     [...failures.deliveries, ...rest.deliveries].map((d) => d.attempt),
     [5, 4, 3, 2, 1],
   );
-  assert.equal((await webhooks.getWebhook({ webhookId })).webhook?.failingSinceTime, undefined, 'healthy again');
+  assert.equal(
+    (await webhooks.getWebhook({ webhookId })).webhook?.failingSinceTime,
+    undefined,
+    'healthy again',
+  );
 });
 
 test('during a secret rotation both signatures are sent and each verifies', async () => {
@@ -366,17 +399,24 @@ test('during a secret rotation both signatures are sent and each verifies', asyn
   const overlapEnd = Number(rotated.webhook?.previousSecretExpireTime?.seconds ?? 0n) * 1000;
   assert.ok(Math.abs(overlapEnd - (Date.now() + 86_400_000)) < 60_000, 'the default overlap is 24 h');
   await webhooks.sendTestWebhookEvent({ webhookId });
-  const [during] = await waitFor('the test event', () => receiver.at('/rotate'), (l) => l.length === 1);
+  const [during] = await waitFor(
+    'the test event',
+    () => receiver.at('/rotate'),
+    (l) => l.length === 1,
+  );
   assert.equal(String(during?.headers['webhook-signature']).split(' ').length, 2);
-  assert.deepEqual(verify(during as Received, [rotated.secret, first, 'whsec_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA']), [
-    true,
-    true,
-    false,
-  ]);
+  assert.deepEqual(
+    verify(during as Received, [rotated.secret, first, 'whsec_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA']),
+    [true, true, false],
+  );
   // Ending the overlap at once: only the new secret signs.
   const last = await webhooks.rotateWebhookSecret({ webhookId, overlap: { seconds: 0n } });
   await webhooks.sendTestWebhookEvent({ webhookId });
-  const [, after] = await waitFor('the second test event', () => receiver.at('/rotate'), (l) => l.length === 2);
+  const [, after] = await waitFor(
+    'the second test event',
+    () => receiver.at('/rotate'),
+    (l) => l.length === 2,
+  );
   assert.equal(String(after?.headers['webhook-signature']).split(' ').length, 1);
   assert.deepEqual(verify(after as Received, [last.secret, rotated.secret]), [true, false]);
 });
@@ -400,7 +440,11 @@ test('a webhook failing for the disable window is disabled, with an event to the
     (r) => r.webhook?.state === WebhookState.DISABLED,
   );
   assert.match(disabled.webhook?.disabledReason ?? '', /every delivery attempt failed since/);
-  const [notice] = await waitFor('the disabled event', () => receiver.at('/watcher'), (l) => l.length === 1);
+  const [notice] = await waitFor(
+    'the disabled event',
+    () => receiver.at('/watcher'),
+    (l) => l.length === 1,
+  );
   assert.deepEqual(verify(notice as Received, [secret]), [true]);
   const event = eventOf(notice as Received);
   assert.equal(event.type, WebhookEventType.WEBHOOK_DISABLED);
@@ -428,7 +472,7 @@ test('a webhook failing for the disable window is disabled, with an event to the
   assert.equal(enabled.webhook?.disabledReason, '');
 });
 
-test('a tenant cannot see or touch another tenant\'s webhooks; tenant users cannot manage any', async () => {
+test("a tenant cannot see or touch another tenant's webhooks; tenant users cannot manage any", async () => {
   const owner = await webhooksAs('res-a');
   const { webhook } = await owner.createWebhook({
     tenantId: 'cust-a',
@@ -436,13 +480,19 @@ test('a tenant cannot see or touch another tenant\'s webhooks; tenant users cann
     eventTypes: [WebhookEventType.DEVICE_RUNNING],
   });
   const webhookId = webhook?.webhookId ?? '';
-  assert.equal(webhook?.tenantId, 'cust-a', 'a reseller manages its customer\'s webhooks');
-  assert.equal((await (await webhooksAs('cust-a')).getWebhook({ webhookId })).webhook?.url, receiver.url('/private'));
+  assert.equal(webhook?.tenantId, 'cust-a', "a reseller manages its customer's webhooks");
+  assert.equal(
+    (await (await webhooksAs('cust-a')).getWebhook({ webhookId })).webhook?.url,
+    receiver.url('/private'),
+  );
   const stranger = await webhooksAs('res-b');
   const notFound = connectError(Code.NotFound);
   await assert.rejects(stranger.getWebhook({ webhookId }), notFound);
   await assert.rejects(
-    stranger.updateWebhook({ webhook: { webhookId, url: receiver.url('/stolen') }, updateMask: { paths: ['url'] } }),
+    stranger.updateWebhook({
+      webhook: { webhookId, url: receiver.url('/stolen') },
+      updateMask: { paths: ['url'] },
+    }),
     notFound,
   );
   await assert.rejects(stranger.deleteWebhook({ webhookId }), notFound);
@@ -451,19 +501,29 @@ test('a tenant cannot see or touch another tenant\'s webhooks; tenant users cann
   await assert.rejects(stranger.redeliverWebhookEvent({ webhookId, eventId: 'evt_x' }), notFound);
   await assert.rejects(stranger.listWebhookDeliveries({ webhookId }), notFound);
   await assert.rejects(stranger.listWebhooks({ tenantId: 'cust-a' }), notFound);
-  assert.deepEqual((await stranger.listWebhooks({})).webhooks.map((w) => w.url), [receiver.url('/flaky')]);
+  assert.deepEqual(
+    (await stranger.listWebhooks({})).webhooks.map((w) => w.url),
+    [receiver.url('/flaky')],
+  );
   const user = await webhooksAs('res-a', 'tenant_user');
   await assert.rejects(user.listWebhooks({}), connectError(Code.PermissionDenied, /tenant_admin/));
   // A customer's admin cannot subscribe to fleet events.
   await assert.rejects(
-    (await webhooksAs('cust-a')).createWebhook({ url: receiver.url('/ops'), eventTypes: [WebhookEventType.HOST_DRAINED] }),
+    (await webhooksAs('cust-a')).createWebhook({
+      url: receiver.url('/ops'),
+      eventTypes: [WebhookEventType.HOST_DRAINED],
+    }),
     connectError(Code.InvalidArgument, /event_types .*platform tenant only/),
   );
 });
 
 test('URLs to private, loopback and link-local targets are refused naming the url', async () => {
   const webhooks = await webhooksAs('res-e');
-  for (const url of ['https://169.254.169.254/latest/meta-data/', 'https://10.0.0.1/hook', 'https://[::1]/hook']) {
+  for (const url of [
+    'https://169.254.169.254/latest/meta-data/',
+    'https://10.0.0.1/hook',
+    'https://[::1]/hook',
+  ]) {
     await assert.rejects(
       webhooks.createWebhook({ url, eventTypes: [WebhookEventType.DEVICE_CREATED] }),
       connectError(Code.InvalidArgument, /invalid url .*private, loopback, link-local/),
@@ -471,7 +531,10 @@ test('URLs to private, loopback and link-local targets are refused naming the ur
     );
   }
   await assert.rejects(
-    webhooks.createWebhook({ url: 'http://93.184.216.34/hook', eventTypes: [WebhookEventType.DEVICE_CREATED] }),
+    webhooks.createWebhook({
+      url: 'http://93.184.216.34/hook',
+      eventTypes: [WebhookEventType.DEVICE_CREATED],
+    }),
     connectError(Code.InvalidArgument, /invalid url .*https/),
   );
   const { webhook } = await webhooks.createWebhook({
@@ -497,7 +560,11 @@ test('a restart mid-delivery delivers the same event id again, and it succeeds o
   });
   const webhookId = webhook?.webhookId ?? '';
   const sent = await webhooks.sendTestWebhookEvent({ webhookId });
-  await waitFor('the first attempt, held by the receiver', () => receiver.at('/restart'), (l) => l.length === 1);
+  await waitFor(
+    'the first attempt, held by the receiver',
+    () => receiver.at('/restart'),
+    (l) => l.length === 1,
+  );
   await plane.close();
   plane = await startPlane();
   const requests = await waitFor(
@@ -505,7 +572,10 @@ test('a restart mid-delivery delivers the same event id again, and it succeeds o
     () => receiver.at('/restart'),
     (l) => l.some((r) => r.status === 200),
   );
-  assert.ok(requests.every((r) => r.headers['webhook-id'] === sent.eventId), 'the same event id');
+  assert.ok(
+    requests.every((r) => r.headers['webhook-id'] === sent.eventId),
+    'the same event id',
+  );
   assert.equal(requests.filter((r) => r.status === 200).length, 1, 'one successful delivery');
   for (const r of requests) assert.deepEqual(verify(r, [secret]), [true], 'the secret survived the restart');
   const log = await waitFor(

@@ -50,8 +50,14 @@ test('addresses inside private, loopback, link-local, unique-local, multicast an
 });
 
 test('a URL to a blocked address, or a name resolving to one, is refused naming the url', async () => {
-  const policy = new TargetPolicy([], table({ localhost: [['127.0.0.1']], 'meta.test': [['169.254.169.254']] }));
-  await assert.rejects(policy.check('https://169.254.169.254/latest/meta-data'), refused(/169\.254\.169\.254/));
+  const policy = new TargetPolicy(
+    [],
+    table({ localhost: [['127.0.0.1']], 'meta.test': [['169.254.169.254']] }),
+  );
+  await assert.rejects(
+    policy.check('https://169.254.169.254/latest/meta-data'),
+    refused(/169\.254\.169\.254/),
+  );
   await assert.rejects(policy.check('https://10.0.0.1/hook'), refused(/private, loopback/));
   await assert.rejects(policy.check('https://[::1]:8443/hook'), refused(/private, loopback/));
   await assert.rejects(policy.check('https://localhost/hook'), refused(/resolves to 127\.0\.0\.1/));
