@@ -27,12 +27,12 @@ import pino from 'pino';
 import { bearerTransport } from '../api/bearer-transport.js';
 import { connectError } from '../api/test-api.js';
 import { createApiKey } from '../auth/api-keys.js';
-import { loadConfig } from '../config.js';
 import { insertHosts } from '../placement/testing.js';
 import { type ControlPlane, startControlPlane } from '../server.js';
 import type { Role } from '../store/schema.js';
 import { insertTenant } from '../store/tenants.js';
 import { createTestDatabase, type TestDatabase } from '../store/test-database.js';
+import { testConfig } from '../test-control-plane.js';
 import { enqueueWebhookEvent } from './outbox.js';
 
 // ---- the receiver -------------------------------------------------------------------------------
@@ -145,24 +145,15 @@ const tokens = new Map<string, string>();
 
 function startPlane(): Promise<ControlPlane> {
   return startControlPlane(
-    loadConfig(
-      {},
-      {
-        dataDir,
-        databaseUrl: external?.url,
-        httpPort: 0,
-        grpcPort: 0,
-        heartbeatTtlMs: 600_000,
-        lostGraceMs: 600_000,
-        webhookAllowHosts: ['127.0.0.1'],
-        webhookBackoffMs: 20,
-        webhookBackoffMaxMs: 40,
-        webhookPollMs: 20,
-        webhookTimeoutMs: 5000,
-        webhookDisableAfterMs: 2000,
-      },
-    ),
-    { logger: pino({ level: process.env.WH_LOG ?? 'silent' }) },
+    testConfig(dataDir, external?.url, {
+      webhookAllowHosts: ['127.0.0.1'],
+      webhookBackoffMs: 20,
+      webhookBackoffMaxMs: 40,
+      webhookPollMs: 20,
+      webhookTimeoutMs: 5000,
+      webhookDisableAfterMs: 2000,
+    }),
+    { logger: pino({ level: 'silent' }) },
   );
 }
 

@@ -77,6 +77,12 @@ async function load(deps: WebhookServiceDeps, principal: Principal, webhookId: s
   return row;
 }
 
+/** The caller, checked for TENANT_ADMIN, and the webhook it names (in its subtree). */
+async function owned(deps: WebhookServiceDeps, context: HandlerContext, action: string, webhookId: string) {
+  const principal = admin(context, action);
+  return { principal, row: await load(deps, principal, webhookId) };
+}
+
 async function isPlatform(deps: WebhookServiceDeps, tenantId: string): Promise<boolean> {
   const row = await deps.db.selectFrom('tenant').select('kind').where('id', '=', tenantId).executeTakeFirst();
   return row?.kind === 'platform';
@@ -134,8 +140,8 @@ export async function createWebhook(
 }
 
 export async function getWebhook(deps: WebhookServiceDeps, req: GetWebhookRequest, context: HandlerContext) {
-  const principal = admin(context, 'reading webhooks');
-  return { webhook: webhookToProto(await load(deps, principal, req.webhookId), deps.clock.now()) };
+  const { row } = await owned(deps, context, 'reading webhooks', req.webhookId);
+  return { webhook: webhookToProto(row, deps.clock.now()) };
 }
 
 export async function listWebhooks(
@@ -164,8 +170,7 @@ export async function deleteWebhook(
   req: DeleteWebhookRequest,
   context: HandlerContext,
 ) {
-  const principal = admin(context, 'deleting webhooks');
-  const row = await load(deps, principal, req.webhookId);
+  const { row } = await owned(deps, context, 'deleting webhooks', req.webhookId);
   const now = deps.clock.now();
   await deps.db.transaction().execute(async (trx) => {
     await trx
@@ -183,8 +188,7 @@ export async function updateWebhook(
   req: UpdateWebhookRequest,
   context: HandlerContext,
 ) {
-  const principal = admin(context, 'updating webhooks');
-  const row = await load(deps, principal, req.webhook?.webhookId ?? '');
+  const { principal, row } = await owned(deps, context, 'updating webhooks', req.webhook?.webhookId ?? '');
   const paths = maskPaths(req.updateMask, ['display_name', 'url', 'event_types', 'state']);
   const now = deps.clock.now();
   const set: Partial<{
@@ -242,9 +246,8 @@ export async function rotateWebhookSecret(
   req: RotateWebhookSecretRequest,
   context: HandlerContext,
 ) {
-  const principal = admin(context, 'rotating webhook secrets');
   const { secrets } = runtime(deps);
-  const row = await load(deps, principal, req.webhookId);
+  const { row } = await owned(deps, context, 'rotating webhook secrets', req.webhookId);
   const overlapMs = req.overlap
     ? Number(req.overlap.seconds) * 1000 + Math.floor(req.overlap.nanos / 1_000_000)
     : DEFAULT_OVERLAP_MS;
@@ -316,8 +319,7 @@ export async function redeliverWebhookEvent(
   req: RedeliverWebhookEventRequest,
   context: HandlerContext,
 ) {
-  const principal = admin(context, 'redelivering webhook events');
-  const webhook = await load(deps, principal, req.webhookId);
+  const { row: webhook } = await owned(deps, context, 'redelivering webhook events', req.webhookId);
   const earlier = await deps.db
     .selectFrom('webhook_delivery as d')
     .innerJoin('webhook_event as e', 'e.id', 'd.event_id')
@@ -348,8 +350,7 @@ export async function sendTestWebhookEvent(
   req: SendTestWebhookEventRequest,
   context: HandlerContext,
 ) {
-  const principal = admin(context, 'sending webhook test events');
-  const webhook = await load(deps, principal, req.webhookId);
+  const { row: webhook } = await owned(deps, context, 'sending webhook test events', req.webhookId);
   const now = deps.clock.now();
   const sent = await deps.db.transaction().execute(async (trx) => {
     const eventId =
