@@ -31,7 +31,7 @@ import { type OpenDatabase, openDatabase } from './store/database.js';
 import { migrateToLatest } from './store/migrate.js';
 import type { Database } from './store/schema.js';
 import { StreamKeys } from './streams/keys.js';
-import { MinutesEnforcer } from './tenants/minutes-enforcer.js';
+import { announceMinutesThreshold, MinutesEnforcer } from './tenants/minutes-enforcer.js';
 import { WebhookWorker } from './webhooks/delivery-worker.js';
 import { SecretBox } from './webhooks/secrets.js';
 import { TargetPolicy } from './webhooks/target-policy.js';
@@ -189,11 +189,15 @@ export async function startControlPlane(
       intervalMs: options.drainIntervalMs,
     });
     drainer.start();
+    // Thresholds of device minutes go out as webhook events (the worker is nudged once it exists).
+    let nudgeWebhooks = () => {};
     const minutes = new MinutesEnforcer({
       ...base,
       isLeader: () => cluster.isLeader(),
       desiredChanged,
       intervalMs: config.quotaMinutesIntervalMs,
+      announce: announceMinutesThreshold,
+      announced: () => nudgeWebhooks(),
     });
     minutes.start();
     // The leader closes each month's statements once the month (and its grace) is over.
@@ -216,6 +220,7 @@ export async function startControlPlane(
     const webhookPolicy = new TargetPolicy(config.webhookAllowHosts);
     const webhookWorker = new WebhookWorker({ ...base, secrets: webhookSecrets, policy: webhookPolicy });
     webhookWorker.start();
+    nudgeWebhooks = () => webhookWorker.nudge();
     closers.push(() => webhookWorker.close());
     metrics.watchWebhookQueue(async () => {
       const row = await database.db
