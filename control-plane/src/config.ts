@@ -98,6 +98,12 @@ export interface ControlPlaneConfig {
   readonly signInMaxFailuresPerAddress: number;
   /** How long an invitation may be accepted (ms). CPHONE_INVITATION_TTL_MS, default 7 days */
   readonly invitationTtlMs: number;
+  /**
+   * Raw usage samples are kept this many whole months before the current one, then their monthly
+   * partition is dropped (the rollups, which every usage query reads, are kept). 0 keeps them
+   * forever. CPHONE_USAGE_RETENTION_MONTHS, default 13
+   */
+  readonly usageRetentionMonths: number;
 }
 
 type Env = Record<string, string | undefined>;
@@ -199,6 +205,7 @@ export function loadConfig(
     signInMaxFailuresPerAccount: int(env, 'CPHONE_SIGN_IN_MAX_FAILURES_PER_ACCOUNT', 5, 1),
     signInMaxFailuresPerAddress: int(env, 'CPHONE_SIGN_IN_MAX_FAILURES_PER_ADDRESS', 20, 1),
     invitationTtlMs: int(env, 'CPHONE_INVITATION_TTL_MS', 7 * 86_400_000, 60_000),
+    usageRetentionMonths: int(env, 'CPHONE_USAGE_RETENTION_MONTHS', 13, 0),
     ...overrides,
   };
   const config: ControlPlaneConfig = {

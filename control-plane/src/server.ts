@@ -30,6 +30,7 @@ import { type OpenDatabase, openDatabase } from './store/database.js';
 import { migrateToLatest } from './store/migrate.js';
 import type { Database } from './store/schema.js';
 import { StreamKeys } from './streams/keys.js';
+import { UsageMaintenance } from './usage/partitions.js';
 
 export interface ControlPlane {
   /** Base URL of the HTTP server (API, health, metrics). */
@@ -184,6 +185,16 @@ export async function startControlPlane(
       intervalMs: options.drainIntervalMs,
     });
     drainer.start();
+    // Raw usage partitions made ahead and, on the leader, dropped past the retention.
+    const usageMaintenance = new UsageMaintenance({
+      db: database.db,
+      logger,
+      now: () => base.clock.now(),
+      isLeader: () => cluster.isLeader(),
+      retentionMonths: config.usageRetentionMonths,
+    });
+    usageMaintenance.start();
+    closers.push(() => usageMaintenance.close());
     const started = gateway;
     // Closed in reverse: the drainer stops, queued plans commit, then the agent streams end.
     closers.push(() => started.close());

@@ -6,6 +6,7 @@ import {
   HostService,
   ImageService,
   TenantService,
+  UsageService,
   UserService,
 } from '@cphone/proto';
 import { artifactService } from '../artifacts/artifact-service.js';
@@ -14,6 +15,7 @@ import { deviceService } from '../devices/device-service.js';
 import { hostService } from '../hosts/host-service.js';
 import { imageService } from '../images/image-service.js';
 import { tenantService } from '../tenants/tenant-service.js';
+import { usageService } from '../usage/usage-service.js';
 import { userService } from '../users/user-service.js';
 import { apiKeyService } from './api-key-service.js';
 
@@ -29,4 +31,5 @@ export function registerServices(router: ConnectRouter, deps: Deps): void {
   router.service(DeviceService, deviceService(deps));
   router.service(ImageService, imageService(deps));
   router.service(UserService, userService(deps));
+  router.service(UsageService, usageService(deps));
 }

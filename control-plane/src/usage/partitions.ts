@@ -42,7 +42,10 @@ export function forgetUsagePartitions(db: Kysely<Database>): void {
 }
 
 /** Makes sure the raw table has a partition for the month of each time. */
-export async function ensureUsagePartitions(db: Kysely<Database>, times: Iterable<Date | number>): Promise<void> {
+export async function ensureUsagePartitions(
+  db: Kysely<Database>,
+  times: Iterable<Date | number>,
+): Promise<void> {
   const seen = knownFor(db);
   const missing = [...new Set([...times].map((t) => monthStart(t).getTime()))].filter((m) => !seen.has(m));
   if (missing.length === 0) return;

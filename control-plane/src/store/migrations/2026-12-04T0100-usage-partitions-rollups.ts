@@ -26,7 +26,9 @@ const COUNTERS = ['running_s', 'stopped_s', 'vcpu_mcs', 'memory_mibs', 'storage_
 // biome-ignore lint/suspicious/noExplicitAny: migrations are typed against no particular schema.
 export async function up(db: Kysely<any>): Promise<void> {
   await sql`alter table usage_sample rename to usage_sample_flat`.execute(db);
-  await sql`alter table usage_sample_flat rename constraint usage_sample_pk to usage_sample_flat_pk`.execute(db);
+  await sql`alter table usage_sample_flat rename constraint usage_sample_pk to usage_sample_flat_pk`.execute(
+    db,
+  );
   await sql`alter index usage_sample_tenant_idx rename to usage_sample_flat_tenant_idx`.execute(db);
   await sql`
     create table usage_sample (
@@ -126,7 +128,9 @@ export async function down(db: Kysely<any>): Promise<void> {
     create table usage_sample (like usage_sample_partitioned including defaults)`.execute(db);
   await sql`insert into usage_sample select * from usage_sample_partitioned`.execute(db);
   await sql`drop table usage_sample_partitioned`.execute(db);
-  await sql`alter table usage_sample add constraint usage_sample_pk primary key (host_id, sequence)`.execute(db);
+  await sql`alter table usage_sample add constraint usage_sample_pk primary key (host_id, sequence)`.execute(
+    db,
+  );
   await sql`create index usage_sample_tenant_idx on usage_sample (tenant_id, start_time)`.execute(db);
   await sql`drop table usage_seen`.execute(db);
 }
