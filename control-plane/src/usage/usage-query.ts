@@ -269,17 +269,20 @@ async function rowsFor(db: Db, plan: Plan, keys: string[][] | undefined): Promis
   // devices apart; the others need the device rows anyway.
   const tenantLevel = (plan.groupBy === 'tenant' || plan.groupBy === 'subtree') && !plan.sel.deviceId;
   const where = filters(plan, keys);
+  // One index range scan per run and tenant (the primary key leads with tenant, grain, bucket).
+  const inRun = sql`r.grain = run.grain and r.bucket_start >= run.lo and r.bucket_start < run.hi`;
   const sums = tenantLevel
     ? sql<SumRow>`select ${head} ${bucketOf} as b, ${counters}
-        from ${runTable} join usage_rollup_tenant r on r.grain = run.grain and r.bucket_start >= run.lo and r.bucket_start < run.hi
-        where ${where} group by ${groupBy}`
+        from ${runTable} cross join lateral (select * from usage_rollup_tenant r where ${where} and ${inRun}) r
+        group by ${groupBy}`
     : sql<SumRow>`select ${head} ${bucketOf} as b, ${counters}, count(distinct r.device_id) as devices
-        from ${runTable} join usage_rollup_device r on r.grain = run.grain and r.bucket_start >= run.lo and r.bucket_start < run.hi
-        ${join} where ${where} group by ${groupBy}`;
+        from ${runTable} cross join lateral (select * from usage_rollup_device r where ${where} and ${inRun}) r
+        ${join} group by ${groupBy}`;
   const devices = tenantLevel
     ? sql<SumRow>`select ${head} ${bucketOf} as b, count(distinct r.device_id) as devices
-        from ${runTable} join usage_rollup_device r on r.grain = run.grain and r.bucket_start >= run.lo and r.bucket_start < run.hi
-        where ${where} group by ${groupBy}`
+        from ${runTable} cross join lateral (select r.device_id, r.bucket_start, r.tenant_id from usage_rollup_device r
+          where ${where} and ${inRun}) r
+        group by ${groupBy}`
     : undefined;
   // Viewer seconds: the part of each session (join to end, or now) inside each bucket.
   const bucketTable = sql`unnest(${bounds.slice(0, -1).map(iso)}::timestamptz[], ${bounds.slice(1).map(iso)}::timestamptz[])
