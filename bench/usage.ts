@@ -28,10 +28,10 @@ import {
   insertTestDevice,
   planUsage,
   startTestControlPlane,
-  type TestAgent as TestAgentType,
   TestAgent,
+  type TestAgent as TestAgentType,
 } from '@cphone/control-plane/testing';
-import { agentv1, ApiKeyService, DeviceState, Role, UsageGrouping, UsageService } from '@cphone/proto';
+import { ApiKeyService, agentv1, DeviceState, Role, UsageGrouping, UsageService } from '@cphone/proto';
 import { sql } from 'kysely';
 import pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
@@ -61,7 +61,8 @@ const db = plane.deps.db;
 const databaseUrl = (plane.deps.config.databaseUrl ?? '') as string;
 try {
   // ---- ingest ----
-  const hosts: { host: Awaited<ReturnType<typeof enrollTestHost>>; devices: string[]; sequence: number }[] = [];
+  const hosts: { host: Awaited<ReturnType<typeof enrollTestHost>>; devices: string[]; sequence: number }[] =
+    [];
   for (let h = 0; h < HOSTS; h++) {
     const host = await enrollTestHost(db);
     const devices: string[] = [];
@@ -194,7 +195,10 @@ try {
       conn.release();
     }
   };
-  const deviceOf = (p: number) => ({ id: `bench_d${String(p).padStart(5, '0')}`, tenant: tenants[p % TENANTS] ?? '' });
+  const deviceOf = (p: number) => ({
+    id: `bench_d${String(p).padStart(5, '0')}`,
+    tenant: tenants[p % TENANTS] ?? '',
+  });
   // Buckets a device uses: every hour and day of the month; 15-minute slots of the edge UTC days.
   const firstDay = Math.floor(monthStart / DAY) * DAY;
   const lastDay = Math.floor(monthEnd / DAY) * DAY;
@@ -283,7 +287,7 @@ try {
     pageSize: 100,
   };
   const first = await usage.queryUsage(request);
-  const expectedSeconds = BigInt(Math.floor(30 * DAY / 1000 * 0.8)) * BigInt(PHONES);
+  const expectedSeconds = BigInt(Math.floor(((30 * DAY) / 1000) * 0.8)) * BigInt(PHONES);
   console.log(
     `query: page of ${first.usageRecords.length} rows; total device_seconds ${first.total?.deviceSeconds} (seeded ${expectedSeconds}), device_count ${first.total?.deviceCount}`,
   );
@@ -312,7 +316,9 @@ try {
   }
   baseline.sort((a, b) => a - b);
   if (arg('explain', 0) === 1) {
-    const plan = await sql<{ 'QUERY PLAN': string }>`explain (analyze, buffers) select r.tenant_id, sum(r.running_s)
+    const plan = await sql<{
+      'QUERY PLAN': string;
+    }>`explain (analyze, buffers) select r.tenant_id, sum(r.running_s)
       from unnest(${runs.map((r) => r.grain)}::int2[], ${runs.map((r) => new Date(r.lo).toISOString())}::timestamptz[],
         ${runs.map((r) => new Date(r.hi).toISOString())}::timestamptz[]) as run(grain, lo, hi)
       join usage_rollup_device r on r.grain = run.grain and r.bucket_start >= run.lo and r.bucket_start < run.hi

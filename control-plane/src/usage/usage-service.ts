@@ -25,7 +25,7 @@ import type { Clock } from '../clock.js';
 import { InvalidArgumentError, NotFoundError } from '../errors.js';
 import type { Database } from '../store/schema.js';
 import { SLOT_MS } from './rollups.js';
-import type { BucketUnit } from './time-zone.js';
+import { type BucketUnit, parseTimeZone } from './time-zone.js';
 import {
   planUsage,
   type UsageCursor,
@@ -125,6 +125,8 @@ async function selectionOf(
   const principal = principalOf(context);
   requireRole(principal, 'tenant_admin', 'reading usage');
   const tenantId = resolveTenant(principal, req.tenantId);
+  // The zone first: a caller's dates are often made with it.
+  parseTimeZone(req.timeZone);
   const { start, end } = rangeOf(req, maxDays);
   const grouping = GROUPINGS[req.groupBy];
   if (!grouping) throw new InvalidArgumentError('group_by', req.groupBy, 'must be a UsageGrouping');
