@@ -149,6 +149,9 @@ function naive(
   );
 }
 
+/** A row's quantities as one comparable string. */
+const figures = (...values: (bigint | number)[]) => values.map(String).join(' ');
+
 function fromRows(rows: readonly UsageRow[], zone: string, unit: BucketUnit, groupBy: UsageGroupBy) {
   const out = new Map<string, string>();
   for (const r of rows) {
@@ -164,16 +167,14 @@ function fromRows(rows: readonly UsageRow[], zone: string, unit: BucketUnit, gro
     assert.ok(!out.has(key), `one row per group and bucket: ${key}`);
     out.set(
       key,
-      [
+      figures(
         r.runningSeconds,
         r.stoppedSeconds,
         r.vcpuMillicoreSeconds,
         r.memoryMibSeconds,
         r.storageGibSeconds,
         r.deviceCount,
-      ]
-        .map(String)
-        .join(' '),
+      ),
     );
   }
   return out;
@@ -371,16 +372,14 @@ for (const kind of availableDatabaseKinds()) {
         const got = new Map(
           seen.map((r) => [
             `${{ tenant: r.tenantId, device: `${r.tenantId}/${r.deviceId}`, label: r.labelValue }[by as 'tenant']}|${localKey(Number(r.startTime?.seconds) * 1000, zone, unit)}`,
-            [
+            figures(
               r.deviceSeconds,
               r.stoppedDeviceSeconds,
               r.vcpuMillicoreSeconds,
               r.memoryMibSeconds,
               r.storageGibSeconds,
               r.deviceCount,
-            ]
-              .map(String)
-              .join(' '),
+            ),
           ]),
         );
         assert.deepEqual(got, expected, `${zone} ${UsageBucket[bucket]} ${UsageGrouping[groupBy]}`);
