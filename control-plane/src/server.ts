@@ -32,6 +32,7 @@ import { migrateToLatest } from './store/migrate.js';
 import type { Database } from './store/schema.js';
 import { StreamKeys } from './streams/keys.js';
 import { announceMinutesThreshold, MinutesEnforcer } from './tenants/minutes-enforcer.js';
+import { UsageMaintenance } from './usage/partitions.js';
 import { WebhookWorker } from './webhooks/delivery-worker.js';
 import { SecretBox } from './webhooks/secrets.js';
 import { TargetPolicy } from './webhooks/target-policy.js';
@@ -204,6 +205,16 @@ export async function startControlPlane(
     const statementCloser = new StatementCloser({ ...base, isLeader: () => cluster.isLeader() });
     statementCloser.start();
     closers.push(() => statementCloser.close());
+    // Raw usage partitions made ahead and, on the leader, dropped past the retention.
+    const usageMaintenance = new UsageMaintenance({
+      db: database.db,
+      logger,
+      now: () => base.clock.now(),
+      isLeader: () => cluster.isLeader(),
+      retentionMonths: config.usageRetentionMonths,
+    });
+    usageMaintenance.start();
+    closers.push(() => usageMaintenance.close());
     const started = gateway;
     // Closed in reverse: the drainer stops, queued plans commit, then the agent streams end.
     closers.push(() => started.close());

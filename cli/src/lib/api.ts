@@ -9,6 +9,7 @@ import {
   HostService,
   ImageService,
   TenantService,
+  UsageService,
 } from '@cphone/proto/api';
 import { resolveTarget, type Target, type TargetFlags } from './config.js';
 import { CliError, EXIT } from './errors.js';
@@ -21,6 +22,7 @@ export interface Api {
   readonly images: Client<typeof ImageService>;
   readonly apiKeys: Client<typeof ApiKeyService>;
   readonly artifacts: Client<typeof ArtifactService>;
+  readonly usage: Client<typeof UsageService>;
 }
 
 export function createApi(target: Target): Api {
@@ -43,6 +45,7 @@ export function createApi(target: Target): Api {
     images: createClient(ImageService, transport),
     apiKeys: createClient(ApiKeyService, transport),
     artifacts: createClient(ArtifactService, transport),
+    usage: createClient(UsageService, transport),
   };
 }
 
