@@ -49,6 +49,8 @@ export interface HarnessOptions {
   turn?: { urls: string[]; secret: string };
   /** A built web console to serve at / (web/src/build.ts). Default: none. */
   consoleDir?: string;
+  /** Webhook targets allowed although on loopback (CPHONE_WEBHOOK_ALLOW_HOSTS). Default: none. */
+  webhookAllowHosts?: string[];
 }
 
 export interface AgentOptions {
@@ -104,6 +106,9 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     lostGraceMs: options.lostGraceMs ?? 60_000,
     ...(options.turn ? { turnUrls: options.turn.urls, turnSecret: options.turn.secret } : {}),
     ...(options.consoleDir ? { consoleDir: options.consoleDir } : {}),
+    ...(options.webhookAllowHosts
+      ? { webhookAllowHosts: options.webhookAllowHosts, webhookPollMs: 100 }
+      : {}),
   };
   let plane: ControlPlane | undefined = await startControlPlane(
     loadConfig({}, { ...settings, grpcPort: 0 }),
