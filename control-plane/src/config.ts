@@ -98,6 +98,25 @@ export interface ControlPlaneConfig {
   readonly signInMaxFailuresPerAddress: number;
   /** How long an invitation may be accepted (ms). CPHONE_INVITATION_TTL_MS, default 7 days */
   readonly invitationTtlMs: number;
+  /**
+   * Proxies whose X-Forwarded-For is believed for the client's address (audit rows): addresses or
+   * CIDR ranges, comma-separated. Unset, the socket's peer is the client. CPHONE_TRUSTED_PROXIES
+   */
+  readonly trustedProxies: readonly string[];
+  /**
+   * Token bucket of each API key (and signed-in user): calls per second and burst.
+   * CPHONE_RATE_LIMIT_KEY_RPS, default 200; CPHONE_RATE_LIMIT_KEY_BURST, default 400. A tenant's
+   * quota may override both (SetQuota, key_rate_limit_rps/burst). 0 RPS turns the limit off.
+   */
+  readonly rateLimitKeyRps: number;
+  readonly rateLimitKeyBurst: number;
+  /**
+   * Token bucket of each tenant (the calls of all its keys and users; its descendants have buckets
+   * of their own). CPHONE_RATE_LIMIT_TENANT_RPS, default 1000; CPHONE_RATE_LIMIT_TENANT_BURST,
+   * default 2000. Overridden per tenant by SetQuota (rate_limit_rps/burst). 0 RPS turns it off.
+   */
+  readonly rateLimitTenantRps: number;
+  readonly rateLimitTenantBurst: number;
 }
 
 type Env = Record<string, string | undefined>;
@@ -199,6 +218,11 @@ export function loadConfig(
     signInMaxFailuresPerAccount: int(env, 'CPHONE_SIGN_IN_MAX_FAILURES_PER_ACCOUNT', 5, 1),
     signInMaxFailuresPerAddress: int(env, 'CPHONE_SIGN_IN_MAX_FAILURES_PER_ADDRESS', 20, 1),
     invitationTtlMs: int(env, 'CPHONE_INVITATION_TTL_MS', 7 * 86_400_000, 60_000),
+    trustedProxies: list(env.CPHONE_TRUSTED_PROXIES),
+    rateLimitKeyRps: int(env, 'CPHONE_RATE_LIMIT_KEY_RPS', 200, 0),
+    rateLimitKeyBurst: int(env, 'CPHONE_RATE_LIMIT_KEY_BURST', 400, 1),
+    rateLimitTenantRps: int(env, 'CPHONE_RATE_LIMIT_TENANT_RPS', 1000, 0),
+    rateLimitTenantBurst: int(env, 'CPHONE_RATE_LIMIT_TENANT_BURST', 2000, 1),
     ...overrides,
   };
   const config: ControlPlaneConfig = {

@@ -2,6 +2,7 @@ import type { ConnectRouter } from '@connectrpc/connect';
 import {
   ApiKeyService,
   ArtifactService,
+  AuditService,
   DeviceService,
   HostService,
   ImageService,
@@ -9,6 +10,7 @@ import {
   UserService,
 } from '@cphone/proto';
 import { artifactService } from '../artifacts/artifact-service.js';
+import { auditService } from '../audit/audit-service.js';
 import type { Deps } from '../deps.js';
 import { deviceService } from '../devices/device-service.js';
 import { hostService } from '../hosts/host-service.js';
@@ -29,4 +31,5 @@ export function registerServices(router: ConnectRouter, deps: Deps): void {
   router.service(DeviceService, deviceService(deps));
   router.service(ImageService, imageService(deps));
   router.service(UserService, userService(deps));
+  router.service(AuditService, auditService(deps));
 }
