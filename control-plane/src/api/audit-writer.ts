@@ -107,7 +107,10 @@ export class AuditWriter {
         this.#db,
         targeted.map((q) => q.target as AuditTarget),
       ).catch((err: unknown): string[] => {
-        this.#log.warn({ err, rows: targeted.length }, 'audit target lookup failed: rows filed under the actor');
+        this.#log.warn(
+          { err, rows: targeted.length },
+          'audit target lookup failed: rows filed under the actor',
+        );
         return [];
       });
       targeted.forEach((q, k) => {

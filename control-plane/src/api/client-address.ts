@@ -26,9 +26,14 @@ export class TrustedProxies {
       const prefix = bits === undefined ? undefined : Number(bits);
       if (
         family === 0 ||
-        (prefix !== undefined && (!Number.isInteger(prefix) || prefix < 0 || prefix > (family === 4 ? 32 : 128)))
+        (prefix !== undefined &&
+          (!Number.isInteger(prefix) || prefix < 0 || prefix > (family === 4 ? 32 : 128)))
       ) {
-        throw new InvalidArgumentError('CPHONE_TRUSTED_PROXIES', entry, 'must be an IP address or CIDR range');
+        throw new InvalidArgumentError(
+          'CPHONE_TRUSTED_PROXIES',
+          entry,
+          'must be an IP address or CIDR range',
+        );
       }
       const type = family === 4 ? 'ipv4' : 'ipv6';
       if (prefix === undefined) this.#list.addAddress(address, type);

@@ -45,7 +45,11 @@ export async function listAuditEvents(
   requireRole(principal, 'tenant_admin', 'reading the audit log');
   const tenantId = resolveTenant(principal, req.tenantId);
   if (req.outcome && !OUTCOMES.includes(req.outcome)) {
-    throw new InvalidArgumentError('outcome', req.outcome, 'must be a Connect code in snake_case, e.g. not_found');
+    throw new InvalidArgumentError(
+      'outcome',
+      req.outcome,
+      'must be a Connect code in snake_case, e.g. not_found',
+    );
   }
   let actorKind: string | undefined;
   if (req.actorKind !== ActorKind.UNSPECIFIED) {
@@ -55,7 +59,11 @@ export async function listAuditEvents(
   const start = dateOf(req.startTime);
   const end = dateOf(req.endTime);
   if (start && end && start >= end) {
-    throw new InvalidArgumentError('end_time', end.toISOString(), `must be after start_time ${start.toISOString()}`);
+    throw new InvalidArgumentError(
+      'end_time',
+      end.toISOString(),
+      `must be after start_time ${start.toISOString()}`,
+    );
   }
   const method = methodFilter(req.method);
   const page = readPage(req.pageSize || DEFAULT_PAGE_SIZE, req.pageToken, {

@@ -102,7 +102,8 @@ function summary(schema: DescMessage | undefined, message: unknown): Record<stri
     if (f.fieldKind === 'enum' && typeof value === 'number') {
       if (value !== 0) detail[f.name] = f.enum.values.find((v) => v.number === value)?.name ?? value;
     } else if (f.fieldKind === 'scalar' && value !== '' && value !== false && value !== 0) {
-      detail[f.name] = typeof value === 'string' ? cut(value) : typeof value === 'bigint' ? String(value) : value;
+      detail[f.name] =
+        typeof value === 'string' ? cut(value) : typeof value === 'bigint' ? String(value) : value;
     }
   }
   return detail;

@@ -56,12 +56,17 @@ export async function resolveTargetTenants(
   }
   const known = new Set<string>();
   if (tenantIds.size > 0) {
-    const rows = await db.selectFrom('tenant').select('id').where('id', 'in', [...tenantIds]).execute();
+    const rows = await db
+      .selectFrom('tenant')
+      .select('id')
+      .where('id', 'in', [...tenantIds])
+      .execute();
     for (const row of rows) known.add(row.id);
   }
   return targets.map((t) => {
     if (t.type === 'host') return PLATFORM_TENANT_ID;
-    const owner = t.type === 'tenant' ? (known.has(t.id) ? t.id : undefined) : owners.get(`${t.type}:${t.id}`);
+    const owner =
+      t.type === 'tenant' ? (known.has(t.id) ? t.id : undefined) : owners.get(`${t.type}:${t.id}`);
     if (owner) return owner;
     if (t.tenantHint && known.has(t.tenantHint)) return t.tenantHint;
     return t.fallback;
