@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { sql } from 'kysely';
 import { AuditWriter } from './api/audit-writer.js';
 import { apiInterceptor } from './api/interceptors.js';
+import { RateLimiter } from './api/rate-limit.js';
 import { loadPageTokenKeys } from './api/page-token-keys.js';
 import { usePageTokenKeys } from './api/pagination.js';
 import { registerServices } from './api/routes.js';
@@ -124,7 +125,7 @@ export async function startControlPlane(
       config = Object.freeze({ ...config, publicUrl: publicUrl.href.replace(/\/$/, '') });
     }
 
-    const audit = new AuditWriter({ db: database.db, logger });
+    const audit = new AuditWriter({ db: database.db, logger, onDrop: () => metrics.auditRowsDropped.inc() });
     // Closed late: every call has answered (and queued its row) before the last rows are written.
     closers.push(() => audit.flush());
     const base = { config, db: database.db, logger, metrics, clock: options.clock ?? systemClock, audit };
@@ -144,11 +145,27 @@ export async function startControlPlane(
       onLookup: (outcome) => metrics.authCache.inc({ outcome }),
       logger,
     });
+    const rateLimiter = new RateLimiter({
+      db: database.db,
+      config,
+      logger,
+      metrics,
+      publish: () => cluster.publish(undefined, { kind: 'rate-limits' }, { heard: 1000 }),
+    });
+    await rateLimiter.reload();
+    const reloadLimits = () =>
+      rateLimiter
+        .reload()
+        .catch((err: unknown) => logger.warn({ err }, 'rate limit overrides: reload failed'));
     cluster.onMessage(({ message }) => {
       if (message.kind === 'auth') authCache.apply(message.change);
+      if (message.kind === 'rate-limits') void reloadLimits();
     });
     // Changes told while this replica's session was down were lost with it.
-    cluster.onResync(() => authCache.clear());
+    cluster.onResync(() => {
+      authCache.clear();
+      void reloadLimits();
+    });
     // The planner and the drainer tell the gateway of desired-state changes; the gateway settles
     // the plans its agents' reports apply through the planner: made in that order, linked late.
     let gateway: Awaited<ReturnType<typeof startAgentGateway>> | undefined;
@@ -190,7 +207,7 @@ export async function startControlPlane(
     closers.push(() => planner.close());
     closers.push(() => drainer.close().then(() => undefined));
     streamKeys.onChange(() => started.streamKeysChanged());
-    const deps: Deps = { ...base, gateway: started, planner, drainer, streams, authCache };
+    const deps: Deps = { ...base, gateway: started, planner, drainer, streams, authCache, rateLimiter };
     const bootstrapToken = await bootstrap(database.db, config.dataDir, logger);
     const bootstrapPassword = await bootstrapAdminUser(database.db, config.dataDir, logger);
     usePageTokenKeys(await loadPageTokenKeys(config));

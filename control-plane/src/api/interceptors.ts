@@ -17,6 +17,7 @@ import type { AuditWriter } from './audit-writer.js';
 import { sessionCookie } from '../users/sessions.js';
 import { type CallerDeps, callerOf, READ_ONLY } from './caller.js';
 import { clientAddress, TrustedProxies } from './client-address.js';
+import type { RateLimiter } from './rate-limit.js';
 import { principalKey } from './context.js';
 import { checkRequest } from './request-check.js';
 import { isValidateOnly } from './validate-only.js';
@@ -116,6 +117,8 @@ export function apiInterceptor(deps: {
   authCache?: AuthCache | undefined;
   audit: AuditWriter;
   config: CallerDeps['config'] & Pick<ControlPlaneConfig, 'trustedProxies'>;
+  /** Token buckets per key and tenant (rate-limit.ts); absent, calls are not limited. */
+  rateLimiter?: RateLimiter | undefined;
 }): Interceptor {
   const log = deps.logger.child({ module: 'api' });
   const trusted = new TrustedProxies(deps.config.trustedProxies);
@@ -126,6 +129,8 @@ export function apiInterceptor(deps: {
     let failure: ConnectError | undefined;
     let response: unknown;
     let principal: Principal | undefined;
+    let limitHeaders: Readonly<Record<string, string>> = {};
+    let limited = false;
     const requestId = requestIdOf(req.header);
     // The error the caller sees: mapped to its code, carrying the request id, logged if internal.
     const answerOf = (error: unknown) => {
@@ -133,17 +138,29 @@ export function apiInterceptor(deps: {
       code = Code[mapped.code] ?? String(mapped.code);
       failure = mapped;
       mapped.metadata.set('x-request-id', requestId);
+      for (const [name, value] of Object.entries(limitHeaders)) mapped.metadata.set(name, value);
       if (isInternal(error)) log.error({ err: error, procedure, requestId }, 'handler failed');
       return mapped;
     };
     try {
       principal = await callerOf(deps, req, { now: deps.clock.now(), logger: log });
       req.contextValues.set(principalKey, principal);
+      if (principal && deps.rateLimiter) {
+        // In memory on the hot path; a promise only while a bucket is cold (rate-limit.ts).
+        const admitted = deps.rateLimiter.admit(principal);
+        const decision = admitted instanceof Promise ? await admitted : admitted;
+        limitHeaders = decision.headers;
+        if (decision.refusal) {
+          limited = true;
+          throw decision.refusal;
+        }
+      }
       if (!req.stream) checked(req.method.input, req.message);
       const res = req.stream
         ? await next({ ...req, message: checkedStream(req.method.input, req.message) })
         : await next(req);
       res.header.set('x-request-id', requestId);
+      for (const [name, value] of Object.entries(limitHeaders)) res.header.set(name, value);
       if (!res.stream) response = res.message;
       // A streamed answer fails while it is read, after this call returned: map those errors too.
       return res.stream ? { ...res, message: mappedStream(res.message, answerOf) } : res;
@@ -168,6 +185,7 @@ export function apiInterceptor(deps: {
           failure,
           header: req.header,
           requestId,
+          limited,
           remoteAddress: clientAddress(req.header, trusted),
           now: deps.clock.now(),
         });
@@ -190,6 +208,7 @@ function recordCall(
     failure: ConnectError | undefined;
     header: Headers;
     requestId: string;
+    limited: boolean;
     remoteAddress: string;
     now: Date;
   },
@@ -222,7 +241,7 @@ function recordCall(
     {
       target: { type: resource.type, id: resource.id, tenantHint: resource.tenantHint, fallback },
       // An anonymous flood and the limiter's refusals must not slow the callers that got through.
-      droppable: anonymous || failure?.code === Code.ResourceExhausted,
+      droppable: anonymous || call.limited,
     },
   );
 }

@@ -24,6 +24,7 @@ import { compact, ts } from '../api/convert.js';
 import { maskPaths } from '../api/field-mask.js';
 import { idempotentIn } from '../api/idempotency.js';
 import { pageOf, readPage } from '../api/pagination.js';
+import type { RateLimiter } from '../api/rate-limit.js';
 import { transact } from '../api/validate-only.js';
 import { tenantSubtree } from '../auth/api-keys.js';
 import type { AuthCache } from '../auth/auth-cache.js';
@@ -48,6 +49,7 @@ import { descendantQuotas, insertTenant, lockQuotaPath } from '../store/tenants.
 import { tellHost } from '../streams/stream-service.js';
 import { subtreeUse } from './admission.js';
 import { checkLimits, deviceMinutesOf, LIMIT_COLUMNS, type Limits, periodOf } from './quota.js';
+import { RATE_LIMIT_PATHS, rateLimitsOf, saveRateLimits, withRateLimits } from './rate-limit-quota.js';
 import { kindFromProto, quotaToProto, tenantToProto } from './tenant-view.js';
 
 export interface TenantServiceDeps {
@@ -58,6 +60,8 @@ export interface TenantServiceDeps {
   readonly gateway?: Pick<AgentGateway, 'desiredChanged' | 'revokeStreams'> | undefined;
   /** Cached authentications: a new, deleted, suspended or reactivated tenant changes their scope. */
   readonly authCache?: AuthCache | undefined;
+  /** Told when SetQuota changes a tenant's rate limit overrides (absent in some tests). */
+  readonly rateLimiter?: Pick<RateLimiter, 'changed'> | undefined;
 }
 
 /** Which kinds each kind may have as children. Only platform admins create resellers. */
@@ -338,7 +342,7 @@ export async function deleteTenant(
 
 export async function getQuota(deps: TenantServiceDeps, req: GetQuotaRequest, context: HandlerContext) {
   const row = await load(deps, principalOf(context), req.tenantId);
-  return { quota: quotaToProto(row.id, await quotaRow(deps, row.id)) };
+  return { quota: await withRateLimits(deps.db, quotaToProto(row.id, await quotaRow(deps, row.id))) };
 }
 
 /**
@@ -357,8 +361,10 @@ export async function setQuota(deps: TenantServiceDeps, req: SetQuotaRequest, co
   const input = req.quota;
   const replaceAll = (req.updateMask?.paths.length ?? 0) === 0;
   const paths = replaceAll
-    ? new Set<string>([...LIMIT_COLUMNS, 'period'])
-    : maskPaths(req.updateMask, [...LIMIT_COLUMNS, 'period']);
+    ? new Set<string>([...LIMIT_COLUMNS, 'period', ...RATE_LIMIT_PATHS])
+    : maskPaths(req.updateMask, [...LIMIT_COLUMNS, 'period', ...RATE_LIMIT_PATHS]);
+  const rateLimits = rateLimitsOf(input, paths);
+  let rateLimitsChanged = false;
   let wantedPeriod: 'day' | 'month' | undefined;
   if (paths.has('period')) {
     const wanted = input?.period ?? QuotaPeriod.UNSPECIFIED;
@@ -387,6 +393,7 @@ export async function setQuota(deps: TenantServiceDeps, req: SetQuotaRequest, co
     );
     const period = wantedPeriod ?? current?.period ?? 'month';
     const now = deps.clock.now();
+    rateLimitsChanged = await saveRateLimits(trx, row.id, rateLimits, now);
     return trx
       .insertInto('quota')
       .values({ tenant_id: row.id, ...limits, period, update_time: now })
@@ -394,7 +401,10 @@ export async function setQuota(deps: TenantServiceDeps, req: SetQuotaRequest, co
       .returningAll()
       .executeTakeFirstOrThrow();
   });
-  return { quota: quotaToProto(row.id, saved) };
+  if (rateLimitsChanged && !req.validateOnly) await deps.rateLimiter?.changed();
+  const quota = quotaToProto(row.id, saved);
+  // A dry run wrote nothing: the overrides it would set are the request's own.
+  return { quota: req.validateOnly ? quota : await withRateLimits(deps.db, quota) };
 }
 
 /** What the tenant's subtree uses: the very numbers quota admission counts. */
