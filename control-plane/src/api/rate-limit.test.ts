@@ -130,7 +130,7 @@ test('no database round trip on the hot path: leases are far fewer than calls', 
 
 test('two replicas on one database admit together at most the limit plus 5 %', async () => {
   // Small enough for a loaded machine to outrun: the callers stop once well past the limit.
-  const limit = { rps: 10, burst: 160 };
+  const limit = { rps: 2, burst: 160 };
   const { tenantId, token } = await newKey();
   await tenants(a, admin).setQuota({
     quota: { tenantId, keyRateLimitRps: limit.rps, keyRateLimitBurst: limit.burst },
@@ -148,7 +148,7 @@ test('two replicas on one database admit together at most the limit plus 5 %', a
   const perReplica = new Map<ControlPlane, number>();
   const started = performance.now();
   const elapsedMs = () => performance.now() - started;
-  const done = () => (elapsedMs() >= 2000 && refused >= 50) || elapsedMs() >= 30_000;
+  const done = () => (elapsedMs() >= 2000 && refused >= 50) || elapsedMs() >= 90_000;
   const worker = async (plane: ControlPlane) => {
     while (!done()) {
       const answer = await call(plane, token);

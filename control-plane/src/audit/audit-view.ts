@@ -1,5 +1,5 @@
 import { create, type JsonObject } from '@bufbuild/protobuf';
-import { ActorKind, type AuditEvent, AuditEventSchema, ActorSchema, Role } from '@cphone/proto';
+import { ActorKind, ActorSchema, type AuditEvent, AuditEventSchema, Role } from '@cphone/proto';
 import type { Selectable } from 'kysely';
 import { compact, roleToProto, ts } from '../api/convert.js';
 import type { AuditLogTable, Role as RoleName } from '../store/schema.js';
