@@ -79,6 +79,11 @@ export interface ControlPlaneConfig {
   /** Most keys whose authentication is kept (least recently used dropped). CPHONE_AUTH_CACHE_MAX_ENTRIES, default 10000 */
   readonly authCacheMaxEntries: number;
   /**
+   * How often the leader reads each limited tenant's device minutes against max_device_minutes,
+   * in ms (tenants/minutes-enforcer.ts). CPHONE_QUOTA_MINUTES_INTERVAL_MS, default 60000
+   */
+  readonly quotaMinutesIntervalMs: number;
+  /**
    * A built web console (web/dist/console: `npm run build -w @cphone/web`) to serve at `/`; unset,
    * no console is served (production serves the static build from any web server). CPHONE_CONSOLE_DIR
    */
@@ -211,6 +216,7 @@ export function loadConfig(
     pageTokenKeys: pageTokenKeys(env, 'CPHONE_PAGE_TOKEN_KEYS'),
     authCacheTtlMs: int(env, 'CPHONE_AUTH_CACHE_TTL_MS', 5000, 0),
     authCacheMaxEntries: int(env, 'CPHONE_AUTH_CACHE_MAX_ENTRIES', 10_000, 1),
+    quotaMinutesIntervalMs: int(env, 'CPHONE_QUOTA_MINUTES_INTERVAL_MS', 60_000, 100),
     consoleDir: env.CPHONE_CONSOLE_DIR ? resolve(env.CPHONE_CONSOLE_DIR) : undefined,
     sessionIdleTimeoutMs: int(env, 'CPHONE_SESSION_IDLE_TIMEOUT_MS', 12 * 3_600_000, 60_000),
     sessionLifetimeMs: int(env, 'CPHONE_SESSION_LIFETIME_MS', 7 * 86_400_000, 60_000),

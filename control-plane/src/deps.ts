@@ -27,6 +27,8 @@ export interface Deps {
   readonly planner: Planner;
   /** The leader's drainer (absent where no drains run, as in some tests): nudge() asks for a pass. */
   readonly drainer?: { nudge(): unknown } | undefined;
+  /** The leader's device-minutes enforcer (absent in some tests): nudge() asks for a pass now. */
+  readonly minutes?: { nudge(): Promise<unknown> } | undefined;
   /** Authentication answers kept between calls; services that change them invalidate it. */
   readonly authCache?: AuthCache | undefined;
   /** Token buckets per API key and tenant; SetQuota tells it of changed overrides. */

@@ -13,6 +13,7 @@ import { blobStoreFor } from './artifacts/artifact-service.js';
 import { UploadSweeper } from './artifacts/upload-sweeper.js';
 import { AuthCache } from './auth/auth-cache.js';
 import { bootstrap, bootstrapAdminUser } from './auth/bootstrap.js';
+import { StatementCloser } from './billing/closer.js';
 import { type Clock, systemClock } from './clock.js';
 import { Cluster, newReplicaId } from './cluster/cluster.js';
 import { type ControlPlaneConfig, describeConfig } from './config.js';
@@ -31,6 +32,7 @@ import { type OpenDatabase, openDatabase } from './store/database.js';
 import { migrateToLatest } from './store/migrate.js';
 import type { Database } from './store/schema.js';
 import { StreamKeys } from './streams/keys.js';
+import { MinutesEnforcer } from './tenants/minutes-enforcer.js';
 
 export interface ControlPlane {
   /** Base URL of the HTTP server (API, health, metrics). */
@@ -201,13 +203,34 @@ export async function startControlPlane(
       intervalMs: options.drainIntervalMs,
     });
     drainer.start();
+    const minutes = new MinutesEnforcer({
+      ...base,
+      isLeader: () => cluster.isLeader(),
+      desiredChanged,
+      intervalMs: config.quotaMinutesIntervalMs,
+    });
+    minutes.start();
+    // The leader closes each month's statements once the month (and its grace) is over.
+    const statementCloser = new StatementCloser({ ...base, isLeader: () => cluster.isLeader() });
+    statementCloser.start();
+    closers.push(() => statementCloser.close());
     const started = gateway;
     // Closed in reverse: the drainer stops, queued plans commit, then the agent streams end.
     closers.push(() => started.close());
     closers.push(() => planner.close());
     closers.push(() => drainer.close().then(() => undefined));
+    closers.push(() => minutes.close().then(() => undefined));
     streamKeys.onChange(() => started.streamKeysChanged());
-    const deps: Deps = { ...base, gateway: started, planner, drainer, streams, authCache, rateLimiter };
+    const deps: Deps = {
+      ...base,
+      gateway: started,
+      planner,
+      drainer,
+      minutes,
+      streams,
+      authCache,
+      rateLimiter,
+    };
     const bootstrapToken = await bootstrap(database.db, config.dataDir, logger);
     const bootstrapPassword = await bootstrapAdminUser(database.db, config.dataDir, logger);
     usePageTokenKeys(await loadPageTokenKeys(config));

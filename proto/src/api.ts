@@ -7,6 +7,8 @@ export * from './gen/cphone/api/v1/artifact_pb.js';
 export * from './gen/cphone/api/v1/artifact_service_pb.js';
 export * from './gen/cphone/api/v1/audit_pb.js';
 export * from './gen/cphone/api/v1/audit_service_pb.js';
+export * from './gen/cphone/api/v1/billing_pb.js';
+export * from './gen/cphone/api/v1/billing_service_pb.js';
 export * from './gen/cphone/api/v1/device_action_pb.js';
 export * from './gen/cphone/api/v1/device_pb.js';
 export * from './gen/cphone/api/v1/device_service_pb.js';

@@ -3,6 +3,7 @@ import {
   ApiKeyService,
   ArtifactService,
   AuditService,
+  BillingService,
   DeviceService,
   HostService,
   ImageService,
@@ -11,6 +12,7 @@ import {
 } from '@cphone/proto';
 import { artifactService } from '../artifacts/artifact-service.js';
 import { auditService } from '../audit/audit-service.js';
+import { billingService } from '../billing/billing-service.js';
 import type { Deps } from '../deps.js';
 import { deviceService } from '../devices/device-service.js';
 import { hostService } from '../hosts/host-service.js';
@@ -32,4 +34,5 @@ export function registerServices(router: ConnectRouter, deps: Deps): void {
   router.service(ImageService, imageService(deps));
   router.service(UserService, userService(deps));
   router.service(AuditService, auditService(deps));
+  router.service(BillingService, billingService(deps));
 }

@@ -5,7 +5,7 @@
 import type { Kysely, Transaction } from 'kysely';
 import { FailedPreconditionError, NotFoundError } from '../errors.js';
 import { applyPlan } from '../placement/applier.js';
-import { type DeviceRow, findDevice, updateDevice } from '../store/devices.js';
+import { type DeviceRow, findDevice, lockDevices, updateDevice } from '../store/devices.js';
 import { bumpDesiredRevision as bumpHostRevision } from '../store/hosts.js';
 import type { Database } from '../store/schema.js';
 import { transition } from './state-machine.js';
@@ -145,4 +145,31 @@ export async function requestDeletion(
     return null;
   }
   return bumpDesiredRevision(trx, device.host_id, now);
+}
+
+/** Sets every running device of the tenants to stopped; returns the hosts whose desired set changed. */
+export async function stopTenantDevices(
+  trx: Transaction<Database>,
+  tenants: readonly string[],
+  now: Date,
+): Promise<string[]> {
+  if (tenants.length === 0) return [];
+  const running = await trx
+    .selectFrom('device')
+    .select(['id', 'host_id'])
+    .where('tenant_id', 'in', tenants)
+    .where('desired_power', '=', 'running')
+    .where('state', 'not in', ['deleting', 'deleted'])
+    .execute();
+  const ids = running.map((d) => d.id);
+  const locked = await lockDevices(trx, ids);
+  await updateDevice(
+    trx,
+    locked.map((d) => d.id),
+    { desired_power: 'stopped' },
+    now,
+  );
+  const hosts = [...new Set(locked.map((d) => d.host_id).filter((h): h is string => h !== null))].sort();
+  for (const hostId of hosts) await bumpDesiredRevision(trx, hostId, now);
+  return hosts;
 }

@@ -118,6 +118,7 @@ export async function applyPlans(
     plans.map((plan, i) =>
       refused.has(i) ? undefined : { tenantId: plan.tenantId ?? '', delta: quotaDelta(plan) },
     ),
+    context.now,
   );
   quota.forEach((error, i) => {
     if (error) refused.set(i, error);

@@ -10,7 +10,9 @@ import * as streamSessions from './migrations/2026-12-01T0200-stream-sessions.js
 import * as hostChangeFeed from './migrations/2026-12-02T0100-host-change-feed.js';
 import * as webUsers from './migrations/2026-12-02T0200-web-users.js';
 import * as adbTunnels from './migrations/2026-12-03T0100-adb-tunnels.js';
+import * as billing from './migrations/2026-12-04T0200-billing-price-books-statements.js';
 import * as auditTrailRateLimits from './migrations/2026-12-04T0400-audit-trail-rate-limits.js';
+import * as quotaMinutes from './migrations/2026-12-04T0500-quota-minutes.js';
 
 // Migrations are listed here rather than read from a folder, so they bundle and type-check with
 // the code; names sort by timestamp.
@@ -26,7 +28,9 @@ const migrations: Record<string, Migration> = {
   '2026-12-02T0100-host-change-feed': hostChangeFeed,
   '2026-12-02T0200-web-users': webUsers,
   '2026-12-03T0100-adb-tunnels': adbTunnels,
+  '2026-12-04T0200-billing-price-books-statements': billing,
   '2026-12-04T0400-audit-trail-rate-limits': auditTrailRateLimits,
+  '2026-12-04T0500-quota-minutes': quotaMinutes,
 };
 
 const provider: MigrationProvider = { getMigrations: async () => migrations };

@@ -56,6 +56,26 @@ export interface QuotaTable {
   max_memory_mib: number | null;
   max_device_minutes: number | null;
   period: ColumnType<'day' | 'month', 'day' | 'month' | undefined, 'day' | 'month'>;
+  /** What happens when max_device_minutes is used up. */
+  device_minutes_action: ColumnType<
+    DeviceMinutesAction,
+    DeviceMinutesAction | undefined,
+    DeviceMinutesAction
+  >;
+  update_time: Timestamp;
+}
+
+export type DeviceMinutesAction = 'refuse_starts' | 'stop_running';
+
+/** The minutes enforcer's last reading of a limited tenant's subtree in one period. */
+export interface QuotaMinutesTable {
+  tenant_id: string;
+  period_start: Timestamp;
+  used_minutes: number;
+  /** The limit it was read against. */
+  limit_minutes: number;
+  /** The highest threshold (0, 80, 100) announced this period: each goes out once. */
+  announced_percent: ColumnType<number, number | undefined, number>;
   update_time: Timestamp;
 }
 
@@ -390,6 +410,7 @@ export interface AdbTunnelTable {
 export interface Database {
   tenant: TenantTable;
   quota: QuotaTable;
+  quota_minutes: QuotaMinutesTable;
   api_key: ApiKeyTable;
   host: HostTable;
   host_credential: HostCredentialTable;
@@ -413,6 +434,8 @@ export interface Database {
   web_session: WebSessionTable;
   invitation: InvitationTable;
   sign_in_failure: SignInFailureTable;
+  price_book: PriceBookTable;
+  statement: StatementTable;
 }
 
 /** A message between replicas too large for a NOTIFY payload; read and deleted by its receiver. */
@@ -474,4 +497,67 @@ export interface SignInFailureTable {
   scope: 'email' | 'address';
   subject: string;
   create_time: Timestamp;
+}
+
+/**
+ * A tenant's prices from effective_from on (migrations/2026-12-04T0200-billing-price-books-statements.ts).
+ * Never updated nor deleted (a trigger refuses it).
+ */
+export interface PriceBookTable {
+  id: string;
+  tenant_id: string;
+  /** ISO 4217. */
+  currency: string;
+  effective_from: Timestamp;
+  /** billing/rating.ts BookPrice[], with bigints as decimal strings. */
+  prices: Json<StoredPrice[]>;
+  /** Decimal string, at most the currency's minor digits. */
+  minimum_charge: string;
+  display_name: Defaulted<string>;
+  creator: string;
+  create_time: CreatedAt;
+}
+
+export interface StoredPrice {
+  dimension: string;
+  device_class: string;
+  included_quantity: string;
+  tiers: { up_to: string; unit_price: string }[];
+}
+
+/** A tenant's closed month; never updated nor deleted (a trigger refuses it). */
+export interface StatementTable {
+  id: string;
+  tenant_id: string;
+  /** "YYYY-MM", UTC. */
+  month: string;
+  currency: string;
+  /** Decimal strings with the currency's minor digits. */
+  total: string;
+  lines: Json<StoredLine[]>;
+  customers: Json<StoredCustomer[]>;
+  customers_total: string;
+  margin: string;
+  close_time: Timestamp;
+}
+
+export interface StoredLine {
+  kind: string;
+  description: string;
+  dimension: string;
+  device_class: string;
+  price_book_id: string;
+  start_time: string;
+  end_time: string;
+  tier: number;
+  quantity: string;
+  unit_price: string;
+  amount: string;
+}
+
+export interface StoredCustomer {
+  tenant_id: string;
+  priced: boolean;
+  total: string;
+  statement_id: string;
 }

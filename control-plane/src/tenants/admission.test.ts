@@ -172,6 +172,54 @@ test('creates racing SetQuota: the limit in force when each commits holds, and a
   assert.equal(both.filter((r) => r.status === 'rejected').length, 1, 'one of the two was refused');
 });
 
+test('100 concurrent SetQuota and create calls under one reseller: no child limit above the parent, no use above either', async () => {
+  const reseller = await tenant(TenantKind.RESELLER, 'delegating');
+  const customers = await Promise.all([1, 2, 3].map((i) => tenant(TenantKind.CUSTOMER, `d${i}`, reseller)));
+  const tenants = client(TenantService);
+  await tenants.setQuota({ quota: { tenantId: reseller, maxDevices: 20 } });
+  // Deterministic mix: every third call moves a limit (the reseller's between 10 and 24, a
+  // customer's between 5 and 29, some above the reseller's), the rest create.
+  const calls = Array.from({ length: 100 }, (_, i) => {
+    const customer = customers[i % customers.length] ?? '';
+    if (i % 3 !== 0) return createOne(customer);
+    if (i % 2 === 0)
+      return tenants.setQuota({ quota: { tenantId: reseller, maxDevices: 10 + ((i * 7) % 15) } });
+    return tenants.setQuota({ quota: { tenantId: customer, maxDevices: 5 + ((i * 11) % 25) } });
+  });
+  const results = await Promise.allSettled(calls);
+  for (const r of results) {
+    if (r.status === 'fulfilled') continue;
+    const e = ConnectError.from(r.reason);
+    assert.ok(
+      ['ResourceExhausted', 'InvalidArgument'].includes(Code[e.code]),
+      `only quota refusals: ${Code[e.code]} ${e.rawMessage}`,
+    );
+  }
+  const rows = await db()
+    .selectFrom('quota')
+    .select(['tenant_id', 'max_devices'])
+    .where('tenant_id', 'in', [reseller, ...customers])
+    .execute();
+  const limit = (id: string) => rows.find((r) => r.tenant_id === id)?.max_devices ?? Number.POSITIVE_INFINITY;
+  // A customer without a limit of its own (every SetQuota on it refused) defers to the reseller's.
+  const limitedCustomers = customers.filter((c) => Number.isFinite(limit(c)));
+  assert.ok(limitedCustomers.length > 0, 'some customer limits were set');
+  for (const c of limitedCustomers) {
+    assert.ok(limit(c) <= limit(reseller), `${c}: ${limit(c)} <= ${limit(reseller)}`);
+  }
+  // Every create was admitted under the limits in force when it committed; the reseller's
+  // highest limit in the run was 24, and the use never passed the one it had then.
+  const total = await count([reseller, ...customers]);
+  assert.ok(total <= 24, `${total} devices under a reseller limit of at most 24`);
+  const created = results.filter((r, i) => i % 3 !== 0 && r.status === 'fulfilled').length;
+  assert.equal(total, created, 'every admitted create is a device, every refused one is not');
+  // From here on the final limits hold.
+  const headroom = limit(reseller) - total;
+  if (headroom <= 0) {
+    await assert.rejects(createOne(customers[0] ?? ''), connectError(Code.ResourceExhausted, /max_devices/));
+  }
+});
+
 test('a move changes nothing for its tenant and is admitted even over a lowered quota', async () => {
   const reseller = await tenant(TenantKind.RESELLER, 'mover');
   const device = (await createOne(reseller)).devices[0];

@@ -12,12 +12,17 @@
 // siblings under a reseller without one do not. Row locks come after device rows and before host
 // rows (store/hosts.ts has the order).
 //
+// Device minutes. max_device_minutes is read, not counted here: the leader's minutes enforcer
+// (tenants/minutes-enforcer.ts) stores each limited tenant's use per period, and a change that
+// adds running devices is refused while any tenant on its path has used its minutes up.
+//
 // Suspension. Nothing is admitted for a tenant with a suspended tenant on its path. Suspending
 // takes FOR UPDATE on the suspended tenant's quota row (tenants/tenant-service.ts), so it waits for
 // admissions in flight, and an admission that waited for it reads the state after it committed.
-import { type Kysely, sql, type Transaction } from 'kysely';
+import { type Kysely, type Selectable, sql, type Transaction } from 'kysely';
 import { FailedPreconditionError, ResourceExhaustedError } from '../errors.js';
 import type { Database, QuotaTable } from '../store/schema.js';
+import { periodOf } from './quota.js';
 
 type Db = Kysely<Database> | Transaction<Database>;
 
@@ -83,8 +88,13 @@ export function addsNothing(delta: QuotaUse): boolean {
  * Admits `delta` for `tenantId` or throws RESOURCE_EXHAUSTED naming the tenant whose limit it
  * would pass, the dimension, the limit and the current use. Call inside the applier's transaction.
  */
-export async function admit(trx: Transaction<Database>, tenantId: string, delta: QuotaUse): Promise<void> {
-  const [error] = await admitAll(trx, [{ tenantId, delta }]);
+export async function admit(
+  trx: Transaction<Database>,
+  tenantId: string,
+  delta: QuotaUse,
+  now = new Date(),
+): Promise<void> {
+  const [error] = await admitAll(trx, [{ tenantId, delta }], now);
   if (error) throw error;
 }
 
@@ -100,8 +110,9 @@ export interface AdmissionAsk {
 export async function admitAll(
   trx: Transaction<Database>,
   asks: readonly (AdmissionAsk | undefined)[],
-): Promise<(QuotaExceededError | TenantSuspendedError | undefined)[]> {
-  const out: (QuotaExceededError | TenantSuspendedError | undefined)[] = asks.map(() => undefined);
+  now = new Date(),
+): Promise<(AdmissionError | undefined)[]> {
+  const out: (AdmissionError | undefined)[] = asks.map(() => undefined);
   const positive = asks.filter((a): a is AdmissionAsk => a !== undefined && !addsNothing(a.delta));
   if (positive.length === 0) return out;
   const tenants = [...new Set(positive.map((a) => a.tenantId))];
@@ -142,6 +153,7 @@ export async function admitAll(
       if (at !== undefined) out[i] = new TenantSuspendedError(at);
     });
   }
+  await refuseSpentMinutes(trx, asks, out, paths, rows, now);
   const limited = rows.filter((row) =>
     positive.some(
       (a) =>
@@ -182,6 +194,63 @@ export async function admitAll(
     }
   });
   return out;
+}
+
+type AdmissionError = QuotaExceededError | TenantSuspendedError | DeviceMinutesSpentError;
+
+/** Refuses asks that add running devices under a tenant whose device minutes are used up. */
+async function refuseSpentMinutes(
+  trx: Transaction<Database>,
+  asks: readonly (AdmissionAsk | undefined)[],
+  out: (AdmissionError | undefined)[],
+  paths: ReadonlyMap<string, readonly string[]>,
+  quotas: readonly Selectable<QuotaTable>[],
+  now: Date,
+): Promise<void> {
+  const minuteLimited = quotas.filter((q) => q.max_device_minutes !== null);
+  if (minuteLimited.length === 0) return;
+  const readings = await trx
+    .selectFrom('quota_minutes')
+    .select(['tenant_id', 'period_start', 'used_minutes'])
+    .where(
+      'tenant_id',
+      'in',
+      minuteLimited.map((q) => q.tenant_id),
+    )
+    .where(
+      'period_start',
+      'in',
+      [...new Set(minuteLimited.map((q) => periodOf(q.period, now).start.getTime()))].map((t) => new Date(t)),
+    )
+    .execute();
+  const spent = new Map<string, { used: number; limit: number }>();
+  for (const q of minuteLimited) {
+    const start = periodOf(q.period, now).start.getTime();
+    const reading = readings.find((r) => r.tenant_id === q.tenant_id && r.period_start.getTime() === start);
+    const limit = q.max_device_minutes ?? 0;
+    if (reading && reading.used_minutes >= limit)
+      spent.set(q.tenant_id, { used: reading.used_minutes, limit });
+  }
+  if (spent.size === 0) return;
+  asks.forEach((a, i) => {
+    if (!a || a.delta.runningDevices <= 0 || out[i]) return;
+    const at = paths.get(a.tenantId)?.find((id) => spent.has(id));
+    const reading = at === undefined ? undefined : spent.get(at);
+    if (at !== undefined && reading) out[i] = new DeviceMinutesSpentError(at, reading.limit, reading.used);
+  });
+}
+
+/** The subtree's device minutes for the period are used up: nothing more may start. */
+export class DeviceMinutesSpentError extends ResourceExhaustedError {
+  constructor(
+    readonly tenantId: string,
+    readonly limit: number,
+    readonly used: number,
+  ) {
+    super(
+      `quota of tenant ${JSON.stringify(tenantId)} exceeded: max_device_minutes is ${limit} device minutes per period, ${used} used; starts are refused until the period ends or the limit is raised`,
+    );
+  }
 }
 
 export class QuotaExceededError extends ResourceExhaustedError {

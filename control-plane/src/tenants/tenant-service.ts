@@ -5,6 +5,7 @@ import type { HandlerContext, ServiceImpl } from '@connectrpc/connect';
 import {
   type CreateTenantRequest,
   type DeleteTenantRequest,
+  DeviceMinutesAction,
   type GetQuotaRequest,
   type GetQuotaUsageRequest,
   type GetTenantRequest,
@@ -18,7 +19,7 @@ import {
   TenantState,
   type UpdateTenantRequest,
 } from '@cphone/proto';
-import type { Kysely, Transaction } from 'kysely';
+import type { Kysely } from 'kysely';
 import { principalOf } from '../api/context.js';
 import { compact, ts } from '../api/convert.js';
 import { maskPaths } from '../api/field-mask.js';
@@ -31,7 +32,7 @@ import type { AuthCache } from '../auth/auth-cache.js';
 import type { Principal } from '../auth/principal.js';
 import { requireRole, resolveTenant } from '../auth/scope.js';
 import type { Clock } from '../clock.js';
-import { bumpDesiredRevision } from '../devices/lifecycle.js';
+import { stopTenantDevices } from '../devices/lifecycle.js';
 import {
   FailedPreconditionError,
   InvalidArgumentError,
@@ -42,8 +43,11 @@ import type { AgentGateway } from '../gateway/types.js';
 import { validLabels } from '../hosts/validate.js';
 import { newId } from '../ids.js';
 import type { Logger } from '../logger.js';
-import { lockDevices, updateDevice } from '../store/devices.js';
-import type { Database, TenantKind as TenantKindName } from '../store/schema.js';
+import type {
+  Database,
+  DeviceMinutesAction as DeviceMinutesActionName,
+  TenantKind as TenantKindName,
+} from '../store/schema.js';
 import { endStreamSessions } from '../store/streams.js';
 import { descendantQuotas, insertTenant, lockQuotaPath } from '../store/tenants.js';
 import { tellHost } from '../streams/stream-service.js';
@@ -268,33 +272,6 @@ export async function updateTenant(
   return { tenant: tenantToProto(updated) };
 }
 
-/** Sets every running device of the tenants to stopped; returns the hosts whose desired set changed. */
-async function stopTenantDevices(
-  trx: Transaction<Database>,
-  tenants: readonly string[],
-  now: Date,
-): Promise<string[]> {
-  if (tenants.length === 0) return [];
-  const running = await trx
-    .selectFrom('device')
-    .select(['id', 'host_id'])
-    .where('tenant_id', 'in', tenants)
-    .where('desired_power', '=', 'running')
-    .where('state', 'not in', ['deleting', 'deleted'])
-    .execute();
-  const ids = running.map((d) => d.id);
-  const locked = await lockDevices(trx, ids);
-  await updateDevice(
-    trx,
-    locked.map((d) => d.id),
-    { desired_power: 'stopped' },
-    now,
-  );
-  const hosts = [...new Set(locked.map((d) => d.host_id).filter((h): h is string => h !== null))].sort();
-  for (const hostId of hosts) await bumpDesiredRevision(trx, hostId, now);
-  return hosts;
-}
-
 export async function deleteTenant(
   deps: TenantServiceDeps,
   req: DeleteTenantRequest,
@@ -361,10 +338,23 @@ export async function setQuota(deps: TenantServiceDeps, req: SetQuotaRequest, co
   const input = req.quota;
   const replaceAll = (req.updateMask?.paths.length ?? 0) === 0;
   const paths = replaceAll
-    ? new Set<string>([...LIMIT_COLUMNS, 'period', ...RATE_LIMIT_PATHS])
-    : maskPaths(req.updateMask, [...LIMIT_COLUMNS, 'period', ...RATE_LIMIT_PATHS]);
+    ? new Set<string>([...LIMIT_COLUMNS, 'period', 'device_minutes_action', ...RATE_LIMIT_PATHS])
+    : maskPaths(req.updateMask, [...LIMIT_COLUMNS, 'period', 'device_minutes_action', ...RATE_LIMIT_PATHS]);
   const rateLimits = rateLimitsOf(input, paths);
   let rateLimitsChanged = false;
+  let wantedAction: DeviceMinutesActionName | undefined;
+  if (paths.has('device_minutes_action')) {
+    const wanted = input?.deviceMinutesAction ?? DeviceMinutesAction.UNSPECIFIED;
+    if (wanted === DeviceMinutesAction.STOP_RUNNING) wantedAction = 'stop_running';
+    else if (wanted === DeviceMinutesAction.REFUSE_STARTS || wanted === DeviceMinutesAction.UNSPECIFIED)
+      wantedAction = 'refuse_starts';
+    else
+      throw new InvalidArgumentError(
+        'quota.device_minutes_action',
+        wanted,
+        'must be REFUSE_STARTS or STOP_RUNNING',
+      );
+  }
   let wantedPeriod: 'day' | 'month' | undefined;
   if (paths.has('period')) {
     const wanted = input?.period ?? QuotaPeriod.UNSPECIFIED;
@@ -392,12 +382,14 @@ export async function setQuota(deps: TenantServiceDeps, req: SetQuotaRequest, co
       await descendantQuotas(trx, row.id),
     );
     const period = wantedPeriod ?? current?.period ?? 'month';
+    const action = wantedAction ?? current?.device_minutes_action ?? 'refuse_starts';
     const now = deps.clock.now();
     rateLimitsChanged = await saveRateLimits(trx, row.id, rateLimits, now);
+    const values = { ...limits, period, device_minutes_action: action, update_time: now };
     return trx
       .insertInto('quota')
-      .values({ tenant_id: row.id, ...limits, period, update_time: now })
-      .onConflict((oc) => oc.column('tenant_id').doUpdateSet({ ...limits, period, update_time: now }))
+      .values({ tenant_id: row.id, ...values })
+      .onConflict((oc) => oc.column('tenant_id').doUpdateSet(values))
       .returningAll()
       .executeTakeFirstOrThrow();
   });
@@ -407,35 +399,66 @@ export async function setQuota(deps: TenantServiceDeps, req: SetQuotaRequest, co
   return { quota: req.validateOnly ? quota : await withRateLimits(deps.db, quota) };
 }
 
-/** What the tenant's subtree uses: the very numbers quota admission counts. */
+/**
+ * What the tenant's subtree uses: the very numbers quota admission counts, for the tenant and for
+ * each ancestor up to the root (a refusal names the same numbers).
+ */
 export async function getQuotaUsage(
   deps: TenantServiceDeps,
   req: GetQuotaUsageRequest,
   context: HandlerContext,
 ) {
   const row = await load(deps, principalOf(context), req.tenantId);
-  const quota = await quotaRow(deps, row.id);
+  const path = await pathToRoot(deps.db, row.id);
+  const [own, ...ancestors] = await Promise.all(path.map((id) => quotaUsageOf(deps, id)));
+  return { quotaUsage: own, ancestors };
+}
+
+/** The tenant's ids from itself up to the root, nearest first. */
+async function pathToRoot(db: Kysely<Database>, tenantId: string): Promise<string[]> {
+  const path: string[] = [];
+  let next: string | null = tenantId;
+  while (next !== null && !path.includes(next)) {
+    path.push(next);
+    const parent: { parent_id: string | null } | undefined = await db
+      .selectFrom('tenant')
+      .select('parent_id')
+      .where('id', '=', next)
+      .executeTakeFirst();
+    next = parent?.parent_id ?? null;
+  }
+  return path;
+}
+
+async function quotaUsageOf(deps: TenantServiceDeps, tenantId: string) {
+  const quota = await quotaRow(deps, tenantId);
   const period = periodOf(quota?.period ?? 'month', deps.clock.now());
-  const [use, deviceMinutes] = await Promise.all([
-    subtreeUse(deps.db, row.id),
-    deviceMinutesOf(deps.db, await tenantSubtree(deps.db, row.id), period),
+  const [use, deviceMinutes, reading] = await Promise.all([
+    subtreeUse(deps.db, tenantId),
+    deviceMinutesOf(deps.db, await tenantSubtree(deps.db, tenantId), period),
+    deps.db
+      .selectFrom('quota_minutes')
+      .select('used_minutes')
+      .where('tenant_id', '=', tenantId)
+      .where('period_start', '=', period.start)
+      .executeTakeFirst(),
   ]);
-  return {
-    quotaUsage: create(
-      QuotaUsageSchema,
-      compact({
-        tenantId: row.id,
-        devices: use.devices,
-        runningDevices: use.runningDevices,
-        vcpuMillicores: BigInt(use.vcpuMillicores),
-        memoryMib: BigInt(use.memoryMib),
-        deviceMinutes: BigInt(deviceMinutes),
-        periodStartTime: ts(period.start),
-        periodEndTime: ts(period.end),
-        quota: quotaToProto(row.id, quota),
-      }),
-    ),
-  };
+  const limit = quota?.max_device_minutes ?? null;
+  return create(
+    QuotaUsageSchema,
+    compact({
+      tenantId,
+      devices: use.devices,
+      runningDevices: use.runningDevices,
+      vcpuMillicores: BigInt(use.vcpuMillicores),
+      memoryMib: BigInt(use.memoryMib),
+      deviceMinutes: BigInt(deviceMinutes),
+      periodStartTime: ts(period.start),
+      periodEndTime: ts(period.end),
+      quota: quotaToProto(tenantId, quota),
+      deviceMinutesExhausted: limit !== null && reading !== undefined && reading.used_minutes >= limit,
+    }),
+  );
 }
 
 export function tenantService(deps: TenantServiceDeps): Partial<ServiceImpl<typeof TenantService>> {

@@ -1,5 +1,6 @@
 import { create } from '@bufbuild/protobuf';
 import {
+  DeviceMinutesAction,
   type Quota,
   QuotaPeriod,
   QuotaSchema,
@@ -55,6 +56,10 @@ export function quotaToProto(tenantId: string, row: Selectable<QuotaTable> | und
       maxDeviceMinutes: opt64(row?.max_device_minutes),
       period: row?.period === 'day' ? QuotaPeriod.DAY : QuotaPeriod.MONTH,
       updateTime: ts(row?.update_time),
+      deviceMinutesAction:
+        row?.device_minutes_action === 'stop_running'
+          ? DeviceMinutesAction.STOP_RUNNING
+          : DeviceMinutesAction.REFUSE_STARTS,
     }),
   );
 }

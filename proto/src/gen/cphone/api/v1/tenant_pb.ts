@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file cphone/api/v1/tenant.proto.
  */
 export const file_cphone_api_v1_tenant: GenFile = /*@__PURE__*/
-  fileDesc("ChpjcGhvbmUvYXBpL3YxL3RlbmFudC5wcm90bxINY3Bob25lLmFwaS52MSLjAgoGVGVuYW50EhEKCXRlbmFudF9pZBgBIAEoCRIYChBwYXJlbnRfdGVuYW50X2lkGAIgASgJEicKBGtpbmQYAyABKA4yGS5jcGhvbmUuYXBpLnYxLlRlbmFudEtpbmQSFAoMZGlzcGxheV9uYW1lGAQgASgJEikKBXN0YXRlGAUgASgOMhouY3Bob25lLmFwaS52MS5UZW5hbnRTdGF0ZRIxCgZsYWJlbHMYBiADKAsyIS5jcGhvbmUuYXBpLnYxLlRlbmFudC5MYWJlbHNFbnRyeRIvCgtjcmVhdGVfdGltZRgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLdXBkYXRlX3RpbWUYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wGi0KC0xhYmVsc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEi1QQKBVF1b3RhEhEKCXRlbmFudF9pZBgBIAEoCRIYCgttYXhfZGV2aWNlcxgCIAEoBUgAiAEBEiAKE21heF9ydW5uaW5nX2RldmljZXMYAyABKAVIAYgBARIgChNtYXhfdmNwdV9taWxsaWNvcmVzGAQgASgDSAKIAQESGwoObWF4X21lbW9yeV9taWIYBSABKANIA4gBARIfChJtYXhfZGV2aWNlX21pbnV0ZXMYBiABKANIBIgBARIqCgZwZXJpb2QYByABKA4yGi5jcGhvbmUuYXBpLnYxLlF1b3RhUGVyaW9kEi8KC3VwZGF0ZV90aW1lGAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIbCg5yYXRlX2xpbWl0X3JwcxgUIAEoBUgFiAEBEh0KEHJhdGVfbGltaXRfYnVyc3QYFSABKAVIBogBARIfChJrZXlfcmF0ZV9saW1pdF9ycHMYFiABKAVIB4gBARIhChRrZXlfcmF0ZV9saW1pdF9idXJzdBgXIAEoBUgIiAEBQg4KDF9tYXhfZGV2aWNlc0IWChRfbWF4X3J1bm5pbmdfZGV2aWNlc0IWChRfbWF4X3ZjcHVfbWlsbGljb3Jlc0IRCg9fbWF4X21lbW9yeV9taWJCFQoTX21heF9kZXZpY2VfbWludXRlc0IRCg9fcmF0ZV9saW1pdF9ycHNCEwoRX3JhdGVfbGltaXRfYnVyc3RCFQoTX2tleV9yYXRlX2xpbWl0X3Jwc0IXChVfa2V5X3JhdGVfbGltaXRfYnVyc3QinwIKClF1b3RhVXNhZ2USEQoJdGVuYW50X2lkGAEgASgJEg8KB2RldmljZXMYAiABKAUSFwoPcnVubmluZ19kZXZpY2VzGAMgASgFEhcKD3ZjcHVfbWlsbGljb3JlcxgEIAEoAxISCgptZW1vcnlfbWliGAUgASgDEhYKDmRldmljZV9taW51dGVzGAYgASgDEjUKEXBlcmlvZF9zdGFydF90aW1lGAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIzCg9wZXJpb2RfZW5kX3RpbWUYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiMKBXF1b3RhGAkgASgLMhQuY3Bob25lLmFwaS52MS5RdW90YSp3CgpUZW5hbnRLaW5kEhsKF1RFTkFOVF9LSU5EX1VOU1BFQ0lGSUVEEAASGAoUVEVOQU5UX0tJTkRfUExBVEZPUk0QARIYChRURU5BTlRfS0lORF9SRVNFTExFUhACEhgKFFRFTkFOVF9LSU5EX0NVU1RPTUVSEAMqYAoLVGVuYW50U3RhdGUSHAoYVEVOQU5UX1NUQVRFX1VOU1BFQ0lGSUVEEAASFwoTVEVOQU5UX1NUQVRFX0FDVElWRRABEhoKFlRFTkFOVF9TVEFURV9TVVNQRU5ERUQQAipZCgtRdW90YVBlcmlvZBIcChhRVU9UQV9QRVJJT0RfVU5TUEVDSUZJRUQQABIUChBRVU9UQV9QRVJJT0RfREFZEAESFgoSUVVPVEFfUEVSSU9EX01PTlRIEAJiBnByb3RvMw", [file_google_protobuf_timestamp]);
+  fileDesc("ChpjcGhvbmUvYXBpL3YxL3RlbmFudC5wcm90bxINY3Bob25lLmFwaS52MSLjAgoGVGVuYW50EhEKCXRlbmFudF9pZBgBIAEoCRIYChBwYXJlbnRfdGVuYW50X2lkGAIgASgJEicKBGtpbmQYAyABKA4yGS5jcGhvbmUuYXBpLnYxLlRlbmFudEtpbmQSFAoMZGlzcGxheV9uYW1lGAQgASgJEikKBXN0YXRlGAUgASgOMhouY3Bob25lLmFwaS52MS5UZW5hbnRTdGF0ZRIxCgZsYWJlbHMYBiADKAsyIS5jcGhvbmUuYXBpLnYxLlRlbmFudC5MYWJlbHNFbnRyeRIvCgtjcmVhdGVfdGltZRgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLdXBkYXRlX3RpbWUYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wGi0KC0xhYmVsc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEimAUKBVF1b3RhEhEKCXRlbmFudF9pZBgBIAEoCRIYCgttYXhfZGV2aWNlcxgCIAEoBUgAiAEBEiAKE21heF9ydW5uaW5nX2RldmljZXMYAyABKAVIAYgBARIgChNtYXhfdmNwdV9taWxsaWNvcmVzGAQgASgDSAKIAQESGwoObWF4X21lbW9yeV9taWIYBSABKANIA4gBARIfChJtYXhfZGV2aWNlX21pbnV0ZXMYBiABKANIBIgBARIqCgZwZXJpb2QYByABKA4yGi5jcGhvbmUuYXBpLnYxLlF1b3RhUGVyaW9kEi8KC3VwZGF0ZV90aW1lGAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBJBChVkZXZpY2VfbWludXRlc19hY3Rpb24YCiABKA4yIi5jcGhvbmUuYXBpLnYxLkRldmljZU1pbnV0ZXNBY3Rpb24SGwoOcmF0ZV9saW1pdF9ycHMYFCABKAVIBYgBARIdChByYXRlX2xpbWl0X2J1cnN0GBUgASgFSAaIAQESHwoSa2V5X3JhdGVfbGltaXRfcnBzGBYgASgFSAeIAQESIQoUa2V5X3JhdGVfbGltaXRfYnVyc3QYFyABKAVICIgBAUIOCgxfbWF4X2RldmljZXNCFgoUX21heF9ydW5uaW5nX2RldmljZXNCFgoUX21heF92Y3B1X21pbGxpY29yZXNCEQoPX21heF9tZW1vcnlfbWliQhUKE19tYXhfZGV2aWNlX21pbnV0ZXNCEQoPX3JhdGVfbGltaXRfcnBzQhMKEV9yYXRlX2xpbWl0X2J1cnN0QhUKE19rZXlfcmF0ZV9saW1pdF9ycHNCFwoVX2tleV9yYXRlX2xpbWl0X2J1cnN0IsECCgpRdW90YVVzYWdlEhEKCXRlbmFudF9pZBgBIAEoCRIPCgdkZXZpY2VzGAIgASgFEhcKD3J1bm5pbmdfZGV2aWNlcxgDIAEoBRIXCg92Y3B1X21pbGxpY29yZXMYBCABKAMSEgoKbWVtb3J5X21pYhgFIAEoAxIWCg5kZXZpY2VfbWludXRlcxgGIAEoAxI1ChFwZXJpb2Rfc3RhcnRfdGltZRgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMwoPcGVyaW9kX2VuZF90aW1lGAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIjCgVxdW90YRgJIAEoCzIULmNwaG9uZS5hcGkudjEuUXVvdGESIAoYZGV2aWNlX21pbnV0ZXNfZXhoYXVzdGVkGAogASgIKncKClRlbmFudEtpbmQSGwoXVEVOQU5UX0tJTkRfVU5TUEVDSUZJRUQQABIYChRURU5BTlRfS0lORF9QTEFURk9STRABEhgKFFRFTkFOVF9LSU5EX1JFU0VMTEVSEAISGAoUVEVOQU5UX0tJTkRfQ1VTVE9NRVIQAypgCgtUZW5hbnRTdGF0ZRIcChhURU5BTlRfU1RBVEVfVU5TUEVDSUZJRUQQABIXChNURU5BTlRfU1RBVEVfQUNUSVZFEAESGgoWVEVOQU5UX1NUQVRFX1NVU1BFTkRFRBACKo0BChNEZXZpY2VNaW51dGVzQWN0aW9uEiUKIURFVklDRV9NSU5VVEVTX0FDVElPTl9VTlNQRUNJRklFRBAAEicKI0RFVklDRV9NSU5VVEVTX0FDVElPTl9SRUZVU0VfU1RBUlRTEAESJgoiREVWSUNFX01JTlVURVNfQUNUSU9OX1NUT1BfUlVOTklORxACKlkKC1F1b3RhUGVyaW9kEhwKGFFVT1RBX1BFUklPRF9VTlNQRUNJRklFRBAAEhQKEFFVT1RBX1BFUklPRF9EQVkQARIWChJRVU9UQV9QRVJJT0RfTU9OVEgQAmIGcHJvdG8z", [file_google_protobuf_timestamp]);
 
 /**
  * An organisation that owns devices, API keys and children.
@@ -131,8 +131,15 @@ export type Quota = Message<"cphone.api.v1.Quota"> & {
   maxMemoryMib?: bigint | undefined;
 
   /**
-   * Maximum device minutes (minutes of a device running) per period. Stored and reported by
-   * GetQuotaUsage; not yet enforced when devices are created or started.
+   * Maximum device minutes (minutes of a device running, as metered from the agents' usage
+   * samples) per period, counted over the subtree. Checked by the leader replica every
+   * CPHONE_QUOTA_MINUTES_INTERVAL_MS (default 60 s) against the stored usage: once the use reaches
+   * the limit, creates of running devices and starts anywhere in the subtree are refused with
+   * RESOURCE_EXHAUSTED until the period ends or the limit is raised, and device_minutes_action
+   * says whether running devices are stopped. Webhook events (QUOTA_THRESHOLD_REACHED) are sent
+   * once per period when the use first reaches 80 % and 100 % of the limit. Since usage arrives a
+   * minute at a time and is checked each interval, the use may pass the limit by up to the
+   * subtree's running devices times (interval + reporting delay) in minutes.
    *
    * @generated from field: optional int64 max_device_minutes = 6;
    */
@@ -151,6 +158,14 @@ export type Quota = Message<"cphone.api.v1.Quota"> & {
    * @generated from field: google.protobuf.Timestamp update_time = 8;
    */
   updateTime?: Timestamp | undefined;
+
+  /**
+   * What happens when max_device_minutes is used up: starts refused (the default), or running
+   * devices stopped as well.
+   *
+   * @generated from field: cphone.api.v1.DeviceMinutesAction device_minutes_action = 10;
+   */
+  deviceMinutesAction: DeviceMinutesAction;
 
   /**
    * API calls per second admitted for the tenant's own keys and users together (a token bucket
@@ -260,6 +275,14 @@ export type QuotaUsage = Message<"cphone.api.v1.QuotaUsage"> & {
    * @generated from field: cphone.api.v1.Quota quota = 9;
    */
   quota?: Quota | undefined;
+
+  /**
+   * True while max_device_minutes of this tenant is used up for the current period (as last
+   * checked): creates of running devices and starts in its subtree are refused.
+   *
+   * @generated from field: bool device_minutes_exhausted = 10;
+   */
+  deviceMinutesExhausted: boolean;
 };
 
 /**
@@ -348,6 +371,41 @@ export const TenantStateSchema: GenEnum<TenantState> = /*@__PURE__*/
   enumDesc(file_cphone_api_v1_tenant, 1);
 
 /**
+ * What happens when a tenant's subtree has used up max_device_minutes for the period.
+ *
+ * @generated from enum cphone.api.v1.DeviceMinutesAction
+ */
+export enum DeviceMinutesAction {
+  /**
+   * Not set; treated as DEVICE_MINUTES_ACTION_REFUSE_STARTS.
+   *
+   * @generated from enum value: DEVICE_MINUTES_ACTION_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * New creates of running devices and starts are refused (RESOURCE_EXHAUSTED); running devices
+   * keep running (and keep counting) until stopped.
+   *
+   * @generated from enum value: DEVICE_MINUTES_ACTION_REFUSE_STARTS = 1;
+   */
+  REFUSE_STARTS = 1,
+
+  /**
+   * As REFUSE_STARTS, and the subtree's running devices are stopped.
+   *
+   * @generated from enum value: DEVICE_MINUTES_ACTION_STOP_RUNNING = 2;
+   */
+  STOP_RUNNING = 2,
+}
+
+/**
+ * Describes the enum cphone.api.v1.DeviceMinutesAction.
+ */
+export const DeviceMinutesActionSchema: GenEnum<DeviceMinutesAction> = /*@__PURE__*/
+  enumDesc(file_cphone_api_v1_tenant, 2);
+
+/**
  * The period over which device minutes are counted.
  *
  * @generated from enum cphone.api.v1.QuotaPeriod
@@ -379,5 +437,5 @@ export enum QuotaPeriod {
  * Describes the enum cphone.api.v1.QuotaPeriod.
  */
 export const QuotaPeriodSchema: GenEnum<QuotaPeriod> = /*@__PURE__*/
-  enumDesc(file_cphone_api_v1_tenant, 2);
+  enumDesc(file_cphone_api_v1_tenant, 3);
 
