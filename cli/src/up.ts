@@ -178,6 +178,10 @@ export async function startEmbedded(
   const config = loadConfig(env, {
     ...(env.CPHONE_GRPC_HOST ? {} : { grpcHost: '127.0.0.1' }),
     ...(consoleDir ? { consoleDir } : {}),
+    // Webhooks to receivers on this machine (a script beside the embedded platform), over http://.
+    ...(env.CPHONE_WEBHOOK_ALLOW_HOSTS === undefined
+      ? { webhookAllowHosts: ['127.0.0.1', '::1', 'localhost'] }
+      : {}),
   });
   const logger = options.logger ?? createLogger(config.logLevel);
   const agentDir = resolve(env.CPHONE_AGENT_DATA_DIR || join(config.dataDir, '..', 'agent'));

@@ -122,6 +122,43 @@ export interface ControlPlaneConfig {
    */
   readonly rateLimitTenantRps: number;
   readonly rateLimitTenantBurst: number;
+  /**
+   * Keys that encrypt webhook signing secrets at rest (AES-256-GCM), in the form of
+   * CPHONE_PAGE_TOKEN_KEYS: `<id>:<base64 secret>` (at least 32 bytes), comma-separated; the first
+   * encrypts new secrets, every one decrypts, so a rotation lists the new key first and keeps the
+   * old one until every webhook's secret was rotated. Production (several replicas, separate disks)
+   * sets it, the same on every replica. Unset: a key made at the first start and kept in
+   * dataDir/webhook-secret-key. CPHONE_WEBHOOK_SECRET_KEYS
+   */
+  readonly webhookSecretKeys: readonly PageTokenKey[];
+  /**
+   * Webhook targets admitted although private, loopback or link-local, and allowed over http://:
+   * host names (exact, case-insensitive), IP addresses or CIDRs, comma-separated. Empty in
+   * production; the embedded platform and tests allow loopback. CPHONE_WEBHOOK_ALLOW_HOSTS
+   */
+  readonly webhookAllowHosts: readonly string[];
+  /** One delivery attempt's limit (ms) until the response headers. CPHONE_WEBHOOK_TIMEOUT_MS, default 10 s */
+  readonly webhookTimeoutMs: number;
+  /** A delivery is retried for this long (ms) after its event, then marked failed. CPHONE_WEBHOOK_RETRY_WINDOW_MS, default 24 h */
+  readonly webhookRetryWindowMs: number;
+  /**
+   * The first retry's delay (ms); each next one doubles, up to the maximum, with jitter (each
+   * delay is drawn between half and all of it). CPHONE_WEBHOOK_BACKOFF_MS, default 5 s;
+   * CPHONE_WEBHOOK_BACKOFF_MAX_MS, default 1 h
+   */
+  readonly webhookBackoffMs: number;
+  readonly webhookBackoffMaxMs: number;
+  /**
+   * A webhook whose every attempt has failed for this long (ms) is disabled, with a
+   * WEBHOOK_DISABLED event to the tenant's other webhooks. CPHONE_WEBHOOK_DISABLE_AFTER_MS, default 24 h
+   */
+  readonly webhookDisableAfterMs: number;
+  /** How often each replica looks for due deliveries (ms). CPHONE_WEBHOOK_POLL_MS, default 1000 */
+  readonly webhookPollMs: number;
+  /** Deliveries in flight at once per replica. CPHONE_WEBHOOK_CONCURRENCY, default 16 */
+  readonly webhookConcurrency: number;
+  /** Events and delivery logs older than this (ms) are deleted. CPHONE_WEBHOOK_RETENTION_MS, default 30 days */
+  readonly webhookRetentionMs: number;
 }
 
 type Env = Record<string, string | undefined>;
@@ -143,7 +180,8 @@ function list(raw: string | undefined): string[] {
     .filter((s) => s !== '');
 }
 
-function pageTokenKeys(env: Env, name: string): PageTokenKey[] {
+/** A list of `<id>:<base64 secret>` keys (page tokens, webhook secrets): the first is current. */
+function keyList(env: Env, name: string): PageTokenKey[] {
   const raw = env[name];
   if (raw === undefined || raw.trim() === '') return [];
   // Errors name a key by its position, never by its text: it may be a secret.
@@ -213,7 +251,7 @@ export function loadConfig(
     turnUrls: list(env.CPHONE_TURN_URLS),
     turnSecret: env.CPHONE_TURN_SECRET || undefined,
     turnTtlSeconds: int(env, 'CPHONE_TURN_TTL_SECONDS', 86_400, 60),
-    pageTokenKeys: pageTokenKeys(env, 'CPHONE_PAGE_TOKEN_KEYS'),
+    pageTokenKeys: keyList(env, 'CPHONE_PAGE_TOKEN_KEYS'),
     authCacheTtlMs: int(env, 'CPHONE_AUTH_CACHE_TTL_MS', 5000, 0),
     authCacheMaxEntries: int(env, 'CPHONE_AUTH_CACHE_MAX_ENTRIES', 10_000, 1),
     quotaMinutesIntervalMs: int(env, 'CPHONE_QUOTA_MINUTES_INTERVAL_MS', 60_000, 100),
@@ -229,6 +267,16 @@ export function loadConfig(
     rateLimitKeyBurst: int(env, 'CPHONE_RATE_LIMIT_KEY_BURST', 400, 1),
     rateLimitTenantRps: int(env, 'CPHONE_RATE_LIMIT_TENANT_RPS', 1000, 0),
     rateLimitTenantBurst: int(env, 'CPHONE_RATE_LIMIT_TENANT_BURST', 2000, 1),
+    webhookSecretKeys: keyList(env, 'CPHONE_WEBHOOK_SECRET_KEYS'),
+    webhookAllowHosts: list(env.CPHONE_WEBHOOK_ALLOW_HOSTS),
+    webhookTimeoutMs: int(env, 'CPHONE_WEBHOOK_TIMEOUT_MS', 10_000, 1),
+    webhookRetryWindowMs: int(env, 'CPHONE_WEBHOOK_RETRY_WINDOW_MS', 86_400_000, 0),
+    webhookBackoffMs: int(env, 'CPHONE_WEBHOOK_BACKOFF_MS', 5000, 1),
+    webhookBackoffMaxMs: int(env, 'CPHONE_WEBHOOK_BACKOFF_MAX_MS', 3_600_000, 1),
+    webhookDisableAfterMs: int(env, 'CPHONE_WEBHOOK_DISABLE_AFTER_MS', 86_400_000, 0),
+    webhookPollMs: int(env, 'CPHONE_WEBHOOK_POLL_MS', 1000, 1),
+    webhookConcurrency: int(env, 'CPHONE_WEBHOOK_CONCURRENCY', 16, 1),
+    webhookRetentionMs: int(env, 'CPHONE_WEBHOOK_RETENTION_MS', 30 * 86_400_000, 60_000),
     ...overrides,
   };
   const config: ControlPlaneConfig = {
@@ -269,6 +317,9 @@ export function describeConfig(config: ControlPlaneConfig): Record<string, unkno
     turnSecret: config.turnSecret ? '***' : undefined,
     pageTokenKeys: config.pageTokenKeys.length
       ? config.pageTokenKeys.map((k) => `${k.id}:***`)
+      : 'generated in dataDir',
+    webhookSecretKeys: config.webhookSecretKeys.length
+      ? config.webhookSecretKeys.map((k) => `${k.id}:***`)
       : 'generated in dataDir',
   };
 }

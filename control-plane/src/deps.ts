@@ -11,6 +11,7 @@ import type { Planner } from './placement/planner.js';
 import type { Database } from './store/schema.js';
 import type { IceConfig } from './streams/ice.js';
 import type { StreamKeys } from './streams/keys.js';
+import type { WebhookRuntime } from './webhooks/webhook-service.js';
 
 /** What the services share. Built once in server.ts; tests build their own. */
 export interface Deps {
@@ -35,4 +36,6 @@ export interface Deps {
   readonly rateLimiter?: RateLimiter | undefined;
   /** Stream sessions: the keys tokens are signed with and the ICE servers viewers get. */
   readonly streams?: { readonly keys: StreamKeys; readonly ice: IceConfig } | undefined;
+  /** Webhook secrets, the target policy and this replica's delivery worker. */
+  readonly webhooks?: WebhookRuntime | undefined;
 }

@@ -5,6 +5,7 @@ import type { PoolStats } from './store/database.js';
 export function createMetrics() {
   const registry = new Registry();
   let poolStats: (() => PoolStats) | undefined;
+  let webhookQueue: (() => Promise<number>) | undefined;
   registry.setDefaultLabels({ service: 'control-plane' });
   collectDefaultMetrics({ register: registry, eventLoopMonitoringPrecision: 100 });
   return {
@@ -148,6 +149,31 @@ export function createMetrics() {
         this.set({ state: 'waiting' }, stats.waiting);
       },
     }),
+    webhookDeliveries: new Counter({
+      name: 'cphone_webhook_deliveries_total',
+      help: 'Webhook delivery attempts by outcome (succeeded, http_error, network_error, refused), and deliveries given up (failed) or dropped (webhook disabled or deleted)',
+      labelNames: ['outcome'] as const,
+      registers: [registry],
+    }),
+    webhookDeliverySeconds: new Histogram({
+      name: 'cphone_webhook_delivery_seconds',
+      help: 'Webhook delivery attempt time until the response headers (or the error), by outcome',
+      labelNames: ['outcome'] as const,
+      buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers: [registry],
+    }),
+    webhookQueueDepth: new Gauge({
+      name: 'cphone_webhook_queue_depth',
+      help: 'Webhook deliveries pending (due now or waiting for a retry), over all replicas',
+      registers: [registry],
+      async collect() {
+        if (webhookQueue) this.set(await webhookQueue());
+      },
+    }),
+    /** Reports the pending webhook deliveries on every scrape. */
+    watchWebhookQueue(depth: () => Promise<number>): void {
+      webhookQueue = depth;
+    },
     /** Reports the pool's connections on every scrape. */
     watchPool(stats: () => PoolStats): void {
       poolStats = stats;

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { sql } from 'kysely';
 import { AuditWriter } from './api/audit-writer.js';
 import { apiInterceptor } from './api/interceptors.js';
-import { loadPageTokenKeys } from './api/page-token-keys.js';
+import { loadKeys, loadPageTokenKeys } from './api/page-token-keys.js';
 import { usePageTokenKeys } from './api/pagination.js';
 import { RateLimiter } from './api/rate-limit.js';
 import { registerServices } from './api/routes.js';
@@ -33,6 +33,9 @@ import { migrateToLatest } from './store/migrate.js';
 import type { Database } from './store/schema.js';
 import { StreamKeys } from './streams/keys.js';
 import { MinutesEnforcer } from './tenants/minutes-enforcer.js';
+import { WebhookWorker } from './webhooks/delivery-worker.js';
+import { SecretBox } from './webhooks/secrets.js';
+import { TargetPolicy } from './webhooks/target-policy.js';
 
 export interface ControlPlane {
   /** Base URL of the HTTP server (API, health, metrics). */
@@ -221,6 +224,25 @@ export async function startControlPlane(
     closers.push(() => drainer.close().then(() => undefined));
     closers.push(() => minutes.close().then(() => undefined));
     streamKeys.onChange(() => started.streamKeysChanged());
+    // Every replica delivers webhooks: claims are row locks taken with SKIP LOCKED, so replicas
+    // share the queue without a leader. Closed before the database: attempts in flight are
+    // aborted and their outcomes written.
+    const webhookSecrets = new SecretBox(
+      await loadKeys(config.webhookSecretKeys, join(config.dataDir, 'webhook-secret-key')),
+    );
+    const webhookPolicy = new TargetPolicy(config.webhookAllowHosts);
+    const webhookWorker = new WebhookWorker({ ...base, secrets: webhookSecrets, policy: webhookPolicy });
+    webhookWorker.start();
+    closers.push(() => webhookWorker.close());
+    metrics.watchWebhookQueue(async () => {
+      const row = await database.db
+        .selectFrom('webhook_delivery')
+        .select((eb) => eb.fn.countAll<number>().as('n'))
+        .where('state', '=', 'pending')
+        .executeTakeFirst();
+      return Number(row?.n ?? 0);
+    });
+    const webhooks = { secrets: webhookSecrets, policy: webhookPolicy, nudge: () => webhookWorker.nudge() };
     const deps: Deps = {
       ...base,
       gateway: started,
@@ -229,6 +251,7 @@ export async function startControlPlane(
       minutes,
       streams,
       authCache,
+      webhooks,
       rateLimiter,
     };
     const bootstrapToken = await bootstrap(database.db, config.dataDir, logger);

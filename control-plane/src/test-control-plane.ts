@@ -19,6 +19,32 @@ export interface TestControlPlane {
   close(): Promise<void>;
 }
 
+/** The test defaults (see startTestControlPlane) over a data dir and database, then `config`. */
+export function testConfig(
+  dataDir: string,
+  databaseUrl: string | undefined,
+  config: Partial<ControlPlaneConfig> = {},
+): ControlPlaneConfig {
+  return loadConfig(
+    {},
+    {
+      dataDir,
+      databaseUrl,
+      httpPort: 0,
+      grpcPort: 0,
+      heartbeatTtlMs: 600_000,
+      lostGraceMs: 600_000,
+      // Suites and benchmarks drive the API harder than a customer may; a suite about rate
+      // limits sets its own.
+      rateLimitKeyRps: 1_000_000,
+      rateLimitKeyBurst: 1_000_000,
+      rateLimitTenantRps: 1_000_000,
+      rateLimitTenantBurst: 1_000_000,
+      ...config,
+    },
+  );
+}
+
 /**
  * `config` overrides the defaults: HTTP and gRPC on port 0, rate limits far above the defaults, and
  * a heartbeat TTL and lost grace of ten minutes, so that no test crosses them by being slow on a loaded machine (one that means to
@@ -30,27 +56,10 @@ export async function startTestControlPlane(
 ): Promise<TestControlPlane> {
   const dataDir = await mkdtemp(join(tmpdir(), 'cphone-cp-'));
   const external = process.env.DATABASE_URL ? await createTestDatabase({ kind: 'postgres' }) : undefined;
-  const plane = await startControlPlane(
-    loadConfig(
-      {},
-      {
-        dataDir,
-        databaseUrl: external?.url,
-        httpPort: 0,
-        grpcPort: 0,
-        heartbeatTtlMs: 600_000,
-        lostGraceMs: 600_000,
-        // Suites and benchmarks drive the API harder than a customer may; a suite about rate
-        // limits sets its own.
-        rateLimitKeyRps: 1_000_000,
-        rateLimitKeyBurst: 1_000_000,
-        rateLimitTenantRps: 1_000_000,
-        rateLimitTenantBurst: 1_000_000,
-        ...config,
-      },
-    ),
-    { logger: pino({ level: 'silent' }), ...options },
-  );
+  const plane = await startControlPlane(testConfig(dataDir, external?.url, config), {
+    logger: pino({ level: 'silent' }),
+    ...options,
+  });
   return {
     plane,
     dataDir,

@@ -24,11 +24,21 @@ function parse(file: string, text: string): PageTokenKey {
 }
 
 /** The configured keys, or the data dir's key (made on the first start). */
-export async function loadPageTokenKeys(
+export function loadPageTokenKeys(
   config: Pick<ControlPlaneConfig, 'dataDir' | 'pageTokenKeys'>,
 ): Promise<readonly PageTokenKey[]> {
-  if (config.pageTokenKeys.length > 0) return config.pageTokenKeys;
-  const file = join(config.dataDir, PAGE_TOKEN_KEY_FILE);
+  return loadKeys(config.pageTokenKeys, join(config.dataDir, PAGE_TOKEN_KEY_FILE));
+}
+
+/**
+ * `configured` when it holds a key, else the one key kept in `file` (made there on the first
+ * start): the page-token keys, and the keys webhook secrets are encrypted with.
+ */
+export async function loadKeys(
+  configured: readonly PageTokenKey[],
+  file: string,
+): Promise<readonly PageTokenKey[]> {
+  if (configured.length > 0) return configured;
   const made = `k${Date.now().toString(36)}:${randomBytes(32).toString('base64')}\n`;
   // Written whole under another name, then linked into place: link fails if the file exists, so
   // replicas starting together on one data dir all read the one key that won, never half of one.

@@ -9,6 +9,7 @@ import {
   ImageService,
   TenantService,
   UserService,
+  WebhookService,
 } from '@cphone/proto';
 import { artifactService } from '../artifacts/artifact-service.js';
 import { auditService } from '../audit/audit-service.js';
@@ -19,6 +20,7 @@ import { hostService } from '../hosts/host-service.js';
 import { imageService } from '../images/image-service.js';
 import { tenantService } from '../tenants/tenant-service.js';
 import { userService } from '../users/user-service.js';
+import { webhookService } from '../webhooks/webhook-service.js';
 import { apiKeyService } from './api-key-service.js';
 
 /** Every public API service, registered on one router. */
@@ -35,4 +37,5 @@ export function registerServices(router: ConnectRouter, deps: Deps): void {
   router.service(UserService, userService(deps));
   router.service(AuditService, auditService(deps));
   router.service(BillingService, billingService(deps));
+  router.service(WebhookService, webhookService(deps));
 }

@@ -25,6 +25,7 @@ const OWNER_TABLES = {
   stream_session: 'stream_session',
   invitation: 'invitation',
   session: 'web_session',
+  webhook: 'webhook',
 } as const satisfies Record<string, keyof Database>;
 
 /** The target tenant of each target, in order. */

@@ -15,7 +15,7 @@ import { InvalidArgumentError } from '../errors.js';
 import type { DeviceRow } from '../store/devices.js';
 import type { DeviceEventTable } from '../store/schema.js';
 import { placementToProto, specToProto } from './spec-columns.js';
-import { stateToProto } from './state-machine.js';
+import { stateToProto } from './state-names.js';
 
 export type { DeviceRow };
 

@@ -1,8 +1,10 @@
-import { DeviceState } from '@cphone/proto';
 import type { Transaction } from 'kysely';
 import { FailedPreconditionError } from '../errors.js';
 import { currentState, hostOfDevice, type StateSet, setState } from '../store/devices.js';
 import type { Database, DeviceStateName } from '../store/schema.js';
+import { enqueueDeviceEvents } from '../webhooks/device-events.js';
+
+export { stateFromProto, stateToProto } from './state-names.js';
 
 /**
  * The device state machine (the proto's DeviceState comment is the spec). Any non-terminal state
@@ -134,7 +136,7 @@ export async function recordEvents(
   now: Date,
 ): Promise<void> {
   if (events.length === 0) return;
-  await trx
+  const rows = await trx
     .insertInto('device_event')
     .values(
       events.map((e) => ({
@@ -148,28 +150,8 @@ export async function recordEvents(
         create_time: now,
       })),
     )
+    .returningAll()
     .execute();
-}
-
-const TO_PROTO: Record<DeviceStateName, DeviceState> = {
-  pending: DeviceState.PENDING,
-  scheduled: DeviceState.SCHEDULED,
-  creating: DeviceState.CREATING,
-  booting: DeviceState.BOOTING,
-  running: DeviceState.RUNNING,
-  stopping: DeviceState.STOPPING,
-  stopped: DeviceState.STOPPED,
-  deleting: DeviceState.DELETING,
-  deleted: DeviceState.DELETED,
-  error: DeviceState.ERROR,
-  lost: DeviceState.LOST,
-};
-
-export function stateToProto(state: DeviceStateName): DeviceState {
-  return TO_PROTO[state];
-}
-
-/** undefined for UNSPECIFIED or an unknown number. */
-export function stateFromProto(state: DeviceState): DeviceStateName | undefined {
-  return (Object.entries(TO_PROTO) as [DeviceStateName, DeviceState][]).find(([, v]) => v === state)?.[0];
+  // The webhook events of these changes, in the same transaction (the outbox).
+  await enqueueDeviceEvents(trx, rows, now);
 }

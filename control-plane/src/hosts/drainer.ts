@@ -9,7 +9,9 @@
 // Exactly once: a move locks the device and then its host and re-checks both, so a pass of a leader
 // that has just lost the leadership, overlapping the new leader's, moves nothing twice; a drain's
 // end is conditional on it still being in progress, so it ends once.
+import { WebhookEventType } from '@cphone/proto';
 import { type Kysely, sql, type Transaction } from 'kysely';
+import { PLATFORM_TENANT_ID } from '../auth/bootstrap.js';
 import type { Clock } from '../clock.js';
 import { askOfDevice } from '../devices/drafts.js';
 import { bumpDesiredRevision } from '../devices/lifecycle.js';
@@ -18,8 +20,9 @@ import type { Logger } from '../logger.js';
 import { applyPlan } from '../placement/applier.js';
 import type { JobContext, Planner } from '../placement/planner.js';
 import { devicesOnHost, lockDevices } from '../store/devices.js';
-import { drainingHosts, endDrain, lockDrain } from '../store/hosts.js';
+import { drainingHosts, endDrain, findHost, lockDrain } from '../store/hosts.js';
 import type { Database, DrainMode } from '../store/schema.js';
+import { enqueueWebhookEvent } from '../webhooks/outbox.js';
 import {
   ACTIVE_STATES,
   drainRemaining,
@@ -28,6 +31,7 @@ import {
   recordMove,
   stopDevicesOn,
 } from './drain.js';
+import { hostToProto } from './host-view.js';
 
 export interface DrainerOptions {
   readonly db: Kysely<Database>;
@@ -217,6 +221,19 @@ export class Drainer {
       // The deadline stops what remains, whatever the mode; the held powers are lifted either way.
       if (state === 'failed') await stopDevicesOn(trx, hostId, now);
       await bumpDesiredRevision(trx, hostId, now);
+      // Ops hear of it through the platform tenant's webhooks, with the drain's end in the host.
+      const host = await findHost(trx, hostId);
+      if (host) {
+        await enqueueWebhookEvent(
+          trx,
+          {
+            tenantId: PLATFORM_TENANT_ID,
+            type: WebhookEventType.HOST_DRAINED,
+            host: hostToProto(host, remaining),
+          },
+          { now },
+        );
+      }
       return true;
     });
     if (!ended) return undefined;

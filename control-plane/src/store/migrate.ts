@@ -11,6 +11,7 @@ import * as hostChangeFeed from './migrations/2026-12-02T0100-host-change-feed.j
 import * as webUsers from './migrations/2026-12-02T0200-web-users.js';
 import * as adbTunnels from './migrations/2026-12-03T0100-adb-tunnels.js';
 import * as billing from './migrations/2026-12-04T0200-billing-price-books-statements.js';
+import * as webhooksOutbox from './migrations/2026-12-04T0300-webhooks-outbox.js';
 import * as auditTrailRateLimits from './migrations/2026-12-04T0400-audit-trail-rate-limits.js';
 import * as quotaMinutes from './migrations/2026-12-04T0500-quota-minutes.js';
 
@@ -29,6 +30,7 @@ const migrations: Record<string, Migration> = {
   '2026-12-02T0200-web-users': webUsers,
   '2026-12-03T0100-adb-tunnels': adbTunnels,
   '2026-12-04T0200-billing-price-books-statements': billing,
+  '2026-12-04T0300-webhooks-outbox': webhooksOutbox,
   '2026-12-04T0400-audit-trail-rate-limits': auditTrailRateLimits,
   '2026-12-04T0500-quota-minutes': quotaMinutes,
 };

@@ -436,6 +436,87 @@ export interface Database {
   sign_in_failure: SignInFailureTable;
   price_book: PriceBookTable;
   statement: StatementTable;
+  webhook: WebhookTable;
+  webhook_event: WebhookEventTable;
+  webhook_delivery: WebhookDeliveryTable;
+  webhook_attempt: WebhookAttemptTable;
+}
+
+/** A webhook subscription (migrations/2026-12-04T0300-webhooks-outbox.ts). */
+export interface WebhookTable {
+  id: string;
+  tenant_id: string;
+  display_name: string;
+  url: string;
+  /** Event type names (webhooks/event-types.ts), e.g. ["device_created"]. */
+  event_types: Json<string[]>;
+  state: Defaulted<'enabled' | 'disabled'>;
+  disabled_reason: Defaulted<string>;
+  /** The signing secret, encrypted (webhooks/secrets.ts). */
+  secret: string;
+  /** The secret before the last rotation, encrypted; signs too until its expire time. */
+  previous_secret: ColumnType<string | null, string | null | undefined, string | null>;
+  previous_secret_expire_time: ColumnType<
+    Date | null,
+    Date | string | null | undefined,
+    Date | string | null
+  >;
+  /** Since when every attempt has failed; null after a success. */
+  failing_since: ColumnType<Date | null, Date | string | null | undefined, Date | string | null>;
+  create_time: CreatedAt;
+  update_time: Timestamp;
+  delete_time: ColumnType<Date | null, Date | string | null | undefined, Date | string | null>;
+}
+
+/** The outbox: one event, written in the transaction of the change it reports. */
+export interface WebhookEventTable {
+  id: string;
+  tenant_id: string;
+  type: string;
+  /** The delivered body (protobuf JSON of WebhookEvent), the same bytes in every attempt. */
+  body: string;
+  create_time: Timestamp;
+}
+
+export type WebhookDeliveryStateName = 'pending' | 'succeeded' | 'failed' | 'dropped';
+
+/** One event to one webhook, tried until it succeeds or its deadline passes. */
+export interface WebhookDeliveryTable {
+  id: string;
+  webhook_id: string;
+  /** The webhook's tenant. */
+  tenant_id: string;
+  event_id: string;
+  event_type: string;
+  state: Defaulted<WebhookDeliveryStateName>;
+  /** Made by RedeliverWebhookEvent or SendTestWebhookEvent. */
+  manual: Defaulted<boolean>;
+  /** Attempts claimed so far. */
+  attempts: Defaulted<number>;
+  next_attempt_time: Timestamp;
+  /** The claim of the attempt in flight: only its holder records the outcome. */
+  lease_token: ColumnType<string | null, string | null | undefined, string | null>;
+  create_time: Timestamp;
+  update_time: Timestamp;
+}
+
+export type WebhookOutcomeName = 'succeeded' | 'http_error' | 'network_error' | 'refused';
+
+/** The delivery log: one row per attempt. */
+export interface WebhookAttemptTable {
+  id: string;
+  delivery_id: string;
+  webhook_id: string;
+  tenant_id: string;
+  event_id: string;
+  event_type: string;
+  attempt: number;
+  attempt_time: Timestamp;
+  outcome: WebhookOutcomeName;
+  http_status: number;
+  error: string;
+  response_excerpt: string;
+  duration_ms: number;
 }
 
 /** A message between replicas too large for a NOTIFY payload; read and deleted by its receiver. */

@@ -10,18 +10,23 @@ import type { Host } from "./host_pb.js";
 import { file_cphone_api_v1_host } from "./host_pb.js";
 import type { QuotaUsage } from "./tenant_pb.js";
 import { file_cphone_api_v1_tenant } from "./tenant_pb.js";
-import type { Timestamp } from "@bufbuild/protobuf/wkt";
-import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
+import type { Duration, Timestamp } from "@bufbuild/protobuf/wkt";
+import { file_google_protobuf_duration, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import type { Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file cphone/api/v1/webhook.proto.
  */
 export const file_cphone_api_v1_webhook: GenFile = /*@__PURE__*/
-  fileDesc("ChtjcGhvbmUvYXBpL3YxL3dlYmhvb2sucHJvdG8SDWNwaG9uZS5hcGkudjEi6wEKB1dlYmhvb2sSEgoKd2ViaG9va19pZBgBIAEoCRIRCgl0ZW5hbnRfaWQYAiABKAkSFAoMZGlzcGxheV9uYW1lGAMgASgJEgsKA3VybBgEIAEoCRI0CgtldmVudF90eXBlcxgFIAMoDjIfLmNwaG9uZS5hcGkudjEuV2ViaG9va0V2ZW50VHlwZRIvCgtjcmVhdGVfdGltZRgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLdXBkYXRlX3RpbWUYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIr8CCgxXZWJob29rRXZlbnQSEAoIZXZlbnRfaWQYASABKAkSLQoEdHlwZRgCIAEoDjIfLmNwaG9uZS5hcGkudjEuV2ViaG9va0V2ZW50VHlwZRIRCgl0ZW5hbnRfaWQYAyABKAkSLwoLY3JlYXRlX3RpbWUYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiUKBmRldmljZRgFIAEoCzIVLmNwaG9uZS5hcGkudjEuRGV2aWNlEjAKDGRldmljZV9ldmVudBgGIAEoCzIaLmNwaG9uZS5hcGkudjEuRGV2aWNlRXZlbnQSIQoEaG9zdBgHIAEoCzITLmNwaG9uZS5hcGkudjEuSG9zdBIuCgtxdW90YV91c2FnZRgIIAEoCzIZLmNwaG9uZS5hcGkudjEuUXVvdGFVc2FnZSqkAgoQV2ViaG9va0V2ZW50VHlwZRIiCh5XRUJIT09LX0VWRU5UX1RZUEVfVU5TUEVDSUZJRUQQABIlCiFXRUJIT09LX0VWRU5UX1RZUEVfREVWSUNFX0NSRUFURUQQARIrCidXRUJIT09LX0VWRU5UX1RZUEVfREVWSUNFX1NUQVRFX0NIQU5HRUQQAhIlCiFXRUJIT09LX0VWRU5UX1RZUEVfREVWSUNFX0RFTEVURUQQAxIlCiFXRUJIT09LX0VWRU5UX1RZUEVfUVVPVEFfRVhDRUVERUQQBBInCiNXRUJIT09LX0VWRU5UX1RZUEVfSE9TVF9VTlJFQUNIQUJMRRAFEiEKHVdFQkhPT0tfRVZFTlRfVFlQRV9IT1NUX1JFQURZEAZiBnByb3RvMw", [file_cphone_api_v1_device, file_cphone_api_v1_host, file_cphone_api_v1_tenant, file_google_protobuf_timestamp]);
+  fileDesc("ChtjcGhvbmUvYXBpL3YxL3dlYmhvb2sucHJvdG8SDWNwaG9uZS5hcGkudjEiqQMKB1dlYmhvb2sSEgoKd2ViaG9va19pZBgBIAEoCRIRCgl0ZW5hbnRfaWQYAiABKAkSFAoMZGlzcGxheV9uYW1lGAMgASgJEgsKA3VybBgEIAEoCRI0CgtldmVudF90eXBlcxgFIAMoDjIfLmNwaG9uZS5hcGkudjEuV2ViaG9va0V2ZW50VHlwZRIvCgtjcmVhdGVfdGltZRgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLdXBkYXRlX3RpbWUYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEioKBXN0YXRlGAggASgOMhsuY3Bob25lLmFwaS52MS5XZWJob29rU3RhdGUSFwoPZGlzYWJsZWRfcmVhc29uGAkgASgJEjYKEmZhaWxpbmdfc2luY2VfdGltZRgKIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASPwobcHJldmlvdXNfc2VjcmV0X2V4cGlyZV90aW1lGAsgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCL+AwoPV2ViaG9va0RlbGl2ZXJ5EhMKC2RlbGl2ZXJ5X2lkGAEgASgJEhIKCndlYmhvb2tfaWQYAiABKAkSEQoJdGVuYW50X2lkGAMgASgJEhAKCGV2ZW50X2lkGAQgASgJEjMKCmV2ZW50X3R5cGUYBSABKA4yHy5jcGhvbmUuYXBpLnYxLldlYmhvb2tFdmVudFR5cGUSDwoHYXR0ZW1wdBgGIAEoBRIwCgxhdHRlbXB0X3RpbWUYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjYKB291dGNvbWUYCCABKA4yJS5jcGhvbmUuYXBpLnYxLldlYmhvb2tEZWxpdmVyeU91dGNvbWUSEwoLaHR0cF9zdGF0dXMYCSABKAUSDQoFZXJyb3IYCiABKAkSGAoQcmVzcG9uc2VfZXhjZXJwdBgLIAEoCRIrCghkdXJhdGlvbhgMIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhI7Cg5kZWxpdmVyeV9zdGF0ZRgNIAEoDjIjLmNwaG9uZS5hcGkudjEuV2ViaG9va0RlbGl2ZXJ5U3RhdGUSNQoRbmV4dF9hdHRlbXB0X3RpbWUYDiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg4KBm1hbnVhbBgPIAEoCCJ1ChVXZWJob29rUXVvdGFUaHJlc2hvbGQSLgoLcXVvdGFfdXNhZ2UYASABKAsyGS5jcGhvbmUuYXBpLnYxLlF1b3RhVXNhZ2USGQoRdGhyZXNob2xkX3BlcmNlbnQYAiABKAUSEQoJZGltZW5zaW9uGAMgASgJIngKFldlYmhvb2tTdGF0ZW1lbnRDbG9zZWQSEQoJdGVuYW50X2lkGAEgASgJEg0KBW1vbnRoGAIgASgJEhQKDHN0YXRlbWVudF9pZBgDIAEoCRIUCgx0b3RhbF9hbW91bnQYBCABKAkSEAoIY3VycmVuY3kYBSABKAki4QMKDFdlYmhvb2tFdmVudBIQCghldmVudF9pZBgBIAEoCRItCgR0eXBlGAIgASgOMh8uY3Bob25lLmFwaS52MS5XZWJob29rRXZlbnRUeXBlEhEKCXRlbmFudF9pZBgDIAEoCRIvCgtjcmVhdGVfdGltZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASJQoGZGV2aWNlGAUgASgLMhUuY3Bob25lLmFwaS52MS5EZXZpY2USMAoMZGV2aWNlX2V2ZW50GAYgASgLMhouY3Bob25lLmFwaS52MS5EZXZpY2VFdmVudBIhCgRob3N0GAcgASgLMhMuY3Bob25lLmFwaS52MS5Ib3N0Ei4KC3F1b3RhX3VzYWdlGAggASgLMhkuY3Bob25lLmFwaS52MS5RdW90YVVzYWdlEj0KD3F1b3RhX3RocmVzaG9sZBgJIAEoCzIkLmNwaG9uZS5hcGkudjEuV2ViaG9va1F1b3RhVGhyZXNob2xkEjgKCXN0YXRlbWVudBgKIAEoCzIlLmNwaG9uZS5hcGkudjEuV2ViaG9va1N0YXRlbWVudENsb3NlZBInCgd3ZWJob29rGAsgASgLMhYuY3Bob25lLmFwaS52MS5XZWJob29rKtoEChBXZWJob29rRXZlbnRUeXBlEiIKHldFQkhPT0tfRVZFTlRfVFlQRV9VTlNQRUNJRklFRBAAEiUKIVdFQkhPT0tfRVZFTlRfVFlQRV9ERVZJQ0VfQ1JFQVRFRBABEisKJ1dFQkhPT0tfRVZFTlRfVFlQRV9ERVZJQ0VfU1RBVEVfQ0hBTkdFRBACEiUKIVdFQkhPT0tfRVZFTlRfVFlQRV9ERVZJQ0VfREVMRVRFRBADEiUKIVdFQkhPT0tfRVZFTlRfVFlQRV9RVU9UQV9FWENFRURFRBAEEicKI1dFQkhPT0tfRVZFTlRfVFlQRV9IT1NUX1VOUkVBQ0hBQkxFEAUSIQodV0VCSE9PS19FVkVOVF9UWVBFX0hPU1RfUkVBRFkQBhIlCiFXRUJIT09LX0VWRU5UX1RZUEVfREVWSUNFX1JVTk5JTkcQBxIlCiFXRUJIT09LX0VWRU5UX1RZUEVfREVWSUNFX1NUT1BQRUQQCBIiCh5XRUJIT09LX0VWRU5UX1RZUEVfREVWSUNFX0xPU1QQCRIuCipXRUJIT09LX0VWRU5UX1RZUEVfUVVPVEFfVEhSRVNIT0xEX1JFQUNIRUQQChInCiNXRUJIT09LX0VWRU5UX1RZUEVfU1RBVEVNRU5UX0NMT1NFRBALEiMKH1dFQkhPT0tfRVZFTlRfVFlQRV9IT1NUX0RSQUlORUQQDBInCiNXRUJIT09LX0VWRU5UX1RZUEVfV0VCSE9PS19ESVNBQkxFRBANEhsKF1dFQkhPT0tfRVZFTlRfVFlQRV9URVNUEA4qZAoMV2ViaG9va1N0YXRlEh0KGVdFQkhPT0tfU1RBVEVfVU5TUEVDSUZJRUQQABIZChVXRUJIT09LX1NUQVRFX0VOQUJMRUQQARIaChZXRUJIT09LX1NUQVRFX0RJU0FCTEVEEAIq5QEKFldlYmhvb2tEZWxpdmVyeU91dGNvbWUSKAokV0VCSE9PS19ERUxJVkVSWV9PVVRDT01FX1VOU1BFQ0lGSUVEEAASJgoiV0VCSE9PS19ERUxJVkVSWV9PVVRDT01FX1NVQ0NFRURFRBABEicKI1dFQkhPT0tfREVMSVZFUllfT1VUQ09NRV9IVFRQX0VSUk9SEAISKgomV0VCSE9PS19ERUxJVkVSWV9PVVRDT01FX05FVFdPUktfRVJST1IQAxIkCiBXRUJIT09LX0RFTElWRVJZX09VVENPTUVfUkVGVVNFRBAEKs8BChRXZWJob29rRGVsaXZlcnlTdGF0ZRImCiJXRUJIT09LX0RFTElWRVJZX1NUQVRFX1VOU1BFQ0lGSUVEEAASIgoeV0VCSE9PS19ERUxJVkVSWV9TVEFURV9QRU5ESU5HEAESJAogV0VCSE9PS19ERUxJVkVSWV9TVEFURV9TVUNDRUVERUQQAhIhCh1XRUJIT09LX0RFTElWRVJZX1NUQVRFX0ZBSUxFRBADEiIKHldFQkhPT0tfREVMSVZFUllfU1RBVEVfRFJPUFBFRBAEYgZwcm90bzM", [file_cphone_api_v1_device, file_cphone_api_v1_host, file_cphone_api_v1_tenant, file_google_protobuf_duration, file_google_protobuf_timestamp]);
 
 /**
- * A subscription: matching events of the tenant (and its descendants) are POSTed to url.
+ * A subscription: matching events of the tenant and of all its descendants are POSTed to url (a
+ * reseller's webhook receives its customers' device events, each naming its own tenant_id).
+ * Each delivery is signed with the webhook's secret (see WebhookEvent for the headers); the
+ * secret is `whsec_` followed by the base64 of 24 random bytes, and the key of the HMAC is those
+ * decoded bytes. Secrets are kept encrypted at rest and shown only by CreateWebhook and
+ * RotateWebhookSecret.
  *
  * @generated from message cphone.api.v1.Webhook
  */
@@ -48,7 +53,11 @@ export type Webhook = Message<"cphone.api.v1.Webhook"> & {
   displayName: string;
 
   /**
-   * HTTPS URL that receives the events.
+   * HTTPS URL that receives the events. Its host must not be, or resolve to, a private,
+   * loopback, link-local, unique-local, multicast or unspecified address; the control plane's
+   * allow-list (CPHONE_WEBHOOK_ALLOW_HOSTS) admits such hosts, and http:// for them, for tests
+   * and the embedded platform. Checked when set and again at every delivery, which connects to
+   * the address it checked.
    *
    * @generated from field: string url = 4;
    */
@@ -74,6 +83,36 @@ export type Webhook = Message<"cphone.api.v1.Webhook"> & {
    * @generated from field: google.protobuf.Timestamp update_time = 7;
    */
   updateTime?: Timestamp | undefined;
+
+  /**
+   * Enabled or disabled.
+   *
+   * @generated from field: cphone.api.v1.WebhookState state = 8;
+   */
+  state: WebhookState;
+
+  /**
+   * Why it is disabled: the caller's UpdateWebhook, or the failures that disabled it. Empty
+   * while enabled.
+   *
+   * @generated from field: string disabled_reason = 9;
+   */
+  disabledReason: string;
+
+  /**
+   * Since when every delivery attempt has failed; unset after a success (or none yet).
+   *
+   * @generated from field: google.protobuf.Timestamp failing_since_time = 10;
+   */
+  failingSinceTime?: Timestamp | undefined;
+
+  /**
+   * While set, the secret before the last RotateWebhookSecret still signs too (a second
+   * signature in webhook-signature), until this time.
+   *
+   * @generated from field: google.protobuf.Timestamp previous_secret_expire_time = 11;
+   */
+  previousSecretExpireTime?: Timestamp | undefined;
 };
 
 /**
@@ -84,10 +123,222 @@ export const WebhookSchema: GenMessage<Webhook> = /*@__PURE__*/
   messageDesc(file_cphone_api_v1_webhook, 0);
 
 /**
- * The body of a webhook delivery: an HTTP POST with this message as protobuf JSON
- * (Content-Type: application/json). The header "Cphone-Signature: t=<unix seconds>,v1=<hex>"
- * carries HMAC-SHA256(secret, "<t>.<body>"); receivers should reject t older than 5 minutes.
- * Deliveries are retried with backoff for 24 hours until a 2xx; event_id deduplicates.
+ * One delivery attempt, as the delivery log keeps it.
+ *
+ * @generated from message cphone.api.v1.WebhookDelivery
+ */
+export type WebhookDelivery = Message<"cphone.api.v1.WebhookDelivery"> & {
+  /**
+   * The delivery: one event to one webhook, with its retries. A redelivery is a new delivery of
+   * the same event_id.
+   *
+   * @generated from field: string delivery_id = 1;
+   */
+  deliveryId: string;
+
+  /**
+   * The webhook.
+   *
+   * @generated from field: string webhook_id = 2;
+   */
+  webhookId: string;
+
+  /**
+   * The tenant of the webhook.
+   *
+   * @generated from field: string tenant_id = 3;
+   */
+  tenantId: string;
+
+  /**
+   * The event (webhook-id header); the same in every attempt and every redelivery.
+   *
+   * @generated from field: string event_id = 4;
+   */
+  eventId: string;
+
+  /**
+   * The event's kind.
+   *
+   * @generated from field: cphone.api.v1.WebhookEventType event_type = 5;
+   */
+  eventType: WebhookEventType;
+
+  /**
+   * 1 for the first attempt of the delivery, then 2, 3 ...
+   *
+   * @generated from field: int32 attempt = 6;
+   */
+  attempt: number;
+
+  /**
+   * When the attempt was made.
+   *
+   * @generated from field: google.protobuf.Timestamp attempt_time = 7;
+   */
+  attemptTime?: Timestamp | undefined;
+
+  /**
+   * How it ended.
+   *
+   * @generated from field: cphone.api.v1.WebhookDeliveryOutcome outcome = 8;
+   */
+  outcome: WebhookDeliveryOutcome;
+
+  /**
+   * The receiver's HTTP status; 0 when it did not answer.
+   *
+   * @generated from field: int32 http_status = 9;
+   */
+  httpStatus: number;
+
+  /**
+   * The network or refusal error; empty when the receiver answered.
+   *
+   * @generated from field: string error = 10;
+   */
+  error: string;
+
+  /**
+   * The start of the response body (at most 256 characters).
+   *
+   * @generated from field: string response_excerpt = 11;
+   */
+  responseExcerpt: string;
+
+  /**
+   * From the request's start to the response's headers (or the error).
+   *
+   * @generated from field: google.protobuf.Duration duration = 12;
+   */
+  duration?: Duration | undefined;
+
+  /**
+   * The delivery's state now.
+   *
+   * @generated from field: cphone.api.v1.WebhookDeliveryState delivery_state = 13;
+   */
+  deliveryState: WebhookDeliveryState;
+
+  /**
+   * When the delivery is tried next, while PENDING.
+   *
+   * @generated from field: google.protobuf.Timestamp next_attempt_time = 14;
+   */
+  nextAttemptTime?: Timestamp | undefined;
+
+  /**
+   * True for a delivery made by RedeliverWebhookEvent.
+   *
+   * @generated from field: bool manual = 15;
+   */
+  manual: boolean;
+};
+
+/**
+ * Describes the message cphone.api.v1.WebhookDelivery.
+ * Use `create(WebhookDeliverySchema)` to create a new message.
+ */
+export const WebhookDeliverySchema: GenMessage<WebhookDelivery> = /*@__PURE__*/
+  messageDesc(file_cphone_api_v1_webhook, 1);
+
+/**
+ * Payload of WEBHOOK_EVENT_TYPE_QUOTA_THRESHOLD_REACHED.
+ *
+ * @generated from message cphone.api.v1.WebhookQuotaThreshold
+ */
+export type WebhookQuotaThreshold = Message<"cphone.api.v1.WebhookQuotaThreshold"> & {
+  /**
+   * The tenant's usage against its quota when the threshold was crossed.
+   *
+   * @generated from field: cphone.api.v1.QuotaUsage quota_usage = 1;
+   */
+  quotaUsage?: QuotaUsage | undefined;
+
+  /**
+   * The threshold crossed: 80 or 100 (percent of the limit).
+   *
+   * @generated from field: int32 threshold_percent = 2;
+   */
+  thresholdPercent: number;
+
+  /**
+   * The limit crossed, named as in Quota: "max_device_minutes", "max_devices" ...
+   *
+   * @generated from field: string dimension = 3;
+   */
+  dimension: string;
+};
+
+/**
+ * Describes the message cphone.api.v1.WebhookQuotaThreshold.
+ * Use `create(WebhookQuotaThresholdSchema)` to create a new message.
+ */
+export const WebhookQuotaThresholdSchema: GenMessage<WebhookQuotaThreshold> = /*@__PURE__*/
+  messageDesc(file_cphone_api_v1_webhook, 2);
+
+/**
+ * Payload of WEBHOOK_EVENT_TYPE_STATEMENT_CLOSED.
+ *
+ * @generated from message cphone.api.v1.WebhookStatementClosed
+ */
+export type WebhookStatementClosed = Message<"cphone.api.v1.WebhookStatementClosed"> & {
+  /**
+   * The tenant billed.
+   *
+   * @generated from field: string tenant_id = 1;
+   */
+  tenantId: string;
+
+  /**
+   * The month, "YYYY-MM".
+   *
+   * @generated from field: string month = 2;
+   */
+  month: string;
+
+  /**
+   * The statement (readable through the API).
+   *
+   * @generated from field: string statement_id = 3;
+   */
+  statementId: string;
+
+  /**
+   * The total as a decimal string in the currency's major unit, e.g. "1234.50".
+   *
+   * @generated from field: string total_amount = 4;
+   */
+  totalAmount: string;
+
+  /**
+   * ISO 4217 code, e.g. "EUR".
+   *
+   * @generated from field: string currency = 5;
+   */
+  currency: string;
+};
+
+/**
+ * Describes the message cphone.api.v1.WebhookStatementClosed.
+ * Use `create(WebhookStatementClosedSchema)` to create a new message.
+ */
+export const WebhookStatementClosedSchema: GenMessage<WebhookStatementClosed> = /*@__PURE__*/
+  messageDesc(file_cphone_api_v1_webhook, 3);
+
+/**
+ * The body of a webhook delivery, per the Standard Webhooks scheme: an HTTP POST of this message
+ * as protobuf JSON (Content-Type: application/json; the same bytes in every attempt) with:
+ *   webhook-id: the event_id
+ *   webhook-timestamp: the attempt's time, unix seconds
+ *   webhook-signature: space-separated "v1,<base64 HMAC-SHA256(key, "<webhook-id>.<webhook-timestamp>.<body>")>",
+ *     one per secret in use: the current one, and during a rotation's overlap the previous one
+ * where key is the base64-decoded part of the secret after "whsec_". A receiver accepts a
+ * request when any listed signature matches (compared in constant time) and should reject
+ * timestamps more than 5 minutes from its clock. Only a 2xx answer counts as delivered; other
+ * answers, errors and the 10 s timeout are retried with exponential backoff and jitter for 24
+ * hours. Delivery is at least once: the same event_id may arrive more than once (a retry after
+ * a lost answer, a restart mid-delivery, a redelivery), so receivers deduplicate on it.
  *
  * @generated from message cphone.api.v1.WebhookEvent
  */
@@ -147,6 +398,27 @@ export type WebhookEvent = Message<"cphone.api.v1.WebhookEvent"> & {
    * @generated from field: cphone.api.v1.QuotaUsage quota_usage = 8;
    */
   quotaUsage?: QuotaUsage | undefined;
+
+  /**
+   * The threshold crossed, for WEBHOOK_EVENT_TYPE_QUOTA_THRESHOLD_REACHED.
+   *
+   * @generated from field: cphone.api.v1.WebhookQuotaThreshold quota_threshold = 9;
+   */
+  quotaThreshold?: WebhookQuotaThreshold | undefined;
+
+  /**
+   * The statement closed, for WEBHOOK_EVENT_TYPE_STATEMENT_CLOSED.
+   *
+   * @generated from field: cphone.api.v1.WebhookStatementClosed statement = 10;
+   */
+  statement?: WebhookStatementClosed | undefined;
+
+  /**
+   * The webhook disabled, for WEBHOOK_EVENT_TYPE_WEBHOOK_DISABLED.
+   *
+   * @generated from field: cphone.api.v1.Webhook webhook = 11;
+   */
+  webhook?: Webhook | undefined;
 };
 
 /**
@@ -154,7 +426,7 @@ export type WebhookEvent = Message<"cphone.api.v1.WebhookEvent"> & {
  * Use `create(WebhookEventSchema)` to create a new message.
  */
 export const WebhookEventSchema: GenMessage<WebhookEvent> = /*@__PURE__*/
-  messageDesc(file_cphone_api_v1_webhook, 1);
+  messageDesc(file_cphone_api_v1_webhook, 4);
 
 /**
  * Kinds of events a webhook can receive.
@@ -170,21 +442,23 @@ export enum WebhookEventType {
   UNSPECIFIED = 0,
 
   /**
-   * A device was created. Payload: device.
+   * A device was created. Payload: device (as created) and device_event (from no state).
    *
    * @generated from enum value: WEBHOOK_EVENT_TYPE_DEVICE_CREATED = 1;
    */
   DEVICE_CREATED = 1,
 
   /**
-   * A device changed state (including to ERROR and LOST). Payload: device and device_event.
+   * A device changed state, any change (including to ERROR and LOST); a change to RUNNING,
+   * STOPPED, DELETED or LOST also has the event of its own below, with its own event_id.
+   * Payload: device (as of the change) and device_event.
    *
    * @generated from enum value: WEBHOOK_EVENT_TYPE_DEVICE_STATE_CHANGED = 2;
    */
   DEVICE_STATE_CHANGED = 2,
 
   /**
-   * A device reached DELETED. Payload: device.
+   * A device reached DELETED. Payload: device and device_event.
    *
    * @generated from enum value: WEBHOOK_EVENT_TYPE_DEVICE_DELETED = 3;
    */
@@ -192,24 +466,84 @@ export enum WebhookEventType {
 
   /**
    * A request was refused for quota, or device minutes ran out. Payload: quota_usage.
+   * Not produced yet: WEBHOOK_EVENT_TYPE_QUOTA_THRESHOLD_REACHED reports device minutes at 100 %.
    *
    * @generated from enum value: WEBHOOK_EVENT_TYPE_QUOTA_EXCEEDED = 4;
    */
   QUOTA_EXCEEDED = 4,
 
   /**
-   * A host became UNREACHABLE (platform tenant only). Payload: host.
+   * A host became UNREACHABLE (platform tenant only). Payload: host. Not produced yet.
    *
    * @generated from enum value: WEBHOOK_EVENT_TYPE_HOST_UNREACHABLE = 5;
    */
   HOST_UNREACHABLE = 5,
 
   /**
-   * A host became READY again (platform tenant only). Payload: host.
+   * A host became READY again (platform tenant only). Payload: host. Not produced yet.
    *
    * @generated from enum value: WEBHOOK_EVENT_TYPE_HOST_READY = 6;
    */
   HOST_READY = 6,
+
+  /**
+   * A device reached RUNNING. Payload: device and device_event.
+   *
+   * @generated from enum value: WEBHOOK_EVENT_TYPE_DEVICE_RUNNING = 7;
+   */
+  DEVICE_RUNNING = 7,
+
+  /**
+   * A device reached STOPPED. Payload: device and device_event.
+   *
+   * @generated from enum value: WEBHOOK_EVENT_TYPE_DEVICE_STOPPED = 8;
+   */
+  DEVICE_STOPPED = 8,
+
+  /**
+   * A device became LOST (its host stayed unreachable past the grace). Payload: device and
+   * device_event.
+   *
+   * @generated from enum value: WEBHOOK_EVENT_TYPE_DEVICE_LOST = 9;
+   */
+  DEVICE_LOST = 9,
+
+  /**
+   * A tenant's use of a quota crossed 80 % or 100 % of its limit in the current period.
+   * Payload: quota_threshold.
+   *
+   * @generated from enum value: WEBHOOK_EVENT_TYPE_QUOTA_THRESHOLD_REACHED = 10;
+   */
+  QUOTA_THRESHOLD_REACHED = 10,
+
+  /**
+   * A monthly statement was closed (it is immutable from now on). Payload: statement.
+   *
+   * @generated from enum value: WEBHOOK_EVENT_TYPE_STATEMENT_CLOSED = 11;
+   */
+  STATEMENT_CLOSED = 11,
+
+  /**
+   * A host's drain ended, COMPLETED or FAILED (platform tenant only). Payload: host.
+   *
+   * @generated from enum value: WEBHOOK_EVENT_TYPE_HOST_DRAINED = 12;
+   */
+  HOST_DRAINED = 12,
+
+  /**
+   * A webhook of the tenant was disabled after sustained delivery failure; sent to the tenant's
+   * other enabled webhooks (and its ancestors') that subscribe to it. Payload: webhook.
+   *
+   * @generated from enum value: WEBHOOK_EVENT_TYPE_WEBHOOK_DISABLED = 13;
+   */
+  WEBHOOK_DISABLED = 13,
+
+  /**
+   * Sent by SendTestWebhookEvent to the one webhook named, whatever it subscribes to. No payload.
+   *
+   * @generated from enum value: WEBHOOK_EVENT_TYPE_TEST = 14;
+   */
+  TEST = 14,
 }
 
 /**
@@ -217,4 +551,135 @@ export enum WebhookEventType {
  */
 export const WebhookEventTypeSchema: GenEnum<WebhookEventType> = /*@__PURE__*/
   enumDesc(file_cphone_api_v1_webhook, 0);
+
+/**
+ * Whether a webhook receives deliveries.
+ *
+ * @generated from enum cphone.api.v1.WebhookState
+ */
+export enum WebhookState {
+  /**
+   * Not set; in UpdateWebhook it is refused.
+   *
+   * @generated from enum value: WEBHOOK_STATE_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * Events are delivered.
+   *
+   * @generated from enum value: WEBHOOK_STATE_ENABLED = 1;
+   */
+  ENABLED = 1,
+
+  /**
+   * No new deliveries are made; pending ones are dropped. Set by UpdateWebhook, or by the control
+   * plane after sustained failure (disabled_reason says which). UpdateWebhook can enable it again.
+   *
+   * @generated from enum value: WEBHOOK_STATE_DISABLED = 2;
+   */
+  DISABLED = 2,
+}
+
+/**
+ * Describes the enum cphone.api.v1.WebhookState.
+ */
+export const WebhookStateSchema: GenEnum<WebhookState> = /*@__PURE__*/
+  enumDesc(file_cphone_api_v1_webhook, 1);
+
+/**
+ * Why a delivery attempt ended as it did.
+ *
+ * @generated from enum cphone.api.v1.WebhookDeliveryOutcome
+ */
+export enum WebhookDeliveryOutcome {
+  /**
+   * Not set; as a filter, any outcome.
+   *
+   * @generated from enum value: WEBHOOK_DELIVERY_OUTCOME_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * The receiver answered 2xx.
+   *
+   * @generated from enum value: WEBHOOK_DELIVERY_OUTCOME_SUCCEEDED = 1;
+   */
+  SUCCEEDED = 1,
+
+  /**
+   * The receiver answered another HTTP status (http_status says which).
+   *
+   * @generated from enum value: WEBHOOK_DELIVERY_OUTCOME_HTTP_ERROR = 2;
+   */
+  HTTP_ERROR = 2,
+
+  /**
+   * No answer: DNS, connection or TLS failure, or the request timed out (error says which).
+   *
+   * @generated from enum value: WEBHOOK_DELIVERY_OUTCOME_NETWORK_ERROR = 3;
+   */
+  NETWORK_ERROR = 3,
+
+  /**
+   * Not sent: the URL's host resolved to an address the SSRF rules refuse (error says which).
+   *
+   * @generated from enum value: WEBHOOK_DELIVERY_OUTCOME_REFUSED = 4;
+   */
+  REFUSED = 4,
+}
+
+/**
+ * Describes the enum cphone.api.v1.WebhookDeliveryOutcome.
+ */
+export const WebhookDeliveryOutcomeSchema: GenEnum<WebhookDeliveryOutcome> = /*@__PURE__*/
+  enumDesc(file_cphone_api_v1_webhook, 2);
+
+/**
+ * Where a delivery (one event to one webhook, with its retries) stands.
+ *
+ * @generated from enum cphone.api.v1.WebhookDeliveryState
+ */
+export enum WebhookDeliveryState {
+  /**
+   * Not set; as a filter, any state.
+   *
+   * @generated from enum value: WEBHOOK_DELIVERY_STATE_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * Waiting for its next attempt (next_attempt_time).
+   *
+   * @generated from enum value: WEBHOOK_DELIVERY_STATE_PENDING = 1;
+   */
+  PENDING = 1,
+
+  /**
+   * An attempt succeeded.
+   *
+   * @generated from enum value: WEBHOOK_DELIVERY_STATE_SUCCEEDED = 2;
+   */
+  SUCCEEDED = 2,
+
+  /**
+   * Every attempt failed until the retry window (24 h by default) closed.
+   *
+   * @generated from enum value: WEBHOOK_DELIVERY_STATE_FAILED = 3;
+   */
+  FAILED = 3,
+
+  /**
+   * Dropped unsent: the webhook was disabled or deleted.
+   *
+   * @generated from enum value: WEBHOOK_DELIVERY_STATE_DROPPED = 4;
+   */
+  DROPPED = 4,
+}
+
+/**
+ * Describes the enum cphone.api.v1.WebhookDeliveryState.
+ */
+export const WebhookDeliveryStateSchema: GenEnum<WebhookDeliveryState> = /*@__PURE__*/
+  enumDesc(file_cphone_api_v1_webhook, 3);
 

@@ -4,15 +4,17 @@
 
 import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
-import type { Webhook, WebhookEventType } from "./webhook_pb.js";
+import type { Webhook, WebhookDelivery, WebhookDeliveryOutcome, WebhookEventType } from "./webhook_pb.js";
 import { file_cphone_api_v1_webhook } from "./webhook_pb.js";
+import type { Duration, FieldMask, Timestamp } from "@bufbuild/protobuf/wkt";
+import { file_google_protobuf_duration, file_google_protobuf_field_mask, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import type { Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file cphone/api/v1/webhook_service.proto.
  */
 export const file_cphone_api_v1_webhook_service: GenFile = /*@__PURE__*/
-  fileDesc("CiNjcGhvbmUvYXBpL3YxL3dlYmhvb2tfc2VydmljZS5wcm90bxINY3Bob25lLmFwaS52MSKWAQoUQ3JlYXRlV2ViaG9va1JlcXVlc3QSEgoKcmVxdWVzdF9pZBgBIAEoCRIRCgl0ZW5hbnRfaWQYAiABKAkSFAoMZGlzcGxheV9uYW1lGAMgASgJEgsKA3VybBgEIAEoCRI0CgtldmVudF90eXBlcxgFIAMoDjIfLmNwaG9uZS5hcGkudjEuV2ViaG9va0V2ZW50VHlwZSJQChVDcmVhdGVXZWJob29rUmVzcG9uc2USJwoHd2ViaG9vaxgBIAEoCzIWLmNwaG9uZS5hcGkudjEuV2ViaG9vaxIOCgZzZWNyZXQYAiABKAkiJwoRR2V0V2ViaG9va1JlcXVlc3QSEgoKd2ViaG9va19pZBgBIAEoCSI9ChJHZXRXZWJob29rUmVzcG9uc2USJwoHd2ViaG9vaxgBIAEoCzIWLmNwaG9uZS5hcGkudjEuV2ViaG9vayJPChNMaXN0V2ViaG9va3NSZXF1ZXN0EhEKCXRlbmFudF9pZBgBIAEoCRIRCglwYWdlX3NpemUYAiABKAUSEgoKcGFnZV90b2tlbhgDIAEoCSJZChRMaXN0V2ViaG9va3NSZXNwb25zZRIoCgh3ZWJob29rcxgBIAMoCzIWLmNwaG9uZS5hcGkudjEuV2ViaG9vaxIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiKgoURGVsZXRlV2ViaG9va1JlcXVlc3QSEgoKd2ViaG9va19pZBgBIAEoCSIXChVEZWxldGVXZWJob29rUmVzcG9uc2Uy9AIKDldlYmhvb2tTZXJ2aWNlEloKDUNyZWF0ZVdlYmhvb2sSIy5jcGhvbmUuYXBpLnYxLkNyZWF0ZVdlYmhvb2tSZXF1ZXN0GiQuY3Bob25lLmFwaS52MS5DcmVhdGVXZWJob29rUmVzcG9uc2USUQoKR2V0V2ViaG9vaxIgLmNwaG9uZS5hcGkudjEuR2V0V2ViaG9va1JlcXVlc3QaIS5jcGhvbmUuYXBpLnYxLkdldFdlYmhvb2tSZXNwb25zZRJXCgxMaXN0V2ViaG9va3MSIi5jcGhvbmUuYXBpLnYxLkxpc3RXZWJob29rc1JlcXVlc3QaIy5jcGhvbmUuYXBpLnYxLkxpc3RXZWJob29rc1Jlc3BvbnNlEloKDURlbGV0ZVdlYmhvb2sSIy5jcGhvbmUuYXBpLnYxLkRlbGV0ZVdlYmhvb2tSZXF1ZXN0GiQuY3Bob25lLmFwaS52MS5EZWxldGVXZWJob29rUmVzcG9uc2ViBnByb3RvMw", [file_cphone_api_v1_webhook]);
+  fileDesc("CiNjcGhvbmUvYXBpL3YxL3dlYmhvb2tfc2VydmljZS5wcm90bxINY3Bob25lLmFwaS52MSKWAQoUQ3JlYXRlV2ViaG9va1JlcXVlc3QSEgoKcmVxdWVzdF9pZBgBIAEoCRIRCgl0ZW5hbnRfaWQYAiABKAkSFAoMZGlzcGxheV9uYW1lGAMgASgJEgsKA3VybBgEIAEoCRI0CgtldmVudF90eXBlcxgFIAMoDjIfLmNwaG9uZS5hcGkudjEuV2ViaG9va0V2ZW50VHlwZSJQChVDcmVhdGVXZWJob29rUmVzcG9uc2USJwoHd2ViaG9vaxgBIAEoCzIWLmNwaG9uZS5hcGkudjEuV2ViaG9vaxIOCgZzZWNyZXQYAiABKAkiJwoRR2V0V2ViaG9va1JlcXVlc3QSEgoKd2ViaG9va19pZBgBIAEoCSI9ChJHZXRXZWJob29rUmVzcG9uc2USJwoHd2ViaG9vaxgBIAEoCzIWLmNwaG9uZS5hcGkudjEuV2ViaG9vayJPChNMaXN0V2ViaG9va3NSZXF1ZXN0EhEKCXRlbmFudF9pZBgBIAEoCRIRCglwYWdlX3NpemUYAiABKAUSEgoKcGFnZV90b2tlbhgDIAEoCSJZChRMaXN0V2ViaG9va3NSZXNwb25zZRIoCgh3ZWJob29rcxgBIAMoCzIWLmNwaG9uZS5hcGkudjEuV2ViaG9vaxIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiKgoURGVsZXRlV2ViaG9va1JlcXVlc3QSEgoKd2ViaG9va19pZBgBIAEoCSIXChVEZWxldGVXZWJob29rUmVzcG9uc2UicAoUVXBkYXRlV2ViaG9va1JlcXVlc3QSJwoHd2ViaG9vaxgBIAEoCzIWLmNwaG9uZS5hcGkudjEuV2ViaG9vaxIvCgt1cGRhdGVfbWFzaxgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5GaWVsZE1hc2siQAoVVXBkYXRlV2ViaG9va1Jlc3BvbnNlEicKB3dlYmhvb2sYASABKAsyFi5jcGhvbmUuYXBpLnYxLldlYmhvb2siXAoaUm90YXRlV2ViaG9va1NlY3JldFJlcXVlc3QSEgoKd2ViaG9va19pZBgBIAEoCRIqCgdvdmVybGFwGAIgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uIlYKG1JvdGF0ZVdlYmhvb2tTZWNyZXRSZXNwb25zZRInCgd3ZWJob29rGAEgASgLMhYuY3Bob25lLmFwaS52MS5XZWJob29rEg4KBnNlY3JldBgCIAEoCSKUAgocTGlzdFdlYmhvb2tEZWxpdmVyaWVzUmVxdWVzdBIRCgl0ZW5hbnRfaWQYASABKAkSEgoKd2ViaG9va19pZBgCIAEoCRIQCghldmVudF9pZBgDIAEoCRI2CgdvdXRjb21lGAQgASgOMiUuY3Bob25lLmFwaS52MS5XZWJob29rRGVsaXZlcnlPdXRjb21lEi4KCnN0YXJ0X3RpbWUYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiwKCGVuZF90aW1lGAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIRCglwYWdlX3NpemUYByABKAUSEgoKcGFnZV90b2tlbhgIIAEoCSJsCh1MaXN0V2ViaG9va0RlbGl2ZXJpZXNSZXNwb25zZRIyCgpkZWxpdmVyaWVzGAEgAygLMh4uY3Bob25lLmFwaS52MS5XZWJob29rRGVsaXZlcnkSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIkQKHFJlZGVsaXZlcldlYmhvb2tFdmVudFJlcXVlc3QSEgoKd2ViaG9va19pZBgBIAEoCRIQCghldmVudF9pZBgCIAEoCSI0Ch1SZWRlbGl2ZXJXZWJob29rRXZlbnRSZXNwb25zZRITCgtkZWxpdmVyeV9pZBgBIAEoCSIxChtTZW5kVGVzdFdlYmhvb2tFdmVudFJlcXVlc3QSEgoKd2ViaG9va19pZBgBIAEoCSJFChxTZW5kVGVzdFdlYmhvb2tFdmVudFJlc3BvbnNlEhAKCGV2ZW50X2lkGAEgASgJEhMKC2RlbGl2ZXJ5X2lkGAIgASgJMpcHCg5XZWJob29rU2VydmljZRJaCg1DcmVhdGVXZWJob29rEiMuY3Bob25lLmFwaS52MS5DcmVhdGVXZWJob29rUmVxdWVzdBokLmNwaG9uZS5hcGkudjEuQ3JlYXRlV2ViaG9va1Jlc3BvbnNlElEKCkdldFdlYmhvb2sSIC5jcGhvbmUuYXBpLnYxLkdldFdlYmhvb2tSZXF1ZXN0GiEuY3Bob25lLmFwaS52MS5HZXRXZWJob29rUmVzcG9uc2USVwoMTGlzdFdlYmhvb2tzEiIuY3Bob25lLmFwaS52MS5MaXN0V2ViaG9va3NSZXF1ZXN0GiMuY3Bob25lLmFwaS52MS5MaXN0V2ViaG9va3NSZXNwb25zZRJaCg1EZWxldGVXZWJob29rEiMuY3Bob25lLmFwaS52MS5EZWxldGVXZWJob29rUmVxdWVzdBokLmNwaG9uZS5hcGkudjEuRGVsZXRlV2ViaG9va1Jlc3BvbnNlEloKDVVwZGF0ZVdlYmhvb2sSIy5jcGhvbmUuYXBpLnYxLlVwZGF0ZVdlYmhvb2tSZXF1ZXN0GiQuY3Bob25lLmFwaS52MS5VcGRhdGVXZWJob29rUmVzcG9uc2USbAoTUm90YXRlV2ViaG9va1NlY3JldBIpLmNwaG9uZS5hcGkudjEuUm90YXRlV2ViaG9va1NlY3JldFJlcXVlc3QaKi5jcGhvbmUuYXBpLnYxLlJvdGF0ZVdlYmhvb2tTZWNyZXRSZXNwb25zZRJyChVMaXN0V2ViaG9va0RlbGl2ZXJpZXMSKy5jcGhvbmUuYXBpLnYxLkxpc3RXZWJob29rRGVsaXZlcmllc1JlcXVlc3QaLC5jcGhvbmUuYXBpLnYxLkxpc3RXZWJob29rRGVsaXZlcmllc1Jlc3BvbnNlEnIKFVJlZGVsaXZlcldlYmhvb2tFdmVudBIrLmNwaG9uZS5hcGkudjEuUmVkZWxpdmVyV2ViaG9va0V2ZW50UmVxdWVzdBosLmNwaG9uZS5hcGkudjEuUmVkZWxpdmVyV2ViaG9va0V2ZW50UmVzcG9uc2USbwoUU2VuZFRlc3RXZWJob29rRXZlbnQSKi5jcGhvbmUuYXBpLnYxLlNlbmRUZXN0V2ViaG9va0V2ZW50UmVxdWVzdBorLmNwaG9uZS5hcGkudjEuU2VuZFRlc3RXZWJob29rRXZlbnRSZXNwb25zZWIGcHJvdG8z", [file_cphone_api_v1_webhook, file_google_protobuf_duration, file_google_protobuf_field_mask, file_google_protobuf_timestamp]);
 
 /**
  * Request of CreateWebhook.
@@ -43,7 +45,7 @@ export type CreateWebhookRequest = Message<"cphone.api.v1.CreateWebhookRequest">
   displayName: string;
 
   /**
-   * HTTPS URL that receives the events.
+   * HTTPS URL that receives the events (see Webhook.url for the addresses refused).
    *
    * @generated from field: string url = 4;
    */
@@ -234,8 +236,311 @@ export const DeleteWebhookResponseSchema: GenMessage<DeleteWebhookResponse> = /*
   messageDesc(file_cphone_api_v1_webhook_service, 7);
 
 /**
- * Manages webhook subscriptions. Needs TENANT_ADMIN or above.
- * Not served yet: every method answers UNIMPLEMENTED.
+ * Request of UpdateWebhook.
+ *
+ * @generated from message cphone.api.v1.UpdateWebhookRequest
+ */
+export type UpdateWebhookRequest = Message<"cphone.api.v1.UpdateWebhookRequest"> & {
+  /**
+   * The webhook: webhook_id names it; the fields in update_mask are set from it.
+   *
+   * @generated from field: cphone.api.v1.Webhook webhook = 1;
+   */
+  webhook?: Webhook | undefined;
+
+  /**
+   * Fields to change: display_name, url, event_types, state. Must not be empty.
+   *
+   * @generated from field: google.protobuf.FieldMask update_mask = 2;
+   */
+  updateMask?: FieldMask | undefined;
+};
+
+/**
+ * Describes the message cphone.api.v1.UpdateWebhookRequest.
+ * Use `create(UpdateWebhookRequestSchema)` to create a new message.
+ */
+export const UpdateWebhookRequestSchema: GenMessage<UpdateWebhookRequest> = /*@__PURE__*/
+  messageDesc(file_cphone_api_v1_webhook_service, 8);
+
+/**
+ * Response of UpdateWebhook.
+ *
+ * @generated from message cphone.api.v1.UpdateWebhookResponse
+ */
+export type UpdateWebhookResponse = Message<"cphone.api.v1.UpdateWebhookResponse"> & {
+  /**
+   * The webhook as changed.
+   *
+   * @generated from field: cphone.api.v1.Webhook webhook = 1;
+   */
+  webhook?: Webhook | undefined;
+};
+
+/**
+ * Describes the message cphone.api.v1.UpdateWebhookResponse.
+ * Use `create(UpdateWebhookResponseSchema)` to create a new message.
+ */
+export const UpdateWebhookResponseSchema: GenMessage<UpdateWebhookResponse> = /*@__PURE__*/
+  messageDesc(file_cphone_api_v1_webhook_service, 9);
+
+/**
+ * Request of RotateWebhookSecret.
+ *
+ * @generated from message cphone.api.v1.RotateWebhookSecretRequest
+ */
+export type RotateWebhookSecretRequest = Message<"cphone.api.v1.RotateWebhookSecretRequest"> & {
+  /**
+   * The webhook.
+   *
+   * @generated from field: string webhook_id = 1;
+   */
+  webhookId: string;
+
+  /**
+   * How long the current secret keeps signing beside the new one; unset means 24 hours, zero
+   * ends it at once. At most 7 days.
+   *
+   * @generated from field: google.protobuf.Duration overlap = 2;
+   */
+  overlap?: Duration | undefined;
+};
+
+/**
+ * Describes the message cphone.api.v1.RotateWebhookSecretRequest.
+ * Use `create(RotateWebhookSecretRequestSchema)` to create a new message.
+ */
+export const RotateWebhookSecretRequestSchema: GenMessage<RotateWebhookSecretRequest> = /*@__PURE__*/
+  messageDesc(file_cphone_api_v1_webhook_service, 10);
+
+/**
+ * Response of RotateWebhookSecret.
+ *
+ * @generated from message cphone.api.v1.RotateWebhookSecretResponse
+ */
+export type RotateWebhookSecretResponse = Message<"cphone.api.v1.RotateWebhookSecretResponse"> & {
+  /**
+   * The webhook (previous_secret_expire_time is the overlap's end).
+   *
+   * @generated from field: cphone.api.v1.Webhook webhook = 1;
+   */
+  webhook?: Webhook | undefined;
+
+  /**
+   * The new secret. Shown only here.
+   *
+   * @generated from field: string secret = 2;
+   */
+  secret: string;
+};
+
+/**
+ * Describes the message cphone.api.v1.RotateWebhookSecretResponse.
+ * Use `create(RotateWebhookSecretResponseSchema)` to create a new message.
+ */
+export const RotateWebhookSecretResponseSchema: GenMessage<RotateWebhookSecretResponse> = /*@__PURE__*/
+  messageDesc(file_cphone_api_v1_webhook_service, 11);
+
+/**
+ * Request of ListWebhookDeliveries.
+ *
+ * @generated from message cphone.api.v1.ListWebhookDeliveriesRequest
+ */
+export type ListWebhookDeliveriesRequest = Message<"cphone.api.v1.ListWebhookDeliveriesRequest"> & {
+  /**
+   * The tenant whose webhooks' deliveries are listed (its own, not its descendants'); empty means
+   * the caller's tenant. Ignored when webhook_id is set.
+   *
+   * @generated from field: string tenant_id = 1;
+   */
+  tenantId: string;
+
+  /**
+   * Only this webhook's deliveries.
+   *
+   * @generated from field: string webhook_id = 2;
+   */
+  webhookId: string;
+
+  /**
+   * Only this event's deliveries.
+   *
+   * @generated from field: string event_id = 3;
+   */
+  eventId: string;
+
+  /**
+   * Only attempts with this outcome.
+   *
+   * @generated from field: cphone.api.v1.WebhookDeliveryOutcome outcome = 4;
+   */
+  outcome: WebhookDeliveryOutcome;
+
+  /**
+   * Only attempts at or after this time.
+   *
+   * @generated from field: google.protobuf.Timestamp start_time = 5;
+   */
+  startTime?: Timestamp | undefined;
+
+  /**
+   * Only attempts before this time.
+   *
+   * @generated from field: google.protobuf.Timestamp end_time = 6;
+   */
+  endTime?: Timestamp | undefined;
+
+  /**
+   * Maximum number of results, 1..1000; 0 means 50.
+   *
+   * @generated from field: int32 page_size = 7;
+   */
+  pageSize: number;
+
+  /**
+   * next_page_token of the previous page; empty for the first page.
+   *
+   * @generated from field: string page_token = 8;
+   */
+  pageToken: string;
+};
+
+/**
+ * Describes the message cphone.api.v1.ListWebhookDeliveriesRequest.
+ * Use `create(ListWebhookDeliveriesRequestSchema)` to create a new message.
+ */
+export const ListWebhookDeliveriesRequestSchema: GenMessage<ListWebhookDeliveriesRequest> = /*@__PURE__*/
+  messageDesc(file_cphone_api_v1_webhook_service, 12);
+
+/**
+ * Response of ListWebhookDeliveries.
+ *
+ * @generated from message cphone.api.v1.ListWebhookDeliveriesResponse
+ */
+export type ListWebhookDeliveriesResponse = Message<"cphone.api.v1.ListWebhookDeliveriesResponse"> & {
+  /**
+   * The attempts on this page, newest first.
+   *
+   * @generated from field: repeated cphone.api.v1.WebhookDelivery deliveries = 1;
+   */
+  deliveries: WebhookDelivery[];
+
+  /**
+   * Token for the next page; empty on the last page.
+   *
+   * @generated from field: string next_page_token = 2;
+   */
+  nextPageToken: string;
+};
+
+/**
+ * Describes the message cphone.api.v1.ListWebhookDeliveriesResponse.
+ * Use `create(ListWebhookDeliveriesResponseSchema)` to create a new message.
+ */
+export const ListWebhookDeliveriesResponseSchema: GenMessage<ListWebhookDeliveriesResponse> = /*@__PURE__*/
+  messageDesc(file_cphone_api_v1_webhook_service, 13);
+
+/**
+ * Request of RedeliverWebhookEvent.
+ *
+ * @generated from message cphone.api.v1.RedeliverWebhookEventRequest
+ */
+export type RedeliverWebhookEventRequest = Message<"cphone.api.v1.RedeliverWebhookEventRequest"> & {
+  /**
+   * The webhook.
+   *
+   * @generated from field: string webhook_id = 1;
+   */
+  webhookId: string;
+
+  /**
+   * The event (from the delivery log or the webhook-id header).
+   *
+   * @generated from field: string event_id = 2;
+   */
+  eventId: string;
+};
+
+/**
+ * Describes the message cphone.api.v1.RedeliverWebhookEventRequest.
+ * Use `create(RedeliverWebhookEventRequestSchema)` to create a new message.
+ */
+export const RedeliverWebhookEventRequestSchema: GenMessage<RedeliverWebhookEventRequest> = /*@__PURE__*/
+  messageDesc(file_cphone_api_v1_webhook_service, 14);
+
+/**
+ * Response of RedeliverWebhookEvent.
+ *
+ * @generated from message cphone.api.v1.RedeliverWebhookEventResponse
+ */
+export type RedeliverWebhookEventResponse = Message<"cphone.api.v1.RedeliverWebhookEventResponse"> & {
+  /**
+   * The new delivery, pending.
+   *
+   * @generated from field: string delivery_id = 1;
+   */
+  deliveryId: string;
+};
+
+/**
+ * Describes the message cphone.api.v1.RedeliverWebhookEventResponse.
+ * Use `create(RedeliverWebhookEventResponseSchema)` to create a new message.
+ */
+export const RedeliverWebhookEventResponseSchema: GenMessage<RedeliverWebhookEventResponse> = /*@__PURE__*/
+  messageDesc(file_cphone_api_v1_webhook_service, 15);
+
+/**
+ * Request of SendTestWebhookEvent.
+ *
+ * @generated from message cphone.api.v1.SendTestWebhookEventRequest
+ */
+export type SendTestWebhookEventRequest = Message<"cphone.api.v1.SendTestWebhookEventRequest"> & {
+  /**
+   * The webhook.
+   *
+   * @generated from field: string webhook_id = 1;
+   */
+  webhookId: string;
+};
+
+/**
+ * Describes the message cphone.api.v1.SendTestWebhookEventRequest.
+ * Use `create(SendTestWebhookEventRequestSchema)` to create a new message.
+ */
+export const SendTestWebhookEventRequestSchema: GenMessage<SendTestWebhookEventRequest> = /*@__PURE__*/
+  messageDesc(file_cphone_api_v1_webhook_service, 16);
+
+/**
+ * Response of SendTestWebhookEvent.
+ *
+ * @generated from message cphone.api.v1.SendTestWebhookEventResponse
+ */
+export type SendTestWebhookEventResponse = Message<"cphone.api.v1.SendTestWebhookEventResponse"> & {
+  /**
+   * The test event's id.
+   *
+   * @generated from field: string event_id = 1;
+   */
+  eventId: string;
+
+  /**
+   * Its delivery, pending.
+   *
+   * @generated from field: string delivery_id = 2;
+   */
+  deliveryId: string;
+};
+
+/**
+ * Describes the message cphone.api.v1.SendTestWebhookEventResponse.
+ * Use `create(SendTestWebhookEventResponseSchema)` to create a new message.
+ */
+export const SendTestWebhookEventResponseSchema: GenMessage<SendTestWebhookEventResponse> = /*@__PURE__*/
+  messageDesc(file_cphone_api_v1_webhook_service, 17);
+
+/**
+ * Manages webhook subscriptions and reads their delivery log. Needs TENANT_ADMIN or above. A
+ * caller sees the webhooks of its tenant and its descendants; any other is NOT_FOUND.
  *
  * @generated from service cphone.api.v1.WebhookService
  */
@@ -279,6 +584,59 @@ export const WebhookService: GenService<{
     methodKind: "unary";
     input: typeof DeleteWebhookRequestSchema;
     output: typeof DeleteWebhookResponseSchema;
+  },
+  /**
+   * Changes a webhook's name, url, event types or state (enabling a disabled webhook clears its
+   * failure record; disabling drops its pending deliveries).
+   *
+   * @generated from rpc cphone.api.v1.WebhookService.UpdateWebhook
+   */
+  updateWebhook: {
+    methodKind: "unary";
+    input: typeof UpdateWebhookRequestSchema;
+    output: typeof UpdateWebhookResponseSchema;
+  },
+  /**
+   * Makes a new secret and returns it, once. The previous secret keeps signing beside it (two
+   * signatures per delivery) until the overlap ends, so receivers can switch without a gap.
+   *
+   * @generated from rpc cphone.api.v1.WebhookService.RotateWebhookSecret
+   */
+  rotateWebhookSecret: {
+    methodKind: "unary";
+    input: typeof RotateWebhookSecretRequestSchema;
+    output: typeof RotateWebhookSecretResponseSchema;
+  },
+  /**
+   * Lists delivery attempts, newest first.
+   *
+   * @generated from rpc cphone.api.v1.WebhookService.ListWebhookDeliveries
+   */
+  listWebhookDeliveries: {
+    methodKind: "unary";
+    input: typeof ListWebhookDeliveriesRequestSchema;
+    output: typeof ListWebhookDeliveriesResponseSchema;
+  },
+  /**
+   * Delivers an event to a webhook again, as a new delivery with the same event id (for events
+   * the webhook received or was due to receive).
+   *
+   * @generated from rpc cphone.api.v1.WebhookService.RedeliverWebhookEvent
+   */
+  redeliverWebhookEvent: {
+    methodKind: "unary";
+    input: typeof RedeliverWebhookEventRequestSchema;
+    output: typeof RedeliverWebhookEventResponseSchema;
+  },
+  /**
+   * Sends a WEBHOOK_EVENT_TYPE_TEST event to the webhook (enabled or not).
+   *
+   * @generated from rpc cphone.api.v1.WebhookService.SendTestWebhookEvent
+   */
+  sendTestWebhookEvent: {
+    methodKind: "unary";
+    input: typeof SendTestWebhookEventRequestSchema;
+    output: typeof SendTestWebhookEventResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_cphone_api_v1_webhook_service, 0);
