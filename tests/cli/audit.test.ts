@@ -59,7 +59,7 @@ test('audit get: filters by method, resource, outcome and actor; JSON and YAML o
     ],
     'newest first',
   );
-  const anonymous = await events(['--actor', 'anonymous', '--outcome', 'unauthenticated']);
+  const anonymous = await events(['--descendants', '--actor', 'anonymous', '--outcome', 'unauthenticated']);
   assert.equal(anonymous[0]?.actor?.kind, 'ACTOR_KIND_ANONYMOUS');
   assert.equal(anonymous[0]?.actor?.id, 'key_0nosuchkey');
 
@@ -85,7 +85,7 @@ test('audit get: --limit follows pages up to it; tables and wide tables', async 
   const [header, ...rows] = table.stdout.trimEnd().split('\n');
   assert.match(header ?? '', /^AGE\s+METHOD\s+RESOURCE\s+ACTOR\s+OUTCOME\s+TENANT$/);
   assert.ok(
-    rows.some((r) => /TenantService\/UpdateTenant\s+tenant\/tnt_\w+\s+API_KEY\/key_\w+\s+ok/.test(r)),
+    rows.some((r) => /TenantService\/UpdateTenant\s+tenant\/tnt_\w+\s+ApiKey\/key_\w+\s+ok/.test(r)),
   );
   const wide = await p.cli(['audit', 'get', '--descendants', '-o', 'wide']);
   assert.match(wide.stdout.split('\n')[0] ?? '', /ADDRESS\s+REQUEST\s+MESSAGE/);

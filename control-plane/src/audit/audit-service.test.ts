@@ -17,7 +17,7 @@ import {
 } from '@cphone/proto';
 import { connectError } from '../api/test-api.js';
 import { PLATFORM_TENANT_ID } from '../auth/bootstrap.js';
-import { type DeviceTestServer, startDeviceTestServer } from '../devices/testing.js';
+import { ANDROID_14, type DeviceTestServer, startDeviceTestServer } from '../devices/testing.js';
 import { insertHosts } from '../placement/testing.js';
 import { auditService } from './audit-service.js';
 
@@ -62,16 +62,7 @@ before(async () => {
     config: { trustedProxies: ['127.0.0.1', '::1'] },
   });
   const admin = server.clients(server.api.adminToken);
-  await admin.images.createImage({
-    imageId: IMAGE,
-    image: {
-      displayName: 'Android 14',
-      containerImage: 'redroid/redroid:14.0.0_64only-latest',
-      archs: ['arm64'],
-      defaultSpec: { vcpuMillicores: 1000, memoryMib: 2048, storageGib: 16 },
-      minMemoryMib: 1024,
-    },
-  });
+  await admin.images.createImage({ imageId: IMAGE, image: ANDROID_14 });
   acmeAdmin = await server.addTenant('acme', 'tenant_admin');
   acmeUser = await server.api.token('acme', 'tenant_user');
   globexAdmin = await server.addTenant('globex', 'tenant_admin');

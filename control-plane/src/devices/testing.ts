@@ -42,6 +42,15 @@ export interface DeviceTestServer {
   close(): Promise<void>;
 }
 
+/** An Android 14 image as a platform admin creates it (CreateImageRequest.image). */
+export const ANDROID_14 = {
+  displayName: 'Android 14',
+  containerImage: 'redroid/redroid:14.0.0_64only-latest',
+  archs: ['arm64'],
+  defaultSpec: { vcpuMillicores: 2000, memoryMib: 4096, storageGib: 32 },
+  minMemoryMib: 1024,
+};
+
 export interface DeviceTestServerOptions {
   /** More services beside the device and image services (e.g. AuditService). */
   routes?: (router: ConnectRouter, deps: DeviceServiceDeps) => void;
