@@ -14,6 +14,7 @@ import { registerHosts } from './commands/hosts.js';
 import { registerImages } from './commands/images.js';
 import { registerTenants } from './commands/tenants.js';
 import { registerUp } from './commands/up.js';
+import { registerUsage } from './commands/usage.js';
 import { CLI_VERSION } from './lib/api.js';
 import { EXIT, renderError } from './lib/errors.js';
 import { FORMATS } from './lib/output.js';
@@ -57,6 +58,7 @@ Examples:
   registerHosts(program);
   registerDevices(program);
   registerTenants(program);
+  registerUsage(program);
   registerImages(program);
   registerApiKeys(program);
   registerArtifacts(program);

@@ -159,6 +159,12 @@ export interface ControlPlaneConfig {
   readonly webhookConcurrency: number;
   /** Events and delivery logs older than this (ms) are deleted. CPHONE_WEBHOOK_RETENTION_MS, default 30 days */
   readonly webhookRetentionMs: number;
+  /**
+   * Raw usage samples are kept this many whole months before the current one, then their monthly
+   * partition is dropped (the rollups, which every usage query reads, are kept). 0 keeps them
+   * forever. CPHONE_USAGE_RETENTION_MONTHS, default 13
+   */
+  readonly usageRetentionMonths: number;
 }
 
 type Env = Record<string, string | undefined>;
@@ -277,6 +283,7 @@ export function loadConfig(
     webhookPollMs: int(env, 'CPHONE_WEBHOOK_POLL_MS', 1000, 1),
     webhookConcurrency: int(env, 'CPHONE_WEBHOOK_CONCURRENCY', 16, 1),
     webhookRetentionMs: int(env, 'CPHONE_WEBHOOK_RETENTION_MS', 30 * 86_400_000, 60_000),
+    usageRetentionMonths: int(env, 'CPHONE_USAGE_RETENTION_MONTHS', 13, 0),
     ...overrides,
   };
   const config: ControlPlaneConfig = {

@@ -32,7 +32,8 @@ import { type OpenDatabase, openDatabase } from './store/database.js';
 import { migrateToLatest } from './store/migrate.js';
 import type { Database } from './store/schema.js';
 import { StreamKeys } from './streams/keys.js';
-import { MinutesEnforcer } from './tenants/minutes-enforcer.js';
+import { announceMinutesThreshold, MinutesEnforcer } from './tenants/minutes-enforcer.js';
+import { UsageMaintenance } from './usage/partitions.js';
 import { WebhookWorker } from './webhooks/delivery-worker.js';
 import { SecretBox } from './webhooks/secrets.js';
 import { TargetPolicy } from './webhooks/target-policy.js';
@@ -206,17 +207,31 @@ export async function startControlPlane(
       intervalMs: options.drainIntervalMs,
     });
     drainer.start();
+    // Thresholds of device minutes go out as webhook events (the worker is nudged once it exists).
+    let nudgeWebhooks = () => {};
     const minutes = new MinutesEnforcer({
       ...base,
       isLeader: () => cluster.isLeader(),
       desiredChanged,
       intervalMs: config.quotaMinutesIntervalMs,
+      announce: announceMinutesThreshold,
+      announced: () => nudgeWebhooks(),
     });
     minutes.start();
     // The leader closes each month's statements once the month (and its grace) is over.
     const statementCloser = new StatementCloser({ ...base, isLeader: () => cluster.isLeader() });
     statementCloser.start();
     closers.push(() => statementCloser.close());
+    // Raw usage partitions made ahead and, on the leader, dropped past the retention.
+    const usageMaintenance = new UsageMaintenance({
+      db: database.db,
+      logger,
+      now: () => base.clock.now(),
+      isLeader: () => cluster.isLeader(),
+      retentionMonths: config.usageRetentionMonths,
+    });
+    usageMaintenance.start();
+    closers.push(() => usageMaintenance.close());
     const started = gateway;
     // Closed in reverse: the drainer stops, queued plans commit, then the agent streams end.
     closers.push(() => started.close());
@@ -233,6 +248,7 @@ export async function startControlPlane(
     const webhookPolicy = new TargetPolicy(config.webhookAllowHosts);
     const webhookWorker = new WebhookWorker({ ...base, secrets: webhookSecrets, policy: webhookPolicy });
     webhookWorker.start();
+    nudgeWebhooks = () => webhookWorker.nudge();
     closers.push(() => webhookWorker.close());
     metrics.watchWebhookQueue(async () => {
       const row = await database.db

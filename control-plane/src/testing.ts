@@ -30,6 +30,10 @@ export {
   type TestDatabase,
 } from './store/test-database.js';
 export { checkLiveness, startTestControlPlane, type TestControlPlane } from './test-control-plane.js';
+// Usage intake as the gateway calls it, raw partitions, and the rollup runs a query reads (bench/usage.ts).
+export { ingestUsage } from './usage/intake.js';
+export { ensureUsagePartitions } from './usage/partitions.js';
+export { planUsage } from './usage/usage-query.js';
 
 /** A fresh, migrated database for one test file (PostgreSQL when DATABASE_URL is set, else PGlite). */
 export function createTestStore(

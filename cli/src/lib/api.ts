@@ -10,6 +10,7 @@ import {
   HostService,
   ImageService,
   TenantService,
+  UsageService,
 } from '@cphone/proto/api';
 import { resolveTarget, type Target, type TargetFlags } from './config.js';
 import { CliError, EXIT } from './errors.js';
@@ -23,6 +24,7 @@ export interface Api {
   readonly apiKeys: Client<typeof ApiKeyService>;
   readonly artifacts: Client<typeof ArtifactService>;
   readonly audit: Client<typeof AuditService>;
+  readonly usage: Client<typeof UsageService>;
 }
 
 export function createApi(target: Target): Api {
@@ -46,6 +48,7 @@ export function createApi(target: Target): Api {
     apiKeys: createClient(ApiKeyService, transport),
     artifacts: createClient(ArtifactService, transport),
     audit: createClient(AuditService, transport),
+    usage: createClient(UsageService, transport),
   };
 }
 

@@ -119,3 +119,8 @@ export function pageOf<T>(
   const last = items[items.length - 1];
   return { items, nextPageToken: last === undefined ? '' : sign({ a: idOf(last), h: page.queryHash }) };
 }
+
+/** A token that resumes right after the row `id` (for streams that hand out a cursor per chunk). */
+export function tokenAfter(id: string, page: Page): string {
+  return sign({ a: id, h: page.queryHash });
+}

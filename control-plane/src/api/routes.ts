@@ -8,6 +8,7 @@ import {
   HostService,
   ImageService,
   TenantService,
+  UsageService,
   UserService,
   WebhookService,
 } from '@cphone/proto';
@@ -19,6 +20,7 @@ import { deviceService } from '../devices/device-service.js';
 import { hostService } from '../hosts/host-service.js';
 import { imageService } from '../images/image-service.js';
 import { tenantService } from '../tenants/tenant-service.js';
+import { usageService } from '../usage/usage-service.js';
 import { userService } from '../users/user-service.js';
 import { webhookService } from '../webhooks/webhook-service.js';
 import { apiKeyService } from './api-key-service.js';
@@ -38,4 +40,5 @@ export function registerServices(router: ConnectRouter, deps: Deps): void {
   router.service(AuditService, auditService(deps));
   router.service(BillingService, billingService(deps));
   router.service(WebhookService, webhookService(deps));
+  router.service(UsageService, usageService(deps));
 }

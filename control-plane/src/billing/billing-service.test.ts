@@ -257,6 +257,21 @@ test('a month with a mid-month price change closes into a statement that adds up
   assert.equal(partial.rating?.total, '19.85');
 
   clock.set(new Date('2026-11-01T00:00:00Z'));
+  // The reseller listens for its customers' statements (a subscription row; delivery is the
+  // webhooks' own test): closing writes the event in the statement's transaction.
+  await store.db
+    .insertInto('webhook')
+    .values({
+      id: 'wh_statements',
+      tenant_id: 'r1',
+      display_name: 'statements',
+      url: 'https://billing.example.invalid/hook',
+      event_types: JSON.stringify(['statement_closed']),
+      secret: 'sealed',
+      create_time: clock.now(),
+      update_time: clock.now(),
+    })
+    .execute();
   const closed = await r1.closeStatement({ tenantId: 'c1', month: '2026-10' });
   const s = closed.statement;
   // Oct 1-15 (book 1): 700 plain minutes, 100 free, 600 x 0.01 = 6.00; gpu 100 x 0.05 = 5.00; vCPU
@@ -290,6 +305,27 @@ test('a month with a mid-month price change closes into a statement that adds up
 
   const again = await r1.closeStatement({ tenantId: 'c1', month: '2026-10' });
   assert.equal(again.statement?.statementId, s?.statementId, 'closing twice returns the same statement');
+  const events = await store.db
+    .selectFrom('webhook_event')
+    .select(['tenant_id', 'type', 'body'])
+    .where('type', '=', 'statement_closed')
+    .execute();
+  assert.deepEqual(
+    events.map((e) => [e.tenant_id, JSON.parse(e.body).statement]),
+    [
+      [
+        'c1',
+        {
+          tenantId: 'c1',
+          month: '2026-10',
+          statementId: s?.statementId,
+          totalAmount: '30.00',
+          currency: 'USD',
+        },
+      ],
+    ],
+    'one STATEMENT_CLOSED event, not one per close',
+  );
   const read = await api.client(BillingService, tokens.c1).getStatement({ month: '2026-10' });
   assert.equal(read.statement?.rating?.total, '30.00');
 

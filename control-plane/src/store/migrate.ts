@@ -10,6 +10,7 @@ import * as streamSessions from './migrations/2026-12-01T0200-stream-sessions.js
 import * as hostChangeFeed from './migrations/2026-12-02T0100-host-change-feed.js';
 import * as webUsers from './migrations/2026-12-02T0200-web-users.js';
 import * as adbTunnels from './migrations/2026-12-03T0100-adb-tunnels.js';
+import * as usagePartitionsRollups from './migrations/2026-12-04T0100-usage-partitions-rollups.js';
 import * as billing from './migrations/2026-12-04T0200-billing-price-books-statements.js';
 import * as webhooksOutbox from './migrations/2026-12-04T0300-webhooks-outbox.js';
 import * as auditTrailRateLimits from './migrations/2026-12-04T0400-audit-trail-rate-limits.js';
@@ -29,6 +30,7 @@ const migrations: Record<string, Migration> = {
   '2026-12-02T0100-host-change-feed': hostChangeFeed,
   '2026-12-02T0200-web-users': webUsers,
   '2026-12-03T0100-adb-tunnels': adbTunnels,
+  '2026-12-04T0100-usage-partitions-rollups': usagePartitionsRollups,
   '2026-12-04T0200-billing-price-books-statements': billing,
   '2026-12-04T0300-webhooks-outbox': webhooksOutbox,
   '2026-12-04T0400-audit-trail-rate-limits': auditTrailRateLimits,
@@ -51,7 +53,7 @@ export async function migrateToLatest(db: Kysely<any>): Promise<string[]> {
   return (results ?? []).filter((r) => r.status === 'Success').map((r) => r.migrationName);
 }
 
-/** Brings the schema up or down to the named migration (tests of a migration's data changes). */
+/** Brings the schema up (or down) to the named migration: for tests of a migration over old data. */
 // biome-ignore lint/suspicious/noExplicitAny: the migrator works on any schema.
 export async function migrateTo(db: Kysely<any>, name: string): Promise<void> {
   const { error } = await new Migrator({ db, provider }).migrateTo(name);

@@ -314,6 +314,10 @@ export interface RateLimitBucketTable {
   refill_time: Timestamp;
 }
 
+/**
+ * One raw sample, partitioned by month of start_time (migrations/2026-12-04T0100-usage-partitions-rollups.ts);
+ * old months are dropped by retention (usage/partitions.ts), the rollups stay.
+ */
 export interface UsageSampleTable {
   host_id: string;
   sequence: number;
@@ -337,6 +341,45 @@ export interface UsageRejectedTable {
   claimed_tenant_id: string;
   reason: string;
   create_time: CreatedAt;
+}
+
+/** Sequences stored or rejected above the host's cursor: exactly-once for the gaps (usage/intake.ts). */
+export interface UsageSeenTable {
+  host_id: string;
+  sequence: number;
+}
+
+/** A rollup grain in minutes: 15, 60 or 1440 (a UTC day). */
+export type UsageGrain = 15 | 60 | 1440;
+
+/** Integer counters of a rollup row (usage/rollups.ts); sums may pass 2^53, so read them as text. */
+export interface UsageCounters {
+  /** Device-seconds running (BOOTING or RUNNING). */
+  running_s: ColumnType<string, number | string, number | string>;
+  /** Device-seconds not running (the device existed). */
+  stopped_s: ColumnType<string, number | string, number | string>;
+  /** vCPU millicore-seconds, over running seconds. */
+  vcpu_mcs: ColumnType<string, number | string, number | string>;
+  /** Memory MiB-seconds, over running seconds. */
+  memory_mibs: ColumnType<string, number | string, number | string>;
+  /** Storage GiB-seconds, over every second the device existed. */
+  storage_gibs: ColumnType<string, number | string, number | string>;
+}
+
+export interface UsageRollupDeviceTable extends UsageCounters {
+  tenant_id: string;
+  grain: UsageGrain;
+  /** Start of the bucket, aligned to the grain in UTC. */
+  bucket_start: Timestamp;
+  device_id: string;
+  /** The host that reported the samples (a device that moved has a row per host). */
+  host_id: string;
+}
+
+export interface UsageRollupTenantTable extends UsageCounters {
+  tenant_id: string;
+  grain: UsageGrain;
+  bucket_start: Timestamp;
 }
 
 export interface UsageCursorTable {
@@ -425,6 +468,9 @@ export interface Database {
   usage_sample: UsageSampleTable;
   usage_cursor: UsageCursorTable;
   usage_rejected: UsageRejectedTable;
+  usage_seen: UsageSeenTable;
+  usage_rollup_device: UsageRollupDeviceTable;
+  usage_rollup_tenant: UsageRollupTenantTable;
   stream_session: StreamSessionTable;
   adb_tunnel: AdbTunnelTable;
   artifact: ArtifactTable;

@@ -3,8 +3,10 @@
 // period, starts are refused while the minutes are used up (anywhere up the path), STOP_RUNNING
 // stops the running phones, and raising the limit lets starts through again.
 import assert from 'node:assert/strict';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { after, before, test } from 'node:test';
-import { create, type DescService } from '@bufbuild/protobuf';
+import { create, type DescService, fromJsonString } from '@bufbuild/protobuf';
 import { timestampFromDate } from '@bufbuild/protobuf/wkt';
 import { Code, createClient } from '@connectrpc/connect';
 import {
@@ -15,13 +17,16 @@ import {
   PowerState,
   TenantKind,
   TenantService,
+  WebhookEventSchema,
+  WebhookEventType,
+  WebhookService,
 } from '@cphone/proto';
 import { bearerTransport } from '../api/bearer-transport.js';
 import { connectError } from '../api/test-api.js';
 import { insertHosts } from '../placement/testing.js';
 import { startTestControlPlane, type TestControlPlane } from '../test-control-plane.js';
 import { ingestUsage } from '../usage/intake.js';
-import { MinutesEnforcer, type MinutesThreshold } from './minutes-enforcer.js';
+import { announceMinutesThreshold, MinutesEnforcer, type MinutesThreshold } from './minutes-enforcer.js';
 
 let testPlane: TestControlPlane;
 const client = <S extends DescService>(service: S) =>
@@ -31,10 +36,28 @@ let sequence = 0n;
 const announced: MinutesThreshold[] = [];
 const stoppedHosts: string[] = [];
 let enforcer: MinutesEnforcer;
+// A webhook receiver on loopback: the bodies it was sent.
+const delivered: string[] = [];
+const receiver = createServer((req, res) => {
+  let body = '';
+  req.setEncoding('utf8');
+  req.on('data', (chunk: string) => {
+    body += chunk;
+  });
+  req.on('end', () => {
+    delivered.push(body);
+    res.writeHead(204).end();
+  });
+});
 
 before(async () => {
+  await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
   // The plane's own enforcer never runs in this test: only the one below, on demand.
-  testPlane = await startTestControlPlane({ quotaMinutesIntervalMs: 3_600_000 });
+  testPlane = await startTestControlPlane({
+    quotaMinutesIntervalMs: 3_600_000,
+    webhookAllowHosts: ['127.0.0.1'],
+    webhookPollMs: 50,
+  });
   enforcer = new MinutesEnforcer({
     ...testPlane.plane.deps,
     isLeader: () => true,
@@ -48,6 +71,7 @@ before(async () => {
         .executeTakeFirst();
       assert.ok(reading, 'announced inside the reading’s transaction');
       announced.push(threshold);
+      await announceMinutesThreshold(trx, threshold);
     },
   });
   await client(ImageService).createImage({
@@ -62,7 +86,21 @@ before(async () => {
   await insertHosts(db(), [{ id: 'm-host', vcpu: 100_000, memoryMib: 100_000, devices: 50 }]);
 });
 
-after(() => testPlane.close());
+after(async () => {
+  await testPlane.close();
+  receiver.closeAllConnections();
+  await new Promise((resolve) => receiver.close(resolve));
+});
+
+async function until<T>(what: string, probe: () => T | undefined, timeoutMs = 30_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = probe();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
 
 async function tenant(kind: TenantKind, name: string, parentTenantId = ''): Promise<string> {
   const created = await client(TenantService).createTenant({ kind, displayName: name, parentTenantId });
@@ -105,6 +143,14 @@ test('80 % and 100 % are announced once; at the limit starts are refused along t
   const customer = await tenant(TenantKind.CUSTOMER, 'minutes-c', reseller);
   const tenants = client(TenantService);
   await tenants.setQuota({ quota: { tenantId: reseller, maxDeviceMinutes: 10n } });
+  const port = (receiver.address() as AddressInfo).port;
+  await client(WebhookService).createWebhook({
+    requestId: `minutes-${reseller}`,
+    tenantId: reseller,
+    displayName: 'quota alerts',
+    url: `http://127.0.0.1:${port}/quota`,
+    eventTypes: [WebhookEventType.QUOTA_THRESHOLD_REACHED],
+  });
   const a = await runningDevice(customer);
   const b = await runningDevice(customer);
   await report(a, customer, 4, 0);
@@ -129,6 +175,26 @@ test('80 % and 100 % are announced once; at the limit starts are refused along t
     [[reseller, 100, 10]],
   );
   assert.equal(pass.stopped, 0, 'REFUSE_STARTS (the default) leaves running phones running');
+  // The reseller's webhook hears both thresholds, each once.
+  const events = await until('two threshold events', () => {
+    const got = delivered
+      .map((b) => fromJsonString(WebhookEventSchema, b))
+      .filter((e) => e.tenantId === reseller);
+    return got.length >= 2 ? got : undefined;
+  });
+  assert.deepEqual(
+    events.map((e) => [
+      WebhookEventType[e.type],
+      e.quotaThreshold?.thresholdPercent,
+      e.quotaThreshold?.dimension,
+      e.quotaThreshold?.quotaUsage?.deviceMinutes,
+      e.quotaThreshold?.quotaUsage?.quota?.maxDeviceMinutes,
+    ]),
+    [
+      ['QUOTA_THRESHOLD_REACHED', 80, 'max_device_minutes', 8n, 10n],
+      ['QUOTA_THRESHOLD_REACHED', 100, 'max_device_minutes', 10n, 10n],
+    ],
+  );
   // Anything that adds a running phone under the reseller is refused; stopped creates are not.
   await client(DeviceService).stopDevice({ deviceId: a });
   await assert.rejects(

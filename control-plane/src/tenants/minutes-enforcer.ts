@@ -8,12 +8,15 @@
 //
 // A pass of a leader that has just lost the leadership may overlap the new leader's: the reading
 // row is locked while a tenant is handled, so an announcement still goes out once.
+import { WebhookEventType } from '@cphone/proto';
 import type { Kysely, Transaction } from 'kysely';
+import { ts } from '../api/convert.js';
 import { tenantSubtree } from '../auth/api-keys.js';
 import type { Clock } from '../clock.js';
 import { stopTenantDevices } from '../devices/lifecycle.js';
 import type { Logger } from '../logger.js';
 import type { Database } from '../store/schema.js';
+import { enqueueWebhookEvent } from '../webhooks/outbox.js';
 import { deviceMinutesOf, periodOf } from './quota.js';
 
 /** A threshold reached in a period, announced once. */
@@ -35,7 +38,9 @@ export interface MinutesEnforcerOptions {
   /** Tells the gateway a host's desired set changed (after a commit). */
   readonly desiredChanged: (hostId: string) => void;
   /** Announces a threshold inside the transaction that records it (webhook outbox). */
-  readonly announce?: (trx: Transaction<Database>, threshold: MinutesThreshold) => Promise<void>;
+  readonly announce?: (trx: Transaction<Database>, threshold: MinutesThreshold) => Promise<unknown>;
+  /** Called after a transaction that announced something committed (to wake the webhook worker). */
+  readonly announced?: () => void;
   /** Milliseconds between passes (default 60,000). */
   readonly intervalMs?: number;
 }
@@ -156,6 +161,7 @@ export class MinutesEnforcer {
         return stopTenantDevices(trx, subtree, now);
       });
       for (const hostId of hosts) this.options.desiredChanged(hostId);
+      if (announced.some((a) => a.tenantId === q.tenant_id)) this.options.announced?.();
     }
     if (announced.length > 0 || stopped > 0) {
       this.#log.info(
@@ -165,4 +171,27 @@ export class MinutesEnforcer {
     }
     return { checked: limited.length, announced, stopped };
   }
+}
+
+/**
+ * The webhook event of a threshold: QUOTA_THRESHOLD_REACHED for the limited tenant (its webhooks
+ * and its ancestors' receive it), with the use and the limit it was read against.
+ */
+export function announceMinutesThreshold(trx: Transaction<Database>, t: MinutesThreshold) {
+  return enqueueWebhookEvent(trx, {
+    tenantId: t.tenantId,
+    type: WebhookEventType.QUOTA_THRESHOLD_REACHED,
+    quotaThreshold: {
+      thresholdPercent: t.percent,
+      dimension: 'max_device_minutes',
+      quotaUsage: {
+        tenantId: t.tenantId,
+        deviceMinutes: BigInt(t.usedMinutes),
+        periodStartTime: ts(t.periodStart),
+        periodEndTime: ts(t.periodEnd),
+        quota: { tenantId: t.tenantId, maxDeviceMinutes: BigInt(t.limitMinutes) },
+        deviceMinutesExhausted: t.percent === 100,
+      },
+    },
+  });
 }

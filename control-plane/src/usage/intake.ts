@@ -12,6 +12,8 @@ import type { agentv1 } from '@cphone/proto';
 import { type Kysely, sql, type Transaction } from 'kysely';
 import { stateFromProto } from '../devices/state-machine.js';
 import type { Database } from '../store/schema.js';
+import { ensureUsagePartitions, forgetUsagePartitions } from './partitions.js';
+import { addToRollups } from './rollups.js';
 
 export interface UsageIntake {
   /** Samples stored by this report. */
@@ -110,7 +112,34 @@ export async function ingestUsage(
   now: Date,
 ): Promise<UsageIntake> {
   const valid = samples.filter((s) => s.sequence > 0n);
-  const deviceIds = [...new Set(valid.map((s) => s.deviceId))];
+  // The raw table is partitioned by month: the months this report falls in must exist first
+  // (outside the transaction: partition DDL takes its own lock). Another replica's retention may
+  // have dropped one this process thought it had: forget, make it again and retry once.
+  const months = valid.flatMap((s) => {
+    const start = s.startTime ? timestampDate(s.startTime) : now;
+    return saneInterval(start, s.endTime ? timestampDate(s.endTime) : start, now) ? [start] : [];
+  });
+  await ensureUsagePartitions(db, months);
+  try {
+    return await ingestIn(db, hostId, samples, valid, now);
+  } catch (error) {
+    if ((error as { code?: unknown }).code !== NO_PARTITION) throw error;
+    forgetUsagePartitions(db);
+    await ensureUsagePartitions(db, months);
+    return ingestIn(db, hostId, samples, valid, now);
+  }
+}
+
+// SQLSTATE check_violation: "no partition of relation usage_sample found for row".
+const NO_PARTITION = '23514';
+
+async function ingestIn(
+  db: Kysely<Database>,
+  hostId: string,
+  samples: readonly agentv1.UsageSample[],
+  valid: readonly agentv1.UsageSample[],
+  now: Date,
+): Promise<UsageIntake> {
   return db.transaction().execute(async (trx) => {
     // The cursor row serialises concurrent reports of one host (an old and a new stream).
     await trx
@@ -124,11 +153,29 @@ export async function ingestUsage(
       .where('host_id', '=', hostId)
       .forUpdate()
       .executeTakeFirstOrThrow();
-    const known = await owners(trx, deviceIds);
+    // Exactly-once: everything at or below the cursor is stored already; above it, usage_seen
+    // holds what is (see migrations/2026-12-04T0100-usage-partitions-rollups.ts).
+    const above = new Map<number, agentv1.UsageSample>();
+    for (const s of valid) {
+      const sequence = Number(s.sequence);
+      if (sequence > cursor.acked_sequence && !above.has(sequence)) above.set(sequence, s);
+    }
+    const fresh: agentv1.UsageSample[] = [];
+    const sequences = [...above.keys()].sort((a, b) => a - b);
+    for (let i = 0; i < sequences.length; i += 1000) {
+      const claimed = await trx
+        .insertInto('usage_seen')
+        .values(sequences.slice(i, i + 1000).map((sequence) => ({ host_id: hostId, sequence })))
+        .onConflict((c) => c.columns(['host_id', 'sequence']).doNothing())
+        .returning('sequence')
+        .execute();
+      for (const { sequence } of claimed) fresh.push(above.get(Number(sequence)) as agentv1.UsageSample);
+    }
+    const known = await owners(trx, [...new Set(fresh.map((s) => s.deviceId))]);
     let tenantMismatches = 0;
     const accepted = [];
     const rejected = [];
-    for (const s of valid) {
+    for (const s of fresh) {
       const start = s.startTime ? timestampDate(s.startTime) : now;
       const end = s.endTime ? timestampDate(s.endTime) : start;
       const owner = known.get(s.deviceId);
@@ -164,16 +211,13 @@ export async function ingestUsage(
         state: stateFromProto(s.state) ?? 'unknown',
       });
     }
-    let inserted = 0;
     for (let i = 0; i < accepted.length; i += 1000) {
-      const stored = await trx
+      await trx
         .insertInto('usage_sample')
         .values(accepted.slice(i, i + 1000))
-        .onConflict((c) => c.columns(['host_id', 'sequence']).doNothing())
-        .returning('sequence')
         .execute();
-      inserted += stored.length;
     }
+    await addToRollups(trx, accepted);
     for (let i = 0; i < rejected.length; i += 1000) {
       await trx
         .insertInto('usage_rejected')
@@ -184,11 +228,8 @@ export async function ingestUsage(
     // Consecutive sequences above the cursor share (sequence - row_number) = cursor.
     const contiguous = await sql<{ top: number | null }>`
       select max(sequence) as top from (
-        select sequence, sequence - row_number() over (order by sequence) as gap from (
-          select sequence from usage_sample where host_id = ${hostId} and sequence > ${cursor.acked_sequence}
-          union
-          select sequence from usage_rejected where host_id = ${hostId} and sequence > ${cursor.acked_sequence}
-        ) seen
+        select sequence, sequence - row_number() over (order by sequence) as gap
+        from usage_seen where host_id = ${hostId} and sequence > ${cursor.acked_sequence}
       ) runs where gap = ${cursor.acked_sequence}`.execute(trx);
     const top = Number(contiguous.rows[0]?.top ?? cursor.acked_sequence);
     if (top > cursor.acked_sequence) {
@@ -197,10 +238,13 @@ export async function ingestUsage(
         .set({ acked_sequence: top })
         .where('host_id', '=', hostId)
         .execute();
+      // Below the cursor the cursor itself remembers.
+      await trx.deleteFrom('usage_seen').where('host_id', '=', hostId).where('sequence', '<=', top).execute();
     }
+    const inserted = accepted.length;
     return {
       inserted,
-      duplicates: accepted.length - inserted,
+      duplicates: valid.length - fresh.length,
       malformed: samples.length - valid.length,
       foreign: rejected.length,
       tenantMismatches,

@@ -12,17 +12,21 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file cphone/api/v1/usage.proto.
  */
 export const file_cphone_api_v1_usage: GenFile = /*@__PURE__*/
-  fileDesc("ChljcGhvbmUvYXBpL3YxL3VzYWdlLnByb3RvEg1jcGhvbmUuYXBpLnYxIq4CCgtVc2FnZVJlY29yZBIRCgl0ZW5hbnRfaWQYASABKAkSEQoJZGV2aWNlX2lkGAIgASgJEi4KCnN0YXJ0X3RpbWUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiwKCGVuZF90aW1lGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIWCg5kZXZpY2VfbWludXRlcxgFIAEoARIeChZzdG9wcGVkX2RldmljZV9taW51dGVzGAYgASgBEhQKDHZjcHVfbWludXRlcxgHIAEoARIaChJtZW1vcnlfZ2liX21pbnV0ZXMYCCABKAESGwoTc3RvcmFnZV9naWJfbWludXRlcxgJIAEoARIUCgxkZXZpY2VfY291bnQYCiABKAUqnAEKDVVzYWdlR3JvdXBpbmcSHgoaVVNBR0VfR1JPVVBJTkdfVU5TUEVDSUZJRUQQABIZChVVU0FHRV9HUk9VUElOR19URU5BTlQQARIZChVVU0FHRV9HUk9VUElOR19ERVZJQ0UQAhIWChJVU0FHRV9HUk9VUElOR19EQVkQAxIdChlVU0FHRV9HUk9VUElOR19ERVZJQ0VfREFZEARiBnByb3RvMw", [file_google_protobuf_timestamp]);
+  fileDesc("ChljcGhvbmUvYXBpL3YxL3VzYWdlLnByb3RvEg1jcGhvbmUuYXBpLnYxIr0ECgtVc2FnZVJlY29yZBIRCgl0ZW5hbnRfaWQYASABKAkSEQoJZGV2aWNlX2lkGAIgASgJEi4KCnN0YXJ0X3RpbWUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiwKCGVuZF90aW1lGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIWCg5kZXZpY2VfbWludXRlcxgFIAEoARIeChZzdG9wcGVkX2RldmljZV9taW51dGVzGAYgASgBEhQKDHZjcHVfbWludXRlcxgHIAEoARIaChJtZW1vcnlfZ2liX21pbnV0ZXMYCCABKAESGwoTc3RvcmFnZV9naWJfbWludXRlcxgJIAEoARIUCgxkZXZpY2VfY291bnQYCiABKAUSDwoHaG9zdF9pZBgLIAEoCRIQCghpbWFnZV9pZBgMIAEoCRITCgtsYWJlbF92YWx1ZRgNIAEoCRIWCg5kZXZpY2Vfc2Vjb25kcxgOIAEoAxIeChZzdG9wcGVkX2RldmljZV9zZWNvbmRzGA8gASgDEh4KFnZjcHVfbWlsbGljb3JlX3NlY29uZHMYECABKAMSGgoSbWVtb3J5X21pYl9zZWNvbmRzGBEgASgDEhsKE3N0b3JhZ2VfZ2liX3NlY29uZHMYEiABKAMSFgoOdmlld2VyX21pbnV0ZXMYEyABKAESFgoOdmlld2VyX3NlY29uZHMYFCABKAMSFAoMZWdyZXNzX2J5dGVzGBUgASgDKoUCCg1Vc2FnZUdyb3VwaW5nEh4KGlVTQUdFX0dST1VQSU5HX1VOU1BFQ0lGSUVEEAASGQoVVVNBR0VfR1JPVVBJTkdfVEVOQU5UEAESGQoVVVNBR0VfR1JPVVBJTkdfREVWSUNFEAISFgoSVVNBR0VfR1JPVVBJTkdfREFZEAMSHQoZVVNBR0VfR1JPVVBJTkdfREVWSUNFX0RBWRAEEhcKE1VTQUdFX0dST1VQSU5HX0hPU1QQBRIYChRVU0FHRV9HUk9VUElOR19JTUFHRRAGEhgKFFVTQUdFX0dST1VQSU5HX0xBQkVMEAcSGgoWVVNBR0VfR1JPVVBJTkdfU1VCVFJFRRAIKogBCgtVc2FnZUJ1Y2tldBIcChhVU0FHRV9CVUNLRVRfVU5TUEVDSUZJRUQQABIWChJVU0FHRV9CVUNLRVRfUkFOR0UQARIVChFVU0FHRV9CVUNLRVRfSE9VUhACEhQKEFVTQUdFX0JVQ0tFVF9EQVkQAxIWChJVU0FHRV9CVUNLRVRfTU9OVEgQBCp1ChFVc2FnZUV4cG9ydEZvcm1hdBIjCh9VU0FHRV9FWFBPUlRfRk9STUFUX1VOU1BFQ0lGSUVEEAASGwoXVVNBR0VfRVhQT1JUX0ZPUk1BVF9DU1YQARIeChpVU0FHRV9FWFBPUlRfRk9STUFUX05ESlNPThACYgZwcm90bzM", [file_google_protobuf_timestamp]);
 
 /**
- * Metered usage of one group over one time bucket. Computed from the per-minute samples the
- * agents report; a minute is counted once even if reported twice.
+ * Metered usage of one group over one time bucket. Computed from the samples the agents report
+ * (normally one per device per minute); a sample is counted once even if reported twice, in the
+ * bucket that holds its start time, for its length in whole seconds. Groups and buckets without
+ * usage are left out. The integer *_seconds fields are exact; the *_minutes fields are them
+ * divided by 60 (and by 1000 or 1024 for vCPU and memory).
  *
  * @generated from message cphone.api.v1.UsageRecord
  */
 export type UsageRecord = Message<"cphone.api.v1.UsageRecord"> & {
   /**
-   * The tenant.
+   * The tenant; empty when grouped by host, image, label or subtree (then the queried tenant in
+   * QueryUsageResponse.total).
    *
    * @generated from field: string tenant_id = 1;
    */
@@ -36,14 +40,16 @@ export type UsageRecord = Message<"cphone.api.v1.UsageRecord"> & {
   deviceId: string;
 
   /**
-   * Start of the bucket (the range start, or 00:00 UTC of the day).
+   * Start of the bucket: the range start or the local start of the hour, day or month, whichever
+   * is later.
    *
    * @generated from field: google.protobuf.Timestamp start_time = 3;
    */
   startTime?: Timestamp | undefined;
 
   /**
-   * End of the bucket, exclusive.
+   * End of the bucket, exclusive: the local end of the hour, day or month, or the range end,
+   * whichever is earlier.
    *
    * @generated from field: google.protobuf.Timestamp end_time = 4;
    */
@@ -90,6 +96,85 @@ export type UsageRecord = Message<"cphone.api.v1.UsageRecord"> & {
    * @generated from field: int32 device_count = 10;
    */
   deviceCount: number;
+
+  /**
+   * The host; set when grouped by host.
+   *
+   * @generated from field: string host_id = 11;
+   */
+  hostId: string;
+
+  /**
+   * The image; set when grouped by image.
+   *
+   * @generated from field: string image_id = 12;
+   */
+  imageId: string;
+
+  /**
+   * The label's value; set when grouped by label ("" for devices without the label).
+   *
+   * @generated from field: string label_value = 13;
+   */
+  labelValue: string;
+
+  /**
+   * Device-seconds running, exact (device_minutes = device_seconds / 60).
+   *
+   * @generated from field: int64 device_seconds = 14;
+   */
+  deviceSeconds: bigint;
+
+  /**
+   * Device-seconds not running, exact.
+   *
+   * @generated from field: int64 stopped_device_seconds = 15;
+   */
+  stoppedDeviceSeconds: bigint;
+
+  /**
+   * vCPU millicore-seconds over running seconds, exact.
+   *
+   * @generated from field: int64 vcpu_millicore_seconds = 16;
+   */
+  vcpuMillicoreSeconds: bigint;
+
+  /**
+   * Memory MiB-seconds over running seconds, exact.
+   *
+   * @generated from field: int64 memory_mib_seconds = 17;
+   */
+  memoryMibSeconds: bigint;
+
+  /**
+   * Storage GiB-seconds over every second the devices existed, exact.
+   *
+   * @generated from field: int64 storage_gib_seconds = 18;
+   */
+  storageGibSeconds: bigint;
+
+  /**
+   * Minutes stream viewer sessions were open (from their join to their end, or now for open ones),
+   * the part inside the bucket.
+   *
+   * @generated from field: double viewer_minutes = 19;
+   */
+  viewerMinutes: number;
+
+  /**
+   * The same in whole seconds.
+   *
+   * @generated from field: int64 viewer_seconds = 20;
+   */
+  viewerSeconds: bigint;
+
+  /**
+   * Bytes sent out of the platform for these devices. 0 until the agent reports it: no source of
+   * egress is metered yet.
+   *
+   * @generated from field: int64 egress_bytes = 21;
+   */
+  egressBytes: bigint;
 };
 
 /**
@@ -100,7 +185,7 @@ export const UsageRecordSchema: GenMessage<UsageRecord> = /*@__PURE__*/
   messageDesc(file_cphone_api_v1_usage, 0);
 
 /**
- * How usage rows are grouped.
+ * How usage rows are grouped. Combined with UsageBucket for the time buckets.
  *
  * @generated from enum cphone.api.v1.UsageGrouping
  */
@@ -113,32 +198,61 @@ export enum UsageGrouping {
   UNSPECIFIED = 0,
 
   /**
-   * One row per tenant over the whole range.
+   * One row per tenant.
    *
    * @generated from enum value: USAGE_GROUPING_TENANT = 1;
    */
   TENANT = 1,
 
   /**
-   * One row per device over the whole range.
+   * One row per device (tenant_id and device_id set).
    *
    * @generated from enum value: USAGE_GROUPING_DEVICE = 2;
    */
   DEVICE = 2,
 
   /**
-   * One row per tenant per UTC day.
+   * One row per tenant per day: USAGE_GROUPING_TENANT with USAGE_BUCKET_DAY.
    *
    * @generated from enum value: USAGE_GROUPING_DAY = 3;
    */
   DAY = 3,
 
   /**
-   * One row per device per UTC day.
+   * One row per device per day: USAGE_GROUPING_DEVICE with USAGE_BUCKET_DAY.
    *
    * @generated from enum value: USAGE_GROUPING_DEVICE_DAY = 4;
    */
   DEVICE_DAY = 4,
+
+  /**
+   * One row per host that reported the samples (host_id set; a device that moved counts on each).
+   *
+   * @generated from enum value: USAGE_GROUPING_HOST = 5;
+   */
+  HOST = 5,
+
+  /**
+   * One row per device image (image_id set): the device's image now.
+   *
+   * @generated from enum value: USAGE_GROUPING_IMAGE = 6;
+   */
+  IMAGE = 6,
+
+  /**
+   * One row per value of the device label named by label_key (label_value set; "" for devices
+   * without it): the device's labels now.
+   *
+   * @generated from enum value: USAGE_GROUPING_LABEL = 7;
+   */
+  LABEL = 7,
+
+  /**
+   * One row for the whole selection (the tenant, with its descendants when asked): per bucket.
+   *
+   * @generated from enum value: USAGE_GROUPING_SUBTREE = 8;
+   */
+  SUBTREE = 8,
 }
 
 /**
@@ -146,4 +260,87 @@ export enum UsageGrouping {
  */
 export const UsageGroupingSchema: GenEnum<UsageGrouping> = /*@__PURE__*/
   enumDesc(file_cphone_api_v1_usage, 0);
+
+/**
+ * The time buckets of usage rows, in the request's time_zone.
+ *
+ * @generated from enum cphone.api.v1.UsageBucket
+ */
+export enum UsageBucket {
+  /**
+   * Not set: the whole range, except USAGE_BUCKET_DAY for USAGE_GROUPING_DAY and
+   * USAGE_GROUPING_DEVICE_DAY.
+   *
+   * @generated from enum value: USAGE_BUCKET_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * One bucket over the whole range.
+   *
+   * @generated from enum value: USAGE_BUCKET_RANGE = 1;
+   */
+  RANGE = 1,
+
+  /**
+   * Local hours.
+   *
+   * @generated from enum value: USAGE_BUCKET_HOUR = 2;
+   */
+  HOUR = 2,
+
+  /**
+   * Local days (00:00 to 00:00; 23 or 25 hours across a daylight-saving change).
+   *
+   * @generated from enum value: USAGE_BUCKET_DAY = 3;
+   */
+  DAY = 3,
+
+  /**
+   * Local calendar months.
+   *
+   * @generated from enum value: USAGE_BUCKET_MONTH = 4;
+   */
+  MONTH = 4,
+}
+
+/**
+ * Describes the enum cphone.api.v1.UsageBucket.
+ */
+export const UsageBucketSchema: GenEnum<UsageBucket> = /*@__PURE__*/
+  enumDesc(file_cphone_api_v1_usage, 1);
+
+/**
+ * Format of ExportUsage.
+ *
+ * @generated from enum cphone.api.v1.UsageExportFormat
+ */
+export enum UsageExportFormat {
+  /**
+   * Not set; treated as USAGE_EXPORT_FORMAT_CSV.
+   *
+   * @generated from enum value: USAGE_EXPORT_FORMAT_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * CSV in ExportUsageResponse.csv_chunk.
+   *
+   * @generated from enum value: USAGE_EXPORT_FORMAT_CSV = 1;
+   */
+  CSV = 1,
+
+  /**
+   * One JSON object per line (UsageRecord's JSON form) in ExportUsageResponse.ndjson_chunk.
+   *
+   * @generated from enum value: USAGE_EXPORT_FORMAT_NDJSON = 2;
+   */
+  NDJSON = 2,
+}
+
+/**
+ * Describes the enum cphone.api.v1.UsageExportFormat.
+ */
+export const UsageExportFormatSchema: GenEnum<UsageExportFormat> = /*@__PURE__*/
+  enumDesc(file_cphone_api_v1_usage, 2);
 

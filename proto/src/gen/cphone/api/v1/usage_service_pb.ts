@@ -4,7 +4,7 @@
 
 import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
-import type { UsageGrouping, UsageRecord } from "./usage_pb.js";
+import type { UsageBucket, UsageExportFormat, UsageGrouping, UsageRecord } from "./usage_pb.js";
 import { file_cphone_api_v1_usage } from "./usage_pb.js";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file cphone/api/v1/usage_service.proto.
  */
 export const file_cphone_api_v1_usage_service: GenFile = /*@__PURE__*/
-  fileDesc("CiFjcGhvbmUvYXBpL3YxL3VzYWdlX3NlcnZpY2UucHJvdG8SDWNwaG9uZS5hcGkudjEiiwIKEVF1ZXJ5VXNhZ2VSZXF1ZXN0EhEKCXRlbmFudF9pZBgBIAEoCRIbChNpbmNsdWRlX2Rlc2NlbmRhbnRzGAIgASgIEi4KCnN0YXJ0X3RpbWUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiwKCGVuZF90aW1lGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCghncm91cF9ieRgFIAEoDjIcLmNwaG9uZS5hcGkudjEuVXNhZ2VHcm91cGluZxIRCglkZXZpY2VfaWQYBiABKAkSEQoJcGFnZV9zaXplGAcgASgFEhIKCnBhZ2VfdG9rZW4YCCABKAkiiwEKElF1ZXJ5VXNhZ2VSZXNwb25zZRIxCg11c2FnZV9yZWNvcmRzGAEgAygLMhouY3Bob25lLmFwaS52MS5Vc2FnZVJlY29yZBIpCgV0b3RhbBgCIAEoCzIaLmNwaG9uZS5hcGkudjEuVXNhZ2VSZWNvcmQSFwoPbmV4dF9wYWdlX3Rva2VuGAMgASgJItIBChJFeHBvcnRVc2FnZVJlcXVlc3QSEQoJdGVuYW50X2lkGAEgASgJEhsKE2luY2x1ZGVfZGVzY2VuZGFudHMYAiABKAgSLgoKc3RhcnRfdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLAoIZW5kX3RpbWUYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCGdyb3VwX2J5GAUgASgOMhwuY3Bob25lLmFwaS52MS5Vc2FnZUdyb3VwaW5nIigKE0V4cG9ydFVzYWdlUmVzcG9uc2USEQoJY3N2X2NodW5rGAEgASgMMrkBCgxVc2FnZVNlcnZpY2USUQoKUXVlcnlVc2FnZRIgLmNwaG9uZS5hcGkudjEuUXVlcnlVc2FnZVJlcXVlc3QaIS5jcGhvbmUuYXBpLnYxLlF1ZXJ5VXNhZ2VSZXNwb25zZRJWCgtFeHBvcnRVc2FnZRIhLmNwaG9uZS5hcGkudjEuRXhwb3J0VXNhZ2VSZXF1ZXN0GiIuY3Bob25lLmFwaS52MS5FeHBvcnRVc2FnZVJlc3BvbnNlMAFiBnByb3RvMw", [file_cphone_api_v1_usage, file_google_protobuf_timestamp]);
+  fileDesc("CiFjcGhvbmUvYXBpL3YxL3VzYWdlX3NlcnZpY2UucHJvdG8SDWNwaG9uZS5hcGkudjEi3QIKEVF1ZXJ5VXNhZ2VSZXF1ZXN0EhEKCXRlbmFudF9pZBgBIAEoCRIbChNpbmNsdWRlX2Rlc2NlbmRhbnRzGAIgASgIEi4KCnN0YXJ0X3RpbWUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiwKCGVuZF90aW1lGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCghncm91cF9ieRgFIAEoDjIcLmNwaG9uZS5hcGkudjEuVXNhZ2VHcm91cGluZxIRCglkZXZpY2VfaWQYBiABKAkSEQoJcGFnZV9zaXplGAcgASgFEhIKCnBhZ2VfdG9rZW4YCCABKAkSEQoJdGltZV96b25lGAkgASgJEioKBmJ1Y2tldBgKIAEoDjIaLmNwaG9uZS5hcGkudjEuVXNhZ2VCdWNrZXQSEQoJbGFiZWxfa2V5GAsgASgJIosBChJRdWVyeVVzYWdlUmVzcG9uc2USMQoNdXNhZ2VfcmVjb3JkcxgBIAMoCzIaLmNwaG9uZS5hcGkudjEuVXNhZ2VSZWNvcmQSKQoFdG90YWwYAiABKAsyGi5jcGhvbmUuYXBpLnYxLlVzYWdlUmVjb3JkEhcKD25leHRfcGFnZV90b2tlbhgDIAEoCSKAAwoSRXhwb3J0VXNhZ2VSZXF1ZXN0EhEKCXRlbmFudF9pZBgBIAEoCRIbChNpbmNsdWRlX2Rlc2NlbmRhbnRzGAIgASgIEi4KCnN0YXJ0X3RpbWUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiwKCGVuZF90aW1lGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCghncm91cF9ieRgFIAEoDjIcLmNwaG9uZS5hcGkudjEuVXNhZ2VHcm91cGluZxIRCgl0aW1lX3pvbmUYBiABKAkSKgoGYnVja2V0GAcgASgOMhouY3Bob25lLmFwaS52MS5Vc2FnZUJ1Y2tldBIRCglsYWJlbF9rZXkYCCABKAkSMAoGZm9ybWF0GAkgASgOMiAuY3Bob25lLmFwaS52MS5Vc2FnZUV4cG9ydEZvcm1hdBIVCg1yZXN1bWVfY3Vyc29yGAogASgJEhEKCWRldmljZV9pZBgLIAEoCSJOChNFeHBvcnRVc2FnZVJlc3BvbnNlEhEKCWNzdl9jaHVuaxgBIAEoDBIUCgxuZGpzb25fY2h1bmsYAiABKAwSDgoGY3Vyc29yGAMgASgJMrkBCgxVc2FnZVNlcnZpY2USUQoKUXVlcnlVc2FnZRIgLmNwaG9uZS5hcGkudjEuUXVlcnlVc2FnZVJlcXVlc3QaIS5jcGhvbmUuYXBpLnYxLlF1ZXJ5VXNhZ2VSZXNwb25zZRJWCgtFeHBvcnRVc2FnZRIhLmNwaG9uZS5hcGkudjEuRXhwb3J0VXNhZ2VSZXF1ZXN0GiIuY3Bob25lLmFwaS52MS5FeHBvcnRVc2FnZVJlc3BvbnNlMAFiBnByb3RvMw", [file_cphone_api_v1_usage, file_google_protobuf_timestamp]);
 
 /**
  * Request of QueryUsage.
@@ -30,21 +30,22 @@ export type QueryUsageRequest = Message<"cphone.api.v1.QueryUsageRequest"> & {
   tenantId: string;
 
   /**
-   * Include descendant tenants (one row per tenant when grouping by tenant or day).
+   * Include descendant tenants (one row per tenant when grouping by tenant).
    *
    * @generated from field: bool include_descendants = 2;
    */
   includeDescendants: boolean;
 
   /**
-   * Start of the range, inclusive. Required.
+   * Start of the range, inclusive. Required; a multiple of 15 minutes (the usage resolution).
    *
    * @generated from field: google.protobuf.Timestamp start_time = 3;
    */
   startTime?: Timestamp | undefined;
 
   /**
-   * End of the range, exclusive. Required; at most 366 days after start_time.
+   * End of the range, exclusive. Required; after start_time, a multiple of 15 minutes, at most
+   * 366 days after start_time.
    *
    * @generated from field: google.protobuf.Timestamp end_time = 4;
    */
@@ -77,6 +78,28 @@ export type QueryUsageRequest = Message<"cphone.api.v1.QueryUsageRequest"> & {
    * @generated from field: string page_token = 8;
    */
   pageToken: string;
+
+  /**
+   * The zone the hour, day and month buckets follow: an IANA name ("America/New_York") or a fixed
+   * offset ("+05:45", "-03:30", a multiple of 15 minutes); empty means UTC.
+   *
+   * @generated from field: string time_zone = 9;
+   */
+  timeZone: string;
+
+  /**
+   * The time buckets; see UsageBucket.
+   *
+   * @generated from field: cphone.api.v1.UsageBucket bucket = 10;
+   */
+  bucket: UsageBucket;
+
+  /**
+   * The label key, for USAGE_GROUPING_LABEL (required then, unused otherwise).
+   *
+   * @generated from field: string label_key = 11;
+   */
+  labelKey: string;
 };
 
 /**
@@ -87,7 +110,8 @@ export const QueryUsageRequestSchema: GenMessage<QueryUsageRequest> = /*@__PURE_
   messageDesc(file_cphone_api_v1_usage_service, 0);
 
 /**
- * Response of QueryUsage.
+ * Response of QueryUsage. Rows are ordered by group (tenant, device, host, image or label value),
+ * then by bucket start.
  *
  * @generated from message cphone.api.v1.QueryUsageResponse
  */
@@ -100,7 +124,8 @@ export type QueryUsageResponse = Message<"cphone.api.v1.QueryUsageResponse"> & {
   usageRecords: UsageRecord[];
 
   /**
-   * Totals over the whole range and every row (not only this page); tenant_id is the queried tenant.
+   * Totals over the whole range and every row (not only this page); tenant_id is the queried
+   * tenant, start_time and end_time the range.
    *
    * @generated from field: cphone.api.v1.UsageRecord total = 2;
    */
@@ -142,14 +167,15 @@ export type ExportUsageRequest = Message<"cphone.api.v1.ExportUsageRequest"> & {
   includeDescendants: boolean;
 
   /**
-   * Start of the range, inclusive. Required.
+   * Start of the range, inclusive. Required; a multiple of 15 minutes.
    *
    * @generated from field: google.protobuf.Timestamp start_time = 3;
    */
   startTime?: Timestamp | undefined;
 
   /**
-   * End of the range, exclusive. Required.
+   * End of the range, exclusive. Required; after start_time, a multiple of 15 minutes, at most
+   * 3660 days after start_time.
    *
    * @generated from field: google.protobuf.Timestamp end_time = 4;
    */
@@ -161,6 +187,49 @@ export type ExportUsageRequest = Message<"cphone.api.v1.ExportUsageRequest"> & {
    * @generated from field: cphone.api.v1.UsageGrouping group_by = 5;
    */
   groupBy: UsageGrouping;
+
+  /**
+   * As QueryUsageRequest.time_zone.
+   *
+   * @generated from field: string time_zone = 6;
+   */
+  timeZone: string;
+
+  /**
+   * As QueryUsageRequest.bucket.
+   *
+   * @generated from field: cphone.api.v1.UsageBucket bucket = 7;
+   */
+  bucket: UsageBucket;
+
+  /**
+   * As QueryUsageRequest.label_key.
+   *
+   * @generated from field: string label_key = 8;
+   */
+  labelKey: string;
+
+  /**
+   * CSV (the default) or NDJSON.
+   *
+   * @generated from field: cphone.api.v1.UsageExportFormat format = 9;
+   */
+  format: UsageExportFormat;
+
+  /**
+   * The cursor of the last chunk received from an export of the same request: the export goes on
+   * with the row after it (a resumed CSV export has no header row). Empty starts at the beginning.
+   *
+   * @generated from field: string resume_cursor = 10;
+   */
+  resumeCursor: string;
+
+  /**
+   * Only this device; empty means all.
+   *
+   * @generated from field: string device_id = 11;
+   */
+  deviceId: string;
 };
 
 /**
@@ -171,20 +240,38 @@ export const ExportUsageRequestSchema: GenMessage<ExportUsageRequest> = /*@__PUR
   messageDesc(file_cphone_api_v1_usage_service, 2);
 
 /**
- * One chunk of the CSV export (RFC 4180, UTF-8, "\n" line ends). The first chunk starts with the
- * header row: tenant_id,device_id,start_time,end_time,device_minutes,stopped_device_minutes,
- * vcpu_minutes,memory_gib_minutes,storage_gib_minutes,device_count (times in RFC 3339 UTC).
- * Chunks end on row boundaries.
+ * One chunk of the export, whole rows only, in the order of QueryUsage. CSV: RFC 4180, UTF-8,
+ * "\n" line ends; the first chunk of an export that is not resumed starts with the header row
+ * tenant_id,device_id,start_time,end_time,device_minutes,stopped_device_minutes,vcpu_minutes,
+ * memory_gib_minutes,storage_gib_minutes,device_count,host_id,image_id,label_value,device_seconds,
+ * stopped_device_seconds,vcpu_millicore_seconds,memory_mib_seconds,storage_gib_seconds,
+ * viewer_minutes,viewer_seconds,egress_bytes (times in RFC 3339 UTC). NDJSON: one UsageRecord in
+ * its JSON form per line.
  *
  * @generated from message cphone.api.v1.ExportUsageResponse
  */
 export type ExportUsageResponse = Message<"cphone.api.v1.ExportUsageResponse"> & {
   /**
-   * Whole CSV rows, at most 64 KiB per chunk.
+   * Whole CSV rows, at most 64 KiB per chunk (format CSV).
    *
    * @generated from field: bytes csv_chunk = 1;
    */
   csvChunk: Uint8Array;
+
+  /**
+   * Whole NDJSON lines, at most 64 KiB per chunk (format NDJSON).
+   *
+   * @generated from field: bytes ndjson_chunk = 2;
+   */
+  ndjsonChunk: Uint8Array;
+
+  /**
+   * Resumes the export after the last row of this chunk (ExportUsageRequest.resume_cursor). Signed;
+   * valid only for the same request.
+   *
+   * @generated from field: string cursor = 3;
+   */
+  cursor: string;
 };
 
 /**
@@ -195,8 +282,10 @@ export const ExportUsageResponseSchema: GenMessage<ExportUsageResponse> = /*@__P
   messageDesc(file_cphone_api_v1_usage_service, 3);
 
 /**
- * Reads metered usage, for billing and dashboards.
- * Not served yet: every method answers UNIMPLEMENTED.
+ * Reads metered usage, for billing and dashboards. Needs role TENANT_ADMIN or higher. A caller
+ * sees its own tenant and its descendants; any other tenant (a sibling, an ancestor) or a device
+ * outside them is NOT_FOUND. Served from rollups kept with every stored sample, so ranges whose
+ * raw samples retention has dropped still answer.
  *
  * @generated from service cphone.api.v1.UsageService
  */
@@ -212,7 +301,7 @@ export const UsageService: GenService<{
     output: typeof QueryUsageResponseSchema;
   },
   /**
-   * Streams usage as CSV, for ranges too large for QueryUsage.
+   * Streams usage as CSV or NDJSON, for ranges too large for QueryUsage; resumable.
    *
    * @generated from rpc cphone.api.v1.UsageService.ExportUsage
    */

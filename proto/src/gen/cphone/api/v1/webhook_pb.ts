@@ -509,8 +509,9 @@ export enum WebhookEventType {
   DEVICE_LOST = 9,
 
   /**
-   * A tenant's use of a quota crossed 80 % or 100 % of its limit in the current period.
-   * Payload: quota_threshold.
+   * A tenant subtree's device minutes reached 80 % or 100 % of its max_device_minutes in the
+   * current period (dimension "max_device_minutes"); each threshold once per period, as read by
+   * the leader every CPHONE_QUOTA_MINUTES_INTERVAL_MS. Payload: quota_threshold.
    *
    * @generated from enum value: WEBHOOK_EVENT_TYPE_QUOTA_THRESHOLD_REACHED = 10;
    */
