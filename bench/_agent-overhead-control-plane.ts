@@ -20,6 +20,11 @@ const plane = await startControlPlane(
       httpPort: 0,
       grpcHost: '127.0.0.1',
       grpcPort: 0,
+      // The benchmark drives the API far above a customer's default rate limits.
+      rateLimitKeyRps: 1_000_000,
+      rateLimitKeyBurst: 1_000_000,
+      rateLimitTenantRps: 1_000_000,
+      rateLimitTenantBurst: 1_000_000,
     },
   ),
   { logger: pino({ level: env.AGENT_OVERHEAD_PLANE_LOG_LEVEL ?? 'silent' }) },

@@ -44,6 +44,11 @@ const plane = await startControlPlane(
       httpPort: 0,
       grpcHost: '127.0.0.1',
       grpcPort: Number(env.FLEET_GRPC_PORT ?? 0),
+      // The benchmark drives the API far above a customer's default rate limits.
+      rateLimitKeyRps: 1_000_000,
+      rateLimitKeyBurst: 1_000_000,
+      rateLimitTenantRps: 1_000_000,
+      rateLimitTenantBurst: 1_000_000,
     },
   ),
   { logger: pino({ level: env.FLEET_LOG_LEVEL ?? 'silent' }) },

@@ -47,6 +47,11 @@ const plane = await startControlPlane(
       heartbeatIntervalMs: 10_000,
       heartbeatTtlMs: 30_000,
       lostGraceMs: 60_000,
+      // The benchmark drives the API far above a customer's default rate limits.
+      rateLimitKeyRps: 1_000_000,
+      rateLimitKeyBurst: 1_000_000,
+      rateLimitTenantRps: 1_000_000,
+      rateLimitTenantBurst: 1_000_000,
     },
   ),
   { logger: pino({ level: env.PLACEMENTS_LOG_LEVEL ?? 'silent' }) },

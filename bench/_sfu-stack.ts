@@ -66,6 +66,11 @@ export async function startStack({
         grpcHost: '127.0.0.1',
         grpcPort: 0,
         heartbeatIntervalMs: 1000,
+        // The benchmark drives the API far above a customer's default rate limits.
+        rateLimitKeyRps: 1_000_000,
+        rateLimitKeyBurst: 1_000_000,
+        rateLimitTenantRps: 1_000_000,
+        rateLimitTenantBurst: 1_000_000,
       },
     ),
     { logger: silent },

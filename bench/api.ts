@@ -32,7 +32,21 @@ const database = await createTestDatabase({ kind: 'postgres' });
 const dataDir = await mkdtemp(join(tmpdir(), 'cphone-bench-'));
 const plane = await startControlPlane(
   // No agent heartbeats here: a long TTL keeps the liveness monitor from declaring the host lost.
-  loadConfig({}, { dataDir, databaseUrl: database.url, httpPort: 0, grpcPort: 0, heartbeatTtlMs: 3_600_000 }),
+  loadConfig(
+    {},
+    {
+      dataDir,
+      databaseUrl: database.url,
+      httpPort: 0,
+      grpcPort: 0,
+      heartbeatTtlMs: 3_600_000,
+      // The benchmark drives the API far above a customer's default rate limits.
+      rateLimitKeyRps: 1_000_000,
+      rateLimitKeyBurst: 1_000_000,
+      rateLimitTenantRps: 1_000_000,
+      rateLimitTenantBurst: 1_000_000,
+    },
+  ),
   { logger: pino({ level: 'silent' }) },
 );
 const client = Child.start<ClientRequest, ClientReply>('api client', './_api-client.ts');

@@ -5,6 +5,7 @@ import { Command, CommanderError, Option } from 'commander';
 import { registerAdb } from './commands/adb.js';
 import { registerApiKeys } from './commands/api-keys.js';
 import { registerArtifacts } from './commands/artifacts.js';
+import { registerAudit } from './commands/audit.js';
 import { registerCompletion } from './commands/completion.js';
 import { registerConfig } from './commands/config.js';
 import { registerDevices } from './commands/devices.js';
@@ -61,6 +62,7 @@ Examples:
   registerImages(program);
   registerApiKeys(program);
   registerArtifacts(program);
+  registerAudit(program);
   registerAdb(program);
   registerConfig(program);
   registerCompletion(program);

@@ -104,6 +104,25 @@ export interface ControlPlaneConfig {
   /** How long an invitation may be accepted (ms). CPHONE_INVITATION_TTL_MS, default 7 days */
   readonly invitationTtlMs: number;
   /**
+   * Proxies whose X-Forwarded-For is believed for the client's address (audit rows): addresses or
+   * CIDR ranges, comma-separated. Unset, the socket's peer is the client. CPHONE_TRUSTED_PROXIES
+   */
+  readonly trustedProxies: readonly string[];
+  /**
+   * Token bucket of each API key (and signed-in user): calls per second and burst.
+   * CPHONE_RATE_LIMIT_KEY_RPS, default 200; CPHONE_RATE_LIMIT_KEY_BURST, default 400. A tenant's
+   * quota may override both (SetQuota, key_rate_limit_rps/burst). 0 RPS turns the limit off.
+   */
+  readonly rateLimitKeyRps: number;
+  readonly rateLimitKeyBurst: number;
+  /**
+   * Token bucket of each tenant (the calls of all its keys and users; its descendants have buckets
+   * of their own). CPHONE_RATE_LIMIT_TENANT_RPS, default 1000; CPHONE_RATE_LIMIT_TENANT_BURST,
+   * default 2000. Overridden per tenant by SetQuota (rate_limit_rps/burst). 0 RPS turns it off.
+   */
+  readonly rateLimitTenantRps: number;
+  readonly rateLimitTenantBurst: number;
+  /**
    * Keys that encrypt webhook signing secrets at rest (AES-256-GCM), in the form of
    * CPHONE_PAGE_TOKEN_KEYS: `<id>:<base64 secret>` (at least 32 bytes), comma-separated; the first
    * encrypts new secrets, every one decrypts, so a rotation lists the new key first and keeps the
@@ -249,6 +268,11 @@ export function loadConfig(
     signInMaxFailuresPerAccount: int(env, 'CPHONE_SIGN_IN_MAX_FAILURES_PER_ACCOUNT', 5, 1),
     signInMaxFailuresPerAddress: int(env, 'CPHONE_SIGN_IN_MAX_FAILURES_PER_ADDRESS', 20, 1),
     invitationTtlMs: int(env, 'CPHONE_INVITATION_TTL_MS', 7 * 86_400_000, 60_000),
+    trustedProxies: list(env.CPHONE_TRUSTED_PROXIES),
+    rateLimitKeyRps: int(env, 'CPHONE_RATE_LIMIT_KEY_RPS', 200, 0),
+    rateLimitKeyBurst: int(env, 'CPHONE_RATE_LIMIT_KEY_BURST', 400, 1),
+    rateLimitTenantRps: int(env, 'CPHONE_RATE_LIMIT_TENANT_RPS', 1000, 0),
+    rateLimitTenantBurst: int(env, 'CPHONE_RATE_LIMIT_TENANT_BURST', 2000, 1),
     webhookSecretKeys: keyList(env, 'CPHONE_WEBHOOK_SECRET_KEYS'),
     webhookAllowHosts: list(env.CPHONE_WEBHOOK_ALLOW_HOSTS),
     webhookTimeoutMs: int(env, 'CPHONE_WEBHOOK_TIMEOUT_MS', 10_000, 1),

@@ -1,5 +1,6 @@
 import type { Kysely } from 'kysely';
 import type { AuditWriter } from './api/audit-writer.js';
+import type { RateLimiter } from './api/rate-limit.js';
 import type { AuthCache } from './auth/auth-cache.js';
 import type { Clock } from './clock.js';
 import type { ControlPlaneConfig } from './config.js';
@@ -31,6 +32,8 @@ export interface Deps {
   readonly minutes?: { nudge(): Promise<unknown> } | undefined;
   /** Authentication answers kept between calls; services that change them invalidate it. */
   readonly authCache?: AuthCache | undefined;
+  /** Token buckets per API key and tenant; SetQuota tells it of changed overrides. */
+  readonly rateLimiter?: RateLimiter | undefined;
   /** Stream sessions: the keys tokens are signed with and the ICE servers viewers get. */
   readonly streams?: { readonly keys: StreamKeys; readonly ice: IceConfig } | undefined;
   /** Webhook secrets, the target policy and this replica's delivery worker. */

@@ -57,6 +57,22 @@ export function createMetrics() {
       labelNames: ['outcome'] as const,
       registers: [registry],
     }),
+    rateLimitRefusals: new Counter({
+      name: 'cphone_rate_limit_refusals_total',
+      help: 'API calls refused by the rate limiter, by the bucket that ran dry: key (API key or user) or tenant',
+      labelNames: ['scope'] as const,
+      registers: [registry],
+    }),
+    rateLimitLeases: new Counter({
+      name: 'cphone_rate_limit_leases_total',
+      help: 'Token leases this replica took from the shared rate limit buckets (one query each)',
+      registers: [registry],
+    }),
+    auditRowsDropped: new Counter({
+      name: 'cphone_audit_rows_dropped_total',
+      help: 'Audit rows of anonymous or rate-limited calls dropped because the audit queue was half full',
+      registers: [registry],
+    }),
     clusterLeader: new Gauge({
       name: 'cphone_cluster_leader',
       help: '1 while this replica holds the leadership and runs the periodic jobs',

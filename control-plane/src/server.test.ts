@@ -82,9 +82,13 @@ test('the Connect API authenticates, scopes and audits calls', async () => {
   assert.deepEqual(
     audit.map((a) => `${a.method} ${a.outcome}`),
     [
+      // Refused before the caller was known: recorded too, reads as well as writes.
+      'ApiKeyService/ListApiKeys unauthenticated',
+      'ApiKeyService/ListApiKeys unauthenticated',
       'ApiKeyService/CreateApiKey ok',
-      'ApiKeyService/CreateApiKey PermissionDenied',
+      'ApiKeyService/CreateApiKey permission_denied',
       'ApiKeyService/RevokeApiKey ok',
+      'ApiKeyService/ListApiKeys unauthenticated',
     ],
   );
 });

@@ -5,6 +5,7 @@ import { AuditWriter } from './api/audit-writer.js';
 import { apiInterceptor } from './api/interceptors.js';
 import { loadKeys, loadPageTokenKeys } from './api/page-token-keys.js';
 import { usePageTokenKeys } from './api/pagination.js';
+import { RateLimiter } from './api/rate-limit.js';
 import { registerServices } from './api/routes.js';
 import { mountAgentArtifacts } from './artifacts/agent-download.js';
 import { mountAgentUpload } from './artifacts/agent-upload.js';
@@ -130,7 +131,7 @@ export async function startControlPlane(
       config = Object.freeze({ ...config, publicUrl: publicUrl.href.replace(/\/$/, '') });
     }
 
-    const audit = new AuditWriter({ db: database.db, logger });
+    const audit = new AuditWriter({ db: database.db, logger, onDrop: () => metrics.auditRowsDropped.inc() });
     // Closed late: every call has answered (and queued its row) before the last rows are written.
     closers.push(() => audit.flush());
     const base = { config, db: database.db, logger, metrics, clock: options.clock ?? systemClock, audit };
@@ -150,11 +151,27 @@ export async function startControlPlane(
       onLookup: (outcome) => metrics.authCache.inc({ outcome }),
       logger,
     });
+    const rateLimiter = new RateLimiter({
+      db: database.db,
+      config,
+      logger,
+      metrics,
+      publish: () => cluster.publish(undefined, { kind: 'rate-limits' }, { heard: 1000 }),
+    });
+    await rateLimiter.reload();
+    const reloadLimits = () =>
+      rateLimiter
+        .reload()
+        .catch((err: unknown) => logger.warn({ err }, 'rate limit overrides: reload failed'));
     cluster.onMessage(({ message }) => {
       if (message.kind === 'auth') authCache.apply(message.change);
+      if (message.kind === 'rate-limits') void reloadLimits();
     });
     // Changes told while this replica's session was down were lost with it.
-    cluster.onResync(() => authCache.clear());
+    cluster.onResync(() => {
+      authCache.clear();
+      void reloadLimits();
+    });
     // The planner and the drainer tell the gateway of desired-state changes; the gateway settles
     // the plans its agents' reports apply through the planner: made in that order, linked late.
     let gateway: Awaited<ReturnType<typeof startAgentGateway>> | undefined;
@@ -242,7 +259,17 @@ export async function startControlPlane(
       return Number(row?.n ?? 0);
     });
     const webhooks = { secrets: webhookSecrets, policy: webhookPolicy, nudge: () => webhookWorker.nudge() };
-    const deps: Deps = { ...base, gateway: started, planner, drainer, minutes, streams, authCache, webhooks };
+    const deps: Deps = {
+      ...base,
+      gateway: started,
+      planner,
+      drainer,
+      minutes,
+      streams,
+      authCache,
+      webhooks,
+      rateLimiter,
+    };
     const bootstrapToken = await bootstrap(database.db, config.dataDir, logger);
     const bootstrapPassword = await bootstrapAdminUser(database.db, config.dataDir, logger);
     usePageTokenKeys(await loadPageTokenKeys(config));

@@ -5,6 +5,7 @@ import { createConnectTransport } from '@connectrpc/connect-node';
 import {
   ApiKeyService,
   ArtifactService,
+  AuditService,
   DeviceService,
   HostService,
   ImageService,
@@ -22,6 +23,7 @@ export interface Api {
   readonly images: Client<typeof ImageService>;
   readonly apiKeys: Client<typeof ApiKeyService>;
   readonly artifacts: Client<typeof ArtifactService>;
+  readonly audit: Client<typeof AuditService>;
   readonly usage: Client<typeof UsageService>;
 }
 
@@ -45,6 +47,7 @@ export function createApi(target: Target): Api {
     images: createClient(ImageService, transport),
     apiKeys: createClient(ApiKeyService, transport),
     artifacts: createClient(ArtifactService, transport),
+    audit: createClient(AuditService, transport),
     usage: createClient(UsageService, transport),
   };
 }

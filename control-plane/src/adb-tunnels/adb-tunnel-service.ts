@@ -100,10 +100,15 @@ export async function applyAdbTunnelReport(
       };
   await deps.audit.record({
     tenant_id: tunnel.tenant_id,
+    actor_tenant_id: tunnel.tenant_id,
     actor: tunnel.actor,
+    actor_kind: tunnel.actor.startsWith('usr_') ? 'user' : 'api_key',
     role: '',
     method: opened ? 'AdbTunnel/Connected' : 'AdbTunnel/Disconnected',
     resource: `tunnel_id=${tunnel.id} device_id=${tunnel.device_id}`,
+    resource_type: 'device',
+    resource_id: tunnel.device_id,
+    remote_address: opened ? report.clientAddress.slice(0, 64) : '',
     outcome: 'ok',
     detail: JSON.stringify({ host_id: hostId, connection_id: report.connectionId, ...detail }),
     create_time: at,

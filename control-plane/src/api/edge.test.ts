@@ -226,7 +226,7 @@ describe('sizes and echoes are bounded', () => {
       .execute();
     assert.deepEqual(
       rows.map((r) => r.outcome),
-      ['NotFound', 'InvalidArgument'],
+      ['not_found', 'invalid_argument'],
     );
     assert.ok((rows[0]?.resource.length ?? 0) <= 200, `${rows[0]?.resource.length} characters audited`);
     assert.match(rows[0]?.resource ?? '', /^deviceId=dev_z+…$/);

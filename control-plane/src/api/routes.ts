@@ -2,6 +2,7 @@ import type { ConnectRouter } from '@connectrpc/connect';
 import {
   ApiKeyService,
   ArtifactService,
+  AuditService,
   BillingService,
   DeviceService,
   HostService,
@@ -12,6 +13,7 @@ import {
   WebhookService,
 } from '@cphone/proto';
 import { artifactService } from '../artifacts/artifact-service.js';
+import { auditService } from '../audit/audit-service.js';
 import { billingService } from '../billing/billing-service.js';
 import type { Deps } from '../deps.js';
 import { deviceService } from '../devices/device-service.js';
@@ -35,6 +37,7 @@ export function registerServices(router: ConnectRouter, deps: Deps): void {
   router.service(DeviceService, deviceService(deps));
   router.service(ImageService, imageService(deps));
   router.service(UserService, userService(deps));
+  router.service(AuditService, auditService(deps));
   router.service(BillingService, billingService(deps));
   router.service(WebhookService, webhookService(deps));
   router.service(UsageService, usageService(deps));

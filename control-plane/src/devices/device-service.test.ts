@@ -14,7 +14,7 @@ import {
 } from '@cphone/proto';
 import { connectError } from '../api/test-api.js';
 import { insertHosts } from '../placement/testing.js';
-import { type DeviceTestServer, startDeviceTestServer } from './testing.js';
+import { ANDROID_14, type DeviceTestServer, startDeviceTestServer } from './testing.js';
 
 let server: DeviceTestServer;
 let user: ReturnType<DeviceTestServer['clients']>;
@@ -41,16 +41,7 @@ function phone(
 before(async () => {
   server = await startDeviceTestServer();
   const admin = server.clients(server.api.adminToken);
-  await admin.images.createImage({
-    imageId: IMAGE,
-    image: {
-      displayName: 'Android 14',
-      containerImage: 'redroid/redroid:14.0.0_64only-latest',
-      archs: ['arm64'],
-      defaultSpec: { vcpuMillicores: 2000, memoryMib: 4096, storageGib: 32 },
-      minMemoryMib: 1024,
-    },
-  });
+  await admin.images.createImage({ imageId: IMAGE, image: ANDROID_14 });
   user = server.clients(await server.addTenant('acme'));
   other = server.clients(await server.addTenant('globex'));
   await insertHosts(server.store.db, [

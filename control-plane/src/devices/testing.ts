@@ -2,9 +2,10 @@
 // services over a fresh store, and a stub gateway whose command answers a test sets.
 import { create } from '@bufbuild/protobuf';
 import { timestampNow } from '@bufbuild/protobuf/wkt';
-import type { Client } from '@connectrpc/connect';
+import type { Client, ConnectRouter } from '@connectrpc/connect';
 import { agentv1, DeviceService, ImageService } from '@cphone/proto';
 import { startTestApi, type TestApi } from '../api/test-api.js';
+import type { ControlPlaneConfig } from '../config.js';
 import { createStubGateway } from '../gateway/testing.js';
 import type { CommandKind } from '../gateway/types.js';
 import { imageService } from '../images/image-service.js';
@@ -41,7 +42,24 @@ export interface DeviceTestServer {
   close(): Promise<void>;
 }
 
-export async function startDeviceTestServer(): Promise<DeviceTestServer> {
+/** An Android 14 image as a platform admin creates it (CreateImageRequest.image). */
+export const ANDROID_14 = {
+  displayName: 'Android 14',
+  containerImage: 'redroid/redroid:14.0.0_64only-latest',
+  archs: ['arm64'],
+  defaultSpec: { vcpuMillicores: 2000, memoryMib: 4096, storageGib: 32 },
+  minMemoryMib: 1024,
+};
+
+export interface DeviceTestServerOptions {
+  /** More services beside the device and image services (e.g. AuditService). */
+  routes?: (router: ConnectRouter, deps: DeviceServiceDeps) => void;
+  config?: Partial<ControlPlaneConfig>;
+}
+
+export async function startDeviceTestServer(
+  options: DeviceTestServerOptions = {},
+): Promise<DeviceTestServer> {
   const store = await createTestStore();
   const commands: SentCommand[] = [];
   const server = {
@@ -62,7 +80,7 @@ export async function startDeviceTestServer(): Promise<DeviceTestServer> {
   let deps: DeviceServiceDeps | undefined;
   const api = await startTestApi({
     db: store.db,
-    config: { publicUrl: 'http://cp.test:8080' },
+    config: { publicUrl: 'http://cp.test:8080', ...options.config },
     routes: (router, base) => {
       deps = {
         ...base,
@@ -75,6 +93,7 @@ export async function startDeviceTestServer(): Promise<DeviceTestServer> {
       };
       router.service(DeviceService, deviceService(deps));
       router.service(ImageService, imageService(deps));
+      options.routes?.(router, deps);
     },
   });
   if (!deps) throw new Error('routes were not registered');

@@ -170,6 +170,7 @@ export async function startAgentGateway(
         relay?.receive(message);
         return;
       case 'auth':
+      case 'rate-limits':
         return;
     }
   });

@@ -46,7 +46,9 @@ export type GatewayMessage =
   /** `result` is a CommandResult (binary, base64). */
   | { kind: 'result'; id: string; result?: string; error?: { kind: ErrorKind; message: string } }
   /** Cached authentications to drop (auth/auth-cache.ts); the cache listens for it, not the gateway. */
-  | { kind: 'auth'; change: AuthChange };
+  | { kind: 'auth'; change: AuthChange }
+  /** A tenant's rate limit overrides changed (api/rate-limit.ts): reload them. */
+  | { kind: 'rate-limits' };
 
 /** An error raised on the replica that ran the command, with its kind (and so its code) kept. */
 export class RelayedError extends DomainError {

@@ -13,6 +13,7 @@ import * as adbTunnels from './migrations/2026-12-03T0100-adb-tunnels.js';
 import * as usagePartitionsRollups from './migrations/2026-12-04T0100-usage-partitions-rollups.js';
 import * as billing from './migrations/2026-12-04T0200-billing-price-books-statements.js';
 import * as webhooksOutbox from './migrations/2026-12-04T0300-webhooks-outbox.js';
+import * as auditTrailRateLimits from './migrations/2026-12-04T0400-audit-trail-rate-limits.js';
 import * as quotaMinutes from './migrations/2026-12-04T0500-quota-minutes.js';
 
 // Migrations are listed here rather than read from a folder, so they bundle and type-check with
@@ -32,6 +33,7 @@ const migrations: Record<string, Migration> = {
   '2026-12-04T0100-usage-partitions-rollups': usagePartitionsRollups,
   '2026-12-04T0200-billing-price-books-statements': billing,
   '2026-12-04T0300-webhooks-outbox': webhooksOutbox,
+  '2026-12-04T0400-audit-trail-rate-limits': auditTrailRateLimits,
   '2026-12-04T0500-quota-minutes': quotaMinutes,
 };
 

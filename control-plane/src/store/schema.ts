@@ -262,16 +262,56 @@ export interface IdempotencyKeyTable {
   create_time: CreatedAt;
 }
 
+/**
+ * One audited call or event (append-only: a trigger refuses UPDATE and DELETE). Columns added in
+ * migrations/2026-12-04T0400-audit-trail-rate-limits.ts default to '' for writers that leave them.
+ */
 export interface AuditLogTable {
   id: Generated<number>;
+  /** The target's tenant: the resource's owner, else the tenant named, else the actor's. */
   tenant_id: string;
+  /** The actor's tenant ('' for an anonymous caller). */
+  actor_tenant_id: ColumnType<string, string | undefined, string>;
+  /** The key id or user id; for an anonymous caller the key id it presented, if any. */
   actor: string;
+  /** 'api_key' | 'user' | 'host' | 'system' | 'anonymous' | '' (unknown). */
+  actor_kind: ColumnType<string, string | undefined, string>;
   role: string;
+  /** `<Service>/<Method>` for API calls, `<Thing>/<Event>` for events the control plane records. */
   method: string;
+  /** The ids the request named, `field=value` pairs (bounded, escaped). */
   resource: string;
+  resource_type: ColumnType<string, string | undefined, string>;
+  resource_id: ColumnType<string, string | undefined, string>;
+  /** Connect code in snake_case, 'ok' on success. */
   outcome: string;
+  remote_address: ColumnType<string, string | undefined, string>;
+  /** The x-request-id of the call. */
+  request_id: ColumnType<string, string | undefined, string>;
+  /** The request's own request_id field (idempotency key). */
+  idempotency_key: ColumnType<string, string | undefined, string>;
+  /** The error message the caller was sent ('' on success). */
+  message: ColumnType<string, string | undefined, string>;
   detail: Json<Record<string, unknown>>;
   create_time: CreatedAt;
+}
+
+/** Per-tenant rate limit overrides; a null column keeps the configured default. */
+export interface TenantRateLimitTable {
+  tenant_id: string;
+  tenant_rps: number | null;
+  tenant_burst: number | null;
+  key_rps: number | null;
+  key_burst: number | null;
+  update_time: Timestamp;
+}
+
+/** A token bucket the replicas lease tokens from (api/rate-limit-store.ts). */
+export interface RateLimitBucketTable {
+  key: string;
+  tokens: number;
+  last_grant: Generated<number>;
+  refill_time: Timestamp;
 }
 
 /**
@@ -423,6 +463,8 @@ export interface Database {
   drain_device: DrainDeviceTable;
   idempotency_key: IdempotencyKeyTable;
   audit_log: AuditLogTable;
+  tenant_rate_limit: TenantRateLimitTable;
+  rate_limit_bucket: RateLimitBucketTable;
   usage_sample: UsageSampleTable;
   usage_cursor: UsageCursorTable;
   usage_rejected: UsageRejectedTable;

@@ -31,10 +31,15 @@ async function audit(
     .insertInto('audit_log')
     .values({
       tenant_id: row.tenant_id,
+      actor_tenant_id: row.tenant_id,
       actor: row.actor,
+      actor_kind: row.actor.startsWith('usr_') ? 'user' : 'api_key',
       role: '',
       method,
       resource: `session_id=${row.id} device_id=${row.device_id}`,
+      resource_type: 'stream_session',
+      resource_id: row.id,
+      remote_address: typeof detail.viewer_address === 'string' ? detail.viewer_address.slice(0, 64) : '',
       outcome: 'ok',
       detail: JSON.stringify({ rights: row.rights, host_id: row.host_id, ...detail }),
     })

@@ -25,6 +25,7 @@ import { compact, ts } from '../api/convert.js';
 import { maskPaths } from '../api/field-mask.js';
 import { idempotentIn } from '../api/idempotency.js';
 import { pageOf, readPage } from '../api/pagination.js';
+import type { RateLimiter } from '../api/rate-limit.js';
 import { transact } from '../api/validate-only.js';
 import { tenantSubtree } from '../auth/api-keys.js';
 import type { AuthCache } from '../auth/auth-cache.js';
@@ -52,6 +53,7 @@ import { descendantQuotas, insertTenant, lockQuotaPath } from '../store/tenants.
 import { tellHost } from '../streams/stream-service.js';
 import { subtreeUse } from './admission.js';
 import { checkLimits, deviceMinutesOf, LIMIT_COLUMNS, type Limits, periodOf } from './quota.js';
+import { RATE_LIMIT_PATHS, rateLimitsOf, saveRateLimits, withRateLimits } from './rate-limit-quota.js';
 import { kindFromProto, quotaToProto, tenantToProto } from './tenant-view.js';
 
 export interface TenantServiceDeps {
@@ -62,6 +64,8 @@ export interface TenantServiceDeps {
   readonly gateway?: Pick<AgentGateway, 'desiredChanged' | 'revokeStreams'> | undefined;
   /** Cached authentications: a new, deleted, suspended or reactivated tenant changes their scope. */
   readonly authCache?: AuthCache | undefined;
+  /** Told when SetQuota changes a tenant's rate limit overrides (absent in some tests). */
+  readonly rateLimiter?: Pick<RateLimiter, 'changed'> | undefined;
 }
 
 /** Which kinds each kind may have as children. Only platform admins create resellers. */
@@ -315,7 +319,7 @@ export async function deleteTenant(
 
 export async function getQuota(deps: TenantServiceDeps, req: GetQuotaRequest, context: HandlerContext) {
   const row = await load(deps, principalOf(context), req.tenantId);
-  return { quota: quotaToProto(row.id, await quotaRow(deps, row.id)) };
+  return { quota: await withRateLimits(deps.db, quotaToProto(row.id, await quotaRow(deps, row.id))) };
 }
 
 /**
@@ -334,8 +338,10 @@ export async function setQuota(deps: TenantServiceDeps, req: SetQuotaRequest, co
   const input = req.quota;
   const replaceAll = (req.updateMask?.paths.length ?? 0) === 0;
   const paths = replaceAll
-    ? new Set<string>([...LIMIT_COLUMNS, 'period', 'device_minutes_action'])
-    : maskPaths(req.updateMask, [...LIMIT_COLUMNS, 'period', 'device_minutes_action']);
+    ? new Set<string>([...LIMIT_COLUMNS, 'period', 'device_minutes_action', ...RATE_LIMIT_PATHS])
+    : maskPaths(req.updateMask, [...LIMIT_COLUMNS, 'period', 'device_minutes_action', ...RATE_LIMIT_PATHS]);
+  const rateLimits = rateLimitsOf(input, paths);
+  let rateLimitsChanged = false;
   let wantedAction: DeviceMinutesActionName | undefined;
   if (paths.has('device_minutes_action')) {
     const wanted = input?.deviceMinutesAction ?? DeviceMinutesAction.UNSPECIFIED;
@@ -378,6 +384,7 @@ export async function setQuota(deps: TenantServiceDeps, req: SetQuotaRequest, co
     const period = wantedPeriod ?? current?.period ?? 'month';
     const action = wantedAction ?? current?.device_minutes_action ?? 'refuse_starts';
     const now = deps.clock.now();
+    rateLimitsChanged = await saveRateLimits(trx, row.id, rateLimits, now);
     const values = { ...limits, period, device_minutes_action: action, update_time: now };
     return trx
       .insertInto('quota')
@@ -386,7 +393,10 @@ export async function setQuota(deps: TenantServiceDeps, req: SetQuotaRequest, co
       .returningAll()
       .executeTakeFirstOrThrow();
   });
-  return { quota: quotaToProto(row.id, saved) };
+  if (rateLimitsChanged && !req.validateOnly) await deps.rateLimiter?.changed();
+  const quota = quotaToProto(row.id, saved);
+  // A dry run wrote nothing: the overrides it would set are the request's own.
+  return { quota: req.validateOnly ? quota : await withRateLimits(deps.db, quota) };
 }
 
 /**

@@ -7,14 +7,14 @@ import { enumDesc, fileDesc, messageDesc } from "@bufbuild/protobuf/codegenv2";
 import type { Role } from "./api_key_pb.js";
 import { file_cphone_api_v1_api_key } from "./api_key_pb.js";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
-import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
-import type { Message } from "@bufbuild/protobuf";
+import { file_google_protobuf_struct, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
+import type { JsonObject, Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file cphone/api/v1/audit.proto.
  */
 export const file_cphone_api_v1_audit: GenFile = /*@__PURE__*/
-  fileDesc("ChljcGhvbmUvYXBpL3YxL2F1ZGl0LnByb3RvEg1jcGhvbmUuYXBpLnYxInEKBUFjdG9yEiYKBGtpbmQYASABKA4yGC5jcGhvbmUuYXBpLnYxLkFjdG9yS2luZBIKCgJpZBgCIAEoCRIRCgl0ZW5hbnRfaWQYAyABKAkSIQoEcm9sZRgEIAEoDjITLmNwaG9uZS5hcGkudjEuUm9sZSKXAgoKQXVkaXRFdmVudBIWCg5hdWRpdF9ldmVudF9pZBgBIAEoCRIRCgl0ZW5hbnRfaWQYAiABKAkSIwoFYWN0b3IYAyABKAsyFC5jcGhvbmUuYXBpLnYxLkFjdG9yEg4KBm1ldGhvZBgEIAEoCRIVCg1yZXNvdXJjZV90eXBlGAUgASgJEhMKC3Jlc291cmNlX2lkGAYgASgJEg8KB291dGNvbWUYByABKAkSDwoHbWVzc2FnZRgIIAEoCRISCgpyZXF1ZXN0X2lkGAkgASgJEhYKDnJlbW90ZV9hZGRyZXNzGAogASgJEi8KC2NyZWF0ZV90aW1lGAsgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCqAAQoJQWN0b3JLaW5kEhoKFkFDVE9SX0tJTkRfVU5TUEVDSUZJRUQQABIWChJBQ1RPUl9LSU5EX0FQSV9LRVkQARITCg9BQ1RPUl9LSU5EX1VTRVIQAhITCg9BQ1RPUl9LSU5EX0hPU1QQAxIVChFBQ1RPUl9LSU5EX1NZU1RFTRAEYgZwcm90bzM", [file_cphone_api_v1_api_key, file_google_protobuf_timestamp]);
+  fileDesc("ChljcGhvbmUvYXBpL3YxL2F1ZGl0LnByb3RvEg1jcGhvbmUuYXBpLnYxInEKBUFjdG9yEiYKBGtpbmQYASABKA4yGC5jcGhvbmUuYXBpLnYxLkFjdG9yS2luZBIKCgJpZBgCIAEoCRIRCgl0ZW5hbnRfaWQYAyABKAkSIQoEcm9sZRgEIAEoDjITLmNwaG9uZS5hcGkudjEuUm9sZSLZAgoKQXVkaXRFdmVudBIWCg5hdWRpdF9ldmVudF9pZBgBIAEoCRIRCgl0ZW5hbnRfaWQYAiABKAkSIwoFYWN0b3IYAyABKAsyFC5jcGhvbmUuYXBpLnYxLkFjdG9yEg4KBm1ldGhvZBgEIAEoCRIVCg1yZXNvdXJjZV90eXBlGAUgASgJEhMKC3Jlc291cmNlX2lkGAYgASgJEg8KB291dGNvbWUYByABKAkSDwoHbWVzc2FnZRgIIAEoCRISCgpyZXF1ZXN0X2lkGAkgASgJEhYKDnJlbW90ZV9hZGRyZXNzGAogASgJEi8KC2NyZWF0ZV90aW1lGAsgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBInCgZkZXRhaWwYDCABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0EhcKD2lkZW1wb3RlbmN5X2tleRgNIAEoCSqaAQoJQWN0b3JLaW5kEhoKFkFDVE9SX0tJTkRfVU5TUEVDSUZJRUQQABIWChJBQ1RPUl9LSU5EX0FQSV9LRVkQARITCg9BQ1RPUl9LSU5EX1VTRVIQAhITCg9BQ1RPUl9LSU5EX0hPU1QQAxIVChFBQ1RPUl9LSU5EX1NZU1RFTRAEEhgKFEFDVE9SX0tJTkRfQU5PTllNT1VTEAViBnByb3RvMw", [file_cphone_api_v1_api_key, file_google_protobuf_struct, file_google_protobuf_timestamp]);
 
 /**
  * Who performed an action.
@@ -30,21 +30,23 @@ export type Actor = Message<"cphone.api.v1.Actor"> & {
   kind: ActorKind;
 
   /**
-   * Its id: api_key_id, user id, host_id, or the job name for SYSTEM.
+   * Its id: api_key_id, user id, host_id, the job name for SYSTEM, or for ANONYMOUS the key id it
+   * presented (empty when it presented none).
    *
    * @generated from field: string id = 2;
    */
   id: string;
 
   /**
-   * The tenant it acted as.
+   * The tenant it acted as; empty for ANONYMOUS, and empty when the reader of the event cannot see
+   * that tenant (another tenant's attempt on the reader's resource names its key, not its tenant).
    *
    * @generated from field: string tenant_id = 3;
    */
   tenantId: string;
 
   /**
-   * Its role; UNSPECIFIED for HOST and SYSTEM.
+   * Its role; UNSPECIFIED for HOST, SYSTEM and ANONYMOUS, and when tenant_id is withheld.
    *
    * @generated from field: cphone.api.v1.Role role = 4;
    */
@@ -59,20 +61,24 @@ export const ActorSchema: GenMessage<Actor> = /*@__PURE__*/
   messageDesc(file_cphone_api_v1_audit, 0);
 
 /**
- * One mutating call, recorded whatever its outcome.
+ * One mutating call, recorded whatever its outcome; also every call refused before its caller was
+ * known (outcome "unauthenticated", or "permission_denied" for a cross-site browser call). Events
+ * are append-only: nothing updates or deletes them.
  *
  * @generated from message cphone.api.v1.AuditEvent
  */
 export type AuditEvent = Message<"cphone.api.v1.AuditEvent"> & {
   /**
-   * Opaque unique id.
+   * Opaque unique id; a later event has a greater id.
    *
    * @generated from field: string audit_event_id = 1;
    */
   auditEventId: string;
 
   /**
-   * The tenant whose resource was touched.
+   * The tenant whose resource was touched: the resource's owner when it exists, else the tenant
+   * the request named, else the actor's (the platform for an anonymous caller). Empty when the
+   * reader of the event cannot see that tenant (its own attempt on another tenant's resource).
    *
    * @generated from field: string tenant_id = 2;
    */
@@ -86,21 +92,24 @@ export type AuditEvent = Message<"cphone.api.v1.AuditEvent"> & {
   actor?: Actor | undefined;
 
   /**
-   * Full method name, e.g. "cphone.api.v1.DeviceService/StopDevice".
+   * Full method name, e.g. "cphone.api.v1.DeviceService/StopDevice"; events the control plane
+   * records itself have names of their own, e.g. "StreamSession/Joined".
    *
    * @generated from field: string method = 4;
    */
   method: string;
 
   /**
-   * Type of the resource, e.g. "device", "host", "tenant".
+   * Type of the resource, e.g. "device", "host", "tenant", "api_key", "image", "user",
+   * "stream_session"; empty when the call names none (SignIn without an account, SignOut).
    *
    * @generated from field: string resource_type = 5;
    */
   resourceType: string;
 
   /**
-   * Id of the resource; empty when the call created nothing.
+   * Id of the resource; for a create, the created resource's id (empty when the call created
+   * nothing, or created several: their ids are in detail).
    *
    * @generated from field: string resource_id = 6;
    */
@@ -121,14 +130,16 @@ export type AuditEvent = Message<"cphone.api.v1.AuditEvent"> & {
   message: string;
 
   /**
-   * The request_id (idempotency key) of the call, if any.
+   * The call's request id: the x-request-id header its answer carried (the caller's own when it
+   * sent a plain one of at most 64 characters, else one the server made).
    *
    * @generated from field: string request_id = 9;
    */
   requestId: string;
 
   /**
-   * Client IP address.
+   * Client IP address: the socket's peer, or the client named in X-Forwarded-For when the peer is
+   * one of the configured trusted proxies (CPHONE_TRUSTED_PROXIES).
    *
    * @generated from field: string remote_address = 10;
    */
@@ -140,6 +151,21 @@ export type AuditEvent = Message<"cphone.api.v1.AuditEvent"> & {
    * @generated from field: google.protobuf.Timestamp create_time = 11;
    */
   createTime?: Timestamp | undefined;
+
+  /**
+   * What the call asked for, without secrets: e.g. the fields an update changed ("update_mask"),
+   * the ids a batch created, the reason of a drain or cordon.
+   *
+   * @generated from field: google.protobuf.Struct detail = 12;
+   */
+  detail?: JsonObject | undefined;
+
+  /**
+   * The request's own request_id field (its idempotency key), if it had one.
+   *
+   * @generated from field: string idempotency_key = 13;
+   */
+  idempotencyKey: string;
 };
 
 /**
@@ -189,6 +215,14 @@ export enum ActorKind {
    * @generated from enum value: ACTOR_KIND_SYSTEM = 4;
    */
   SYSTEM = 4,
+
+  /**
+   * A caller that did not authenticate (no credential, or one that was refused). Its id is the
+   * key id of the API key it presented, if it presented one that looked like a key; never a secret.
+   *
+   * @generated from enum value: ACTOR_KIND_ANONYMOUS = 5;
+   */
+  ANONYMOUS = 5,
 }
 
 /**

@@ -4,7 +4,7 @@
 
 import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
-import type { AuditEvent } from "./audit_pb.js";
+import type { ActorKind, AuditEvent } from "./audit_pb.js";
 import { file_cphone_api_v1_audit } from "./audit_pb.js";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file cphone/api/v1/audit_service.proto.
  */
 export const file_cphone_api_v1_audit_service: GenFile = /*@__PURE__*/
-  fileDesc("CiFjcGhvbmUvYXBpL3YxL2F1ZGl0X3NlcnZpY2UucHJvdG8SDWNwaG9uZS5hcGkudjEihAIKFkxpc3RBdWRpdEV2ZW50c1JlcXVlc3QSEQoJdGVuYW50X2lkGAEgASgJEhsKE2luY2x1ZGVfZGVzY2VuZGFudHMYAiABKAgSEQoJcGFnZV9zaXplGAMgASgFEhIKCnBhZ2VfdG9rZW4YBCABKAkSLgoKc3RhcnRfdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLAoIZW5kX3RpbWUYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhMKC3Jlc291cmNlX2lkGAcgASgJEhAKCGFjdG9yX2lkGAggASgJEg4KBm1ldGhvZBgJIAEoCSJjChdMaXN0QXVkaXRFdmVudHNSZXNwb25zZRIvCgxhdWRpdF9ldmVudHMYASADKAsyGS5jcGhvbmUuYXBpLnYxLkF1ZGl0RXZlbnQSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJMnAKDEF1ZGl0U2VydmljZRJgCg9MaXN0QXVkaXRFdmVudHMSJS5jcGhvbmUuYXBpLnYxLkxpc3RBdWRpdEV2ZW50c1JlcXVlc3QaJi5jcGhvbmUuYXBpLnYxLkxpc3RBdWRpdEV2ZW50c1Jlc3BvbnNlYgZwcm90bzM", [file_cphone_api_v1_audit, file_google_protobuf_timestamp]);
+  fileDesc("CiFjcGhvbmUvYXBpL3YxL2F1ZGl0X3NlcnZpY2UucHJvdG8SDWNwaG9uZS5hcGkudjEi2gIKFkxpc3RBdWRpdEV2ZW50c1JlcXVlc3QSEQoJdGVuYW50X2lkGAEgASgJEhsKE2luY2x1ZGVfZGVzY2VuZGFudHMYAiABKAgSEQoJcGFnZV9zaXplGAMgASgFEhIKCnBhZ2VfdG9rZW4YBCABKAkSLgoKc3RhcnRfdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLAoIZW5kX3RpbWUYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhMKC3Jlc291cmNlX2lkGAcgASgJEhAKCGFjdG9yX2lkGAggASgJEg4KBm1ldGhvZBgJIAEoCRIVCg1yZXNvdXJjZV90eXBlGAogASgJEg8KB291dGNvbWUYCyABKAkSLAoKYWN0b3Jfa2luZBgMIAEoDjIYLmNwaG9uZS5hcGkudjEuQWN0b3JLaW5kImMKF0xpc3RBdWRpdEV2ZW50c1Jlc3BvbnNlEi8KDGF1ZGl0X2V2ZW50cxgBIAMoCzIZLmNwaG9uZS5hcGkudjEuQXVkaXRFdmVudBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkycAoMQXVkaXRTZXJ2aWNlEmAKD0xpc3RBdWRpdEV2ZW50cxIlLmNwaG9uZS5hcGkudjEuTGlzdEF1ZGl0RXZlbnRzUmVxdWVzdBomLmNwaG9uZS5hcGkudjEuTGlzdEF1ZGl0RXZlbnRzUmVzcG9uc2ViBnByb3RvMw", [file_cphone_api_v1_audit, file_google_protobuf_timestamp]);
 
 /**
  * Request of ListAuditEvents.
@@ -23,7 +23,8 @@ export const file_cphone_api_v1_audit_service: GenFile = /*@__PURE__*/
  */
 export type ListAuditEventsRequest = Message<"cphone.api.v1.ListAuditEventsRequest"> & {
   /**
-   * The tenant; empty means the caller's tenant.
+   * The tenant; empty means the caller's tenant. An event matches when its target tenant or its
+   * actor's tenant is this tenant (or, with include_descendants, one of its descendants).
    *
    * @generated from field: string tenant_id = 1;
    */
@@ -79,11 +80,35 @@ export type ListAuditEventsRequest = Message<"cphone.api.v1.ListAuditEventsReque
   actorId: string;
 
   /**
-   * Only events of this full method name; empty means all.
+   * Only events of this method: the full name ("cphone.api.v1.DeviceService/StopDevice"), the
+   * name without its package ("DeviceService/StopDevice"), or an event name ("StreamSession/Ended");
+   * empty means all.
    *
    * @generated from field: string method = 9;
    */
   method: string;
+
+  /**
+   * Only events on resources of this type (see AuditEvent.resource_type); empty means all.
+   *
+   * @generated from field: string resource_type = 10;
+   */
+  resourceType: string;
+
+  /**
+   * Only events with this outcome, a Connect code in snake_case ("ok", "not_found",
+   * "unauthenticated"); empty means all.
+   *
+   * @generated from field: string outcome = 11;
+   */
+  outcome: string;
+
+  /**
+   * Only events by actors of this kind; UNSPECIFIED means all.
+   *
+   * @generated from field: cphone.api.v1.ActorKind actor_kind = 12;
+   */
+  actorKind: ActorKind;
 };
 
 /**
@@ -122,8 +147,8 @@ export const ListAuditEventsResponseSchema: GenMessage<ListAuditEventsResponse> 
   messageDesc(file_cphone_api_v1_audit_service, 1);
 
 /**
- * Reads the audit log. Needs TENANT_ADMIN or above; sees the caller's tenant subtree.
- * Not served yet: every method answers UNIMPLEMENTED.
+ * Reads the audit log. Needs TENANT_ADMIN or above; sees the events whose target tenant or actor's
+ * tenant is in the caller's tenant subtree, never a sibling's others.
  *
  * @generated from service cphone.api.v1.AuditService
  */
