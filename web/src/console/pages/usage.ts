@@ -141,20 +141,25 @@ export class CpUsage extends LocalizedElement {
     };
   }
 
+  /** Counts loads, so the answer to a selection changed since is dropped rather than shown. */
+  private loads = 0;
+
   private async load(pageToken = ''): Promise<void> {
     const selection = this.selection();
     if (!selection) return;
+    const load = ++this.loads;
     this.loading = true;
     try {
       const answer = await api.usage.queryUsage({ ...selection, pageSize: PAGE_SIZE, pageToken });
+      if (load !== this.loads) return;
       this.records = pageToken ? [...this.records, ...answer.usageRecords] : answer.usageRecords;
       this.total = answer.total;
       this.nextPageToken = answer.nextPageToken;
       this.problem = undefined;
     } catch (error) {
-      this.problem = problemOf(error);
+      if (load === this.loads) this.problem = problemOf(error);
     } finally {
-      this.loading = false;
+      if (load === this.loads) this.loading = false;
     }
   }
 
