@@ -2,17 +2,22 @@
 // The web console in Debian's Chromium against the real control plane (serving the built console
 // at /), a real agent with the sim runtime and virtual phones: signing in and out, throttling, the
 // phone list, one phone's player and APK install, group control across screens of different sizes,
-// the language switch, and one tenant's user never reaching another tenant's phones. Screenshots of
-// the key steps go to docs/screenshots/.
+// the language switch, one tenant's user never reaching another tenant's phones, and a tenant
+// admin's usage page and audit log. Screenshots of the key steps go to docs/screenshots/.
 import assert from 'node:assert/strict';
-import { mkdir } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { create } from '@bufbuild/protobuf';
+import { timestampFromDate } from '@bufbuild/protobuf/wkt';
 import { Code, ConnectError, createClient } from '@connectrpc/connect';
 import { createConnectTransport } from '@connectrpc/connect-node';
+import { ingestUsage } from '@cphone/control-plane/testing';
 import type { Agent } from '@cphone/host-agent';
 import {
+  AuditService,
+  agentv1,
   DeviceService,
   DeviceState,
   HostState,
@@ -450,5 +455,140 @@ describe('my account', () => {
     await other.getByRole('alert').getByText('Wrong email or password.').waitFor();
     await signIn(other, 'dave@shop-a.test', fresh);
     await other.getByText('Signed in as dave@shop-a.test').waitFor();
+  });
+});
+
+describe("a tenant admin's usage and audit log", () => {
+  test('the month shows a phone’s minutes by day and by phone with the totals, downloads as CSV; the audit log shows the admin’s stop and narrows to it', async () => {
+    const deviceId = await runningPhone(tenantA, 'metered');
+    // Next month (UTC), which holds only these samples: the agent's own samples carry today's time.
+    // The host reports them as it would then (intake judges a sample by the time it is given).
+    const now = new Date();
+    const monthStart = Date.UTC(now.getUTCFullYear(), now.getUTCMonth() + 1, 1);
+    const month = new Date(monthStart).toISOString().slice(0, 7);
+    const day = (n: number) => monthStart + (n - 1) * 86_400_000 + 9 * 3_600_000;
+    // Running minutes on days 2, 3 and 5 (20 + 12 + 10 = 42), then 3 stopped minutes on day 5.
+    const minutes = [
+      ...Array.from({ length: 20 }, (_, i) => [day(2) + i * 60_000, agentv1.DeviceState.RUNNING] as const),
+      ...Array.from({ length: 12 }, (_, i) => [day(3) + i * 60_000, agentv1.DeviceState.RUNNING] as const),
+      ...Array.from({ length: 10 }, (_, i) => [day(5) + i * 60_000, agentv1.DeviceState.RUNNING] as const),
+      ...Array.from(
+        { length: 3 },
+        (_, i) => [day(5) + (10 + i) * 60_000, agentv1.DeviceState.STOPPED] as const,
+      ),
+    ];
+    const samples = minutes.map(([start, state], i) =>
+      create(agentv1.UsageSampleSchema, {
+        sequence: 2_000_000_000n + BigInt(i),
+        deviceId,
+        tenantId: tenantA,
+        startTime: timestampFromDate(new Date(start)),
+        endTime: timestampFromDate(new Date(start + 60_000)),
+        vcpuMillicores: 1000,
+        memoryMib: 1024,
+        storageGib: 4,
+        state,
+      }),
+    );
+    const intake = await ingestUsage(h.plane.deps.db, h.hostId, samples, new Date(day(5) + 3_600_000));
+    assert.equal(intake.inserted, 45, JSON.stringify(intake));
+
+    const page = await newPage();
+    await signIn(page, 'alice@shop-a.test');
+    await page.getByRole('link', { name: 'Usage' }).click();
+    // This month first: whatever the agent has reported, never the samples of next month.
+    await page.getByRole('heading', { name: 'Usage' }).waitFor();
+    await page.getByLabel('Time zone').fill('UTC');
+    await page.getByLabel('Time zone').blur();
+    await page.getByLabel('Month').fill(month);
+    const total = page.locator('tr[data-usage-total] td');
+    const cells = (rows: typeof total) => rows.evaluateAll((tds) => tds.map((td) => td.textContent?.trim()));
+    // Day, bar, running, stopped, vCPU, memory GiB, storage GiB (45 minutes at 4 GiB), viewer.
+    const expected = ['Total', '', '42', '3', '42', '42', '180', '0'];
+    await waitFor(
+      'the month’s totals',
+      () => cells(total),
+      (c) => JSON.stringify(c) === JSON.stringify(expected),
+    );
+    const days = page.locator('tr[data-usage-row]');
+    assert.equal(await days.count(), 3, 'one row per day with usage');
+    assert.deepEqual(await cells(days.nth(0).locator('td')), [
+      new Intl.DateTimeFormat('en', { timeZone: 'UTC', dateStyle: 'medium' }).format(new Date(day(2))),
+      '',
+      '20',
+      '0',
+      '20',
+      '20',
+      '80',
+      '0',
+    ]);
+    const widths = await days
+      .locator('td.bar div')
+      .evaluateAll((bars) => bars.map((b) => (b as HTMLElement).style.width));
+    assert.deepEqual(widths, ['100%', '60%', '50%'], 'bars in proportion to the running minutes');
+    await page.getByLabel('Month').blur();
+    await shot(page, 'console-usage.png');
+
+    await page.getByLabel('Show').selectOption('device');
+    const row = page.locator('tr[data-usage-row]', { hasText: deviceId });
+    await row.waitFor();
+    assert.deepEqual((await cells(row.locator('td'))).slice(1), ['42', '3', '42', '42', '180', '0']);
+    const [download] = await Promise.all([
+      page.waitForEvent('download'),
+      page.getByRole('button', { name: 'Download CSV' }).click(),
+    ]);
+    assert.equal(download.suggestedFilename(), `usage-${month}-device.csv`);
+    const csv = (await readFile(await download.path(), 'utf8')).split('\n');
+    assert.match(
+      csv[0] ?? '',
+      /^tenant_id,device_id,start_time,end_time,device_minutes,stopped_device_minutes,/,
+    );
+    assert.ok(
+      csv.some((line) => line.startsWith(`${tenantA},${deviceId},`)),
+      `a row for the phone: ${csv.join('\n')}`,
+    );
+
+    // The admin stops the phone; the audit log shows it, from this browser, with outcome ok.
+    await page.getByRole('link', { name: 'My phones' }).click();
+    await page.locator(`tr[data-device="${deviceId}"]`).getByRole('checkbox').check();
+    await page.getByRole('button', { name: 'Stop', exact: true }).click();
+    await page.getByRole('status').getByText('Stop: 1 done, 0 failed').waitFor();
+    // Audit rows are written beside the call, in batches: wait for the row before reading the page.
+    await waitFor(
+      'the stop in the audit log',
+      async () =>
+        (
+          await h.client(AuditService).listAuditEvents({
+            tenantId: tenantA,
+            resourceId: deviceId,
+            method: 'DeviceService/StopDevice',
+          })
+        ).auditEvents.length,
+      (n) => n > 0,
+    );
+    await page.getByRole('link', { name: 'Audit log' }).click();
+    const stop = page.locator('tr[data-audit-event]', { hasText: 'DeviceService/StopDevice' }).filter({
+      hasText: deviceId,
+    });
+    await stop.waitFor();
+    assert.equal(await stop.locator('[data-outcome]').textContent(), 'ok');
+    assert.match((await stop.textContent()) ?? '', /User/);
+    assert.match((await stop.textContent()) ?? '', /127\.0\.0\.1/);
+    const all = page.locator('tr[data-audit-event]');
+    const before = await all.count();
+    assert.ok(before > 1, `other events are listed too: ${before}`);
+
+    await page.getByLabel('Resource id').fill(deviceId);
+    await page.getByLabel('Action').fill('DeviceService/StopDevice');
+    await page.getByRole('button', { name: 'Filter', exact: true }).click();
+    await waitFor(
+      'only the stop of this phone',
+      () => all.evaluateAll((rows) => rows.map((r) => r.textContent ?? '')),
+      (rows) => rows.length === 1 && rows.every((r) => r.includes('StopDevice') && r.includes(deviceId)),
+    );
+    await shot(page, 'console-audit.png');
+    await page.getByLabel('Outcome').selectOption('not_found');
+    await page.getByRole('button', { name: 'Filter', exact: true }).click();
+    await page.getByRole('status').getByText('No audit events match.').waitFor();
   });
 });

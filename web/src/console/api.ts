@@ -7,9 +7,11 @@ import { createConnectTransport } from '@connectrpc/connect-web';
 import {
   ApiKeyService,
   ArtifactService,
+  AuditService,
   DeviceService,
   RetryInfoSchema,
   TenantService,
+  UsageService,
   UserService,
 } from '@cphone/proto/api';
 import type { MessageKey } from './messages.js';
@@ -64,6 +66,8 @@ export interface Api {
   artifacts: Client<typeof ArtifactService>;
   keys: Client<typeof ApiKeyService>;
   tenants: Client<typeof TenantService>;
+  usage: Client<typeof UsageService>;
+  audit: Client<typeof AuditService>;
 }
 
 export const api: Api = {
@@ -72,6 +76,8 @@ export const api: Api = {
   artifacts: createClient(ArtifactService, transport),
   keys: createClient(ApiKeyService, transport),
   tenants: createClient(TenantService, transport),
+  usage: createClient(UsageService, transport),
+  audit: createClient(AuditService, transport),
 };
 
 /** The wait a throttled call names (google.rpc.RetryInfo), whole seconds rounded up. */

@@ -13,9 +13,11 @@ import './pages/group.js';
 import './pages/users.js';
 import './pages/keys.js';
 import './pages/account.js';
+import './pages/usage.js';
+import './pages/audit.js';
 
 interface Route {
-  page: 'phones' | 'phone' | 'group' | 'users' | 'keys' | 'account' | 'accept';
+  page: 'phones' | 'phone' | 'group' | 'users' | 'keys' | 'usage' | 'audit' | 'account' | 'accept';
   id?: string;
   ids?: string[];
   token?: string;
@@ -27,7 +29,15 @@ export function parseRoute(hash: string): Route {
   const params = new URLSearchParams(query);
   if (first === 'phones' && second) return { page: 'phone', id: decodeURIComponent(second) };
   if (first === 'group') return { page: 'group', ids: (params.get('ids') ?? '').split(',').filter(Boolean) };
-  if (first === 'users' || first === 'keys' || first === 'account') return { page: first };
+  if (
+    first === 'users' ||
+    first === 'keys' ||
+    first === 'usage' ||
+    first === 'audit' ||
+    first === 'account'
+  ) {
+    return { page: first };
+  }
   if (first === 'accept') return { page: 'accept', token: params.get('token') ?? '' };
   return { page: 'phones' };
 }
@@ -146,6 +156,10 @@ export class CpApp extends LitElement {
         return html`<cp-account></cp-account>`;
       case 'keys':
         return this.isAdmin() ? html`<cp-keys .me=${this.user}></cp-keys>` : html`<cp-phones></cp-phones>`;
+      case 'usage':
+        return this.isAdmin() ? html`<cp-usage .me=${this.user}></cp-usage>` : html`<cp-phones></cp-phones>`;
+      case 'audit':
+        return this.isAdmin() ? html`<cp-audit></cp-audit>` : html`<cp-phones></cp-phones>`;
       default:
         return html`<cp-phones></cp-phones>`;
     }
@@ -177,6 +191,8 @@ export class CpApp extends LitElement {
           ${this.link('#/group', t('nav.group'), p === 'group')}
           ${this.isAdmin() ? this.link('#/users', t('nav.users'), p === 'users') : nothing}
           ${this.isAdmin() ? this.link('#/keys', t('nav.keys'), p === 'keys') : nothing}
+          ${this.isAdmin() ? this.link('#/usage', t('nav.usage'), p === 'usage') : nothing}
+          ${this.isAdmin() ? this.link('#/audit', t('nav.audit'), p === 'audit') : nothing}
           ${this.link('#/account', t('nav.account'), p === 'account')}
         </nav>
         <span class="muted" data-testid="who">${t('app.signedInAs', { email: this.user.email })}${this.tenantName ? ` · ${this.tenantName}` : ''}</span>
