@@ -53,7 +53,7 @@ after(async () => {
   await h?.close();
 });
 
-test('a reseller creates a customer, prices it, hears its phone, and recomputes its closed statement from the usage export', async () => {
+test('a reseller creates a customer, prices it, hears its phone, and recomputes its closed statement from the usage export', async (t) => {
   // The operator's part: the reseller's wholesale book and an admin key for the reseller.
   const quarter = 15 * 60_000;
   const nextQuarter = Math.floor(h.clock.now().getTime() / quarter) * quarter + quarter;
@@ -122,6 +122,12 @@ test('a reseller creates a customer, prices it, hears its phone, and recomputes 
     ),
   );
   assert.ok(Number(mine.total) >= 0.1, `5 minutes at 0.02 at least: ${mine.total}`);
+  t.diagnostic(
+    `statement ${month}: ${statement.rating?.lines.map((l) => `${BillingDimension[l.dimension]} ${l.quantity} x ${l.unitPrice} = ${l.amount}`).join('; ')}; total ${statement.rating?.total} ${statement.rating?.currency}`,
+  );
+  t.diagnostic(
+    `recomputed from ${mine.rows} exported rows: ${JSON.stringify(mine.lines)}, total ${mine.total}`,
+  );
   const again = await closedStatement(api, customerId, month);
   assert.equal(again.statementId, statement.statementId, 'a closed statement stays what it was');
   const closed = await receiver.next(
