@@ -15,11 +15,19 @@ const SERVICE_TYPES: Readonly<Record<string, string>> = {
   UserService: 'user',
   ArtifactService: 'upload',
   WebhookService: 'webhook',
+  BillingService: 'price_book',
+  UsageService: 'usage',
 };
 
 const METHOD_TYPES: Readonly<Record<string, string>> = {
   'DeviceService/RevokeStreamSession': 'stream_session',
   'TenantService/SetQuota': 'tenant',
+  'BillingService/RateUsage': 'tenant',
+  'BillingService/CloseStatement': 'statement',
+  'BillingService/GetStatement': 'statement',
+  'BillingService/ListStatements': 'statement',
+  'BillingService/ExportStatement': 'statement',
+  'WebhookService/RedeliverWebhookEvent': 'webhook_event',
   'UserService/InviteUser': 'invitation',
   'UserService/RevokeInvitation': 'invitation',
   'UserService/AcceptInvitation': 'invitation',
@@ -30,7 +38,7 @@ const METHOD_TYPES: Readonly<Record<string, string>> = {
 };
 
 /** Where a type's id sits when it is not `<type>_id` (RevokeStreamSession names `session_id`). */
-const ID_FIELDS: Readonly<Record<string, string>> = { stream_session: 'sessionId' };
+const ID_FIELDS: Readonly<Record<string, string>> = { stream_session: 'sessionId', webhook_event: 'eventId' };
 
 /** Messages that carry the resource's id under another name (SetQuota's `quota.tenant_id`). */
 const NESTED: Readonly<Record<string, readonly string[]>> = { tenant: ['tenant', 'quota'] };
@@ -136,7 +144,11 @@ export function auditResource(
   const requests = field(request, 'requests');
   if (Array.isArray(requests)) detail.requests = requests.length;
   // The tenant a request names for what it acts on; a tenant create acts under its parent.
-  const tenantHint = text(field(request, 'tenantId')) || text(field(request, 'parentTenantId'));
+  // A create that carries its resource names the tenant inside it (CreatePriceBook's price_book).
+  const tenantHint =
+    text(field(request, 'tenantId')) ||
+    text(field(request, 'parentTenantId')) ||
+    (type ? text(field(field(request, camel(type)), 'tenantId')) : '');
   return {
     type,
     id: cut(id),

@@ -26,6 +26,9 @@ const OWNER_TABLES = {
   invitation: 'invitation',
   session: 'web_session',
   webhook: 'webhook',
+  price_book: 'price_book',
+  statement: 'statement',
+  webhook_event: 'webhook_event',
 } as const satisfies Record<string, keyof Database>;
 
 /** The target tenant of each target, in order. */
