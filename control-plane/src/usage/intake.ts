@@ -130,6 +130,9 @@ export async function ingestUsage(
   }
 }
 
+/** Rows per statement: each column goes as one array parameter. */
+const BATCH = 5000;
+
 // SQLSTATE check_violation: "no partition of relation usage_sample found for row".
 const NO_PARTITION = '23514';
 
@@ -162,14 +165,14 @@ async function ingestIn(
     }
     const fresh: agentv1.UsageSample[] = [];
     const sequences = [...above.keys()].sort((a, b) => a - b);
-    for (let i = 0; i < sequences.length; i += 1000) {
-      const claimed = await trx
-        .insertInto('usage_seen')
-        .values(sequences.slice(i, i + 1000).map((sequence) => ({ host_id: hostId, sequence })))
-        .onConflict((c) => c.columns(['host_id', 'sequence']).doNothing())
-        .returning('sequence')
-        .execute();
-      for (const { sequence } of claimed) fresh.push(above.get(Number(sequence)) as agentv1.UsageSample);
+    for (let i = 0; i < sequences.length; i += BATCH) {
+      const claimed = await sql<{ sequence: string | number }>`
+        insert into usage_seen (host_id, sequence)
+        select ${hostId}, q from unnest(${sequences.slice(i, i + BATCH)}::int8[]) as u(q)
+        on conflict (host_id, sequence) do nothing
+        returning sequence`.execute(trx);
+      for (const { sequence } of claimed.rows)
+        fresh.push(above.get(Number(sequence)) as agentv1.UsageSample);
     }
     const known = await owners(trx, [...new Set(fresh.map((s) => s.deviceId))]);
     let tenantMismatches = 0;
@@ -211,11 +214,15 @@ async function ingestIn(
         state: stateFromProto(s.state) ?? 'unknown',
       });
     }
-    for (let i = 0; i < accepted.length; i += 1000) {
-      await trx
-        .insertInto('usage_sample')
-        .values(accepted.slice(i, i + 1000))
-        .execute();
+    for (let i = 0; i < accepted.length; i += BATCH) {
+      const rows = accepted.slice(i, i + BATCH);
+      const col = <K extends keyof (typeof rows)[number]>(k: K) => rows.map((r) => r[k]);
+      await sql`insert into usage_sample (host_id, sequence, device_id, tenant_id, start_time, end_time,
+          vcpu_millicores, memory_mib, storage_gib, state)
+        select * from unnest(${col('host_id')}::text[], ${col('sequence')}::int8[], ${col('device_id')}::text[],
+          ${col('tenant_id')}::text[], ${rows.map((r) => r.start_time.toISOString())}::timestamptz[],
+          ${rows.map((r) => r.end_time.toISOString())}::timestamptz[], ${col('vcpu_millicores')}::int4[],
+          ${col('memory_mib')}::int4[], ${col('storage_gib')}::int4[], ${col('state')}::text[])`.execute(trx);
     }
     await addToRollups(trx, accepted);
     for (let i = 0; i < rejected.length; i += 1000) {
