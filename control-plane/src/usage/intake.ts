@@ -157,22 +157,25 @@ async function ingestIn(
       .forUpdate()
       .executeTakeFirstOrThrow();
     // Exactly-once: everything at or below the cursor is stored already; above it, usage_seen
-    // holds what is (see migrations/2026-12-04T0100-usage-partitions-rollups.ts).
+    // holds what is (see migrations/2026-12-04T0100-usage-partitions-rollups.ts). The cursor row's
+    // lock makes this transaction the only one reading or writing the host's usage_seen rows.
     const above = new Map<number, agentv1.UsageSample>();
     for (const s of valid) {
       const sequence = Number(s.sequence);
       if (sequence > cursor.acked_sequence && !above.has(sequence)) above.set(sequence, s);
     }
-    const fresh: agentv1.UsageSample[] = [];
+    // Which of them are stored already: usage_seen holds the stored sequences above the cursor
+    // (usually none: a report normally continues right after the cursor).
     const sequences = [...above.keys()].sort((a, b) => a - b);
-    for (let i = 0; i < sequences.length; i += BATCH) {
-      const claimed = await sql<{ sequence: string | number }>`
-        insert into usage_seen (host_id, sequence)
-        select ${hostId}, q from unnest(${sequences.slice(i, i + BATCH)}::int8[]) as u(q)
-        on conflict (host_id, sequence) do nothing
-        returning sequence`.execute(trx);
-      for (const { sequence } of claimed.rows)
-        fresh.push(above.get(Number(sequence)) as agentv1.UsageSample);
+    const stored = new Set<number>();
+    if (sequences.length > 0) {
+      const rows = await sql<{ sequence: string | number }>`
+        select sequence from usage_seen where host_id = ${hostId} and sequence > ${cursor.acked_sequence}`.execute(trx);
+      for (const r of rows.rows) stored.add(Number(r.sequence));
+    }
+    const fresh: agentv1.UsageSample[] = [];
+    for (const sequence of sequences) {
+      if (!stored.has(sequence)) fresh.push(above.get(sequence) as agentv1.UsageSample);
     }
     const known = await owners(trx, [...new Set(fresh.map((s) => s.deviceId))]);
     let tenantMismatches = 0;
@@ -232,20 +235,22 @@ async function ingestIn(
         .onConflict((c) => c.columns(['host_id', 'sequence']).doNothing())
         .execute();
     }
-    // Consecutive sequences above the cursor share (sequence - row_number) = cursor.
-    const contiguous = await sql<{ top: number | null }>`
-      select max(sequence) as top from (
-        select sequence, sequence - row_number() over (order by sequence) as gap
-        from usage_seen where host_id = ${hostId} and sequence > ${cursor.acked_sequence}
-      ) runs where gap = ${cursor.acked_sequence}`.execute(trx);
-    const top = Number(contiguous.rows[0]?.top ?? cursor.acked_sequence);
+    // The new cursor: the run of stored sequences (old and new) right after it. Only what lies
+    // beyond it goes to usage_seen; below it the cursor itself remembers.
+    let top = cursor.acked_sequence;
+    for (const sequence of fresh.map((f) => Number(f.sequence))) stored.add(sequence);
+    while (stored.has(top + 1)) top++;
+    const beyond = fresh.map((f) => Number(f.sequence)).filter((q) => q > top);
+    for (let i = 0; i < beyond.length; i += BATCH) {
+      await sql`insert into usage_seen (host_id, sequence)
+        select ${hostId}, q from unnest(${beyond.slice(i, i + BATCH)}::int8[]) as u(q)`.execute(trx);
+    }
     if (top > cursor.acked_sequence) {
       await trx
         .updateTable('usage_cursor')
         .set({ acked_sequence: top })
         .where('host_id', '=', hostId)
         .execute();
-      // Below the cursor the cursor itself remembers.
       await trx.deleteFrom('usage_seen').where('host_id', '=', hostId).where('sequence', '<=', top).execute();
     }
     const inserted = accepted.length;

@@ -1,7 +1,7 @@
 // Usage sums over the rollups: any range on the 15-minute grid, grouped by tenant, device, host,
 // image, label or the whole selection, in hour/day/month buckets of any zone. Quantities are exact
 // integers (bigint); the API and billing read them from here.
-import { type Kysely, type RawBuilder, sql } from 'kysely';
+import { type Kysely, type RawBuilder, sql, type Transaction } from 'kysely';
 import type { Database } from '../store/schema.js';
 import { MONTH_SLOTS, monthOf, SLOT_MS } from './rollups.js';
 import { type BucketUnit, bucketBounds, parseTimeZone, type Run, runsOf } from './time-zone.js';
@@ -375,4 +375,25 @@ async function rowsFor(db: Db, plan: Plan, keys: string[][] | undefined): Promis
     (a, b) =>
       compareKey(keyOf(plan.groupBy, a), keyOf(plan.groupBy, b)) || a.start.getTime() - b.start.getTime(),
   );
+}
+
+/**
+ * Running device-seconds of the tenants over [start, end) (on the 15-minute grid), from the tenant
+ * rollups alone: what quota enforcement reads, one index range per run and tenant.
+ */
+export async function runningSecondsOf(
+  db: Kysely<Database> | Transaction<Database>,
+  tenantIds: readonly string[],
+  start: Date,
+  end: Date,
+): Promise<bigint> {
+  if (tenantIds.length === 0 || end <= start) return 0n;
+  const runs = runsOf([start.getTime(), end.getTime()]);
+  const result = await sql<{ s: string | null }>`
+    select sum(r.running_s)::text as s
+    from unnest(${runs.map((r) => r.grain)}::int2[], ${runs.map((r) => iso(r.lo))}::timestamptz[],
+      ${runs.map((r) => iso(r.hi))}::timestamptz[]) as run(grain, lo, hi)
+    join usage_rollup_tenant r on r.grain = run.grain and r.bucket_start >= run.lo and r.bucket_start < run.hi
+    where r.tenant_id = any(${[...tenantIds]}::text[])`.execute(db);
+  return BigInt(result.rows[0]?.s ?? '0');
 }
