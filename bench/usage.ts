@@ -34,6 +34,7 @@ import {
 import { ApiKeyService, agentv1, DeviceState, Role, UsageGrouping, UsageService } from '@cphone/proto';
 import { type RawBuilder, sql } from 'kysely';
 import { arg } from './_args.js';
+import { closeMonthBench } from './_close-month.js';
 
 const HOSTS = arg('hosts', 20);
 const PER_HOST = arg('devices-per-host', 50);
@@ -311,6 +312,8 @@ try {
   console.log(
     `        baseline, the month's sums from the device rollups alone, in SQL: p50 ${percentile(baseline, 0.5).toFixed(1)} ms`,
   );
+  // ---- closing one month's statements for 1,000 tenants ----
+  const closing = await closeMonthBench(db, { tenants: arg('close-tenants', 1000), log: (line) => console.log(line) });
   console.log(
     JSON.stringify({
       bench: 'usage',
@@ -319,7 +322,8 @@ try {
       query_month_p50_ms: Number(p50.toFixed(1)),
       query_month_p99_ms: Number(p99.toFixed(1)),
       query_month_device_rollups_p50_ms: Number(percentile(baseline, 0.5).toFixed(1)),
-      // Billing's statement close adds close_month_s here.
+      close_month_s: closing.close_month_s,
+      close_month_statements: closing.statements,
       rows: counts,
       phones: PHONES,
       tenants: TENANTS,
