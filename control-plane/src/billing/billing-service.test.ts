@@ -195,7 +195,10 @@ test('bad price books are refused with the field and the value', async () => {
   );
   await assert.rejects(
     r1.createPriceBook(book('c1', '2026-10-01T00:10:00Z')),
-    connectError(Code.InvalidArgument, /effective_from "2026-10-01T00:10:00.000Z": must be a multiple of 15 minutes/),
+    connectError(
+      Code.InvalidArgument,
+      /effective_from "2026-10-01T00:10:00.000Z": must be a multiple of 15 minutes/,
+    ),
   );
   await assert.rejects(
     r1.createPriceBook(book('c1', '2026-09-30T00:00:00Z')),

@@ -51,7 +51,12 @@ export async function usageQuantities(
     const ids = tenantIds.slice(i, i + BATCH);
     const devices: DeviceSeconds[] = [];
     if (lo < hi) {
-      const rows = await usageTotals(db, { tenantIds: ids, start: new Date(lo), end: new Date(hi), groupBy: 'device' });
+      const rows = await usageTotals(db, {
+        tenantIds: ids,
+        start: new Date(lo),
+        end: new Date(hi),
+        groupBy: 'device',
+      });
       for (const r of rows) {
         devices.push({
           tenantId: r.tenantId,

@@ -170,7 +170,9 @@ async function ingestIn(
     const stored = new Set<number>();
     if (sequences.length > 0) {
       const rows = await sql<{ sequence: string | number }>`
-        select sequence from usage_seen where host_id = ${hostId} and sequence > ${cursor.acked_sequence}`.execute(trx);
+        select sequence from usage_seen where host_id = ${hostId} and sequence > ${cursor.acked_sequence}`.execute(
+        trx,
+      );
       for (const r of rows.rows) stored.add(Number(r.sequence));
     }
     const fresh: agentv1.UsageSample[] = [];

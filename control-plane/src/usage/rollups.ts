@@ -66,7 +66,9 @@ const COUNTER_COLUMNS = ['running_s', 'stopped_s', 'vcpu_mcs', 'memory_mibs', 's
 /** SET clauses that add the new row's counters to the stored ones. */
 function increments(table: 'usage_rollup_device' | 'usage_rollup_tenant') {
   return sql.join(
-    COUNTER_COLUMNS.map((c) => sql`${sql.ref(c)} = ${sql.ref(`${table}.${c}`)} + ${sql.ref(`excluded.${c}`)}`),
+    COUNTER_COLUMNS.map(
+      (c) => sql`${sql.ref(c)} = ${sql.ref(`${table}.${c}`)} + ${sql.ref(`excluded.${c}`)}`,
+    ),
   );
 }
 
