@@ -6,8 +6,9 @@
 // reseller a wholesale book; `devicesPerTenant` devices, one in four of class "gpu", each with one
 // sample every `sampleEveryMinutes` minutes (default 60: as many rows as hourly rollups would hold)
 // for the whole month (80 % of them running), written by
-// INSERT ... SELECT over generate_series on the server.
-import { closeMonth, monthOf } from '@cphone/control-plane/testing';
+// INSERT ... SELECT over generate_series on the server, and the rollups billing reads derived from
+// them there.
+import { closeMonth, ensureUsagePartitions, monthOf } from '@cphone/control-plane/testing';
 import { type Kysely, sql } from 'kysely';
 
 export interface CloseMonthOptions {
@@ -153,6 +154,7 @@ export async function closeMonthBench(db: Kysely<any>, opts: CloseMonthOptions =
       .values(devices.slice(i, i + 500))
       .execute();
   // One host per device, so (host, sequence) is each sample's minute.
+  await ensureUsagePartitions(db, [month.start]);
   for (let i = 0; i < tenants; i += 100) {
     await sql`
       insert into usage_sample (host_id, sequence, device_id, tenant_id, start_time, end_time,
@@ -166,6 +168,30 @@ export async function closeMonthBench(db: Kysely<any>, opts: CloseMonthOptions =
         ${`${every} minutes`}::interval) g
       where d.tenant_id in (${sql.join(customers.slice(i, i + 100))})`.execute(db);
   }
+  // Billing reads the rollups: derive them from these samples on the server, with the intake's
+  // arithmetic (usage/rollups.ts), as the intake would have written them.
+  const secs = sql`floor(extract(epoch from (end_time - start_time)))::int8`;
+  const running = sql`(state in ('running', 'booting'))`;
+  const sums = sql`
+    sum(case when ${running} then ${secs} else 0 end), sum(case when ${running} then 0 else ${secs} end),
+    sum(case when ${running} then ${secs} * vcpu_millicores else 0 end),
+    sum(case when ${running} then ${secs} * memory_mib else 0 end), sum(${secs} * storage_gib)`;
+  const mine = sql`host_id like 'bcm_h_%' and start_time >= ${month.start} and start_time < ${month.end}`;
+  for (const grain of [15, 60, 1440]) {
+    const bucket = sql`to_timestamp(floor(extract(epoch from start_time) / ${sql.lit(grain * 60)}) * ${sql.lit(grain * 60)})`;
+    await sql`insert into usage_rollup_device (tenant_id, grain, bucket_start, device_id, host_id, running_s, stopped_s,
+        vcpu_mcs, memory_mibs, storage_gibs)
+      select tenant_id, ${sql.lit(grain)}, ${bucket}, device_id, host_id, ${sums}
+      from usage_sample where ${mine} group by 1, 2, 3, 4, 5`.execute(db);
+    await sql`insert into usage_rollup_tenant (tenant_id, grain, bucket_start, running_s, stopped_s,
+        vcpu_mcs, memory_mibs, storage_gibs)
+      select tenant_id, ${sql.lit(grain)}, ${bucket}, ${sums}
+      from usage_sample where ${mine} group by 1, 2, 3`.execute(db);
+  }
+  await sql`insert into usage_device_month (tenant_id, month, device_id, slots)
+    select tenant_id, ${month.start}::timestamptz, device_id,
+      bit_or(set_bit(repeat('0', 2976)::bit(2976), floor(extract(epoch from (start_time - ${month.start}::timestamptz)) / 900)::int, 1))
+    from usage_sample where ${mine} group by 1, 2, 3`.execute(db);
   const samples = await sql<{ n: string }>`
     select count(*)::text as n from usage_sample where host_id like 'bcm_h_%'`.execute(db);
   await sql`analyze usage_sample`.execute(db);

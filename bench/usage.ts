@@ -9,13 +9,13 @@
 //
 // Query: QueryUsage through the public Connect API with an API key (tenant_admin of the
 // reseller), one local month in +05:30 over the reseller and its 1,000 customers, grouped by
-// tenant, page size 100, totals included. Seeded with COPY: a month of hourly and daily rollups
-// per device and per tenant, 15-minute rollups for the UTC days the month's edges fall in (the
-// only 15-minute rows the query reads), and one day of raw samples; the row counts are printed.
+// tenant, page size 100, totals included. Seeded on the server (INSERT ... SELECT over
+// generate_series, two connections at once) with the rows the query reads and no others: the
+// month's daily rollups per device and per tenant, hourly and 15-minute ones at its edges, the
+// devices' 15-minute slots (usage_device_month) for device counts, and one day of raw samples;
+// the row counts are printed.
 // Baseline from the same run: the same month summed in SQL from the device rollups alone (what
 // the query would read without the tenant rollups). Prints figures, never asserts a time.
-import { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import { create } from '@bufbuild/protobuf';
 import { timestampFromDate } from '@bufbuild/protobuf/wkt';
 import { createClient } from '@connectrpc/connect';
@@ -32,10 +32,9 @@ import {
   type TestAgent as TestAgentType,
 } from '@cphone/control-plane/testing';
 import { ApiKeyService, agentv1, DeviceState, Role, UsageGrouping, UsageService } from '@cphone/proto';
-import { sql } from 'kysely';
-import pg from 'pg';
-import { from as copyFrom } from 'pg-copy-streams';
+import { type RawBuilder, sql } from 'kysely';
 import { arg } from './_args.js';
+import { closeMonthBench } from './_close-month.js';
 
 const HOSTS = arg('hosts', 20);
 const PER_HOST = arg('devices-per-host', 50);
@@ -51,6 +50,11 @@ const HOUR = 60 * MIN;
 const DAY = 24 * HOUR;
 const SAMPLES_PER_REPORT = 1000;
 
+function monthOfUtc(ms: number): number {
+  const d = new Date(ms);
+  return Date.UTC(d.getUTCFullYear(), d.getUTCMonth(), 1);
+}
+
 function percentile(sorted: number[], q: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? 0;
 }
@@ -58,7 +62,6 @@ function percentile(sorted: number[], q: number): number {
 const t = await startTestControlPlane();
 const plane = t.plane;
 const db = plane.deps.db;
-const databaseUrl = (plane.deps.config.databaseUrl ?? '') as string;
 try {
   // ---- ingest ----
   const hosts: { host: Awaited<ReturnType<typeof enrollTestHost>>; devices: string[]; sequence: number }[] =
@@ -172,97 +175,93 @@ try {
       )
       .execute();
   }
-  const pool = new pg.Pool({ connectionString: databaseUrl, max: 2 });
-  const copy = async (table: string, columns: string, lines: () => Generator<string>) => {
-    const conn = await pool.connect();
-    try {
-      const gen = lines();
-      const source = Readable.from(
-        (function* () {
-          let batch = '';
-          for (const line of gen) {
-            batch += line;
-            if (batch.length > 1 << 16) {
-              yield batch;
-              batch = '';
-            }
-          }
-          if (batch) yield batch;
-        })(),
-      );
-      await pipeline(source, conn.query(copyFrom(`copy ${table} (${columns}) from stdin`)));
-    } finally {
-      conn.release();
-    }
-  };
-  const deviceOf = (p: number) => ({
-    id: `bench_d${String(p).padStart(5, '0')}`,
-    tenant: tenants[p % TENANTS] ?? '',
-  });
-  // Buckets a device uses: every hour and day of the month; 15-minute slots of the edge UTC days.
-  const firstDay = Math.floor(monthStart / DAY) * DAY;
-  const lastDay = Math.floor(monthEnd / DAY) * DAY;
-  const buckets: [number, number][] = [];
-  for (let d = firstDay; d <= lastDay; d += DAY) buckets.push([1440, d]);
-  for (let h = firstDay; h < lastDay + DAY; h += HOUR) buckets.push([60, h]);
-  for (const d of [firstDay, lastDay]) for (let s = d; s < d + DAY; s += 15 * MIN) buckets.push([15, s]);
-  const counters = (grain: number, phones: number) => {
-    const seconds = grain * 60 * phones;
-    return `${Math.floor(seconds * 0.8)}\t${seconds - Math.floor(seconds * 0.8)}\t${Math.floor(seconds * 0.8) * 2000}\t${Math.floor(seconds * 0.8) * 4096}\t${seconds * 16}`;
-  };
+  const deviceOf = (p: string) => sql.raw(`'bench_d' || lpad((${p})::text, 5, '0')`);
+  const tenantOf = (p: string) => sql.raw(`'bench_c' || lpad(((${p}) % ${TENANTS})::text, 4, '0')`);
+  const hostOf = (p: string) => sql.raw(`'bench_h' || ((${p}) / 50)`);
+  // The rollup rows the month's query reads, and no others: the runs that tile the month (daily rows
+  // for whole UTC days, hourly and 15-minute rows at the edges), every phone 80 % running.
+  const runs = planUsage({ tenantIds: tenants, start: new Date(monthStart), end: new Date(monthEnd) }).runs;
+  const runTable = sql`unnest(${runs.map((r) => r.grain)}::int2[], ${runs.map((r) => new Date(r.lo).toISOString())}::timestamptz[],
+    ${runs.map((r) => new Date(r.hi).toISOString())}::timestamptz[]) as run(grain, lo, hi)
+    cross join lateral generate_series(run.lo, run.hi - interval '1 minute', make_interval(mins => run.grain)) as b`;
+  const counters = (phones: RawBuilder<unknown>) => sql`
+    (run.grain * 48)::int8 * ${phones}, (run.grain * 12)::int8 * ${phones}, (run.grain * 48)::int8 * 2000 * ${phones},
+    (run.grain * 48)::int8 * 4096 * ${phones}, (run.grain * 60)::int8 * 16 * ${phones}`;
   const seedBegan = performance.now();
-  await copy(
-    'usage_rollup_device',
-    'tenant_id, grain, bucket_start, device_id, host_id, running_s, stopped_s, vcpu_mcs, memory_mibs, storage_gibs',
-    function* () {
-      for (let p = 0; p < PHONES; p++) {
-        const d = deviceOf(p);
-        const host = `bench_h${Math.floor(p / 50)}`;
-        for (const [grain, at] of buckets) {
-          yield `${d.tenant}\t${grain}\t${new Date(at).toISOString()}\t${d.id}\t${host}\t${counters(grain, 1)}\n`;
-        }
-      }
-    },
+  // Two connections at once, phones split in halves.
+  const half = Math.ceil(PHONES / 2);
+  const phoneRange = (part: number) =>
+    sql`generate_series(${part * half}::int, ${Math.min(PHONES, (part + 1) * half) - 1}::int) as p`;
+  await Promise.all(
+    [0, 1].map((part) =>
+      sql`insert into usage_rollup_device (tenant_id, grain, bucket_start, device_id, host_id,
+          running_s, stopped_s, vcpu_mcs, memory_mibs, storage_gibs)
+        select ${tenantOf('p')}, run.grain, b, ${deviceOf('p')}, ${hostOf('p')}, ${counters(sql`1`)}
+        from ${phoneRange(part)} cross join ${runTable}`.execute(db),
+    ),
   );
-  const perTenant = Math.ceil(PHONES / TENANTS);
-  await copy(
-    'usage_rollup_tenant',
-    'tenant_id, grain, bucket_start, running_s, stopped_s, vcpu_mcs, memory_mibs, storage_gibs',
-    function* () {
-      for (const tenant of tenants) {
-        for (const [grain, at] of buckets) {
-          yield `${tenant}\t${grain}\t${new Date(at).toISOString()}\t${counters(grain, perTenant)}\n`;
-        }
-      }
-    },
-  );
+  await sql`insert into usage_rollup_tenant (tenant_id, grain, bucket_start,
+      running_s, stopped_s, vcpu_mcs, memory_mibs, storage_gibs)
+    select ${tenantOf('t')}, run.grain, b, ${counters(sql.raw(`(${Math.floor(PHONES / TENANTS)} + (t < ${PHONES % TENANTS})::int)`))}
+    from generate_series(0, ${Math.min(TENANTS, PHONES) - 1}::int) as t cross join ${runTable}`.execute(db);
+  // The 15-minute slots the runs cover, per UTC month, for distinct device counts.
+  const slots = new Map<number, string[]>();
+  for (const r of runs) {
+    for (let at = r.lo; at < r.hi; at += 15 * MIN) {
+      const month = monthOfUtc(at);
+      const bits = slots.get(month) ?? Array.from({ length: 31 * 96 }, () => '0');
+      bits[(at - month) / (15 * MIN)] = '1';
+      slots.set(month, bits);
+    }
+  }
+  for (const [month, bits] of slots) {
+    await sql`insert into usage_device_month (tenant_id, month, device_id, slots)
+      select ${tenantOf('p')}, ${new Date(month).toISOString()}::timestamptz, ${deviceOf('p')},
+        ${bits.join('')}::bit(${sql.lit(31 * 96)})
+      from generate_series(0, ${PHONES - 1}::int) as p`.execute(db);
+  }
+  // A day of raw samples (what a day of the intake leaves), generated on the server into a table of
+  // its own that is indexed once filled and then attached as the month's partition (building the
+  // indexes in one pass is much faster than keeping them row by row), unless the month has a
+  // partition already.
   const rawStart = Date.UTC(2026, 10, 15);
-  await ensureUsagePartitions(db, [rawStart]);
-  await copy(
-    'usage_sample',
-    'host_id, sequence, device_id, tenant_id, start_time, end_time, vcpu_millicores, memory_mib, storage_gib, state',
-    function* () {
-      for (let p = 0; p < PHONES; p++) {
-        const d = deviceOf(p);
-        const host = `bench_h${Math.floor(p / 50)}`;
-        for (let m = 0; m < RAW_HOURS * 60; m++) {
-          const at = rawStart + m * MIN;
-          yield `${host}\t${(p % 50) * 100_000 + m + 1}\t${d.id}\t${d.tenant}\t${new Date(at).toISOString()}\t${new Date(at + MIN).toISOString()}\t2000\t4096\t16\trunning\n`;
-        }
-      }
-    },
+  const rawMonth = monthOfUtc(rawStart);
+  const rawNext = Date.UTC(2026, 11, 1);
+  const partition = 'usage_sample_p202611';
+  const exists = await sql<{ r: string | null }>`select to_regclass(${partition})::text as r`.execute(db);
+  const detached = !exists.rows[0]?.r;
+  const target = detached ? partition : 'usage_sample';
+  if (detached)
+    await sql`create table ${sql.table(partition)} (like usage_sample including defaults)`.execute(db);
+  await Promise.all(
+    [0, 1].map((part) =>
+      sql`insert into ${sql.table(target)} (host_id, sequence, device_id, tenant_id, start_time, end_time,
+          vcpu_millicores, memory_mib, storage_gib, state)
+        select ${hostOf('p')}, (p % 50) * 100000 + m + 1, ${deviceOf('p')}, ${tenantOf('p')},
+          ${new Date(rawStart).toISOString()}::timestamptz + make_interval(mins => m),
+          ${new Date(rawStart).toISOString()}::timestamptz + make_interval(mins => m + 1), 2000, 4096, 16, 'running'
+        from ${phoneRange(part)} cross join generate_series(0, ${RAW_HOURS * 60 - 1}::int) as m`.execute(db),
+    ),
   );
+  if (detached) {
+    await sql`alter table usage_sample attach partition ${sql.table(partition)}
+      for values from (${sql.lit(new Date(rawMonth).toISOString())}) to (${sql.lit(new Date(rawNext).toISOString())})`.execute(
+      db,
+    );
+  }
+  await ensureUsagePartitions(db, [rawStart]);
   await sql`vacuum analyze usage_rollup_device`.execute(db);
+  await sql`vacuum analyze usage_device_month`.execute(db);
   await sql`vacuum analyze usage_rollup_tenant`.execute(db);
   await sql`analyze usage_sample`.execute(db);
   const seedSeconds = (performance.now() - seedBegan) / 1000;
   const counts: Record<string, number> = {};
-  for (const table of ['usage_rollup_device', 'usage_rollup_tenant', 'usage_sample']) {
+  for (const table of ['usage_rollup_device', 'usage_rollup_tenant', 'usage_device_month', 'usage_sample']) {
     const r = await sql<{ n: number }>`select count(*)::int8 as n from ${sql.table(table)}`.execute(db);
     counts[table] = Number(r.rows[0]?.n ?? 0);
   }
   console.log(
-    `seeded with COPY in ${seedSeconds.toFixed(0)} s: ${PHONES} phones in ${TENANTS} customers of one reseller; rows: ${Object.entries(
+    `seeded on the server (generate_series) in ${seedSeconds.toFixed(0)} s: ${PHONES} phones in ${TENANTS} customers of one reseller; rows: ${Object.entries(
       counts,
     )
       .map(([k, v]) => `${k} ${v}`)
@@ -303,7 +302,6 @@ try {
   const p99 = percentile(times, 0.99);
 
   // Baseline: the same month's sums from the device rollups alone (no tenant rollups).
-  const runs = planUsage({ tenantIds: tenants, start: new Date(monthStart), end: new Date(monthEnd) }).runs;
   const baseline: number[] = [];
   for (let i = 0; i < Math.min(QUERIES, 20); i++) {
     const began = performance.now();
@@ -331,7 +329,11 @@ try {
   console.log(
     `        baseline, the month's sums from the device rollups alone, in SQL: p50 ${percentile(baseline, 0.5).toFixed(1)} ms`,
   );
-  await pool.end();
+  // ---- closing one month's statements for 1,000 tenants ----
+  const closing = await closeMonthBench(db, {
+    tenants: arg('close-tenants', 1000),
+    log: (line) => console.log(line),
+  });
   console.log(
     JSON.stringify({
       bench: 'usage',
@@ -340,7 +342,8 @@ try {
       query_month_p50_ms: Number(p50.toFixed(1)),
       query_month_p99_ms: Number(p99.toFixed(1)),
       query_month_device_rollups_p50_ms: Number(percentile(baseline, 0.5).toFixed(1)),
-      // Billing's statement close adds close_month_s here.
+      close_month_s: closing.close_month_s,
+      close_month_statements: closing.statements,
       rows: counts,
       phones: PHONES,
       tenants: TENANTS,

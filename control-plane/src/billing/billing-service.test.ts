@@ -194,6 +194,13 @@ test('bad price books are refused with the field and the value', async () => {
     connectError(Code.InvalidArgument, /minimum_charge "-5": must not be negative/),
   );
   await assert.rejects(
+    r1.createPriceBook(book('c1', '2026-10-01T00:10:00Z')),
+    connectError(
+      Code.InvalidArgument,
+      /effective_from "2026-10-01T00:10:00.000Z": must be a multiple of 15 minutes/,
+    ),
+  );
+  await assert.rejects(
     r1.createPriceBook(book('c1', '2026-09-30T00:00:00Z')),
     connectError(Code.InvalidArgument, /effective_from .* never rewrites the past/),
   );

@@ -11,6 +11,8 @@ export const MAX_PRICES = 100;
 export const MAX_TIERS = 20;
 const DEVICE_CLASS = /^[A-Za-z0-9._-]{0,63}$/;
 const MINUTE_MS = 60_000;
+/** Books take effect on the 15-minute grid usage is rolled up on, so every piece ends on a rollup edge. */
+const SLOT_MS = 15 * MINUTE_MS;
 
 /** A book as a caller asks for it, dimensions already mapped from the wire. */
 export interface BookInput {
@@ -41,14 +43,15 @@ export function validateBook(input: BookInput, now: Date): NewBook {
   const exponent = currencyExponent(currency, 'price_book.currency');
   const minuteNow = Math.floor(now.getTime() / MINUTE_MS) * MINUTE_MS;
   let effectiveFrom: Date;
-  if (input.effectiveFrom === undefined) effectiveFrom = new Date(minuteNow + MINUTE_MS);
+  if (input.effectiveFrom === undefined)
+    effectiveFrom = new Date(Math.floor(minuteNow / SLOT_MS) * SLOT_MS + SLOT_MS);
   else {
     effectiveFrom = input.effectiveFrom;
-    if (effectiveFrom.getTime() % MINUTE_MS !== 0) {
+    if (effectiveFrom.getTime() % SLOT_MS !== 0) {
       throw new InvalidArgumentError(
         'price_book.effective_from',
         effectiveFrom.toISOString(),
-        'must be a whole minute (seconds and nanos zero)',
+        'must be a multiple of 15 minutes (UTC :00, :15, :30 or :45, seconds and nanos zero): usage is kept in 15-minute buckets',
       );
     }
     if (effectiveFrom.getTime() < minuteNow) {

@@ -1,6 +1,9 @@
-// Test and benchmark support: usage samples written straight into the store, many rows per statement.
+// Test and benchmark support: usage samples written straight into the store (raw rows and their
+// rollups, as the intake writes them), many rows per statement.
 import type { Insertable, Kysely } from 'kysely';
 import type { Database } from '../store/schema.js';
+import { ensureUsagePartitions } from '../usage/partitions.js';
+import { addToRollups, type RollupSample } from '../usage/rollups.js';
 
 export interface SampleRun {
   deviceId: string;
@@ -27,7 +30,14 @@ export async function insertSamples(
 ) {
   let rows: Insertable<Database['usage_sample']>[] = [];
   const flush = async () => {
-    if (rows.length > 0) await db.insertInto('usage_sample').values(rows).execute();
+    if (rows.length > 0) {
+      await ensureUsagePartitions(
+        db,
+        rows.map((r) => new Date(r.start_time)),
+      );
+      await db.insertInto('usage_sample').values(rows).execute();
+      await addToRollups(db, rows as RollupSample[]);
+    }
     rows = [];
   };
   for (const run of runs) {

@@ -382,6 +382,15 @@ export interface UsageRollupTenantTable extends UsageCounters {
   bucket_start: Timestamp;
 }
 
+/** Which 15-minute slots of a UTC month a device has usage in (migrations/2026-12-05T0100-usage-device-months.ts). */
+export interface UsageDeviceMonthTable {
+  tenant_id: string;
+  month: Timestamp;
+  device_id: string;
+  /** bit(2976) as '0'/'1' text: bit i is the month's i-th 15-minute slot. */
+  slots: string;
+}
+
 export interface UsageCursorTable {
   host_id: string;
   /** Highest sequence such that every sample up to it is stored. */
@@ -471,6 +480,7 @@ export interface Database {
   usage_seen: UsageSeenTable;
   usage_rollup_device: UsageRollupDeviceTable;
   usage_rollup_tenant: UsageRollupTenantTable;
+  usage_device_month: UsageDeviceMonthTable;
   stream_session: StreamSessionTable;
   adb_tunnel: AdbTunnelTable;
   artifact: ArtifactTable;

@@ -1,9 +1,10 @@
 // Quota limits: a child's limit never exceeds its parent's (checked here when one is set); what a
 // subtree uses is counted by admission.ts, which enforces the limits when devices are created or
 // started.
-import { type Kysely, sql, type Transaction } from 'kysely';
+import type { Kysely, Transaction } from 'kysely';
 import { InvalidArgumentError } from '../errors.js';
 import type { Database } from '../store/schema.js';
+import { runningSecondsOf } from '../usage/usage-query.js';
 
 type Db = Kysely<Database> | Transaction<Database>;
 
@@ -65,20 +66,16 @@ export function periodOf(period: 'day' | 'month', now: Date): { start: Date; end
   return { start: new Date(Date.UTC(y, m, 1)), end: new Date(Date.UTC(y, m + 1, 1)) };
 }
 
-/** Device minutes (RUNNING and BOOTING count as running, see the agent proto) of the tenants in a period. */
+/**
+ * Device minutes (RUNNING and BOOTING count as running, see the agent proto) of the tenants in a
+ * period, from the tenant rollups (a period starts and ends on UTC day edges, which are rollup
+ * edges): whole minutes of the summed running seconds.
+ */
 export async function deviceMinutesOf(
   db: Db,
   tenants: readonly string[],
   period: { start: Date; end: Date },
 ): Promise<number> {
-  if (tenants.length === 0) return 0;
-  const minutes = await db
-    .selectFrom('usage_sample')
-    .where('tenant_id', 'in', tenants)
-    .where('state', 'in', ['running', 'booting'])
-    .where('start_time', '>=', period.start)
-    .where('start_time', '<', period.end)
-    .select(sql<number>`coalesce(sum(extract(epoch from (end_time - start_time))), 0)`.as('seconds'))
-    .executeTakeFirstOrThrow();
-  return Math.floor(Number(minutes.seconds) / 60);
+  const seconds = await runningSecondsOf(db, tenants, period.start, period.end);
+  return Number(seconds / 60n);
 }

@@ -130,6 +130,9 @@ export async function ingestUsage(
   }
 }
 
+/** Rows per statement: each column goes as one array parameter. */
+const BATCH = 5000;
+
 // SQLSTATE check_violation: "no partition of relation usage_sample found for row".
 const NO_PARTITION = '23514';
 
@@ -154,22 +157,27 @@ async function ingestIn(
       .forUpdate()
       .executeTakeFirstOrThrow();
     // Exactly-once: everything at or below the cursor is stored already; above it, usage_seen
-    // holds what is (see migrations/2026-12-04T0100-usage-partitions-rollups.ts).
+    // holds what is (see migrations/2026-12-04T0100-usage-partitions-rollups.ts). The cursor row's
+    // lock makes this transaction the only one reading or writing the host's usage_seen rows.
     const above = new Map<number, agentv1.UsageSample>();
     for (const s of valid) {
       const sequence = Number(s.sequence);
       if (sequence > cursor.acked_sequence && !above.has(sequence)) above.set(sequence, s);
     }
-    const fresh: agentv1.UsageSample[] = [];
+    // Which of them are stored already: usage_seen holds the stored sequences above the cursor
+    // (usually none: a report normally continues right after the cursor).
     const sequences = [...above.keys()].sort((a, b) => a - b);
-    for (let i = 0; i < sequences.length; i += 1000) {
-      const claimed = await trx
-        .insertInto('usage_seen')
-        .values(sequences.slice(i, i + 1000).map((sequence) => ({ host_id: hostId, sequence })))
-        .onConflict((c) => c.columns(['host_id', 'sequence']).doNothing())
-        .returning('sequence')
-        .execute();
-      for (const { sequence } of claimed) fresh.push(above.get(Number(sequence)) as agentv1.UsageSample);
+    const stored = new Set<number>();
+    if (sequences.length > 0) {
+      const rows = await sql<{ sequence: string | number }>`
+        select sequence from usage_seen where host_id = ${hostId} and sequence > ${cursor.acked_sequence}`.execute(
+        trx,
+      );
+      for (const r of rows.rows) stored.add(Number(r.sequence));
+    }
+    const fresh: agentv1.UsageSample[] = [];
+    for (const sequence of sequences) {
+      if (!stored.has(sequence)) fresh.push(above.get(sequence) as agentv1.UsageSample);
     }
     const known = await owners(trx, [...new Set(fresh.map((s) => s.deviceId))]);
     let tenantMismatches = 0;
@@ -211,11 +219,15 @@ async function ingestIn(
         state: stateFromProto(s.state) ?? 'unknown',
       });
     }
-    for (let i = 0; i < accepted.length; i += 1000) {
-      await trx
-        .insertInto('usage_sample')
-        .values(accepted.slice(i, i + 1000))
-        .execute();
+    for (let i = 0; i < accepted.length; i += BATCH) {
+      const rows = accepted.slice(i, i + BATCH);
+      const col = <K extends keyof (typeof rows)[number]>(k: K) => rows.map((r) => r[k]);
+      await sql`insert into usage_sample (host_id, sequence, device_id, tenant_id, start_time, end_time,
+          vcpu_millicores, memory_mib, storage_gib, state)
+        select * from unnest(${col('host_id')}::text[], ${col('sequence')}::int8[], ${col('device_id')}::text[],
+          ${col('tenant_id')}::text[], ${rows.map((r) => r.start_time.toISOString())}::timestamptz[],
+          ${rows.map((r) => r.end_time.toISOString())}::timestamptz[], ${col('vcpu_millicores')}::int4[],
+          ${col('memory_mib')}::int4[], ${col('storage_gib')}::int4[], ${col('state')}::text[])`.execute(trx);
     }
     await addToRollups(trx, accepted);
     for (let i = 0; i < rejected.length; i += 1000) {
@@ -225,20 +237,22 @@ async function ingestIn(
         .onConflict((c) => c.columns(['host_id', 'sequence']).doNothing())
         .execute();
     }
-    // Consecutive sequences above the cursor share (sequence - row_number) = cursor.
-    const contiguous = await sql<{ top: number | null }>`
-      select max(sequence) as top from (
-        select sequence, sequence - row_number() over (order by sequence) as gap
-        from usage_seen where host_id = ${hostId} and sequence > ${cursor.acked_sequence}
-      ) runs where gap = ${cursor.acked_sequence}`.execute(trx);
-    const top = Number(contiguous.rows[0]?.top ?? cursor.acked_sequence);
+    // The new cursor: the run of stored sequences (old and new) right after it. Only what lies
+    // beyond it goes to usage_seen; below it the cursor itself remembers.
+    let top = cursor.acked_sequence;
+    for (const sequence of fresh.map((f) => Number(f.sequence))) stored.add(sequence);
+    while (stored.has(top + 1)) top++;
+    const beyond = fresh.map((f) => Number(f.sequence)).filter((q) => q > top);
+    for (let i = 0; i < beyond.length; i += BATCH) {
+      await sql`insert into usage_seen (host_id, sequence)
+        select ${hostId}, q from unnest(${beyond.slice(i, i + BATCH)}::int8[]) as u(q)`.execute(trx);
+    }
     if (top > cursor.acked_sequence) {
       await trx
         .updateTable('usage_cursor')
         .set({ acked_sequence: top })
         .where('host_id', '=', hostId)
         .execute();
-      // Below the cursor the cursor itself remembers.
       await trx.deleteFrom('usage_seen').where('host_id', '=', hostId).where('sequence', '<=', top).execute();
     }
     const inserted = accepted.length;

@@ -4,7 +4,7 @@
 // A sample counts in the bucket that holds its start_time, for floor((end - start) / 1 s) seconds.
 // Running (BOOTING, RUNNING) seconds count vCPU and memory; every second counts storage. Counters are
 // seconds, not minutes, so a sample of any length stays exact; the API shows minutes from them.
-import { type Kysely, type RawBuilder, sql, type Transaction } from 'kysely';
+import { type Kysely, sql, type Transaction } from 'kysely';
 import type { Database, UsageGrain } from '../store/schema.js';
 
 export const GRAINS: readonly UsageGrain[] = [15, 60, 1440];
@@ -65,17 +65,38 @@ const COUNTER_COLUMNS = ['running_s', 'stopped_s', 'vcpu_mcs', 'memory_mibs', 's
 
 /** SET clauses that add the new row's counters to the stored ones. */
 function increments(table: 'usage_rollup_device' | 'usage_rollup_tenant') {
-  const set: Record<string, RawBuilder<string>> = {};
-  for (const column of COUNTER_COLUMNS)
-    set[column] = sql<string>`${sql.ref(`${table}.${column}`)} + ${sql.ref(`excluded.${column}`)}`;
-  return set as Record<(typeof COUNTER_COLUMNS)[number], RawBuilder<string>>;
+  return sql.join(
+    COUNTER_COLUMNS.map(
+      (c) => sql`${sql.ref(c)} = ${sql.ref(`${table}.${c}`)} + ${sql.ref(`excluded.${c}`)}`,
+    ),
+  );
 }
 
-const BATCH = 1000;
+/** The counters of rows as one bigint array per column, for unnest. */
+function counterArrays(rows: readonly { c: Counters }[]) {
+  return sql.join(COUNTER_COLUMNS.map((column) => sql`${rows.map((r) => r.c[column])}::int8[]`));
+}
+
+const iso = (ms: number) => new Date(ms).toISOString();
+
+/** Rows per statement: arrays are one parameter each, so this only bounds a statement's size. */
+const BATCH = 5000;
+
+/** Slots of a month in usage_device_month.slots: 31 days of 96 quarter hours. */
+export const MONTH_SLOTS = 31 * 96;
+
+/** The UTC month holding `time`. */
+export function monthOf(time: number): number {
+  const d = new Date(time);
+  return Date.UTC(d.getUTCFullYear(), d.getUTCMonth(), 1);
+}
 
 /**
- * Adds the samples to the rollups. Rows are written in key order, so concurrent reports (other
- * hosts of the same tenants) lock shared rows in one order and never deadlock.
+ * Adds the samples to the rollups, and their 15-minute slots to usage_device_month. Deltas are
+ * summed per row first (a report of 1,000 one-minute samples of 50 devices becomes some 150 device
+ * rows and a handful of tenant rows per grain), then written with one statement per table over
+ * unnest'ed arrays. Rows are written in key order, so concurrent reports (other hosts of the same
+ * tenants) lock shared rows in one order and never deadlock.
  */
 export async function addToRollups(
   trx: Transaction<Database> | Kysely<Database>,
@@ -84,10 +105,12 @@ export async function addToRollups(
   if (samples.length === 0) return;
   const devices = new Map<string, { key: [string, UsageGrain, number, string, string]; c: Counters }>();
   const tenants = new Map<string, { key: [string, UsageGrain, number]; c: Counters }>();
+  const months = new Map<string, { key: [string, number, string]; slots: Uint8Array }>();
   for (const s of samples) {
     const c = countersOf(s);
+    const start = s.start_time.getTime();
     for (const grain of GRAINS) {
-      const bucket = bucketOf(s.start_time.getTime(), grain);
+      const bucket = bucketOf(start, grain);
       const dk = `${s.tenant_id}\u0000${grain}\u0000${bucket}\u0000${s.device_id}\u0000${s.host_id}`;
       let d = devices.get(dk);
       if (!d) {
@@ -103,44 +126,46 @@ export async function addToRollups(
       }
       add(t.c, c);
     }
+    const month = monthOf(start);
+    const mk = `${s.tenant_id}\u0000${month}\u0000${s.device_id}`;
+    let m = months.get(mk);
+    if (!m) {
+      m = { key: [s.tenant_id, month, s.device_id], slots: new Uint8Array(MONTH_SLOTS).fill(48) };
+      months.set(mk, m);
+    }
+    m.slots[Math.floor((start - month) / SLOT_MS)] = 49;
   }
   const deviceRows = [...devices.values()].sort((a, b) => compareKeys(a.key, b.key));
   for (let i = 0; i < deviceRows.length; i += BATCH) {
-    await trx
-      .insertInto('usage_rollup_device')
-      .values(
-        deviceRows.slice(i, i + BATCH).map(({ key: [tenant_id, grain, bucket, device_id, host_id], c }) => ({
-          tenant_id,
-          grain,
-          bucket_start: new Date(bucket),
-          device_id,
-          host_id,
-          ...c,
-        })),
-      )
-      .onConflict((oc) =>
-        oc
-          .columns(['tenant_id', 'grain', 'bucket_start', 'device_id', 'host_id'])
-          .doUpdateSet(increments('usage_rollup_device')),
-      )
-      .execute();
+    const rows = deviceRows.slice(i, i + BATCH);
+    await sql`insert into usage_rollup_device (tenant_id, grain, bucket_start, device_id, host_id,
+        ${sql.join(COUNTER_COLUMNS.map((c) => sql.ref(c)))})
+      select * from unnest(${rows.map((r) => r.key[0])}::text[], ${rows.map((r) => r.key[1])}::int2[],
+        ${rows.map((r) => iso(r.key[2]))}::timestamptz[], ${rows.map((r) => r.key[3])}::text[],
+        ${rows.map((r) => r.key[4])}::text[], ${counterArrays(rows)})
+      on conflict (tenant_id, grain, bucket_start, device_id, host_id)
+      do update set ${increments('usage_rollup_device')}`.execute(trx);
   }
   const tenantRows = [...tenants.values()].sort((a, b) => compareKeys(a.key, b.key));
   for (let i = 0; i < tenantRows.length; i += BATCH) {
-    await trx
-      .insertInto('usage_rollup_tenant')
-      .values(
-        tenantRows.slice(i, i + BATCH).map(({ key: [tenant_id, grain, bucket], c }) => ({
-          tenant_id,
-          grain,
-          bucket_start: new Date(bucket),
-          ...c,
-        })),
-      )
-      .onConflict((oc) =>
-        oc.columns(['tenant_id', 'grain', 'bucket_start']).doUpdateSet(increments('usage_rollup_tenant')),
-      )
-      .execute();
+    const rows = tenantRows.slice(i, i + BATCH);
+    await sql`insert into usage_rollup_tenant (tenant_id, grain, bucket_start,
+        ${sql.join(COUNTER_COLUMNS.map((c) => sql.ref(c)))})
+      select * from unnest(${rows.map((r) => r.key[0])}::text[], ${rows.map((r) => r.key[1])}::int2[],
+        ${rows.map((r) => iso(r.key[2]))}::timestamptz[], ${counterArrays(rows)})
+      on conflict (tenant_id, grain, bucket_start)
+      do update set ${increments('usage_rollup_tenant')}`.execute(trx);
+  }
+  const monthRows = [...months.values()].sort((a, b) => compareKeys(a.key, b.key));
+  const decoder = new TextDecoder();
+  for (let i = 0; i < monthRows.length; i += BATCH) {
+    const rows = monthRows.slice(i, i + BATCH);
+    await sql`insert into usage_device_month (tenant_id, month, device_id, slots)
+      select t, m, d, s::bit(${sql.lit(MONTH_SLOTS)}) from unnest(${rows.map((r) => r.key[0])}::text[],
+        ${rows.map((r) => iso(r.key[1]))}::timestamptz[], ${rows.map((r) => r.key[2])}::text[],
+        ${rows.map((r) => decoder.decode(r.slots))}::text[]) as u(t, m, d, s)
+      on conflict (tenant_id, month, device_id)
+      do update set slots = usage_device_month.slots | excluded.slots`.execute(trx);
   }
 }
 

@@ -1,8 +1,9 @@
 // Usage sums over the rollups: any range on the 15-minute grid, grouped by tenant, device, host,
 // image, label or the whole selection, in hour/day/month buckets of any zone. Quantities are exact
 // integers (bigint); the API and billing read them from here.
-import { type Kysely, type RawBuilder, sql } from 'kysely';
+import { type Kysely, type RawBuilder, sql, type Transaction } from 'kysely';
 import type { Database } from '../store/schema.js';
+import { MONTH_SLOTS, monthOf, SLOT_MS } from './rollups.js';
 import { type BucketUnit, bucketBounds, parseTimeZone, type Run, runsOf } from './time-zone.js';
 
 export type UsageGroupBy = 'tenant' | 'device' | 'host' | 'image' | 'label' | 'subtree';
@@ -249,6 +250,46 @@ function keyAliases(select: RawBuilder<unknown>[]) {
   return select.map((c, i) => sql`${c} as ${sql.ref(`k${i}`)}`);
 }
 
+/** Up to this many buckets, device counts come from usage_device_month (one AND per bucket and row). */
+const MAX_MASK_BUCKETS = 62;
+
+/**
+ * Distinct devices per group and bucket from usage_device_month: a device counts in a bucket when
+ * any of its 15-minute slots in the bucket is set. Each bucket is cut at UTC month edges into
+ * (month, mask) pieces; a device with usage in two pieces of a bucket is counted once.
+ */
+function deviceCountsFromMonths(
+  plan: Plan,
+  head: RawBuilder<unknown>,
+  groupBy: RawBuilder<unknown>,
+  where: RawBuilder<unknown>,
+) {
+  const pieces: { b: number; month: number; mask: string }[] = [];
+  const { bounds } = plan;
+  for (let i = 1; i < bounds.length; i++) {
+    const lo = bounds[i - 1] as number;
+    const hi = bounds[i] as number;
+    for (let month = monthOf(lo); month < hi; month = monthOf(month + 32 * DAY_MS)) {
+      const next = monthOf(month + 32 * DAY_MS);
+      const from = Math.max(0, (lo - month) / SLOT_MS);
+      const to = (Math.min(hi, next) - month) / SLOT_MS;
+      const mask = new Uint8Array(MONTH_SLOTS).fill(48);
+      mask.fill(49, from, to);
+      pieces.push({ b: i, month, mask: decoder.decode(mask) });
+    }
+  }
+  const zero = '0'.repeat(MONTH_SLOTS);
+  return sql<SumRow>`select ${head} m.b as b, count(distinct r.device_id) as devices
+    from unnest(${pieces.map((p) => p.b)}::int4[], ${pieces.map((p) => iso(p.month))}::timestamptz[],
+      ${pieces.map((p) => p.mask)}::text[]) as m(b, month, mask)
+    join usage_device_month r on r.month = m.month
+    where ${where} and (r.slots & m.mask::bit(${sql.lit(MONTH_SLOTS)})) <> ${zero}::bit(${sql.lit(MONTH_SLOTS)})
+    group by ${groupBy}`;
+}
+
+const DAY_MS = 86_400_000;
+const decoder = new TextDecoder();
+
 async function rowsFor(db: Db, plan: Plan, keys: string[][] | undefined): Promise<UsageRow[]> {
   if (plan.sel.tenantIds.length === 0 || (keys && keys.length === 0)) return [];
   const { runs, bounds } = plan;
@@ -278,12 +319,14 @@ async function rowsFor(db: Db, plan: Plan, keys: string[][] | undefined): Promis
     : sql<SumRow>`select ${head} ${bucketOf} as b, ${counters}, count(distinct r.device_id) as devices
         from ${runTable} cross join lateral (select * from usage_rollup_device r where ${where} and ${inRun}) r
         ${join} group by ${groupBy}`;
-  const devices = tenantLevel
-    ? sql<SumRow>`select ${head} ${bucketOf} as b, count(distinct r.device_id) as devices
+  const devices = !tenantLevel
+    ? undefined
+    : bounds.length - 1 <= MAX_MASK_BUCKETS
+      ? deviceCountsFromMonths(plan, head, groupBy, where)
+      : sql<SumRow>`select ${head} ${bucketOf} as b, count(distinct r.device_id) as devices
         from ${runTable} cross join lateral (select r.device_id, r.bucket_start, r.tenant_id from usage_rollup_device r
           where ${where} and ${inRun}) r
-        group by ${groupBy}`
-    : undefined;
+        group by ${groupBy}`;
   // Viewer seconds: the part of each session (join to end, or now) inside each bucket.
   const bucketTable = sql`unnest(${bounds.slice(0, -1).map(iso)}::timestamptz[], ${bounds.slice(1).map(iso)}::timestamptz[])
     with ordinality as bk(lo, hi, b)`;
@@ -332,4 +375,25 @@ async function rowsFor(db: Db, plan: Plan, keys: string[][] | undefined): Promis
     (a, b) =>
       compareKey(keyOf(plan.groupBy, a), keyOf(plan.groupBy, b)) || a.start.getTime() - b.start.getTime(),
   );
+}
+
+/**
+ * Running device-seconds of the tenants over [start, end) (on the 15-minute grid), from the tenant
+ * rollups alone: what quota enforcement reads, one index range per run and tenant.
+ */
+export async function runningSecondsOf(
+  db: Kysely<Database> | Transaction<Database>,
+  tenantIds: readonly string[],
+  start: Date,
+  end: Date,
+): Promise<bigint> {
+  if (tenantIds.length === 0 || end <= start) return 0n;
+  const runs = runsOf([start.getTime(), end.getTime()]);
+  const result = await sql<{ s: string | null }>`
+    select sum(r.running_s)::text as s
+    from unnest(${runs.map((r) => r.grain)}::int2[], ${runs.map((r) => iso(r.lo))}::timestamptz[],
+      ${runs.map((r) => iso(r.hi))}::timestamptz[]) as run(grain, lo, hi)
+    join usage_rollup_tenant r on r.grain = run.grain and r.bucket_start >= run.lo and r.bucket_start < run.hi
+    where r.tenant_id = any(${[...tenantIds]}::text[])`.execute(db);
+  return BigInt(result.rows[0]?.s ?? '0');
 }

@@ -137,8 +137,10 @@ export type PriceBook = Message<"cphone.api.v1.PriceBook"> & {
   currency: string;
 
   /**
-   * When the book takes effect: a whole UTC minute, not before the minute the book is created in.
-   * Unset on create means the start of the next minute. Two books of one tenant with the same
+   * When the book takes effect: a multiple of 15 minutes in UTC (:00, :15, :30 or :45, seconds and
+   * nanos zero; usage is kept in 15-minute buckets, so a price change falls on a bucket edge), not
+   * before the minute the book is created in (INVALID_ARGUMENT otherwise). Unset on create means
+   * the start of the next 15-minute slot. Two books of one tenant with the same
    * effective_from overlap and are refused (FAILED_PRECONDITION naming the time).
    *
    * @generated from field: google.protobuf.Timestamp effective_from = 5;
