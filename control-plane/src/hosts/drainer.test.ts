@@ -183,6 +183,21 @@ test('a leader handover mid-drain finishes the drain once, each phone moved once
   const slow = ids.slice(2);
   for (const id of slow) source.stuck.add(id);
   const { leader: first } = await roles();
+  // Ops listen for drained hosts (a subscription row of the platform; its target is refused before
+  // any connection: delivery is the webhooks' own test).
+  await db()
+    .insertInto('webhook')
+    .values({
+      id: `wh_drains_${source.hostId}`,
+      tenant_id: 'platform',
+      display_name: 'drains',
+      url: 'https://127.0.0.1:9/drains',
+      event_types: JSON.stringify(['host_drained']),
+      secret: 'sealed',
+      create_time: new Date(),
+      update_time: new Date(),
+    })
+    .execute();
   await apiOf(first)(HostService).drainHost({ hostId: source.hostId, mode: DrainMode.MIGRATE });
   for (const id of ids.slice(0, 2))
     await waitFor(
@@ -214,6 +229,16 @@ test('a leader handover mid-drain finishes the drain once, each phone moved once
   assert.equal(late.ended.length + stale.ended.length, 1, 'the drain ended exactly once');
   const events = await migratedEvents(ids);
   assert.deepEqual(events.map((e) => e.device_id).sort(), [...ids].sort(), 'one MIGRATED event per phone');
+  const drained = await db()
+    .selectFrom('webhook_event')
+    .select(['tenant_id', 'body'])
+    .where('type', '=', 'host_drained')
+    .execute();
+  assert.deepEqual(
+    drained.filter((e) => JSON.parse(e.body).host?.hostId === source.hostId).map((e) => e.tenant_id),
+    ['platform'],
+    'one HOST_DRAINED event, for the platform',
+  );
   const status = await apiOf(next)(HostService).getDrainStatus({ hostId: source.hostId });
   assert.equal(status.drainStatus?.state, DrainState.COMPLETED);
   assert.equal(status.drainStatus?.devicesMigrated, 4);
