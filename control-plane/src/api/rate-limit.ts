@@ -89,7 +89,10 @@ class Bucket {
   remaining(nowMs: number): number {
     const refilled = this.shared + (this.limit.rps * (nowMs - this.sharedAt)) / 1000;
     // The stash was taken from the shared level: together they never hold more than a full bucket.
-    return Math.max(0, Math.min(this.limit.burst, Math.floor(this.tokens + Math.min(this.limit.burst, refilled))));
+    return Math.max(
+      0,
+      Math.min(this.limit.burst, Math.floor(this.tokens + Math.min(this.limit.burst, refilled))),
+    );
   }
 }
 
