@@ -4,7 +4,7 @@
 // A sample counts in the bucket that holds its start_time, for floor((end - start) / 1 s) seconds.
 // Running (BOOTING, RUNNING) seconds count vCPU and memory; every second counts storage. Counters are
 // seconds, not minutes, so a sample of any length stays exact; the API shows minutes from them.
-import { type Kysely, sql, type Transaction } from 'kysely';
+import { type Kysely, type RawBuilder, sql, type Transaction } from 'kysely';
 import type { Database, UsageGrain } from '../store/schema.js';
 
 export const GRAINS: readonly UsageGrain[] = [15, 60, 1440];
@@ -102,7 +102,16 @@ export async function addToRollups(
   trx: Transaction<Database> | Kysely<Database>,
   samples: readonly RollupSample[],
 ): Promise<void> {
-  if (samples.length === 0) return;
+  for (const statement of rollupWrites(samples)) await statement.execute(trx);
+}
+
+/**
+ * The statements of addToRollups, unexecuted (the intake runs them as parts of one statement, in
+ * this order: device rollups, tenant rollups, device months).
+ */
+export function rollupWrites(samples: readonly RollupSample[]): RawBuilder<unknown>[] {
+  const out: RawBuilder<unknown>[] = [];
+  if (samples.length === 0) return out;
   const devices = new Map<string, { key: [string, UsageGrain, number, string, string]; c: Counters }>();
   const tenants = new Map<string, { key: [string, UsageGrain, number]; c: Counters }>();
   const months = new Map<string, { key: [string, number, string]; slots: Uint8Array }>();
@@ -138,35 +147,36 @@ export async function addToRollups(
   const deviceRows = [...devices.values()].sort((a, b) => compareKeys(a.key, b.key));
   for (let i = 0; i < deviceRows.length; i += BATCH) {
     const rows = deviceRows.slice(i, i + BATCH);
-    await sql`insert into usage_rollup_device (tenant_id, grain, bucket_start, device_id, host_id,
+    out.push(sql`insert into usage_rollup_device (tenant_id, grain, bucket_start, device_id, host_id,
         ${sql.join(COUNTER_COLUMNS.map((c) => sql.ref(c)))})
       select * from unnest(${rows.map((r) => r.key[0])}::text[], ${rows.map((r) => r.key[1])}::int2[],
         ${rows.map((r) => iso(r.key[2]))}::timestamptz[], ${rows.map((r) => r.key[3])}::text[],
         ${rows.map((r) => r.key[4])}::text[], ${counterArrays(rows)})
       on conflict (tenant_id, grain, bucket_start, device_id, host_id)
-      do update set ${increments('usage_rollup_device')}`.execute(trx);
+      do update set ${increments('usage_rollup_device')}`);
   }
   const tenantRows = [...tenants.values()].sort((a, b) => compareKeys(a.key, b.key));
   for (let i = 0; i < tenantRows.length; i += BATCH) {
     const rows = tenantRows.slice(i, i + BATCH);
-    await sql`insert into usage_rollup_tenant (tenant_id, grain, bucket_start,
+    out.push(sql`insert into usage_rollup_tenant (tenant_id, grain, bucket_start,
         ${sql.join(COUNTER_COLUMNS.map((c) => sql.ref(c)))})
       select * from unnest(${rows.map((r) => r.key[0])}::text[], ${rows.map((r) => r.key[1])}::int2[],
         ${rows.map((r) => iso(r.key[2]))}::timestamptz[], ${counterArrays(rows)})
       on conflict (tenant_id, grain, bucket_start)
-      do update set ${increments('usage_rollup_tenant')}`.execute(trx);
+      do update set ${increments('usage_rollup_tenant')}`);
   }
   const monthRows = [...months.values()].sort((a, b) => compareKeys(a.key, b.key));
   const decoder = new TextDecoder();
   for (let i = 0; i < monthRows.length; i += BATCH) {
     const rows = monthRows.slice(i, i + BATCH);
-    await sql`insert into usage_device_month (tenant_id, month, device_id, slots)
+    out.push(sql`insert into usage_device_month (tenant_id, month, device_id, slots)
       select t, m, d, s::bit(${sql.lit(MONTH_SLOTS)}) from unnest(${rows.map((r) => r.key[0])}::text[],
         ${rows.map((r) => iso(r.key[1]))}::timestamptz[], ${rows.map((r) => r.key[2])}::text[],
         ${rows.map((r) => decoder.decode(r.slots))}::text[]) as u(t, m, d, s)
       on conflict (tenant_id, month, device_id)
-      do update set slots = usage_device_month.slots | excluded.slots`.execute(trx);
+      do update set slots = usage_device_month.slots | excluded.slots`);
   }
+  return out;
 }
 
 function zero(): Counters {
