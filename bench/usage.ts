@@ -2,8 +2,8 @@
 // the local server; each run on a scratch database of its own).
 //
 // Ingest: agents' UsageReports (1,000 samples each) over the real gRPC gateway with TLS (TestAgent
-// streams, one per host, all hosts at once; each agent sends its next report once the UsageAck of
-// the last one arrives, as the agent's spool does), through ingestUsage with its exactly-once
+// streams, one per host, all hosts at once; each agent keeps up to `--window` reports (default 5,
+// the agent's window of 5,000 samples) unacknowledged, as the agent's UsageSender does), through ingestUsage with its exactly-once
 // bookkeeping and rollups, until every sample is acknowledged. Baseline from the same run:
 // ingestUsage called in process with the same reports and concurrency (no gRPC, no TLS).
 //
@@ -26,6 +26,7 @@ import { createClient } from '@connectrpc/connect';
 import {
   bearerTransport,
   createAgentClient,
+  createApiKey,
   enrollTestHost,
   ensureUsagePartitions,
   ingestUsage,
@@ -35,7 +36,7 @@ import {
   TestAgent,
   type TestAgent as TestAgentType,
 } from '@cphone/control-plane/testing';
-import { ApiKeyService, agentv1, DeviceState, Role, UsageGrouping, UsageService } from '@cphone/proto';
+import { agentv1, DeviceState, UsageGrouping, UsageService } from '@cphone/proto';
 import { type RawBuilder, sql } from 'kysely';
 import pg from 'pg';
 import { arg, argText } from './_args.js';
@@ -48,6 +49,8 @@ const PHONES = arg('phones', 10_000);
 const TENANTS = arg('tenants', 1000);
 const RAW_HOURS = arg('raw-hours', 24);
 const QUERIES = arg('queries', 200);
+// Reports in flight per agent: the agent's default window is 5,000 samples.
+const WINDOW = arg('window', 5);
 const ONLY = argText('only', '');
 const KEEP_DB = argText('keep-db', '');
 if (ONLY && !['ingest', 'query', 'close'].includes(ONLY))
@@ -94,7 +97,7 @@ let p50: number | undefined;
 let p99: number | undefined;
 let baselineP50: number | undefined;
 let closing: { close_month_s: number; statements: number } | undefined;
-let counts: Record<string, number> = {};
+const counts: Record<string, number> = {};
 try {
   if (runs_('ingest')) await ingest();
   if (runs_('query')) await query();
@@ -182,13 +185,21 @@ async function ingest() {
   await Promise.all(
     hosts.map(async (h, i) => {
       const agent = agents[i] as TestAgentType;
+      // Up to WINDOW reports unacknowledged, as the agent's UsageSender keeps its window of samples
+      // in flight; acks are cumulative (the cursor).
+      const inFlight: bigint[] = [];
       for (let r = 0; r < REPORTS; r++) {
+        if (inFlight.length >= WINDOW) {
+          const oldest = inFlight.shift() as bigint;
+          await agent.next('usageAck', 60_000, (ack) => ack.sequence >= oldest);
+        }
         const samples = report(h, r);
         agent.send({ case: 'usageReport', value: { samples } });
-        const last = BigInt(h.sequence);
-        await agent.next('usageAck', 60_000, (ack) => ack.sequence >= last);
+        inFlight.push(BigInt(h.sequence));
         rows += samples.length;
       }
+      const last = BigInt(h.sequence);
+      await agent.next('usageAck', 60_000, (ack) => ack.sequence >= last);
     }),
   );
   const ingestSeconds = (performance.now() - began) / 1000;
@@ -336,13 +347,13 @@ async function query() {
   );
 
   // ---- query ----
-  const admin = bearerTransport(plane.httpUrl, plane.bootstrapToken ?? '');
-  const { secret } = await createClient(ApiKeyService, admin).createApiKey({
+  // Made in the database (a kept database has no bootstrap token any more).
+  const { token } = await createApiKey(db, {
     tenantId: reseller,
     displayName: 'bench',
-    role: Role.TENANT_ADMIN,
+    role: 'tenant_admin',
   });
-  const usage = createClient(UsageService, bearerTransport(plane.httpUrl, secret));
+  const usage = createClient(UsageService, bearerTransport(plane.httpUrl, token));
   const request = {
     tenantId: reseller,
     includeDescendants: true,
