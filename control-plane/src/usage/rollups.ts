@@ -37,15 +37,20 @@ interface Counters {
 
 /** What one sample adds. Each term stays far below 2^53 (a sample is at most minutes long). */
 export function countersOf(s: RollupSample): Counters {
-  const seconds = Math.max(0, Math.floor((s.end_time.getTime() - s.start_time.getTime()) / 1000));
-  const running = isRunningState(s.state);
-  return {
-    running_s: running ? seconds : 0,
-    stopped_s: running ? 0 : seconds,
-    vcpu_mcs: running ? seconds * s.vcpu_millicores : 0,
-    memory_mibs: running ? seconds * s.memory_mib : 0,
-    storage_gibs: seconds * s.storage_gib,
-  };
+  const c = zero();
+  addSample(c, s, s.start_time.getTime());
+  return c;
+}
+
+/** Adds what one sample (starting at `start`, its start_time in ms) adds. */
+function addSample(into: Counters, s: RollupSample, start: number): void {
+  const seconds = Math.max(0, Math.floor((s.end_time.getTime() - start) / 1000));
+  if (isRunningState(s.state)) {
+    into.running_s += seconds;
+    into.vcpu_mcs += seconds * s.vcpu_millicores;
+    into.memory_mibs += seconds * s.memory_mib;
+  } else into.stopped_s += seconds;
+  into.storage_gibs += seconds * s.storage_gib;
 }
 
 export function bucketOf(time: number, grain: UsageGrain): number {
@@ -112,39 +117,63 @@ export async function addToRollups(
 export function rollupWrites(samples: readonly RollupSample[]): RawBuilder<unknown>[] {
   const out: RawBuilder<unknown>[] = [];
   if (samples.length === 0) return out;
-  const devices = new Map<string, { key: [string, UsageGrain, number, string, string]; c: Counters }>();
-  const tenants = new Map<string, { key: [string, UsageGrain, number]; c: Counters }>();
+  // Summed per (tenant, device, host) first, one string key per sample; buckets by number within.
+  // Tenant rows are then the sums of the device rows.
+  const series = new Map<
+    string,
+    { tenant: string; device: string; host: string; buckets: Map<number, Counters>[] }
+  >();
   const months = new Map<string, { key: [string, number, string]; slots: Uint8Array }>();
+  let monthLo = 0;
+  let monthHi = 0;
   for (const s of samples) {
-    const c = countersOf(s);
     const start = s.start_time.getTime();
-    for (const grain of GRAINS) {
-      const bucket = bucketOf(start, grain);
-      const dk = `${s.tenant_id}\u0000${grain}\u0000${bucket}\u0000${s.device_id}\u0000${s.host_id}`;
-      let d = devices.get(dk);
-      if (!d) {
-        d = { key: [s.tenant_id, grain, bucket, s.device_id, s.host_id], c: zero() };
-        devices.set(dk, d);
-      }
-      add(d.c, c);
-      const tk = `${s.tenant_id}\u0000${grain}\u0000${bucket}`;
-      let t = tenants.get(tk);
-      if (!t) {
-        t = { key: [s.tenant_id, grain, bucket], c: zero() };
-        tenants.set(tk, t);
-      }
-      add(t.c, c);
+    const key = `${s.tenant_id}\u0000${s.device_id}\u0000${s.host_id}`;
+    let e = series.get(key);
+    if (!e) {
+      e = { tenant: s.tenant_id, device: s.device_id, host: s.host_id, buckets: GRAINS.map(() => new Map()) };
+      series.set(key, e);
     }
-    const month = monthOf(start);
-    const mk = `${s.tenant_id}\u0000${month}\u0000${s.device_id}`;
+    for (let g = 0; g < GRAINS.length; g++) {
+      const bucket = bucketOf(start, GRAINS[g] as UsageGrain);
+      const byBucket = e.buckets[g] as Map<number, Counters>;
+      let c = byBucket.get(bucket);
+      if (!c) {
+        c = zero();
+        byBucket.set(bucket, c);
+      }
+      addSample(c, s, start);
+    }
+    if (start < monthLo || start >= monthHi) {
+      monthLo = monthOf(start);
+      monthHi = monthOf(monthLo + 32 * 86_400_000);
+    }
+    const mk = `${s.tenant_id}\u0000${monthLo}\u0000${s.device_id}`;
     let m = months.get(mk);
     if (!m) {
-      m = { key: [s.tenant_id, month, s.device_id], slots: new Uint8Array(MONTH_SLOTS).fill(48) };
+      m = { key: [s.tenant_id, monthLo, s.device_id], slots: new Uint8Array(MONTH_SLOTS).fill(48) };
       months.set(mk, m);
     }
-    m.slots[Math.floor((start - month) / SLOT_MS)] = 49;
+    m.slots[Math.floor((start - monthLo) / SLOT_MS)] = 49;
   }
-  const deviceRows = [...devices.values()].sort((a, b) => compareKeys(a.key, b.key));
+  const devices: { key: [string, UsageGrain, number, string, string]; c: Counters }[] = [];
+  const tenants = new Map<string, { key: [string, UsageGrain, number]; c: Counters }>();
+  for (const e of series.values()) {
+    for (let g = 0; g < GRAINS.length; g++) {
+      const grain = GRAINS[g] as UsageGrain;
+      for (const [bucket, c] of e.buckets[g] as Map<number, Counters>) {
+        devices.push({ key: [e.tenant, grain, bucket, e.device, e.host], c });
+        const tk = `${e.tenant}\u0000${grain}\u0000${bucket}`;
+        let t = tenants.get(tk);
+        if (!t) {
+          t = { key: [e.tenant, grain, bucket], c: zero() };
+          tenants.set(tk, t);
+        }
+        add(t.c, c);
+      }
+    }
+  }
+  const deviceRows = devices.sort((a, b) => compareKeys(a.key, b.key));
   for (let i = 0; i < deviceRows.length; i += BATCH) {
     const rows = deviceRows.slice(i, i + BATCH);
     out.push(sql`insert into usage_rollup_device (tenant_id, grain, bucket_start, device_id, host_id,
