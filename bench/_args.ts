@@ -6,3 +6,9 @@ export function arg(name: string, fallback: number): number {
   const raw = i >= 0 ? process.argv[i + 1] : undefined;
   return raw === undefined ? fallback : Number(raw);
 }
+
+/** The word after `--<name>` on the command line, else `fallback`. */
+export function argText(name: string, fallback: string): string {
+  const i = process.argv.indexOf(`--${name}`);
+  return (i >= 0 ? process.argv[i + 1] : undefined) ?? fallback;
+}

@@ -9,7 +9,7 @@ import {
 
 export { bearerTransport } from './api/bearer-transport.js';
 // Credentials and host rows for benchmarks that enroll thousands of hosts in bulk.
-export { hashSecret } from './auth/api-keys.js';
+export { createApiKey, hashSecret } from './auth/api-keys.js';
 export { closeMonth, monthOf, parseMonth } from './billing/statements.js';
 export { ManualClock } from './clock.js';
 export { createAgentClient, TestAgent } from './gateway/test-agent.js';

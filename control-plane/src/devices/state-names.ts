@@ -22,5 +22,9 @@ export function stateToProto(state: DeviceStateName): DeviceState {
 
 /** undefined for UNSPECIFIED or an unknown number. */
 export function stateFromProto(state: DeviceState): DeviceStateName | undefined {
-  return (Object.entries(TO_PROTO) as [DeviceStateName, DeviceState][]).find(([, v]) => v === state)?.[0];
+  return FROM_PROTO.get(state);
 }
+
+const FROM_PROTO = new Map(
+  (Object.entries(TO_PROTO) as [DeviceStateName, DeviceState][]).map(([name, value]) => [value, name]),
+);

@@ -16,6 +16,7 @@ import * as webhooksOutbox from './migrations/2026-12-04T0300-webhooks-outbox.js
 import * as auditTrailRateLimits from './migrations/2026-12-04T0400-audit-trail-rate-limits.js';
 import * as quotaMinutes from './migrations/2026-12-04T0500-quota-minutes.js';
 import * as usageDeviceMonths from './migrations/2026-12-05T0100-usage-device-months.js';
+import * as usageTenantRollupCovering from './migrations/2026-12-05T0200-usage-tenant-rollup-covering.js';
 
 // Migrations are listed here rather than read from a folder, so they bundle and type-check with
 // the code; names sort by timestamp.
@@ -37,6 +38,7 @@ const migrations: Record<string, Migration> = {
   '2026-12-04T0400-audit-trail-rate-limits': auditTrailRateLimits,
   '2026-12-04T0500-quota-minutes': quotaMinutes,
   '2026-12-05T0100-usage-device-months': usageDeviceMonths,
+  '2026-12-05T0200-usage-tenant-rollup-covering': usageTenantRollupCovering,
 };
 
 const provider: MigrationProvider = { getMigrations: async () => migrations };

@@ -9,11 +9,11 @@
 // like stored ones, so a misbehaving agent's spool drains but nothing of it is billed.
 import { timestampDate } from '@bufbuild/protobuf/wkt';
 import type { agentv1 } from '@cphone/proto';
-import { type Kysely, sql, type Transaction } from 'kysely';
+import { type Kysely, type RawBuilder, sql, type Transaction } from 'kysely';
 import { stateFromProto } from '../devices/state-machine.js';
 import type { Database } from '../store/schema.js';
 import { ensureUsagePartitions, forgetUsagePartitions } from './partitions.js';
-import { addToRollups } from './rollups.js';
+import { rollupWrites } from './rollups.js';
 
 export interface UsageIntake {
   /** Samples stored by this report. */
@@ -64,28 +64,48 @@ function hostAt(owner: Owner, start: number): string | null {
 }
 
 /**
- * Who owns each device and where it was placed over time, from its placement events (created on a
- * host, moved to another: each records the host it went to).
+ * After the cursor's lock, in one statement: the host's stored sequences above the cursor (usually
+ * none: a report normally continues right after it), and who owns each device and where it was
+ * placed over time, from its placement events (created on a host, moved to another: each records
+ * the host it went to).
  */
-async function owners(trx: Transaction<Database>, deviceIds: readonly string[]) {
-  const out = new Map<string, Owner>();
-  if (deviceIds.length === 0) return out;
-  const rows = await trx
-    .selectFrom('device')
-    .select(['id', 'tenant_id'])
-    .where('id', 'in', deviceIds)
-    .execute();
-  for (const row of rows) out.set(row.id, { tenantId: row.tenant_id, placements: [] });
-  const events = await trx
-    .selectFrom('device_event')
-    .select(['device_id', 'host_id', 'create_time'])
-    .where('device_id', 'in', deviceIds)
-    .where('to_state', '=', 'scheduled')
-    .orderBy('id')
-    .execute();
-  for (const e of events)
-    out.get(e.device_id)?.placements.push({ since: e.create_time.getTime(), hostId: e.host_id });
-  return out;
+async function seenAndOwners(
+  trx: Transaction<Database>,
+  hostId: string,
+  cursor: number,
+  deviceIds: readonly string[],
+): Promise<{ stored: Set<number>; owners: Map<string, Owner> }> {
+  const rows = await sql<{
+    kind: 'seen' | 'device' | 'placed';
+    a: string;
+    b: string | null;
+    at: Date | null;
+    ord: string | number;
+  }>`
+    select 'seen' as kind, sequence::text as a, null::text as b, null::timestamptz as at, sequence as ord
+      from usage_seen where host_id = ${hostId} and sequence > ${cursor}
+    union all
+    select 'device', id, tenant_id, null, 0 from device where id = any(${deviceIds}::text[])
+    union all
+    select 'placed', device_id, host_id, create_time, id from device_event
+      where device_id = any(${deviceIds}::text[]) and to_state = 'scheduled'`.execute(trx);
+  const stored = new Set<number>();
+  const owners = new Map<string, Owner>();
+  const placed: { deviceId: string; hostId: string | null; since: number; ord: number }[] = [];
+  for (const r of rows.rows) {
+    if (r.kind === 'seen') stored.add(Number(r.a));
+    else if (r.kind === 'device') owners.set(r.a, { tenantId: r.b ?? '', placements: [] });
+    else
+      placed.push({
+        deviceId: r.a,
+        hostId: r.b,
+        since: new Date(r.at as Date).getTime(),
+        ord: Number(r.ord),
+      });
+  }
+  placed.sort((x, y) => x.ord - y.ord);
+  for (const p of placed) owners.get(p.deviceId)?.placements.push({ since: p.since, hostId: p.hostId });
+  return { stored, owners };
 }
 
 /** How far ahead of the control plane's clock a sample may end: clocks on hosts drift a little. */
@@ -144,18 +164,13 @@ async function ingestIn(
   now: Date,
 ): Promise<UsageIntake> {
   return db.transaction().execute(async (trx) => {
-    // The cursor row serialises concurrent reports of one host (an old and a new stream).
-    await trx
-      .insertInto('usage_cursor')
-      .values({ host_id: hostId, acked_sequence: 0 })
-      .onConflict((c) => c.column('host_id').doNothing())
-      .execute();
-    const cursor = await trx
-      .selectFrom('usage_cursor')
-      .select('acked_sequence')
-      .where('host_id', '=', hostId)
-      .forUpdate()
-      .executeTakeFirstOrThrow();
+    // The cursor row serialises concurrent reports of one host (an old and a new stream): the
+    // upsert locks it (made at 0 the first time) and returns the latest committed cursor.
+    const locked = await sql<{ acked_sequence: string | number }>`
+      insert into usage_cursor (host_id, acked_sequence) values (${hostId}, 0)
+      on conflict (host_id) do update set acked_sequence = usage_cursor.acked_sequence
+      returning acked_sequence`.execute(trx);
+    const cursor = { acked_sequence: Number(locked.rows[0]?.acked_sequence ?? 0) };
     // Exactly-once: everything at or below the cursor is stored already; above it, usage_seen
     // holds what is (see migrations/2026-12-04T0100-usage-partitions-rollups.ts). The cursor row's
     // lock makes this transaction the only one reading or writing the host's usage_seen rows.
@@ -164,22 +179,26 @@ async function ingestIn(
       const sequence = Number(s.sequence);
       if (sequence > cursor.acked_sequence && !above.has(sequence)) above.set(sequence, s);
     }
-    // Which of them are stored already: usage_seen holds the stored sequences above the cursor
-    // (usually none: a report normally continues right after the cursor).
     const sequences = [...above.keys()].sort((a, b) => a - b);
-    const stored = new Set<number>();
-    if (sequences.length > 0) {
-      const rows = await sql<{ sequence: string | number }>`
-        select sequence from usage_seen where host_id = ${hostId} and sequence > ${cursor.acked_sequence}`.execute(
-        trx,
-      );
-      for (const r of rows.rows) stored.add(Number(r.sequence));
+    if (sequences.length === 0) {
+      return {
+        inserted: 0,
+        duplicates: valid.length,
+        malformed: samples.length - valid.length,
+        foreign: 0,
+        tenantMismatches: 0,
+        ackedSequence: cursor.acked_sequence,
+      };
     }
+    // Which of them are stored already, and the owners of their devices, in one statement.
+    const { stored, owners: known } = await seenAndOwners(trx, hostId, cursor.acked_sequence, [
+      ...new Set(sequences.map((q) => (above.get(q) as agentv1.UsageSample).deviceId)),
+    ]);
+    const storedBefore = [...stored];
     const fresh: agentv1.UsageSample[] = [];
     for (const sequence of sequences) {
       if (!stored.has(sequence)) fresh.push(above.get(sequence) as agentv1.UsageSample);
     }
-    const known = await owners(trx, [...new Set(fresh.map((s) => s.deviceId))]);
     let tenantMismatches = 0;
     const accepted = [];
     const rejected = [];
@@ -219,23 +238,32 @@ async function ingestIn(
         state: stateFromProto(s.state) ?? 'unknown',
       });
     }
+    // Every write of the report goes as one statement (data-modifying CTEs, run in this order):
+    // raw rows, rollups, rejected samples, sequences beyond the cursor, the cursor.
+    const writes: RawBuilder<unknown>[] = [];
     for (let i = 0; i < accepted.length; i += BATCH) {
       const rows = accepted.slice(i, i + BATCH);
       const col = <K extends keyof (typeof rows)[number]>(k: K) => rows.map((r) => r[k]);
-      await sql`insert into usage_sample (host_id, sequence, device_id, tenant_id, start_time, end_time,
+      // The host is one value, and times go as epoch milliseconds (numbers cost pg far less to
+      // encode than ISO strings).
+      const ms = (d: Date) => d.getTime();
+      writes.push(sql`insert into usage_sample (host_id, sequence, device_id, tenant_id, start_time, end_time,
           vcpu_millicores, memory_mib, storage_gib, state)
-        select * from unnest(${col('host_id')}::text[], ${col('sequence')}::int8[], ${col('device_id')}::text[],
-          ${col('tenant_id')}::text[], ${rows.map((r) => r.start_time.toISOString())}::timestamptz[],
-          ${rows.map((r) => r.end_time.toISOString())}::timestamptz[], ${col('vcpu_millicores')}::int4[],
-          ${col('memory_mib')}::int4[], ${col('storage_gib')}::int4[], ${col('state')}::text[])`.execute(trx);
+        select ${hostId}, q, d, t, timestamptz 'epoch' + s * interval '1 millisecond',
+          timestamptz 'epoch' + e * interval '1 millisecond', v, m, g, st
+        from unnest(${col('sequence')}::int8[], ${col('device_id')}::text[], ${col('tenant_id')}::text[],
+          ${rows.map((r) => ms(r.start_time))}::int8[], ${rows.map((r) => ms(r.end_time))}::int8[],
+          ${col('vcpu_millicores')}::int4[], ${col('memory_mib')}::int4[], ${col('storage_gib')}::int4[],
+          ${col('state')}::text[]) as u(q, d, t, s, e, v, m, g, st)`);
     }
-    await addToRollups(trx, accepted);
-    for (let i = 0; i < rejected.length; i += 1000) {
-      await trx
-        .insertInto('usage_rejected')
-        .values(rejected.slice(i, i + 1000))
-        .onConflict((c) => c.columns(['host_id', 'sequence']).doNothing())
-        .execute();
+    writes.push(...rollupWrites(accepted));
+    for (let i = 0; i < rejected.length; i += BATCH) {
+      const rows = rejected.slice(i, i + BATCH);
+      const col = <K extends keyof (typeof rows)[number]>(k: K) => rows.map((r) => r[k]);
+      writes.push(sql`insert into usage_rejected (host_id, sequence, device_id, claimed_tenant_id, reason)
+        select * from unnest(${col('host_id')}::text[], ${col('sequence')}::int8[], ${col('device_id')}::text[],
+          ${col('claimed_tenant_id')}::text[], ${col('reason')}::text[])
+        on conflict (host_id, sequence) do nothing`);
     }
     // The new cursor: the run of stored sequences (old and new) right after it. Only what lies
     // beyond it goes to usage_seen; below it the cursor itself remembers.
@@ -244,16 +272,19 @@ async function ingestIn(
     while (stored.has(top + 1)) top++;
     const beyond = fresh.map((f) => Number(f.sequence)).filter((q) => q > top);
     for (let i = 0; i < beyond.length; i += BATCH) {
-      await sql`insert into usage_seen (host_id, sequence)
-        select ${hostId}, q from unnest(${beyond.slice(i, i + BATCH)}::int8[]) as u(q)`.execute(trx);
+      writes.push(sql`insert into usage_seen (host_id, sequence)
+        select ${hostId}, q from unnest(${beyond.slice(i, i + BATCH)}::int8[]) as u(q)`);
     }
     if (top > cursor.acked_sequence) {
-      await trx
-        .updateTable('usage_cursor')
-        .set({ acked_sequence: top })
-        .where('host_id', '=', hostId)
-        .execute();
-      await trx.deleteFrom('usage_seen').where('host_id', '=', hostId).where('sequence', '<=', top).execute();
+      writes.push(sql`update usage_cursor set acked_sequence = ${top} where host_id = ${hostId}`);
+      // The stored sequences the cursor now covers (the CTEs see the rows as of the statement's
+      // start: the new ones above lie beyond top).
+      if (storedBefore.some((q) => q <= top))
+        writes.push(sql`delete from usage_seen where host_id = ${hostId} and sequence <= ${top}`);
+    }
+    if (writes.length > 0) {
+      const parts = writes.map((w, i) => sql`${sql.ref(`w${i}`)} as (${w})`);
+      await sql`with ${sql.join(parts)} select 1`.execute(trx);
     }
     const inserted = accepted.length;
     return {

@@ -4,7 +4,7 @@
 // A sample counts in the bucket that holds its start_time, for floor((end - start) / 1 s) seconds.
 // Running (BOOTING, RUNNING) seconds count vCPU and memory; every second counts storage. Counters are
 // seconds, not minutes, so a sample of any length stays exact; the API shows minutes from them.
-import { type Kysely, sql, type Transaction } from 'kysely';
+import { type Kysely, type RawBuilder, sql, type Transaction } from 'kysely';
 import type { Database, UsageGrain } from '../store/schema.js';
 
 export const GRAINS: readonly UsageGrain[] = [15, 60, 1440];
@@ -37,15 +37,20 @@ interface Counters {
 
 /** What one sample adds. Each term stays far below 2^53 (a sample is at most minutes long). */
 export function countersOf(s: RollupSample): Counters {
-  const seconds = Math.max(0, Math.floor((s.end_time.getTime() - s.start_time.getTime()) / 1000));
-  const running = isRunningState(s.state);
-  return {
-    running_s: running ? seconds : 0,
-    stopped_s: running ? 0 : seconds,
-    vcpu_mcs: running ? seconds * s.vcpu_millicores : 0,
-    memory_mibs: running ? seconds * s.memory_mib : 0,
-    storage_gibs: seconds * s.storage_gib,
-  };
+  const c = zero();
+  addSample(c, s, s.start_time.getTime());
+  return c;
+}
+
+/** Adds what one sample (starting at `start`, its start_time in ms) adds. */
+function addSample(into: Counters, s: RollupSample, start: number): void {
+  const seconds = Math.max(0, Math.floor((s.end_time.getTime() - start) / 1000));
+  if (isRunningState(s.state)) {
+    into.running_s += seconds;
+    into.vcpu_mcs += seconds * s.vcpu_millicores;
+    into.memory_mibs += seconds * s.memory_mib;
+  } else into.stopped_s += seconds;
+  into.storage_gibs += seconds * s.storage_gib;
 }
 
 export function bucketOf(time: number, grain: UsageGrain): number {
@@ -102,71 +107,105 @@ export async function addToRollups(
   trx: Transaction<Database> | Kysely<Database>,
   samples: readonly RollupSample[],
 ): Promise<void> {
-  if (samples.length === 0) return;
-  const devices = new Map<string, { key: [string, UsageGrain, number, string, string]; c: Counters }>();
-  const tenants = new Map<string, { key: [string, UsageGrain, number]; c: Counters }>();
+  for (const statement of rollupWrites(samples)) await statement.execute(trx);
+}
+
+/**
+ * The statements of addToRollups, unexecuted (the intake runs them as parts of one statement, in
+ * this order: device rollups, tenant rollups, device months).
+ */
+export function rollupWrites(samples: readonly RollupSample[]): RawBuilder<unknown>[] {
+  const out: RawBuilder<unknown>[] = [];
+  if (samples.length === 0) return out;
+  // Summed per (tenant, device, host) first, one string key per sample; buckets by number within.
+  // Tenant rows are then the sums of the device rows.
+  const series = new Map<
+    string,
+    { tenant: string; device: string; host: string; buckets: Map<number, Counters>[] }
+  >();
   const months = new Map<string, { key: [string, number, string]; slots: Uint8Array }>();
+  let monthLo = 0;
+  let monthHi = 0;
   for (const s of samples) {
-    const c = countersOf(s);
     const start = s.start_time.getTime();
-    for (const grain of GRAINS) {
-      const bucket = bucketOf(start, grain);
-      const dk = `${s.tenant_id}\u0000${grain}\u0000${bucket}\u0000${s.device_id}\u0000${s.host_id}`;
-      let d = devices.get(dk);
-      if (!d) {
-        d = { key: [s.tenant_id, grain, bucket, s.device_id, s.host_id], c: zero() };
-        devices.set(dk, d);
-      }
-      add(d.c, c);
-      const tk = `${s.tenant_id}\u0000${grain}\u0000${bucket}`;
-      let t = tenants.get(tk);
-      if (!t) {
-        t = { key: [s.tenant_id, grain, bucket], c: zero() };
-        tenants.set(tk, t);
-      }
-      add(t.c, c);
+    const key = `${s.tenant_id}\u0000${s.device_id}\u0000${s.host_id}`;
+    let e = series.get(key);
+    if (!e) {
+      e = { tenant: s.tenant_id, device: s.device_id, host: s.host_id, buckets: GRAINS.map(() => new Map()) };
+      series.set(key, e);
     }
-    const month = monthOf(start);
-    const mk = `${s.tenant_id}\u0000${month}\u0000${s.device_id}`;
+    for (let g = 0; g < GRAINS.length; g++) {
+      const bucket = bucketOf(start, GRAINS[g] as UsageGrain);
+      const byBucket = e.buckets[g] as Map<number, Counters>;
+      let c = byBucket.get(bucket);
+      if (!c) {
+        c = zero();
+        byBucket.set(bucket, c);
+      }
+      addSample(c, s, start);
+    }
+    if (start < monthLo || start >= monthHi) {
+      monthLo = monthOf(start);
+      monthHi = monthOf(monthLo + 32 * 86_400_000);
+    }
+    const mk = `${s.tenant_id}\u0000${monthLo}\u0000${s.device_id}`;
     let m = months.get(mk);
     if (!m) {
-      m = { key: [s.tenant_id, month, s.device_id], slots: new Uint8Array(MONTH_SLOTS).fill(48) };
+      m = { key: [s.tenant_id, monthLo, s.device_id], slots: new Uint8Array(MONTH_SLOTS).fill(48) };
       months.set(mk, m);
     }
-    m.slots[Math.floor((start - month) / SLOT_MS)] = 49;
+    m.slots[Math.floor((start - monthLo) / SLOT_MS)] = 49;
   }
-  const deviceRows = [...devices.values()].sort((a, b) => compareKeys(a.key, b.key));
+  const devices: { key: [string, UsageGrain, number, string, string]; c: Counters }[] = [];
+  const tenants = new Map<string, { key: [string, UsageGrain, number]; c: Counters }>();
+  for (const e of series.values()) {
+    for (let g = 0; g < GRAINS.length; g++) {
+      const grain = GRAINS[g] as UsageGrain;
+      for (const [bucket, c] of e.buckets[g] as Map<number, Counters>) {
+        devices.push({ key: [e.tenant, grain, bucket, e.device, e.host], c });
+        const tk = `${e.tenant}\u0000${grain}\u0000${bucket}`;
+        let t = tenants.get(tk);
+        if (!t) {
+          t = { key: [e.tenant, grain, bucket], c: zero() };
+          tenants.set(tk, t);
+        }
+        add(t.c, c);
+      }
+    }
+  }
+  const deviceRows = devices.sort((a, b) => compareKeys(a.key, b.key));
   for (let i = 0; i < deviceRows.length; i += BATCH) {
     const rows = deviceRows.slice(i, i + BATCH);
-    await sql`insert into usage_rollup_device (tenant_id, grain, bucket_start, device_id, host_id,
+    out.push(sql`insert into usage_rollup_device (tenant_id, grain, bucket_start, device_id, host_id,
         ${sql.join(COUNTER_COLUMNS.map((c) => sql.ref(c)))})
       select * from unnest(${rows.map((r) => r.key[0])}::text[], ${rows.map((r) => r.key[1])}::int2[],
         ${rows.map((r) => iso(r.key[2]))}::timestamptz[], ${rows.map((r) => r.key[3])}::text[],
         ${rows.map((r) => r.key[4])}::text[], ${counterArrays(rows)})
       on conflict (tenant_id, grain, bucket_start, device_id, host_id)
-      do update set ${increments('usage_rollup_device')}`.execute(trx);
+      do update set ${increments('usage_rollup_device')}`);
   }
   const tenantRows = [...tenants.values()].sort((a, b) => compareKeys(a.key, b.key));
   for (let i = 0; i < tenantRows.length; i += BATCH) {
     const rows = tenantRows.slice(i, i + BATCH);
-    await sql`insert into usage_rollup_tenant (tenant_id, grain, bucket_start,
+    out.push(sql`insert into usage_rollup_tenant (tenant_id, grain, bucket_start,
         ${sql.join(COUNTER_COLUMNS.map((c) => sql.ref(c)))})
       select * from unnest(${rows.map((r) => r.key[0])}::text[], ${rows.map((r) => r.key[1])}::int2[],
         ${rows.map((r) => iso(r.key[2]))}::timestamptz[], ${counterArrays(rows)})
       on conflict (tenant_id, grain, bucket_start)
-      do update set ${increments('usage_rollup_tenant')}`.execute(trx);
+      do update set ${increments('usage_rollup_tenant')}`);
   }
   const monthRows = [...months.values()].sort((a, b) => compareKeys(a.key, b.key));
   const decoder = new TextDecoder();
   for (let i = 0; i < monthRows.length; i += BATCH) {
     const rows = monthRows.slice(i, i + BATCH);
-    await sql`insert into usage_device_month (tenant_id, month, device_id, slots)
+    out.push(sql`insert into usage_device_month (tenant_id, month, device_id, slots)
       select t, m, d, s::bit(${sql.lit(MONTH_SLOTS)}) from unnest(${rows.map((r) => r.key[0])}::text[],
         ${rows.map((r) => iso(r.key[1]))}::timestamptz[], ${rows.map((r) => r.key[2])}::text[],
         ${rows.map((r) => decoder.decode(r.slots))}::text[]) as u(t, m, d, s)
       on conflict (tenant_id, month, device_id)
-      do update set slots = usage_device_month.slots | excluded.slots`.execute(trx);
+      do update set slots = usage_device_month.slots | excluded.slots`);
   }
+  return out;
 }
 
 function zero(): Counters {

@@ -260,6 +260,7 @@ const MAX_MASK_BUCKETS = 62;
  */
 function deviceCountsFromMonths(
   plan: Plan,
+  groupCount: number,
   head: RawBuilder<unknown>,
   groupBy: RawBuilder<unknown>,
   where: RawBuilder<unknown>,
@@ -279,11 +280,19 @@ function deviceCountsFromMonths(
     }
   }
   const zero = '0'.repeat(MONTH_SLOTS);
-  return sql<SumRow>`select ${head} m.b as b, count(distinct r.device_id) as devices
-    from unnest(${pieces.map((p) => p.b)}::int4[], ${pieces.map((p) => iso(p.month))}::timestamptz[],
-      ${pieces.map((p) => p.mask)}::text[]) as m(b, month, mask)
-    join usage_device_month r on r.month = m.month
-    where ${where} and (r.slots & m.mask::bit(${sql.lit(MONTH_SLOTS)})) <> ${zero}::bit(${sql.lit(MONTH_SLOTS)})
+  const bits = sql.lit(MONTH_SLOTS);
+  // The masks are cast to bit once, in the array (a cast per joined row parsed 2,976 characters
+  // each time); distinct devices by hashing (group by) rather than sorting each group.
+  const keys = Array.from({ length: groupCount }, (_, i) => sql.ref(`k${i}`));
+  const outer = keys.length > 0 ? sql`${sql.join(keys)},` : sql``;
+  return sql<SumRow>`select ${outer} b, count(*) as devices from (
+      select ${head} m.b as b, r.device_id
+      from unnest(${pieces.map((p) => p.b)}::int4[], ${pieces.map((p) => iso(p.month))}::timestamptz[],
+        ${pieces.map((p) => p.mask)}::text[]::bit(${bits})[]) as m(b, month, mask)
+      join usage_device_month r on r.month = m.month
+      where ${where} and (r.slots & m.mask) <> ${zero}::bit(${bits})
+      group by ${groupBy}, r.device_id
+    ) as per_device
     group by ${groupBy}`;
 }
 
@@ -322,7 +331,7 @@ async function rowsFor(db: Db, plan: Plan, keys: string[][] | undefined): Promis
   const devices = !tenantLevel
     ? undefined
     : bounds.length - 1 <= MAX_MASK_BUCKETS
-      ? deviceCountsFromMonths(plan, head, groupBy, where)
+      ? deviceCountsFromMonths(plan, groupCount, head, groupBy, where)
       : sql<SumRow>`select ${head} ${bucketOf} as b, count(distinct r.device_id) as devices
         from ${runTable} cross join lateral (select r.device_id, r.bucket_start, r.tenant_id from usage_rollup_device r
           where ${where} and ${inRun}) r
