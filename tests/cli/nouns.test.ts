@@ -104,6 +104,15 @@ test('quotas: set some limits, the others keep theirs; usage up the path; bad va
   await golden('quotas-get', await ok(['quotas', 'get', 'shop', '-o', 'json']));
   await ok(['quotas', 'set', 'shop', '--max-running-devices', 'none']);
   assert.equal(JSON.parse(await ok(['quotas', 'get', 'shop', '-o', 'json'])).maxRunningDevices, undefined);
+  await ok(['quotas', 'set', 'shop', '--device-minutes-action', 'stop-running']);
+  const action = JSON.parse(await ok(['quotas', 'get', 'shop', '-o', 'json']));
+  assert.deepEqual(
+    [action.deviceMinutesAction, action.maxDevices],
+    ['DEVICE_MINUTES_ACTION_STOP_RUNNING', 10],
+    'the action is set, the limits keep theirs',
+  );
+  await fails(['quotas', 'set', 'shop', '--device-minutes-action', 'explode'], 2);
+  await ok(['quotas', 'set', 'shop', '--device-minutes-action', 'refuse-starts']);
 
   const usage = await ok(['quotas', 'usage', 'shop'], { COLUMNS: '60' });
   fits(usage, 60);

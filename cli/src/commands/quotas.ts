@@ -3,6 +3,7 @@
 import { create } from '@bufbuild/protobuf';
 import { Code, ConnectError } from '@connectrpc/connect';
 import {
+  DeviceMinutesAction,
   type Quota,
   QuotaPeriod,
   QuotaSchema,
@@ -104,7 +105,7 @@ export const LIMITS: readonly Limit[] = [
     header: 'MINUTES',
     flags: '--max-device-minutes <n>',
     option: 'maxDeviceMinutes',
-    help: 'minutes of running phones per --period (MINUTES in tables; reported, not yet enforced)',
+    help: 'minutes of running phones per --period (MINUTES in tables); once used up, starts are refused',
     parse: count('--max-device-minutes', true),
     text: String,
   },
@@ -173,7 +174,11 @@ export async function usagePath(
 
 const namesOf = (tenants: readonly Tenant[]) => new Map(tenants.map((t) => [t.tenantId, t.displayName]));
 
-type SetFlags = Record<string, string | undefined> & { period?: string; dryRun?: boolean };
+type SetFlags = Record<string, string | undefined> & {
+  period?: string;
+  deviceMinutesAction?: string;
+  dryRun?: boolean;
+};
 
 function quotaRequest(tenantId: string, opts: SetFlags) {
   const quota = create(QuotaSchema, { tenantId });
@@ -189,9 +194,16 @@ function quotaRequest(tenantId: string, opts: SetFlags) {
     quota.period = opts.period === 'day' ? QuotaPeriod.DAY : QuotaPeriod.MONTH;
     paths.push('period');
   }
+  if (opts.deviceMinutesAction) {
+    quota.deviceMinutesAction =
+      opts.deviceMinutesAction === 'stop-running'
+        ? DeviceMinutesAction.STOP_RUNNING
+        : DeviceMinutesAction.REFUSE_STARTS;
+    paths.push('device_minutes_action');
+  }
   if (!paths.length) {
     throw new UsageError(
-      `nothing to set: give at least one of ${LIMITS.map((l) => l.flags.split(' ')[0]).join(', ')}, --period`,
+      `nothing to set: give at least one of ${LIMITS.map((l) => l.flags.split(' ')[0]).join(', ')}, --period, --device-minutes-action`,
     );
   }
   return { quota, updateMask: { paths } };
@@ -229,6 +241,12 @@ export function registerQuotas(program: Command): void {
   for (const l of LIMITS) set.option(l.flags, l.help);
   set
     .addOption(new Option('--period <period>', 'period of --max-device-minutes').choices(['day', 'month']))
+    .addOption(
+      new Option(
+        '--device-minutes-action <action>',
+        'when --max-device-minutes is used up: refuse starts, or stop the running phones too',
+      ).choices(['refuse-starts', 'stop-running']),
+    )
     .option('--dry-run', 'check the limits against the parent and children, change nothing');
   examples(
     set.action(
