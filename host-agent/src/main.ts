@@ -1,7 +1,18 @@
-// The host-agent daemon: `node --import tsx host-agent/src/main.ts` (systemd: deploy/systemd/cphone-agent.service).
+// The host-agent daemon: `node --import tsx host-agent/src/main.ts` (systemd: deploy/host/cphone-agent.service).
+// `… main.ts doctor` checks the host instead (src/doctor/).
 import { startAgent } from './agent.js';
 import { ConfigError, describeConfig, loadConfig } from './config.js';
 import { createLogger } from './logger.js';
+
+if (process.argv[2] === 'doctor') {
+  const { doctorMain } = await import('./doctor/index.js');
+  process.exit(
+    await doctorMain(process.argv.slice(3), {
+      stdout: (text) => process.stdout.write(text),
+      stderr: (text) => process.stderr.write(text),
+    }),
+  );
+}
 
 let config: ReturnType<typeof loadConfig>;
 try {
