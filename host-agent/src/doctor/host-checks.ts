@@ -55,7 +55,7 @@ export const diskCheck: Check = async (ctx) => {
 
 function timeResult(source: string, synced: boolean, offsetMs: number | undefined): CheckResult {
   const id = 'time-sync';
-  const offset = offsetMs === undefined ? '' : `, offset ${offsetMs.toFixed(1)} ms`;
+  const offset = offsetMs === undefined ? '' : `, offset ${offsetMs.toFixed(2)} ms`;
   const fix =
     'keep the clock synchronised (usage samples are aligned to it, certificates checked against it): apt-get install chrony, then `chronyc tracking` should say Leap status Normal';
   if (!synced)

@@ -139,12 +139,13 @@ export const inotifyCheck: Check = async (ctx) => {
   };
 };
 
+/** ip_local_reserved_ports: "40000-40003,50000". */
 function parseRanges(text: string): Array<[number, number]> {
   return text
-    .split(/[,\s]+/)
+    .split(',')
     .filter(Boolean)
     .map((part) => {
-      const [a, b] = part.split('-').map(Number);
+      const [a, b] = part.trim().split('-').map(Number);
       return [a ?? 0, b ?? a ?? 0] as [number, number];
     });
 }
@@ -171,9 +172,11 @@ export const kernelSettingsCheck: Check = async (ctx) => {
   if (stream.enabled && stream.rtcPort !== 0) {
     const first = stream.rtcPort;
     const last = stream.rtcPort + stream.workers - 1;
-    const local = parseRanges((await sysctl(ctx, 'net.ipv4.ip_local_port_range')) ?? '');
+    // "32768\t60999": the first and last ephemeral port.
+    const [lo = 0, hi = -1] = ((await sysctl(ctx, 'net.ipv4.ip_local_port_range')) ?? '')
+      .split(/\s+/)
+      .map(Number);
     const reserved = parseRanges((await sysctl(ctx, 'net.ipv4.ip_local_reserved_ports')) ?? '');
-    const [lo, hi] = local[0] ?? [0, -1];
     const overlaps = first <= hi && last >= lo;
     const covered = reserved.some(([a, b]) => a <= first && b >= last);
     if (overlaps && !covered) {
