@@ -1,6 +1,5 @@
 // The host-agent daemon: `node --import tsx host-agent/src/main.ts` (systemd: deploy/host/cphone-agent.service).
 // `… main.ts doctor` checks the host instead (src/doctor/).
-import { startAgent } from './agent.js';
 import { ConfigError, describeConfig, loadConfig } from './config.js';
 import { createLogger } from './logger.js';
 
@@ -25,6 +24,8 @@ try {
 const logger = createLogger(config.logLevel);
 logger.info({ config: describeConfig(config) }, 'configuration');
 
+// Imported here, not above, so that `doctor` does not load the whole agent (mediasoup, grpc…) first.
+const { startAgent } = await import('./agent.js');
 const agent = await startAgent(config, { logger });
 
 let stopping = false;

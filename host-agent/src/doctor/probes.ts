@@ -9,7 +9,9 @@ import { connect } from 'node:tls';
 import Docker from 'dockerode';
 import type { CommandOutput, DoctorProbes, TlsOutcome } from './types.js';
 
-const TIMEOUT_MS = 5_000;
+// Generous: a loaded host answers slowly, and a doctor that blames the engine for its own impatience
+// sends the operator the wrong way. Podman alone takes about 2 s to answer /version.
+const TIMEOUT_MS = 15_000;
 
 function run(file: string, args: readonly string[]): Promise<CommandOutput | undefined> {
   return new Promise((resolve) => {
