@@ -257,20 +257,7 @@ $(printf '%s\n' "${modules[@]}")" || true
 elif ! binderfs; then
   log "warning: this kernel ($(uname -r)) has no binder: no binderfs, no binder_linux module; phones cannot boot. See \`cphone-agent doctor\`."
 fi
-write_file /etc/systemd/system/dev-binderfs.mount 0644 root:root <<'EOF' && units=1 || true
-# cphone: binderfs, where binder devices can be made per phone (Redroid's init mounts its own too).
-[Unit]
-Description=binderfs for Android containers
-After=systemd-modules-load.service
-
-[Mount]
-What=binder
-Where=/dev/binderfs
-Type=binder
-
-[Install]
-WantedBy=multi-user.target
-EOF
+write_file /etc/systemd/system/dev-binderfs.mount 0644 root:root < "$here/dev-binderfs.mount" && units=1 || true
 [[ -z $units ]] || systemctl_now daemon-reload
 if binderfs || ((${#modules[@]})); then
   mountpoint -q /dev/binderfs 2>/dev/null && log "ok: /dev/binderfs mounted" || systemctl_now enable --now dev-binderfs.mount
