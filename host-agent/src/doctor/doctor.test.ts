@@ -180,44 +180,27 @@ test('parseEnvFile reads systemd EnvironmentFile syntax and names a bad line', (
   );
 });
 
+/** A host whose /proc/filesystems has no binderfs; `modinfo binder_linux` exits `modinfo` (absent: not run). */
+function withoutBinderfs(modinfo?: number, loaded = false): DoctorContext {
+  return context(
+    fake((f) => {
+      f.files['/proc/filesystems'] = 'nodev\tsysfs\n';
+      if (modinfo !== undefined) f.commands.modinfo = { code: modinfo, stdout: '', stderr: '' };
+      if (loaded) f.paths.add('/sys/module/binder_linux');
+    }).probes,
+  );
+}
+
 test('binder: binderfs ok; a loadable module says modprobe; no binder at all names the kernel options', async () => {
   assert.equal((await binderCheck(context(fake().probes))).status, 'ok');
-  const loadable = await binderCheck(
-    context(
-      fake((f) => {
-        f.files['/proc/filesystems'] = 'nodev\tsysfs\n';
-        f.commands.modinfo = {
-          code: 0,
-          stdout: '/lib/modules/6.1.0-18-arm64/kernel/drivers/android/binder_linux.ko\n',
-          stderr: '',
-        };
-      }).probes,
-    ),
-  );
+  const loadable = await binderCheck(withoutBinderfs(0));
   assert.equal(loadable.status, 'fail');
   assert.match(loadable.fix ?? '', /^modprobe binder_linux devices=binder,hwbinder,vndbinder/);
-  const none = await binderCheck(
-    context(
-      fake((f) => {
-        f.files['/proc/filesystems'] = 'nodev\tsysfs\n';
-        f.commands.modinfo = {
-          code: 1,
-          stdout: '',
-          stderr: 'modinfo: ERROR: Module binder_linux not found.',
-        };
-      }).probes,
-    ),
-  );
+  const none = await binderCheck(withoutBinderfs(1));
   assert.equal(none.status, 'fail');
   assert.match(none.fix ?? '', /CONFIG_ANDROID_BINDER_IPC and CONFIG_ANDROID_BINDERFS/);
-  const noFs = await binderCheck(
-    context(
-      fake((f) => {
-        f.files['/proc/filesystems'] = 'nodev\tsysfs\n';
-        f.paths.add('/sys/module/binder_linux');
-      }).probes,
-    ),
-  );
+  const noFs = await binderCheck(withoutBinderfs(undefined, true));
+  assert.equal(noFs.status, 'fail');
   assert.match(noFs.fix ?? '', /CONFIG_ANDROID_BINDERFS/);
 });
 

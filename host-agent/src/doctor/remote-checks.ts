@@ -37,22 +37,12 @@ export const runtimeCheck: Check = async (ctx) => {
       detail: `${v.name} ${v.version} (API ${v.apiVersion}) answers on ${config.dockerSocket}`,
     };
   }
-  const code = found.error?.code ?? '';
   const detail = `no engine answers on ${config.dockerSocket}: ${found.error?.message}`;
-  if (code === 'EACCES') {
-    return {
-      id,
-      status: 'fail',
-      detail,
-      fix: `give the agent's user the socket's group: usermod -aG docker cphone-agent (the unit adds SupplementaryGroups=docker; for podman, deploy/host/install.sh sets podman.socket's SocketGroup=docker)`,
-    };
-  }
-  return {
-    id,
-    status: 'fail',
-    detail,
-    fix: `start the engine (systemctl enable --now docker, or podman.socket) or set CPHONE_DOCKER_SOCKET to its socket (podman: /run/podman/podman.sock); deploy/host/install.sh --runtime docker|podman installs one`,
-  };
+  const fix =
+    found.error?.code === 'EACCES'
+      ? "give the agent's user the socket's group: usermod -aG docker cphone-agent (the unit adds SupplementaryGroups=docker; for podman, deploy/host/install.sh sets podman.socket's SocketGroup=docker)"
+      : 'start the engine (systemctl enable --now docker, or podman.socket) or set CPHONE_DOCKER_SOCKET to its socket (podman: /run/podman/podman.sock); deploy/host/install.sh --runtime docker|podman installs one';
+  return { id, status: 'fail', detail, fix };
 };
 
 export const imageCheck: Check = async (ctx) => {
