@@ -233,7 +233,8 @@ if [[ $(setting CPHONE_STREAM on) == on && $rtc_port != 0 ]]; then
 net.ipv4.ip_local_reserved_ports = $rtc_port-$((rtc_port + workers - 1))"
 fi
 if write_file /etc/sysctl.d/60-cphone.conf 0644 root:root <<< "$sysctl_conf"; then
-  act "apply /etc/sysctl.d/60-cphone.conf" sysctl -q -p /etc/sysctl.d/60-cphone.conf
+  act "apply /etc/sysctl.d/60-cphone.conf" sysctl -q -p /etc/sysctl.d/60-cphone.conf ||
+    log "warning: sysctl could not apply every setting now (a key this kernel lacks?); they apply at boot where they can"
 fi
 # The file an earlier install.sh wrote (socket buffers only) is part of 60-cphone.conf now.
 [[ ! -e /etc/sysctl.d/60-cphone-sfu.conf ]] || act "remove /etc/sysctl.d/60-cphone-sfu.conf (now in 60-cphone.conf)" rm -f /etc/sysctl.d/60-cphone-sfu.conf
@@ -252,7 +253,7 @@ if ((${#modules[@]})); then
   write_file /etc/modules-load.d/cphone.conf 0644 root:root <<< "# cphone: loaded at boot for Redroid phones
 $(printf '%s\n' "${modules[@]}")" || true
   for m in "${modules[@]}"; do
-    [[ -d /sys/module/$m ]] || act "load $m" modprobe "$m"
+    [[ -d /sys/module/$m ]] || act "load $m" modprobe "$m" || log "warning: modprobe $m failed (dmesg says why)"
   done
 elif ! binderfs; then
   log "warning: this kernel ($(uname -r)) has no binder: no binderfs, no binder_linux module; phones cannot boot. See \`cphone-agent doctor\`."
