@@ -17,6 +17,12 @@ export interface OpenDatabaseOptions {
   poolSize?: number | undefined;
   /** Told how long each checkout from the PostgreSQL pool waited for a connection, in seconds. */
   onPoolWait?: ((seconds: number) => void) | undefined;
+  /**
+   * Told when an idle pooled connection fails (the server restarted, was terminated or failed
+   * over). The pool drops that connection and opens a new one on the next checkout; without a
+   * listener the error would be thrown out of the event loop and end the process.
+   */
+  onPoolError?: ((error: Error) => void) | undefined;
 }
 
 /** The PostgreSQL pool's connections right now. */
@@ -119,7 +125,9 @@ class StatementNames {
 /** Opens PostgreSQL (when a URL is given) or the embedded PGlite. */
 export async function openDatabase<DB>(options: OpenDatabaseOptions = {}): Promise<OpenDatabase<DB>> {
   if (options.url) {
-    const pool = new pg.Pool({ connectionString: options.url, max: options.poolSize ?? 10 });
+    const pool = new pg.Pool({ connectionString: options.url, max: options.poolSize ?? 10, keepAlive: true });
+    const onPoolError = options.onPoolError;
+    pool.on('error', (error) => onPoolError?.(error));
     const names = new StatementNames();
     pool.on('connect', (client) => names.prepareOn(client));
     const onWait = options.onPoolWait;
