@@ -18,9 +18,8 @@ export interface OpenDatabaseOptions {
   /** Told how long each checkout from the PostgreSQL pool waited for a connection, in seconds. */
   onPoolWait?: ((seconds: number) => void) | undefined;
   /**
-   * Told when an idle pooled connection fails (the server restarted, was terminated or failed
-   * over). The pool drops that connection and opens a new one on the next checkout; without a
-   * listener the error would be thrown out of the event loop and end the process.
+   * Told when a pooled connection fails outside a query (the server restarted, was terminated or
+   * failed over). The pool drops that connection and opens a new one on the next checkout.
    */
   onPoolError?: ((error: Error) => void) | undefined;
 }
@@ -126,10 +125,18 @@ class StatementNames {
 export async function openDatabase<DB>(options: OpenDatabaseOptions = {}): Promise<OpenDatabase<DB>> {
   if (options.url) {
     const pool = new pg.Pool({ connectionString: options.url, max: options.poolSize ?? 10, keepAlive: true });
-    const onPoolError = options.onPoolError;
-    pool.on('error', (error) => onPoolError?.(error));
     const names = new StatementNames();
-    pool.on('connect', (client) => names.prepareOn(client));
+    // A connection may fail idle in the pool or checked out between two queries (inside a
+    // transaction); either way node-postgres emits 'error' on its client, and an 'error' nobody
+    // listens to ends the process. The pool drops a failed idle connection itself and one checked
+    // out when it is released; the query in flight, if any, is rejected on its own.
+    const onPoolError = options.onPoolError;
+    pool.on('connect', (client) => {
+      client.on('error', (error) => onPoolError?.(error));
+      names.prepareOn(client);
+    });
+    // Idle failures reach the pool's listener too: already reported by the client's.
+    pool.on('error', () => undefined);
     const onWait = options.onPoolWait;
     // Every query Kysely runs checks a connection out through here, so the wait is timed once.
     const timed = onWait
