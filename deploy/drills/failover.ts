@@ -198,7 +198,11 @@ export async function failoverDrill(options: FailoverOptions = {}): Promise<Fail
     const acknowledged = outcomes.filter((o) => o.id).map((o) => o.id as string);
     const present = new Set(
       (
-        await promoting.query<{ id: string }>('select id from device where id = any($1)', [acknowledged], 'cphone')
+        await promoting.query<{ id: string }>(
+          'select id from device where id = any($1)',
+          [acknowledged],
+          'cphone',
+        )
       ).map((r) => r.id),
     );
     const rowsLost = acknowledged.filter((id) => !present.has(id)).length;
@@ -207,7 +211,9 @@ export async function failoverDrill(options: FailoverOptions = {}): Promise<Fail
     for (const o of failed) failedCodes[o.code as string] = (failedCodes[o.code as string] ?? 0) + 1;
     const leadsAfter = fleet.tap.count(LEADS, killedAt);
     const leaderAtEnd = fleet.plane.cluster.isLeader();
-    const poolConnectionsFailed = fleet.tap.count('a pooled database connection failed; the pool replaces it');
+    const poolConnectionsFailed = fleet.tap.count(
+      'a pooled database connection failed; the pool replaces it',
+    );
     const failures: string[] = [];
     if (rowsLost > 0) failures.push(`${rowsLost} acknowledged creates are missing after the failover`);
     if (usageSamplesLost !== 0) failures.push(`${usageSamplesLost} usage samples missing`);
@@ -227,7 +233,10 @@ export async function failoverDrill(options: FailoverOptions = {}): Promise<Fail
         failedCodes,
         failedWindowMs:
           failed.length > 0
-            ? [Math.min(...failed.map((o) => o.start)) - killedAt, Math.max(...failed.map((o) => o.end)) - killedAt]
+            ? [
+                Math.min(...failed.map((o) => o.start)) - killedAt,
+                Math.max(...failed.map((o) => o.end)) - killedAt,
+              ]
             : null,
         rowsLost,
         usageSamplesStored,
@@ -251,6 +260,7 @@ export async function failoverDrill(options: FailoverOptions = {}): Promise<Fail
 if (import.meta.url === `file://${process.argv[1]}`) {
   const detect = process.argv.find((a) => a.startsWith('--detect-ms='))?.slice('--detect-ms='.length);
   const detectMs = detect === undefined ? 0 : Number(detect);
-  if (!Number.isInteger(detectMs) || detectMs < 0) throw new Error(`--detect-ms must be a whole number of ms, not ${detect}`);
+  if (!Number.isInteger(detectMs) || detectMs < 0)
+    throw new Error(`--detect-ms must be a whole number of ms, not ${detect}`);
   await runAsCommand(() => failoverDrill({ mode: modeFromArgs(), detectMs }));
 }

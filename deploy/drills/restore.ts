@@ -142,7 +142,8 @@ export async function restoreDrill(options: RestoreOptions = {}): Promise<Restor
     );
     const targetValue = target === 'time' ? String(mark?.time) : String(mark?.lsn);
     const confirm = await snapshot(primary);
-    if (JSON.stringify(confirm) !== JSON.stringify(atTarget)) throw new Error('figures moved across the target');
+    if (JSON.stringify(confirm) !== JSON.stringify(atTarget))
+      throw new Error('figures moved across the target');
     log('target noted', { target, targetValue, atTarget });
 
     // Load after the target: rows the restore must not bring back.
@@ -158,7 +159,9 @@ export async function restoreDrill(options: RestoreOptions = {}): Promise<Restor
     // Everything up to here reaches the archive (in production archive_timeout bounds the delay).
     const [switched] = await primary.query<{ wal: string }>('select pg_walfile_name(pg_switch_wal()) as wal');
     await until('the WAL to be archived', async () => {
-      const [s] = await primary.query<{ last: string | null }>('select last_archived_wal as last from pg_stat_archiver');
+      const [s] = await primary.query<{ last: string | null }>(
+        'select last_archived_wal as last from pg_stat_archiver',
+      );
       return s?.last !== null && s?.last !== undefined && s.last >= String(switched?.wal);
     });
     const [archived] = await primary.query<{ n: string }>('select archived_count as n from pg_stat_archiver');
@@ -220,7 +223,15 @@ export async function restoreDrill(options: RestoreOptions = {}): Promise<Restor
       failures.push(`${devicesAfterTargetPresent} phones created after the target came back`);
     if (after.length === 0) failures.push('no phone was created after the target');
     if (!last) failures.push('no phone could be created after the restore');
-    const rowsCompared = ['tenants', 'hosts', 'images', 'api_keys', 'devices', 'device_events', 'usage_samples']
+    const rowsCompared = [
+      'tenants',
+      'hosts',
+      'images',
+      'api_keys',
+      'devices',
+      'device_events',
+      'usage_samples',
+    ]
       .map((k) => atTarget[k] ?? 0)
       .reduce((a, b) => a + b, 0);
     return {

@@ -3,8 +3,11 @@
 export type Mode = 'lean' | 'full';
 
 export function modeFromArgs(argv: string[] = process.argv.slice(2)): Mode {
-  const flag = argv.find((a) => a.startsWith('--mode='))?.slice('--mode='.length) ?? (argv.includes('--full') ? 'full' : 'lean');
-  if (flag !== 'lean' && flag !== 'full') throw new Error(`--mode must be lean or full, not ${JSON.stringify(flag)}`);
+  const flag =
+    argv.find((a) => a.startsWith('--mode='))?.slice('--mode='.length) ??
+    (argv.includes('--full') ? 'full' : 'lean');
+  if (flag !== 'lean' && flag !== 'full')
+    throw new Error(`--mode must be lean or full, not ${JSON.stringify(flag)}`);
   return flag;
 }
 
@@ -12,7 +15,9 @@ export function progress(drill: string): (message: string, fields?: Record<strin
   const started = Date.now();
   return (message, fields = {}) => {
     const at = ((Date.now() - started) / 1000).toFixed(1);
-    process.stderr.write(`[${drill} +${at}s] ${message}${Object.keys(fields).length ? ` ${JSON.stringify(fields)}` : ''}\n`);
+    process.stderr.write(
+      `[${drill} +${at}s] ${message}${Object.keys(fields).length ? ` ${JSON.stringify(fields)}` : ''}\n`,
+    );
   };
 }
 
@@ -29,7 +34,11 @@ export async function runAsCommand(drill: () => Promise<{ passed: boolean }>): P
 }
 
 /** Runs `worker` over `items` with at most `concurrency` at a time. */
-export async function pool<T>(items: T[], concurrency: number, worker: (item: T) => Promise<void>): Promise<void> {
+export async function pool<T>(
+  items: T[],
+  concurrency: number,
+  worker: (item: T) => Promise<void>,
+): Promise<void> {
   let next = 0;
   const lanes = Array.from({ length: Math.min(concurrency, items.length) }, async () => {
     while (next < items.length) {

@@ -9,7 +9,14 @@ import { type Client, createClient } from '@connectrpc/connect';
 import { type ControlPlane, loadConfig, startControlPlane } from '@cphone/control-plane';
 import { bearerTransport } from '@cphone/control-plane/testing';
 import { type Agent, loadConfig as loadAgentConfig, startAgent } from '@cphone/host-agent';
-import { DeviceService, HostService, HostState, ImageService, TenantKind, TenantService } from '@cphone/proto';
+import {
+  DeviceService,
+  HostService,
+  HostState,
+  ImageService,
+  TenantKind,
+  TenantService,
+} from '@cphone/proto';
 import pino from 'pino';
 
 export const IMAGE_ID = 'android-14-drill';
@@ -89,7 +96,10 @@ export async function startFleet(options: FleetOptions): Promise<Fleet> {
   if (token === undefined) throw new Error('a fresh database gives the bootstrap token');
   const client = <S extends DescService>(service: S): Client<S> =>
     createClient(service, bearerTransport(plane.httpUrl, token));
-  const tenant = await client(TenantService).createTenant({ kind: TenantKind.RESELLER, displayName: 'drill' });
+  const tenant = await client(TenantService).createTenant({
+    kind: TenantKind.RESELLER,
+    displayName: 'drill',
+  });
   const tenantId = tenant.tenant?.tenantId ?? '';
   await client(ImageService).createImage({
     imageId: IMAGE_ID,
@@ -159,7 +169,8 @@ export async function startFleet(options: FleetOptions): Promise<Fleet> {
         const { hosts: listed } = await client(HostService).listHosts({ pageSize: 1000 });
         const ready = listed.filter((h) => h.connected && h.state === HostState.READY).length;
         if (ready === hosts.length) return;
-        if (Date.now() > deadline) throw new Error(`${ready} of ${hosts.length} hosts ready after ${timeoutMs} ms`);
+        if (Date.now() > deadline)
+          throw new Error(`${ready} of ${hosts.length} hosts ready after ${timeoutMs} ms`);
         await new Promise((r) => setTimeout(r, 100));
       }
     },

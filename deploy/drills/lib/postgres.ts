@@ -122,9 +122,13 @@ export class PgServer {
 
   async start(): Promise<void> {
     const options = `-p ${this.port} -c listen_addresses=127.0.0.1 -k ${this.runDir}`;
-    await pgBin('pg_ctl', ['-D', this.dataDir, '-o', options, '-l', join(this.runDir, 'server.log'), '-w', '-t', '120', 'start'], {
-      timeoutMs: 130_000,
-    });
+    await pgBin(
+      'pg_ctl',
+      ['-D', this.dataDir, '-o', options, '-l', join(this.runDir, 'server.log'), '-w', '-t', '120', 'start'],
+      {
+        timeoutMs: 130_000,
+      },
+    );
   }
 
   async stop(mode: 'fast' | 'immediate' = 'fast'): Promise<void> {
@@ -201,7 +205,9 @@ export async function until<T>(
       last = error;
     }
     if (Date.now() > deadline)
-      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${String(last)}` : ''}`);
+      throw new Error(
+        `timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${String(last)}` : ''}`,
+      );
     await new Promise((r) => setTimeout(r, everyMs));
   }
 }
