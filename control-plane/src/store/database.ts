@@ -78,6 +78,7 @@ pg.types.setTypeParser(INT8_OID, parseInt8);
 // time). The API's statements are a few hundred shapes; texts that vary with the data (IN lists
 // of varying length) are what the cap is for.
 const MAX_NAMED_STATEMENTS = 500;
+const KEEPALIVE_DELAY_MS = 10_000;
 // SQLSTATE feature_not_supported: "cached plan must not change result type" after a migration
 // changed a table under a prepared `select *`.
 const PLAN_CHANGED = '0A000';
@@ -124,7 +125,14 @@ class StatementNames {
 /** Opens PostgreSQL (when a URL is given) or the embedded PGlite. */
 export async function openDatabase<DB>(options: OpenDatabaseOptions = {}): Promise<OpenDatabase<DB>> {
   if (options.url) {
-    const pool = new pg.Pool({ connectionString: options.url, max: options.poolSize ?? 10, keepAlive: true });
+    // TCP keepalive from 10 s idle: a connection to a server that vanished without a reset (a node
+    // lost, a failover behind a Service) is found dead in seconds instead of the kernel's 2 hours.
+    const pool = new pg.Pool({
+      connectionString: options.url,
+      max: options.poolSize ?? 10,
+      keepAlive: true,
+      keepAliveInitialDelayMillis: KEEPALIVE_DELAY_MS,
+    });
     const names = new StatementNames();
     // A connection may fail idle in the pool or checked out between two queries (inside a
     // transaction); either way node-postgres emits 'error' on its client, and an 'error' nobody
@@ -169,7 +177,11 @@ export async function openDatabase<DB>(options: OpenDatabaseOptions = {}): Promi
 }
 
 async function openPgSession(url: string): Promise<DatabaseSession> {
-  const client = new pg.Client({ connectionString: url, keepAlive: true });
+  const client = new pg.Client({
+    connectionString: url,
+    keepAlive: true,
+    keepAliveInitialDelayMillis: KEEPALIVE_DELAY_MS,
+  });
   const handlers = new Map<string, (payload: string) => void>();
   let lost: ((error: Error) => void) | undefined;
   let ended = false;
