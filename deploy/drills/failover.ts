@@ -12,7 +12,8 @@
 //   rtoMs               kill -> the first create (sent after the kill) acknowledged
 //   requestsFailed      creates that failed (all of them inside the window)
 //   rowsLost            phones the API acknowledged that the new primary does not have (must be 0)
-//   usageSamplesLost    gaps in the agents' acknowledged usage sequences (must be 0)
+//   usageSamplesLost    acknowledged usage samples the new primary lacks (must be 0), and every
+//                       agent's spool drained once metering stops
 //   leadershipAcquired  times the control plane took the leadership after the kill (must be 1)
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -45,6 +46,10 @@ export interface FailoverSummary {
     rowsLost: number;
     usageSamplesStored: number;
     usageSamplesLost: number;
+    /** Samples the agents spooled that the control plane had not acknowledged when the drain ended. */
+    usageUnacknowledged: number;
+    /** Metering stopped -> every agent's spool acknowledged. */
+    usageDrainMs: number;
     leadershipAcquiredBeforeKill: number;
     leadershipAcquiredAfterKill: number;
     leaderAtEnd: boolean;
@@ -56,7 +61,7 @@ export interface FailoverSummary {
 
 const SIZES = {
   lean: { hosts: 1, callers: 2, pauseMs: 100, warmupMs: 3000, afterMs: 2000 },
-  full: { hosts: 3, callers: 8, pauseMs: 20, warmupMs: 20_000, afterMs: 15_000 },
+  full: { hosts: 3, callers: 6, pauseMs: 50, warmupMs: 20_000, afterMs: 15_000 },
 } as const;
 
 interface Outcome {
@@ -166,33 +171,45 @@ export async function failoverDrill(options: FailoverOptions = {}): Promise<Fail
     for (const agent of fleet.agents) await agent.sampler.stop();
     const agents = fleet.agents;
     const hostIds = fleet.hosts.map((h) => h.hostId);
-    await until(
-      'the agents’ usage to be acknowledged',
-      async () => {
-        for (const [i, agent] of agents.entries()) {
-          const [row] = await promoting.query<{ acked: number }>(
-            'select acked_sequence as acked from usage_cursor where host_id = $1',
-            [hostIds[i]],
-            'cphone',
-          );
-          if (Number(row?.acked ?? 0) !== agent.spool.lastSequence) return false;
-        }
-        return true;
-      },
-      60_000,
-      200,
-    );
+    // Drained: every agent's cursor at its last sequence. Stalled: no cursor moved for 30 s.
+    const cursors = async () => {
+      const out: { hostId: string; acked: number; last: number }[] = [];
+      for (const [i, agent] of agents.entries()) {
+        const hostId = hostIds[i] as string;
+        const [row] = await promoting.query<{ acked: number }>(
+          'select acked_sequence as acked from usage_cursor where host_id = $1',
+          [hostId],
+          'cphone',
+        );
+        out.push({ hostId, acked: Number(row?.acked ?? 0), last: agent.spool.lastSequence });
+      }
+      return out;
+    };
+    let usage = await cursors();
+    let moved = Date.now();
+    const drainStarted = Date.now();
+    while (usage.some((c) => c.acked !== c.last) && Date.now() - moved < 30_000) {
+      await new Promise((r) => setTimeout(r, 250));
+      const now = await cursors();
+      if (JSON.stringify(now) !== JSON.stringify(usage)) moved = Date.now();
+      usage = now;
+    }
+    const usageDrainMs = Date.now() - drainStarted;
+    const usageUnacknowledged = usage.reduce((n, c) => n + (c.last - c.acked), 0);
+    log('usage drained', { usageDrainMs, usage });
+    // Lost: a sequence at or below a cursor (acknowledged to the agent, so gone from its spool)
+    // with no stored or rejected row.
     let usageSamplesStored = 0;
     let usageSamplesLost = 0;
-    for (const [i, agent] of agents.entries()) {
+    for (const c of usage) {
       const [row] = await promoting.query<{ n: string }>(
         `select (select count(*) from usage_sample where host_id = $1 and sequence <= $2)
               + (select count(*) from usage_rejected where host_id = $1 and sequence <= $2) as n`,
-        [hostIds[i], agent.spool.lastSequence],
+        [c.hostId, c.acked],
         'cphone',
       );
       usageSamplesStored += Number(row?.n);
-      usageSamplesLost += agent.spool.lastSequence - Number(row?.n);
+      usageSamplesLost += c.acked - Number(row?.n);
     }
 
     const acknowledged = outcomes.filter((o) => o.id).map((o) => o.id as string);
@@ -217,6 +234,8 @@ export async function failoverDrill(options: FailoverOptions = {}): Promise<Fail
     const failures: string[] = [];
     if (rowsLost > 0) failures.push(`${rowsLost} acknowledged creates are missing after the failover`);
     if (usageSamplesLost !== 0) failures.push(`${usageSamplesLost} usage samples missing`);
+    if (usageUnacknowledged !== 0)
+      failures.push(`${usageUnacknowledged} usage samples still unacknowledged: ${JSON.stringify(usage)}`);
     if (leadsAfter !== 1) failures.push(`leadership taken ${leadsAfter} times after the kill, not once`);
     if (!leaderAtEnd) failures.push('the control plane does not lead at the end');
     if (leadsBefore !== 1) failures.push(`leadership taken ${leadsBefore} times before the kill, not once`);
@@ -241,6 +260,8 @@ export async function failoverDrill(options: FailoverOptions = {}): Promise<Fail
         rowsLost,
         usageSamplesStored,
         usageSamplesLost,
+        usageUnacknowledged,
+        usageDrainMs,
         leadershipAcquiredBeforeKill: leadsBefore,
         leadershipAcquiredAfterKill: leadsAfter,
         leaderAtEnd,
