@@ -89,6 +89,9 @@ function pinned(lock: string): string {
 async function previousRelease(
   tag: string,
 ): Promise<{ tree: string; version: string; dependencies: UpgradeSummary['figures']['dependencies'] }> {
+  await run('git', ['-C', repoRoot, 'rev-parse', '--verify', '--quiet', `${tag}^{commit}`]).catch(() => {
+    throw new Error(`--from=${tag}: no such tag in this clone (a shallow clone needs \`git fetch --tags\`)`);
+  });
   const tree = await mkdtemp(join(tmpdir(), `cphone-drill-${tag}-`));
   await run('bash', ['-c', `git -C "$0" archive "$1" | tar -x -C "$2"`, repoRoot, tag, tree]);
   const version = (
