@@ -7,7 +7,7 @@
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { timestampFromDate } from '@bufbuild/protobuf/wkt';
-import { Session, type SessionHooks, type SessionLink } from '@cphone/host-agent';
+import { AGENT_VERSION, Session, type SessionHooks, type SessionLink } from '@cphone/host-agent';
 import { agentv1 } from '@cphone/proto';
 import * as grpc from '@grpc/grpc-js';
 import pino from 'pino';
@@ -80,7 +80,7 @@ class BenchAgent implements SessionHooks {
       hostId: this.host.hostId,
       credential: this.host.credential,
       protocolVersion: agentv1.ProtocolVersion.V1,
-      agentVersion: 'bench',
+      agentVersion: AGENT_VERSION,
       arch: 'arm64',
       runtimeKind: 'sim',
       agentInstanceId: `bench-${this.host.hostId}`,

@@ -5,7 +5,7 @@
 // land, pings) is read and not acted on: these agents run no phones. A stream that ends is opened
 // again after a short jittered wait, as a real agent does.
 import { create } from '@bufbuild/protobuf';
-import { createAgentClient } from '@cphone/control-plane/testing';
+import { CONTROL_PLANE_VERSION, createAgentClient } from '@cphone/control-plane/testing';
 import { agentv1, type GrpcClient } from '@cphone/proto';
 import type * as grpc from '@grpc/grpc-js';
 import type { EnrolledHost } from './_placements-control-plane.js';
@@ -78,7 +78,7 @@ function open(agent: Agent, client: GrpcClient<typeof agentv1.AgentService>): vo
           hostId: agent.host.hostId,
           credential: agent.host.credential,
           protocolVersion: 1,
-          agentVersion: 'bench',
+          agentVersion: CONTROL_PLANE_VERSION,
           arch: 'arm64',
           runtimeKind: 'sim',
           agentInstanceId: 'bench',

@@ -8,6 +8,7 @@ import {
   commandFailure,
   ERROR_CODES,
   grpcStatusOf,
+  isDatabaseUnavailable,
   isInternal,
   MAX_ERROR_MESSAGE_CHARS,
   toConnectError,
@@ -71,6 +72,41 @@ test('anything else is internal and says nothing of its cause', () => {
   assert.deepEqual(grpcStatusOf(cause), { code: status.INTERNAL, details: 'internal error' });
   assert.deepEqual(grpcStatusOf('a string'), { code: status.INTERNAL, details: 'internal error' });
   assert.equal(isInternal(cause), true);
+});
+
+test('a database that cannot be reached is UNAVAILABLE (retry), naming no cause', () => {
+  const sqlstate = (code: string, message: string) => Object.assign(new Error(message), { code });
+  const errno = (code: string) => Object.assign(new Error(`connect ${code} 127.0.0.1:5432`), { code });
+  const unavailable = [
+    sqlstate('57P01', 'terminating connection due to administrator command'),
+    sqlstate('57P03', 'the database system is starting up'),
+    sqlstate('08006', 'connection failure'),
+    sqlstate('25006', 'cannot execute INSERT in a read-only transaction'),
+    errno('ECONNREFUSED'),
+    errno('ECONNRESET'),
+    new Error('Connection terminated unexpectedly'),
+    new Error('timeout exceeded when trying to connect'),
+    new AggregateError([errno('ECONNREFUSED'), errno('ECONNREFUSED')], ''),
+  ];
+  for (const error of unavailable) {
+    assert.equal(isDatabaseUnavailable(error), true, error.message);
+    const mapped = toConnectError(error);
+    assert.equal(mapped.code, Code.Unavailable, error.message);
+    assert.equal(mapped.rawMessage, 'the database is unavailable; retry');
+    assert.deepEqual(grpcStatusOf(error), {
+      code: status.UNAVAILABLE,
+      details: 'the database is unavailable; retry',
+    });
+    assert.equal(isInternal(error), true, 'still logged as a failure of the server');
+  }
+  for (const error of [
+    sqlstate('23505', 'duplicate key value violates unique constraint'),
+    sqlstate('42P01', 'relation "device" does not exist'),
+    new Error('Connection to the moon refused'),
+  ]) {
+    assert.equal(isDatabaseUnavailable(error), false, error.message);
+    assert.equal(toConnectError(error).code, Code.Internal);
+  }
 });
 
 test('a Connect error passes through; every message sent is bounded', () => {

@@ -34,6 +34,38 @@ export const ERROR_CODES: Readonly<Record<Kind, { readonly connect: Code; readon
 export const MAX_ERROR_MESSAGE_CHARS = 1024;
 
 const INTERNAL_MESSAGE = 'internal error';
+const DATABASE_UNAVAILABLE_MESSAGE = 'the database is unavailable; retry';
+
+// SQLSTATEs of a server that is going away or not the primary: connection exceptions (class 08),
+// admin/crash shutdown and "cannot connect now" (57P01..57P03), and a write reaching a standby
+// (25006: read-only transaction, mid-failover).
+const UNAVAILABLE_SQLSTATES = new Set(['57P01', '57P02', '57P03', '25006']);
+const UNAVAILABLE_ERRNOS = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'EPIPE',
+  'ETIMEDOUT',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+]);
+const UNAVAILABLE_MESSAGES = [
+  /^Connection terminated/,
+  /^timeout exceeded when trying to connect/,
+  /^Client has encountered a connection error and is not queryable/,
+];
+
+/**
+ * True when `error` says the database cannot be reached now (it restarted, failed over, or the
+ * connection broke), not that the request or the code was wrong: a later retry may well succeed.
+ */
+export function isDatabaseUnavailable(error: unknown): boolean {
+  if (!(error instanceof Error)) return false;
+  const code = (error as { code?: unknown }).code;
+  if (typeof code === 'string' && (code.startsWith('08') || UNAVAILABLE_SQLSTATES.has(code))) return true;
+  if (typeof code === 'string' && UNAVAILABLE_ERRNOS.has(code)) return true;
+  if (error instanceof AggregateError && error.errors.some(isDatabaseUnavailable)) return true;
+  return UNAVAILABLE_MESSAGES.some((pattern) => pattern.test(error.message));
+}
 
 /** The error's kind, or undefined for an internal failure (a bug, a database outage...). */
 export function errorKind(error: unknown): Kind | undefined {
@@ -43,7 +75,10 @@ export function errorKind(error: unknown): Kind | undefined {
   return undefined;
 }
 
-/** True when the error is not a domain error: its cause must be logged, the client sees "internal error". */
+/**
+ * True when the error is not a domain error: its cause must be logged, and the client sees "internal
+ * error" (or, when the database is unreachable, UNAVAILABLE asking for a retry).
+ */
 export function isInternal(error: unknown): boolean {
   if (error instanceof ConnectError) return error.code === Code.Internal || error.code === Code.Unknown;
   return errorKind(error) === undefined;
@@ -65,6 +100,8 @@ export function toConnectError(error: unknown): ConnectError {
     return new ConnectError(bounded(error.rawMessage), error.code, error.metadata);
   }
   const kind = errorKind(error);
+  if (kind === undefined && isDatabaseUnavailable(error))
+    return new ConnectError(DATABASE_UNAVAILABLE_MESSAGE, Code.Unavailable);
   if (kind === undefined) return new ConnectError(INTERNAL_MESSAGE, Code.Internal);
   return new ConnectError(bounded((error as Error).message), ERROR_CODES[kind].connect);
 }
@@ -72,6 +109,8 @@ export function toConnectError(error: unknown): ConnectError {
 /** The status an agent stream is closed with when `error` ends it. */
 export function grpcStatusOf(error: unknown): { code: GrpcStatus; details: string } {
   const kind = errorKind(error);
+  if (kind === undefined && isDatabaseUnavailable(error))
+    return { code: GrpcStatus.UNAVAILABLE, details: DATABASE_UNAVAILABLE_MESSAGE };
   if (kind === undefined) return { code: GrpcStatus.INTERNAL, details: INTERNAL_MESSAGE };
   return { code: ERROR_CODES[kind].grpc, details: bounded((error as Error).message) };
 }

@@ -90,6 +90,7 @@ export async function startControlPlane(
       pgliteDir: config.databaseUrl ? undefined : join(config.dataDir, 'pglite'),
       poolSize: config.dbPoolSize,
       onPoolWait: (seconds) => metrics.dbPoolWait.observe(seconds),
+      onPoolError: (err) => logger.warn({ err }, 'a pooled database connection failed; the pool replaces it'),
     }));
   if (database.poolStats) metrics.watchPool(database.poolStats);
   const closers: (() => Promise<void>)[] = options.database ? [] : [() => database.close()];

@@ -12,6 +12,7 @@ export { bearerTransport } from './api/bearer-transport.js';
 export { createApiKey, hashSecret } from './auth/api-keys.js';
 export { closeMonth, monthOf, parseMonth } from './billing/statements.js';
 export { ManualClock } from './clock.js';
+export { CONTROL_PLANE_VERSION } from './gateway/hello.js';
 export { createAgentClient, TestAgent } from './gateway/test-agent.js';
 export {
   enrollTestHost,

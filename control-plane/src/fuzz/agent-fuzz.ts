@@ -6,6 +6,7 @@
 import { create, fromBinary, type MessageInitShape, toBinary } from '@bufbuild/protobuf';
 import { agentv1 } from '@cphone/proto';
 import * as grpc from '@grpc/grpc-js';
+import { CONTROL_PLANE_VERSION } from '../gateway/hello.js';
 import { emptyReport, type FuzzReport, recordFailure } from './api-fuzz.js';
 import { generate, type Pool } from './messages.js';
 import { mutateBytes } from './mutations.js';
@@ -56,7 +57,7 @@ const hello = (init: MessageInitShape<typeof agentv1.HelloSchema>) =>
     create(agentv1.AgentMessageSchema, {
       body: {
         case: 'hello',
-        value: { protocolVersion: agentv1.ProtocolVersion.V1, agentVersion: '0.0.0-fuzz', ...init },
+        value: { protocolVersion: agentv1.ProtocolVersion.V1, agentVersion: CONTROL_PLANE_VERSION, ...init },
       },
     }),
   );

@@ -13,6 +13,7 @@ import { ManualClock } from '../clock.js';
 import { UnavailableError } from '../errors.js';
 import type { ControlPlane } from '../server.js';
 import { checkLiveness, startTestControlPlane, type TestControlPlane } from '../test-control-plane.js';
+import { agentVersionRange } from './hello.js';
 import { createAgentClient, TestAgent } from './test-agent.js';
 import { enrollTestHost, insertTestDevice } from './testing.js';
 import { gatewayCaPem } from './tls.js';
@@ -184,6 +185,20 @@ describe('registration', () => {
     const status = await connect({ ...enrolled, protocolVersion: 7 }).ended;
     assert.equal(status.code, grpc.status.FAILED_PRECONDITION);
     assert.match(status.details, /protocol_version 7 .*1\.\.1/);
+  });
+
+  test('an agent release outside the supported range is FAILED_PRECONDITION naming it; the previous minor is welcomed', async () => {
+    const enrolled = await enrollTestHost(db());
+    const status = await connect({ ...enrolled, agentVersion: '0.0.1' }).ended;
+    assert.equal(status.code, grpc.status.FAILED_PRECONDITION);
+    assert.match(
+      status.details,
+      /agent_version 0\.0\.1 is too old: this control plane \(\d+\.\d+\.\d+\) accepts agents/,
+    );
+    assert.equal((await host(enrolled.hostId)).connection, 'new', 'a refused hello records nothing');
+    const range = agentVersionRange();
+    const previous = connect({ ...enrolled, agentVersion: `${range.min.major}.${range.min.minor}.0` });
+    await previous.next('welcome');
   });
 
   test('a stream whose first message is not Hello is refused', async () => {

@@ -27,6 +27,7 @@ import { applyStreamReport } from '../streams/reports.js';
 import { ingestUsage, usageCursor } from '../usage/intake.js';
 import { authenticateHost } from './credentials.js';
 import {
+  checkAgentVersion,
   checkIdentity,
   checkProtocolVersion,
   helloFacts,
@@ -298,6 +299,7 @@ export class AgentSession {
     const { db } = this.ctx.deps;
     try {
       checkProtocolVersion(hello.protocolVersion);
+      checkAgentVersion(hello.agentVersion);
       checkIdentity(hello);
       await authenticateHost(db, hello.hostId, hello.credential);
     } catch (error) {

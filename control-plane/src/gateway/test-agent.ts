@@ -4,6 +4,7 @@
 import { create, type MessageInitShape } from '@bufbuild/protobuf';
 import { agentv1, createGrpcClient, type GrpcClient } from '@cphone/proto';
 import * as grpc from '@grpc/grpc-js';
+import { CONTROL_PLANE_VERSION } from './hello.js';
 
 type Body = agentv1.ControlMessage['body'];
 type Case = NonNullable<Body['case']>;
@@ -59,7 +60,7 @@ export class TestAgent {
     this.ended.finally(() => this.stopHeartbeats());
   }
 
-  /** Opens a stream and sends Hello (protocol version 1 unless given). */
+  /** Opens a stream and sends Hello (protocol version 1 and this control plane's release unless given). */
   static connect(
     client: GrpcClient<typeof agentv1.AgentService>,
     hello: MessageInitShape<typeof agentv1.HelloSchema>,
@@ -67,7 +68,7 @@ export class TestAgent {
     const agent = new TestAgent(client);
     agent.send({
       case: 'hello',
-      value: { protocolVersion: agentv1.ProtocolVersion.V1, agentVersion: '0.0.0-test', ...hello },
+      value: { protocolVersion: agentv1.ProtocolVersion.V1, agentVersion: CONTROL_PLANE_VERSION, ...hello },
     });
     return agent;
   }

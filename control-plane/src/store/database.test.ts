@@ -68,4 +68,32 @@ if (adminUrl) {
     await db.selectFrom('thing').select('n').where('id', '=', 'b').execute();
     assert.equal((await prepared()).length, before, 'nothing new prepared on this connection');
   });
+
+  test('an idle pooled connection the server ends is reported and replaced, and the process carries on', async () => {
+    const url = new URL(adminUrl);
+    url.pathname = `/${name}`;
+    const errors: Error[] = [];
+    const open = await openDatabase<Record<string, Record<string, unknown>>>({
+      url: url.toString(),
+      poolSize: 1,
+      onPoolError: (error) => errors.push(error),
+    });
+    try {
+      const pid = async () =>
+        (await sql<{ pid: number }>`select pg_backend_pid() as pid`.execute(open.db)).rows[0]?.pid;
+      const first = await pid();
+      const client = admin();
+      await client.connect();
+      await client.query('select pg_terminate_backend($1)', [first]);
+      await client.end();
+      const deadline = Date.now() + 10_000;
+      while (errors.length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      assert.equal(errors.length, 1, 'the failed idle connection is reported once');
+      assert.match(String(errors[0]?.message), /terminating connection/);
+      const second = await pid();
+      assert.ok(second !== undefined && second !== first, 'the next query runs on a new connection');
+    } finally {
+      await open.close();
+    }
+  });
 }

@@ -17,6 +17,11 @@ export interface OpenDatabaseOptions {
   poolSize?: number | undefined;
   /** Told how long each checkout from the PostgreSQL pool waited for a connection, in seconds. */
   onPoolWait?: ((seconds: number) => void) | undefined;
+  /**
+   * Told when a pooled connection fails outside a query (the server restarted, was terminated or
+   * failed over). The pool drops that connection and opens a new one on the next checkout.
+   */
+  onPoolError?: ((error: Error) => void) | undefined;
 }
 
 /** The PostgreSQL pool's connections right now. */
@@ -73,6 +78,7 @@ pg.types.setTypeParser(INT8_OID, parseInt8);
 // time). The API's statements are a few hundred shapes; texts that vary with the data (IN lists
 // of varying length) are what the cap is for.
 const MAX_NAMED_STATEMENTS = 500;
+const KEEPALIVE_DELAY_MS = 10_000;
 // SQLSTATE feature_not_supported: "cached plan must not change result type" after a migration
 // changed a table under a prepared `select *`.
 const PLAN_CHANGED = '0A000';
@@ -119,9 +125,26 @@ class StatementNames {
 /** Opens PostgreSQL (when a URL is given) or the embedded PGlite. */
 export async function openDatabase<DB>(options: OpenDatabaseOptions = {}): Promise<OpenDatabase<DB>> {
   if (options.url) {
-    const pool = new pg.Pool({ connectionString: options.url, max: options.poolSize ?? 10 });
+    // TCP keepalive from 10 s idle: a connection to a server that vanished without a reset (a node
+    // lost, a failover behind a Service) is found dead in seconds instead of the kernel's 2 hours.
+    const pool = new pg.Pool({
+      connectionString: options.url,
+      max: options.poolSize ?? 10,
+      keepAlive: true,
+      keepAliveInitialDelayMillis: KEEPALIVE_DELAY_MS,
+    });
     const names = new StatementNames();
-    pool.on('connect', (client) => names.prepareOn(client));
+    // A connection may fail idle in the pool or checked out between two queries (inside a
+    // transaction); either way node-postgres emits 'error' on its client, and an 'error' nobody
+    // listens to ends the process. The pool drops a failed idle connection itself and one checked
+    // out when it is released; the query in flight, if any, is rejected on its own.
+    const onPoolError = options.onPoolError;
+    pool.on('connect', (client) => {
+      client.on('error', (error) => onPoolError?.(error));
+      names.prepareOn(client);
+    });
+    // Idle failures reach the pool's listener too: already reported by the client's.
+    pool.on('error', () => undefined);
     const onWait = options.onPoolWait;
     // Every query Kysely runs checks a connection out through here, so the wait is timed once.
     const timed = onWait
@@ -154,7 +177,11 @@ export async function openDatabase<DB>(options: OpenDatabaseOptions = {}): Promi
 }
 
 async function openPgSession(url: string): Promise<DatabaseSession> {
-  const client = new pg.Client({ connectionString: url, keepAlive: true });
+  const client = new pg.Client({
+    connectionString: url,
+    keepAlive: true,
+    keepAliveInitialDelayMillis: KEEPALIVE_DELAY_MS,
+  });
   const handlers = new Map<string, (payload: string) => void>();
   let lost: ((error: Error) => void) | undefined;
   let ended = false;

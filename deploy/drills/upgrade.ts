@@ -1,0 +1,349 @@
+// Drill (c): a rolling upgrade of the agents under a control plane one release ahead.
+//
+//   npx tsx deploy/drills/upgrade.ts [--mode=lean|full] [--from=v0.1.0]
+//
+// The previous release's agent is taken from git (`git archive <tag>` into a temporary folder) and
+// run from its own source with tsx, as a process per host. Its third-party dependencies are this
+// checkout's node_modules when the two lockfiles pin the same packages (a folder of symlinks, with
+// @cphone/* pointing at the old tree's own workspaces), else `npm ci` in the old tree. The control
+// plane is this checkout's (in this process, on a PostgreSQL server of the drill's own). Phones
+// run as containers of podman's Docker API (the stand-in image with Redroid's create call), so
+// they outlive the agent processes as Redroid containers do.
+//
+// The old agents connect (their Hello's agent_version is the old release, inside the control
+// plane's supported range), phones are created and run through them, and a shell command runs on
+// each through the API. Then each agent in turn is stopped (SIGTERM) and started from this
+// checkout. Figures: per-agent downtime (stop -> the host connected again with the new release),
+// phones restarted (a container whose id or start time changed, or that is gone: must be 0),
+// phones not RUNNING after the upgrade (must be 0), and the shell command working on every phone
+// through the new agents.
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { mkdir, mkdtemp, readdir, readFile, rm, symlink } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { dirname, join, relative } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { LABEL_DEVICE_ID, LABEL_SCOPE } from '@cphone/host-agent';
+import { bundleStandinPhone, connectEngine, removeScope } from '@cphone/host-agent/testing';
+import { DeviceService, DeviceState, HostService } from '@cphone/proto';
+import { type Mode, modeFromArgs, pool, progress, runAsCommand } from './lib/drill.js';
+import { createPhone, type Fleet, startFleet } from './lib/plane.js';
+import { drillDir, PgServer, until } from './lib/postgres.js';
+
+const run = promisify(execFile);
+const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '../..');
+
+export interface UpgradeOptions {
+  mode?: Mode;
+  /** The release the agents start on (a git tag). Default v0.1.0. */
+  from?: string;
+}
+
+export interface UpgradeSummary {
+  drill: 'upgrade';
+  mode: Mode;
+  passed: boolean;
+  failures: string[];
+  figures: {
+    fromVersion: string;
+    toVersion: string;
+    /** How the old tree got its dependencies. */
+    dependencies: 'linked (lockfiles pin the same packages)' | 'npm ci';
+    agents: number;
+    phones: number;
+    /** Per agent: stop -> connected again with the new release. */
+    downtimeMs: number[];
+    /** Per agent, the parts of the downtime: SIGTERM -> exit, spawn -> started (module load), -> connected. */
+    stopMs: number[];
+    startMs: number[];
+    connectMs: number[];
+    phonesRestarted: number;
+    phonesNotRunning: number;
+    shellAfterUpgradeOk: number;
+    hostVersionsAfter: string[];
+    createdAfterUpgradeRunning: boolean;
+  };
+}
+
+const SIZES = {
+  lean: { hosts: 2, phonesPerHost: 1 },
+  full: { hosts: 3, phonesPerHost: 4 },
+} as const;
+
+/** The third-party packages a lockfile pins (workspace entries left out). */
+function pinned(lock: string): string {
+  const packages = (
+    JSON.parse(lock) as {
+      packages: Record<string, { version?: string; resolved?: string; integrity?: string }>;
+    }
+  ).packages;
+  const out: Record<string, unknown> = {};
+  for (const [path, entry] of Object.entries(packages)) {
+    if (!path.startsWith('node_modules/') || path.startsWith('node_modules/@cphone/')) continue;
+    out[path] = [entry.version, entry.integrity];
+  }
+  return JSON.stringify(out);
+}
+
+/** Extracts `tag` into a fresh folder and gives it dependencies; returns the folder and how. */
+async function previousRelease(
+  tag: string,
+): Promise<{ tree: string; version: string; dependencies: UpgradeSummary['figures']['dependencies'] }> {
+  await run('git', ['-C', repoRoot, 'rev-parse', '--verify', '--quiet', `${tag}^{commit}`]).catch(() => {
+    throw new Error(`--from=${tag}: no such tag in this clone (a shallow clone needs \`git fetch --tags\`)`);
+  });
+  const tree = await mkdtemp(join(tmpdir(), `cphone-drill-${tag}-`));
+  await run('bash', ['-c', `git -C "$0" archive "$1" | tar -x -C "$2"`, repoRoot, tag, tree]);
+  const version = (
+    JSON.parse(await readFile(join(tree, 'host-agent/package.json'), 'utf8')) as { version: string }
+  ).version;
+  const same =
+    pinned(await readFile(join(tree, 'package-lock.json'), 'utf8')) ===
+    pinned(await readFile(join(repoRoot, 'package-lock.json'), 'utf8'));
+  if (!same) {
+    await run('npm', ['ci', '--no-audit', '--no-fund', '--ignore-scripts', '--prefer-offline'], {
+      cwd: tree,
+      timeout: 600_000,
+    });
+    return { tree, version, dependencies: 'npm ci' };
+  }
+  const modules = join(tree, 'node_modules');
+  await mkdir(join(modules, '@cphone'), { recursive: true });
+  for (const name of await readdir(join(repoRoot, 'node_modules'))) {
+    if (name === '@cphone' || name === '.bin' || name === '.cache' || name === '.package-lock.json') continue;
+    await symlink(join(repoRoot, 'node_modules', name), join(modules, name));
+  }
+  // The old tree's own workspaces, by the names their package.json give.
+  const lock = JSON.parse(await readFile(join(tree, 'package.json'), 'utf8')) as { workspaces: string[] };
+  for (const ws of lock.workspaces) {
+    const { name } = JSON.parse(await readFile(join(tree, ws, 'package.json'), 'utf8')) as { name: string };
+    await symlink(relative(dirname(join(modules, name)), join(tree, ws)), join(modules, name));
+  }
+  return { tree, version, dependencies: 'linked (lockfiles pin the same packages)' };
+}
+
+interface AgentProcess {
+  child: ChildProcess;
+  version: string;
+  exited: Promise<number | null>;
+}
+
+function startAgentProcess(tree: string, env: Record<string, string>): Promise<AgentProcess> {
+  const child = spawn(
+    process.execPath,
+    ['--import', 'tsx', join(repoRoot, 'deploy/drills/agent-process.ts')],
+    {
+      cwd: tree,
+      env: { ...process.env, ...env, DRILL_AGENT_TREE: tree },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  let stderr = '';
+  child.stderr?.on('data', (d: Buffer) => {
+    stderr = (stderr + d.toString()).slice(-4000);
+  });
+  return new Promise((resolve, reject) => {
+    let out = '';
+    child.stdout?.on('data', (d: Buffer) => {
+      out += d.toString();
+      const m = /ready (\S+)\n/.exec(out);
+      if (m) resolve({ child, version: m[1] as string, exited });
+    });
+    void exited.then((code) =>
+      reject(new Error(`agent process exited (${code}) before it was ready: ${stderr}`)),
+    );
+  });
+}
+
+export async function upgradeDrill(options: UpgradeOptions = {}): Promise<UpgradeSummary> {
+  const mode = options.mode ?? 'lean';
+  const from = options.from ?? 'v0.1.0';
+  const size = SIZES[mode];
+  const log = progress('upgrade');
+  const engine = await connectEngine();
+  const bundle = await bundleStandinPhone();
+  const old = await previousRelease(from);
+  log('previous release extracted', { from, version: old.version, dependencies: old.dependencies });
+  const toVersion = (
+    JSON.parse(await readFile(join(repoRoot, 'host-agent/package.json'), 'utf8')) as { version: string }
+  ).version;
+  const dir = await drillDir('cphone-drill-upgrade-');
+  const server = await PgServer.init(dir, 'data');
+  const scopes: string[] = [];
+  const processes: AgentProcess[] = [];
+  let fleet: Fleet | undefined;
+  try {
+    await server.start();
+    await server.query('create database cphone');
+    fleet = await startFleet({
+      databaseUrl: server.url('cphone'),
+      hosts: size.hosts,
+      usageIntervalMs: 60_000,
+    });
+    const f = fleet;
+    const envOf = (i: number) => {
+      const env = f.agentEnv(i, {
+        CPHONE_RUNTIME: 'docker',
+        CPHONE_DOCKER_SOCKET: engine.socketPath,
+        CPHONE_RUNTIME_SCOPE: `drill-${f.hosts[i]?.hostId}`,
+        CPHONE_LOG_LEVEL: 'warn',
+      });
+      return { ...env, DRILL_IMAGE: engine.image, DRILL_BINDS: JSON.stringify(bundle.binds) };
+    };
+    for (let i = 0; i < size.hosts; i++) {
+      scopes.push(`drill-${f.hosts[i]?.hostId}`);
+      const p = await startAgentProcess(old.tree, envOf(i));
+      if (p.version !== old.version) throw new Error(`the ${from} agent says it is ${p.version}`);
+      processes.push(p);
+    }
+    await fleet.waitForHosts(60_000);
+    const hostsApi = fleet.client(HostService);
+    const versions = async () =>
+      (await hostsApi.listHosts({ pageSize: 100 })).hosts.map((h) => ({
+        id: h.hostId,
+        v: h.agentVersion,
+        c: h.connected,
+      }));
+    if (!(await versions()).every((h) => h.v === old.version))
+      throw new Error('hosts do not show the old release');
+    log('old agents connected', { version: old.version, hosts: size.hosts });
+
+    const devices = fleet.client(DeviceService);
+    const ids: string[] = [];
+    await pool(
+      Array.from({ length: size.hosts * size.phonesPerHost }, (_, i) => `phone-${i}`),
+      2,
+      async (name) => {
+        ids.push(await createPhone(f, name));
+      },
+    );
+    const allRunning = () =>
+      until(
+        'every phone to be RUNNING',
+        async () => {
+          for (const id of ids)
+            if ((await devices.getDevice({ deviceId: id })).device?.state !== DeviceState.RUNNING)
+              return false;
+          return true;
+        },
+        120_000,
+        250,
+      );
+    await allRunning();
+    const shell = async (id: string) => {
+      const r = await devices.execShell({ deviceId: id, command: 'getprop ro.product.model' });
+      return r.exitCode === 0;
+    };
+    for (const id of ids)
+      if (!(await shell(id))) throw new Error(`shell on ${id} failed under the old agent`);
+    const containers = async () => {
+      const out = new Map<string, string>();
+      for (const scope of scopes) {
+        for (const c of await engine.docker.listContainers({
+          all: true,
+          filters: { label: [`${LABEL_SCOPE}=${scope}`] },
+        })) {
+          const info = await engine.docker.getContainer(c.Id).inspect();
+          out.set(c.Labels[LABEL_DEVICE_ID] ?? c.Id, `${c.Id}@${info.State.StartedAt}`);
+        }
+      }
+      return out;
+    };
+    const before = await containers();
+    if (before.size !== ids.length) throw new Error(`${before.size} containers for ${ids.length} phones`);
+    log('phones running under the old agents', { phones: ids.length });
+
+    // The rolling upgrade: one agent at a time.
+    const downtimeMs: number[] = [];
+    const stopMs: number[] = [];
+    const startMs: number[] = [];
+    const connectMs: number[] = [];
+    for (let i = 0; i < size.hosts; i++) {
+      const hostId = f.hosts[i]?.hostId;
+      const started = Date.now();
+      const oldProcess = processes[i] as AgentProcess;
+      oldProcess.child.kill('SIGTERM');
+      const code = await oldProcess.exited;
+      if (code !== 0) throw new Error(`the old agent of ${hostId} exited with ${code}`);
+      const stopped = Date.now();
+      const p = await startAgentProcess(repoRoot, envOf(i));
+      processes[i] = p;
+      const ready = Date.now();
+      await until(
+        `host ${hostId} to connect with ${toVersion}`,
+        async () => (await versions()).some((h) => h.id === hostId && h.c && h.v === toVersion),
+        60_000,
+        50,
+      );
+      downtimeMs.push(Date.now() - started);
+      stopMs.push(stopped - started);
+      startMs.push(ready - stopped);
+      connectMs.push(Date.now() - ready);
+      log('agent upgraded', { hostId, downtimeMs: downtimeMs.at(-1) });
+    }
+    await allRunning();
+    const after = await containers();
+    let phonesRestarted = 0;
+    for (const [device, identity] of before) if (after.get(device) !== identity) phonesRestarted++;
+    let phonesNotRunning = 0;
+    for (const id of ids)
+      if ((await devices.getDevice({ deviceId: id })).device?.state !== DeviceState.RUNNING)
+        phonesNotRunning++;
+    let shellAfterUpgradeOk = 0;
+    for (const id of ids) if (await shell(id).catch(() => false)) shellAfterUpgradeOk++;
+    const extra = await createPhone(f, 'after-upgrade');
+    ids.push(extra);
+    const createdAfterUpgradeRunning = await allRunning().then(
+      () => true,
+      () => false,
+    );
+    const hostVersionsAfter = (await versions()).map((h) => h.v);
+    const failures: string[] = [];
+    if (phonesRestarted > 0) failures.push(`${phonesRestarted} phones restarted`);
+    if (phonesNotRunning > 0) failures.push(`${phonesNotRunning} phones not RUNNING after the upgrade`);
+    if (shellAfterUpgradeOk !== before.size)
+      failures.push(`shell worked on ${shellAfterUpgradeOk} of ${before.size} phones`);
+    if (!hostVersionsAfter.every((v) => v === toVersion))
+      failures.push(`hosts report ${hostVersionsAfter.join(', ')}`);
+    if (!createdAfterUpgradeRunning) failures.push('a phone created after the upgrade did not run');
+    return {
+      drill: 'upgrade',
+      mode,
+      passed: failures.length === 0,
+      failures,
+      figures: {
+        fromVersion: old.version,
+        toVersion,
+        dependencies: old.dependencies,
+        agents: size.hosts,
+        phones: before.size,
+        downtimeMs,
+        stopMs,
+        startMs,
+        connectMs,
+        phonesRestarted,
+        phonesNotRunning,
+        shellAfterUpgradeOk,
+        hostVersionsAfter,
+        createdAfterUpgradeRunning,
+      },
+    };
+  } finally {
+    for (const p of processes) {
+      p.child.kill('SIGTERM');
+      await p.exited;
+    }
+    await fleet?.close();
+    for (const scope of scopes) await removeScope(engine.docker, scope).catch(() => undefined);
+    await server.stop('immediate');
+    await rm(dir, { recursive: true, force: true });
+    await rm(old.tree, { recursive: true, force: true });
+    await rm(bundle.dir, { recursive: true, force: true });
+  }
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  const from = process.argv.find((a) => a.startsWith('--from='))?.slice('--from='.length) ?? 'v0.1.0';
+  await runAsCommand(() => upgradeDrill({ mode: modeFromArgs(), from }));
+}
