@@ -35,10 +35,14 @@ export function createMetrics() {
   let webhookQueue: (() => Promise<number>) | undefined;
   let fleet: Promise<FleetCounts> | undefined;
   let fleetCounts: (() => Promise<FleetCounts>) | undefined;
-  // The hosts and devices gauges share one count per scrape.
+  // The hosts and devices gauges share one count per scrape. A scrape calls every collect() in one
+  // synchronous pass; the queries start after it (a microtask later), so the pool's figures, read
+  // in that pass, do not count the scrape's own queries as checkouts waiting.
+  const afterPass = <T>(query: () => Promise<T>) => Promise.resolve().then(query);
   const countFleet = () => {
-    if (!fleetCounts) return undefined;
-    fleet ??= fleetCounts().finally(() => setTimeout(() => (fleet = undefined), 0));
+    const counts = fleetCounts;
+    if (!counts) return undefined;
+    fleet ??= afterPass(counts).finally(() => setTimeout(() => (fleet = undefined), 0));
     return fleet;
   };
   registry.setDefaultLabels({ service: 'control-plane' });
@@ -251,7 +255,8 @@ export function createMetrics() {
       help: 'Webhook deliveries pending (due now or waiting for a retry), over all replicas',
       registers: [registry],
       async collect() {
-        if (webhookQueue) this.set(await webhookQueue());
+        const depth = webhookQueue;
+        if (depth) this.set(await afterPass(depth));
       },
     }),
     /** Reports the pending webhook deliveries on every scrape. */

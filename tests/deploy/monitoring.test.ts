@@ -22,8 +22,8 @@ import { bundleForBrowser } from '@cphone/proto/testing/browser';
 import { launchChromium, ViewerPage } from '@cphone/sfu/testing';
 import type { Browser } from 'playwright-core';
 import { parse } from 'yaml';
-import type { RenderDashboard, RenderPanel } from './dashboard-page/render.js';
 import { freePort, type Harness, runningPhone, shell, startHarness, startPhones } from '../e2e/harness.js';
+import type { RenderDashboard, RenderPanel } from './dashboard-page/render.js';
 import { type Prometheus, type PromSeries, startPrometheus } from './prometheus.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -68,7 +68,9 @@ describe('rules', () => {
   });
 
   test('promtool test rules: the unit tests in deploy/monitoring/tests pass', async () => {
-    const files = (await readdir(join(MONITORING, 'tests'))).filter((f) => f.endsWith('.yml')).map((f) => `tests/${f}`);
+    const files = (await readdir(join(MONITORING, 'tests')))
+      .filter((f) => f.endsWith('.yml'))
+      .map((f) => `tests/${f}`);
     assert.ok(files.length >= 2, files.join());
     const { status, output } = run('promtool', ['test', 'rules', ...files]);
     assert.equal(status, 0, output);
@@ -81,18 +83,28 @@ describe('rules', () => {
     const cases: Doc[] = [];
     for (const file of await readdir(join(MONITORING, 'tests'))) {
       if (!file.endsWith('.yml')) continue;
-      for (const t of (await readYaml(join(MONITORING, 'tests', file))).tests) cases.push(...(t.alert_rule_test ?? []));
+      for (const t of (await readYaml(join(MONITORING, 'tests', file))).tests)
+        cases.push(...(t.alert_rule_test ?? []));
     }
     for (const rule of alerts) {
       const name = rule.alert as string;
       assert.match(rule.labels?.severity ?? '', /^(critical|warning|info)$/, `${name}: severity`);
-      assert.ok(rule.annotations?.summary && rule.annotations?.description, `${name}: summary and description`);
+      assert.ok(
+        rule.annotations?.summary && rule.annotations?.description,
+        `${name}: summary and description`,
+      );
       const url = rule.annotations?.runbook_url as string;
       assert.match(url, /^deploy\/README\.md#[a-z0-9-]+$/, `${name}: runbook_url`);
       assert.ok(readme.has(url.split('#')[1] ?? ''), `${name}: ${url} names no heading in deploy/README.md`);
       const mine = cases.filter((c) => c.alertname === name);
-      assert.ok(mine.some((c) => (c.exp_alerts ?? []).length > 0), `${name}: no test where it fires`);
-      assert.ok(mine.some((c) => (c.exp_alerts ?? []).length === 0), `${name}: no test where it stays quiet`);
+      assert.ok(
+        mine.some((c) => (c.exp_alerts ?? []).length > 0),
+        `${name}: no test where it fires`,
+      );
+      assert.ok(
+        mine.some((c) => (c.exp_alerts ?? []).length === 0),
+        `${name}: no test where it stays quiet`,
+      );
     }
     assert.equal(alerts.length, 12);
   });
@@ -113,7 +125,12 @@ describe('rules', () => {
     t.after(() => rm(dir, { recursive: true, force: true }));
     const { stringify } = await import('yaml');
     await writeFile(join(dir, 'prometheus.yml'), stringify(config));
-    const { status, output } = run('promtool', ['check', 'config', '--syntax-only', join(dir, 'prometheus.yml')]);
+    const { status, output } = run('promtool', [
+      'check',
+      'config',
+      '--syntax-only',
+      join(dir, 'prometheus.yml'),
+    ]);
     assert.equal(status, 0, output);
   });
 });
@@ -126,7 +143,10 @@ interface Dashboard {
 async function dashboards(): Promise<Dashboard[]> {
   const files = (await readdir(DASHBOARDS)).filter((f) => f.endsWith('.json')).sort();
   return Promise.all(
-    files.map(async (file) => ({ file, json: JSON.parse(await readFile(join(DASHBOARDS, file), 'utf8')) as Doc })),
+    files.map(async (file) => ({
+      file,
+      json: JSON.parse(await readFile(join(DASHBOARDS, file), 'utf8')) as Doc,
+    })),
   );
 }
 
@@ -145,7 +165,12 @@ test('the dashboards are provisioned from their folder, on the provisioned data 
   for (const { file, json } of all) {
     assert.ok(json.panels.length > 0, file);
     for (const panel of json.panels) {
-      assert.equal(panel.datasource?.uid, '${datasource}', `${file} ${panel.title}: the data source variable`);
+      assert.equal(
+        panel.datasource?.uid,
+        // biome-ignore lint/suspicious/noTemplateCurlyInString: Grafana's variable syntax, not a template.
+        '${datasource}',
+        `${file} ${panel.title}: the data source variable`,
+      );
       assert.ok(panel.targets.length > 0 && panel.gridPos.w > 0, `${file} ${panel.title}`);
     }
   }
@@ -182,6 +207,13 @@ describe('dashboards on a running platform', () => {
       ruleFiles: RULE_FILES,
       intervalSeconds: INTERVAL,
     });
+    // Both targets scraped once before anything happens, so every change below is in the data.
+    await waitFor(
+      'the first scrape of both jobs',
+      () => prom.query('count(up == 1)'),
+      (r) => Number(r[0]?.values[0]?.[1]) === 2,
+      { timeoutMs: 30_000, intervalMs: 500 },
+    );
     browser = await launchChromium();
   });
 
@@ -216,7 +248,10 @@ describe('dashboards on a running platform', () => {
     await ask(capped, 'e2e');
     await assert.rejects(ask(capped, 'e2e'), /max_devices/);
     await assert.rejects(ask(h.tenantId, 'nowhere'), /cannot be placed/);
-    const { streamSession } = await h.devices.createStreamSession({ deviceId: streamed, rights: StreamRights.VIEW });
+    const { streamSession } = await h.devices.createStreamSession({
+      deviceId: streamed,
+      rights: StreamRights.VIEW,
+    });
     assert.ok(streamSession);
     const context = await browser.newContext({ ignoreHTTPSErrors: true });
     viewer = await ViewerPage.open(context);
@@ -232,8 +267,12 @@ describe('dashboards on a running platform', () => {
     })();
   }
 
-  /** Grafana's $__rate_interval: four scrape intervals, or step plus one, whichever is longer. */
-  const rateInterval = `${Math.max(4 * INTERVAL, 2 * INTERVAL)}s`;
+  /**
+   * Grafana's $__rate_interval: four times the data source's scrape interval setting, or the step
+   * plus one, whichever is longer. The suite's data source declares 5 s (a minimum above the real
+   * 2 s, as Grafana allows): the players' and the sfu's figures come in every few seconds.
+   */
+  const rateInterval = `${Math.max(4 * 5, INTERVAL + 5)}s`;
 
   /** The dashboard's variables as Grafana resolves them: label_values queries, All as the allValue. */
   async function variables(json: Doc): Promise<Record<string, string>> {
@@ -243,7 +282,9 @@ describe('dashboards on a running platform', () => {
       const m = /^label_values\((.+), *(\w+)\)$/.exec(v.definition);
       assert.ok(m, `${json.uid} $${v.name}: ${v.definition}`);
       const found = await prom.series(m[1] as string, prom.started, Date.now() / 1000);
-      const options = [...new Set(found.map((s) => s[m[2] as string]).filter((x): x is string => !!x))].sort();
+      const options = [
+        ...new Set(found.map((s) => s[m[2] as string]).filter((x): x is string => !!x)),
+      ].sort();
       assert.ok(options.length > 0, `${json.uid} $${v.name}: ${v.definition} has no values`);
       values[v.name] = v.includeAll ? v.allValue : (options[0] as string);
     }
@@ -284,14 +325,19 @@ describe('dashboards on a running platform', () => {
           if (!finite(got)) empty.push(`${file} "${panel.title}": ${expr}`);
           for (const s of got)
             series.push({
-              name: (target.legendFormat as string).replace(/\{\{ *(\w+) *\}\}/g, (_, l: string) => s.metric[l] ?? ''),
+              name: (target.legendFormat as string).replace(
+                /\{\{ *(\w+) *\}\}/g,
+                (_, l: string) => s.metric[l] ?? '',
+              ),
               points: s.values.map(([ts, v]) => [ts, Number(v)]),
             });
         }
         panels.push({ panel, series });
       }
       results.set(file, panels);
-      t.diagnostic(`${file}: ${panels.length} panels, ${panels.reduce((n, p) => n + p.series.length, 0)} series`);
+      t.diagnostic(
+        `${file}: ${panels.length} panels, ${panels.reduce((n, p) => n + p.series.length, 0)} series`,
+      );
     }
     assert.deepEqual(empty, [], 'panels that show nothing');
   });
@@ -311,7 +357,9 @@ describe('dashboards on a running platform', () => {
       process.env.UPDATE_SCREENSHOTS === '1'
         ? join(ROOT, 'docs/screenshots')
         : await mkdtemp(join(tmpdir(), 'cphone-dashboards-'));
-    const script = await bundleForBrowser(fileURLToPath(new URL('./dashboard-page/render.ts', import.meta.url)));
+    const script = await bundleForBrowser(
+      fileURLToPath(new URL('./dashboard-page/render.ts', import.meta.url)),
+    );
     const page = await browser.newPage({ viewport: { width: 1600, height: 900 } });
     await page.setContent('<!doctype html><html><head><meta charset="utf-8"></head><body></body></html>');
     await page.addScriptTag({ content: script });
@@ -332,6 +380,8 @@ describe('dashboards on a running platform', () => {
         title: json.title,
         subtitle: `${window.end - window.start} s from ${when}: Debian's Prometheus scraping the running platform every ${INTERVAL} s`,
         width: 1600,
+        start: window.start,
+        end: window.end,
         panels,
       };
       const height = await page.evaluate(
@@ -340,7 +390,11 @@ describe('dashboards on a running platform', () => {
       );
       await page.setViewportSize({ width: 1600, height });
       const canvases = await page.locator('canvas').count();
-      assert.equal(canvases, panels.filter((p) => p.type !== 'stat').length, `${file}: a chart per time series panel`);
+      assert.equal(
+        canvases,
+        panels.filter((p) => p.type !== 'stat').length,
+        `${file}: a chart per time series panel`,
+      );
       const name = `dashboard-${file.replace(/\.json$/, '')}.png`;
       const png = await page.screenshot({ path: join(out, name) });
       assert.ok(png.length > 20_000, `${name}: ${png.length} bytes`);

@@ -71,7 +71,8 @@ export async function startPrometheus(options: PrometheusOptions): Promise<Prome
     for (const [k, v] of Object.entries(params)) for (const one of [v].flat()) body.append(k, one);
     const res = await fetch(`${url}${path}`, { method: 'POST', body });
     const json = (await res.json()) as { status: string; data: T; error?: string; errorType?: string };
-    if (json.status !== 'success') throw new Error(`${path} ${JSON.stringify(params)}: ${json.errorType}: ${json.error}`);
+    if (json.status !== 'success')
+      throw new Error(`${path} ${JSON.stringify(params)}: ${json.errorType}: ${json.error}`);
     return json.data;
   };
   try {
@@ -89,8 +90,9 @@ export async function startPrometheus(options: PrometheusOptions): Promise<Prome
     await rm(dir, { recursive: true, force: true });
     throw error;
   }
-  const toSeries = (data: { result: { metric: Record<string, string>; values?: [number, string][]; value?: [number, string] }[] }) =>
-    data.result.map((r) => ({ metric: r.metric, values: r.values ?? (r.value ? [r.value] : []) }));
+  const toSeries = (data: {
+    result: { metric: Record<string, string>; values?: [number, string][]; value?: [number, string] }[];
+  }) => data.result.map((r) => ({ metric: r.metric, values: r.values ?? (r.value ? [r.value] : []) }));
   return {
     url,
     started,
@@ -108,8 +110,8 @@ export async function startPrometheus(options: PrometheusOptions): Promise<Prome
       api('/api/v1/series', { 'match[]': match, start: String(start), end: String(end) }),
     alerts: async () => {
       const res = await fetch(`${url}/api/v1/alerts`);
-      return ((await res.json()) as { data: { alerts: { labels: Record<string, string>; state: string }[] } }).data
-        .alerts;
+      return ((await res.json()) as { data: { alerts: { labels: Record<string, string>; state: string }[] } })
+        .data.alerts;
     },
     async close() {
       if (child.exitCode === null) child.kill('SIGTERM');

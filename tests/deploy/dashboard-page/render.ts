@@ -36,12 +36,26 @@ export interface RenderDashboard {
   title: string;
   subtitle: string;
   width: number;
+  /** The time range drawn, unix seconds. */
+  start: number;
+  end: number;
   panels: RenderPanel[];
 }
 
 const ROW = 30;
 const HEADER = 56;
-const COLOURS = ['#73bf69', '#f2cc0c', '#5794f2', '#ff780a', '#f2495c', '#b877d9', '#37872d', '#8ab8ff', '#fade2a', '#c4162a'];
+const COLOURS = [
+  '#73bf69',
+  '#f2cc0c',
+  '#5794f2',
+  '#ff780a',
+  '#f2495c',
+  '#b877d9',
+  '#37872d',
+  '#8ab8ff',
+  '#fade2a',
+  '#c4162a',
+];
 
 /** A value with the panel's unit, as Grafana would print it (the units the dashboards use). */
 function format(value: number, unit: string): string {
@@ -86,7 +100,7 @@ function stat(body: HTMLElement, panel: RenderPanel): void {
   }
 }
 
-function timeseries(body: HTMLElement, panel: RenderPanel): void {
+function timeseries(body: HTMLElement, panel: RenderPanel, range: { start: number; end: number }): void {
   const canvas = document.createElement('canvas');
   body.append(canvas);
   const line = panel.thresholds.find((t) => t.color === 'red');
@@ -100,13 +114,12 @@ function timeseries(body: HTMLElement, panel: RenderPanel): void {
     spanGaps: false,
     fill: panel.stack ? (i === 0 ? 'origin' : '-1') : false,
   }));
-  const times = panel.series.flatMap((s) => s.points.map(([t]) => t));
-  if (line && times.length > 0) {
+  if (line) {
     datasets.push({
       label: `threshold ${format(line.value, panel.unit)}`,
       data: [
-        { x: Math.min(...times), y: line.value },
-        { x: Math.max(...times), y: line.value },
+        { x: range.start, y: line.value },
+        { x: range.end, y: line.value },
       ],
       borderColor: '#f2495c',
       backgroundColor: '#f2495c',
@@ -129,6 +142,8 @@ function timeseries(body: HTMLElement, panel: RenderPanel): void {
       scales: {
         x: {
           type: 'linear',
+          min: range.start,
+          max: range.end,
           ticks: { color: '#9fa7b3', maxTicksLimit: 6, callback: (v) => clock(Number(v)) },
           grid: { color: '#2c3235' },
         },
@@ -140,7 +155,10 @@ function timeseries(body: HTMLElement, panel: RenderPanel): void {
         },
       },
       plugins: {
-        legend: { position: 'bottom', labels: { color: '#ccccdc', boxWidth: 10, boxHeight: 2, font: { size: 10 } } },
+        legend: {
+          position: 'bottom',
+          labels: { color: '#ccccdc', boxWidth: 10, boxHeight: 2, font: { size: 10 } },
+        },
       },
     },
   });
@@ -186,7 +204,7 @@ function render(dashboard: RenderDashboard): number {
     document.body.append(box);
     const body = box.querySelector('.body') as HTMLElement;
     if (panel.type === 'stat') stat(body, panel);
-    else timeseries(body, panel);
+    else timeseries(body, panel, dashboard);
     bottom = Math.max(bottom, HEADER + (y + h) * ROW);
   }
   return bottom + 8;
