@@ -58,6 +58,7 @@ const create = (tenantId: string, nodeSelector: Record<string, string> = { pool:
 
 test('placements count placed, exhausted (no host fits) and quota (refused by admission) apart', async () => {
   assert.equal(await sample('cphone_placements_total', { outcome: 'quota' }), 0, 'exported before it moves');
+  assert.equal(await sample('cphone_quota_rejections_total', { dimension: 'max_devices' }), 0);
   const tenantId =
     (await client(TenantService).createTenant({ kind: TenantKind.CUSTOMER, displayName: 'm' })).tenant
       ?.tenantId ?? '';
@@ -77,7 +78,7 @@ test('hosts by connection and devices by state are counted in the database on ea
   assert.ok(before >= 1, `one unreachable host inserted, ${before} exported`);
   await insertHosts(db(), [{ id: 'm-gone-2', connection: 'unreachable' }]);
   assert.equal(await sample('cphone_hosts', { connection: 'unreachable' }), before + 1);
-  const running = (await sample('cphone_devices', { state: 'running' })) ?? -1;
+  const running = (await sample('cphone_devices', { state: 'running' })) ?? 0;
   await insertTestDevice(db(), { hostId: 'm-ready', state: 'running' });
   assert.equal(await sample('cphone_devices', { state: 'running' }), running + 1);
   assert.equal(await sample('cphone_devices', { state: 'deleted' }), undefined, 'deleted rows left out');

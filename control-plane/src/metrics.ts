@@ -9,18 +9,6 @@ export interface FleetCounts {
 }
 
 const HOST_CONNECTIONS: readonly HostConnection[] = ['new', 'ready', 'unreachable'];
-const DEVICE_STATES: readonly DeviceStateName[] = [
-  'pending',
-  'scheduled',
-  'creating',
-  'booting',
-  'running',
-  'stopping',
-  'stopped',
-  'deleting',
-  'error',
-  'lost',
-];
 
 /** Exports each known label value at 0 before it first moves, so rates and alerts see a series. */
 function zeroed<T extends Counter<string>>(counter: T, label: string, values: readonly string[]): T {
@@ -90,13 +78,15 @@ export function createMetrics() {
     }),
     devices: new Gauge({
       name: 'cphone_devices',
-      help: 'Devices by state (deleted ones left out), counted in the database',
+      help: 'Devices by state, for the states some device is in (deleted ones left out), counted in the database',
       labelNames: ['state'] as const,
       registers: [registry],
       async collect() {
         const counts = await countFleet();
         if (!counts) return;
-        for (const state of DEVICE_STATES) this.set({ state }, counts.devices[state] ?? 0);
+        // Only the states some device is in: a state left since the last scrape goes away.
+        this.reset();
+        for (const [state, n] of Object.entries(counts.devices)) this.set({ state }, n);
       },
     }),
     devicesLost: new Counter({
