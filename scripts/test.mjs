@@ -44,7 +44,8 @@ if (needs(/^(host-agent|tests\/e2e|sfu)\//) || needs(monitoring)) setup.push('sc
 if (needs(/^(host-agent|tests\/e2e)\//)) setup.push('scripts/setup-podman.sh');
 if (needs(monitoring)) setup.push('scripts/setup-prometheus.sh');
 const worker = join(root, 'node_modules/mediasoup/worker/out/Release/mediasoup-worker');
-if ((needs(/^(sfu|web)\//) || needs(monitoring)) && !existsSync(worker)) setup.push('scripts/mediasoup-worker.sh');
+if ((needs(/^(sfu|web)\//) || needs(monitoring)) && !existsSync(worker))
+  setup.push('scripts/mediasoup-worker.sh');
 if (process.env.CPHONE_SKIP_SETUP !== '1') {
   for (const script of setup) {
     const run = spawnSync('bash', [script], { cwd: root, stdio: ['ignore', 'ignore', 'inherit'] });
