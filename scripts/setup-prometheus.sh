@@ -4,7 +4,7 @@
 # loopback with its data in a temporary dir. The package's own service must never run here (it would
 # listen on every interface with the package's config): its systemd unit is masked before the
 # package arrives, so its postinst cannot start it, and a sysv start is undone. Idempotent; about
-# 20 s on a fresh machine, nothing once installed.
+# a minute on a fresh machine (apt-get update included), nothing once installed.
 set -euo pipefail
 mkdir -p /etc/systemd/system
 for unit in prometheus.service prometheus-node-exporter.service; do
