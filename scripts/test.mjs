@@ -33,15 +33,19 @@ if (selected.length === 0) {
 }
 // The host agent's docker runtime and adb interop suites and the end-to-end suites (one runs the
 // docker runtime) need podman's Docker API and Debian's adb; the sfu's suites need mediasoup's worker
-// (built from Debian's libraries, see README.md) and Debian's Chromium. The setup scripts are
-// idempotent and quick once done (the worker takes minutes once per machine, then comes from a
-// cache), so a fresh machine needs nothing but this command.
+// (built from Debian's libraries, see README.md) and Debian's Chromium; the monitoring suite needs
+// both and Debian's Prometheus. The setup scripts are idempotent and quick once done (the worker
+// takes minutes once per machine, then comes from a cache), so a fresh machine needs nothing but
+// this command.
 const needs = (pattern) => selected.some((f) => pattern.test(f));
 const setup = [];
-if (needs(/^(host-agent|tests\/e2e|sfu)\//)) setup.push('scripts/setup-system.sh');
+const monitoring = /^tests\/deploy\/monitoring/;
+if (needs(/^(host-agent|tests\/e2e|sfu)\//) || needs(monitoring)) setup.push('scripts/setup-system.sh');
 if (needs(/^(host-agent|tests\/e2e)\//)) setup.push('scripts/setup-podman.sh');
+if (needs(monitoring)) setup.push('scripts/setup-prometheus.sh');
 const worker = join(root, 'node_modules/mediasoup/worker/out/Release/mediasoup-worker');
-if (needs(/^(sfu|web)\//) && !existsSync(worker)) setup.push('scripts/mediasoup-worker.sh');
+if ((needs(/^(sfu|web)\//) || needs(monitoring)) && !existsSync(worker))
+  setup.push('scripts/mediasoup-worker.sh');
 if (process.env.CPHONE_SKIP_SETUP !== '1') {
   for (const script of setup) {
     const run = spawnSync('bash', [script], { cwd: root, stdio: ['ignore', 'ignore', 'inherit'] });

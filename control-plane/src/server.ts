@@ -259,6 +259,25 @@ export async function startControlPlane(
         .executeTakeFirst();
       return Number(row?.n ?? 0);
     });
+    metrics.watchFleet(async () => {
+      const [hosts, devices] = await Promise.all([
+        database.db
+          .selectFrom('host')
+          .select(['connection', (eb) => eb.fn.countAll<number>().as('n')])
+          .groupBy('connection')
+          .execute(),
+        database.db
+          .selectFrom('device')
+          .select(['state', (eb) => eb.fn.countAll<number>().as('n')])
+          .where('state', '!=', 'deleted')
+          .groupBy('state')
+          .execute(),
+      ]);
+      return {
+        hosts: Object.fromEntries(hosts.map((r) => [r.connection, Number(r.n)])),
+        devices: Object.fromEntries(devices.map((r) => [r.state, Number(r.n)])),
+      };
+    });
     const webhooks = { secrets: webhookSecrets, policy: webhookPolicy, nudge: () => webhookWorker.nudge() };
     const deps: Deps = {
       ...base,

@@ -305,7 +305,7 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps = {}): Pro
     c.text(await metrics.registry.metrics(), 200, { 'content-type': metrics.registry.contentType }),
   );
   const server: ServerType = await new Promise((resolve) => {
-    const s = serve({ fetch: app.fetch, port: config.httpPort, hostname: '127.0.0.1' }, () => resolve(s));
+    const s = serve({ fetch: app.fetch, port: config.httpPort, hostname: config.httpBind }, () => resolve(s));
   });
   const httpPort = (server.address() as AddressInfo).port;
 

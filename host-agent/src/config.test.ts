@@ -31,6 +31,7 @@ test('defaults are documented values and the result is frozen', () => {
   assert.equal(config.dataDir, '/var/lib/cphone-agent');
   assert.equal(config.scrcpyServer, '/var/lib/cphone-agent/scrcpy-server-v3.3.3');
   assert.equal(config.httpPort, 9102);
+  assert.equal(config.httpBind, '127.0.0.1');
   assert.equal(config.maxDevices, 32);
   assert.equal(config.usageIntervalMs, 60_000);
   assert.equal(config.reconcileConcurrency, 8);
@@ -55,6 +56,7 @@ test('every setting is read from its variable', async () => {
     CPHONE_LABELS: 'zone=rack-3, gpu=true',
     CPHONE_AGENT_DATA_DIR: dir,
     CPHONE_AGENT_HTTP_PORT: '0',
+    CPHONE_AGENT_HTTP_BIND: '10.0.0.7',
     CPHONE_ARCH: 'arm64',
     CPHONE_SCRCPY_SERVER: '/opt/scrcpy/server',
   });
@@ -67,6 +69,7 @@ test('every setting is read from its variable', async () => {
   assert.deepEqual(config.labels, { zone: 'rack-3', gpu: 'true' });
   assert.equal(config.dataDir, dir);
   assert.equal(config.httpPort, 0);
+  assert.equal(config.httpBind, '10.0.0.7');
   assert.equal(config.arch, 'arm64');
 });
 

@@ -82,8 +82,13 @@ export interface AgentConfig {
   readonly labels: Readonly<Record<string, string>>;
   /** Spool, desired-state copy and sim phones. CPHONE_AGENT_DATA_DIR, default /var/lib/cphone-agent */
   readonly dataDir: string;
-  /** Local health and metrics port, bound to 127.0.0.1 (0 picks one). CPHONE_AGENT_HTTP_PORT, default 9102 */
+  /** Health and metrics port (0 picks one). CPHONE_AGENT_HTTP_PORT, default 9102 */
   readonly httpPort: number;
+  /**
+   * Address the health and metrics port listens on: the host's management address for a Prometheus
+   * elsewhere to scrape. CPHONE_AGENT_HTTP_BIND, default 127.0.0.1 (this machine only)
+   */
+  readonly httpBind: string;
   /** CPU architecture reported to the scheduler. CPHONE_ARCH, default from os.arch() (x64 -> amd64) */
   readonly arch: string;
   /** pino level. CPHONE_LOG_LEVEL, default info */
@@ -346,6 +351,7 @@ export function loadConfig(env: Env = process.env): AgentConfig {
     labels: Object.freeze(labels(env, 'CPHONE_LABELS')),
     dataDir,
     httpPort: int(env, 'CPHONE_AGENT_HTTP_PORT', 9102, 0, 65535),
+    httpBind: ip(env, 'CPHONE_AGENT_HTTP_BIND', '127.0.0.1'),
     arch,
     logLevel,
     usageIntervalMs: int(env, 'CPHONE_USAGE_INTERVAL_MS', 60_000, 10),

@@ -3,7 +3,7 @@ import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 /** The sfu's metrics, registered on the registry its owner passes in (the agent's /metrics). */
 export function createSfuMetrics(registry: Registry) {
   const registers = [registry];
-  return {
+  const metrics = {
     workers: new Gauge({
       name: 'cphone_sfu_workers',
       help: 'mediasoup workers running',
@@ -101,6 +101,9 @@ export function createSfuMetrics(registry: Registry) {
       registers,
     }),
   };
+  // A join's good outcomes exported at 0 from the start, so the first join shows as an increase.
+  for (const outcome of ['joined', 'resumed']) metrics.joins.inc({ outcome }, 0);
+  return metrics;
 }
 
 export type SfuMetrics = ReturnType<typeof createSfuMetrics>;

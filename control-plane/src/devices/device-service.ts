@@ -46,6 +46,7 @@ import {
   listStreamSessions,
   revokeStreamSession,
 } from '../streams/stream-service.js';
+import { DeviceMinutesSpentError, QuotaExceededError } from '../tenants/admission.js';
 import { type DeviceRow, deviceToProto, eventToProto, restartFromProto } from './convert.js';
 import * as actions from './device-actions.js';
 import { checkBatchSize, draftDevices } from './drafts.js';
@@ -109,8 +110,10 @@ export async function batchCreateDevices(
       answer,
     });
   } catch (error) {
-    if (error instanceof ResourceExhaustedError)
-      deps.metrics.placements.inc({ outcome: 'exhausted' }, req.requests.length);
+    if (error instanceof ResourceExhaustedError) {
+      const refused = error instanceof QuotaExceededError || error instanceof DeviceMinutesSpentError;
+      deps.metrics.placements.inc({ outcome: refused ? 'quota' : 'exhausted' }, req.requests.length);
+    }
     throw error;
   }
   deps.metrics.placements.inc({ outcome: 'placed' }, devices.length);

@@ -457,8 +457,10 @@ export class AgentSession {
 
   async #usage(report: agentv1.UsageReport): Promise<void> {
     if (this.hostId === undefined) return;
-    const intake = await ingestUsage(this.ctx.deps.db, this.hostId, report.samples, this.#now());
-    const { usageSamples } = this.ctx.deps.metrics;
+    const now = this.#now();
+    const intake = await ingestUsage(this.ctx.deps.db, this.hostId, report.samples, now);
+    const { usageSamples, usageIntakeLag } = this.ctx.deps.metrics;
+    for (const end of intake.insertedEnds) usageIntakeLag.observe(Math.max(0, now.getTime() - end) / 1000);
     if (intake.inserted) usageSamples.inc({ result: 'inserted' }, intake.inserted);
     if (intake.duplicates) usageSamples.inc({ result: 'duplicate' }, intake.duplicates);
     if (intake.malformed) usageSamples.inc({ result: 'rejected' }, intake.malformed);

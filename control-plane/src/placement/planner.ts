@@ -14,7 +14,7 @@ import { DomainError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { Metrics } from '../metrics.js';
 import type { Database } from '../store/schema.js';
-import { QuotaExceededError } from '../tenants/admission.js';
+import { QUOTA_DIMENSIONS, QuotaExceededError } from '../tenants/admission.js';
 import { type AppliedPlan, applyPlan, applyPlans } from './applier.js';
 import { FleetCache } from './fleet-cache.js';
 import type { FleetFeed } from './fleet-feed.js';
@@ -114,6 +114,8 @@ export class Planner {
   readonly #log: Logger;
 
   constructor(private readonly options: PlannerOptions) {
+    // Each dimension exported at 0 from the start, so the first refusal shows as an increase.
+    for (const dimension of QUOTA_DIMENSIONS) options.metrics.quotaRejections.inc({ dimension }, 0);
     this.fleet = new FleetCache({
       db: options.db,
       feed: options.feed,

@@ -31,6 +31,8 @@ export interface PoolStats {
   idle: number;
   /** Checkouts waiting for a connection. */
   waiting: number;
+  /** Connections the pool may open. */
+  max: number;
 }
 
 export interface OpenDatabase<DB> {
@@ -164,7 +166,12 @@ export async function openDatabase<DB>(options: OpenDatabaseOptions = {}): Promi
       db,
       kind: 'postgres',
       session: () => openPgSession(url),
-      poolStats: () => ({ total: pool.totalCount, idle: pool.idleCount, waiting: pool.waitingCount }),
+      poolStats: () => ({
+        total: pool.totalCount,
+        idle: pool.idleCount,
+        waiting: pool.waitingCount,
+        max: pool.options.max,
+      }),
       close: () => db.destroy(),
     };
   }

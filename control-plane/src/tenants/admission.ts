@@ -52,6 +52,9 @@ const DIMENSIONS = [
   ['memoryMib', 'max_memory_mib', 'memory MiB'],
 ] as const satisfies readonly (readonly [keyof QuotaUse, keyof QuotaTable, string])[];
 
+/** The quota columns a refusal can name (QuotaExceededError.dimension). */
+export const QUOTA_DIMENSIONS: readonly string[] = DIMENSIONS.map(([, column]) => column);
+
 // pg_advisory_xact_lock(class, hashtext(tenant_id)): the class keeps these apart from other locks.
 const ADMISSION_LOCK_CLASS = 0x63710001;
 

@@ -18,6 +18,8 @@ import { rollupWrites } from './rollups.js';
 export interface UsageIntake {
   /** Samples stored by this report. */
   inserted: number;
+  /** The interval end of each sample stored by this report, epoch ms (the intake lag's start). */
+  insertedEnds: number[];
   /** Samples already stored (resent). */
   duplicates: number;
   /** Samples refused as malformed (sequence 0); never acknowledged past. */
@@ -183,6 +185,7 @@ async function ingestIn(
     if (sequences.length === 0) {
       return {
         inserted: 0,
+        insertedEnds: [],
         duplicates: valid.length,
         malformed: samples.length - valid.length,
         foreign: 0,
@@ -289,6 +292,7 @@ async function ingestIn(
     const inserted = accepted.length;
     return {
       inserted,
+      insertedEnds: accepted.map((a) => a.end_time.getTime()),
       duplicates: valid.length - fresh.length,
       malformed: samples.length - valid.length,
       foreign: rejected.length,
