@@ -18,18 +18,20 @@ export const runCommand: CommandRunner = (argv, input) =>
       reject(new Error('empty command'));
       return;
     }
-    const child = spawn(program, args, { stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn(program, args, { stdio: [input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
-    child.stdout.on('data', (d: Buffer) => {
+    child.stdout?.on('data', (d: Buffer) => {
       stdout += d.toString();
     });
-    child.stderr.on('data', (d: Buffer) => {
+    child.stderr?.on('data', (d: Buffer) => {
       stderr += d.toString();
     });
     child.on('error', reject);
     child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
-    child.stdin.end(input ?? '');
+    // A program that exits without reading its input makes the write fail (EPIPE): its exit code tells.
+    child.stdin?.on('error', () => undefined);
+    child.stdin?.end(input);
   });
 
 /** A runner that executes every command inside the named network namespace. */
