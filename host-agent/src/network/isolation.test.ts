@@ -27,7 +27,8 @@ import { connectEngine, execIn, removeScope } from '../runtime/test-engine.js';
 import type { RuntimeDevice } from '../runtime/types.js';
 import { inNetns } from './command.js';
 import { EGRESS_CHAIN, FORWARD_CHAIN, PhoneFirewall } from './firewall.js';
-import { firewalledPhones, NetworkIsolation } from './isolation.js';
+import { startNetworkIsolation } from './index.js';
+import type { NetworkIsolation } from './isolation.js';
 
 const INTERNET = '203.0.113.10';
 const METADATA = '169.254.169.254';
@@ -265,7 +266,6 @@ describe('phone network isolation (two tenants, podman inside a network namespac
     );
 
     runtime = new DockerRuntime({ docker, config: { scope, pullPolicy: 'never' } });
-    const logger = pino({ level: 'silent' });
     firewall = new PhoneFirewall({ bridgePrefix: 'cph', run });
     for (const [key, tenant] of [
       ['a', 'tenant-alpha'],
@@ -283,14 +283,6 @@ describe('phone network isolation (two tenants, podman inside a network namespac
       const info = await docker.getContainer(`cphone-${spec.deviceId}`).inspect();
       gateway[key] = info.NetworkSettings.Networks[phones[key].network?.name as string]?.Gateway as string;
     }
-    isolation = new NetworkIsolation({
-      firewall,
-      phones: async () => firewalledPhones(await runtime.list()),
-      pruneNetworks: () => runtime.pruneNetworks(),
-      events: (signal) => runtime.events(signal),
-      recheckMs: 1000,
-      logger,
-    });
   });
 
   after(async () => {
@@ -338,7 +330,13 @@ describe('phone network isolation (two tenants, podman inside a network namespac
   });
 
   it('with it, each phone reaches the internet server only, and the agent still reaches their adbd', async () => {
-    await isolation?.start();
+    // What the agent does on start, with iptables run in the test's namespace.
+    isolation = await startNetworkIsolation(
+      { enabled: true, recheckMs: 1000, httpProxy: undefined },
+      runtime,
+      pino({ level: 'silent' }),
+      run,
+    );
     const synced = await firewall.egressRules();
     assert.deepEqual(synced.map((r) => r.deviceId).sort(), [phones.a.deviceId, phones.b.deviceId].sort());
     const beforeConnects = serverLog().filter((l) => l.event === 'connect').length;
