@@ -123,15 +123,7 @@ export class DockerRuntime implements ContainerRuntime {
   }
 
   async list(): Promise<RuntimeDevice[]> {
-    let summaries: Docker.ContainerInfo[];
-    try {
-      summaries = await this.#docker.listContainers({
-        all: true,
-        filters: { label: scopeFilters(this.config.scope) },
-      });
-    } catch (err) {
-      throw engineError('list', `scope ${this.config.scope}`, err);
-    }
+    const summaries = await this.#scopeContainers();
     const ids = new Set<string>();
     for (const s of summaries) {
       const id = s.Labels?.[LABEL_DEVICE_ID];
@@ -242,15 +234,7 @@ export class DockerRuntime implements ContainerRuntime {
   async #pruneNetwork(tenantId: string): Promise<boolean> {
     const name = phoneNetworkFor(this.config, tenantId).name;
     return this.#withNetwork(name, async () => {
-      let containers: Docker.ContainerInfo[];
-      try {
-        containers = await this.#docker.listContainers({
-          all: true,
-          filters: { label: scopeFilters(this.config.scope) },
-        });
-      } catch (err) {
-        throw engineError('list', `scope ${this.config.scope}`, err);
-      }
+      const containers = await this.#scopeContainers();
       if (containers.some((c) => c.Labels?.[LABEL_TENANT_ID] === tenantId)) return false;
       try {
         await this.#docker.getNetwork(name).remove();
@@ -260,6 +244,18 @@ export class DockerRuntime implements ContainerRuntime {
         return false;
       }
     });
+  }
+
+  /** Every container of the scope, in any state, as the engine lists them. */
+  async #scopeContainers(): Promise<Docker.ContainerInfo[]> {
+    try {
+      return await this.#docker.listContainers({
+        all: true,
+        filters: { label: scopeFilters(this.config.scope) },
+      });
+    } catch (err) {
+      throw engineError('list', `scope ${this.config.scope}`, err);
+    }
   }
 
   #withNetwork<T>(name: string, work: () => Promise<T>): Promise<T> {
