@@ -62,7 +62,7 @@ Promise.all(targets.map((t) => new Promise((resolve) => {
   let reply = '';
   let settled = false;
   const done = (r) => { if (!settled) { settled = true; clearTimeout(timer); s.destroy(); resolve({ ...t, ...r }); } };
-  const timer = setTimeout(() => done({ ok: false, error: 'timeout' }), 3000);
+  const timer = setTimeout(() => done({ ok: false, error: 'timeout' }), 10000);
   s.on('connect', () => s.end(Buffer.alloc(t.bytes || 1, 120)));
   s.on('data', (d) => { reply += d; });
   s.on('end', () => done({ ok: true, reply }));
@@ -82,7 +82,7 @@ interface ProbeResult extends Target {
   readonly error?: string;
 }
 
-async function waitFor<T>(what: string, check: () => Promise<T | undefined>, timeoutMs = 20_000): Promise<T> {
+async function waitFor<T>(what: string, check: () => Promise<T | undefined>, timeoutMs = 60_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let last: unknown;
   for (;;) {
@@ -348,7 +348,12 @@ describe('phone network isolation (two tenants, podman inside a network namespac
       ]);
       for (const t of blockedTargets(me)) {
         const r = results.get(t.name);
-        assert.equal(r?.ok, false, `phone ${me} -> ${t.name} must be refused: ${JSON.stringify(r)}`);
+        // REJECT with admin-prohibited: the phone's connect fails at once, not by a timeout.
+        assert.equal(
+          r?.error,
+          'EHOSTUNREACH',
+          `phone ${me} -> ${t.name} must be refused: ${JSON.stringify(r)}`,
+        );
       }
       const internet = results.get('internet');
       assert.equal(internet?.ok, true, `phone ${me} -> internet: ${JSON.stringify(internet)}`);
