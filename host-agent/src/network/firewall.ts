@@ -222,22 +222,6 @@ export class PhoneFirewall {
     return removed;
   }
 
-  /** Removes every chain and jump of the agent (for hosts that turn isolation off, and tests). */
-  async uninstall(): Promise<void> {
-    for (const tool of ['iptables', 'ip6tables']) {
-      for (const [parent, chain] of [
-        ['FORWARD', FORWARD_CHAIN],
-        ['INPUT', INPUT_CHAIN],
-      ] as const) {
-        while ((await this.#run([tool, '-w', '5', '-D', parent, '-j', chain])).code === 0) {}
-      }
-      for (const chain of [FORWARD_CHAIN, INPUT_CHAIN, EGRESS_CHAIN]) {
-        await this.#run([tool, '-w', '5', '-F', chain]);
-        await this.#run([tool, '-w', '5', '-X', chain]);
-      }
-    }
-  }
-
   async #ensureChain(tool: string, chain: string): Promise<void> {
     if ((await this.#run([tool, '-w', '5', '-S', chain])).code === 0) return;
     const made = await this.#run([tool, '-w', '5', '-N', chain]);

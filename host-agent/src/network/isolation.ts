@@ -40,9 +40,14 @@ export class NetworkIsolation {
     this.#log = options.logger.child({ module: 'network-isolation' });
   }
 
-  /** Installs the chains and syncs the rules once (throws when the firewall cannot be set up), then keeps them. */
+  /**
+   * Installs the chains (throws when the firewall cannot be set up), syncs the rules once (an engine
+   * that does not answer yet is retried by the timer: until then phones are cut off, not open), then
+   * keeps them.
+   */
   async start(): Promise<void> {
-    await this.recheck();
+    await this.#options.firewall.ensure();
+    await this.recheck().catch((err) => this.#failed(err));
     this.#timer = setInterval(
       () => void this.recheck().catch((err) => this.#failed(err)),
       this.#options.recheckMs,
