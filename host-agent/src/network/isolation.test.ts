@@ -440,4 +440,26 @@ describe('phone network isolation (two tenants, podman inside a network namespac
     await assert.rejects(docker.getNetwork(phones.b.network?.name as string).inspect());
     await docker.getNetwork(phones.a.network?.name as string).inspect();
   });
+
+  it('with a phone proxy configured, phones reach the proxy (counted as egress) and still nothing else private', async () => {
+    await isolation?.close(); // its timer would rewrite the chains without the proxy
+    isolation = undefined;
+    const withProxy = new PhoneFirewall({
+      bridgePrefix: 'cph',
+      proxy: { host: PRIVATE, port: SERVER_PORT },
+      run,
+    });
+    await withProxy.ensure();
+    const before = (await withProxy.egressRules()).find((r) => r.deviceId === phones.a.deviceId)?.bytes ?? 0n;
+    const results = await probeFrom('a', [
+      { name: 'proxy', host: PRIVATE, port: SERVER_PORT, bytes: 20_000 },
+      { name: 'metadata', host: METADATA, port: SERVER_PORT },
+      { name: 'private, other port', host: PRIVATE, port: AGENT_PORT },
+    ]);
+    assert.equal(results.get('proxy')?.reply, 'ok 20000', JSON.stringify(results.get('proxy')));
+    assert.equal(results.get('metadata')?.error, 'EHOSTUNREACH');
+    assert.equal(results.get('private, other port')?.error, 'EHOSTUNREACH');
+    const after = (await withProxy.egressRules()).find((r) => r.deviceId === phones.a.deviceId)?.bytes ?? 0n;
+    assert.ok(after - before >= 20_000n, `proxy traffic counted: ${after - before}`);
+  });
 });
