@@ -1,7 +1,17 @@
-// The host-agent daemon: `node --import tsx host-agent/src/main.ts` (systemd: deploy/systemd/cphone-agent.service).
-import { startAgent } from './agent.js';
+// The host-agent daemon: `node --import tsx host-agent/src/main.ts` (systemd: deploy/host/cphone-agent.service).
+// `… main.ts doctor` checks the host instead (src/doctor/).
 import { ConfigError, describeConfig, loadConfig } from './config.js';
 import { createLogger } from './logger.js';
+
+if (process.argv[2] === 'doctor') {
+  const { doctorMain } = await import('./doctor/index.js');
+  process.exit(
+    await doctorMain(process.argv.slice(3), {
+      stdout: (text) => process.stdout.write(text),
+      stderr: (text) => process.stderr.write(text),
+    }),
+  );
+}
 
 let config: ReturnType<typeof loadConfig>;
 try {
@@ -14,6 +24,8 @@ try {
 const logger = createLogger(config.logLevel);
 logger.info({ config: describeConfig(config) }, 'configuration');
 
+// Imported here, not above, so that `doctor` does not load the whole agent (mediasoup, grpc…) first.
+const { startAgent } = await import('./agent.js');
 const agent = await startAgent(config, { logger });
 
 let stopping = false;
