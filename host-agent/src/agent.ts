@@ -13,8 +13,14 @@ import type { AgentConfig } from './config.js';
 import { HostStats } from './host-stats/index.js';
 import { createLogger } from './logger.js';
 import { createMetrics, type Metrics } from './metrics.js';
+import { PhoneProxy, startNetworkIsolation } from './network/index.js';
 import { type BootProbe, DesiredStore, Reconciler, type ReconcilerOptions } from './reconciler/index.js';
-import { type ContainerRuntime, createDockerRuntime, createSimRuntime } from './runtime/index.js';
+import {
+  type ContainerRuntime,
+  createDockerRuntime,
+  createSimRuntime,
+  DockerRuntime,
+} from './runtime/index.js';
 import type { ScrcpyServerBinary } from './screen/index.js';
 import { runCommand } from './session/commands.js';
 import { Session, type SessionOptions } from './session/session.js';
@@ -99,6 +105,12 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps = {}): Pro
   await mkdir(config.dataDir, { recursive: true });
 
   const runtime = deps.runtime ?? (await openRuntime(config));
+  // Isolation (per-tenant bridges, the agent's firewall, egress metering) guards the docker runtime
+  // the agent opens itself; a runtime handed in by a caller is the caller's.
+  const isolation =
+    deps.runtime === undefined && runtime instanceof DockerRuntime && config.network.enabled
+      ? await startNetworkIsolation(config.network, runtime, logger)
+      : undefined;
   let pool: AdbPool | undefined;
   let bootProbe = deps.bootProbe;
   let executor = deps.executor;
@@ -116,6 +128,15 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps = {}): Pro
     });
   }
 
+  const proxy =
+    config.network.httpProxy !== undefined && pool !== undefined
+      ? new PhoneProxy({
+          proxy: config.network.httpProxy,
+          endpoint: (deviceId) => reconciler.adbEndpoint(deviceId),
+          shell: (endpoint, command) => (pool as AdbPool).device(endpoint).shell(command),
+          logger: log,
+        })
+      : undefined;
   let session: Session | undefined;
   let streaming: Streaming | undefined;
   const reconciler = new Reconciler({
@@ -131,6 +152,7 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps = {}): Pro
     onStatus: (device) => {
       session?.send({ body: { case: 'deviceStatus', value: { device } } });
       streaming?.deviceChanged(device);
+      void proxy?.deviceChanged(device);
     },
   });
   const spool = await UsageSpool.open({ dir: join(config.dataDir, 'usage') });
@@ -143,6 +165,7 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps = {}): Pro
     spool,
     intervalMs: config.usageIntervalMs,
     devices: () => reconciler.metered(),
+    ...(isolation !== undefined ? { egress: (ids: readonly string[]) => isolation.takeEgress(ids) } : {}),
     onAppended: (samples) => {
       metrics.usageSequence.set(spool.lastSequence);
       usage.appended(samples);
@@ -181,6 +204,7 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps = {}): Pro
       await reconciler.close();
       await spool.close();
       await pool?.close();
+      await isolation?.close();
       if (deps.runtime === undefined) await runtime.close();
       throw error;
     }
@@ -342,6 +366,7 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps = {}): Pro
         await spool.close();
         await new Promise<void>((resolve) => server.close(() => resolve()));
         await pool?.close();
+        await isolation?.close();
         if (deps.runtime === undefined) await runtime.close();
         log.info('agent stopped');
       })();

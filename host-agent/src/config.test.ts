@@ -178,3 +178,21 @@ test('stream settings: documented defaults, every variable read, bad values name
   rejects({ CPHONE_STREAM_MAX_VIEWERS: '0' }, 'CPHONE_STREAM_MAX_VIEWERS', '0');
   rejects({ CPHONE_RTC_ANNOUNCED_ADDRESS: 'a b' }, 'CPHONE_RTC_ANNOUNCED_ADDRESS', 'a b');
 });
+
+test('network isolation settings: on by default, every variable read, bad values named', () => {
+  assert.deepEqual(loadConfig(base).network, { enabled: true, recheckMs: 10_000, httpProxy: undefined });
+  assert.deepEqual(
+    loadConfig({
+      ...base,
+      CPHONE_NETWORK_ISOLATION: 'off',
+      CPHONE_NETWORK_RECHECK_MS: '2500',
+      CPHONE_PHONE_HTTP_PROXY: '10.0.0.5:3128',
+    }).network,
+    { enabled: false, recheckMs: 2500, httpProxy: { host: '10.0.0.5', port: 3128 } },
+  );
+  rejects({ CPHONE_NETWORK_ISOLATION: 'yes' }, 'CPHONE_NETWORK_ISOLATION', 'yes');
+  rejects({ CPHONE_NETWORK_RECHECK_MS: '5' }, 'CPHONE_NETWORK_RECHECK_MS', '5');
+  rejects({ CPHONE_PHONE_HTTP_PROXY: 'proxy.example:3128' }, 'CPHONE_PHONE_HTTP_PROXY', 'proxy.example:3128');
+  rejects({ CPHONE_PHONE_HTTP_PROXY: '10.0.0.300:3128' }, 'CPHONE_PHONE_HTTP_PROXY', '10.0.0.300:3128');
+  rejects({ CPHONE_PHONE_HTTP_PROXY: '10.0.0.5:0' }, 'CPHONE_PHONE_HTTP_PROXY', '10.0.0.5:0');
+});

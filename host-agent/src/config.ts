@@ -56,6 +56,23 @@ export interface StreamConfig {
   readonly roomGraceMs: number;
 }
 
+/** The phones' network isolation (docker runtime): per-tenant bridges and the agent's firewall chains. */
+export interface NetworkIsolationConfig {
+  /**
+   * Install and keep the firewall chains (iptables), meter egress per phone. CPHONE_NETWORK_ISOLATION,
+   * `on` (default) or `off`. Applies to the docker runtime the agent opens itself.
+   */
+  readonly enabled: boolean;
+  /** How often the chains are checked and put back in front (ms). CPHONE_NETWORK_RECHECK_MS, default 10000 */
+  readonly recheckMs: number;
+  /**
+   * An HTTP proxy every phone is told to use (Android's global http_proxy setting, applied over ADB
+   * once the phone is up) and may reach even on a private address. CPHONE_PHONE_HTTP_PROXY, `IPv4:port`;
+   * unset: none.
+   */
+  readonly httpProxy: { readonly host: string; readonly port: number } | undefined;
+}
+
 export interface AgentConfig {
   /** Control plane agent gateway, host:port. CPHONE_CONTROL_PLANE, default 127.0.0.1:8443 */
   readonly controlPlane: string;
@@ -109,6 +126,7 @@ export interface AgentConfig {
    */
   readonly scrcpyServer: string;
   readonly stream: StreamConfig;
+  readonly network: NetworkIsolationConfig;
 }
 
 /** A setting with a bad value: names the variable and the value. */
@@ -301,6 +319,32 @@ export function streamEndpoint(stream: StreamConfig, boundPort: number, host: st
   return url.href;
 }
 
+function networkConfig(env: Env): NetworkIsolationConfig {
+  const enabled = set(env, 'CPHONE_NETWORK_ISOLATION') ?? 'on';
+  if (enabled !== 'on' && enabled !== 'off') {
+    throw new ConfigError('CPHONE_NETWORK_ISOLATION', enabled, 'must be on or off');
+  }
+  const proxy = set(env, 'CPHONE_PHONE_HTTP_PROXY');
+  let httpProxy: NetworkIsolationConfig['httpProxy'];
+  if (proxy !== undefined) {
+    const m = /^(\d{1,3}(?:\.\d{1,3}){3}):(\d{1,5})$/.exec(proxy);
+    const port = Number(m?.[2]);
+    if (m === null || m[1]?.split('.').some((o) => Number(o) > 255) || port < 1 || port > 65535) {
+      throw new ConfigError(
+        'CPHONE_PHONE_HTTP_PROXY',
+        proxy,
+        'must be an IPv4 address and a port, e.g. 10.0.0.5:3128',
+      );
+    }
+    httpProxy = Object.freeze({ host: m[1] as string, port });
+  }
+  return Object.freeze({
+    enabled: enabled === 'on',
+    recheckMs: int(env, 'CPHONE_NETWORK_RECHECK_MS', 10_000, 100, 3_600_000),
+    httpProxy,
+  });
+}
+
 /** Node's os.arch() in the scheduler's naming. */
 export function defaultArch(nodeArch: string = osArch()): string {
   return nodeArch === 'x64' ? 'amd64' : nodeArch;
@@ -363,6 +407,7 @@ export function loadConfig(env: Env = process.env): AgentConfig {
       set(env, 'CPHONE_SCRCPY_SERVER') ?? `${dataDir}/scrcpy-server-v${SCRCPY_SERVER_VERSION}`,
     ),
     stream: streamConfig(env),
+    network: networkConfig(env),
   });
 }
 

@@ -17,6 +17,7 @@ import * as auditTrailRateLimits from './migrations/2026-12-04T0400-audit-trail-
 import * as quotaMinutes from './migrations/2026-12-04T0500-quota-minutes.js';
 import * as usageDeviceMonths from './migrations/2026-12-05T0100-usage-device-months.js';
 import * as usageTenantRollupCovering from './migrations/2026-12-05T0200-usage-tenant-rollup-covering.js';
+import * as usageEgress from './migrations/2026-12-06T0100-usage-egress.js';
 
 // Migrations are listed here rather than read from a folder, so they bundle and type-check with
 // the code; names sort by timestamp.
@@ -39,6 +40,7 @@ const migrations: Record<string, Migration> = {
   '2026-12-04T0500-quota-minutes': quotaMinutes,
   '2026-12-05T0100-usage-device-months': usageDeviceMonths,
   '2026-12-05T0200-usage-tenant-rollup-covering': usageTenantRollupCovering,
+  '2026-12-06T0100-usage-egress': usageEgress,
 };
 
 const provider: MigrationProvider = { getMigrations: async () => migrations };

@@ -329,6 +329,8 @@ export interface UsageSampleTable {
   memory_mib: number;
   storage_gib: number;
   state: string;
+  /** Bytes the device sent to the internet in the interval, as its agent metered them (migrations/2026-12-06T0100-usage-egress.ts). */
+  egress_bytes: ColumnType<string, number | string | undefined, number | string>;
   create_time: CreatedAt;
 }
 
@@ -364,6 +366,8 @@ export interface UsageCounters {
   memory_mibs: ColumnType<string, number | string, number | string>;
   /** Storage GiB-seconds, over every second the device existed. */
   storage_gibs: ColumnType<string, number | string, number | string>;
+  /** Bytes sent to the internet, summed from the samples starting in the bucket. */
+  egress_bytes: ColumnType<string, number | string | undefined, number | string>;
 }
 
 export interface UsageRollupDeviceTable extends UsageCounters {

@@ -239,6 +239,8 @@ async function ingestIn(
         memory_mib: s.memoryMib,
         storage_gib: s.storageGib,
         state: stateFromProto(s.state) ?? 'unknown',
+        // A sample covers a minute or so: far below 2^53 bytes.
+        egress_bytes: Number(s.egressBytes),
       });
     }
     // Every write of the report goes as one statement (data-modifying CTEs, run in this order):
@@ -251,13 +253,13 @@ async function ingestIn(
       // encode than ISO strings).
       const ms = (d: Date) => d.getTime();
       writes.push(sql`insert into usage_sample (host_id, sequence, device_id, tenant_id, start_time, end_time,
-          vcpu_millicores, memory_mib, storage_gib, state)
+          vcpu_millicores, memory_mib, storage_gib, state, egress_bytes)
         select ${hostId}, q, d, t, timestamptz 'epoch' + s * interval '1 millisecond',
-          timestamptz 'epoch' + e * interval '1 millisecond', v, m, g, st
+          timestamptz 'epoch' + e * interval '1 millisecond', v, m, g, st, x
         from unnest(${col('sequence')}::int8[], ${col('device_id')}::text[], ${col('tenant_id')}::text[],
           ${rows.map((r) => ms(r.start_time))}::int8[], ${rows.map((r) => ms(r.end_time))}::int8[],
           ${col('vcpu_millicores')}::int4[], ${col('memory_mib')}::int4[], ${col('storage_gib')}::int4[],
-          ${col('state')}::text[]) as u(q, d, t, s, e, v, m, g, st)`);
+          ${col('state')}::text[], ${col('egress_bytes')}::int8[]) as u(q, d, t, s, e, v, m, g, st, x)`);
     }
     writes.push(...rollupWrites(accepted));
     for (let i = 0; i < rejected.length; i += BATCH) {

@@ -21,6 +21,8 @@ export interface RollupSample {
   vcpu_millicores: number;
   memory_mib: number;
   storage_gib: number;
+  /** Bytes sent to the internet in the sample (0 when the agent meters none). */
+  egress_bytes?: number;
 }
 
 export function isRunningState(state: string): boolean {
@@ -33,6 +35,7 @@ interface Counters {
   vcpu_mcs: number;
   memory_mibs: number;
   storage_gibs: number;
+  egress_bytes: number;
 }
 
 /** What one sample adds. Each term stays far below 2^53 (a sample is at most minutes long). */
@@ -51,6 +54,7 @@ function addSample(into: Counters, s: RollupSample, start: number): void {
     into.memory_mibs += seconds * s.memory_mib;
   } else into.stopped_s += seconds;
   into.storage_gibs += seconds * s.storage_gib;
+  into.egress_bytes += s.egress_bytes ?? 0;
 }
 
 export function bucketOf(time: number, grain: UsageGrain): number {
@@ -64,9 +68,17 @@ function add(into: Counters, c: Counters): void {
   into.vcpu_mcs += c.vcpu_mcs;
   into.memory_mibs += c.memory_mibs;
   into.storage_gibs += c.storage_gibs;
+  into.egress_bytes += c.egress_bytes;
 }
 
-const COUNTER_COLUMNS = ['running_s', 'stopped_s', 'vcpu_mcs', 'memory_mibs', 'storage_gibs'] as const;
+const COUNTER_COLUMNS = [
+  'running_s',
+  'stopped_s',
+  'vcpu_mcs',
+  'memory_mibs',
+  'storage_gibs',
+  'egress_bytes',
+] as const;
 
 /** SET clauses that add the new row's counters to the stored ones. */
 function increments(table: 'usage_rollup_device' | 'usage_rollup_tenant') {
@@ -209,7 +221,7 @@ export function rollupWrites(samples: readonly RollupSample[]): RawBuilder<unkno
 }
 
 function zero(): Counters {
-  return { running_s: 0, stopped_s: 0, vcpu_mcs: 0, memory_mibs: 0, storage_gibs: 0 };
+  return { running_s: 0, stopped_s: 0, vcpu_mcs: 0, memory_mibs: 0, storage_gibs: 0, egress_bytes: 0 };
 }
 
 /** One fixed order of keys: every transaction that writes shared rows locks them in this order. */

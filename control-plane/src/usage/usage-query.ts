@@ -22,7 +22,7 @@ export interface UsageQuantities {
   storageGibSeconds: bigint;
   /** Seconds stream viewer sessions were open. */
   viewerSeconds: bigint;
-  /** Always 0: no egress is metered yet. */
+  /** Bytes sent to the internet, as the agents metered them (0 for hosts that meter none). */
   egressBytes: bigint;
   /** Distinct devices with samples in the row. */
   deviceCount: number;
@@ -242,6 +242,7 @@ interface SumRow {
   vcpu_mcs?: string;
   memory_mibs?: string;
   storage_gibs?: string;
+  egress_bytes?: string;
   devices?: number | string;
   viewer_s?: string;
 }
@@ -314,7 +315,8 @@ async function rowsFor(db: Db, plan: Plan, keys: string[][] | undefined): Promis
   const head = groupCount > 0 ? sql`${sql.join(keyAliases(select))},` : sql``;
   const join = needsDevice ? sql`join device d on d.id = r.device_id` : sql``;
   const counters = sql`sum(r.running_s)::text as running_s, sum(r.stopped_s)::text as stopped_s,
-    sum(r.vcpu_mcs)::text as vcpu_mcs, sum(r.memory_mibs)::text as memory_mibs, sum(r.storage_gibs)::text as storage_gibs`;
+    sum(r.vcpu_mcs)::text as vcpu_mcs, sum(r.memory_mibs)::text as memory_mibs, sum(r.storage_gibs)::text as storage_gibs,
+    sum(r.egress_bytes)::text as egress_bytes`;
   // Tenant-level groupings sum the tenant rollups (a tenth of the rows or fewer) and count distinct
   // devices apart; the others need the device rows anyway.
   const tenantLevel = (plan.groupBy === 'tenant' || plan.groupBy === 'subtree') && !plan.sel.deviceId;
@@ -376,6 +378,7 @@ async function rowsFor(db: Db, plan: Plan, keys: string[][] | undefined): Promis
     row.vcpuMillicoreSeconds = BigInt(r.vcpu_mcs ?? '0');
     row.memoryMibSeconds = BigInt(r.memory_mibs ?? '0');
     row.storageGibSeconds = BigInt(r.storage_gibs ?? '0');
+    row.egressBytes = BigInt(r.egress_bytes ?? '0');
     if (r.devices !== undefined) row.deviceCount = Number(r.devices);
   }
   for (const r of counted?.rows ?? []) rowOf(r).deviceCount = Number(r.devices);

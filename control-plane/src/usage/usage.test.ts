@@ -70,6 +70,7 @@ interface Raw {
   vcpu: number;
   memory: number;
   storage: number;
+  egress: number;
 }
 
 /** The local "wall" key of an instant in a zone, computed apart from the code under test. */
@@ -114,7 +115,15 @@ function naive(
 ) {
   const out = new Map<
     string,
-    { run: bigint; stop: bigint; vcpu: bigint; mem: bigint; sto: bigint; devices: Set<string> }
+    {
+      run: bigint;
+      stop: bigint;
+      vcpu: bigint;
+      mem: bigint;
+      sto: bigint;
+      egress: bigint;
+      devices: Set<string>;
+    }
   >();
   for (const s of raw) {
     if (!q.tenants.includes(s.tenant) || s.start < q.start || s.start >= q.end) continue;
@@ -129,7 +138,7 @@ function naive(
     const key = `${group}|${localKey(s.start, q.zone, q.unit)}`;
     let v = out.get(key);
     if (!v) {
-      v = { run: 0n, stop: 0n, vcpu: 0n, mem: 0n, sto: 0n, devices: new Set() };
+      v = { run: 0n, stop: 0n, vcpu: 0n, mem: 0n, sto: 0n, egress: 0n, devices: new Set() };
       out.set(key, v);
     }
     const seconds = BigInt(Math.floor((s.end - s.start) / 1000));
@@ -139,12 +148,13 @@ function naive(
     v.vcpu += running ? seconds * BigInt(s.vcpu) : 0n;
     v.mem += running ? seconds * BigInt(s.memory) : 0n;
     v.sto += seconds * BigInt(s.storage);
+    v.egress += BigInt(s.egress);
     v.devices.add(s.device);
   }
   return new Map(
     [...out].map(([k, v]) => [
       k,
-      [v.run, v.stop, v.vcpu, v.mem, v.sto, v.devices.size].map(String).join(' '),
+      [v.run, v.stop, v.vcpu, v.mem, v.sto, v.egress, v.devices.size].map(String).join(' '),
     ]),
   );
 }
@@ -173,6 +183,7 @@ function fromRows(rows: readonly UsageRow[], zone: string, unit: BucketUnit, gro
         r.vcpuMillicoreSeconds,
         r.memoryMibSeconds,
         r.storageGibSeconds,
+        r.egressBytes,
         r.deviceCount,
       ),
     );
@@ -253,6 +264,8 @@ for (const kind of availableDatabaseKinds()) {
           const start = t + rng.int(0, 59) * 1000;
           const end = start + rng.pick([60_000, 60_000, 60_000, 30_000, 90_500, 1000]);
           const state = rng.pick(STATES);
+          // Stopped phones send nothing; running ones up to a few MB a minute, some nothing.
+          const egress = isRunningState(STATE_NAMES[state] ?? '') ? rng.pick([0, 1, 1500, 4_000_000]) : 0;
           const list = perHost.get(d.host) ?? [];
           list.push(
             create(agentv1.UsageSampleSchema, {
@@ -265,6 +278,7 @@ for (const kind of availableDatabaseKinds()) {
               memoryMib: d.mem,
               storageGib: d.sto,
               state,
+              egressBytes: BigInt(egress),
             }),
           );
           raw.push({
@@ -278,6 +292,7 @@ for (const kind of availableDatabaseKinds()) {
             vcpu: d.vcpu,
             memory: d.mem,
             storage: d.sto,
+            egress,
           });
         }
       }
@@ -378,6 +393,7 @@ for (const kind of availableDatabaseKinds()) {
               r.vcpuMillicoreSeconds,
               r.memoryMibSeconds,
               r.storageGibSeconds,
+              r.egressBytes,
               r.deviceCount,
             ),
           ]),

@@ -23,8 +23,19 @@ export interface DockerRuntimeConfig {
   readonly scope: string;
   /** Prefix of container and volume names; the device id follows. */
   readonly namePrefix: string;
-  /** User-defined bridge network the phones join (created if missing). */
+  /**
+   * With `tenantNetworks` (default): the prefix of the per-tenant network names
+   * (`<network>-<hash of scope and tenant>`); without: the one bridge network every phone joins.
+   * Networks are created when a phone needs one; empty tenant networks are removed.
+   */
   readonly network: string;
+  /** One bridge network per tenant (default), so phones of different tenants share no L2 segment. */
+  readonly tenantNetworks: boolean;
+  /**
+   * Every phone bridge's interface name starts with this (1-6 lower-case letters or digits); the
+   * agent's firewall matches phone traffic by it (`<prefix>+`). Default `cph`.
+   */
+  readonly bridgePrefix: string;
   /** Driver options for the network when the runtime creates it. */
   readonly networkOptions: Readonly<Record<string, string>>;
   readonly adbAccess: AdbAccess;
@@ -56,6 +67,8 @@ export const DEFAULT_DOCKER_RUNTIME_CONFIG: DockerRuntimeConfig = Object.freeze(
   scope: 'default',
   namePrefix: 'cphone-',
   network: 'cphone',
+  tenantNetworks: true,
+  bridgePrefix: 'cph',
   networkOptions: Object.freeze({}),
   adbAccess: 'published',
   adbBindHost: '127.0.0.1',

@@ -2,8 +2,16 @@
 import type Docker from 'dockerode';
 import type { DockerRuntimeConfig } from './docker-config.js';
 import { LABEL_DEVICE_ID, LABEL_SPEC_REVISION, LABEL_TENANT_ID } from './labels.js';
+import { phoneNetworkFor } from './phone-network.js';
 import { ADB_CONTAINER_PORT, ADB_PORT_KEY } from './redroid-options.js';
-import type { AdbEndpoint, DeviceState, RuntimeDevice, RuntimeEvent, RuntimeEventType } from './types.js';
+import type {
+  AdbEndpoint,
+  DeviceState,
+  PhoneNetwork,
+  RuntimeDevice,
+  RuntimeEvent,
+  RuntimeEventType,
+} from './types.js';
 
 const STATE: Readonly<Record<string, DeviceState>> = {
   created: 'created',
@@ -24,14 +32,24 @@ function engineTime(value: string | undefined): Date | undefined {
   return Number.isNaN(date.getTime()) ? undefined : date;
 }
 
+function phoneNetwork(
+  info: Docker.ContainerInspectInfo,
+  config: DockerRuntimeConfig,
+  tenantId: string,
+): PhoneNetwork | undefined {
+  const { name, bridge } = phoneNetworkFor(config, tenantId);
+  // podman leaves the top-level IPAddress empty on user-defined networks: read the network's entry.
+  const address = info.NetworkSettings.Networks[name]?.IPAddress;
+  return address ? { name, bridge, address } : undefined;
+}
+
 function adbEndpoint(
   info: Docker.ContainerInspectInfo,
   config: DockerRuntimeConfig,
+  network: PhoneNetwork | undefined,
 ): AdbEndpoint | undefined {
   if (config.adbAccess === 'bridge') {
-    // podman leaves the top-level IPAddress empty on user-defined networks: read the network's entry.
-    const ip = info.NetworkSettings.Networks[config.network]?.IPAddress;
-    return ip ? { host: ip, port: ADB_CONTAINER_PORT } : undefined;
+    return network ? { host: network.address, port: ADB_CONTAINER_PORT } : undefined;
   }
   const binding = info.NetworkSettings.Ports?.[ADB_PORT_KEY]?.[0];
   const port = Number(binding?.HostPort);
@@ -48,10 +66,12 @@ export function deviceFromInspect(
   const state = STATE[info.State.Status] ?? 'exited';
   const startedAt = engineTime(info.State.StartedAt);
   const finishedAt = engineTime(info.State.FinishedAt);
-  const adb = state === 'running' ? adbEndpoint(info, config) : undefined;
+  const tenantId = labels[LABEL_TENANT_ID] ?? '';
+  const network = state === 'running' ? phoneNetwork(info, config, tenantId) : undefined;
+  const adb = state === 'running' ? adbEndpoint(info, config, network) : undefined;
   return {
     deviceId: labels[LABEL_DEVICE_ID] ?? '',
-    tenantId: labels[LABEL_TENANT_ID] ?? '',
+    tenantId,
     specRevision: Number(labels[LABEL_SPEC_REVISION] ?? -1),
     image: info.Config.Image,
     state,
@@ -61,6 +81,7 @@ export function deviceFromInspect(
     ...(startedAt !== undefined ? { startedAt } : {}),
     ...(finishedAt !== undefined ? { finishedAt } : {}),
     ...(adb !== undefined ? { adb } : {}),
+    ...(network !== undefined ? { network } : {}),
   };
 }
 

@@ -6,6 +6,7 @@ import type Docker from 'dockerode';
 import { contractSpec, waitForTcp } from './contract.js';
 import { DockerRuntime } from './docker-runtime.js';
 import { ImagePullError } from './errors.js';
+import { phoneNetworkFor } from './phone-network.js';
 import { connectEngine, removeScope } from './test-engine.js';
 
 describe('DockerRuntime against the engine', () => {
@@ -52,20 +53,24 @@ describe('DockerRuntime against the engine', () => {
     );
   });
 
-  it('creates its bridge network when missing; bridge access gives the container IP, reachable from the host', async () => {
+  it("creates the tenant's bridge network when missing (removed with its last phone); bridge access gives the container IP, reachable from the host", async () => {
     const runtime = new DockerRuntime({
       socketPath,
       config: { scope, network, pullPolicy: 'never', adbAccess: 'bridge' },
     });
     const spec = contractSpec(harness(), 'bridge');
     await runtime.create(spec);
-    const info = await docker.getNetwork(network).inspect();
+    const tenantNetwork = phoneNetworkFor(runtime.config, spec.tenantId);
+    const info = await docker.getNetwork(tenantNetwork.name).inspect();
     assert.equal(info.Driver, 'bridge');
+    assert.equal(info.Labels?.['dev.cphone.tenant-id'], spec.tenantId);
     await runtime.start(spec.deviceId);
     const device = await runtime.inspect(spec.deviceId);
     assert.equal(device?.adb?.port, 5555);
     assert.match(device?.adb?.host ?? '', /^\d+\.\d+\.\d+\.\d+$/);
+    assert.deepEqual(device?.network, { ...tenantNetwork, address: device?.adb?.host });
     await waitForTcp(device!.adb!);
     await runtime.remove(spec.deviceId, { keepData: false });
+    await assert.rejects(docker.getNetwork(tenantNetwork.name).inspect(), /404|no such network|not found/i);
   });
 });

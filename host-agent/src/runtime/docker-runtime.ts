@@ -9,7 +9,8 @@ import {
   RuntimeUnavailableError,
   SpecRevisionConflictError,
 } from './errors.js';
-import { LABEL_DEVICE_ID, LABEL_MANAGED, LABEL_SCOPE, scopeFilters } from './labels.js';
+import { LABEL_DEVICE_ID, LABEL_MANAGED, LABEL_SCOPE, LABEL_TENANT_ID, scopeFilters } from './labels.js';
+import { LABEL_NETWORK, phoneNetworkCreateOptions, phoneNetworkFor } from './phone-network.js';
 import { containerName, redroidCreateOptions, redroidVolumeOptions, volumeName } from './redroid-options.js';
 import { validateDeviceSpec } from './spec.js';
 import type { DeviceSpec, RemoveOptions, RuntimeDevice, RuntimeEvent, StopOptions } from './types.js';
@@ -38,7 +39,8 @@ export class DockerRuntime implements ContainerRuntime {
   readonly name = 'docker';
   readonly config: DockerRuntimeConfig;
   readonly #docker: Docker;
-  #network: Promise<void> | undefined;
+  /** Network work (create, join, prune) serialised per network name. */
+  readonly #networkLocks = new Map<string, Promise<unknown>>();
 
   constructor(options: DockerRuntimeOptions = {}) {
     this.config = dockerRuntimeConfig(options.config);
@@ -49,11 +51,14 @@ export class DockerRuntime implements ContainerRuntime {
     validateDeviceSpec(spec);
     const existing = await this.inspect(spec.deviceId);
     if (existing !== undefined) return this.#adopt(existing, spec);
-    await this.#ensureNetwork();
     await this.#ensureImage(this.config.imageOverride ?? spec.image);
     await this.#ensureVolume(spec);
     try {
-      await this.#docker.createContainer(redroidCreateOptions(spec, this.config));
+      // Under the network's lock, so a prune of an empty network cannot slip in between.
+      await this.#withNetwork(phoneNetworkFor(this.config, spec.tenantId).name, async () => {
+        await this.#createNetworkIfMissing(spec.tenantId);
+        await this.#docker.createContainer(redroidCreateOptions(spec, this.config));
+      });
     } catch (err) {
       // A concurrent create for the same device may have won the name (Docker answers 409, podman
       // 500 "name is already in use"): adopt what it made; anything else is the engine's failure.
@@ -80,13 +85,15 @@ export class DockerRuntime implements ContainerRuntime {
   }
 
   async remove(deviceId: string, options: RemoveOptions): Promise<void> {
-    if ((await this.inspect(deviceId)) !== undefined) {
+    const existing = await this.inspect(deviceId);
+    if (existing !== undefined) {
       try {
         await this.#container(deviceId).remove({ force: true, v: false });
       } catch (err) {
         const code = statusCode(err);
         if (code !== 404 && code !== 409) throw engineError('remove', deviceId, err);
       }
+      if (this.config.tenantNetworks) await this.#pruneNetwork(existing.tenantId);
     }
     if (options.keepData) return;
     const volume = this.#docker.getVolume(volumeName(this.config, deviceId));
@@ -116,15 +123,7 @@ export class DockerRuntime implements ContainerRuntime {
   }
 
   async list(): Promise<RuntimeDevice[]> {
-    let summaries: Docker.ContainerInfo[];
-    try {
-      summaries = await this.#docker.listContainers({
-        all: true,
-        filters: { label: scopeFilters(this.config.scope) },
-      });
-    } catch (err) {
-      throw engineError('list', `scope ${this.config.scope}`, err);
-    }
+    const summaries = await this.#scopeContainers();
     const ids = new Set<string>();
     for (const s of summaries) {
       const id = s.Labels?.[LABEL_DEVICE_ID];
@@ -208,16 +207,71 @@ export class DockerRuntime implements ContainerRuntime {
     return existing;
   }
 
-  #ensureNetwork(): Promise<void> {
-    this.#network ??= this.#createNetworkIfMissing().catch((err: unknown) => {
-      this.#network = undefined; // let the next create retry
-      throw err;
-    });
-    return this.#network;
+  /**
+   * Removes the scope's tenant networks that no phone of the scope uses any more (the agent calls
+   * it periodically, to clean up after phones removed while it was away). Returns the names removed.
+   */
+  async pruneNetworks(): Promise<string[]> {
+    if (!this.config.tenantNetworks) return [];
+    let networks: Docker.NetworkInspectInfo[];
+    try {
+      networks = await this.#docker.listNetworks({
+        filters: { label: [...scopeFilters(this.config.scope), `${LABEL_NETWORK}=tenant`] },
+      });
+    } catch (err) {
+      throw engineError('list networks of', `scope ${this.config.scope}`, err);
+    }
+    const removed: string[] = [];
+    for (const n of networks) {
+      const tenant = n.Labels?.[LABEL_TENANT_ID];
+      if (n.Labels?.[LABEL_SCOPE] !== this.config.scope || tenant === undefined) continue;
+      if (await this.#pruneNetwork(tenant)) removed.push(n.Name);
+    }
+    return removed;
   }
 
-  async #createNetworkIfMissing(): Promise<void> {
-    const name = this.config.network;
+  /** Removes the tenant's network when none of the scope's containers (in any state) is on it. */
+  async #pruneNetwork(tenantId: string): Promise<boolean> {
+    const name = phoneNetworkFor(this.config, tenantId).name;
+    return this.#withNetwork(name, async () => {
+      const containers = await this.#scopeContainers();
+      if (containers.some((c) => c.Labels?.[LABEL_TENANT_ID] === tenantId)) return false;
+      try {
+        await this.#docker.getNetwork(name).remove();
+        return true;
+      } catch {
+        // Gone already, or still used by something outside the scope: the engine keeps it.
+        return false;
+      }
+    });
+  }
+
+  /** Every container of the scope, in any state, as the engine lists them. */
+  async #scopeContainers(): Promise<Docker.ContainerInfo[]> {
+    try {
+      return await this.#docker.listContainers({
+        all: true,
+        filters: { label: scopeFilters(this.config.scope) },
+      });
+    } catch (err) {
+      throw engineError('list', `scope ${this.config.scope}`, err);
+    }
+  }
+
+  #withNetwork<T>(name: string, work: () => Promise<T>): Promise<T> {
+    const previous = this.#networkLocks.get(name) ?? Promise.resolve();
+    const next = previous.then(work, work);
+    const settled = next.catch(() => undefined);
+    this.#networkLocks.set(name, settled);
+    void settled.then(() => {
+      if (this.#networkLocks.get(name) === settled) this.#networkLocks.delete(name);
+    });
+    return next;
+  }
+
+  async #createNetworkIfMissing(tenantId: string): Promise<void> {
+    const options = phoneNetworkCreateOptions(this.config, tenantId);
+    const name = options.Name;
     try {
       await this.#docker.getNetwork(name).inspect();
       return;
@@ -225,13 +279,7 @@ export class DockerRuntime implements ContainerRuntime {
       if (statusCode(err) !== 404) throw engineError('inspect network', name, err);
     }
     try {
-      await this.#docker.createNetwork({
-        Name: name,
-        Driver: 'bridge',
-        CheckDuplicate: true,
-        Options: { ...this.config.networkOptions },
-        Labels: { [LABEL_MANAGED]: 'true' },
-      });
+      await this.#docker.createNetwork(options);
     } catch (err) {
       // Another agent process (or test run) made it first: Docker answers 409, podman 500.
       const exists = await this.#docker

@@ -4,34 +4,10 @@
 import { strict as assert } from 'node:assert';
 import { randomBytes } from 'node:crypto';
 import { rm } from 'node:fs/promises';
-import { PassThrough } from 'node:stream';
-import type Docker from 'dockerode';
 import { runtimeContract } from './contract.js';
 import { DockerRuntime } from './docker-runtime.js';
 import { volumeName } from './redroid-options.js';
-import { bundleStandinPhone, connectEngine, removeScope } from './test-engine.js';
-
-async function exec(
-  docker: Docker,
-  container: string,
-  cmd: string[],
-): Promise<{ code: number; stdout: string }> {
-  const execution = await docker
-    .getContainer(container)
-    .exec({ Cmd: cmd, AttachStdout: true, AttachStderr: true });
-  const stream = await execution.start({ hijack: true, stdin: false });
-  const stdout = new PassThrough();
-  const chunks: Buffer[] = [];
-  stdout.on('data', (c: Buffer) => chunks.push(c));
-  docker.modem.demuxStream(stream, stdout, new PassThrough());
-  await new Promise<void>((resolve, reject) => {
-    stream.on('end', resolve);
-    stream.on('close', resolve);
-    stream.on('error', reject);
-  });
-  const info = await execution.inspect();
-  return { code: info.ExitCode ?? -1, stdout: Buffer.concat(chunks).toString('utf8') };
-}
+import { bundleStandinPhone, connectEngine, execIn as exec, removeScope } from './test-engine.js';
 
 runtimeContract('docker (podman)', async () => {
   const { docker, socketPath, image } = await connectEngine();

@@ -1,6 +1,7 @@
 import { strict as assert } from 'node:assert';
 import { describe, it } from 'node:test';
 import { dockerRuntimeConfig } from './docker-config.js';
+import { phoneNetworkFor } from './phone-network.js';
 import { redroidBootArgs, redroidCreateOptions, redroidVolumeOptions } from './redroid-options.js';
 import type { DeviceSpec } from './types.js';
 
@@ -74,9 +75,11 @@ describe('redroidCreateOptions', () => {
     });
   });
 
-  it('joins the phone network and publishes ADB on loopback only, on an engine-chosen port', () => {
-    assert.equal(host.NetworkMode, 'cphone');
-    assert.deepEqual(options.NetworkingConfig, { EndpointsConfig: { cphone: {} } });
+  it("joins its tenant's network and publishes ADB on loopback only, on an engine-chosen port", () => {
+    const { name } = phoneNetworkFor(dockerRuntimeConfig({ scope: 'host-1' }), 'acme');
+    assert.match(name, /^cphone-[0-9a-f]{12}$/);
+    assert.equal(host.NetworkMode, name);
+    assert.deepEqual(options.NetworkingConfig, { EndpointsConfig: { [name]: {} } });
     assert.deepEqual(options.ExposedPorts, { '5555/tcp': {} });
     assert.deepEqual(host.PortBindings, { '5555/tcp': [{ HostIp: '127.0.0.1', HostPort: '' }] });
     assert.equal(host.PublishAllPorts, false);

@@ -1,6 +1,7 @@
 import type Docker from 'dockerode';
 import type { DockerRuntimeConfig } from './docker-config.js';
 import { deviceLabels, volumeLabels } from './labels.js';
+import { phoneNetworkFor } from './phone-network.js';
 import type { DeviceSpec } from './types.js';
 
 /** Redroid's adbd listens here inside the container. */
@@ -50,6 +51,7 @@ export function redroidCreateOptions(
   config: DockerRuntimeConfig,
 ): Docker.ContainerCreateOptions {
   const published = config.adbAccess === 'published';
+  const network = phoneNetworkFor(config, spec.tenantId).name;
   const binds = [`${volumeName(config, spec.deviceId)}:${DATA_MOUNT}`, ...config.binds];
   return {
     name: containerName(config, spec.deviceId),
@@ -81,11 +83,11 @@ export function redroidCreateOptions(
         PathInContainer: d.containerPath,
         CgroupPermissions: 'rwm',
       })),
-      NetworkMode: config.network,
+      NetworkMode: network,
       PortBindings: published ? { [ADB_PORT_KEY]: [{ HostIp: config.adbBindHost, HostPort: '' }] } : {},
       PublishAllPorts: false,
     },
-    NetworkingConfig: { EndpointsConfig: { [config.network]: {} } },
+    NetworkingConfig: { EndpointsConfig: { [network]: {} } },
   };
 }
 

@@ -4,6 +4,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { PassThrough } from 'node:stream';
 import Docker from 'dockerode';
 import { build } from 'esbuild';
 import { LABEL_SCOPE } from './labels.js';
@@ -61,7 +62,7 @@ export async function bundleStandinPhone(): Promise<{ dir: string; binds: string
   return { dir, binds: [`${dir}:/opt/cphone:ro`, `${join(repoRoot, 'host-agent/fixtures')}:/fixtures:ro`] };
 }
 
-/** Removes every container and volume a test scope made. */
+/** Removes every container, volume and network a test scope made. */
 export async function removeScope(docker: Docker, scope: string): Promise<void> {
   const filters = { label: [`${LABEL_SCOPE}=${scope}`] };
   for (const c of await docker.listContainers({ all: true, filters })) {
@@ -69,4 +70,33 @@ export async function removeScope(docker: Docker, scope: string): Promise<void> 
   }
   const { Volumes } = await docker.listVolumes({ filters });
   for (const v of Volumes ?? []) await docker.getVolume(v.Name).remove();
+  for (const n of await docker.listNetworks({ filters })) {
+    await docker
+      .getNetwork(n.Name)
+      .remove()
+      .catch(() => undefined);
+  }
+}
+
+/** Runs a command in a container; its exit code and stdout. */
+export async function execIn(
+  docker: Docker,
+  container: string,
+  cmd: string[],
+): Promise<{ code: number; stdout: string }> {
+  const execution = await docker
+    .getContainer(container)
+    .exec({ Cmd: cmd, AttachStdout: true, AttachStderr: true });
+  const stream = await execution.start({ hijack: true, stdin: false });
+  const stdout = new PassThrough();
+  const chunks: Buffer[] = [];
+  stdout.on('data', (c: Buffer) => chunks.push(c));
+  docker.modem.demuxStream(stream, stdout, new PassThrough());
+  await new Promise<void>((resolve, reject) => {
+    stream.on('end', resolve);
+    stream.on('close', resolve);
+    stream.on('error', reject);
+  });
+  const info = await execution.inspect();
+  return { code: info.ExitCode ?? -1, stdout: Buffer.concat(chunks).toString('utf8') };
 }

@@ -39,6 +39,16 @@ export interface AdbEndpoint {
   readonly port: number;
 }
 
+/** Where a running container phone sits on the host's network (docker runtime only). */
+export interface PhoneNetwork {
+  /** The engine's network name (the tenant's network by default). */
+  readonly name: string;
+  /** The bridge interface on the host. */
+  readonly bridge: string;
+  /** The phone's IPv4 address on it. */
+  readonly address: string;
+}
+
 /** What a runtime observes about one phone. */
 export interface RuntimeDevice {
   readonly deviceId: string;
@@ -54,6 +64,8 @@ export interface RuntimeDevice {
   readonly finishedAt?: Date;
   /** Where the phone's adbd listens; present while it runs. */
   readonly adb?: AdbEndpoint;
+  /** Its network address while it runs (docker runtime). */
+  readonly network?: PhoneNetwork;
   readonly labels: Readonly<Record<string, string>>;
 }
 

@@ -90,6 +90,7 @@ export class UsageSender {
               storageGib: s.storageGib,
               state: s.state,
               specRevision: BigInt(s.specRevision),
+              egressBytes: BigInt(s.egressBytes ?? 0),
             })),
           },
         },

@@ -19,6 +19,11 @@ export interface UsageSamplerOptions {
   readonly intervalMs: number;
   /** The devices to bill for the interval that just ended. */
   readonly devices: () => readonly MeteredDevice[];
+  /**
+   * Egress bytes of these devices since they were last taken (the network isolation's meter);
+   * unset: no egress is metered.
+   */
+  readonly egress?: (deviceIds: readonly string[]) => Promise<ReadonlyMap<string, bigint>>;
   /** Called with each durable batch, so the session can send it at once. */
   readonly onAppended: (samples: readonly SpooledSample[]) => void;
   readonly logger: Logger;
@@ -49,7 +54,9 @@ export class UsageSampler {
   /** Takes the samples of the interval ending at `endMs` (the tick calls it; tests may too). */
   async sampleNow(endMs: number = this.#alignedNow()): Promise<SpooledSample[]> {
     const startMs = endMs - this.#options.intervalMs;
-    const inits: SampleInit[] = this.#options.devices().map((d) => ({
+    const devices = this.#options.devices();
+    const egress = await this.#options.egress?.(devices.map((d) => d.deviceId));
+    const inits: SampleInit[] = devices.map((d) => ({
       deviceId: d.deviceId,
       tenantId: d.tenantId,
       startMs,
@@ -59,6 +66,7 @@ export class UsageSampler {
       storageGib: d.storageGib,
       state: d.state,
       specRevision: d.specRevision,
+      ...(egress !== undefined ? { egressBytes: Number(egress.get(d.deviceId) ?? 0n) } : {}),
     }));
     const written = await this.#options.spool.append(inits);
     if (written.length > 0) this.#options.onAppended(written);

@@ -162,3 +162,49 @@ test('the sampler writes one sample per metered device for the aligned interval'
   await sampler.stop();
   await spool.close();
 });
+
+test('the sampler takes each sampled device’s egress bytes and they survive a reopen of the spool', async () => {
+  const dir = await tempDir();
+  let spool = await UsageSpool.open({ dir });
+  const asked: string[][] = [];
+  const device = {
+    tenantId: 't-1',
+    vcpuMillicores: 1000,
+    memoryMib: 2048,
+    storageGib: 8,
+    state: 5,
+    specRevision: 1,
+  };
+  const sampler = new UsageSampler({
+    spool,
+    intervalMs: 60_000,
+    devices: () => [
+      { ...device, deviceId: 'd-1' },
+      { ...device, deviceId: 'd-2' },
+    ],
+    egress: async (ids) => {
+      asked.push([...ids]);
+      return new Map([['d-1', 123_456n]]);
+    },
+    onAppended: () => undefined,
+    logger: pino({ level: 'silent' }),
+    now: () => 125_000,
+  });
+  const samples = await sampler.sampleNow();
+  assert.deepEqual(asked, [['d-1', 'd-2']]);
+  assert.deepEqual(
+    samples.map((s) => [s.deviceId, s.egressBytes]),
+    [
+      ['d-1', 123_456],
+      ['d-2', 0],
+    ],
+  );
+  await sampler.stop();
+  await spool.close();
+  spool = await UsageSpool.open({ dir });
+  assert.deepEqual(
+    spool.pending().map((s) => s.egressBytes),
+    [123_456, 0],
+  );
+  await spool.close();
+});

@@ -15,6 +15,8 @@ export interface SpooledSample {
   /** Proto DeviceState number (RUNNING, BOOTING ...). */
   readonly state: number;
   readonly specRevision: number;
+  /** Bytes sent to the internet in the interval (absent in lines spooled before egress was metered). */
+  readonly egressBytes?: number;
 }
 
 export type SampleInit = Omit<SpooledSample, 'sequence'>;

@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file cphone/agent/v1/metering.proto.
  */
 export const file_cphone_agent_v1_metering: GenFile = /*@__PURE__*/
-  fileDesc("Ch5jcGhvbmUvYWdlbnQvdjEvbWV0ZXJpbmcucHJvdG8SD2NwaG9uZS5hZ2VudC52MSKpAgoLVXNhZ2VTYW1wbGUSEAoIc2VxdWVuY2UYASABKAQSEQoJZGV2aWNlX2lkGAIgASgJEhEKCXRlbmFudF9pZBgDIAEoCRIuCgpzdGFydF90aW1lGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIsCghlbmRfdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFwoPdmNwdV9taWxsaWNvcmVzGAYgASgFEhIKCm1lbW9yeV9taWIYByABKAUSEwoLc3RvcmFnZV9naWIYCCABKAUSKwoFc3RhdGUYCSABKA4yHC5jcGhvbmUuYWdlbnQudjEuRGV2aWNlU3RhdGUSFQoNc3BlY19yZXZpc2lvbhgKIAEoBCI8CgtVc2FnZVJlcG9ydBItCgdzYW1wbGVzGAEgAygLMhwuY3Bob25lLmFnZW50LnYxLlVzYWdlU2FtcGxlIhwKCFVzYWdlQWNrEhAKCHNlcXVlbmNlGAEgASgEYgZwcm90bzM", [file_cphone_agent_v1_device, file_google_protobuf_timestamp]);
+  fileDesc("Ch5jcGhvbmUvYWdlbnQvdjEvbWV0ZXJpbmcucHJvdG8SD2NwaG9uZS5hZ2VudC52MSK/AgoLVXNhZ2VTYW1wbGUSEAoIc2VxdWVuY2UYASABKAQSEQoJZGV2aWNlX2lkGAIgASgJEhEKCXRlbmFudF9pZBgDIAEoCRIuCgpzdGFydF90aW1lGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIsCghlbmRfdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFwoPdmNwdV9taWxsaWNvcmVzGAYgASgFEhIKCm1lbW9yeV9taWIYByABKAUSEwoLc3RvcmFnZV9naWIYCCABKAUSKwoFc3RhdGUYCSABKA4yHC5jcGhvbmUuYWdlbnQudjEuRGV2aWNlU3RhdGUSFQoNc3BlY19yZXZpc2lvbhgKIAEoBBIUCgxlZ3Jlc3NfYnl0ZXMYCyABKAQiPAoLVXNhZ2VSZXBvcnQSLQoHc2FtcGxlcxgBIAMoCzIcLmNwaG9uZS5hZ2VudC52MS5Vc2FnZVNhbXBsZSIcCghVc2FnZUFjaxIQCghzZXF1ZW5jZRgBIAEoBGIGcHJvdG8z", [file_cphone_agent_v1_device, file_google_protobuf_timestamp]);
 
 /**
  * The allocation of one device over one interval (normally one minute, aligned to the minute).
@@ -92,6 +92,16 @@ export type UsageSample = Message<"cphone.agent.v1.UsageSample"> & {
    * @generated from field: uint64 spec_revision = 10;
    */
   specRevision: bigint;
+
+  /**
+   * Bytes the device sent to the internet since its previous sample: IP packets (headers included)
+   * counted by the agent's per-phone firewall rule, so traffic the firewall refuses (to other
+   * phones, the host, private, link-local and reserved addresses) is not in it. 0 where the host
+   * meters no egress (the sim runtime, or network isolation turned off).
+   *
+   * @generated from field: uint64 egress_bytes = 11;
+   */
+  egressBytes: bigint;
 };
 
 /**

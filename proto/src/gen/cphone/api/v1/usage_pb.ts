@@ -169,8 +169,9 @@ export type UsageRecord = Message<"cphone.api.v1.UsageRecord"> & {
   viewerSeconds: bigint;
 
   /**
-   * Bytes sent out of the platform for these devices. 0 until the agent reports it: no source of
-   * egress is metered yet.
+   * Bytes the devices sent to the internet, as their hosts' agents meter it (each phone's firewall
+   * rule counts IP packets it lets out; refused traffic is not counted), by the bucket of each
+   * sample's start. 0 for hosts that meter no egress (sim runtime, network isolation off).
    *
    * @generated from field: int64 egress_bytes = 21;
    */
