@@ -37,6 +37,14 @@ inputs=(package.json package-lock.json tsconfig.base.json tsconfig.json scripts/
   control-plane/src host-agent/package.json sfu/package.json cli/package.json web/package.json
   web/tsconfig.json web/src deploy/images)
 
+# What the last build made from which inputs. (Not an image label: with --layers, buildah reuses a
+# cached image whose --label values differ.) Builds on this machine take turns, the stand-in base
+# included (the tags are shared by every checkout): the lock is held until the new stamp.
+stamp="${CPHONE_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/cphone}/images/$version.stamp"
+mkdir -p "$(dirname "$stamp")"
+exec 9>"$(dirname "$stamp")/build.lock"
+flock 9
+
 if [[ -n "${CPHONE_BASE_IMAGE:-}" ]]; then
   base="$CPHONE_BASE_IMAGE"
 elif podman image exists "$pinned"; then
@@ -55,9 +63,6 @@ if [[ -n "$(git -C "$root" status --porcelain -- "${inputs[@]}" 2>/dev/null)" ]]
 hash="$( { cd "$root" && git ls-files -co --exclude-standard -- "${inputs[@]}" | LC_ALL=C sort | xargs -d '\n' sha256sum;
   echo "$base_id $commit"; } | sha256sum | cut -c1-16)"
 
-# What the last build made from which inputs. (Not an image label: with --layers, buildah reuses a
-# cached image whose --label values differ.)
-stamp="${CPHONE_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/cphone}/images/$version.stamp"
 ids() { for ref in "${refs[@]}"; do podman image inspect --format '{{.Id}}' "$ref" 2>/dev/null || echo missing; done; }
 if [[ -f "$stamp" && "$(cat "$stamp")" == "$hash $(ids | tr '\n' ' ')" ]]; then printf '%s\n' "${refs[@]}"; exit 0; fi
 
@@ -80,6 +85,5 @@ for i in "${!all_targets[@]}"; do
   # The image this tag named before is dead weight unless a container still uses it.
   if [[ -n "$old" && "$old" != "$new" ]]; then podman rmi "$old" >/dev/null 2>&1 || true; fi
 done
-mkdir -p "$(dirname "$stamp")"
 echo "$hash $(ids | tr '\n' ' ')" > "$stamp"
 printf '%s\n' "${refs[@]}"

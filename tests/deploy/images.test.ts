@@ -46,9 +46,41 @@ async function inspectImage(ref: string): Promise<ImageInspect> {
   return image;
 }
 
+const containers: string[] = [];
+
+/** Starts a detached container (removed after the suite). */
+async function start(name: string, ...args: string[]): Promise<void> {
+  containers.push(name);
+  await podman('run', '--detach', '--name', name, ...args);
+}
+
+/** GETs `url` until `ok` holds, failing at once (with the logs) if the container stops. */
+function fetchWhileRunning(name: string, url: string, ok: (status: number) => boolean): Promise<Response> {
+  return waitFor(
+    `${url} from ${name}`,
+    async () => {
+      const state = await podman('inspect', '--format', '{{.State.Status}}', name);
+      if (state !== 'running') throw new Error(`container ${state}: ${await podman('logs', name)}`);
+      return fetch(url);
+    },
+    (r) => ok(r.status),
+    { timeoutMs: 60_000 },
+  );
+}
+
+/** The container's process runs as uid 1000 and can write only to its tmpfs (and volumes). */
+async function assertUnprivilegedReadOnly(name: string): Promise<void> {
+  const uid = await exec(name, 'node', '-e', 'process.stdout.write(String(process.getuid()))');
+  assert.deepEqual(uid, { code: 0, output: '1000' });
+  const write = (path: string) => exec(name, 'node', '-e', `require('fs').writeFileSync('${path}', 'x')`);
+  const readOnly = await write('/app/written-at-run-time');
+  assert.notEqual(readOnly.code, 0);
+  assert.match(readOnly.output, /EROFS/);
+  assert.equal((await write('/tmp/scratch')).code, 0, 'the tmpfs on /tmp is writable');
+}
+
 let controlPlaneRef = '';
 let consoleRef = '';
-const containers: string[] = [];
 
 before(
   async () => {
@@ -136,41 +168,15 @@ describe('the control-plane image on a fresh PostgreSQL database', () => {
   });
 
   test('the control plane starts read-only as uid 1000, answers /readyz 200 and the API, and is healthy', async () => {
-    containers.push(name);
-    await podman(
-      'run',
-      '--detach',
-      '--name',
-      name,
-      ...runArgs(),
-      '--env',
-      'CPHONE_MIGRATE=false',
-      controlPlaneRef,
-    );
+    await start(name, ...runArgs(), '--env', 'CPHONE_MIGRATE=false', controlPlaneRef);
     const base = `http://127.0.0.1:${port}`;
-    await waitFor(
-      '/readyz to answer 200',
-      async () => {
-        const state = await podman('inspect', '--format', '{{.State.Status}}', name);
-        if (state !== 'running') throw new Error(`container ${state}: ${await podman('logs', name)}`);
-        return (await fetch(`${base}/readyz`)).status;
-      },
-      (s) => s === 200,
-      { timeoutMs: 60_000 },
-    );
+    await fetchWhileRunning(name, `${base}/readyz`, (s) => s === 200);
     const key = (await readFile(join(dataDir, 'bootstrap-admin-key'), 'utf8')).trim();
     const { status, body } = await getOwnTenant(base, key);
     assert.equal(status, 200, JSON.stringify(body));
     assert.match(String((body as { tenant?: { tenantId?: string } }).tenant?.tenantId), /\S/);
 
-    const uid = await exec(name, 'node', '-e', 'process.stdout.write(String(process.getuid()))');
-    assert.deepEqual(uid, { code: 0, output: '1000' });
-    const write = (path: string) => exec(name, 'node', '-e', `require('fs').writeFileSync('${path}', 'x')`);
-    const readOnly = await write('/app/written-at-run-time');
-    assert.notEqual(readOnly.code, 0);
-    assert.match(readOnly.output, /EROFS/);
-    assert.equal((await write('/tmp/scratch')).code, 0, 'the tmpfs on /tmp is writable');
-
+    await assertUnprivilegedReadOnly(name);
     assert.equal((await exec(name, 'node', '/app/healthcheck.mjs')).code, 0);
     await podman('healthcheck', 'run', name);
   });
@@ -184,11 +190,7 @@ describe('the console image', () => {
 
   test('serves the index page with its security policy, read-only as uid 1000, and is healthy', async () => {
     const port = await freePort();
-    containers.push(name);
-    await podman(
-      'run',
-      '--detach',
-      '--name',
+    await start(
       name,
       '--read-only',
       '--network=host',
@@ -198,26 +200,14 @@ describe('the console image', () => {
       `CPHONE_HTTP_PORT=${port}`,
       consoleRef,
     );
-    const res = await waitFor(
-      'the console to answer',
-      async () => {
-        const state = await podman('inspect', '--format', '{{.State.Status}}', name);
-        if (state !== 'running') throw new Error(`container ${state}: ${await podman('logs', name)}`);
-        return fetch(`http://127.0.0.1:${port}/`);
-      },
-      (r) => r.status === 200,
-      { timeoutMs: 30_000 },
-    );
+    const res = await fetchWhileRunning(name, `http://127.0.0.1:${port}/`, (s) => s === 200);
     const html = await res.text();
     assert.match(html, /<!doctype html>/i);
     assert.match(html, /assets\/[^"]+\.js/);
     assert.match(String(res.headers.get('content-security-policy')), /script-src 'self'/);
     const player = await fetch(`http://127.0.0.1:${port}/cphone-player.js`);
     assert.equal(player.status, 200);
-    assert.deepEqual(await exec(name, 'node', '-e', 'process.stdout.write(String(process.getuid()))'), {
-      code: 0,
-      output: '1000',
-    });
+    await assertUnprivilegedReadOnly(name);
     await podman('healthcheck', 'run', name);
   });
 });
