@@ -2,9 +2,9 @@
 # Debian packages the tests use: Debian's adb (interop with the virtual phone), podman and friends
 # (a real Docker Engine API), chromium (a real WebRTC peer for the sfu, driven by playwright-core)
 # with a CJK font (the console's and player's Chinese text in screenshots; 5 MB), aapt and ffmpeg (only to regenerate fixtures), coturn (tests start their own turnserver on
-# loopback). Idempotent.
+# loopback), systemd (systemd-analyze checks the host agent's units offline; nothing is started). Idempotent.
 set -euo pipefail
-packages=(adb podman runc fuse-overlayfs slirp4netns uidmap busybox-static iptables curl chromium fonts-wqy-microhei coturn)
+packages=(adb podman runc fuse-overlayfs slirp4netns uidmap busybox-static iptables curl chromium fonts-wqy-microhei coturn systemd)
 
 # coturn's own service must never run here: it would listen on every interface with the package's
 # config. /etc/default/coturn keeps only the sysv script off; Debian's systemd unit ignores that file

@@ -364,3 +364,26 @@ export function loadConfig(env: Env = process.env): AgentConfig {
 export function describeConfig(config: AgentConfig): Record<string, unknown> {
   return { ...config, credential: '***' };
 }
+
+/**
+ * The settings of a systemd EnvironmentFile (`/etc/cphone/agent.env`): `NAME=VALUE` lines, `#` and
+ * `;` comments, blank lines, values optionally in single or double quotes. Used by commands that run
+ * outside the unit (`cphone-agent doctor`) to see what the service sees.
+ */
+export function parseEnvFile(text: string, file: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [i, raw] of text.split('\n').entries()) {
+    const line = raw.trim();
+    if (line === '' || line.startsWith('#') || line.startsWith(';')) continue;
+    const match = /^(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*)$/.exec(line);
+    if (match === null) throw new ConfigError(`${file}:${i + 1}`, line, 'must be NAME=VALUE');
+    const value = match[2] ?? '';
+    out[match[1] as string] = /^(["']).*\1$/.test(value) ? value.slice(1, -1) : value;
+  }
+  return out;
+}
+
+/** The process environment over a settings file's values (the environment wins). */
+export function environmentWith(file: Readonly<Record<string, string>>, env: Env = process.env): Env {
+  return { ...file, ...env };
+}

@@ -20,6 +20,8 @@ export {
   loadConfig,
   type RuntimeKind,
 } from './config.js';
+// `cphone-agent doctor` and the inotify limits it asks for (deploy/host/install.sh writes the same).
+export { type CheckResult, type CheckStatus, doctorMain, inotifyNeeded } from './doctor/index.js';
 export { HostStats } from './host-stats/index.js';
 export { createLogger } from './logger.js';
 export { createMetrics, type Metrics } from './metrics.js';

@@ -1,12 +1,20 @@
 // The host-agent daemon: `node host-agent/dist/cphone-agent.mjs` (built by `npm run build`; from source
-// `node --import tsx host-agent/src/main.ts`; systemd: deploy/systemd/cphone-agent.service).
-// `--version` prints the version and commit and exits.
+// `node --import tsx host-agent/src/main.ts`; systemd: deploy/host/cphone-agent.service).
+// `… doctor` checks the host instead (src/doctor/); `--version` prints the version and commit.
 import { exitIfVersionFlag } from '@cphone/proto/version';
-import { startAgent } from './agent.js';
 import { ConfigError, describeConfig, loadConfig } from './config.js';
 import { createLogger } from './logger.js';
 
 exitIfVersionFlag('cphone-agent');
+if (process.argv[2] === 'doctor') {
+  const { doctorMain } = await import('./doctor/index.js');
+  process.exit(
+    await doctorMain(process.argv.slice(3), {
+      stdout: (text) => process.stdout.write(text),
+      stderr: (text) => process.stderr.write(text),
+    }),
+  );
+}
 
 let config: ReturnType<typeof loadConfig>;
 try {
@@ -19,6 +27,8 @@ try {
 const logger = createLogger(config.logLevel);
 logger.info({ config: describeConfig(config) }, 'configuration');
 
+// Imported here, not above, so that `doctor` does not load the whole agent (mediasoup, grpc…) first.
+const { startAgent } = await import('./agent.js');
 const agent = await startAgent(config, { logger });
 
 let stopping = false;

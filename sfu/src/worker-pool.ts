@@ -82,7 +82,7 @@ export class WorkerPool {
       ...(port ? { port } : {}),
       // Every viewer of this worker shares the one UDP socket: room for a frame's burst to a few
       // hundred viewers beyond the kernel's default 208 KiB. The kernel caps this at
-      // net.core.wmem_max / rmem_max (deploy/systemd/install.sh raises them).
+      // net.core.wmem_max / rmem_max (deploy/host/install.sh raises them).
       ...(protocol === 'udp' ? { sendBufferSize: UDP_BUFFER_BYTES, recvBufferSize: UDP_BUFFER_BYTES } : {}),
     });
     let server: types.WebRtcServer;

@@ -226,9 +226,11 @@ test('enroll prints the one-time credential and the start line; revoke and delet
   assert.ok(credential, enrolled.stdout);
   assert.ok(
     enrolled.stdout.includes(
-      `printf '%s\\n' '${credential}' | sudo install -m 600 /dev/stdin /etc/cphone/agent.credential`,
+      `printf '%s\\n' '${credential}' | sudo install -m 600 -o cphone-agent -g cphone-agent /dev/stdin /etc/cphone/agent.credential`,
     ),
+    enrolled.stdout,
   );
+  assert.match(enrolled.stdout, /sudo cphone-agent doctor/);
   assert.match(enrolled.stdout, /sudo systemctl enable --now cphone-agent\.service/);
   assert.equal((await p.cli(['hosts', 'get', '-l', 'zone=test', '-o', 'name'])).stdout, 'rack9-node02\n');
   const rotated = await p.cli(['hosts', 'revoke', 'rack9-node02', '--rotate', '--yes']);

@@ -346,9 +346,10 @@ export function registerHosts(program: Command): void {
                 ? `credential (shown once, keep it secret): ${res.credential}`
                 : 'no new credential: this host was enrolled before with this request id and its agent has connected',
               '',
-              'On the server (deploy/systemd/install.sh puts the unit and /etc/cphone/agent.env in place):',
-              `  printf '%s\\n' '${res.credential || '<credential>'}' | sudo install -m 600 /dev/stdin /etc/cphone/agent.credential`,
+              'On the server (deploy/host/install.sh puts the unit and /etc/cphone/agent.env in place):',
+              `  printf '%s\\n' '${res.credential || '<credential>'}' | sudo install -m 600 -o cphone-agent -g cphone-agent /dev/stdin /etc/cphone/agent.credential`,
               `  sudo sed -i 's/^CPHONE_HOST_ID=.*/CPHONE_HOST_ID=${host?.hostId}/' /etc/cphone/agent.env`,
+              '  sudo cphone-agent doctor',
               '  sudo systemctl enable --now cphone-agent.service',
               '',
             ].join('\n'),
