@@ -1,8 +1,11 @@
-// The host-agent daemon: `node --import tsx host-agent/src/main.ts` (systemd: deploy/host/cphone-agent.service).
-// `… main.ts doctor` checks the host instead (src/doctor/).
+// The host-agent daemon: `node host-agent/dist/cphone-agent.mjs` (built by `npm run build`; from source
+// `node --import tsx host-agent/src/main.ts`; systemd: deploy/host/cphone-agent.service).
+// `… doctor` checks the host instead (src/doctor/); `--version` prints the version and commit.
+import { exitIfVersionFlag } from '@cphone/proto/version';
 import { ConfigError, describeConfig, loadConfig } from './config.js';
 import { createLogger } from './logger.js';
 
+exitIfVersionFlag('cphone-agent');
 if (process.argv[2] === 'doctor') {
   const { doctorMain } = await import('./doctor/index.js');
   process.exit(
