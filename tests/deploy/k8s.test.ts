@@ -155,7 +155,10 @@ describe('deploy/k8s manifests', () => {
     // Artifacts live in the data dir: every replica must see the same one.
     const data = volume(mounts[config.CPHONE_DATA_DIR]).persistentVolumeClaim.claimName;
     assert.deepEqual(find(production, 'PersistentVolumeClaim', data).spec.accessModes, ['ReadWriteMany']);
-    assert.match(readFileSync(`${ROOT}control-plane/src/artifacts/artifact-service.ts`, 'utf8'), /join\(config\.dataDir, 'blobs'\)/);
+    assert.match(
+      readFileSync(`${ROOT}control-plane/src/artifacts/artifact-service.ts`, 'utf8'),
+      /join\(config\.dataDir, 'blobs'\)/,
+    );
     for (const file of [config.CPHONE_TLS_CERT, config.CPHONE_TLS_KEY, config.CPHONE_TLS_CA]) {
       const dir = file.slice(0, file.lastIndexOf('/'));
       assert.equal(volume(mounts[dir]).secret.secretName, 'cphone-gateway-tls', file);
