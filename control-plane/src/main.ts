@@ -1,4 +1,5 @@
-// The control-plane process: config from the environment, graceful shutdown on SIGTERM/SIGINT.
+// The control-plane process: config from the environment, graceful shutdown on SIGTERM/SIGINT,
+// the gateway's TLS files read again on SIGHUP.
 import { loadConfig } from './config.js';
 import { createLogger } from './logger.js';
 import { startControlPlane } from './server.js';
@@ -23,3 +24,7 @@ for (const signal of ['SIGTERM', 'SIGINT'] as const) {
     );
   });
 }
+process.on('SIGHUP', () => {
+  logger.info('SIGHUP: reloading the gateway TLS files');
+  void plane.reloadTls();
+});

@@ -50,6 +50,8 @@ export interface ControlPlane {
   readonly bootstrapPassword: string | undefined;
   /** This replica among the others on the same database (leadership, messages). */
   readonly cluster: Cluster<GatewayMessage>;
+  /** Reads the gateway's TLS files again now (SIGHUP); see AgentGateway.reloadTls. */
+  reloadTls(): Promise<boolean>;
   close(): Promise<void>;
 }
 
@@ -321,6 +323,7 @@ export async function startControlPlane(
       bootstrapToken,
       bootstrapPassword,
       cluster,
+      reloadTls: () => started.reloadTls(),
       close: closeAll,
     };
   } catch (error) {
