@@ -337,3 +337,30 @@ export function describeConfig(config: ControlPlaneConfig): Record<string, unkno
       : 'generated in dataDir',
   };
 }
+
+/** The console server's settings (console-main.ts: the web console's image serves only the static build). */
+export interface ConsoleServerConfig {
+  /** Listen address. CPHONE_HTTP_HOST/CPHONE_HTTP_PORT, default 0.0.0.0:8080 */
+  readonly httpHost: string;
+  readonly httpPort: number;
+  /** The built console (index.html, assets/, cphone-player.js). CPHONE_CONSOLE_DIR, required */
+  readonly consoleDir: string;
+  /** pino level. CPHONE_LOG_LEVEL, default info */
+  readonly logLevel: string;
+}
+
+export function loadConsoleServerConfig(env: Env = process.env): ConsoleServerConfig {
+  if (!env.CPHONE_CONSOLE_DIR) {
+    throw new InvalidArgumentError(
+      'CPHONE_CONSOLE_DIR',
+      '',
+      'must name the built console (web/dist/console)',
+    );
+  }
+  return Object.freeze({
+    httpHost: env.CPHONE_HTTP_HOST || '0.0.0.0',
+    httpPort: int(env, 'CPHONE_HTTP_PORT', 8080),
+    consoleDir: resolve(env.CPHONE_CONSOLE_DIR),
+    logLevel: env.CPHONE_LOG_LEVEL || 'info',
+  });
+}

@@ -1,9 +1,11 @@
 // The control-plane process: config from the environment, graceful shutdown on SIGTERM/SIGINT,
-// the gateway's TLS files read again on SIGHUP.
+// the gateway's TLS files read again on SIGHUP. `--version` prints the version and commit and exits.
+import { exitIfVersionFlag } from '@cphone/proto/version';
 import { loadConfig } from './config.js';
 import { createLogger } from './logger.js';
 import { startControlPlane } from './server.js';
 
+exitIfVersionFlag('cphone-control-plane');
 const config = loadConfig();
 const logger = createLogger(config.logLevel);
 const plane = await startControlPlane(config, { logger });

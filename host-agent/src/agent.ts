@@ -4,6 +4,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import { hostname, release } from 'node:os';
 import { join } from 'node:path';
+import { buildInfo } from '@cphone/proto/version';
 import * as grpc from '@grpc/grpc-js';
 import { type ServerType, serve } from '@hono/node-server';
 import { Hono } from 'hono';
@@ -22,9 +23,8 @@ import { UsageSender } from './session/usage-sender.js';
 import { UsageSampler, UsageSpool } from './spool/index.js';
 import { Streaming } from './stream/streaming.js';
 
-export const AGENT_VERSION: string = (
-  JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }
-).version;
+/** The release this agent reports in its Hello (embedded by the bundle; package.json from source). */
+export const AGENT_VERSION: string = buildInfo().version;
 
 /** Seams for tests and embedding; everything unset is built from the config. */
 export interface AgentDeps {

@@ -1,7 +1,12 @@
-// The host-agent daemon: `node --import tsx host-agent/src/main.ts` (systemd: deploy/systemd/cphone-agent.service).
+// The host-agent daemon: `node host-agent/dist/cphone-agent.mjs` (built by `npm run build`; from source
+// `node --import tsx host-agent/src/main.ts`; systemd: deploy/systemd/cphone-agent.service).
+// `--version` prints the version and commit and exits.
+import { exitIfVersionFlag } from '@cphone/proto/version';
 import { startAgent } from './agent.js';
 import { ConfigError, describeConfig, loadConfig } from './config.js';
 import { createLogger } from './logger.js';
+
+exitIfVersionFlag('cphone-agent');
 
 let config: ReturnType<typeof loadConfig>;
 try {

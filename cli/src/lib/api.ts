@@ -12,6 +12,7 @@ import {
   TenantService,
   UsageService,
 } from '@cphone/proto/api';
+import { versionString } from '@cphone/proto/version';
 import { resolveTarget, type Target, type TargetFlags } from './config.js';
 import { CliError, EXIT } from './errors.js';
 
@@ -64,6 +65,5 @@ export async function connectApi(flags: TargetFlags): Promise<Api> {
   return createApi(target);
 }
 
-/** Set by the bundle (esbuild define); from source, the package's version. */
-declare const __CPHONE_VERSION__: string | undefined;
-export const CLI_VERSION: string = typeof __CPHONE_VERSION__ === 'string' ? __CPHONE_VERSION__ : '0.1.0-dev';
+/** "0.2.0 (36f1448)": embedded by the bundle; from source, the package's version and "source". */
+export const CLI_VERSION: string = versionString();
