@@ -145,6 +145,12 @@ describe('deploy/k8s manifests', () => {
     assert.ok(container.resources.requests.cpu && container.resources.requests.memory);
     assert.ok(container.resources.limits.memory);
     assert.equal(pod.spec.securityContext.runAsNonRoot, true);
+    // The images' user (deploy/images/Containerfile): every pod runs as it.
+    const user = /^USER (\d+):(\d+)$/m.exec(readFileSync(`${ROOT}deploy/images/Containerfile`, 'utf8'));
+    for (const o of production.filter((x) => x.spec?.template?.spec?.containers)) {
+      assert.equal(o.spec.template.spec.securityContext.runAsUser, Number(user?.[1]), o.metadata.name);
+      assert.equal(o.spec.template.spec.securityContext.runAsGroup, Number(user?.[2]), o.metadata.name);
+    }
     assert.equal(pod.spec.securityContext.seccompProfile.type, 'RuntimeDefault');
     assert.equal(container.securityContext.readOnlyRootFilesystem, true);
     assert.equal(container.securityContext.allowPrivilegeEscalation, false);
@@ -244,7 +250,14 @@ describe('deploy/k8s manifests', () => {
     assert.equal(job.metadata.labels['app.kubernetes.io/component'], 'migrate');
     const [migrate] = job.spec.template.spec.containers;
     assert.equal(migrate.image, deployment.spec.template.spec.containers[0].image);
-    assert.ok(migrate.command.join(' ').includes('migrate-main'), migrate.command.join(' '));
+    // The image's migration entry point: scripts/bundle.mjs bundles migrate-main.ts as migrate.mjs
+    // into the image's /app (deploy/images/Containerfile).
+    assert.deepEqual(migrate.command, ['node', '/app/migrate.mjs']);
+    assert.match(
+      readFileSync(`${ROOT}scripts/bundle.mjs`, 'utf8'),
+      /migrate: 'control-plane\/src\/migrate-main\.ts'/,
+    );
+    assert.match(readFileSync(`${ROOT}deploy/images/Containerfile`, 'utf8'), /node \/app\/migrate\.mjs/);
     assert.equal(job.spec.template.spec.restartPolicy, 'Never');
     assert.equal(migrate.securityContext.readOnlyRootFilesystem, true);
     // Only the Job carries the label the runbook's first `kubectl apply -l` selects.
