@@ -63,14 +63,18 @@ if (needs(/^(web|cli|tests\/e2e)\//)) {
     process.exit(1);
   }
 }
-// The CLI's bundle (cli/dist/cphone.mjs), which its suites run as a process: built once here too.
-if (needs(/^(cli|tests\/cli|tests\/e2e)\//)) {
-  const build = spawnSync(process.execPath, ['cli/build.mjs', '--if-stale'], {
+// The bundles suites run as processes (the CLI's cli/dist/cphone.mjs; tests/deploy runs every
+// program's): built once here too, so suites side by side do not each write the same file.
+const bundles = new Set();
+if (needs(/^(cli|tests\/cli|tests\/e2e)\//)) bundles.add('cli');
+if (needs(/^tests\/deploy\//)) for (const t of ['control-plane', 'host-agent', 'cli']) bundles.add(t);
+if (bundles.size) {
+  const build = spawnSync(process.execPath, ['scripts/bundle.mjs', '--if-stale', ...bundles], {
     cwd: root,
     stdio: ['ignore', 'ignore', 'inherit'],
   });
   if (build.status !== 0) {
-    console.error(`building the CLI failed (exit ${build.status})`);
+    console.error(`building the bundles (${[...bundles].join(', ')}) failed (exit ${build.status})`);
     process.exit(1);
   }
 }
