@@ -7,6 +7,7 @@ import { createPrivateKey, X509Certificate } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
+import { InvalidArgumentError } from '../errors.js';
 import type { GatewayTls } from './tls.js';
 
 type IdentityListener = grpc.experimental.IdentityCertificateUpdateListener;
@@ -17,13 +18,16 @@ export interface TlsFiles {
   readonly caFile: string | undefined;
 }
 
-/** Checks that `key` belongs to the first certificate of `cert` and that it is valid now. */
-export function checkKeyPair(cert: string, key: string, now = new Date()): void {
+/**
+ * Checks that `key` belongs to the first certificate of `cert` and, given `now`, that the
+ * certificate is valid then.
+ */
+export function checkKeyPair(cert: string, key: string, now?: Date): void {
   const leaf = new X509Certificate(cert);
   if (!leaf.checkPrivateKey(createPrivateKey(key))) {
     throw new Error(`the key is not the certificate's (${leaf.subject.replace(/\n/g, ', ')})`);
   }
-  if (now < new Date(leaf.validFrom) || now > new Date(leaf.validTo)) {
+  if (now && (now < new Date(leaf.validFrom) || now > new Date(leaf.validTo))) {
     throw new Error(`the certificate is valid from ${leaf.validFrom} to ${leaf.validTo}, not now`);
   }
 }
@@ -53,7 +57,11 @@ export class ReloadingTls implements grpc.experimental.CertificateProvider {
   constructor(files: TlsFiles, initial: GatewayTls, logger: Logger, intervalMs: number) {
     this.#files = files;
     this.#log = logger;
-    checkKeyPair(initial.cert, initial.key);
+    try {
+      checkKeyPair(initial.cert, initial.key);
+    } catch (err) {
+      throw new InvalidArgumentError('CPHONE_TLS_KEY', files.keyFile, (err as Error).message);
+    }
     this.#current = initial;
     if (intervalMs > 0) {
       this.#timer = setInterval(() => void this.reload(), intervalMs);
@@ -86,7 +94,7 @@ export class ReloadingTls implements grpc.experimental.CertificateProvider {
         this.#files.caFile ? readFile(this.#files.caFile, 'utf8') : undefined,
       ]);
       next = { cert, key, caPem };
-      checkKeyPair(cert, key);
+      checkKeyPair(cert, key, new Date());
       if (caPem !== undefined) new X509Certificate(caPem);
     } catch (err) {
       this.#log.warn(
