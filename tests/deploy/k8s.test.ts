@@ -246,7 +246,12 @@ describe('deploy/k8s manifests', () => {
   test('the migration Job runs once per release, before the rollout, with the same image', () => {
     const job = find(production, 'Job', `cphone-migrate-${VERSION.replace(/\./g, '-')}`);
     const deployment = find(production, 'Deployment', 'cphone-control-plane');
-    assert.equal(job.metadata.annotations['argocd.argoproj.io/hook'], 'PreSync');
+    // Argo CD's order: the database, the ConfigMap the Job reads, the Job, then the rest (wave 0).
+    const wave = (o: K8sObject) => Number(o.metadata.annotations?.['argocd.argoproj.io/sync-wave'] ?? 0);
+    const cluster = find(production, 'Cluster', 'cphone-db');
+    const config = find(production, 'ConfigMap', 'cphone-control-plane');
+    assert.ok(wave(cluster) < wave(config) && wave(config) < wave(job) && wave(job) < wave(deployment));
+    assert.equal(wave(find(production, 'ObjectStore', 'cphone-db-backups')), wave(cluster));
     assert.equal(job.metadata.labels['app.kubernetes.io/component'], 'migrate');
     const [migrate] = job.spec.template.spec.containers;
     assert.equal(migrate.image, deployment.spec.template.spec.containers[0].image);
@@ -260,14 +265,17 @@ describe('deploy/k8s manifests', () => {
     assert.match(readFileSync(`${ROOT}deploy/images/Containerfile`, 'utf8'), /node \/app\/migrate\.mjs/);
     assert.equal(job.spec.template.spec.restartPolicy, 'Never');
     assert.equal(migrate.securityContext.readOnlyRootFilesystem, true);
-    // Only the Job carries the label the runbook's first `kubectl apply -l` selects.
-    const selected = production.filter(
-      (o) => o.metadata.labels?.['app.kubernetes.io/component'] === 'migrate',
-    );
-    assert.deepEqual(
-      selected.map((o) => o.kind),
-      ['Job'],
-    );
+    // The runbook's first `kubectl apply -l 'app.kubernetes.io/component in (config,migrate)'`
+    // selects the ConfigMap and the Job alone; its first install's `-l app.kubernetes.io/name=cphone-db`
+    // the database's objects alone.
+    const component = (o: K8sObject) => o.metadata.labels?.['app.kubernetes.io/component'];
+    const selected = production.filter((o) => ['config', 'migrate'].includes(component(o)));
+    assert.deepEqual(selected.map((o) => `${o.kind}/${o.metadata.name}`).sort(), [
+      'ConfigMap/cphone-control-plane',
+      `Job/${job.metadata.name}`,
+    ]);
+    const db = production.filter((o) => o.metadata.labels?.['app.kubernetes.io/name'] === 'cphone-db');
+    assert.deepEqual(db.map((o) => o.kind).sort(), ['Cluster', 'ObjectStore', 'ScheduledBackup']);
   });
 
   test('Services: the API, and the gateway as an L4 load balancer to the gRPC port', () => {
