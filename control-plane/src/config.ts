@@ -33,6 +33,12 @@ export interface ControlPlaneConfig {
   readonly tlsCertFile: string | undefined;
   readonly tlsKeyFile: string | undefined;
   readonly tlsCaFile: string | undefined;
+  /**
+   * How often the gateway reads its TLS files again (ms): a changed, valid certificate, key or CA
+   * bundle serves new handshakes, connected agents keep their streams. SIGHUP reloads at once;
+   * 0 reloads on SIGHUP only. CPHONE_TLS_RELOAD_INTERVAL_MS, default 10000
+   */
+  readonly tlsReloadIntervalMs: number;
   /** Agent heartbeat interval in ms. CPHONE_HEARTBEAT_INTERVAL_MS, default 10000 */
   readonly heartbeatIntervalMs: number;
   /** A host silent for this long (ms) is unreachable. CPHONE_HEARTBEAT_TTL_MS, default 30000 */
@@ -245,6 +251,7 @@ export function loadConfig(
     tlsCertFile: env.CPHONE_TLS_CERT || undefined,
     tlsKeyFile: env.CPHONE_TLS_KEY || undefined,
     tlsCaFile: env.CPHONE_TLS_CA || undefined,
+    tlsReloadIntervalMs: int(env, 'CPHONE_TLS_RELOAD_INTERVAL_MS', 10_000, 0),
     heartbeatIntervalMs: int(env, 'CPHONE_HEARTBEAT_INTERVAL_MS', 10_000, 100),
     heartbeatTtlMs: int(env, 'CPHONE_HEARTBEAT_TTL_MS', 30_000, 100),
     lostGraceMs: int(env, 'CPHONE_LOST_GRACE_MS', 60_000, 0),

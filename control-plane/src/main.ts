@@ -1,5 +1,5 @@
-// The control-plane process: config from the environment, graceful shutdown on SIGTERM/SIGINT.
-// `--version` prints the version and commit and exits.
+// The control-plane process: config from the environment, graceful shutdown on SIGTERM/SIGINT,
+// the gateway's TLS files read again on SIGHUP. `--version` prints the version and commit and exits.
 import { exitIfVersionFlag } from '@cphone/proto/version';
 import { loadConfig } from './config.js';
 import { createLogger } from './logger.js';
@@ -26,3 +26,7 @@ for (const signal of ['SIGTERM', 'SIGINT'] as const) {
     );
   });
 }
+process.on('SIGHUP', () => {
+  logger.info('SIGHUP: reloading the gateway TLS files');
+  void plane.reloadTls();
+});

@@ -29,7 +29,7 @@ import { createMetrics } from './metrics.js';
 import { clusterFleetFeed } from './placement/fleet-feed.js';
 import { Planner } from './placement/planner.js';
 import { type OpenDatabase, openDatabase } from './store/database.js';
-import { migrateToLatest } from './store/migrate.js';
+import { migrateToLatest, schemaStatus } from './store/migrate.js';
 import type { Database } from './store/schema.js';
 import { StreamKeys } from './streams/keys.js';
 import { announceMinutesThreshold, MinutesEnforcer } from './tenants/minutes-enforcer.js';
@@ -50,6 +50,8 @@ export interface ControlPlane {
   readonly bootstrapPassword: string | undefined;
   /** This replica among the others on the same database (leadership, messages). */
   readonly cluster: Cluster<GatewayMessage>;
+  /** Reads the gateway's TLS files again now (SIGHUP); see AgentGateway.reloadTls. */
+  reloadTls(): Promise<boolean>;
   close(): Promise<void>;
 }
 
@@ -104,6 +106,18 @@ export async function startControlPlane(
     if (config.migrate) {
       const applied = await migrateToLatest(database.db);
       logger.info({ applied, database: database.kind }, 'migrations done');
+    } else {
+      // Migrated by a separate step (`npm run migrate`, the Kubernetes migration Job): a schema
+      // older than this code is refused, a newer one (a later release's Job ran first) accepted.
+      const { pending, unknown } = await schemaStatus(database.db);
+      if (pending.length > 0) {
+        throw new Error(
+          `CPHONE_MIGRATE=false but the database lacks ${pending.length} migration(s) of this release (${pending.join(', ')}): run \`npm run migrate\` (the migration Job) first`,
+        );
+      }
+      if (unknown.length > 0) {
+        logger.warn({ unknown }, 'the database has migrations of a newer release; running on its schema');
+      }
     }
     // Listening before the services exist (they answer 503 until then) so that a port picked by the
     // system (0) is known to the public URL agents download artifacts from.
@@ -329,6 +343,7 @@ export async function startControlPlane(
       bootstrapToken,
       bootstrapPassword,
       cluster,
+      reloadTls: () => started.reloadTls(),
       close: closeAll,
     };
   } catch (error) {

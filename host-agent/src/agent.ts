@@ -1,4 +1,4 @@
-import { createHash, randomUUID } from 'node:crypto';
+import { createHash, randomUUID, X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
@@ -72,9 +72,45 @@ export interface Agent {
   close(): Promise<void>;
 }
 
-function channelCredentials(config: AgentConfig): grpc.ChannelCredentials {
-  const ca = config.caFile === undefined ? null : readFileSync(config.caFile);
-  return grpc.credentials.createSsl(ca);
+/**
+ * The gateway's TLS for each connection attempt. CPHONE_CA_FILE is read again at every attempt: a
+ * CA rotation puts the old and the new CA in the file (a bundle), and the next reconnect trusts
+ * both, with no restart; the stream that is up stays up. A file that cannot be read or holds no
+ * valid certificate is logged and the last good bundle kept.
+ */
+export function channelCredentials(
+  config: Pick<AgentConfig, 'caFile'>,
+  logger: Logger,
+): () => grpc.ChannelCredentials {
+  const caFile = config.caFile;
+  if (caFile === undefined) {
+    const system = grpc.credentials.createSsl(null);
+    return () => system;
+  }
+  let last: { pem: Buffer; credentials: grpc.ChannelCredentials } | undefined;
+  return () => {
+    try {
+      const pem = readFileSync(caFile);
+      if (last === undefined || !pem.equals(last.pem)) {
+        const subjects = caBundleSubjects(pem);
+        if (last !== undefined)
+          logger.info({ caFile, subjects }, 'CA bundle changed; the next connection trusts it');
+        last = { pem, credentials: grpc.credentials.createSsl(pem) };
+      }
+    } catch (err) {
+      if (last === undefined) throw err;
+      logger.warn({ err, caFile }, 'CA bundle not reloaded; the previous one stays in use');
+    }
+    return last.credentials;
+  };
+}
+
+/** The subjects of every certificate in a PEM bundle; throws when there is none or one is bad. */
+function caBundleSubjects(pem: Buffer): string[] {
+  const blocks =
+    pem.toString('utf8').match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? [];
+  if (blocks.length === 0) throw new Error('no PEM certificate in the CA file');
+  return blocks.map((block) => new X509Certificate(block).subject.replace(/\n/g, ', '));
 }
 
 async function openRuntime(config: AgentConfig): Promise<ContainerRuntime> {
@@ -212,7 +248,7 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps = {}): Pro
 
   session = new Session({
     address: config.controlPlane,
-    credentials: deps.credentials ?? channelCredentials(config),
+    credentials: deps.credentials ?? channelCredentials(config, log),
     ...(config.tlsServerName !== undefined
       ? {
           channelOptions: {

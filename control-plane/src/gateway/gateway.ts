@@ -13,6 +13,7 @@ import { type AgentCall, AgentSession, type SessionContext } from './session.js'
 import { type CancelSpread, spreadOver } from './spread.js';
 import { closeCall } from './stream-status.js';
 import { type GatewayTls, loadGatewayTls } from './tls.js';
+import { ReloadingTls, reloadingServerCredentials } from './tls-reload.js';
 import type { AgentGateway, CommandKind, GatewayDeps } from './types.js';
 
 export interface AgentGatewayOptions {
@@ -42,6 +43,12 @@ export interface AgentGatewayOptions {
 export interface StartedAgentGateway extends AgentGateway {
   /** Runs one liveness pass now (flush heartbeats, unreachable, lost). */
   checkLiveness(): Promise<void>;
+  /**
+   * Reads the operator's TLS files again (CPHONE_TLS_CERT/KEY/CA); true when a changed, valid
+   * certificate or CA bundle was taken for new handshakes. Connected agents keep their streams.
+   * False (nothing to reload) with generated or given material.
+   */
+  reloadTls(): Promise<boolean>;
 }
 
 // Sane for 10,000 long-lived streams: application heartbeats carry liveness, so transport pings
@@ -191,9 +198,22 @@ export async function startAgentGateway(
       session.start();
     },
   });
-  const credentials = grpc.ServerCredentials.createSsl(null, [
-    { cert_chain: Buffer.from(tls.cert), private_key: Buffer.from(tls.key) },
-  ]);
+  // The operator's files are watched (every CPHONE_TLS_RELOAD_INTERVAL_MS, and on reloadTls()):
+  // a rotated certificate serves new handshakes while the streams already up stay as they are.
+  const reloading =
+    !options.tls && config.tlsCertFile && config.tlsKeyFile
+      ? new ReloadingTls(
+          { certFile: config.tlsCertFile, keyFile: config.tlsKeyFile, caFile: config.tlsCaFile },
+          tls,
+          logger,
+          config.tlsReloadIntervalMs,
+        )
+      : undefined;
+  const credentials = reloading
+    ? reloadingServerCredentials(reloading)
+    : grpc.ServerCredentials.createSsl(null, [
+        { cert_chain: Buffer.from(tls.cert), private_key: Buffer.from(tls.key) },
+      ]);
   const address = config.grpcHost.includes(':') ? `[${config.grpcHost}]` : config.grpcHost;
   const port = await new Promise<number>((resolve, reject) =>
     server.bindAsync(`${address}:${config.grpcPort}`, credentials, (error, bound) =>
@@ -238,7 +258,12 @@ export async function startAgentGateway(
 
   return {
     port,
-    caPem: tls.caPem,
+    get caPem() {
+      return reloading ? reloading.current.caPem : tls.caPem;
+    },
+    reloadTls() {
+      return reloading ? reloading.reload() : Promise.resolve(false);
+    },
     desiredChanged(hostId) {
       const session = sessions.get(hostId);
       if (session) session.desiredChanged();
@@ -298,6 +323,7 @@ export async function startAgentGateway(
     async close() {
       if (closing) return;
       closing = true;
+      reloading?.close();
       await monitor.close();
       cancelPings();
       // Agents reconnect (to another replica behind the load balancer, or to this one restarted).

@@ -1,4 +1,4 @@
-import { type Kysely, type Migration, type MigrationProvider, Migrator } from 'kysely';
+import { type Kysely, type Migration, type MigrationProvider, Migrator, sql } from 'kysely';
 import * as initial from './migrations/2026-11-22T0000-initial.js';
 import * as hostAgentFacts from './migrations/2026-11-23T0100-host-agent-facts.js';
 import * as hostsTenantsArtifacts from './migrations/2026-11-23T0200-hosts-tenants-artifacts.js';
@@ -57,6 +57,29 @@ export async function migrateToLatest(db: Kysely<any>): Promise<string[]> {
     });
   }
   return (results ?? []).filter((r) => r.status === 'Success').map((r) => r.migrationName);
+}
+
+export interface SchemaStatus {
+  /** This release's migrations the database has not applied. */
+  readonly pending: string[];
+  /** Applied migrations this release does not know: a newer release migrated the database. */
+  readonly unknown: string[];
+}
+
+/** How the database's schema compares to this release's migrations; changes nothing. */
+// biome-ignore lint/suspicious/noExplicitAny: the migrator works on any schema.
+export async function schemaStatus(db: Kysely<any>): Promise<SchemaStatus> {
+  const exists = await sql<{
+    name: string | null;
+  }>`select to_regclass('kysely_migration')::text as name`.execute(db);
+  const applied = exists.rows[0]?.name
+    ? (await sql<{ name: string }>`select name from kysely_migration`.execute(db)).rows.map((r) => r.name)
+    : [];
+  const done = new Set(applied);
+  return {
+    pending: Object.keys(migrations).filter((name) => !done.has(name)),
+    unknown: applied.filter((name) => !(name in migrations)).sort(),
+  };
 }
 
 /** Brings the schema up (or down) to the named migration: for tests of a migration over old data. */

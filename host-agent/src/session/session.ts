@@ -31,7 +31,11 @@ export interface SessionHooks {
 export interface SessionOptions {
   /** host:port of the agent gateway. */
   readonly address: string;
-  readonly credentials: grpc.ChannelCredentials;
+  /**
+   * TLS for each connection attempt; a function is called at every attempt, so a CA bundle changed
+   * on disk (a CA rotation) is used from the next reconnect while the current stream stays up.
+   */
+  readonly credentials: grpc.ChannelCredentials | (() => grpc.ChannelCredentials);
   readonly channelOptions?: grpc.ClientOptions;
   readonly hooks: SessionHooks;
   readonly logger: Logger;
@@ -150,7 +154,9 @@ export class Session {
   }
 
   async #attempt(): Promise<AttemptOutcome> {
-    const client = createGrpcClient(agentv1.AgentService, this.#o.address, this.#o.credentials, {
+    const credentials =
+      typeof this.#o.credentials === 'function' ? this.#o.credentials() : this.#o.credentials;
+    const client = createGrpcClient(agentv1.AgentService, this.#o.address, credentials, {
       ...KEEPALIVE,
       ...this.#o.channelOptions,
     });
