@@ -80,13 +80,14 @@ test('the unit runs as its own user with the hardening the agent tolerates, and 
   for (const [name, value] of [
     ['NoNewPrivileges', 'yes'],
     ['ProtectSystem', 'strict'],
-    ['ReadWritePaths', '/var/lib/cphone-agent'],
+    ['ReadWritePaths', '/var/lib/cphone-agent -/run/xtables.lock'],
     ['StateDirectory', 'cphone-agent'],
     ['ProtectHome', 'yes'],
     ['PrivateTmp', 'yes'],
     ['ProtectKernelTunables', 'yes'],
     ['ProtectKernelModules', 'yes'],
-    ['CapabilityBoundingSet', ''],
+    ['CapabilityBoundingSet', 'CAP_NET_ADMIN'],
+    ['AmbientCapabilities', 'CAP_NET_ADMIN'],
     ['SystemCallFilter', '@system-service'],
     ['LimitNOFILE', '65536'],
   ] as const) {
