@@ -192,6 +192,8 @@ test('the real doctor on this machine: what works here passes, what this kernel 
   const inotify = check(report, 'inotify');
   assert.equal(inotify.status, enough ? 'ok' : 'fail');
   if (!enough) assert.match(inotify.fix ?? '', /\/etc\/sysctl\.d\/60-cphone\.conf and run sysctl --system/);
+  // The firewall: the test runs as root on a machine with iptables (setup-system.sh installs it).
+  assert.equal(check(report, 'firewall').status, 'ok');
   // Time sync: whatever this machine has, a failure says how to get it.
   const time = check(report, 'time-sync');
   if (time.status === 'fail') assert.match(time.fix ?? '', /chrony/);
@@ -201,7 +203,7 @@ test('the real doctor on this machine: what works here passes, what this kernel 
     report.checks.every((c) => c.status !== 'fail'),
   );
   assert.equal(code, report.ok ? 0 : 1);
-  assert.equal(report.checks.length, 14);
+  assert.equal(report.checks.length, 15);
 });
 
 test('a wrong CA and a taken stream port fail, each saying so', async () => {

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { ConfigError, parseEnvFile } from '../config.js';
-import { chronyOffsetMs, portsCheck, timeSyncCheck, timesyncOffsetMs } from './host-checks.js';
+import { chronyOffsetMs, firewallCheck, portsCheck, timeSyncCheck, timesyncOffsetMs } from './host-checks.js';
 import { type DoctorProbes, doctorMain, inotifyNeeded } from './index.js';
 import { binderCheck, cgroupCheck, inotifyCheck, kernelCheck, kernelSettingsCheck } from './kernel-checks.js';
 import { controlPlaneCheck, imageCheck, runtimeCheck } from './remote-checks.js';
@@ -50,6 +50,7 @@ function fake(change: (f: Fake) => void = () => {}): { probes: DoctorProbes; f: 
     paths: new Set(['/var/lib/cphone-agent', '/var/lib', '/var', '/']),
     cgroupType: CGROUP2,
     commands: {
+      iptables: { code: 0, stdout: '-P FORWARD DROP\n-A FORWARD -j CPHONE-ISOLATION\n', stderr: '' },
       chronyc: {
         code: 0,
         stdout: 'System time     : 0.000012000 seconds slow of NTP time\nLeap status     : Normal\n',
@@ -129,7 +130,7 @@ test('doctorMain on a healthy host: every check ok, exit 0, JSON with one entry 
   );
   assert.equal(code, 0);
   assert.equal(report.ok, true);
-  assert.equal(report.checks.length, 14);
+  assert.equal(report.checks.length, 15);
 });
 
 test('doctorMain: a failing check makes exit code 1 and a fix line; a bad argument exits 2', async () => {
@@ -146,7 +147,7 @@ test('doctorMain: a failing check makes exit code 1 and a fix line; a bad argume
   const text = out.join('');
   assert.match(text, /^FAIL {2}cgroup-v2 +cgroup v1/m);
   assert.match(text, /fix: boot with the unified hierarchy: add systemd\.unified_cgroup_hierarchy=1/);
-  assert.match(text, /1 failed, 1 warnings, 12 ok/);
+  assert.match(text, /1 failed, 1 warnings, 13 ok/);
   out.length = 0;
   assert.equal(await doctorMain(['--frobnicate'], io), 2);
   assert.match(out.join(''), /invalid argument="--frobnicate": is not a doctor option/);
@@ -359,4 +360,40 @@ test('control plane: verified with the CA file and the name; wrong CA, name mism
   assert.equal(soon.status, 'warn');
   const refused = await outcome({ ok: false, code: 'ECONNREFUSED', message: 'connect ECONNREFUSED' });
   assert.match(refused.fix ?? '', /check CPHONE_CONTROL_PLANE \(gw\.example\.net:8443\)/);
+});
+
+test('firewall: iptables missing, refused, the unit without CAP_NET_ADMIN, and isolation off each say what to do', async () => {
+  const ok = await firewallCheck(context(fake().probes));
+  assert.equal(ok.status, 'ok');
+  assert.match(ok.detail, /chains are in place/);
+
+  const missing = await firewallCheck(context(fake((f) => delete f.commands.iptables).probes));
+  assert.equal(missing.status, 'fail');
+  assert.equal(missing.fix, 'apt-get install -y iptables');
+
+  const refused = await firewallCheck(
+    context(
+      fake((f) => {
+        f.commands.iptables = { code: 4, stdout: '', stderr: 'Permission denied (you must be root)' };
+      }).probes,
+    ),
+  );
+  assert.equal(refused.status, 'fail');
+  assert.match(refused.detail, /exited 4: Permission denied/);
+  assert.match(refused.fix ?? '', /sudo cphone-agent doctor/);
+
+  const oldUnit = await firewallCheck(
+    context(
+      fake((f) => {
+        f.files['/etc/systemd/system/cphone-agent.service'] =
+          '[Service]\nCapabilityBoundingSet=\nAmbientCapabilities=\n';
+      }).probes,
+    ),
+  );
+  assert.equal(oldUnit.status, 'fail');
+  assert.match(oldUnit.fix ?? '', /AmbientCapabilities= to CAP_NET_ADMIN/);
+
+  const off = await firewallCheck(context(fake().probes, { CPHONE_NETWORK_ISOLATION: 'off' }));
+  assert.equal(off.status, 'warn');
+  assert.match(off.fix ?? '', /remove CPHONE_NETWORK_ISOLATION=off/);
 });

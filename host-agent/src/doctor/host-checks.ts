@@ -203,3 +203,56 @@ export const sfuWorkerCheck: Check = async (ctx) => {
     fix: "bash scripts/mediasoup-worker.sh in the agent's checkout (builds it from Debian's libraries, no download; deploy/host/install.sh runs it)",
   };
 };
+
+const UNIT_FILE = '/etc/systemd/system/cphone-agent.service';
+
+/**
+ * The phone firewall (host-agent/src/network): iptables must be installed and usable, and the unit
+ * must hand the agent CAP_NET_ADMIN, or the agent stops at start when isolation is on.
+ */
+export const firewallCheck: Check = async ({ settings, probes }) => {
+  const id = 'firewall';
+  if (!settings.config.network.enabled) {
+    return {
+      id,
+      status: 'warn',
+      detail:
+        'CPHONE_NETWORK_ISOLATION=off: phones share networks and reach private addresses; egress is not metered',
+      fix: `remove CPHONE_NETWORK_ISOLATION=off from ${settings.envFile ?? ENV_FILE} (isolation is on by default)`,
+    };
+  }
+  const listed = await probes.command('iptables', ['-w', '5', '-S', 'FORWARD']);
+  if (listed === undefined) {
+    return {
+      id,
+      status: 'fail',
+      detail: 'iptables is not installed: the agent keeps the phones apart with iptables chains',
+      fix: 'apt-get install -y iptables',
+    };
+  }
+  if (listed.code !== 0) {
+    return {
+      id,
+      status: 'fail',
+      detail: `iptables -S FORWARD exited ${listed.code}: ${listed.stderr.trim() || listed.stdout.trim()}`,
+      fix: 'run the doctor as root (sudo cphone-agent doctor); if root fails too, the kernel lacks netfilter (nf_tables) support',
+    };
+  }
+  const unit = await probes.readFile(UNIT_FILE);
+  if (unit !== undefined && !/^AmbientCapabilities=.*\bCAP_NET_ADMIN\b/m.test(unit)) {
+    return {
+      id,
+      status: 'fail',
+      detail: `${UNIT_FILE} gives the agent no CAP_NET_ADMIN: it cannot install its firewall chains and stops at start`,
+      fix: 'install the unit of this release (deploy/host/install.sh), which sets CapabilityBoundingSet= and AmbientCapabilities= to CAP_NET_ADMIN, then systemctl daemon-reload',
+    };
+  }
+  const installed = listed.stdout.includes('-j CPHONE-ISOLATION');
+  return {
+    id,
+    status: 'ok',
+    detail: installed
+      ? "iptables usable; the agent's chains are in place (FORWARD jumps to CPHONE-ISOLATION)"
+      : 'iptables usable; the agent installs its chains when it starts',
+  };
+};

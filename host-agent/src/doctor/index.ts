@@ -6,7 +6,14 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { ConfigError, environmentWith, parseEnvFile } from '../config.js';
 import { DesiredStore } from '../reconciler/desired-store.js';
-import { diskCheck, portsCheck, settingsCheck, sfuWorkerCheck, timeSyncCheck } from './host-checks.js';
+import {
+  diskCheck,
+  firewallCheck,
+  portsCheck,
+  settingsCheck,
+  sfuWorkerCheck,
+  timeSyncCheck,
+} from './host-checks.js';
 import {
   binderCheck,
   cgroupCheck,
@@ -37,6 +44,7 @@ export const CHECKS: readonly Check[] = [
   imageCheck,
   timeSyncCheck,
   portsCheck,
+  firewallCheck,
   sfuWorkerCheck,
   controlPlaneCheck,
 ];
