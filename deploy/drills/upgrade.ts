@@ -1,6 +1,6 @@
 // Drill (c): a rolling upgrade of the agents under a control plane one release ahead.
 //
-//   npx tsx deploy/drills/upgrade.ts [--mode=lean|full] [--from=v0.1.0]
+//   npx tsx deploy/drills/upgrade.ts [--mode=lean|full] [--from=vX.Y.Z]   (default: the newest release tag below this one)
 //
 // The previous release's agent is taken from git (`git archive <tag>` into a temporary folder) and
 // run from its own source with tsx, as a process per host. Its third-party dependencies are this
@@ -35,7 +35,7 @@ const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '../..');
 
 export interface UpgradeOptions {
   mode?: Mode;
-  /** The release the agents start on (a git tag). Default v0.1.0. */
+  /** The release the agents start on (a git tag). Default: the newest `vX.Y.Z` tag below this release. */
   from?: string;
 }
 
@@ -83,6 +83,28 @@ function pinned(lock: string): string {
     out[path] = [entry.version, entry.integrity];
   }
   return JSON.stringify(out);
+}
+
+/** Orders `X.Y.Z` versions. */
+function compareVersions(a: string, b: string): number {
+  const [pa, pb] = [a, b].map((v) => v.split('.').map(Number)) as [number[], number[]];
+  for (let i = 0; i < 3; i++) if ((pa[i] ?? 0) !== (pb[i] ?? 0)) return (pa[i] ?? 0) - (pb[i] ?? 0);
+  return 0;
+}
+
+/** The previous release: the newest `vX.Y.Z` tag whose version is below this checkout's. */
+export async function previousReleaseTag(current: string): Promise<string> {
+  const { stdout } = await run('git', ['-C', repoRoot, 'tag', '--list', 'v*']);
+  const below = stdout
+    .split('\n')
+    .filter((t) => /^v\d+\.\d+\.\d+$/.test(t) && compareVersions(t.slice(1), current) < 0)
+    .sort((a, b) => compareVersions(b.slice(1), a.slice(1)));
+  if (below[0] === undefined) {
+    throw new Error(
+      `no release tag vX.Y.Z below ${current} in this clone (a shallow clone needs \`git fetch --tags\`)`,
+    );
+  }
+  return below[0];
 }
 
 /** Extracts `tag` into a fresh folder and gives it dependencies; returns the folder and how. */
@@ -158,16 +180,16 @@ function startAgentProcess(tree: string, env: Record<string, string>): Promise<A
 
 export async function upgradeDrill(options: UpgradeOptions = {}): Promise<UpgradeSummary> {
   const mode = options.mode ?? 'lean';
-  const from = options.from ?? 'v0.1.0';
+  const toVersion = (
+    JSON.parse(await readFile(join(repoRoot, 'host-agent/package.json'), 'utf8')) as { version: string }
+  ).version;
+  const from = options.from ?? (await previousReleaseTag(toVersion));
   const size = SIZES[mode];
   const log = progress('upgrade');
   const engine = await connectEngine();
   const bundle = await bundleStandinPhone();
   const old = await previousRelease(from);
   log('previous release extracted', { from, version: old.version, dependencies: old.dependencies });
-  const toVersion = (
-    JSON.parse(await readFile(join(repoRoot, 'host-agent/package.json'), 'utf8')) as { version: string }
-  ).version;
   const dir = await drillDir('cphone-drill-upgrade-');
   const server = await PgServer.init(dir, 'data');
   const scopes: string[] = [];
@@ -344,6 +366,6 @@ export async function upgradeDrill(options: UpgradeOptions = {}): Promise<Upgrad
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
-  const from = process.argv.find((a) => a.startsWith('--from='))?.slice('--from='.length) ?? 'v0.1.0';
-  await runAsCommand(() => upgradeDrill({ mode: modeFromArgs(), from }));
+  const from = process.argv.find((a) => a.startsWith('--from='))?.slice('--from='.length);
+  await runAsCommand(() => upgradeDrill({ mode: modeFromArgs(), ...(from !== undefined ? { from } : {}) }));
 }
