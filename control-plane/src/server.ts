@@ -29,6 +29,7 @@ import { createMetrics } from './metrics.js';
 import { clusterFleetFeed } from './placement/fleet-feed.js';
 import { Planner } from './placement/planner.js';
 import { type OpenDatabase, openDatabase } from './store/database.js';
+import { hostCountsByConnection } from './store/hosts.js';
 import { migrateToLatest, schemaStatus } from './store/migrate.js';
 import type { Database } from './store/schema.js';
 import { StreamKeys } from './streams/keys.js';
@@ -275,11 +276,7 @@ export async function startControlPlane(
     });
     metrics.watchFleet(async () => {
       const [hosts, devices] = await Promise.all([
-        database.db
-          .selectFrom('host')
-          .select(['connection', (eb) => eb.fn.countAll<number>().as('n')])
-          .groupBy('connection')
-          .execute(),
+        hostCountsByConnection(database.db),
         database.db
           .selectFrom('device')
           .select(['state', (eb) => eb.fn.countAll<number>().as('n')])
@@ -288,7 +285,7 @@ export async function startControlPlane(
           .execute(),
       ]);
       return {
-        hosts: Object.fromEntries(hosts.map((r) => [r.connection, Number(r.n)])),
+        hosts,
         devices: Object.fromEntries(devices.map((r) => [r.state, Number(r.n)])),
       };
     });

@@ -1,8 +1,8 @@
 // What the gateway checks of a Hello before it touches the store: the protocol version, the agent's
 // release (within the supported range), and that the identity fields are something a credential
 // lookup can take.
-import { readFileSync } from 'node:fs';
 import { agentv1 } from '@cphone/proto';
+import { buildInfo } from '@cphone/proto/version';
 import { FailedPreconditionError, UnauthenticatedError } from '../errors.js';
 import type { HelloFacts } from '../store/hosts.js';
 
@@ -17,10 +17,8 @@ export function checkProtocolVersion(version: number): void {
   }
 }
 
-/** This control plane's release (control-plane/package.json). */
-export const CONTROL_PLANE_VERSION: string = (
-  JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }
-).version;
+/** This control plane's release (embedded in the bundle; package.json when run from source). */
+export const CONTROL_PLANE_VERSION: string = buildInfo().version;
 
 interface Version {
   major: number;

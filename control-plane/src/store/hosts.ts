@@ -425,3 +425,13 @@ export async function streamHolders(db: Db): Promise<string[]> {
     .execute();
   return rows.map((r) => r.gateway_replica ?? '').filter((id) => id !== '');
 }
+
+/** How many hosts are in each connection state (the metrics' fleet gauge). */
+export async function hostCountsByConnection(db: Db): Promise<Record<string, number>> {
+  const rows = await db
+    .selectFrom('host')
+    .select(['connection', (eb) => eb.fn.countAll<number>().as('n')])
+    .groupBy('connection')
+    .execute();
+  return Object.fromEntries(rows.map((r) => [r.connection, Number(r.n)]));
+}
