@@ -69,6 +69,10 @@ if [[ -f "$stamp" && "$(cat "$stamp")" == "$hash $(ids | tr '\n' ' ')" ]]; then 
 npm_cache="$(npm config get cache)"
 [[ -d "$npm_cache/_cacache" ]] || { log "no npm cache at $npm_cache: run npm ci in the checkout first"; exit 1; }
 build_args=(--build-arg "CPHONE_COMMIT=$commit" --build-arg "CPHONE_VERSION=$version")
+# The same labels again as build flags: podman 4.3's layer cache reuses a LABEL layer whose ARG
+# values changed, so an image could carry the previous build's revision (the Containerfile's LABEL
+# stays for builders that key the cache on ARG values).
+build_args+=(--label "org.opencontainers.image.version=$version" --label "org.opencontainers.image.revision=$commit")
 [[ "$base" == "$pinned" ]] || build_args+=(--build-arg "NODE_IMAGE=$base")
 
 log "building ${refs[*]} (base $base, commit $commit)"
