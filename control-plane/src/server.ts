@@ -29,6 +29,7 @@ import { createMetrics } from './metrics.js';
 import { clusterFleetFeed } from './placement/fleet-feed.js';
 import { Planner } from './placement/planner.js';
 import { type OpenDatabase, openDatabase } from './store/database.js';
+import { deviceCountsByState } from './store/devices.js';
 import { hostCountsByConnection } from './store/hosts.js';
 import { migrateToLatest, schemaStatus } from './store/migrate.js';
 import type { Database } from './store/schema.js';
@@ -277,17 +278,9 @@ export async function startControlPlane(
     metrics.watchFleet(async () => {
       const [hosts, devices] = await Promise.all([
         hostCountsByConnection(database.db),
-        database.db
-          .selectFrom('device')
-          .select(['state', (eb) => eb.fn.countAll<number>().as('n')])
-          .where('state', '!=', 'deleted')
-          .groupBy('state')
-          .execute(),
+        deviceCountsByState(database.db),
       ]);
-      return {
-        hosts,
-        devices: Object.fromEntries(devices.map((r) => [r.state, Number(r.n)])),
-      };
+      return { hosts, devices };
     });
     const webhooks = { secrets: webhookSecrets, policy: webhookPolicy, nudge: () => webhookWorker.nudge() };
     const deps: Deps = {

@@ -175,3 +175,14 @@ export async function countDevicesOnHost(db: Db, hostId: string): Promise<number
     .executeTakeFirstOrThrow();
   return Number(row.n);
 }
+
+/** How many devices are in each state, deleted ones left out (the metrics' fleet gauge). */
+export async function deviceCountsByState(db: Db): Promise<Partial<Record<DeviceStateName, number>>> {
+  const rows = await db
+    .selectFrom('device')
+    .select(['state', (eb) => eb.fn.countAll<number>().as('n')])
+    .where('state', '!=', 'deleted')
+    .groupBy('state')
+    .execute();
+  return Object.fromEntries(rows.map((r) => [r.state, Number(r.n)]));
+}

@@ -205,11 +205,12 @@ export class PhoneFirewall {
   /**
    * Makes the egress chain hold exactly one rule per given phone. Rules of phones still present keep
    * their counters; returns the rules (with final counters) of phones that were removed, so their
-   * last bytes can still be metered.
+   * last bytes can still be metered. `have` is a listing the caller just read (egressRules()), saving
+   * a second one.
    */
-  async sync(phones: readonly FirewalledPhone[]): Promise<EgressRule[]> {
+  async sync(phones: readonly FirewalledPhone[], have?: readonly EgressRule[]): Promise<EgressRule[]> {
     const want = new Map(phones.map((p) => [key(p), p]));
-    const have = await this.egressRules();
+    have ??= await this.egressRules();
     const removed: EgressRule[] = [];
     for (const rule of have) {
       if (want.delete(key(rule))) continue;

@@ -67,8 +67,9 @@ export class NetworkIsolation {
       const { firewall } = this.#options;
       await firewall.ensure();
       const phones = await this.#options.phones();
-      this.#account(await firewall.egressRules());
-      const removed = await firewall.sync(phones);
+      const rules = await firewall.egressRules();
+      this.#account(rules);
+      const removed = await firewall.sync(phones, rules);
       this.#account(removed);
       for (const rule of removed) this.#seen.delete(ruleKey(rule));
       if (this.#options.pruneNetworks !== undefined) await this.#options.pruneNetworks();

@@ -221,10 +221,14 @@ export class DockerRuntime implements ContainerRuntime {
     } catch (err) {
       throw engineError('list networks of', `scope ${this.config.scope}`, err);
     }
+    // One listing for the sweep: a network whose tenant still has a container is skipped without
+    // the lock; the few left are checked again under it (a create may have just joined them).
+    const inUse = tenantsOf(await this.#scopeContainers());
     const removed: string[] = [];
     for (const n of networks) {
       const tenant = n.Labels?.[LABEL_TENANT_ID];
-      if (n.Labels?.[LABEL_SCOPE] !== this.config.scope || tenant === undefined) continue;
+      if (n.Labels?.[LABEL_SCOPE] !== this.config.scope || tenant === undefined || inUse.has(tenant))
+        continue;
       if (await this.#pruneNetwork(tenant)) removed.push(n.Name);
     }
     return removed;
@@ -234,8 +238,7 @@ export class DockerRuntime implements ContainerRuntime {
   async #pruneNetwork(tenantId: string): Promise<boolean> {
     const name = phoneNetworkFor(this.config, tenantId).name;
     return this.#withNetwork(name, async () => {
-      const containers = await this.#scopeContainers();
-      if (containers.some((c) => c.Labels?.[LABEL_TENANT_ID] === tenantId)) return false;
+      if (tenantsOf(await this.#scopeContainers()).has(tenantId)) return false;
       try {
         await this.#docker.getNetwork(name).remove();
         return true;
@@ -354,4 +357,14 @@ export class DockerRuntime implements ContainerRuntime {
 
 export function createDockerRuntime(options: DockerRuntimeOptions = {}): DockerRuntime {
   return new DockerRuntime(options);
+}
+
+/** The tenants that have a container among these. */
+function tenantsOf(containers: readonly Docker.ContainerInfo[]): Set<string> {
+  const tenants = new Set<string>();
+  for (const c of containers) {
+    const tenant = c.Labels?.[LABEL_TENANT_ID];
+    if (tenant !== undefined) tenants.add(tenant);
+  }
+  return tenants;
 }
