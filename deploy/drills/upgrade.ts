@@ -1,8 +1,10 @@
 // Drill (c): a rolling upgrade of the agents under a control plane one release ahead.
 //
-//   npx tsx deploy/drills/upgrade.ts [--mode=lean|full] [--from=vX.Y.Z]   (default: the newest release tag below this one)
+//   npx tsx deploy/drills/upgrade.ts [--mode=lean|full] [--from=<tag or commit>]
+//     (default: the newest vX.Y.Z tag below this version, else the last commit of the previous
+//     version in host-agent/package.json's history: a clone of main alone carries no tags)
 //
-// The previous release's agent is taken from git (`git archive <tag>` into a temporary folder) and
+// The previous release's agent is taken from git (`git archive <revision>` into a temporary folder) and
 // run from its own source with tsx, as a process per host. Its third-party dependencies are this
 // checkout's node_modules when the two lockfiles pin the same packages (a folder of symlinks, with
 // @cphone/* pointing at the old tree's own workspaces), else `npm ci` in the old tree. The control
@@ -35,7 +37,7 @@ const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '../..');
 
 export interface UpgradeOptions {
   mode?: Mode;
-  /** The release the agents start on (a git tag). Default: the newest `vX.Y.Z` tag below this release. */
+  /** The release the agents start on (a git tag or commit). Default: see {@link previousRelease}. */
   from?: string;
 }
 
@@ -46,6 +48,8 @@ export interface UpgradeSummary {
   failures: string[];
   figures: {
     fromVersion: string;
+    /** The commit the previous release's agent was built from. */
+    fromCommit: string;
     toVersion: string;
     /** How the old tree got its dependencies. */
     dependencies: 'linked (lockfiles pin the same packages)' | 'npm ci';
@@ -92,30 +96,67 @@ function compareVersions(a: string, b: string): number {
   return 0;
 }
 
-/** The previous release: the newest `vX.Y.Z` tag whose version is below this checkout's. */
-export async function previousReleaseTag(current: string): Promise<string> {
-  const { stdout } = await run('git', ['-C', repoRoot, 'tag', '--list', 'v*']);
-  const below = stdout
+/**
+ * The previous release as a git revision: the newest `vX.Y.Z` tag below `current` when the clone
+ * has tags, else the commit before the one that set this version in `host-agent/package.json`
+ * (the release's last commit; a clone of the branch alone carries no tags, but it carries that).
+ */
+export async function previousRelease(current: string): Promise<{ revision: string; label: string }> {
+  const { stdout: tags } = await run('git', ['-C', repoRoot, 'tag', '--list', 'v*']);
+  const below = tags
     .split('\n')
     .filter((t) => /^v\d+\.\d+\.\d+$/.test(t) && compareVersions(t.slice(1), current) < 0)
     .sort((a, b) => compareVersions(b.slice(1), a.slice(1)));
-  if (below[0] === undefined) {
-    throw new Error(
-      `no release tag vX.Y.Z below ${current} in this clone (a shallow clone needs \`git fetch --tags\`)`,
-    );
+  if (below[0] !== undefined) return { revision: below[0], label: below[0] };
+  const { stdout: commits } = await run('git', [
+    '-C',
+    repoRoot,
+    'log',
+    '--first-parent',
+    '--format=%H',
+    '--',
+    'host-agent/package.json',
+  ]);
+  let bump: string | undefined;
+  for (const commit of commits.split('\n').filter(Boolean)) {
+    const version = await versionAt(commit);
+    if (version !== undefined && compareVersions(version, current) < 0) {
+      if (bump === undefined) break;
+      const { stdout } = await run('git', ['-C', repoRoot, 'rev-parse', `${bump}^1`]);
+      const revision = stdout.trim();
+      return { revision, label: `v${(await versionAt(revision)) ?? version} (${revision.slice(0, 7)})` };
+    }
+    bump = commit;
   }
-  return below[0];
+  throw new Error(
+    `no release below ${current} in this clone: no vX.Y.Z tag and no earlier version in the history of host-agent/package.json (a shallow clone needs \`git fetch --unshallow\`)`,
+  );
 }
 
-/** Extracts `tag` into a fresh folder and gives it dependencies; returns the folder and how. */
-async function previousRelease(
-  tag: string,
-): Promise<{ tree: string; version: string; dependencies: UpgradeSummary['figures']['dependencies'] }> {
-  await run('git', ['-C', repoRoot, 'rev-parse', '--verify', '--quiet', `${tag}^{commit}`]).catch(() => {
-    throw new Error(`--from=${tag}: no such tag in this clone (a shallow clone needs \`git fetch --tags\`)`);
-  });
-  const tree = await mkdtemp(join(tmpdir(), `cphone-drill-${tag}-`));
-  await run('bash', ['-c', `git -C "$0" archive "$1" | tar -x -C "$2"`, repoRoot, tag, tree]);
+/** `host-agent/package.json`'s version at `revision`, if the file is there. */
+async function versionAt(revision: string): Promise<string | undefined> {
+  const shown = await run('git', ['-C', repoRoot, 'show', `${revision}:host-agent/package.json`]).catch(
+    () => undefined,
+  );
+  return shown === undefined ? undefined : (JSON.parse(shown.stdout) as { version: string }).version;
+}
+
+/** Extracts `revision` into a fresh folder and gives it dependencies; returns the folder and how. */
+async function extractRelease(revision: string): Promise<{
+  tree: string;
+  commit: string;
+  version: string;
+  dependencies: UpgradeSummary['figures']['dependencies'];
+}> {
+  const commit = (
+    await run('git', ['-C', repoRoot, 'rev-parse', '--verify', '--quiet', `${revision}^{commit}`]).catch(
+      () => {
+        throw new Error(`--from=${revision}: no such tag or commit in this clone`);
+      },
+    )
+  ).stdout.trim();
+  const tree = await mkdtemp(join(tmpdir(), 'cphone-drill-release-'));
+  await run('bash', ['-c', `git -C "$0" archive "$1" | tar -x -C "$2"`, repoRoot, revision, tree]);
   const version = (
     JSON.parse(await readFile(join(tree, 'host-agent/package.json'), 'utf8')) as { version: string }
   ).version;
@@ -127,7 +168,7 @@ async function previousRelease(
       cwd: tree,
       timeout: 600_000,
     });
-    return { tree, version, dependencies: 'npm ci' };
+    return { tree, commit, version, dependencies: 'npm ci' };
   }
   const modules = join(tree, 'node_modules');
   await mkdir(join(modules, '@cphone'), { recursive: true });
@@ -141,7 +182,7 @@ async function previousRelease(
     const { name } = JSON.parse(await readFile(join(tree, ws, 'package.json'), 'utf8')) as { name: string };
     await symlink(relative(dirname(join(modules, name)), join(tree, ws)), join(modules, name));
   }
-  return { tree, version, dependencies: 'linked (lockfiles pin the same packages)' };
+  return { tree, commit, version, dependencies: 'linked (lockfiles pin the same packages)' };
 }
 
 interface AgentProcess {
@@ -183,13 +224,18 @@ export async function upgradeDrill(options: UpgradeOptions = {}): Promise<Upgrad
   const toVersion = (
     JSON.parse(await readFile(join(repoRoot, 'host-agent/package.json'), 'utf8')) as { version: string }
   ).version;
-  const from = options.from ?? (await previousReleaseTag(toVersion));
+  const from = options.from ?? (await previousRelease(toVersion)).revision;
   const size = SIZES[mode];
   const log = progress('upgrade');
   const engine = await connectEngine();
   const bundle = await bundleStandinPhone();
-  const old = await previousRelease(from);
-  log('previous release extracted', { from, version: old.version, dependencies: old.dependencies });
+  const old = await extractRelease(from);
+  log('previous release extracted', {
+    from,
+    commit: old.commit,
+    version: old.version,
+    dependencies: old.dependencies,
+  });
   const dir = await drillDir('cphone-drill-upgrade-');
   const server = await PgServer.init(dir, 'data');
   const scopes: string[] = [];
@@ -336,6 +382,7 @@ export async function upgradeDrill(options: UpgradeOptions = {}): Promise<Upgrad
       failures,
       figures: {
         fromVersion: old.version,
+        fromCommit: old.commit,
         toVersion,
         dependencies: old.dependencies,
         agents: size.hosts,

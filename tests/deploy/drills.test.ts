@@ -50,6 +50,7 @@ test('upgrade: v0.1.0 agents work under this control plane and upgrade one by on
   process.stderr.write(`${JSON.stringify(summary.figures)}\n`);
   assert.deepEqual(summary.failures, []);
   assert.equal(summary.figures.fromVersion, '0.1.0');
+  assert.match(summary.figures.fromCommit, /^[0-9a-f]{40}$/);
   assert.equal(summary.figures.phonesRestarted, 0);
   assert.equal(summary.figures.phonesNotRunning, 0);
   assert.equal(summary.figures.downtimeMs.length, summary.figures.agents);
