@@ -14,7 +14,8 @@
 //   rowsLost            phones the API acknowledged that the new primary does not have (must be 0)
 //   usageSamplesLost    acknowledged usage samples the new primary lacks (must be 0), and every
 //                       agent's spool drained once metering stops
-//   leadershipAcquired  times the control plane took the leadership after the kill (must be 1)
+//   leadershipAcquired  times the control plane took the leadership after the kill (must be 1;
+//                       the drill waits up to 60 s for it: leadershipRegainedMs)
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Code, ConnectError } from '@connectrpc/connect';
@@ -52,6 +53,8 @@ export interface FailoverSummary {
     usageDrainMs: number;
     leadershipAcquiredBeforeKill: number;
     leadershipAcquiredAfterKill: number;
+    /** Kill -> the control plane leads again (null: not within 60 s). */
+    leadershipRegainedMs: number | null;
     leaderAtEnd: boolean;
     /** The pooled connections the control plane saw fail (each logged, none fatal). */
     poolConnectionsFailed: number;
@@ -164,6 +167,17 @@ export async function failoverDrill(options: FailoverOptions = {}): Promise<Fail
     const rtoMs = firstWrite.end - killedAt;
     log('writes are back', { rtoMs });
     await new Promise((r) => setTimeout(r, size.afterMs));
+    // The leader's database session died with the primary; it reconnects with backoff (longer the
+    // longer the outage) and then takes the lock at its next poll. Wait for that, not a fixed time.
+    await until(
+      'the control plane to lead again',
+      async () => f.plane.cluster.isLeader() && f.tap.count(LEADS, killedAt) > 0,
+      60_000,
+      50,
+    ).catch(() => undefined);
+    const regained = f.tap.lines.find((l) => l.msg === LEADS && l.time >= killedAt);
+    const leadershipRegainedMs = regained ? regained.time - killedAt : null;
+    log('leadership', { leadershipRegainedMs });
     stop = true;
     await Promise.all(callers);
 
@@ -264,6 +278,7 @@ export async function failoverDrill(options: FailoverOptions = {}): Promise<Fail
         usageDrainMs,
         leadershipAcquiredBeforeKill: leadsBefore,
         leadershipAcquiredAfterKill: leadsAfter,
+        leadershipRegainedMs,
         leaderAtEnd,
         poolConnectionsFailed,
         syncStateBeforeKill,

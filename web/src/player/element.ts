@@ -384,7 +384,9 @@ export class CphonePlayer extends HTMLElement {
     const conn = this.#conn;
     if (!conn) return;
     this.#frames++;
-    conn.presented(meta.rtpTimestamp, meta.expectedDisplayTime);
+    // When it is shown: expectedDisplayTime, except that a starved Chromium can date it from a
+    // stale begin-frame, before its last packet arrived; no frame is shown before it is received.
+    conn.presented(meta.rtpTimestamp, Math.max(meta.expectedDisplayTime, meta.receiveTime ?? 0));
     if (this.#firstFrameMs === undefined && this.#state !== 'idle') {
       const ms = Math.max(0, now - this.#connectStartedAt);
       this.#firstFrameMs = ms;

@@ -137,10 +137,13 @@ export class StreamConnection {
     return joined;
   }
 
-  /** A presented frame (requestVideoFrameCallback), for the sfu to measure its glass-to-glass latency. */
-  presented(rtpTimestamp: number | undefined, expectedDisplayTime: number): void {
+  /**
+   * A presented frame (requestVideoFrameCallback), for the sfu to measure its glass-to-glass
+   * latency; `shownAt` is on performance.now's clock.
+   */
+  presented(rtpTimestamp: number | undefined, shownAt: number): void {
     if (rtpTimestamp === undefined) return;
-    this.#frames.push({ rtpTimestamp, presentedAtMs: performance.timeOrigin + expectedDisplayTime });
+    this.#frames.push({ rtpTimestamp, presentedAtMs: performance.timeOrigin + shownAt });
     if (this.#frames.length > 300) this.#frames.shift();
   }
 
@@ -208,7 +211,9 @@ export class StreamConnection {
         bytes += Number(entry.bytesReceived ?? 0);
         lost += Math.max(0, Number(entry.packetsLost ?? 0));
         received += Number(entry.packetsReceived ?? 0);
-        if (entry.kind === 'video') {
+        // The video receiver that decodes: mediasoup-client's probation receiver (padding only,
+        // nothing decoded) is video too, in no fixed order.
+        if (entry.kind === 'video' && Number(entry.framesDecoded ?? 0) >= framesDecoded) {
           this.figures.fps = Number(entry.framesPerSecond ?? 0);
           framesDecoded = Number(entry.framesDecoded ?? 0);
           const emitted = Number(entry.jitterBufferEmittedCount ?? 0);

@@ -234,9 +234,11 @@ async function connect(options: ViewerStartOptions): Promise<Json> {
     state.height = meta.height;
     if (options.reportEveryMs && meta.rtpTimestamp !== undefined) {
       // expectedDisplayTime: when the compositor will show it, the "glass" end of glass-to-glass.
+      // On a starved machine Chromium can date it from a stale begin-frame, before the frame's
+      // last packet even arrived: no frame is shown before it is received (as the player does).
       const record = {
         rtpTimestamp: meta.rtpTimestamp,
-        presentedAtMs: performance.timeOrigin + meta.expectedDisplayTime,
+        presentedAtMs: performance.timeOrigin + Math.max(meta.expectedDisplayTime, meta.receiveTime ?? 0),
       };
       state.presented.push(record);
       if (state.presented.length > 600) state.presented.shift();
@@ -309,7 +311,13 @@ async function report(s: Signal): Promise<void> {
   let framesDecoded = 0;
   let jitterBufferMs = 0;
   stats?.forEach((entry: Json) => {
-    if (entry.type === 'inbound-rtp' && entry.kind === 'video') {
+    // The video receiver that decodes: mediasoup-client's probation receiver (padding only,
+    // nothing decoded) is video too, in no fixed order.
+    if (
+      entry.type === 'inbound-rtp' &&
+      entry.kind === 'video' &&
+      Number(entry.framesDecoded ?? 0) >= framesDecoded
+    ) {
       fps = Number(entry.framesPerSecond ?? 0);
       framesDecoded = Number(entry.framesDecoded ?? 0);
       const emitted = Number(entry.jitterBufferEmittedCount ?? 0);
