@@ -101,13 +101,13 @@ function compareVersions(a: string, b: string): number {
  * has tags, else the commit before the one that set this version in `host-agent/package.json`
  * (the release's last commit; a clone of the branch alone carries no tags, but it carries that).
  */
-export async function previousRelease(current: string): Promise<{ revision: string; label: string }> {
+export async function previousRelease(current: string): Promise<string> {
   const { stdout: tags } = await run('git', ['-C', repoRoot, 'tag', '--list', 'v*']);
   const below = tags
     .split('\n')
     .filter((t) => /^v\d+\.\d+\.\d+$/.test(t) && compareVersions(t.slice(1), current) < 0)
     .sort((a, b) => compareVersions(b.slice(1), a.slice(1)));
-  if (below[0] !== undefined) return { revision: below[0], label: below[0] };
+  if (below[0] !== undefined) return below[0];
   const { stdout: commits } = await run('git', [
     '-C',
     repoRoot,
@@ -122,9 +122,7 @@ export async function previousRelease(current: string): Promise<{ revision: stri
     const version = await versionAt(commit);
     if (version !== undefined && compareVersions(version, current) < 0) {
       if (bump === undefined) break;
-      const { stdout } = await run('git', ['-C', repoRoot, 'rev-parse', `${bump}^1`]);
-      const revision = stdout.trim();
-      return { revision, label: `v${(await versionAt(revision)) ?? version} (${revision.slice(0, 7)})` };
+      return `${bump}^1`;
     }
     bump = commit;
   }
@@ -224,7 +222,7 @@ export async function upgradeDrill(options: UpgradeOptions = {}): Promise<Upgrad
   const toVersion = (
     JSON.parse(await readFile(join(repoRoot, 'host-agent/package.json'), 'utf8')) as { version: string }
   ).version;
-  const from = options.from ?? (await previousRelease(toVersion)).revision;
+  const from = options.from ?? (await previousRelease(toVersion));
   const size = SIZES[mode];
   const log = progress('upgrade');
   const engine = await connectEngine();

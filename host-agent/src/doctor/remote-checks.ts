@@ -9,12 +9,23 @@ function engineCommand(name: string | undefined): string {
   return name?.toLowerCase().includes('podman') ? 'podman' : 'docker';
 }
 
-async function engine(ctx: DoctorContext) {
-  try {
-    return { version: await ctx.probes.engineVersion(ctx.settings.config.dockerSocket) };
-  } catch (err) {
-    return { error: err as NodeJS.ErrnoException };
+type EngineAnswer = Awaited<ReturnType<DoctorContext['probes']['engineVersion']>>;
+const engines = new WeakMap<
+  DoctorContext,
+  Promise<{ version?: EngineAnswer; error?: NodeJS.ErrnoException }>
+>();
+
+/** The engine's version, asked once per doctor run (the runtime and image checks both need it). */
+function engine(ctx: DoctorContext) {
+  let found = engines.get(ctx);
+  if (found === undefined) {
+    found = ctx.probes.engineVersion(ctx.settings.config.dockerSocket).then(
+      (version) => ({ version }),
+      (err: unknown) => ({ error: err as NodeJS.ErrnoException }),
+    );
+    engines.set(ctx, found);
   }
+  return found;
 }
 
 export const runtimeCheck: Check = async (ctx) => {

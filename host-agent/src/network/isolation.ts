@@ -63,7 +63,7 @@ export class NetworkIsolation {
 
   /** Ensures the chains, syncs the per-phone rules (metering what removed rules counted) and prunes networks. */
   recheck(): Promise<void> {
-    const run = this.#chain.then(async () => {
+    return this.#serial(async () => {
       const { firewall } = this.#options;
       await firewall.ensure();
       const phones = await this.#options.phones();
@@ -75,6 +75,11 @@ export class NetworkIsolation {
       if (this.#options.pruneNetworks !== undefined) await this.#options.pruneNetworks();
       this.#checks++;
     });
+  }
+
+  /** Runs `work` after every firewall operation queued before it (iptables calls never overlap). */
+  #serial(work: () => Promise<void>): Promise<void> {
+    const run = this.#chain.then(work);
     this.#chain = run.catch(() => undefined);
     return run;
   }
@@ -84,10 +89,8 @@ export class NetworkIsolation {
    * per interval). Bytes of devices not asked for stay pending for a later sample.
    */
   async takeEgress(deviceIds: readonly string[]): Promise<Map<string, bigint>> {
-    const read = this.#chain.then(async () => this.#account(await this.#options.firewall.egressRules()));
-    this.#chain = read.catch(() => undefined);
     try {
-      await read;
+      await this.#serial(async () => this.#account(await this.#options.firewall.egressRules()));
     } catch (err) {
       this.#failed(err); // what was counted before still goes out
     }
